@@ -1,0 +1,18 @@
+"""Health checks: one HTTP request to an endpoint of the deployed service."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from .base import CheckContext, CheckResult, Deadline
+from .http import exchange, join_url, new_session, verify_reply
+
+
+def check(spec: Mapping[str, Any], ctx: CheckContext) -> CheckResult:
+    deadline = Deadline(spec.get("timeout_seconds", 5))
+    method = spec.get("method", "GET")
+    endpoint = spec["endpoint"]
+    url = join_url(ctx.base_url, endpoint)
+    with new_session(ctx) as session:
+        reply = exchange(session, method, url, deadline, headers=spec.get("headers"), label=f"{method} {endpoint}")
+    return verify_reply(reply, method, endpoint, spec.get("expected_status", 200), spec.get("expect"))

@@ -1,0 +1,54 @@
+"""``redis`` dependency check: connect with redis-py and run ``command`` (default ``PING``)."""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any, Mapping
+from urllib.parse import urlsplit
+
+from .base import CheckContext, CheckFailed, CheckResult, Deadline, run_with_deadline
+
+DEFAULT_URL = "redis://localhost:6379/0"
+
+
+def check(spec: Mapping[str, Any], ctx: CheckContext) -> CheckResult:
+    import redis  # deferred: keeps an HTTP-only run light
+
+    timeout = float(spec.get("timeout_seconds", 3))
+    deadline = Deadline(timeout)
+    url = spec.get("url") or ctx.environ.get("REDIS_URL") or DEFAULT_URL
+    parts = urlsplit(url)
+    ctx.redactor.add(parts.password)
+    where = f"{parts.hostname or 'localhost'}:{parts.port or 6379}"
+    command = shlex.split(spec.get("command", "PING"))
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    # No retries: a smoke check reports what one attempt saw, within its own deadline.
+    client = redis.Redis.from_url(
+        url, socket_connect_timeout=timeout, socket_timeout=timeout, retry=Retry(NoBackoff(), 0)
+    )
+
+    def probe() -> CheckResult:
+        reply = client.execute_command(*command)
+        if isinstance(reply, bytes):
+            reply = reply.decode("utf-8", "replace")
+        return CheckResult(summary=f"{' '.join(command)} -> {reply!r}", facts={"endpoint": where, "reply": str(reply)[:100]})
+
+    try:
+        return run_with_deadline(probe, deadline, what=f"Redis {where}", abort=client.close)
+    except redis.AuthenticationError as exc:
+        raise CheckFailed(f"Redis unavailable: authentication failed at {where} ({exc})", kind="redis_auth") from None
+    except redis.ResponseError as exc:
+        if "NOAUTH" in str(exc) or "WRONGPASS" in str(exc):
+            raise CheckFailed(f"Redis unavailable: authentication failed at {where} ({exc})", kind="redis_auth") from None
+        raise CheckFailed(f"Redis command {' '.join(command[:1])} failed: {exc}", kind="redis_command") from None
+    except redis.TimeoutError:
+        raise CheckFailed(f"Redis unavailable: timed out after {timeout:g} s at {where}", kind="timeout") from None
+    except redis.ConnectionError as exc:
+        reason = "connection refused" if "refused" in str(exc).lower() else str(exc).splitlines()[0]
+        raise CheckFailed(f"Redis unavailable: {reason} at {where}", kind="redis_down") from None
+    except redis.RedisError as exc:
+        raise CheckFailed(f"Redis unavailable: {exc}", kind="redis_down") from None
+    finally:
+        client.close()

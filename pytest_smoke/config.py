@@ -1,0 +1,512 @@
+"""Load, interpolate and validate a smoke config.
+
+The pipeline is: read JSON or YAML -> validate against the shipped JSON Schema -> apply the
+``environments`` override selected by ``--smoke-env`` -> validate again -> interpolate
+``${VAR}`` / ``${VAR:-default}`` from the process environment -> semantic checks (duplicate names,
+unknown ``{template}`` variables, relative endpoints without a base URL).
+
+Every problem becomes a :class:`ConfigError` naming the file, the path to the bad value and,
+where the format allows, the line. Nothing here sends a request.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import string
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import yaml
+
+SCHEMA_RESOURCE = "smoke-config.schema.json"
+
+# Sections that generate checks, the node-id prefix of their items, and their default timeouts.
+SECTIONS = {
+    "health_checks": ("health", 5.0),
+    "dependency_checks": ("dependency", 5.0),
+    "critical_paths": ("critical_path", 30.0),
+}
+
+# Values interpolated under these keys are addresses, not credentials, so they stay readable.
+NOT_SECRET_KEYS = frozenset(
+    {"base_url", "endpoint", "name", "method", "namespace", "deployment", "container", "context", "type"}
+)
+# Short values ("1", "app") would redact unrelated text everywhere; nobody's secret is that short.
+MIN_SECRET_LENGTH = 4
+
+_VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class ConfigError(Exception):
+    """A config file that cannot be used. ``str()`` is the complete user-facing message."""
+
+    def __init__(self, file: Path | str, message: str, location: str = "", line: int | None = None):
+        self.file = str(file)
+        self.location = location
+        self.line = line
+        self.message = message
+        where = self.file + (f":{line}" if line else "")
+        prefix = f"{where}: {location}: " if location else f"{where}: "
+        super().__init__(f"smoke config error: {prefix}{message}")
+
+
+@dataclass(frozen=True)
+class Check:
+    """One generated check: what to run and how it counts in the verdict."""
+
+    kind: str  # "health", "dependency" or "critical_path"
+    name: str
+    required: bool
+    timeout: float
+    spec: Mapping[str, Any]
+    location: str  # e.g. "health_checks[1]"
+
+    @property
+    def node_name(self) -> str:
+        return f"{self.kind}[{self.name}]"
+
+
+@dataclass
+class SmokeConfig:
+    path: Path
+    data: dict[str, Any]
+    environment: str | None = None
+    secrets: frozenset[str] = field(default_factory=frozenset)
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.data.get("enabled", True))
+
+    @property
+    def base_url(self) -> str | None:
+        return self.data.get("base_url")
+
+    @property
+    def timeout(self) -> float:
+        return float(self.data.get("timeout_seconds", 300))
+
+    @property
+    def verify(self) -> bool | str:
+        """The ``verify`` argument for requests: False, True or a CA bundle path."""
+        if self.data.get("ca_bundle"):
+            return self.data["ca_bundle"]
+        return bool(self.data.get("verify_tls", True))
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return dict(self.data.get("headers") or {})
+
+    def section(self, key: str) -> dict[str, Any]:
+        return dict(self.data.get(key) or {})
+
+
+@lru_cache(maxsize=1)
+def schema() -> dict[str, Any]:
+    """The JSON Schema shipped inside the package (also usable by editors and CI)."""
+    text = resources.files("pytest_smoke.schema").joinpath(SCHEMA_RESOURCE).read_text("utf-8")
+    return json.loads(text)
+
+
+def load_config(
+    path: str | os.PathLike[str],
+    *,
+    environment: str | None = None,
+    base_url: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> SmokeConfig:
+    """Read, validate and interpolate ``path``; raise :class:`ConfigError` on any problem."""
+    env = os.environ if env is None else env
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(file, "file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(file, f"cannot read file: {exc.__class__.__name__}: {exc}") from None
+
+    raw = _parse(file, text)
+    lines = _LineFinder(text)
+    _validate(file, raw, lines)
+
+    data = _select_environment(file, raw, environment, lines)
+    if environment:
+        _validate(file, data, lines, context=f"with environment {environment!r}")
+
+    secrets: set[str] = set()
+    data = _interpolate(file, data, env, secrets, lines, path=())
+    if base_url:
+        data["base_url"] = base_url
+    elif not data.get("base_url") and env.get("SMOKE_BASE_URL"):
+        data["base_url"] = env["SMOKE_BASE_URL"]
+
+    config = SmokeConfig(path=file, data=data, environment=environment, secrets=frozenset(secrets))
+    config.checks = _build_checks(config, lines)
+    return config
+
+
+# -- parsing ---------------------------------------------------------------------------------------
+
+
+def _parse(file: Path, text: str) -> Any:
+    if file.suffix.lower() in (".yaml", ".yml"):
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise ConfigError(file, f"invalid YAML: {problem}", line=mark.line + 1 if mark else None) from None
+    elif file.suffix.lower() == ".json":
+        try:
+            data = json.loads(text, object_pairs_hook=_reject_duplicate_keys)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(file, f"invalid JSON: {exc.msg} (column {exc.colno})", line=exc.lineno) from None
+        except _DuplicateKey as exc:
+            raise ConfigError(file, f"duplicate key {exc.args[0]!r}") from None
+    else:
+        raise ConfigError(file, "unknown config format: use a .json, .yaml or .yml file")
+    if data is None:
+        raise ConfigError(file, "the file is empty")
+    return data
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _DuplicateKey(key)
+        result[key] = value
+    return result
+
+
+class _LineFinder:
+    """Maps a value's path to its line number, using YAML's composer (JSON parses as YAML)."""
+
+    def __init__(self, text: str):
+        self._text = text
+        self._root: yaml.Node | None | bool = False
+
+    def line(self, path: Iterable[Any]) -> int | None:
+        if self._root is False:
+            try:
+                self._root = yaml.compose(self._text, Loader=yaml.SafeLoader)
+            except yaml.YAMLError:
+                self._root = None
+        node = self._root
+        found = None
+        for part in path:
+            if isinstance(node, yaml.MappingNode):
+                match = [(k, v) for k, v in node.value if getattr(k, "value", None) == part]
+                if not match:
+                    break
+                key_node, node = match[0]
+                found = key_node.start_mark.line + 1
+            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+                node = node.value[part]
+                found = node.start_mark.line + 1
+            else:
+                break
+        return found
+
+
+def format_path(path: Iterable[Any]) -> str:
+    """``("health_checks", 1, "expected_status")`` -> ``health_checks[1].expected_status``."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+# -- schema validation -----------------------------------------------------------------------------
+
+
+def _validate(file: Path, data: Any, lines: _LineFinder, context: str = "") -> None:
+    import jsonschema  # deferred: only needed when a config is actually loaded
+
+    validator = jsonschema.Draft202012Validator(schema())
+    errors = list(validator.iter_errors(data))
+    if not errors:
+        return
+    error = min(errors, key=_error_rank)
+    error = _deepest(error)
+    path, message = _describe(error)
+    if context:
+        message += f" ({context})"
+    raise ConfigError(file, message, location=format_path(path), line=lines.line(path))
+
+
+def _error_rank(error: Any) -> tuple[int, ...]:
+    # Report the first problem in document order, preferring the most specific one.
+    return tuple(p if isinstance(p, int) else 0 for p in error.absolute_path) + (-len(error.absolute_path),)
+
+
+def _deepest(error: Any) -> Any:
+    """For oneOf/anyOf failures, descend to the most relevant sub-error."""
+    from jsonschema.exceptions import best_match
+
+    while error.context:
+        candidate = best_match(error.context)
+        if candidate is None or candidate.validator in ("oneOf", "anyOf") and not candidate.context:
+            break
+        if error.validator in ("oneOf", "anyOf") and _all_type_errors(error):
+            break
+        error = candidate
+    return error
+
+
+def _all_type_errors(error: Any) -> bool:
+    return all(sub.validator == "type" and not sub.relative_path for sub in error.context)
+
+
+_TYPE_NAMES = {
+    "object": "a mapping",
+    "array": "a list",
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "true or false",
+    "null": "null",
+}
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, dict):
+        return "mapping"
+    return "null" if value is None else type(value).__name__
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value, default=str, ensure_ascii=False)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _describe(error: Any) -> tuple[list[Any], str]:
+    path = list(error.absolute_path)
+    got = f"got {_json_type(error.instance)} {_show(error.instance)}"
+    kind = error.validator
+    if kind == "additionalProperties":
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        allowed = ", ".join(sorted(error.schema.get("properties", {})))
+        key = extra[0] if extra else "?"
+        return path + [key], f"unknown key {key!r} (allowed here: {allowed})"
+    if kind == "required":
+        missing = error.validator_value
+        absent = [k for k in missing if k not in error.instance]
+        return path, f"missing required key {absent[0]!r}" if absent else error.message
+    if kind == "type":
+        expected = error.validator_value
+        expected = [expected] if isinstance(expected, str) else expected
+        return path, f"expected {' or '.join(_TYPE_NAMES.get(t, t) for t in expected)}, {got}"
+    if kind in ("oneOf", "anyOf"):
+        if path and path[-1] in ("expected_status", "required_status"):
+            return path, f"expected an HTTP status (100-599) or a list of them, {got}"
+        return path, f"value does not match any allowed form, {got}"
+    if kind == "enum":
+        options = ", ".join(_show(v) for v in error.validator_value)
+        return path, f"expected one of {options}, {got}"
+    if kind == "const":
+        return path, f"expected {_show(error.validator_value)}, {got}"
+    if kind in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
+        op = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}[kind]
+        return path, f"expected a number {op} {error.validator_value}, {got}"
+    if kind == "minItems":
+        return path, f"expected at least {error.validator_value} item(s), got an empty list"
+    if kind == "minLength":
+        return path, f"expected a non-empty string, {got}"
+    if kind == "pattern":
+        if path and path[-1] == "name":
+            return path, f"check names cannot contain '[', ']' or ':' or start with a space, {got}"
+        return path, f"expected a string matching {error.validator_value!r}, {got}"
+    if kind == "propertyNames":
+        return path, f"invalid key {_show(error.instance)}: {error.message}"
+    return path, error.message
+
+
+# -- environments ----------------------------------------------------------------------------------
+
+
+def _select_environment(file: Path, raw: dict[str, Any], environment: str | None, lines: _LineFinder) -> dict[str, Any]:
+    data = copy.deepcopy(raw)
+    environments = data.pop("environments", None) or {}
+    if not environment:
+        return data
+    if environment not in environments:
+        known = ", ".join(sorted(environments)) or "none are defined"
+        raise ConfigError(
+            file,
+            f"unknown environment {environment!r} (from --smoke-env); known: {known}",
+            location="environments",
+            line=lines.line(["environments"]),
+        )
+    return _deep_merge(data, environments[environment])
+
+
+def _deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Mappings merge key by key; anything else (lists included) replaces."""
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            base[key] = _deep_merge(base[key], value)
+        else:
+            base[key] = copy.deepcopy(value)
+    return base
+
+
+# -- interpolation ---------------------------------------------------------------------------------
+
+
+def _interpolate(
+    file: Path, value: Any, env: Mapping[str, str], secrets: set[str], lines: _LineFinder, path: tuple[Any, ...]
+) -> Any:
+    if isinstance(value, dict):
+        return {k: _interpolate(file, v, env, secrets, lines, path + (k,)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(file, v, env, secrets, lines, path + (i,)) for i, v in enumerate(value)]
+    if not isinstance(value, str) or "$" not in value:
+        return value
+
+    key = next((p for p in reversed(path) if isinstance(p, str)), "")
+    templated = bool(path) and path[0] == "critical_paths"
+
+    def substitute(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name, default = match.group(1), match.group(2)
+        if name in env:
+            resolved = env[name]
+            if key not in NOT_SECRET_KEYS and len(resolved) >= MIN_SECRET_LENGTH:
+                secrets.add(resolved)
+        elif default is not None:
+            resolved = default
+        else:
+            raise ConfigError(
+                file,
+                f"environment variable {name} is not set and has no default (write ${{{name}:-default}})",
+                location=format_path(path),
+                line=lines.line(path),
+            )
+        # A value from the environment is data, never a {template} for critical-path steps.
+        return resolved.replace("{", "{{").replace("}", "}}") if templated else resolved
+
+    return _VAR.sub(substitute, value)
+
+
+# -- checks ----------------------------------------------------------------------------------------
+
+
+def _build_checks(config: SmokeConfig, lines: _LineFinder) -> list[Check]:
+    checks: list[Check] = []
+    for section, (kind, default_timeout) in SECTIONS.items():
+        seen: dict[str, int] = {}
+        for index, spec in enumerate(config.data.get(section) or []):
+            location = f"{section}[{index}]"
+            name = spec["name"]
+            if name in seen:
+                raise ConfigError(
+                    config.path,
+                    f"duplicate check name {name!r} (also used by {section}[{seen[name]}])",
+                    location=f"{location}.name",
+                    line=lines.line([section, index, "name"]),
+                )
+            seen[name] = index
+            if kind == "health":
+                _require_base_url(config, spec["endpoint"], (section, index, "endpoint"), lines)
+            if kind == "critical_path":
+                _check_path_templates(config, spec, index, lines)
+            checks.append(
+                Check(
+                    kind=kind,
+                    name=name,
+                    required=bool(spec.get("required", True)),
+                    timeout=float(spec.get("timeout_seconds", default_timeout)),
+                    spec=spec,
+                    location=location,
+                )
+            )
+    return checks
+
+
+def _require_base_url(config: SmokeConfig, endpoint: str, path: tuple[Any, ...], lines: _LineFinder) -> None:
+    if "://" in endpoint or config.base_url:
+        return
+    raise ConfigError(
+        config.path,
+        f"endpoint {endpoint!r} is relative but no base URL is set "
+        "(set base_url in the config, --smoke-base-url or SMOKE_BASE_URL)",
+        location=format_path(path),
+        line=lines.line(path),
+    )
+
+
+def template_fields(text: str) -> list[str]:
+    """The ``{name}`` fields in ``text``; raises ValueError on malformed braces."""
+    names = []
+    for _literal, name, spec, conversion in string.Formatter().parse(text):
+        if name is None:
+            continue
+        if not name.isidentifier() or spec or conversion:
+            raise ValueError(f"invalid template field {{{name}}}: use {{name}}, or {{{{ for a literal brace")
+        names.append(name)
+    return names
+
+
+def _strings_in(value: Any, path: tuple[Any, ...]) -> Iterable[tuple[tuple[Any, ...], str]]:
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _strings_in(v, path + (k,))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _strings_in(v, path + (i,))
+
+
+TEMPLATED_STEP_KEYS = ("endpoint", "headers", "params", "payload")
+
+
+def _check_path_templates(config: SmokeConfig, spec: Mapping[str, Any], index: int, lines: _LineFinder) -> None:
+    saved: list[str] = []
+    for group in ("steps", "cleanup"):
+        for step_index, step in enumerate(spec.get(group) or []):
+            base = ("critical_paths", index, group, step_index)
+            _require_base_url(config, step["endpoint"], base + ("endpoint",), lines)
+            for key in TEMPLATED_STEP_KEYS:
+                for path, text in _strings_in(step.get(key), base + (key,)):
+                    try:
+                        names = template_fields(text)
+                    except ValueError as exc:
+                        raise ConfigError(config.path, str(exc), format_path(path), lines.line(path)) from None
+                    for name in names:
+                        if name not in saved:
+                            known = ", ".join(saved) or "nothing is saved before this step"
+                            raise ConfigError(
+                                config.path,
+                                f"unknown template variable {{{name}}} (saved so far: {known}; "
+                                "write {{ for a literal brace)",
+                                format_path(path),
+                                lines.line(path),
+                            )
+            if group == "steps":
+                saved.extend(step.get("save") or {})

@@ -1,0 +1,244 @@
+"""The critical-path runner: multi-step user workflows over one HTTP session.
+
+Steps run in order over one ``requests.Session`` (cookies persist). A step can ``save`` values
+from its response for later steps, which use them as ``{name}`` templates. ``cleanup`` steps run
+afterwards whether the path passed or failed. One deadline covers all steps.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from typing import Any, Mapping
+
+from .checks.base import CheckContext, CheckFailed, CheckResult, Deadline
+from .checks.http import Reply, exchange, join_url, new_session, verify_reply
+from .config import template_fields
+from .redact import MASK, is_secret_name
+
+# Cleanup runs even when the path used up its deadline, so it has a budget of its own.
+CLEANUP_SECONDS = 5.0
+
+
+# A literal like the seed's "password": "test" is masked by its key wherever it is shown; only
+# longer literals are also hunted for in free text, so "test" does not mask "pytest".
+MIN_LITERAL_SECRET = 6
+
+
+class StepFailed(CheckFailed):
+    pass
+
+
+def run_path(spec: Mapping[str, Any], ctx: CheckContext) -> CheckResult:
+    name = spec["name"]
+    deadline = Deadline(spec.get("timeout_seconds", 30))
+    saved: dict[str, Any] = {}
+    steps = list(spec["steps"])
+    _learn_secrets(ctx, steps + list(spec.get("cleanup") or []))
+    warnings: list[str] = []
+    with new_session(ctx) as session:
+        try:
+            for number, step in enumerate(steps, start=1):
+                _run_step(session, ctx, step, number, len(steps), saved, deadline, name)
+        except CheckFailed as failure:
+            warnings += _cleanup(session, ctx, spec, saved)
+            if warnings:
+                failure.details += "\n" + "\n".join(f"warning: {w}" for w in warnings)
+            raise
+        warnings += _cleanup(session, ctx, spec, saved)
+    return CheckResult(
+        summary=f"{len(steps)} step(s) passed",
+        facts={"steps": len(steps), "saved": sorted(saved)},
+        warnings=warnings,
+    )
+
+
+def _learn_secrets(ctx: CheckContext, steps: list[Mapping[str, Any]]) -> None:
+    """Literal values under secret-looking keys (a login password) are secrets too."""
+
+    def walk(value: Any, key: str = "") -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(v, str(k))
+        elif isinstance(value, list):
+            for v in value:
+                walk(v, key)
+        elif key and is_secret_name(key) and isinstance(value, str):
+            # Only the literal part: "Bearer {token}" is masked once {token} is known.
+            for literal, _field, _spec, _conv in _format_parts(value):
+                if len(literal.strip()) >= MIN_LITERAL_SECRET:
+                    ctx.redactor.add(literal.strip())
+
+    for step in steps:
+        walk(step.get("payload"))
+        walk(step.get("headers"))
+
+
+def _format_parts(text: str) -> list[tuple[str, Any, Any, Any]]:
+    import string
+
+    try:
+        return list(string.Formatter().parse(text))
+    except ValueError:
+        return [(text, None, None, None)]
+
+
+def render(value: Any, saved: Mapping[str, Any]) -> Any:
+    """Fill ``{name}`` templates from saved values; a string that is exactly one field keeps its type."""
+    if isinstance(value, str):
+        fields = template_fields(value)
+        if len(fields) == 1 and value == "{" + fields[0] + "}":
+            return saved[fields[0]]
+        return value.format_map(saved) if fields or "{" in value or "}" in value else value
+    if isinstance(value, dict):
+        return {k: render(v, saved) for k, v in value.items()}
+    if isinstance(value, list):
+        return [render(v, saved) for v in value]
+    return value
+
+
+def _run_step(
+    session: Any,
+    ctx: CheckContext,
+    step: Mapping[str, Any],
+    number: int,
+    total: int,
+    saved: dict[str, Any],
+    deadline: Deadline,
+    path_name: str,
+) -> Reply:
+    method = step.get("method", "GET")
+    endpoint = render(step["endpoint"], saved)
+    url = join_url(ctx.base_url, str(endpoint))
+    headers = {k: str(v) for k, v in render(step.get("headers") or {}, saved).items()}
+    params = render(step.get("params"), saved)
+    payload = render(step.get("payload"), saved)
+    where = f"step {number}/{total} ({method} {endpoint})"
+
+    def fail(failure: CheckFailed) -> StepFailed:
+        curl = curl_command(ctx, method, url, headers, params, payload, session)
+        lines = [failure.details] if failure.details else []
+        lines.append(f"saved so far: {_show_saved(ctx, saved)}")
+        lines.append(f"reproduce: {curl}")
+        reason = failure.reason
+        for prefix in (f"{method} {endpoint}", str(endpoint)):
+            if reason.startswith(prefix):
+                reason = reason[len(prefix) :].lstrip(" :")
+                break
+        return StepFailed(
+            f"{path_name}: {where} {reason}", "\n".join(lines), kind=failure.kind, step=number, **failure.facts
+        )
+
+    try:
+        if step.get("rate_limit"):
+            reply = _rate_limit(session, method, url, headers, params, payload, deadline, step["rate_limit"], str(endpoint))
+        else:
+            reply = exchange(session, method, url, deadline, headers=headers, params=params, payload=payload, label=f"{method} {endpoint}")
+            verify_reply(reply, method, str(endpoint), step.get("required_status"), step.get("expect"))
+        _save(ctx, reply, step.get("save") or {}, saved)
+    except CheckFailed as failure:
+        raise fail(failure) from None
+    for cookie in session.cookies:
+        ctx.redactor.add(cookie.value)
+    return reply
+
+
+def _rate_limit(session, method, url, headers, params, payload, deadline, rule, endpoint) -> Reply:  # type: ignore[no-untyped-def]
+    wanted = int(rule.get("expect_status", 429))
+    limit = int(rule["requests"])
+    statuses: dict[int, int] = {}
+    for _ in range(limit):
+        reply = exchange(session, method, url, deadline, headers=headers, params=params, payload=payload, label=f"{method} {endpoint}")
+        if reply.status == wanted:
+            return reply
+        statuses[reply.status] = statuses.get(reply.status, 0) + 1
+    seen = ", ".join(f"{count}x {status}" for status, count in sorted(statuses.items()))
+    raise CheckFailed(
+        f"rate limiting not enforced after {limit} requests (no {wanted}; got {seen})", kind="rate_limit_not_enforced"
+    )
+
+
+def _save(ctx: CheckContext, reply: Reply, rules: Mapping[str, str], saved: dict[str, Any]) -> None:
+    for name, source in rules.items():
+        root, _, rest = source.partition(".")
+        if root == "body":
+            try:
+                value: Any = reply.json()
+            except ValueError:
+                raise CheckFailed(f"cannot save {name!r} from {source}: the response body is not JSON", kind="save_missing") from None
+        elif root == "headers":
+            value = {k.lower(): v for k, v in reply.headers.items()}
+            rest = rest.lower()
+        else:
+            value = reply.cookies
+        walked = root
+        for part in rest.split(".") if rest else []:
+            if isinstance(value, dict) and part in value:
+                value = value[part]
+            elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+                value = value[int(part)]
+            else:
+                there = (
+                    f"keys: {', '.join(map(str, value)) or 'none'}"
+                    if isinstance(value, dict)
+                    else f"a list of {len(value)}" if isinstance(value, list) else f"a {type(value).__name__}"
+                )
+                raise CheckFailed(
+                    f"cannot save {name!r}: {source} not found ({walked} has {there})", kind="save_missing"
+                )
+            walked += "." + part
+        saved[name] = value
+        if is_secret_name(name) or root == "cookies" or is_secret_name(rest):
+            ctx.redactor.add(value)
+
+
+def _cleanup(session: Any, ctx: CheckContext, spec: Mapping[str, Any], saved: dict[str, Any]) -> list[str]:
+    warnings = []
+    steps = list(spec.get("cleanup") or [])
+    deadline = Deadline(CLEANUP_SECONDS)
+    for number, step in enumerate(steps, start=1):
+        missing = [
+            f for key in ("endpoint", "headers", "params", "payload") for f in _fields(step.get(key)) if f not in saved
+        ]
+        if missing:
+            warnings.append(f"cleanup step {number} skipped: {{{missing[0]}}} was never saved")
+            continue
+        try:
+            _run_step(session, ctx, step, number, len(steps), saved, deadline, f"{spec['name']} cleanup")
+        except CheckFailed as failure:
+            warnings.append(f"cleanup failed: {failure.reason}")
+    return warnings
+
+
+def _fields(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return template_fields(value)
+    if isinstance(value, dict):
+        return [f for v in value.values() for f in _fields(v)]
+    if isinstance(value, list):
+        return [f for v in value for f in _fields(v)]
+    return []
+
+
+def _show_saved(ctx: CheckContext, saved: Mapping[str, Any]) -> str:
+    if not saved:
+        return "(nothing)"
+    shown = ctx.redactor.value(dict(saved))
+    return ", ".join(f"{k}={json.dumps(v)[:60] if not isinstance(v, str) else v[:60]}" for k, v in shown.items())
+
+
+def curl_command(ctx: CheckContext, method: str, url: str, headers: Mapping[str, str], params: Any, payload: Any, session: Any) -> str:
+    """A ready-to-paste, redacted curl line for one step."""
+    from requests import Request
+
+    prepared = Request(method, url, params=params).prepare()
+    parts = ["curl", "-sS", "-X", method, prepared.url or url]
+    merged = {**{k: v for k, v in session.headers.items() if k.lower() not in ("accept-encoding", "connection", "accept")}, **headers}
+    for key, value in merged.items():
+        parts += ["-H", f"{key}: {MASK if is_secret_name(key) else value}"]
+    cookies = session.cookies.get_dict()
+    if cookies:
+        parts += ["-b", "; ".join(f"{k}={MASK}" for k in cookies)]
+    if payload is not None:
+        parts += ["-H", "Content-Type: application/json", "--data-raw", json.dumps(ctx.redactor.value(payload))]
+    return ctx.redactor.text(" ".join(shlex.quote(str(p)) for p in parts))

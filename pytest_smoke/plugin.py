@@ -1,0 +1,209 @@
+"""pytest glue: options, markers, and one ``pytest.Function`` item per configured check.
+
+Registered through the ``pytest11`` entry point, so installing the package is enough. Without a
+smoke config (``--smoke-config``, ini ``smoke_config`` or env ``SMOKE_CONFIG``) the plugin does
+nothing at all, so an ordinary test run is unaffected.
+
+The config file usually lives in a dot-directory (``.coditect/config/``) that pytest never
+recurses into, so instead of relying on file discovery the session's own collect report gets one
+more collector: a :class:`SmokeFile` built from the option.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from .checks import CheckContext, CheckFailed, run_check
+from .config import Check, ConfigError, SmokeConfig, load_config
+from .redact import Redactor
+
+REQUIRED_MARKER = "smoke_required"
+OPTIONAL_MARKER = "smoke_optional"
+# pytest-timeout backstop past a check's own deadline; the check normally fails first, cleanly.
+TIMEOUT_BACKSTOP_SECONDS = 10.0
+
+smoke_run_key = pytest.StashKey["SmokeRun"]()
+
+
+class SmokeRun:
+    """Everything one process knows about this smoke run."""
+
+    def __init__(self, config: SmokeConfig):
+        self.config = config
+        self.redactor = Redactor(config.secrets)
+        self.context = CheckContext(
+            base_url=config.base_url,
+            headers=config.headers,
+            verify=config.verify,
+            redactor=self.redactor,
+            environ=dict(os.environ),
+        )
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("smoke", "post-deploy smoke checks (pytest-smoke)")
+    group.addoption(
+        "--smoke-config",
+        metavar="PATH",
+        help="Smoke config (JSON or YAML) to generate checks from. Falls back to the "
+        "smoke_config ini option, then the SMOKE_CONFIG environment variable.",
+    )
+    group.addoption(
+        "--smoke-base-url",
+        metavar="URL",
+        help="Base URL that relative endpoints are joined to. Overrides base_url in the config; "
+        "SMOKE_BASE_URL is used when neither is set.",
+    )
+    group.addoption(
+        "--smoke-env",
+        metavar="NAME",
+        help="Apply the config's environments.NAME overrides (e.g. prod, staging).",
+    )
+    parser.addini("smoke_config", "Smoke config path, relative to the ini file's directory.", type="string")
+
+
+def find_config_path(config: pytest.Config) -> Path | None:
+    option = config.getoption("smoke_config")
+    if option:
+        return Path(option)
+    ini = config.getini("smoke_config")
+    if ini:
+        base = config.inipath.parent if config.inipath else config.rootpath
+        return base / ini
+    if os.environ.get("SMOKE_CONFIG"):
+        return Path(os.environ["SMOKE_CONFIG"])
+    return None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", f"{REQUIRED_MARKER}: a smoke check whose failure is critical and can trigger a rollback."
+    )
+    config.addinivalue_line(
+        "markers", f"{OPTIONAL_MARKER}: a smoke check whose failure is a warning; the deployment continues."
+    )
+    path = find_config_path(config)
+    if path is None:
+        return
+    try:
+        smoke_config = load_config(
+            path,
+            environment=config.getoption("smoke_env"),
+            base_url=config.getoption("smoke_base_url"),
+        )
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[smoke_run_key] = SmokeRun(smoke_config)
+
+
+def get_run(config: pytest.Config) -> SmokeRun | None:
+    return config.stash.get(smoke_run_key, None)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    run = get_run(config)
+    if run is None:
+        return []
+    sc = run.config
+    if not sc.enabled:
+        return [f"smoke: disabled (enabled: false in {sc.path}); no smoke checks generated"]
+    counts = {kind: sum(1 for c in sc.checks if c.kind == kind) for kind in ("health", "dependency", "critical_path")}
+    env = f", environment {sc.environment}" if sc.environment else ""
+    lines = [
+        f"smoke: {sc.path}{env}: {counts['health']} health, {counts['dependency']} dependency, "
+        f"{counts['critical_path']} critical path check(s)",
+    ]
+    if sc.base_url:
+        lines.append(f"smoke: base URL {run.redactor.text(sc.base_url)}")
+    if sc.verify is False:
+        lines.append("smoke: WARNING: verify_tls is false; TLS certificates are not checked")
+    return lines
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Iterator[None]:
+    report = yield
+    if isinstance(collector, pytest.Session) and report.passed:
+        run = get_run(collector.config)
+        if run is not None and run.config.enabled and run.config.checks:
+            report.result.append(SmokeFile.from_parent(collector, path=run.config.path.resolve()))
+    return report
+
+
+class SmokeFile(pytest.File):
+    """The smoke config as a pytest collector: one item per configured check."""
+
+    def collect(self) -> Iterator[pytest.Item]:
+        run = get_run(self.config)
+        assert run is not None
+        for check in run.config.checks:
+            yield SmokeItem.from_parent(
+                self,
+                name=check.node_name,
+                callobj=_make_runner(run, check),
+                originalname=check.kind,
+                keywords={check.kind: True},
+                smoke_check=check,
+            )
+
+
+def _make_runner(run: SmokeRun, check: Check) -> Any:
+    def smoke_check() -> None:
+        result = run_check(check.kind, check.spec, run.context)
+        item_facts.update(result.facts)
+        item_facts["summary"] = result.summary
+        if result.warnings:
+            item_facts["warnings"] = result.warnings
+
+    item_facts: dict[str, Any] = {}
+    smoke_check.facts = item_facts  # type: ignore[attr-defined]
+    return smoke_check
+
+
+class SmokeItem(pytest.Function):
+    """A generated check. A real ``pytest.Function``, so -k, -m, fixtures and plugins all apply."""
+
+    def __init__(self, *, smoke_check: Check, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.smoke_check = smoke_check
+        marker = REQUIRED_MARKER if smoke_check.required else OPTIONAL_MARKER
+        self.add_marker(getattr(pytest.mark, marker))
+        extra = 5.0 if smoke_check.spec.get("cleanup") else 0.0
+        self.add_marker(pytest.mark.timeout(smoke_check.timeout + TIMEOUT_BACKSTOP_SECONDS + extra))
+        self.user_properties.extend(
+            [
+                ("smoke_kind", smoke_check.kind),
+                ("smoke_name", smoke_check.name),
+                ("smoke_required", smoke_check.required),
+                ("smoke_severity", "critical" if smoke_check.required else "warning"),
+            ]
+        )
+
+    def runtest(self) -> None:
+        try:
+            super().runtest()
+        finally:
+            run = get_run(self.config)
+            facts = getattr(self.obj, "facts", {})
+            for key in ("endpoint", "status", "elapsed_ms", "summary"):
+                if key in facts and run is not None:
+                    self.user_properties.append((f"smoke_{key}", run.redactor.value(facts[key])))
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException]) -> Any:  # type: ignore[override]
+        run = get_run(self.config)
+        redactor = run.redactor if run else Redactor()
+        if isinstance(excinfo.value, CheckFailed):
+            failure = excinfo.value
+            severity = "critical (required check)" if self.smoke_check.required else "warning (optional check)"
+            self.user_properties.append(("smoke_failure_kind", failure.kind))
+            self.user_properties.append(("smoke_reason", redactor.text(failure.reason)))
+            details = f"\n{failure.details}" if failure.details else ""
+            return redactor.text(f"{failure.reason}\nseverity: {severity}{details}")
+        return redactor.text(str(super().repr_failure(excinfo)))
+
+    def reportinfo(self) -> tuple[Any, int | None, str]:
+        return self.path, None, self.name

@@ -1,0 +1,70 @@
+"""Keep secrets out of every byte the plugin writes.
+
+A :class:`Redactor` knows the secret values of one run (everything interpolated from the
+environment, plus values saved under secret-looking names) and masks them, their URL-encoded
+forms, URL passwords and ``password=`` pairs. Every output path passes text through it.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from typing import Any, Iterable
+from urllib.parse import quote, quote_plus
+
+MASK = "***"
+
+SECRET_NAME = re.compile(
+    r"pass(word|wd)?|secret|token|authori[sz]ation|cookie|api[-_ ]?key|credential|private[-_]?key|session|signature",
+    re.IGNORECASE,
+)
+_URL_PASSWORD = re.compile(r"(?P<prefix>[a-z][a-z0-9+.-]*://[^\s:/@]*:)(?P<password>[^\s@/]+)(?=@)", re.IGNORECASE)
+_KV_PASSWORD = re.compile(r"(?P<key>\b(?:password|passwd|pwd)\s*[=:]\s*)(?P<value>'[^']*'|\"[^\"]*\"|[^\s&;,]+)", re.IGNORECASE)
+_BEARER = re.compile(r"(?P<scheme>\b(?:Bearer|Basic|Token)\s+)(?P<value>[A-Za-z0-9._~+/=-]{8,})", re.IGNORECASE)
+MIN_SECRET_LENGTH = 4
+
+
+def is_secret_name(name: str) -> bool:
+    return bool(SECRET_NAME.search(name))
+
+
+class Redactor:
+    """Masks known secret values and secret-shaped substrings. Thread-safe to extend."""
+
+    def __init__(self, secrets: Iterable[str] = ()):
+        self._lock = threading.Lock()
+        self._secrets: set[str] = set()
+        self.add(*secrets)
+
+    def add(self, *values: Any) -> None:
+        with self._lock:
+            for value in values:
+                if value is None:
+                    continue
+                text = str(value)
+                if len(text) < MIN_SECRET_LENGTH:
+                    continue
+                self._secrets.update({text, quote(text, safe=""), quote_plus(text)})
+
+    def text(self, value: Any) -> str:
+        text = "" if value is None else str(value)
+        with self._lock:
+            secrets = sorted(self._secrets, key=len, reverse=True)
+        for secret in secrets:
+            if secret in text:
+                text = text.replace(secret, MASK)
+        text = _URL_PASSWORD.sub(lambda m: m["prefix"] + MASK, text)
+        text = _KV_PASSWORD.sub(lambda m: m["key"] + MASK, text)
+        return _BEARER.sub(lambda m: m["scheme"] + MASK, text)
+
+    def value(self, value: Any, name: str = "") -> Any:
+        """Redact a JSON-like value; anything under a secret-looking key is masked whole."""
+        if name and is_secret_name(name) and value not in (None, "", [], {}):
+            return MASK
+        if isinstance(value, dict):
+            return {k: self.value(v, str(k)) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self.value(v) for v in value]
+        if isinstance(value, str):
+            return self.text(value)
+        return value
