@@ -34,8 +34,9 @@ SECTIONS = {
 }
 
 # Values interpolated under these keys are addresses, not credentials, so they stay readable.
+# A password inside a URL is still masked by the redactor's URL rule.
 NOT_SECRET_KEYS = frozenset(
-    {"base_url", "endpoint", "name", "method", "namespace", "deployment", "container", "context", "type"}
+    {"base_url", "endpoint", "url", "host", "name", "method", "namespace", "deployment", "container", "context", "type"}
 )
 # Short values ("1", "app") would redact unrelated text everywhere; nobody's secret is that short.
 MIN_SECRET_LENGTH = 4

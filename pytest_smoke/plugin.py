@@ -130,7 +130,8 @@ def pytest_make_collect_report(collector: pytest.Collector) -> Iterator[None]:
     if isinstance(collector, pytest.Session) and report.passed:
         run = get_run(collector.config)
         if run is not None and run.config.enabled and run.config.checks:
-            report.result.append(SmokeFile.from_parent(collector, path=run.config.path.resolve()))
+            # First, so generated checks run and report before custom tests.
+            report.result.insert(0, SmokeFile.from_parent(collector, path=run.config.path.resolve()))
     return report
 
 

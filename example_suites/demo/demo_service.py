@@ -1,0 +1,222 @@
+"""A small service to smoke-test: health endpoints, cookie and token login, a profile, resources
+and a rate-limited endpoint. Standard library only, so the demo runs on a fresh machine.
+
+Faults can be switched on to see a failing run, from the environment (``DEMO_FAULTS=ready-503``)
+or in-process (``service.faults.add("login-500")``):
+
+- ``ready-503``: ``/health/ready`` answers 503 (database connection failed)
+- ``live-hang``: ``/health/live`` never answers within any sane timeout
+- ``login-500``: login answers 500
+- ``profile-401``: the profile rejects every session
+- ``no-rate-limit``: ``/api/limited`` never answers 429
+- ``resources-500``: ``/api/resources`` answers 500
+
+Run it alone with ``python demo_service.py [PORT]``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+DEMO_USER = "test@example.com"
+DEMO_PASSWORD = os.environ.get("DEMO_PASSWORD", "test")
+RATE_LIMIT = 5  # requests per window on /api/limited
+RATE_WINDOW_SECONDS = 60.0
+HANG_SECONDS = 30.0
+
+
+class DemoService:
+    """The demo service on 127.0.0.1; ``port=0`` picks a free port."""
+
+    def __init__(self, port: int = 0, faults: set[str] | None = None):
+        env_faults = {f.strip() for f in os.environ.get("DEMO_FAULTS", "").split(",") if f.strip()}
+        self.faults: set[str] = set(faults if faults is not None else env_faults)
+        self.sessions: dict[str, str] = {}
+        self.tokens: dict[str, str] = {}
+        self.resources: dict[int, dict[str, Any]] = {}
+        self.next_id = 1
+        self.hits: list[float] = []
+        self.requests: list[tuple[str, str]] = []
+        self.lock = threading.Lock()
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
+        self.server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def start(self) -> "DemoService":
+        self._thread = threading.Thread(target=self.server.serve_forever, name="demo-service", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def __enter__(self) -> "DemoService":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+def _handler(service: DemoService) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:  # quiet
+            pass
+
+        # -- helpers --------------------------------------------------------------------------
+        def reply(self, status: int, body: Any = None, headers: dict[str, str] | None = None) -> None:
+            data = b"" if body is None else json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for key, value in (headers or {}).items():
+                self.send_header(key, value)
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(data)
+
+        def body(self) -> Any:
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            try:
+                return json.loads(raw) if raw else {}
+            except ValueError:
+                return None
+
+        def user(self) -> str | None:
+            if "profile-401" in service.faults:
+                return None
+            auth = self.headers.get("Authorization", "")
+            if auth.startswith("Bearer ") and auth[7:] in service.tokens:
+                return service.tokens[auth[7:]]
+            match = re.search(r"(?:^|;\s*)session=([^;]+)", self.headers.get("Cookie", ""))
+            if match and match.group(1) in service.sessions:
+                return service.sessions[match.group(1)]
+            return None
+
+        def route(self, method: str) -> None:
+            path = self.path.split("?", 1)[0]
+            with service.lock:
+                service.requests.append((method, path))
+            faults = service.faults
+            if path == "/health":
+                return self.reply(200, {"status": "ok"})
+            if path == "/health/ready":
+                if "ready-503" in faults:
+                    return self.reply(503, {"status": "unavailable", "database": "connection failed"})
+                return self.reply(200, {"status": "ready", "checks": {"database": "ok", "cache": "ok"}})
+            if path == "/health/live":
+                if "live-hang" in faults:
+                    time.sleep(HANG_SECONDS)
+                return self.reply(200, {"status": "alive"}, {"X-Service-Version": "demo-1.0"})
+            if path == "/api/auth/login" and method == "POST":
+                return self.login()
+            if path == "/api/auth/logout" and method == "POST":
+                return self.reply(204, None, {"Set-Cookie": "session=; Max-Age=0; Path=/"})
+            if path == "/api/user/profile":
+                user = self.user()
+                if user is None:
+                    return self.reply(401, {"error": "not authenticated"})
+                return self.reply(200, {"email": user, "name": "Test User"})
+            if path == "/api/limited":
+                return self.limited()
+            if path == "/api/resources" or path.startswith("/api/resources/"):
+                return self.resources(method, path)
+            if path == "/slow":
+                delay = float(re.search(r"ms=(\d+)", self.path).group(1)) if "ms=" in self.path else 200
+                time.sleep(delay / 1000)
+                return self.reply(200, {"status": "ok", "delay_ms": delay})
+            return self.reply(404, {"error": f"no route for {method} {path}"})
+
+        def login(self) -> None:
+            if "login-500" in service.faults:
+                return self.reply(500, {"error": "auth service timeout"})
+            body = self.body() or {}
+            if body.get("email") != DEMO_USER or body.get("password") != DEMO_PASSWORD:
+                return self.reply(401, {"error": "invalid credentials"})
+            session, token = secrets.token_hex(16), secrets.token_hex(24)
+            with service.lock:
+                service.sessions[session] = DEMO_USER
+                service.tokens[token] = DEMO_USER
+            self.reply(
+                200,
+                {"access_token": token, "token_type": "bearer", "user": {"email": DEMO_USER}},
+                {"Set-Cookie": f"session={session}; Path=/; HttpOnly"},
+            )
+
+        def limited(self) -> None:
+            now = time.monotonic()
+            with service.lock:
+                service.hits = [t for t in service.hits if now - t < RATE_WINDOW_SECONDS]
+                service.hits.append(now)
+                over = len(service.hits) > RATE_LIMIT
+            if over and "no-rate-limit" not in service.faults:
+                return self.reply(429, {"error": "rate limit exceeded"}, {"Retry-After": "60"})
+            return self.reply(200, {"status": "ok"})
+
+        def resources(self, method: str, path: str) -> None:
+            if "resources-500" in service.faults:
+                return self.reply(500, {"error": "internal error"})
+            match = re.fullmatch(r"/api/resources/(\d+)", path)
+            with service.lock:
+                if method == "GET" and path == "/api/resources":
+                    return self.reply(200, {"items": list(service.resources.values())})
+                if method == "POST" and path == "/api/resources":
+                    if self.user() is None:
+                        return self.reply(401, {"error": "not authenticated"})
+                    body = self.body()
+                    if not isinstance(body, dict):
+                        return self.reply(400, {"error": "expected a JSON object"})
+                    rid = service.next_id
+                    service.next_id += 1
+                    service.resources[rid] = {"id": rid, **body}
+                    return self.reply(201, service.resources[rid], {"X-Resource-Id": str(rid)})
+                if match and int(match.group(1)) in service.resources:
+                    rid = int(match.group(1))
+                    if method == "GET":
+                        return self.reply(200, service.resources[rid])
+                    if method == "DELETE":
+                        del service.resources[rid]
+                        return self.reply(204)
+                return self.reply(404, {"error": "no such resource"})
+
+        def do_GET(self) -> None:
+            self.route("GET")
+
+        def do_POST(self) -> None:
+            self.route("POST")
+
+        def do_DELETE(self) -> None:
+            self.route("DELETE")
+
+        def do_PUT(self) -> None:
+            self.route("PUT")
+
+        def do_HEAD(self) -> None:
+            self.route("HEAD")
+
+    return Handler
+
+
+if __name__ == "__main__":
+    demo = DemoService(port=int(sys.argv[1]) if len(sys.argv) > 1 else 8000).start()
+    print(f"demo service on {demo.url} (faults: {', '.join(sorted(demo.faults)) or 'none'}); Ctrl-C stops it")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        demo.stop()

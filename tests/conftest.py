@@ -1,0 +1,163 @@
+from __future__ import annotations
+
+import json
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+import yaml
+
+import servers
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "example_suites" / "demo"))
+from demo_service import DemoService  # noqa: E402
+
+SEED_CONFIG = Path(__file__).parent / "data" / "seed-smoke-test-hook.json"
+
+# Distinctive secrets: any of these in any output is a leak.
+PG_PASSWORD = "pg-Secret-7781"
+REDIS_PASSWORD = "redis-Secret-5512"
+AMQP_PASSWORD = "amqp-Secret-9034"
+
+
+@pytest.fixture
+def demo() -> Iterator[DemoService]:
+    service = DemoService(faults=set()).start()
+    yield service
+    service.stop()
+
+
+@pytest.fixture
+def write_config(pytester: pytest.Pytester) -> Callable[..., Path]:
+    """Write a config document (dict or raw text) into the pytester dir; returns its path."""
+
+    def write(doc: Any, name: str = "smoke.json") -> Path:
+        path = pytester.path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(doc, str):
+            path.write_text(doc)
+        elif name.endswith((".yaml", ".yml")):
+            path.write_text(yaml.safe_dump(doc, sort_keys=False))
+        else:
+            path.write_text(json.dumps(doc, indent=2))
+        return path
+
+    return write
+
+
+def health(name: str, endpoint: str, **extra: Any) -> dict[str, Any]:
+    return {"name": name, "endpoint": endpoint, "timeout_seconds": 5, **extra}
+
+
+# -- real servers, once per session ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[servers.Server]:
+    server = servers.start_postgres(PG_PASSWORD)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.Server]:
+    server = servers.start_redis(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.Server]:
+    server = servers.start_redis(tmp_path_factory.mktemp("redis-auth"), password=REDIS_PASSWORD)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.Server]:
+    import pika
+
+    server = servers.start_rabbitmq(tmp_path_factory.mktemp("rabbitmq"), "smoke", AMQP_PASSWORD)
+    connection = pika.BlockingConnection(pika.URLParameters(server.url))
+    connection.channel().queue_declare(queue="orders", durable=False)
+    connection.close()
+    yield server
+    server.stop()
+
+
+# -- a misbehaving HTTP server ---------------------------------------------------------------------
+
+
+class FaultServer:
+    """Raw-socket HTTP server that misbehaves on purpose, one mode per path.
+
+    /hang: accepts, never answers. /trickle: headers, then one body byte a second.
+    /trickle-headers: one header byte a second. /reset: closes mid-response with RST.
+    Every connection thread ends within ``max_seconds``.
+    """
+
+    def __init__(self, max_seconds: float = 20.0):
+        self.max_seconds = max_seconds
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _handle(self, conn: socket.socket) -> None:
+        end = time.monotonic() + self.max_seconds
+        conn.settimeout(2)
+        try:
+            request = conn.recv(65536).decode("latin-1")
+            path = request.split(" ", 2)[1] if " " in request else "/"
+            if path == "/hang":
+                while time.monotonic() < end and not self._stop.is_set():
+                    time.sleep(0.1)
+            elif path == "/trickle":
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nContent-Type: text/plain\r\n\r\n")
+                while time.monotonic() < end and not self._stop.is_set():
+                    conn.sendall(b"x")
+                    time.sleep(1)
+            elif path == "/trickle-headers":
+                for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"y" * 100:
+                    if time.monotonic() > end or self._stop.is_set():
+                        break
+                    conn.sendall(bytes([byte]))
+                    time.sleep(0.5)
+            elif path == "/reset":
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\npartial")
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.sock.close()
+        self._thread.join(2)
+
+
+@pytest.fixture
+def fault_server() -> Iterator[FaultServer]:
+    server = FaultServer()
+    yield server
+    server.stop()

@@ -1,0 +1,209 @@
+"""Real servers for the tests, started from the system binaries on free ports in temp dirs.
+
+Each ``start_*`` returns a handle whose ``stop()`` ends every process it started. Nothing here
+talks to anything but 127.0.0.1, and every wait loop is bounded.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PG_BIN_DIRS = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
+RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, seconds: float, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before listening on {port}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listening on 127.0.0.1:{port} after {seconds} s")
+
+
+def _binary(name: str, dirs: list[Path] = ()) -> str:  # type: ignore[assignment]
+    for directory in dirs:
+        if (directory / name).exists():
+            return str(directory / name)
+    found = shutil.which(name)
+    if not found:
+        raise RuntimeError(f"{name} is not installed (bash .ci/run installs it from Debian packages)")
+    return found
+
+
+@dataclass
+class Server:
+    port: int
+    procs: list[subprocess.Popen] = field(default_factory=list)
+    url: str = ""
+    password: str = ""
+    cleanup: list = field(default_factory=list)
+
+    @property
+    def pid(self) -> int:
+        return self.procs[0].pid
+
+    def pause(self) -> None:
+        for proc in self.procs:
+            os.killpg(proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        for proc in self.procs:
+            os.killpg(proc.pid, signal.SIGCONT)
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGCONT)
+                    os.killpg(proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    continue
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait(5)
+        for action in self.cleanup:
+            try:
+                action()
+            except Exception:
+                pass
+
+
+def _as_user(cmd: list[str], user: str) -> list[str]:
+    """PostgreSQL refuses to run as root; CI runs as root."""
+    if os.geteuid() != 0:
+        return cmd
+    return ["runuser", "-u", user, "--"] + cmd
+
+
+def start_postgres(password: str) -> Server:
+    initdb, postgres = _binary("initdb", PG_BIN_DIRS), _binary("postgres", PG_BIN_DIRS)
+    # Not under pytest's tmp_path: its 0700 parents would lock the postgres user out.
+    base = Path(tempfile.mkdtemp(prefix="smoke-pg-"))
+    os.chmod(base, 0o700)
+    data = base / "pgdata"
+    pwfile = base / "pwfile"
+    pwfile.write_text(password + "\n")
+    if os.geteuid() == 0:
+        shutil.chown(base, "postgres")
+        shutil.chown(pwfile, "postgres")
+    subprocess.run(
+        _as_user([initdb, "-D", str(data), "-U", "app", "--auth=scram-sha-256", f"--pwfile={pwfile}", "-E", "UTF8"], "postgres"),
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    port = free_port()
+    proc = subprocess.Popen(
+        _as_user(
+            [postgres, "-D", str(data), "-p", str(port), "-h", "127.0.0.1", "-k", str(base), "-c", "fsync=off"],
+            "postgres",
+        ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    server = Server(port=port, procs=[proc], password=password)
+    server.cleanup.append(lambda: shutil.rmtree(base, ignore_errors=True))
+    try:
+        wait_for_port(port, 30, proc)
+        _wait_for_postgres_ready(port, password)
+    except Exception:
+        server.stop()
+        raise
+    server.url = f"postgresql://app:{password}@127.0.0.1:{port}/postgres"
+    return server
+
+
+def _wait_for_postgres_ready(port: int, password: str) -> None:
+    import psycopg
+
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            psycopg.connect(host="127.0.0.1", port=port, user="app", password=password, dbname="postgres", connect_timeout=2).close()
+            return
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def start_redis(base: Path, password: str | None = None) -> Server:
+    binary = _binary("redis-server")
+    base.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    cmd = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(base)]
+    if password:
+        cmd += ["--requirepass", password]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    server = Server(port=port, procs=[proc], password=password or "")
+    try:
+        wait_for_port(port, 15, proc)
+    except Exception:
+        server.stop()
+        raise
+    auth = f":{password}@" if password else ""
+    server.url = f"redis://{auth}127.0.0.1:{port}/0"
+    return server
+
+
+def start_rabbitmq(base: Path, user: str, password: str) -> Server:
+    if not Path(RABBITMQ_SERVER).exists():
+        raise RuntimeError("rabbitmq-server is not installed (bash .ci/run installs it from Debian packages)")
+    base.mkdir(parents=True, exist_ok=True)
+    port, dist_port, epmd_port = free_port(), free_port(), free_port()
+    plugins = base / "enabled_plugins"
+    plugins.write_text("[].\n")
+    node = f"smoke{port}@localhost"
+    env = {
+        **os.environ,
+        "HOME": str(base),
+        "RABBITMQ_NODENAME": node,
+        "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+        "RABBITMQ_NODE_PORT": str(port),
+        "RABBITMQ_DIST_PORT": str(dist_port),
+        "ERL_EPMD_PORT": str(epmd_port),
+        "ERL_EPMD_ADDRESS": "127.0.0.1",
+        "RABBITMQ_MNESIA_BASE": str(base / "mnesia"),
+        "RABBITMQ_LOG_BASE": str(base / "log"),
+        "RABBITMQ_ENABLED_PLUGINS_FILE": str(plugins),
+        "RABBITMQ_CONFIG_FILE": str(base / "rabbitmq"),
+        "RABBITMQ_DEFAULT_USER": user,
+        "RABBITMQ_DEFAULT_PASS": password,
+    }
+    (base / "rabbitmq.conf").write_text("listeners.tcp.default = 127.0.0.1:%d\n" % port)
+    proc = subprocess.Popen(
+        [RABBITMQ_SERVER], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    server = Server(port=port, procs=[proc], password=password)
+    server.cleanup.append(
+        lambda: subprocess.run(["epmd", "-port", str(epmd_port), "-kill"], capture_output=True, timeout=10, env=env)
+    )
+    try:
+        wait_for_port(port, 90, proc)
+    except Exception:
+        server.stop()
+        raise
+    server.url = f"amqp://{user}:{password}@127.0.0.1:{port}/%2F"
+    return server

@@ -1,0 +1,191 @@
+"""Health checks run for real over HTTP, as pytest items a user can select and read."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from conftest import health
+from pytest_smoke.checks import CheckContext, CheckFailed, run_check
+
+
+def suite(demo, *checks, **top):
+    return {"base_url": demo.url, "health_checks": list(checks), **top}
+
+
+def test_items_pass_against_a_healthy_service_and_hit_each_endpoint(pytester, write_config, demo):
+    write_config(suite(demo, health("basic", "/health"), health("ready", "/health/ready"), health("live", "/health/live")))
+    result = pytester.runpytest("--smoke-config", "smoke.json", "-v")
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(["smoke.json::health[[]basic[]] PASSED*", "smoke.json::health[[]ready[]] PASSED*"])
+    assert [p for _, p in demo.requests] == ["/health", "/health/ready", "/health/live"]
+
+
+def test_failure_is_one_operator_line_then_request_and_excerpt(pytester, write_config, demo):
+    demo.faults.add("ready-503")
+    write_config(suite(demo, health("readiness", "/health/ready")))
+    result = pytester.runpytest("--smoke-config", "smoke.json")
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    result.stdout.fnmatch_lines(
+        [
+            "/health/ready returned 503 (expected 200)",
+            "severity: critical (required check)",
+            f"request: GET {demo.url}/health/ready",
+            'response: 503, * ms: {"status": "unavailable", "database": "connection failed"}',
+        ]
+    )
+    assert "Traceback" not in out and "site-packages" not in out
+
+
+def test_connection_refused_names_the_address(pytester, write_config):
+    from servers import free_port
+
+    port = free_port()
+    write_config({"base_url": f"http://127.0.0.1:{port}", "health_checks": [health("h", "/health", required=False)]})
+    result = pytester.runpytest("--smoke-config", "smoke.json")
+    result.stdout.fnmatch_lines([f"connection refused at 127.0.0.1:{port}", "severity: warning (optional check)"])
+
+
+def test_expected_status_list_and_method(pytester, write_config, demo):
+    write_config(
+        suite(
+            demo,
+            health("missing-ok", "/nope", expected_status=[200, 404]),
+            health("head", "/health", method="HEAD"),
+            health("wrong", "/nope", expected_status=[200, 204]),
+        )
+    )
+    result = pytester.runpytest("--smoke-config", "smoke.json")
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(["/nope returned 404 (expected 200 or 204)"])
+    assert ("HEAD", "/health") in demo.requests
+
+
+@pytest.mark.parametrize(
+    "expect, problem",
+    [
+        ({"json": {"status": "ok"}}, None),
+        ({"json": {"status": "degraded"}}, 'body.status is "ok", expected "degraded"'),
+        ({"json": {"version": "1"}}, "body.version is missing (keys: status)"),
+        ({"body_contains": '"ok"'}, None),
+        ({"body_contains": "healthy"}, "body does not contain 'healthy'"),
+        ({"headers": {"Content-Type": "application/json"}}, None),
+        ({"headers": {"Content-Type": "text/html"}}, "header Content-Type is 'application/json', expected 'text/html'"),
+        ({"headers": {"X-Request-Id": True}}, "header X-Request-Id is missing"),
+        ({"max_response_time_ms": 5000}, None),
+    ],
+)
+def test_expect_conditions(demo, expect, problem):
+    ctx = CheckContext(base_url=demo.url)
+    spec = health("h", "/health", expect=expect)
+    if problem is None:
+        result = run_check("health", spec, ctx)
+        assert result.facts["status"] == 200
+    else:
+        with pytest.raises(CheckFailed) as failure:
+            run_check("health", spec, ctx)
+        assert failure.value.reason == f"/health: {problem}"
+
+
+def test_max_response_time_fails_a_slow_endpoint(demo):
+    spec = health("slow", "/slow?ms=300", expect={"max_response_time_ms": 50})
+    with pytest.raises(CheckFailed, match=r"/slow\?ms=300: responded in \d+ ms \(limit 50 ms\)"):
+        run_check("health", spec, CheckContext(base_url=demo.url))
+
+
+def test_json_expectation_on_a_non_json_body(fault_server):
+    spec = health("h", "/reset", expect={"json": {"a": 1}})
+    with pytest.raises(CheckFailed):
+        run_check("health", spec, CheckContext(base_url=fault_server.url))
+
+
+@pytest.mark.parametrize("path", ["/trickle", "/trickle-headers", "/hang"])
+def test_deadline_covers_the_whole_exchange(fault_server, path):
+    spec = health("slow", path, timeout_seconds=1.5)
+    started = time.monotonic()
+    with pytest.raises(CheckFailed) as failure:
+        run_check("health", spec, CheckContext(base_url=fault_server.url))
+    elapsed = time.monotonic() - started
+    assert "timed out after 1.5 s" in failure.value.reason
+    assert failure.value.kind == "timeout"
+    assert elapsed < 1.5 + 1.0
+
+
+def test_trickling_server_fails_on_time_as_a_pytest_item(pytester, write_config, fault_server):
+    write_config({"base_url": fault_server.url, "health_checks": [health("trickle", "/trickle", timeout_seconds=2)]})
+    started = time.monotonic()
+    result = pytester.runpytest("--smoke-config", "smoke.json")
+    assert time.monotonic() - started < 2 + 8  # the check's deadline plus interpreter start-up
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["GET /trickle: timed out after 2 s"])
+
+
+def test_k_and_m_select_generated_and_custom_checks(pytester, write_config, demo):
+    write_config(
+        suite(demo, health("basic", "/health"), health("live", "/health/live", required=False)),
+    )
+    pytester.makepyfile(
+        test_custom="""
+        import pytest
+
+        @pytest.mark.smoke_required
+        def test_custom_required():
+            pass
+
+        @pytest.mark.smoke_optional
+        def test_custom_optional():
+            pass
+        """
+    )
+    opts = ["--smoke-config", "smoke.json", "--strict-markers"]
+    required = pytester.runpytest(*opts, "-m", "smoke_required", "-v")
+    required.assert_outcomes(passed=2, deselected=2)
+    required.stdout.fnmatch_lines(["*health[[]basic[]] PASSED*", "*test_custom_required PASSED*"])
+    by_kind = pytester.runpytest(*opts, "-k", "health and live", "-v")
+    by_kind.assert_outcomes(passed=1, deselected=3)
+    assert [p for _, p in demo.requests].count("/health/live") == 1  # deselected checks are never sent
+    dependency = pytester.runpytest(*opts, "-k", "dependency")
+    assert dependency.ret == pytest.ExitCode.NO_TESTS_COLLECTED
+
+
+def test_generated_checks_are_reported_before_custom_tests(pytester, write_config, demo):
+    write_config(suite(demo, health("basic", "/health")))
+    pytester.makepyfile(test_custom="def test_custom(): pass")
+    result = pytester.runpytest("--smoke-config", "smoke.json", "--collect-only", "-q")
+    lines = [line for line in result.outlines if "::" in line]
+    assert lines == ["smoke.json::health[basic]", "test_custom.py::test_custom"]
+
+
+def test_each_item_carries_a_pytest_timeout_backstop(pytester, write_config, demo):
+    write_config(suite(demo, health("basic", "/health", timeout_seconds=3)))
+    pytester.makeconftest(
+        """
+        def pytest_collection_modifyitems(items):
+            for item in items:
+                print("TIMEOUT", item.name, item.get_closest_marker("timeout").args[0])
+        """
+    )
+    result = pytester.runpytest("--smoke-config", "smoke.json", "-s")
+    result.stdout.fnmatch_lines(["TIMEOUT health[[]basic[]] 13.0"])
+
+
+def test_headers_from_config_are_sent_and_interpolated_secrets_never_shown(pytester, write_config, demo, monkeypatch):
+    import requests
+
+    token = requests.post(demo.url + "/api/auth/login", json={"email": "test@example.com", "password": "test"}, timeout=5).json()["access_token"]
+    monkeypatch.setenv("SMOKE_TOKEN", token)
+    write_config(
+        suite(
+            demo,
+            health("authorized", "/api/user/profile", headers={"Authorization": "Bearer ${SMOKE_TOKEN}"}),
+            health("json-only", "/api/user/profile", expect={"json": {"email": "nobody"}}),
+            headers={"Authorization": "Bearer ${SMOKE_TOKEN}"},
+        )
+    )
+    result = pytester.runpytest("--smoke-config", "smoke.json", "-v", "--junitxml=out.xml")
+    result.assert_outcomes(passed=1, failed=1)  # both authenticated: one by its own, one by the default header
+    out = result.stdout.str() + result.stderr.str() + (pytester.path / "out.xml").read_text()
+    assert 'body.email is "test@example.com", expected "nobody"' in out
+    assert token not in out
