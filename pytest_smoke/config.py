@@ -135,13 +135,15 @@ def load_config(
     raw = _parse(file, text)
     lines = _LineFinder(text)
     _validate(file, raw, lines)
+    # Every environment's overrides must make a valid config, not only the one selected today.
+    for name in sorted((raw.get("environments") or {}) if isinstance(raw, dict) else {}):
+        _validate(file, _select_environment(file, raw, name, lines), lines, context=f"with environment {name!r}")
 
     data = _select_environment(file, raw, environment, lines)
-    if environment:
-        _validate(file, data, lines, context=f"with environment {environment!r}")
-
     secrets: set[str] = set()
     data = _interpolate(file, data, env, secrets, lines, path=())
+    # Interpolated values must fit the schema too; the message must not show them.
+    _validate(file, data, lines, context="after ${VAR} interpolation", redact=secrets)
     if base_url:
         data["base_url"] = base_url
     elif not data.get("base_url") and env.get("SMOKE_BASE_URL"):
@@ -234,7 +236,9 @@ def format_path(path: Iterable[Any]) -> str:
 # -- schema validation -----------------------------------------------------------------------------
 
 
-def _validate(file: Path, data: Any, lines: _LineFinder, context: str = "") -> None:
+def _validate(
+    file: Path, data: Any, lines: _LineFinder, context: str = "", redact: Iterable[str] = ()
+) -> None:
     import jsonschema  # deferred: only needed when a config is actually loaded
 
     validator = jsonschema.Draft202012Validator(schema())
@@ -246,6 +250,10 @@ def _validate(file: Path, data: Any, lines: _LineFinder, context: str = "") -> N
     path, message = _describe(error)
     if context:
         message += f" ({context})"
+    if redact:
+        from .redact import Redactor
+
+        message = Redactor(redact).text(message)
     raise ConfigError(file, message, location=format_path(path), line=lines.line(path))
 
 

@@ -17,7 +17,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from .checks import CheckContext, CheckFailed, run_check
+from .checks import CheckContext, CheckFailed, known_types, run_check
 from .config import Check, ConfigError, SmokeConfig, load_config
 from .redact import Redactor
 
@@ -79,6 +79,7 @@ def find_config_path(config: pytest.Config) -> Path | None:
     return None
 
 
+@pytest.hookimpl(trylast=True)  # after conftests, which may register check types or set env
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", f"{REQUIRED_MARKER}: a smoke check whose failure is critical and can trigger a rollback."
@@ -95,9 +96,21 @@ def pytest_configure(config: pytest.Config) -> None:
             environment=config.getoption("smoke_env"),
             base_url=config.getoption("smoke_base_url"),
         )
+        _require_known_types(smoke_config)
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[smoke_run_key] = SmokeRun(smoke_config)
+
+
+def _require_known_types(smoke_config: SmokeConfig) -> None:
+    known = known_types()
+    for check in smoke_config.checks:
+        if check.kind == "dependency" and check.spec["type"] not in known:
+            raise ConfigError(
+                smoke_config.path,
+                f"unknown dependency type {check.spec['type']!r} (known: {', '.join(known)})",
+                location=f"{check.location}.type",
+            )
 
 
 def get_run(config: pytest.Config) -> SmokeRun | None:

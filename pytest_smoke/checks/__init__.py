@@ -80,7 +80,12 @@ def run_check(kind: str, spec: Mapping[str, Any], ctx: CheckContext) -> CheckRes
         func = resolve_check_type(spec["type"])
     # Built-ins keep their own deadline; the guard makes custom types keep it too.
     guard = Deadline(timeout + grace)
-    result = run_with_deadline(lambda: func(spec, ctx), guard, what=spec.get("name", kind))
+    try:
+        result = run_with_deadline(lambda: func(spec, ctx), guard, what=spec.get("name", kind))
+    except CheckTimeout:
+        if guard.expired:  # the check overran its own timeout: report the configured one
+            raise CheckTimeout(timeout, spec.get("name", kind)) from None
+        raise
     if not isinstance(result, CheckResult):
         result = CheckResult(summary=str(result) if result else "OK")
     result.facts.setdefault("elapsed_ms", round((time.monotonic() - started) * 1000, 1))

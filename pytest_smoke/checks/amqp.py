@@ -12,8 +12,16 @@ DEFAULT_URL = "amqp://guest:guest@localhost:5672/%2F"
 
 
 def check(spec: Mapping[str, Any], ctx: CheckContext) -> CheckResult:
+    import logging
+
     import pika  # deferred: keeps an HTTP-only run light
     import pika.exceptions as errors
+
+    # pika logs every failed handshake at ERROR with a traceback; the check's own message says it
+    # better. Leave a level the user set alone.
+    pika_logger = logging.getLogger("pika")
+    if pika_logger.level == logging.NOTSET:
+        pika_logger.setLevel(logging.CRITICAL)
 
     timeout = float(spec.get("timeout_seconds", 5))
     deadline = Deadline(timeout)
@@ -74,3 +82,10 @@ def check(spec: Mapping[str, Any], ctx: CheckContext) -> CheckResult:
         raise CheckFailed(f"Message queue connection failed: {reason}", kind="queue_down") from None
     except errors.AMQPError as exc:
         raise CheckFailed(f"Message queue connection failed: {exc.__class__.__name__} at {where}", kind="queue_down") from None
+    except Exception as exc:
+        # pika's connection-workflow errors (AMQPConnectorStackTimeout...) are not AMQPErrors.
+        if "Timeout" in exc.__class__.__name__:
+            raise CheckFailed(f"Message queue connection failed: timed out after {timeout:g} s at {where}", kind="timeout") from None
+        if exc.__class__.__module__.startswith("pika"):
+            raise CheckFailed(f"Message queue connection failed: {exc.__class__.__name__} at {where}", kind="queue_down") from None
+        raise

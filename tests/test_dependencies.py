@@ -1,0 +1,312 @@
+"""Dependency checks against real PostgreSQL, Redis and RabbitMQ servers started from the system
+binaries, plus HTTP and TCP dependencies and the custom-type extension point."""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+
+import pytest
+
+from conftest import AMQP_PASSWORD, PG_PASSWORD, REDIS_PASSWORD, SEED_CONFIG
+from pytest_smoke.checks import CheckContext, CheckFailed, run_check
+from pytest_smoke.redact import Redactor
+from servers import free_port
+
+
+def dep(name, type_, **extra):
+    return {"name": name, "type": type_, "timeout_seconds": 3, **extra}
+
+
+def run(spec, environ=None):
+    ctx = CheckContext(redactor=Redactor(), environ=environ or {})
+    return run_check("dependency", spec, ctx), ctx
+
+
+def fails(spec, environ=None):
+    ctx = CheckContext(redactor=Redactor(), environ=environ or {})
+    started = time.monotonic()
+    with pytest.raises(CheckFailed) as failure:
+        run_check("dependency", spec, ctx)
+    return failure.value, time.monotonic() - started, ctx
+
+
+@contextmanager
+def paused(server):
+    server.pause()
+    try:
+        yield
+    finally:
+        server.resume()
+
+
+# -- postgres --------------------------------------------------------------------------------------
+
+
+def test_postgres_select_1_reports_the_server_version(postgres_server):
+    result, _ = run(dep("db", "postgres", dsn=postgres_server.url))
+    assert result.summary.startswith("'SELECT 1' returned 1 on PostgreSQL 1")
+    assert result.facts["server_version"][0].isdigit()
+
+
+def test_postgres_connection_from_libpq_environment_variables(postgres_server):
+    environ = {"PGHOST": "127.0.0.1", "PGPORT": str(postgres_server.port), "PGUSER": "app", "PGPASSWORD": PG_PASSWORD, "PGDATABASE": "postgres"}
+    # libpq reads PG* from the real process environment, as it would in a deploy pipeline.
+    import os
+
+    saved = {k: os.environ.get(k) for k in environ}
+    os.environ.update(environ)
+    try:
+        result, _ = run(dep("db", "postgres"), environ=environ)
+    finally:
+        for key, value in saved.items():
+            os.environ.pop(key) if value is None else os.environ.__setitem__(key, value)
+    assert "returned 1" in result.summary
+
+
+def test_postgres_database_url_fallback(postgres_server):
+    result, _ = run(dep("db", "postgres", query="SELECT 41 + 1"), environ={"DATABASE_URL": postgres_server.url})
+    assert "returned 42" in result.summary
+
+
+def test_postgres_wrong_password_is_named_and_the_password_never_shown(postgres_server):
+    wrong = postgres_server.url.replace(PG_PASSWORD, "wrong-Password-123")
+    failure, _, ctx = fails(dep("db", "postgres", dsn=wrong))
+    assert failure.reason == 'Database connection failed: password authentication failed for user "app"'
+    assert failure.kind == "db_auth"
+    assert "wrong-Password-123" not in ctx.redactor.text(str(failure))
+
+
+def test_postgres_down_is_connection_refused():
+    port = free_port()
+    failure, elapsed, _ = fails(dep("db", "postgres", dsn=f"postgresql://app:{PG_PASSWORD}@127.0.0.1:{port}/postgres"))
+    assert failure.reason == f"Database connection failed: connection refused at 127.0.0.1:{port}"
+    assert elapsed < 3
+
+
+def test_postgres_bad_query_fails_with_the_servers_reason(postgres_server):
+    failure, _, _ = fails(dep("db", "postgres", dsn=postgres_server.url, query="SELECT * FROM no_such_table"))
+    assert failure.reason == 'Database query failed: relation "no_such_table" does not exist'
+
+
+def test_postgres_statement_timeout_bounds_a_slow_query(postgres_server):
+    failure, elapsed, _ = fails(dep("db", "postgres", dsn=postgres_server.url, query="SELECT pg_sleep(10)", timeout_seconds=1))
+    assert "statement timeout" in failure.reason or "timed out" in failure.reason
+    assert elapsed < 2
+
+
+def test_postgres_that_hangs_fails_within_the_timeout(postgres_server):
+    with paused(postgres_server):
+        failure, elapsed, _ = fails(dep("db", "postgres", dsn=postgres_server.url, timeout_seconds=2))
+    assert "timed out after 2 s" in failure.reason
+    assert elapsed < 2 + 1
+
+
+# -- redis -----------------------------------------------------------------------------------------
+
+
+def test_redis_ping(redis_server):
+    result, _ = run(dep("cache", "redis", url=redis_server.url))
+    assert result.summary == "PING -> True"
+
+
+def test_redis_url_from_environment_and_custom_command(redis_server):
+    result, _ = run(dep("cache", "redis", command="ECHO smoke"), environ={"REDIS_URL": redis_server.url})
+    assert result.summary == "ECHO smoke -> 'smoke'"
+
+
+def test_redis_with_password(redis_auth_server):
+    result, _ = run(dep("cache", "redis", url=redis_auth_server.url))
+    assert result.summary == "PING -> True"
+
+
+@pytest.mark.parametrize("password", [None, "wrong-redis-pw"])
+def test_redis_missing_or_wrong_password(redis_auth_server, password):
+    url = f"redis://127.0.0.1:{redis_auth_server.port}/0" if password is None else f"redis://:{password}@127.0.0.1:{redis_auth_server.port}/0"
+    failure, _, ctx = fails(dep("cache", "redis", url=url))
+    assert failure.reason.startswith(f"Redis unavailable: authentication failed at 127.0.0.1:{redis_auth_server.port}")
+    assert failure.kind == "redis_auth"
+    if password:
+        assert password not in ctx.redactor.text(str(failure))
+
+
+def test_redis_down_is_connection_refused():
+    port = free_port()
+    failure, _, _ = fails(dep("cache", "redis", url=f"redis://127.0.0.1:{port}/0"))
+    assert failure.reason == f"Redis unavailable: connection refused at 127.0.0.1:{port}"
+
+
+def test_redis_that_hangs_fails_within_the_timeout(redis_server):
+    with paused(redis_server):
+        failure, elapsed, _ = fails(dep("cache", "redis", url=redis_server.url, timeout_seconds=1.5))
+    assert "timed out after 1.5 s" in failure.reason
+    assert elapsed < 1.5 + 1
+
+
+# -- amqp ------------------------------------------------------------------------------------------
+
+
+def test_amqp_connects_and_finds_the_queue(rabbitmq_server):
+    result, _ = run(dep("mq", "amqp", url=rabbitmq_server.url, queue="orders"))
+    assert result.summary == f"connected to 127.0.0.1:{rabbitmq_server.port}, channel open, queue 'orders' exists (0 messages)"
+
+
+def test_amqp_missing_queue(rabbitmq_server):
+    failure, _, _ = fails(dep("mq", "amqp", url=rabbitmq_server.url, queue="no-such-queue"))
+    assert failure.reason == f"Message queue: queue 'no-such-queue' does not exist at 127.0.0.1:{rabbitmq_server.port}"
+
+
+def test_amqp_wrong_password(rabbitmq_server):
+    url = rabbitmq_server.url.replace(AMQP_PASSWORD, "wrong-amqp-pw")
+    failure, _, ctx = fails(dep("mq", "amqp", url=url))
+    assert failure.reason.startswith(f"Message queue connection failed: authentication refused at 127.0.0.1:{rabbitmq_server.port}")
+    assert "wrong-amqp-pw" not in ctx.redactor.text(str(failure))
+
+
+def test_amqp_down_is_connection_refused():
+    port = free_port()
+    failure, _, _ = fails(dep("mq", "amqp", url=f"amqp://smoke:x@127.0.0.1:{port}/%2F"))
+    assert failure.reason == f"Message queue connection failed: connection refused at 127.0.0.1:{port}"
+
+
+def test_amqp_that_hangs_fails_within_the_timeout(rabbitmq_server):
+    with paused(rabbitmq_server):
+        failure, elapsed, _ = fails(dep("mq", "amqp", url=rabbitmq_server.url, timeout_seconds=2))
+    assert "timed out after 2 s" in failure.reason
+    assert elapsed < 2 + 1
+
+
+# -- http and tcp ----------------------------------------------------------------------------------
+
+
+def test_http_dependency_posts_and_checks_json(demo):
+    spec = dep(
+        "auth",
+        "http",
+        url=demo.url + "/api/auth/login",
+        method="POST",
+        payload={"email": "test@example.com", "password": "test"},
+        expected_status=200,
+        expect={"json": {"token_type": "bearer"}},
+    )
+    result, _ = run(spec)
+    assert result.facts["status"] == 200
+    spec["payload"] = {"email": "test@example.com", "password": "nope"}
+    failure, _, _ = fails(spec)
+    assert failure.reason == f"{demo.url}/api/auth/login returned 401 (expected 200)"
+    assert failure.kind == "http_auth"
+
+
+def test_tcp_dependency(demo):
+    port = int(demo.url.rsplit(":", 1)[1])
+    result, _ = run(dep("port", "tcp", host="127.0.0.1", port=port))
+    assert result.summary.startswith(f"connected to 127.0.0.1:{port}")
+    closed = free_port()
+    failure, _, _ = fails(dep("port", "tcp", host="127.0.0.1", port=closed))
+    assert failure.reason == f"TCP connect failed: connection refused at 127.0.0.1:{closed}"
+
+
+# -- through pytest: classification and secrets ----------------------------------------------------
+
+
+def test_required_failure_is_critical_optional_is_a_warning_and_no_password_leaks(
+    pytester, write_config, postgres_server, redis_auth_server, rabbitmq_server, monkeypatch
+):
+    monkeypatch.setenv("DB_DSN", postgres_server.url.replace(PG_PASSWORD, "leaky-Db-pass-1"))
+    monkeypatch.setenv("CACHE_URL", redis_auth_server.url.replace(REDIS_PASSWORD, "leaky-Redis-pass-2"))
+    monkeypatch.setenv("MQ_URL", rabbitmq_server.url)
+    write_config(
+        {
+            "dependency_checks": [
+                dep("database", "postgres", dsn="${DB_DSN}", required=True),
+                dep("redis-cache", "redis", url="${CACHE_URL}", required=False),
+                dep("queue", "amqp", url="${MQ_URL}", queue="orders"),
+            ]
+        }
+    )
+    result = pytester.runpytest("--smoke-config", "smoke.json", "-v", "-rA", "--junitxml=junit.xml")
+    result.assert_outcomes(passed=1, failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            'Database connection failed: password authentication failed for user "app"',
+            "severity: critical (required check)",
+            f"Redis unavailable: authentication failed at 127.0.0.1:{redis_auth_server.port}*",
+            "severity: warning (optional check)",
+        ]
+    )
+    everything = result.stdout.str() + result.stderr.str() + (pytester.path / "junit.xml").read_text()
+    for secret in ("leaky-Db-pass-1", "leaky-Redis-pass-2", AMQP_PASSWORD):
+        assert secret not in everything
+    junit = (pytester.path / "junit.xml").read_text()
+    assert 'name="smoke_severity" value="critical"' in junit and 'name="smoke_severity" value="warning"' in junit
+
+
+def test_seed_config_verbatim_against_real_servers(pytester, demo, postgres_server, redis_server, monkeypatch):
+    for key, value in {
+        "SMOKE_BASE_URL": demo.url,
+        "PGHOST": "127.0.0.1",
+        "PGPORT": str(postgres_server.port),
+        "PGUSER": "app",
+        "PGPASSWORD": PG_PASSWORD,
+        "PGDATABASE": "postgres",
+        "REDIS_URL": redis_server.url,
+    }.items():
+        monkeypatch.setenv(key, value)
+    config = pytester.path / ".coditect" / "config" / "smoke-test-hook.json"
+    config.parent.mkdir(parents=True)
+    config.write_text(SEED_CONFIG.read_text())
+    result = pytester.runpytest("--smoke-config", ".coditect/config/smoke-test-hook.json", "-v")
+    result.assert_outcomes(passed=7)
+    assert PG_PASSWORD not in result.stdout.str()
+
+
+# -- custom check types ----------------------------------------------------------------------------
+
+
+def test_custom_type_registered_from_a_conftest(pytester, write_config):
+    pytester.makeconftest(
+        """
+        from pytest_smoke import CheckFailed, CheckResult, register_check_type
+
+        def kafka(spec, ctx):
+            if spec["brokers"] == "down:9092":
+                raise CheckFailed("Kafka unavailable: no broker answered at down:9092", kind="queue_down")
+            return CheckResult(summary="3 brokers up")
+
+        register_check_type("kafka", kafka)
+        """
+    )
+    write_config(
+        {
+            "dependency_checks": [
+                {"name": "events", "type": "kafka", "brokers": "up:9092"},
+                {"name": "events-dr", "type": "kafka", "brokers": "down:9092", "required": False},
+            ]
+        }
+    )
+    result = pytester.runpytest("--smoke-config", "smoke.json", "-v")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["Kafka unavailable: no broker answered at down:9092", "severity: warning (optional check)"])
+
+
+def test_custom_type_that_ignores_its_timeout_is_still_stopped(pytester, write_config):
+    pytester.makeconftest(
+        """
+        import time
+        from pytest_smoke import register_check_type
+
+        register_check_type("sleepy", lambda spec, ctx: time.sleep(30))
+        """
+    )
+    write_config({"dependency_checks": [{"name": "nats", "type": "sleepy", "timeout_seconds": 1}]})
+    started = time.monotonic()
+    result = pytester.runpytest("--smoke-config", "smoke.json")
+    assert time.monotonic() - started < 10
+    result.stdout.fnmatch_lines(["nats: timed out after 1 s"])
+
+
+def test_unknown_type_is_a_config_error_listing_known_types(pytester, write_config):
+    write_config({"dependency_checks": [{"name": "x", "type": "mongo"}]})
+    result = pytester.runpytest("--smoke-config", "smoke.json")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*dependency_checks[[]0[]].type: unknown dependency type 'mongo' (known: amqp, http, postgres, redis, tcp)*"])
