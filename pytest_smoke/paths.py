@@ -39,7 +39,7 @@ def run_path(spec: Mapping[str, Any], ctx: CheckContext) -> CheckResult:
     with new_session(ctx) as session:
         try:
             for number, step in enumerate(steps, start=1):
-                _run_step(session, ctx, step, number, len(steps), saved, deadline, name)
+                _run_step(session, ctx, step, number, len(steps), saved, deadline, "")
         except CheckFailed as failure:
             warnings += _cleanup(session, ctx, spec, saved)
             if warnings:
@@ -105,7 +105,7 @@ def _run_step(
     total: int,
     saved: dict[str, Any],
     deadline: Deadline,
-    path_name: str,
+    prefix: str,
 ) -> Reply:
     method = step.get("method", "GET")
     endpoint = render(step["endpoint"], saved)
@@ -126,7 +126,7 @@ def _run_step(
                 reason = reason[len(prefix) :].lstrip(" :")
                 break
         return StepFailed(
-            f"{path_name}: {where} {reason}", "\n".join(lines), kind=failure.kind, step=number, **failure.facts
+            f"{prefix}{where} {reason}", "\n".join(lines), kind=failure.kind, step=number, **failure.facts
         )
 
     try:
@@ -204,7 +204,7 @@ def _cleanup(session: Any, ctx: CheckContext, spec: Mapping[str, Any], saved: di
             warnings.append(f"cleanup step {number} skipped: {{{missing[0]}}} was never saved")
             continue
         try:
-            _run_step(session, ctx, step, number, len(steps), saved, deadline, f"{spec['name']} cleanup")
+            _run_step(session, ctx, step, number, len(steps), saved, deadline, "cleanup ")
         except CheckFailed as failure:
             warnings.append(f"cleanup failed: {failure.reason}")
     return warnings

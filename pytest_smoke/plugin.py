@@ -19,6 +19,7 @@ import pytest
 
 from .checks import CheckContext, CheckFailed, known_types, run_check
 from .config import Check, ConfigError, SmokeConfig, load_config
+from .controller import SmokeController
 from .redact import Redactor
 
 REQUIRED_MARKER = "smoke_required"
@@ -27,6 +28,7 @@ OPTIONAL_MARKER = "smoke_optional"
 TIMEOUT_BACKSTOP_SECONDS = 10.0
 
 smoke_run_key = pytest.StashKey["SmokeRun"]()
+CONTROLLER_NAME = "smoke-controller"
 
 
 class SmokeRun:
@@ -63,7 +65,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="NAME",
         help="Apply the config's environments.NAME overrides (e.g. prod, staging).",
     )
+    group.addoption(
+        "--smoke-no-rollback",
+        action="store_true",
+        help="Dry run: report the verdict and what the rollback would do, change nothing.",
+    )
+    group.addoption(
+        "--smoke-confirm-rollback",
+        action="store_true",
+        help="Pre-approve a rollback that needs ops confirmation (also SMOKE_CONFIRM_ROLLBACK=1).",
+    )
     parser.addini("smoke_config", "Smoke config path, relative to the ini file's directory.", type="string")
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from . import hooks
+
+    pluginmanager.add_hookspecs(hooks)
 
 
 def find_config_path(config: pytest.Config) -> Path | None:
@@ -99,7 +117,9 @@ def pytest_configure(config: pytest.Config) -> None:
         _require_known_types(smoke_config)
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
-    config.stash[smoke_run_key] = SmokeRun(smoke_config)
+    run = config.stash[smoke_run_key] = SmokeRun(smoke_config)
+    if not hasattr(config, "workerinput") and not config.getoption("collectonly"):
+        config.pluginmanager.register(SmokeController(config, smoke_config, run.redactor), CONTROLLER_NAME)
 
 
 def _require_known_types(smoke_config: SmokeConfig) -> None:
@@ -146,6 +166,15 @@ def pytest_make_collect_report(collector: pytest.Collector) -> Iterator[None]:
             # First, so generated checks run and report before custom tests.
             report.result.insert(0, SmokeFile.from_parent(collector, path=run.config.path.resolve()))
     return report
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Custom tests in a smoke run carry their marker as properties, so the controller (which
+    never collects under xdist) can classify them. Unmarked custom tests count as optional."""
+    if get_run(item.config) is None or isinstance(item, SmokeItem):
+        return
+    required = item.get_closest_marker(REQUIRED_MARKER) is not None
+    item.user_properties.extend([("smoke_kind", "custom"), ("smoke_required", required), ("smoke_name", item.name)])
 
 
 class SmokeFile(pytest.File):

@@ -38,7 +38,7 @@ def test_seed_user_login_works_over_a_cookie_session(demo):
 
 def test_profile_without_login_fails_naming_the_step_and_showing_a_curl_line(demo):
     failure, _ = fail_path(demo, path({"method": "GET", "endpoint": "/api/user/profile", "required_status": 200}, name="profile"))
-    assert failure.reason == "profile: step 1/1 (GET /api/user/profile) returned 401 (expected 200)"
+    assert failure.reason == "step 1/1 (GET /api/user/profile) returned 401 (expected 200)"
     assert 'response: 401, ' in failure.details and '{"error": "not authenticated"}' in failure.details
     assert "saved so far: (nothing)" in failure.details
     assert f"reproduce: curl -sS -X GET {demo.url}/api/user/profile" in failure.details
@@ -71,9 +71,9 @@ def test_cleanup_runs_after_a_failure_and_a_failed_cleanup_is_only_a_warning(dem
         ],
     )
     failure, _ = fail_path(demo, spec)
-    assert failure.reason == 'flow: step 3/3 (GET /api/resources/1) body.title is "x", expected "y"'
+    assert failure.reason == 'step 3/3 (GET /api/resources/1) body.title is "x", expected "y"'
     assert demo.resources == {}
-    assert "warning: cleanup failed: flow cleanup: step 2/2 (DELETE /api/resources/999) returned 404 (expected 204)" in failure.details
+    assert "warning: cleanup failed: cleanup step 2/2 (DELETE /api/resources/999) returned 404 (expected 204)" in failure.details
 
 
 def test_cleanup_step_needing_a_value_never_saved_is_skipped_with_a_warning(demo):
@@ -87,7 +87,7 @@ def test_cleanup_step_needing_a_value_never_saved_is_skipped_with_a_warning(demo
 
 def test_missing_save_path_names_the_path_and_the_keys_there(demo):
     failure, _ = fail_path(demo, path({**LOGIN, "save": {"token": "body.user.token"}}))
-    assert failure.reason == "flow: step 1/1 (POST /api/auth/login) cannot save 'token': body.user.token not found (body.user has keys: email)"
+    assert failure.reason == "step 1/1 (POST /api/auth/login) cannot save 'token': body.user.token not found (body.user has keys: email)"
     failure, _ = fail_path(demo, path({"endpoint": "/api/resources", "save": {"first": "body.items.0.id"}}))
     assert "body.items.0.id not found (body.items has a list of 0)" in failure.reason
 
@@ -109,7 +109,7 @@ def test_rate_limit_engages(demo):
 def test_rate_limit_not_enforced(demo):
     demo.faults.add("no-rate-limit")
     failure, _ = fail_path(demo, path({"endpoint": "/api/limited", "rate_limit": {"requests": 12}}, name="rate"))
-    assert failure.reason == "rate: step 1/1 (GET /api/limited) rate limiting not enforced after 12 requests (no 429; got 12x 200)"
+    assert failure.reason == "step 1/1 (GET /api/limited) rate limiting not enforced after 12 requests (no 429; got 12x 200)"
     assert failure.kind == "rate_limit_not_enforced"
 
 
@@ -186,7 +186,7 @@ def test_critical_path_items_through_pytest(pytester, write_config, demo):
         [
             "*smoke.json::critical_path[[]user-login[]] FAILED*",
             "*smoke.json::critical_path[[]core-api[]] PASSED*",
-            "user-login: step 2/2 (GET /api/user/profile) returned 401 (expected 200)",
+            "step 2/2 (GET /api/user/profile) returned 401 (expected 200)",
             "severity: critical (required check)",
         ]
     )

@@ -1,0 +1,1 @@
+"""Outputs of a run: the terminal verdict and report files."""

@@ -1,0 +1,116 @@
+"""What to do about each kind of failure: an ``Issue:`` sentence, the impact and next steps.
+
+Every report (terminal, JUnit, JSON, Markdown, notifications) takes its remediation from here.
+Teams extend or override entries from config (``remediation: {kind: {issue, steps}}``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+
+@dataclass(frozen=True)
+class Remedy:
+    issue: str
+    steps: tuple[str, ...]
+
+
+CATALOGUE: dict[str, Remedy] = {
+    "timeout": Remedy("The service did not answer within the check's timeout", (
+        "Check pod health and recent restarts: kubectl get pods -l app={deployment} -n {namespace}",
+        "Read the logs of the new version: kubectl logs deploy/{deployment} -n {namespace} --since=10m",
+    )),
+    "connection_refused": Remedy("Nothing is listening at the checked address", (
+        "Check that the Service has ready endpoints: kubectl get endpoints {deployment} -n {namespace}",
+        "Check the container port and the readiness probe in the new pod template",
+    )),
+    "dns_failure": Remedy("The host name does not resolve", (
+        "Check the base_url / host in the smoke config and the Service name",
+        "Check cluster DNS: kubectl get svc -n {namespace}",
+    )),
+    "tls_error": Remedy("The TLS handshake failed (certificate not trusted, expired or for another host)", (
+        "Inspect the certificate: openssl s_client -connect HOST:443 -servername HOST",
+        "Point ca_bundle at the right CA rather than turning verify_tls off",
+    )),
+    "connection_reset": Remedy("The connection broke mid-response", (
+        "Read the logs for crashes: kubectl logs deploy/{deployment} -n {namespace} --previous",
+    )),
+    "redirect_loop": Remedy("The endpoint redirects in a loop", ("Check ingress and proxy redirect rules for the endpoint",)),
+    "readiness_503": Remedy("The service reports it is not ready (often a dependency, such as the database)", (
+        "Read the readiness details: kubectl logs deploy/{deployment} -n {namespace} --since=10m",
+        "Check the dependency checks in this report for the root cause",
+    )),
+    "http_5xx": Remedy("The service answered with a server error", (
+        "Read the logs of the new version: kubectl logs deploy/{deployment} -n {namespace} --since=10m",
+        "Compare with the previous revision: kubectl rollout history deployment/{deployment} -n {namespace}",
+    )),
+    "http_auth": Remedy("The request was rejected as unauthenticated or forbidden", (
+        "Check the smoke credentials (secrets referenced through ${{VAR}}) and the auth service",
+    )),
+    "http_status": Remedy("The endpoint answered with an unexpected status", (
+        "Check the endpoint and expected_status in the smoke config against the new API",
+    )),
+    "expectation": Remedy("The response did not meet the check's expectations", (
+        "Compare the response excerpt in this report with the expect block in the config",
+    )),
+    "db_auth": Remedy("Database connection failed: the credentials were rejected", (
+        "Check the database secret mounted in the new pods and in the smoke job",
+    )),
+    "db_unreachable": Remedy("Database connection failed", (
+        "Check the database host, port and network policy from the namespace {namespace}",
+    )),
+    "db_query": Remedy("The database query failed", ("Check migrations shipped with this deployment",)),
+    "redis_auth": Remedy("Redis rejected the credentials (NOAUTH / WRONGPASS)", ("Check the Redis password secret",)),
+    "redis_down": Remedy("Redis cache is unavailable", ("Check the Redis service and its pods",)),
+    "redis_command": Remedy("The Redis command failed", ("Check the command in the smoke config",)),
+    "queue_down": Remedy("The message queue is unreachable", ("Check the broker service and its pods",)),
+    "queue_auth": Remedy("The message queue rejected the credentials", ("Check the AMQP user, password and vhost",)),
+    "queue_missing": Remedy("The expected queue does not exist", ("Check the queue declarations of this release",)),
+    "rate_limit_not_enforced": Remedy("Rate limiting is not enforced", (
+        "Check the rate-limit middleware or gateway policy shipped with this release",
+    )),
+    "save_missing": Remedy("A response lacked a value a later step needs (API contract change?)", (
+        "Compare the response with the step's save paths",
+    )),
+    "crashed": Remedy("The process running the check crashed", ("Re-run the suite; report the crash if it repeats",)),
+    "error": Remedy("The check could not run (test execution error)", (
+        "Read the error in this report; it is a problem of the check, not necessarily of the service",
+    )),
+    "failed": Remedy("The check failed", ("Read the failure details in this report",)),
+    "rollback_refused": Remedy("The automatic rollback was refused as unsafe", (
+        "Review history: kubectl rollout history deployment/{deployment} -n {namespace}",
+        "Roll back by hand if needed: {manual_command}",
+    )),
+    "rollback_failed": Remedy("ROLLBACK FAILED: alert ops team immediately", (
+        "Roll back by hand: {manual_command}",
+        "Watch it: kubectl rollout status deployment/{deployment} -n {namespace}",
+        "Review history: kubectl rollout history deployment/{deployment} -n {namespace}",
+    )),
+    "rollback_awaiting": Remedy("A rollback is waiting for ops confirmation", (
+        "To roll back now: {manual_command}",
+        "Or re-run with --smoke-confirm-rollback",
+    )),
+}
+
+IMPACT = {
+    "health": "CRITICAL - Service cannot handle requests",
+    "dependency": "CRITICAL - A required dependency is unavailable",
+    "critical_path": "CRITICAL - Core functionality broken",
+    "custom": "CRITICAL - A required smoke test failed",
+}
+
+
+def remedy(kind: str, overrides: Mapping[str, Any] | None = None) -> Remedy:
+    if overrides and kind in overrides:
+        entry = overrides[kind]
+        base = CATALOGUE.get(kind, CATALOGUE["failed"])
+        return Remedy(entry.get("issue", base.issue), tuple(entry.get("steps", base.steps)))
+    return CATALOGUE.get(kind, CATALOGUE["failed"])
+
+
+def fill(step: str, values: Mapping[str, str]) -> str:
+    try:
+        return step.format(**values)
+    except (KeyError, IndexError, ValueError):
+        return step

@@ -1,0 +1,174 @@
+"""The terminal verdict, in the seed's three shapes: passed, warnings only, critical."""
+
+from __future__ import annotations
+
+import shlex
+import time
+from typing import TYPE_CHECKING, Any, Iterator
+
+from .remediation import IMPACT, fill, remedy
+
+if TYPE_CHECKING:
+    from ..config import SmokeConfig
+    from ..controller import RunSummary
+
+KIND_TITLES = {"health": "Health Check", "dependency": "Dependency", "critical_path": "Critical Path", "custom": "Smoke Test"}
+ROLLBACK_HEADLINES = {
+    "completed": "Automatic rollback completed",
+    "failed": "ROLLBACK FAILED: alert ops team immediately",
+    "refused": "Automatic rollback refused",
+    "dry_run": "Dry run (--smoke-no-rollback): rollback NOT performed",
+    "awaiting_confirmation": "Rollback awaiting ops confirmation",
+    "not_configured": "Automatic rollback not possible",
+}
+
+Line = "tuple[str, dict[str, bool]]"
+
+
+def remediation_values(smoke: "SmokeConfig", summary: "RunSummary") -> dict[str, str]:
+    strategy = smoke.section("rollback_strategy")
+    plan = getattr(summary.rollback, "plan", None)
+    deployment = strategy.get("deployment") or "DEPLOYMENT"
+    namespace = strategy.get("namespace", "default")
+    manual = plan.manual_command if plan else f"kubectl rollout undo deployment/{deployment} -n {namespace}"
+    return {"deployment": deployment, "namespace": namespace, "manual_command": manual}
+
+
+def rerun_command(smoke: "SmokeConfig") -> str:
+    env = f" --smoke-env {shlex.quote(smoke.environment)}" if smoke.environment else ""
+    return f"pytest --smoke-config {shlex.quote(str(smoke.path))}{env}"
+
+
+def _clock(stamp: float | None) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(stamp)) if stamp else "--:--:--"
+
+
+def render(summary: "RunSummary", smoke: "SmokeConfig") -> Iterator[tuple[str, dict[str, bool]]]:
+    verdict, decision = summary.verdict, summary.decision
+    values = remediation_values(smoke, summary)
+    overrides = smoke.data.get("remediation")
+    if decision.action == "not_evaluated":
+        yield f"smoke: no verdict: {decision.reason}", {"yellow": True}
+        return
+    state = verdict.state
+    if state == "passed":
+        yield from _passed(summary)
+    elif state == "warning":
+        yield from _warnings(summary, values, overrides)
+    else:
+        yield from _critical(summary, values, overrides)
+    for note in summary.notes:
+        if note:
+            yield f"Note: {note}", {}
+    yield f"Re-run: {rerun_command(smoke)}", {}
+
+
+def _group_line(title: str, outcomes: list[Any]) -> str:
+    if not outcomes:
+        return f"- {title}: none configured"
+    bad = [o for o in outcomes if o.severity != "passed" and o.status != "skipped"]
+    names = ", ".join(o.name for o in outcomes)
+    if not bad:
+        return f"- {title}: OK ({names})"
+    return f"- {title}: {len(outcomes) - len(bad)}/{len(outcomes)} OK ({', '.join(o.name for o in bad)} failed)"
+
+
+def _passed(summary: "RunSummary") -> Iterator[tuple[str, dict[str, bool]]]:
+    by_kind = lambda kind: [o for o in summary.verdict.outcomes if o.kind == kind]  # noqa: E731
+    yield "✓ Smoke tests passed (all health checks OK)", {"green": True, "bold": True}
+    yield _group_line("Health check", by_kind("health")), {}
+    yield _group_line("Dependencies", by_kind("dependency")), {}
+    yield _group_line("Critical paths", by_kind("critical_path")), {}
+    custom = by_kind("custom")
+    if custom:
+        yield _group_line("Custom smoke tests", custom), {}
+    yield "Deployment stable. Monitoring active.", {"green": True}
+
+
+def _warnings(summary: "RunSummary", values: dict[str, str], overrides: Any) -> Iterator[tuple[str, dict[str, bool]]]:
+    yield "⚠ WARNING: Non-critical test failed (deployment continues)", {"yellow": True, "bold": True}
+    for outcome in summary.verdict.warnings:
+        label = "test execution error" if outcome.status == "error" else "non-critical"
+        yield f"- {KIND_TITLES.get(outcome.kind, 'Check')} {outcome.name}: {outcome.reason} ({label})", {"yellow": True}
+    yield "", {}
+    yield "Impact: Minor feature degradation", {}
+    yield "Monitoring: Alert if pattern persists", {}
+    names = ", ".join(o.name for o in summary.verdict.warnings)
+    yield f"Action: Check {names} status in next 30min", {}
+    for outcome in summary.verdict.warnings:
+        fix = remedy(outcome.failure_kind or ("error" if outcome.status == "error" else "failed"), overrides)
+        for step in fix.steps:
+            yield f"  {outcome.name}: {fill(step, values)}", {}
+
+
+def _critical(summary: "RunSummary", values: dict[str, str], overrides: Any) -> Iterator[tuple[str, dict[str, bool]]]:
+    rollback, decision = summary.rollback, summary.decision
+    tail = {"completed": " - Rollback completed", "failed": " - ROLLBACK FAILED", "dry_run": " - Rollback dry run",
+            "awaiting_confirmation": " - Rollback awaiting ops confirmation"}.get(getattr(rollback, "status", ""), "")
+    if rollback is None:
+        tail = f" - No automatic rollback ({decision.reason})"
+    yield f"✗ CRITICAL: Smoke tests failed{tail}", {"red": True, "bold": True}
+    yield "", {}
+    yield "CRITICAL FAILURES:", {"red": True}
+    for number, outcome in enumerate(summary.verdict.critical, 1):
+        fix = remedy(outcome.failure_kind or "failed", overrides)
+        yield f"{number}. {KIND_TITLES.get(outcome.kind, 'Check')}: {outcome.name}: {outcome.reason}", {"red": True}
+        yield f"Issue: {fix.issue}", {}
+        yield f"Impact: {IMPACT.get(outcome.kind, IMPACT['custom'])}", {}
+        for step in fix.steps:
+            yield f"Next: {fill(step, values)}", {}
+    if summary.verdict.warnings:
+        yield "", {}
+        yield "Warnings (non-critical):", {"yellow": True}
+        for outcome in summary.verdict.warnings:
+            yield f"- {outcome.name}: {outcome.reason}", {"yellow": True}
+    yield "", {}
+    yield from _rollback_lines(summary, values, overrides)
+    yield "", {}
+    yield from _timeline(summary)
+
+
+def _rollback_lines(summary: "RunSummary", values: dict[str, str], overrides: Any) -> Iterator[tuple[str, dict[str, bool]]]:
+    rollback = summary.rollback
+    if rollback is None:
+        yield f"Rollback: not triggered ({summary.decision.reason})", {}
+        yield f"Manual rollback if needed: {values['manual_command']}", {}
+        return
+    markup = {"red": True, "bold": True} if rollback.status == "failed" else {}
+    yield f"{ROLLBACK_HEADLINES.get(rollback.status, rollback.status)}:", markup
+    plan = rollback.plan
+    if plan is not None:
+        for name, image in plan.current_images.items():
+            target = plan.target_images.get(name, "?")
+            yield f"Current: {image}", {}
+            yield f"Rollback to: {target}" + (f" (container {name})" if len(plan.current_images) > 1 else ""), {}
+        if plan.to_revision is not None:
+            verified = " (verified by an earlier green smoke run)" if plan.details.get("verified") else ""
+            yield f"Revision: {plan.from_revision} -> {plan.to_revision}{verified}", {}
+    status = rollback.progress[-1] if rollback.progress else rollback.message
+    yield f"Status: {status}", markup
+    if rollback.message and rollback.message != status:
+        yield rollback.message, markup
+    if rollback.confirmation:
+        yield f"Confirmation: {rollback.confirmation}", {}
+    if rollback.verification:
+        yield f"Verification: {rollback.verification}", {}
+    if rollback.status in ("failed", "awaiting_confirmation", "dry_run", "refused", "not_configured"):
+        kind = {"failed": "rollback_failed", "awaiting_confirmation": "rollback_awaiting"}.get(rollback.status, "rollback_refused")
+        for step in remedy(kind, overrides).steps:
+            yield f"Next: {fill(step, values)}", {}
+
+
+def _timeline(summary: "RunSummary") -> Iterator[tuple[str, dict[str, bool]]]:
+    t = summary.timeline
+    yield "Timeline:", {}
+    if t.deployment_completed:
+        yield f"{_clock(t.deployment_completed)} - Deployment completed", {}
+    yield f"{_clock(t.checks_started)} - Smoke checks started", {}
+    if t.failures_detected:
+        yield f"{_clock(t.failures_detected)} - Critical failures detected", {}
+    if t.rollback_started:
+        yield f"{_clock(t.rollback_started)} - Rollback started", {}
+    if t.rollback_finished:
+        status = getattr(summary.rollback, "status", "")
+        yield f"{_clock(t.rollback_finished)} - Rollback {'complete' if status == 'completed' else 'ended: ' + status}", {}

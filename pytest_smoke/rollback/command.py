@@ -1,0 +1,75 @@
+"""``command``: run a user-given argv (``helm rollback``, ``kubectl argo rollouts undo`` ...).
+
+Placeholders ``{deployment}``, ``{namespace}``, ``{container}`` and ``{previous_image}`` are filled
+in per argument. There is no shell: a templated value can never become shell syntax.
+"""
+
+from __future__ import annotations
+
+import string
+import subprocess
+from typing import Any, Callable, Mapping
+
+from . import Plan, RollbackError, RollbackRefused
+from .kube import Kube, Target
+
+PLACEHOLDERS = {"deployment", "namespace", "container", "previous_image"}
+OUTPUT_EXCERPT = 400
+
+
+def _fields(argv: list[str]) -> set[str]:
+    return {name for arg in argv for _, name, _, _ in string.Formatter().parse(arg) if name}
+
+
+class Command:
+    name = "command"
+
+    def plan(self, target: Target | None, strategy: Mapping[str, Any]) -> Plan:
+        argv = list(strategy.get("command") or [])
+        if not argv:
+            raise RollbackRefused("rollback_strategy.command is not set")
+        unknown = _fields(argv) - PLACEHOLDERS
+        if unknown:
+            raise RollbackRefused(f"rollback_strategy.command uses unknown placeholder(s): {', '.join(sorted(unknown))}")
+        values = {
+            "deployment": target.deployment if target else "",
+            "namespace": target.namespace if target else strategy.get("namespace", "default"),
+            "container": (target.container if target else None) or (target.deployment if target else ""),
+            "previous_image": "",
+        }
+        plan = Plan(handler=self.name, target=target, manual_command="")
+        if "previous_image" in _fields(argv):
+            if target is None:
+                raise RollbackRefused("{previous_image} needs rollback_strategy.deployment")
+            from .previous_image import PreviousImage
+
+            image_plan = PreviousImage().plan(target, strategy)
+            container = target.container or next(iter(image_plan.target_images))
+            values["container"] = container
+            values["previous_image"] = image_plan.target_images.get(container, "")
+            plan.from_revision, plan.to_revision = image_plan.from_revision, image_plan.to_revision
+            plan.current_images, plan.target_images = image_plan.current_images, image_plan.target_images
+        plan.details["argv"] = [arg.format(**values) for arg in argv]
+        plan.manual_command = " ".join(_quote(a) for a in plan.details["argv"])
+        return plan
+
+    def execute(self, plan: Plan, strategy: Mapping[str, Any], timeout: float, progress: Callable[[str], None]) -> None:
+        argv = plan.details["argv"]
+        try:
+            completed = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        except FileNotFoundError:
+            raise RollbackError(f"command not found: {argv[0]}") from None
+        except subprocess.TimeoutExpired:
+            raise RollbackError(f"{argv[0]} did not finish within {timeout:g} s") from None
+        output = (completed.stdout + completed.stderr).strip()
+        if completed.returncode != 0:
+            raise RollbackError(f"{argv[0]} exited with {completed.returncode}: {output[-OUTPUT_EXCERPT:]}")
+        progress(f"{argv[0]}: {output[-OUTPUT_EXCERPT:] or 'done'}")
+        if plan.target is not None:
+            Kube(plan.target).wait_for_rollout(timeout, progress)
+
+
+def _quote(arg: str) -> str:
+    import shlex
+
+    return shlex.quote(arg)

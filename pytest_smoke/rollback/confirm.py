@@ -1,0 +1,83 @@
+"""Ops confirmation for a rollback: pre-approval, an approval URL, or a prompt on a terminal.
+
+Order: ``--smoke-confirm-rollback`` / ``SMOKE_CONFIRM_ROLLBACK=1`` (approved in the pipeline),
+then the ``approval_url`` gate (polled until it answers 200, like Flagger's confirm-rollout
+webhook; 403 or 410 is an explicit no), then an interactive prompt when a terminal is attached
+(default no). Every wait is bounded by ``confirmation_timeout_seconds``.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import time
+from typing import Mapping
+
+APPROVAL_POLL_SECONDS = 1.0
+TRUTHY = {"1", "true", "yes", "y"}
+
+
+def preapproved(flag: bool, environ: Mapping[str, str]) -> bool:
+    return flag or environ.get("SMOKE_CONFIRM_ROLLBACK", "").strip().lower() in TRUTHY
+
+
+def poll_approval_url(url: str, timeout: float, verify: bool | str = True) -> tuple[bool, str]:
+    import requests
+
+    end = time.monotonic() + timeout
+    last = "no answer"
+    with requests.Session() as session:
+        session.trust_env = False
+        while True:
+            remaining = end - time.monotonic()
+            if remaining <= 0:
+                return False, f"approval URL did not approve within {timeout:g} s (last: {last})"
+            try:
+                status = session.get(url, timeout=min(5.0, max(remaining, 0.1)), verify=verify).status_code
+            except requests.RequestException as exc:
+                last = exc.__class__.__name__
+            else:
+                if status == 200:
+                    return True, "approved through the approval URL"
+                if status in (403, 410):
+                    return False, f"denied through the approval URL ({status})"
+                last = f"HTTP {status}"
+            time.sleep(min(APPROVAL_POLL_SECONDS, max(end - time.monotonic(), 0)))
+
+
+def prompt_on_terminal(question: str, timeout: float) -> tuple[bool, str] | None:
+    """Ask on the controlling terminal; None when there is none (CI)."""
+    try:
+        tty = open("/dev/tty", "r+")
+    except OSError:
+        return None
+    with tty:
+        tty.write(f"{question} [y/N] (no answer in {timeout:g} s means no): ")
+        tty.flush()
+        ready, _, _ = select.select([tty], [], [], timeout)
+        if not ready:
+            tty.write("\n")
+            return False, f"no answer at the terminal within {timeout:g} s"
+        answer = tty.readline().strip().lower()
+    return (True, "confirmed at the terminal") if answer in TRUTHY else (False, "declined at the terminal")
+
+
+def confirm(
+    *,
+    flag: bool,
+    environ: Mapping[str, str],
+    approval_url: str | None,
+    timeout: float,
+    question: str,
+    interactive: bool = True,
+    verify: bool | str = True,
+) -> tuple[bool, str]:
+    if preapproved(flag, environ):
+        return True, "pre-approved (--smoke-confirm-rollback / SMOKE_CONFIRM_ROLLBACK)"
+    if approval_url:
+        return poll_approval_url(approval_url, timeout, verify)
+    if interactive and not os.environ.get("CI"):
+        answer = prompt_on_terminal(question, timeout)
+        if answer is not None:
+            return answer
+    return False, "no confirmation given: pass --smoke-confirm-rollback, set SMOKE_CONFIRM_ROLLBACK=1 or configure approval_url"

@@ -1,0 +1,158 @@
+"""The few Kubernetes API calls a rollback needs, through the official client.
+
+Objects are handled as plain JSON dicts (``_preload_content=False``) so the code reads like the
+API reference and does not depend on one client version's model classes. The client is imported
+only here, only when a rollback (or the verified-revision mark) needs it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+REVISION = "deployment.kubernetes.io/revision"
+VERIFIED = "pytest-smoke.dev/verified"
+VERIFIED_AT = "pytest-smoke.dev/verified-at"
+CHANGE_CAUSE = "kubernetes.io/change-cause"
+POLL_SECONDS = 1.0
+
+
+class KubeError(Exception):
+    """A Kubernetes API problem in operator words."""
+
+
+@dataclass
+class Target:
+    deployment: str
+    namespace: str = "default"
+    container: str | None = None
+    context: str | None = None
+    kubeconfig: str | None = None
+
+    @property
+    def ref(self) -> str:
+        return f"deployment/{self.deployment} -n {self.namespace}"
+
+    def kubectl(self, *args: str) -> str:
+        context = f" --context {self.context}" if self.context else ""
+        return "kubectl " + " ".join(args) + f" -n {self.namespace}{context}"
+
+
+class Kube:
+    def __init__(self, target: Target):
+        from kubernetes import client, config  # deferred: heavy, and only rollbacks need it
+
+        self.target = target
+        try:
+            if target.kubeconfig or not os.environ.get("KUBERNETES_SERVICE_HOST"):
+                api_client = config.new_client_from_config(config_file=target.kubeconfig, context=target.context)
+            else:
+                configuration = client.Configuration()
+                config.load_incluster_config(client_configuration=configuration)
+                api_client = client.ApiClient(configuration)
+        except Exception as exc:  # the client raises ConfigException, TypeError, OSError...
+            raise KubeError(f"cannot load Kubernetes credentials: {exc}") from None
+        self.apps = client.AppsV1Api(api_client)
+        self._api_exception = client.exceptions.ApiException
+
+    def _call(self, what: str, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            response = func(*args, _preload_content=False, _request_timeout=10, **kwargs)
+        except self._api_exception as exc:
+            raise KubeError(f"{what}: {_api_message(exc)}") from None
+        except Exception as exc:  # urllib3 connection errors and the like
+            raise KubeError(f"{what}: cannot reach the Kubernetes API ({exc.__class__.__name__})") from None
+        return json.loads(response.data)
+
+    def deployment(self) -> dict[str, Any]:
+        t = self.target
+        return self._call(f"read {t.ref}", self.apps.read_namespaced_deployment, t.deployment, t.namespace)
+
+    def replicasets(self, deployment: dict[str, Any]) -> list[dict[str, Any]]:
+        """The Deployment's own ReplicaSets (by owner reference uid), oldest revision first."""
+        labels = deployment["spec"]["selector"].get("matchLabels") or {}
+        selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+        items = self._call(
+            f"list replicasets of {self.target.ref}",
+            self.apps.list_namespaced_replica_set,
+            self.target.namespace,
+            label_selector=selector,
+        )["items"]
+        uid = deployment["metadata"]["uid"]
+        owned = [rs for rs in items if any(o.get("uid") == uid for o in rs["metadata"].get("ownerReferences") or [])]
+        return sorted(owned, key=revision_of)
+
+    def patch_deployment(self, body: Any, content_type: str) -> dict[str, Any]:
+        t = self.target
+        return self._call(
+            f"patch {t.ref}", self.apps.patch_namespaced_deployment, t.deployment, t.namespace, body, _content_type=content_type
+        )
+
+    def annotate_replicaset(self, name: str, annotations: dict[str, str]) -> None:
+        self._call(
+            f"annotate replicaset/{name}",
+            self.apps.patch_namespaced_replica_set,
+            name,
+            self.target.namespace,
+            {"metadata": {"annotations": annotations}},
+            _content_type="application/merge-patch+json",
+        )
+
+    def wait_for_rollout(self, timeout: float, progress: Callable[[str], None]) -> None:
+        """Poll like ``kubectl rollout status`` until done, failed or out of time."""
+        end = time.monotonic() + timeout
+        last = ""
+        while True:
+            message, done = rollout_status(self.deployment())
+            if done:
+                progress(message)
+                return
+            if message != last:
+                progress(message)
+                last = message
+            if time.monotonic() + POLL_SECONDS > end:
+                raise KubeError(f"rollout did not finish within {timeout:g} s ({message})")
+            time.sleep(POLL_SECONDS)
+
+
+def revision_of(obj: dict[str, Any]) -> int:
+    try:
+        return int((obj["metadata"].get("annotations") or {}).get(REVISION, 0))
+    except ValueError:
+        return 0
+
+
+def containers_of(template: dict[str, Any]) -> dict[str, str]:
+    return {c["name"]: c.get("image", "") for c in template["spec"].get("containers") or []}
+
+
+def rollout_status(deployment: dict[str, Any]) -> tuple[str, bool]:
+    """kubectl's DeploymentStatusViewer: (message, done); raises KubeError on a dead rollout."""
+    meta, spec, status = deployment["metadata"], deployment["spec"], deployment.get("status") or {}
+    replicas = spec.get("replicas", 1)
+    if status.get("observedGeneration", 0) < meta.get("generation", 0):
+        return "waiting for the rollout to be observed", False
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == "Progressing" and condition.get("reason") == "ProgressDeadlineExceeded":
+            raise KubeError(f"deployment/{meta['name']} exceeded its progress deadline")
+    updated = status.get("updatedReplicas", 0)
+    total = status.get("replicas", 0)
+    available = status.get("availableReplicas", 0)
+    if updated < replicas:
+        return f"Rolling back {updated}/{replicas} pods...", False
+    if total > updated:
+        return f"Rolling back {updated}/{replicas} pods ({total - updated} old pods terminating)...", False
+    if available < updated:
+        return f"Rolling back: {available} of {updated} updated pods available...", False
+    return f"Rollback complete: {updated}/{replicas} pods updated and available", True
+
+
+def _api_message(exc: Any) -> str:
+    try:
+        message = json.loads(exc.body).get("message") or exc.reason
+    except (TypeError, ValueError, AttributeError):
+        message = exc.reason
+    return f"{exc.status} {exc.reason}: {message}" if message != exc.reason else f"{exc.status} {exc.reason}"

@@ -1,0 +1,69 @@
+"""``previous-image``: ``kubectl set image`` back to the images of a safe earlier revision.
+
+The target revision is the newest one an earlier green smoke run marked as verified, else the
+previous revision. Only images change: a strategic merge patch by container name.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+from . import Plan, RollbackRefused
+from .kube import CHANGE_CAUSE, VERIFIED, Kube, Target, containers_of, revision_of
+
+
+def choose_target(deployment: dict[str, Any], replicasets: list[dict[str, Any]]) -> tuple[int, dict[str, Any]]:
+    name = deployment["metadata"]["name"]
+    if deployment["spec"].get("paused"):
+        raise RollbackRefused(f"deployment/{name} is paused; resume it or roll back by hand")
+    current = revision_of(deployment)
+    older = [rs for rs in replicasets if 0 < revision_of(rs) < current]
+    if not older:
+        raise RollbackRefused(f"deployment/{name} has no earlier revision to roll back to (current revision {current})")
+    verified = [rs for rs in older if (rs["metadata"].get("annotations") or {}).get(VERIFIED) == "true"]
+    return current, max(verified or older, key=revision_of)
+
+
+class PreviousImage:
+    name = "previous-image"
+
+    def plan(self, target: Target | None, strategy: Mapping[str, Any]) -> Plan:
+        assert target is not None
+        kube = Kube(target)
+        deployment = kube.deployment()
+        current_revision, chosen = choose_target(deployment, kube.replicasets(deployment))
+        current = containers_of(deployment["spec"]["template"])
+        wanted = containers_of(chosen["spec"]["template"])
+        if target.container:
+            if target.container not in current:
+                raise RollbackRefused(
+                    f"container {target.container!r} is not in deployment/{target.deployment} (containers: {', '.join(current)})"
+                )
+            wanted = {target.container: wanted.get(target.container, current[target.container])}
+        changed = {name: image for name, image in wanted.items() if name in current and current[name] != image}
+        if not changed:
+            raise RollbackRefused(
+                f"revision {revision_of(chosen)} runs the same images as revision {current_revision}; nothing to roll back"
+            )
+        settings = " ".join(f"{name}={image}" for name, image in changed.items())
+        return Plan(
+            handler=self.name,
+            target=target,
+            manual_command=target.kubectl("set", "image", f"deployment/{target.deployment}", settings),
+            from_revision=current_revision,
+            to_revision=revision_of(chosen),
+            current_images={name: current[name] for name in changed},
+            target_images=changed,
+            details={"verified": (chosen["metadata"].get("annotations") or {}).get(VERIFIED) == "true"},
+        )
+
+    def execute(self, plan: Plan, strategy: Mapping[str, Any], timeout: float, progress: Callable[[str], None]) -> None:
+        assert plan.target is not None
+        kube = Kube(plan.target)
+        patch = {
+            "metadata": {"annotations": {CHANGE_CAUSE: f"pytest-smoke rollback to revision {plan.to_revision}"}},
+            "spec": {"template": {"spec": {"containers": [{"name": n, "image": i} for n, i in plan.target_images.items()]}}},
+        }
+        kube.patch_deployment(patch, "application/strategic-merge-patch+json")
+        progress(f"patched deployment/{plan.target.deployment}: " + ", ".join(f"{n}={i}" for n, i in plan.target_images.items()))
+        kube.wait_for_rollout(timeout, progress)

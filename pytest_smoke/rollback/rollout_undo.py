@@ -1,0 +1,54 @@
+"""``rollout-undo``: restore the whole pod template of the target revision, like
+``kubectl rollout undo``. A JSON patch guarded by a ``test`` on ``resourceVersion`` makes sure a
+concurrent change (another deploy, another rollback) is never overwritten."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Callable, Mapping
+
+from . import Plan, RollbackError
+from .kube import Kube, KubeError, Target, containers_of, revision_of
+from .previous_image import choose_target
+
+HASH_LABEL = "pod-template-hash"
+
+
+class RolloutUndo:
+    name = "rollout-undo"
+
+    def plan(self, target: Target | None, strategy: Mapping[str, Any]) -> Plan:
+        assert target is not None
+        kube = Kube(target)
+        deployment = kube.deployment()
+        current_revision, chosen = choose_target(deployment, kube.replicasets(deployment))
+        template = copy.deepcopy(chosen["spec"]["template"])
+        (template.get("metadata") or {}).get("labels", {}).pop(HASH_LABEL, None)
+        return Plan(
+            handler=self.name,
+            target=target,
+            manual_command=target.kubectl("rollout", "undo", f"deployment/{target.deployment}", f"--to-revision={revision_of(chosen)}"),
+            from_revision=current_revision,
+            to_revision=revision_of(chosen),
+            current_images=containers_of(deployment["spec"]["template"]),
+            target_images=containers_of(template),
+            details={"template": template, "resource_version": deployment["metadata"]["resourceVersion"]},
+        )
+
+    def execute(self, plan: Plan, strategy: Mapping[str, Any], timeout: float, progress: Callable[[str], None]) -> None:
+        assert plan.target is not None
+        kube = Kube(plan.target)
+        ops = [
+            {"op": "test", "path": "/metadata/resourceVersion", "value": plan.details["resource_version"]},
+            {"op": "replace", "path": "/spec/template", "value": plan.details["template"]},
+        ]
+        try:
+            kube.patch_deployment(ops, "application/json-patch+json")
+        except KubeError as exc:
+            if " 409 " in f" {exc} " or "422" in str(exc):
+                raise RollbackError(
+                    f"deployment/{plan.target.deployment} changed since the rollback was planned; not overwriting it ({exc})"
+                ) from None
+            raise
+        progress(f"restored the pod template of revision {plan.to_revision}")
+        kube.wait_for_rollout(timeout, progress)
