@@ -121,9 +121,9 @@ def _run_step(
         lines.append(f"saved so far: {_show_saved(ctx, saved)}")
         lines.append(f"reproduce: {curl}")
         reason = failure.reason
-        for prefix in (f"{method} {endpoint}", str(endpoint)):
-            if reason.startswith(prefix):
-                reason = reason[len(prefix) :].lstrip(" :")
+        for lead in (f"{method} {endpoint}", str(endpoint)):
+            if reason.startswith(lead):
+                reason = reason[len(lead) :].lstrip(" :")
                 break
         return StepFailed(
             f"{prefix}{where} {reason}", "\n".join(lines), kind=failure.kind, step=number, **failure.facts
