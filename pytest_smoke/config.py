@@ -405,7 +405,9 @@ def _interpolate(
         name, default = match.group(1), match.group(2)
         if name in env:
             resolved = env[name]
-            if key not in NOT_SECRET_KEYS and len(resolved) >= MIN_SECRET_LENGTH:
+            # Anything under notifications (webhook URLs, SMTP credentials) is a credential.
+            secret_key = key not in NOT_SECRET_KEYS or (bool(path) and path[0] == "notifications")
+            if secret_key and len(resolved) >= MIN_SECRET_LENGTH:
                 secrets.add(resolved)
         elif default is not None:
             resolved = default

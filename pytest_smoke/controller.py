@@ -19,6 +19,7 @@ from .config import SmokeConfig
 from .redact import Redactor
 from .verdict import Decision, Outcome, Verdict, classify, decide, exit_code
 
+DETAILS_LIMIT = 4000
 NOT_EVALUATED_STATUSES = (
     pytest.ExitCode.INTERRUPTED,
     pytest.ExitCode.INTERNAL_ERROR,
@@ -42,6 +43,7 @@ class RunSummary:
     rollback: Any = None  # RollbackResult
     timeline: Timeline = field(default_factory=Timeline)
     notes: list[str] = field(default_factory=list)
+    notifications: list[dict[str, Any]] = field(default_factory=list)
     exit_status: int = 0
 
 
@@ -82,6 +84,7 @@ class SmokeController:
             duration=float(getattr(report, "duration", 0.0)),
             finished_at=float(getattr(report, "stop", time.time())),
             facts={k[6:]: v for k, v in props.items() if k.startswith("smoke_") and k[6:] in ("endpoint", "status", "elapsed_ms", "summary")},
+            details=self.redactor.text(_details(report))[:DETAILS_LIMIT],
         )
         # A generated check that broke inside the plugin (not a CheckFailed) could not run: a warning.
         if status == "failed" and outcome.kind != "custom" and not outcome.failure_kind and report.when == "call":
@@ -105,6 +108,13 @@ class SmokeController:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        try:
+            self._decide(session, exitstatus)
+        finally:
+            # Reports are written whatever happened: interrupted runs and failed rollbacks included.
+            self._publish(session)
+
+    def _decide(self, session: pytest.Session, exitstatus: int) -> None:
         from . import decision_flow
 
         verdict = classify(self.outcomes.values())
@@ -122,6 +132,16 @@ class SmokeController:
             verdict, self.summary.rollback.status if self.summary.rollback else None
         )
 
+    def _publish(self, session: pytest.Session) -> None:
+        from . import publish
+
+        if self.summary is None:
+            self.summary = RunSummary(
+                classify(self.outcomes.values()), Decision("not_evaluated", "the verdict could not be reached"), timeline=self.timeline
+            )
+            self.summary.exit_status = int(session.exitstatus)
+        publish.publish(self)
+
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         from .report.terminal import render
 
@@ -130,6 +150,10 @@ class SmokeController:
         terminalreporter.section("smoke verdict", sep="=")
         for text, markup in render(self.summary, self.smoke):
             terminalreporter.write_line(self.redactor.text(text), **markup)
+        for sent in self.summary.notifications:
+            markup = {"yellow": True} if sent["status"] != "sent" else {}
+            detail = f": {sent['detail']}" if sent["detail"] else ""
+            terminalreporter.write_line(self.redactor.text(f"Notification {sent['status']}: {sent['channel']}{detail}"), **markup)
 
     def terminal(self) -> Any:
         return self.config.pluginmanager.get_plugin("terminalreporter")
@@ -148,6 +172,13 @@ def _status(report: pytest.TestReport) -> str | None:
     if report.when == "call":
         return "passed"
     return None
+
+
+def _details(report: pytest.TestReport) -> str:
+    if not report.failed:
+        return ""
+    text = str(report.longrepr or "")
+    return "\n".join(text.strip().splitlines()[1:]) if text.strip() else ""
 
 
 def _reason(report: pytest.TestReport) -> str:

@@ -75,6 +75,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="Pre-approve a rollback that needs ops confirmation (also SMOKE_CONFIRM_ROLLBACK=1).",
     )
+    group.addoption(
+        "--smoke-report",
+        metavar="PATH",
+        help="Write the versioned JSON report (checks, verdict, decision, rollback, timeline) for dashboards.",
+    )
+    group.addoption(
+        "--smoke-markdown",
+        metavar="PATH",
+        help="Write the run as Markdown. Also appended to $GITHUB_STEP_SUMMARY when that is set.",
+    )
+    group.addoption(
+        "--smoke-junit",
+        metavar="PATH",
+        help="Write a JUnit file with one suite per severity (critical, warning, passed).",
+    )
     parser.addini("smoke_config", "Smoke config path, relative to the ini file's directory.", type="string")
 
 

@@ -15,7 +15,8 @@ from urllib.parse import quote, quote_plus
 MASK = "***"
 
 SECRET_NAME = re.compile(
-    r"pass(word|wd)?|secret|token|authori[sz]ation|cookie|api[-_ ]?key|credential|private[-_]?key|session|signature",
+    r"(?:^|[-_. ])pass(?:$|[-_. ])|passw(?:or)?d|passphrase|pwd|secret|token|authori[sz]ation|cookie"
+    r"|api[-_ ]?key|credential|private[-_]?key|session|signature",
     re.IGNORECASE,
 )
 _URL_PASSWORD = re.compile(r"(?P<prefix>[a-z][a-z0-9+.-]*://[^\s:/@]*:)(?P<password>[^\s@/]+)(?=@)", re.IGNORECASE)

@@ -43,6 +43,7 @@ class Outcome:
     duration: float = 0.0
     finished_at: float = field(default_factory=time.time)
     facts: dict[str, Any] = field(default_factory=dict)
+    details: str = ""
 
     @property
     def severity(self) -> str:

@@ -1,0 +1,41 @@
+"""Slack incoming webhook, with blocks."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import requests
+
+from ..report.document import headline
+
+TIMEOUT_SECONDS = 10
+
+
+def payload(document: Mapping[str, Any], event: str) -> dict[str, Any]:
+    title = headline(document)
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": title[:150]}},
+        {"type": "section", "fields": [
+            {"type": "mrkdwn", "text": f"*Config*\n`{document['config']}`"},
+            {"type": "mrkdwn", "text": f"*Verdict*\n{document['verdict']['critical']} critical, {document['verdict']['warnings']} warning(s)"},
+        ]},
+    ]
+    for check in [c for c in document["checks"] if c["severity"] in ("critical", "warning")][:10]:
+        fix = check.get("remediation") or {}
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text":
+            f"*{check['name']}* ({check['severity']}): {check['reason']}\n_Issue:_ {fix.get('issue', '')}"}})
+    rollback = document.get("rollback")
+    if rollback:
+        text = f"*Rollback:* {rollback['message']}"
+        if rollback.get("manual_command"):
+            text += f"\n`{rollback['manual_command']}`"
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text}})
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"event `{event}` · re-run: `{document['rerun_command']}`"}]})
+    return {"text": title, "blocks": blocks}
+
+
+def send(document: Mapping[str, Any], channel: Mapping[str, Any], event: str) -> str:
+    response = requests.post(channel["webhook_url"], json=payload(document, event), timeout=TIMEOUT_SECONDS)
+    if response.status_code >= 300:
+        raise RuntimeError(f"Slack answered {response.status_code}")
+    return "posted to Slack"

@@ -1,0 +1,133 @@
+"""One report document per run, the single source for the JSON, Markdown, JUnit and notification
+outputs. Versioned; its JSON Schema ships as ``pytest_smoke/schema/smoke-report.schema.json``."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from .. import __version__
+from .remediation import IMPACT, fill, remedy
+from .terminal import remediation_values, rerun_command
+
+if TYPE_CHECKING:
+    from ..config import SmokeConfig
+    from ..controller import RunSummary
+    from ..redact import Redactor
+
+SCHEMA_VERSION = "1"
+
+
+def iso(stamp: float | None) -> str | None:
+    if stamp is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(stamp)) + f".{int(stamp * 1000) % 1000:03d}Z"
+
+
+def build(summary: "RunSummary", smoke: "SmokeConfig", redactor: "Redactor", finished_at: float | None = None) -> dict[str, Any]:
+    verdict, decision, rollback, timeline = summary.verdict, summary.decision, summary.rollback, summary.timeline
+    values = remediation_values(smoke, summary)
+    overrides = smoke.data.get("remediation")
+    finished_at = finished_at or time.time()
+    checks = []
+    for o in verdict.outcomes:
+        entry: dict[str, Any] = {
+            "nodeid": o.nodeid,
+            "name": o.name,
+            "kind": o.kind,
+            "required": o.required,
+            "status": o.status,
+            "severity": o.severity,
+            "duration_seconds": round(o.duration, 4),
+            "finished_at": iso(o.finished_at),
+            "reason": o.reason,
+            "failure_kind": o.failure_kind,
+            "details": o.details,
+            "facts": o.facts,
+        }
+        if o.severity in ("critical", "warning"):
+            fix = remedy(o.failure_kind or ("error" if o.status == "error" else "failed"), overrides)
+            entry["remediation"] = {
+                "issue": fix.issue,
+                "impact": IMPACT.get(o.kind, IMPACT["custom"]) if o.severity == "critical" else "Minor feature degradation",
+                "steps": [fill(step, values) for step in fix.steps],
+            }
+        checks.append(entry)
+    events = [
+        ("deployment_completed", timeline.deployment_completed),
+        ("checks_started", timeline.checks_started),
+        ("failures_detected", timeline.failures_detected),
+        ("rollback_started", timeline.rollback_started),
+        ("rollback_finished", timeline.rollback_finished),
+    ]
+    document: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "generator": f"pytest-smoke {__version__}",
+        "config": str(smoke.path),
+        "environment": smoke.environment,
+        "base_url": smoke.base_url,
+        "started_at": iso(timeline.checks_started),
+        "finished_at": iso(finished_at),
+        "duration_seconds": round(finished_at - timeline.checks_started, 3),
+        "verdict": {
+            "state": verdict.state if decision.action != "not_evaluated" else "not_evaluated",
+            "critical": len(verdict.critical),
+            "warnings": len(verdict.warnings),
+            "passed": len(verdict.passed),
+            "skipped": sum(1 for o in verdict.outcomes if o.status == "skipped"),
+        },
+        "decision": {
+            "action": decision.action,
+            "reason": decision.reason,
+            "critical_count": decision.critical_count,
+            "threshold": decision.threshold,
+        },
+        "rollback": _rollback(rollback),
+        "timeline": [{"event": name, "at": iso(stamp)} for name, stamp in events if stamp],
+        "checks": checks,
+        "exit_status": summary.exit_status,
+        "rerun_command": rerun_command(smoke),
+        "notes": [n for n in summary.notes if n],
+        "notifications": list(summary.notifications),
+    }
+    return redactor.value(document)
+
+
+def _rollback(rollback: Any) -> dict[str, Any] | None:
+    if rollback is None:
+        return None
+    plan = rollback.plan
+    return {
+        "status": rollback.status,
+        "message": rollback.message,
+        "attempts": rollback.attempts,
+        "handler": plan.handler if plan else None,
+        "manual_command": plan.manual_command if plan else None,
+        "from_revision": plan.from_revision if plan else None,
+        "to_revision": plan.to_revision if plan else None,
+        "current_images": plan.current_images if plan else {},
+        "target_images": plan.target_images if plan else {},
+        "confirmation": rollback.confirmation,
+        "verification": rollback.verification,
+        "progress": rollback.progress,
+        "started_at": iso(rollback.started_at),
+        "finished_at": iso(rollback.finished_at),
+    }
+
+
+def headline(document: dict[str, Any]) -> str:
+    state = document["verdict"]["state"]
+    rollback = document.get("rollback") or {}
+    if state == "passed":
+        return "✓ Smoke tests passed"
+    if state == "warning":
+        return "⚠ WARNING: Non-critical test failed (deployment continues)"
+    if state == "critical":
+        tail = {
+            "completed": " - Rollback completed",
+            "failed": " - ROLLBACK FAILED: alert ops team immediately",
+            "awaiting_confirmation": " - Rollback awaiting ops confirmation",
+            "dry_run": " - Rollback dry run",
+        }.get(rollback.get("status", ""), "")
+        return f"✗ CRITICAL: Smoke tests failed{tail}"
+    return f"Smoke tests: no verdict ({document['decision']['reason']})"

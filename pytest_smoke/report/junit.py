@@ -1,0 +1,74 @@
+"""``--smoke-junit PATH``: a JUnit file written with junit-xml, one suite per severity
+(``critical``, ``warning``, ``passed``), for CI systems that display suites separately."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def write(document: dict[str, Any], path: str | Path) -> None:
+    from junit_xml import TestCase, TestSuite, to_xml_report_string
+
+    suites = []
+    for severity in ("critical", "warning", "passed", "skipped"):
+        cases = []
+        for check in (c for c in document["checks"] if c["severity"] == severity):
+            case = TestCase(
+                name=check["name"],
+                classname=f"smoke.{check['kind']}",
+                elapsed_sec=check["duration_seconds"],
+                stdout=(check.get("facts") or {}).get("summary"),
+            )
+            text = "\n".join(filter(None, [check["reason"], check.get("details") or ""]))
+            fix = check.get("remediation")
+            if fix:
+                text += "\n\nIssue: " + fix["issue"] + "\n" + "\n".join(f"Next: {s}" for s in fix["steps"])
+            if severity == "critical":
+                case.add_failure_info(message=check["reason"], output=text, failure_type=check["failure_kind"] or "failed")
+            elif severity == "warning" and check["status"] == "error":
+                case.add_error_info(message=check["reason"], output=text, error_type="execution_error")
+            elif severity == "warning":
+                case.add_failure_info(message=check["reason"], output=text, failure_type=check["failure_kind"] or "warning")
+            elif severity == "skipped":
+                case.add_skipped_info(message=check["reason"] or "skipped")
+            cases.append(case)
+        if cases or severity != "skipped":
+            properties = {"severity": severity, "verdict": document["verdict"]["state"], "decision": document["decision"]["action"]}
+            suites.append(TestSuite(f"smoke.{severity}", cases, properties=properties, timestamp=document["started_at"]))
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(to_xml_report_string(suites, prettyprint=True, encoding="utf-8"), encoding="utf-8")
+
+
+def hoist_testcase_properties(path: str | Path) -> None:
+    """Make pytest's own ``--junitxml`` file valid under ``junit_family=xunit2``.
+
+    pytest writes ``user_properties`` (the smoke kind, severity, endpoint...) as ``<properties>``
+    inside each ``<testcase>``, which the xunit2 schema forbids. Move them to the suite's
+    ``<properties>``, named ``<testcase name>.<property>``, keeping every value.
+    """
+    import xml.etree.ElementTree as ET
+
+    target = Path(path)
+    tree = ET.parse(target)
+    root = tree.getroot()
+    suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
+    changed = False
+    for suite in suites:
+        hoisted = []
+        for case in suite.findall("testcase"):
+            for props in case.findall("properties"):
+                for prop in props.findall("property"):
+                    hoisted.append((f"{case.get('name')}.{prop.get('name')}", prop.get("value", "")))
+                case.remove(props)
+                changed = True
+        if hoisted:
+            suite_props = suite.find("properties")
+            if suite_props is None:
+                suite_props = ET.Element("properties")
+                suite.insert(0, suite_props)
+            for name, value in hoisted:
+                ET.SubElement(suite_props, "property", name=name, value=value)
+    if changed:
+        tree.write(target, encoding="utf-8", xml_declaration=True)

@@ -1,0 +1,61 @@
+"""``--smoke-markdown PATH`` and ``$GITHUB_STEP_SUMMARY``: the run as Markdown."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .document import headline
+
+ICONS = {"passed": "✅", "critical": "❌", "warning": "⚠️", "skipped": "⏭️"}
+
+
+def _cell(text: Any) -> str:
+    return str(text if text is not None else "").replace("|", "\\|").replace("\n", " ")
+
+
+def render(document: dict[str, Any]) -> str:
+    lines = [f"## {headline(document)}", ""]
+    v = document["verdict"]
+    lines.append(f"**{v['critical']} critical, {v['warnings']} warning(s), {v['passed']} passed** "
+                 f"in {document['duration_seconds']:.1f} s · config `{document['config']}`"
+                 + (f" · environment `{document['environment']}`" if document.get("environment") else ""))
+    lines += ["", "| | Check | Kind | Required | Result | Time |", "|---|---|---|---|---|---|"]
+    for check in document["checks"]:
+        result = check["reason"] or check.get("facts", {}).get("summary") or check["status"]
+        lines.append(
+            f"| {ICONS.get(check['severity'], '')} | `{_cell(check['name'])}` | {check['kind']} | "
+            f"{'yes' if check['required'] else 'no'} | {_cell(result)} | {check['duration_seconds']:.2f} s |"
+        )
+    problems = [c for c in document["checks"] if "remediation" in c]
+    if problems:
+        lines += ["", "### Remediation", ""]
+        for number, check in enumerate(problems, 1):
+            fix = check["remediation"]
+            lines.append(f"{number}. **{_cell(check['name'])}** ({check['severity']}): {_cell(check['reason'])}  ")
+            lines.append(f"   Issue: {fix['issue']}  ")
+            lines.append(f"   Impact: {fix['impact']}")
+            for step in fix["steps"]:
+                lines.append(f"   - {step}")
+    rollback = document.get("rollback")
+    lines += ["", "### Rollback", ""]
+    if rollback is None:
+        lines.append(f"Not triggered: {document['decision']['reason']}.")
+    else:
+        lines.append(f"**{rollback['status'].replace('_', ' ')}**: {rollback['message']}")
+        for name, image in (rollback.get("current_images") or {}).items():
+            lines.append(f"- `{name}`: `{image}` → `{rollback['target_images'].get(name, '?')}`")
+        if rollback.get("manual_command"):
+            lines += ["", "```bash", rollback["manual_command"], "```"]
+    if document["timeline"]:
+        lines += ["", "### Timeline", ""]
+        lines += [f"- `{event['at']}` {event['event'].replace('_', ' ')}" for event in document["timeline"]]
+    lines += ["", f"Re-run: `{document['rerun_command']}`", ""]
+    return "\n".join(lines)
+
+
+def write(text: str, path: str | Path, append: bool = False) -> None:
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with target.open("a" if append else "w", encoding="utf-8") as handle:
+        handle.write(text)

@@ -1,0 +1,368 @@
+"""Reports and notifications: terminal shapes, JUnit (XSD-validated), JSON (schema-validated),
+Markdown, and Slack / webhook / e-mail delivered to real local receivers."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from conftest import health
+from kube_double import KubeDouble
+from servers import free_port
+
+XSD = Path(__file__).parent / "data" / "junit.xsd"
+REPORT_SCHEMA = Path(__file__).resolve().parents[1] / "pytest_smoke" / "schema" / "smoke-report.schema.json"
+SLACK_TOKEN = "T000-slack-Secret-B111"
+SMTP_PASSWORD = "smtp-Secret-4242"
+
+
+class Receiver:
+    """Captures webhook and Slack posts; answers with ``reply``."""
+
+    def __init__(self, reply=None, status=200):
+        self.posts = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                outer.posts.append({"path": self.path, "headers": dict(self.headers), "body": json.loads(body)})
+                data = json.dumps(reply or {"ok": True}).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver():
+    server = Receiver(reply={"incident": "INC-2026-0542"})
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def smtp_server():
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult
+
+    class Inbox:
+        def __init__(self):
+            self.messages = []
+
+        async def handle_DATA(self, server, session, envelope):
+            self.messages.append(envelope.content.decode("utf-8", "replace"))
+            return "250 OK"
+
+    def authenticate(server, session, envelope, mechanism, auth_data):
+        ok = auth_data.login == b"smoke" and auth_data.password == SMTP_PASSWORD.encode()
+        return AuthResult(success=ok)
+
+    inbox = Inbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port, authenticator=authenticate, auth_require_tls=False)
+    controller.start()
+    inbox.port = port
+    yield inbox
+    controller.stop()
+
+
+@pytest.fixture
+def kube(tmp_path):
+    api = KubeDouble().start()
+    api.add_deployment("django", {"django": "django:v1.21.8-stable"})
+    api.deploy("prod", "django", {"django": "django:v1.22.0-context-api"})
+    api.kubeconfig = api.write_kubeconfig(tmp_path / "kubeconfig")
+    yield api
+    api.stop()
+
+
+def doc(demo, **extra):
+    base = {
+        "base_url": demo.url,
+        "health_checks": [health("basic-health", "/health"), health("readiness", "/health/ready"),
+                          health("liveness", "/health/live", required=False, timeout_seconds=1)],
+        "dependency_checks": [{"name": "auth", "type": "http", "url": demo.url + "/health", "required": True}],
+        "critical_paths": [{"name": "core-api", "steps": [{"endpoint": "/api/resources"}]},
+                           {"name": "rate-limiting", "required": False, "steps": [{"endpoint": "/api/limited", "rate_limit": {"requests": 12}}]}],
+    }
+    base.update(extra)
+    return base
+
+
+def verdict_section(result):
+    out = result.stdout.str()
+    section = out.split("smoke verdict", 1)[1].split("short test summary info", 1)[0]
+    section = re.sub(r"\d\d:\d\d:\d\d", "HH:MM:SS", section)
+    section = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:PORT", section)
+    lines = [line for line in section.splitlines()[1:] if not line.startswith("====")]
+    return [line for line in lines if not re.fullmatch(r"\d+ (passed|failed).* in [\d.]+s", line)]
+
+
+# -- terminal: the seed's three shapes -------------------------------------------------------------
+
+
+def test_terminal_shape_all_passed(pytester, write_config, demo):
+    write_config(doc(demo))
+    result = pytester.runpytest("--smoke-config", "smoke.json", "-q")
+    assert result.ret == 0
+    assert verdict_section(result) == [
+        "✓ Smoke tests passed (all health checks OK)",
+        "- Health check: OK (basic-health, readiness, liveness)",
+        "- Dependencies: OK (auth)",
+        "- Critical paths: OK (core-api, rate-limiting)",
+        "Deployment stable. Monitoring active.",
+        "Re-run: pytest --smoke-config smoke.json",
+    ]
+
+
+def test_terminal_shape_warnings_only(pytester, write_config, demo):
+    demo.faults.update({"live-hang", "no-rate-limit"})
+    write_config(doc(demo))
+    result = pytester.runpytest("--smoke-config", "smoke.json", "-q")
+    assert result.ret == 0
+    assert verdict_section(result) == [
+        "⚠ WARNING: Non-critical test failed (deployment continues)",
+        "- Health Check liveness: GET /health/live: timed out after 1 s (non-critical)",
+        "- Critical Path rate-limiting: step 1/1 (GET /api/limited) rate limiting not enforced after 12 requests (no 429; got 12x 200) (non-critical)",
+        "",
+        "Impact: Minor feature degradation",
+        "Monitoring: Alert if pattern persists",
+        "Action: Check liveness, rate-limiting status in next 30min",
+        "  liveness: Check pod health and recent restarts: kubectl get pods -l app=DEPLOYMENT -n default",
+        "  liveness: Read the logs of the new version: kubectl logs deploy/DEPLOYMENT -n default --since=10m",
+        "  rate-limiting: Check the rate-limit middleware or gateway policy shipped with this release",
+        "Re-run: pytest --smoke-config smoke.json",
+    ]
+
+
+def test_terminal_shape_critical_with_rollback(pytester, write_config, demo, kube):
+    demo.faults.update({"ready-503", "resources-500"})
+    write_config(
+        doc(
+            demo,
+            auto_rollback={"enabled": True, "rollback_timeout_seconds": 20},
+            rollback_strategy={"deployment": "django", "namespace": "prod", "kubeconfig": str(kube.kubeconfig)},
+        )
+    )
+    result = pytester.runpytest("--smoke-config", "smoke.json", "-q")
+    assert result.ret == 1
+    lines = verdict_section(result)
+    assert lines[:13] == [
+        "✗ CRITICAL: Smoke tests failed - Rollback completed",
+        "",
+        "CRITICAL FAILURES:",
+        "1. Health Check: readiness: /health/ready returned 503 (expected 200)",
+        "Issue: The service reports it is not ready (often a dependency, such as the database)",
+        "Impact: CRITICAL - Service cannot handle requests",
+        "Next: Read the readiness details: kubectl logs deploy/django -n prod --since=10m",
+        "Next: Check the dependency checks in this report for the root cause",
+        "2. Critical Path: core-api: step 1/1 (GET /api/resources) returned 500 (expected any 2xx)",
+        "Issue: The service answered with a server error",
+        "Impact: CRITICAL - Core functionality broken",
+        "Next: Read the logs of the new version: kubectl logs deploy/django -n prod --since=10m",
+        "Next: Compare with the previous revision: kubectl rollout history deployment/django -n prod",
+    ]
+    assert lines[14:] == [
+        "Automatic rollback completed:",
+        "Current: django:v1.22.0-context-api",
+        "Rollback to: django:v1.21.8-stable",
+        "Revision: 2 -> 1",
+        "Status: Rollback complete: 3/3 pods updated and available",
+        "rollback complete",
+        "",
+        "Timeline:",
+        "HH:MM:SS - Smoke checks started",
+        "HH:MM:SS - Critical failures detected",
+        "HH:MM:SS - Rollback started",
+        "HH:MM:SS - Rollback complete",
+        "Re-run: pytest --smoke-config smoke.json",
+    ]
+
+
+# -- files ------------------------------------------------------------------------------------------
+
+
+def validate_xml(path):
+    import xmlschema
+
+    xmlschema.XMLSchema(str(XSD)).validate(str(path))
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]])
+def test_junit_files_validate_and_carry_properties(pytester, write_config, demo, workers):
+    demo.faults.add("ready-503")
+    write_config(doc(demo))
+    result = pytester.runpytest("--smoke-config", "smoke.json", "--junitxml=pytest.xml", "--smoke-junit=smoke.xml", *workers)
+    assert result.ret == 1
+    validate_xml(pytester.path / "pytest.xml")
+    validate_xml(pytester.path / "smoke.xml")
+    pytest_xml = (pytester.path / "pytest.xml").read_text()
+    for prop in ('name="health[readiness].smoke_severity" value="critical"', 'name="health[readiness].smoke_kind" value="health"',
+                 'name="health[basic-health].smoke_endpoint" value="/health"', 'name="health[basic-health].smoke_status" value="200"',
+                 'name="health[liveness].smoke_required" value="False"'):
+        assert prop in pytest_xml
+    import xml.etree.ElementTree as ET
+
+    suites = {s.get("name"): s for s in ET.parse(pytester.path / "smoke.xml").getroot()}
+    assert set(suites) == {"smoke.critical", "smoke.warning", "smoke.passed"}
+    assert [c.get("name") for c in suites["smoke.critical"].findall("testcase")] == ["readiness"]
+    assert "Issue: The service reports it is not ready" in suites["smoke.critical"].find("testcase/failure").text
+
+
+def test_junit_xunit1_keeps_properties_on_each_testcase(pytester, write_config, demo):
+    write_config(doc(demo))
+    result = pytester.runpytest("--smoke-config", "smoke.json", "--junitxml=pytest.xml", "-o", "junit_family=xunit1")
+    assert result.ret == 0
+    import xml.etree.ElementTree as ET
+
+    case = ET.parse(pytester.path / "pytest.xml").getroot().find(".//testcase[@name='health[readiness]']")
+    assert {p.get("name"): p.get("value") for p in case.find("properties")}["smoke_severity"] == "critical"
+
+
+def test_json_report_matches_its_schema_and_markdown_goes_to_the_step_summary(pytester, write_config, demo, monkeypatch):
+    import jsonschema
+
+    summary = pytester.path / "step-summary.md"
+    summary.write_text("earlier step\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    demo.faults.update({"ready-503", "no-rate-limit"})
+    write_config(doc(demo))
+    result = pytester.runpytest("--smoke-config", "smoke.json", "--smoke-report=out/report.json", "--smoke-markdown=out/report.md")
+    assert result.ret == 1
+    report = json.loads((pytester.path / "out" / "report.json").read_text())
+    jsonschema.validate(report, json.loads(REPORT_SCHEMA.read_text()))
+    assert report["verdict"] == {"state": "critical", "critical": 1, "warnings": 1, "passed": 4, "skipped": 0}
+    ready = next(c for c in report["checks"] if c["name"] == "readiness")
+    assert ready["severity"] == "critical" and ready["failure_kind"] == "readiness_503"
+    assert ready["remediation"]["issue"].startswith("The service reports it is not ready")
+    assert "response: 503" in ready["details"]
+    assert report["decision"]["action"] == "disabled"
+    markdown = (pytester.path / "out" / "report.md").read_text()
+    assert markdown.startswith("## ✗ CRITICAL: Smoke tests failed")
+    assert "| ❌ | `readiness` | health | yes | /health/ready returned 503 (expected 200) |" in markdown
+    assert summary.read_text() == "earlier step\n" + markdown
+
+
+def test_interrupted_run_still_writes_reports_and_never_notifies(pytester, write_config, demo, receiver):
+    write_config(doc(demo, notifications={"hook": {"type": "webhook", "url": receiver.url + "/hook", "notify_on": ["critical", "warning", "passed"]}},
+                     rollback_strategy={"notify_channels": ["hook"]}))
+    pytester.makeconftest(
+        """
+        def pytest_runtest_logreport(report):
+            if report.when == "call" and "readiness" in report.nodeid:
+                raise KeyboardInterrupt
+        """
+    )
+    result = pytester.runpytest("--smoke-config", "smoke.json", "--smoke-report=report.json", "--smoke-junit=smoke.xml")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    report = json.loads((pytester.path / "report.json").read_text())
+    assert report["verdict"]["state"] == "not_evaluated"
+    assert report["decision"]["action"] == "not_evaluated"
+    assert [c["name"] for c in report["checks"]] == ["basic-health", "readiness"]
+    validate_xml(pytester.path / "smoke.xml")
+    assert receiver.posts == []
+
+
+def test_custom_remediation_from_config(pytester, write_config, demo):
+    demo.faults.add("ready-503")
+    write_config(doc(demo, remediation={"readiness_503": {"issue": "Orders DB failover in progress", "steps": ["Page #dba-oncall"]}}))
+    result = pytester.runpytest("--smoke-config", "smoke.json")
+    result.stdout.fnmatch_lines(["Issue: Orders DB failover in progress", "Next: Page #dba-oncall"])
+
+
+# -- notifications ---------------------------------------------------------------------------------
+
+
+def test_slack_webhook_and_email_are_notified_without_leaking_secrets(pytester, write_config, demo, receiver, smtp_server, monkeypatch):
+    monkeypatch.setenv("SLACK_WEBHOOK_URL", f"{receiver.url}/services/{SLACK_TOKEN}")
+    monkeypatch.setenv("SMTP_PASSWORD", SMTP_PASSWORD)
+    monkeypatch.setenv("INCIDENT_API_KEY", "incident-Key-777")
+    demo.faults.add("ready-503")
+    write_config(
+        doc(
+            demo,
+            notifications={
+                "slack-ops": {"type": "slack", "webhook_url": "${SLACK_WEBHOOK_URL}"},
+                "incidents": {"type": "webhook", "url": receiver.url + "/incidents", "headers": {"X-Api-Key": "${INCIDENT_API_KEY}"}},
+                "email-on-call": {"type": "email", "smtp_host": "127.0.0.1", "smtp_port": smtp_server.port, "starttls": False,
+                                  "username": "smoke", "password": "${SMTP_PASSWORD}", "from": "smoke@example.com", "to": ["oncall@example.com"]},
+            },
+            rollback_strategy={"notify_channels": ["slack-ops", "incidents", "email-on-call", "pagerduty"]},
+        )
+    )
+    result = pytester.runpytest("--smoke-config", "smoke.json", "-v", "--smoke-report=report.json", "--smoke-markdown=report.md")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(
+        [
+            "Notification sent: slack-ops: posted to Slack",
+            "Notification sent: incidents: Incident ticket created: INC-2026-0542",
+            "Notification sent: email-on-call: mailed 1 recipient(s)",
+            "Notification skipped: pagerduty: channel 'pagerduty' is not defined under notifications",
+        ]
+    )
+    slack = next(p for p in receiver.posts if p["path"].startswith("/services/"))
+    assert slack["body"]["text"] == "✗ CRITICAL: Smoke tests failed"
+    assert any("readiness" in b.get("text", {}).get("text", "") for b in slack["body"]["blocks"])
+    incident = next(p for p in receiver.posts if p["path"] == "/incidents")
+    assert incident["headers"]["X-Api-Key"] == "incident-Key-777"
+    assert incident["body"]["event"] == "critical" and incident["body"]["schema_version"] == "1"
+    assert len(smtp_server.messages) == 1
+    assert "From: smoke@example.com" in smtp_server.messages[0] and "readiness" in smtp_server.messages[0]
+    everything = (
+        result.stdout.str() + result.stderr.str() + (pytester.path / "report.json").read_text()
+        + (pytester.path / "report.md").read_text() + json.dumps([p["body"] for p in receiver.posts]) + "".join(smtp_server.messages)
+    )
+    for secret in (SLACK_TOKEN, SMTP_PASSWORD, "incident-Key-777"):
+        assert secret not in everything
+
+
+def test_dead_channel_is_a_warning_and_the_run_goes_on(pytester, write_config, demo):
+    dead = free_port()
+    demo.faults.add("ready-503")
+    write_config(
+        doc(
+            demo,
+            notifications={"slack-ops": {"type": "slack", "webhook_url": f"http://127.0.0.1:{dead}/hook"}},
+            rollback_strategy={"notify_channels": ["slack-ops"]},
+        )
+    )
+    result = pytester.runpytest("--smoke-config", "smoke.json", "--smoke-report=report.json")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["Notification failed: slack-ops: ConnectionError*"])
+    report = json.loads((pytester.path / "report.json").read_text())
+    assert report["notifications"][0]["status"] == "failed"
+
+
+def test_warnings_notify_only_channels_that_ask_for_them(pytester, write_config, demo, receiver):
+    demo.faults.add("no-rate-limit")
+    write_config(
+        doc(
+            demo,
+            notifications={
+                "loud": {"type": "webhook", "url": receiver.url + "/loud", "notify_on": ["warning", "critical"]},
+                "quiet": {"type": "webhook", "url": receiver.url + "/quiet"},
+            },
+            rollback_strategy={"notify_channels": ["loud", "quiet"]},
+        )
+    )
+    result = pytester.runpytest("--smoke-config", "smoke.json")
+    assert result.ret == 0
+    assert [p["path"] for p in receiver.posts] == ["/loud"]
