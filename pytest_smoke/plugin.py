@@ -17,10 +17,11 @@ from typing import Any, Iterator
 
 import pytest
 
-from .checks import CheckContext, CheckFailed, known_types, run_check
+from .checks import CheckContext, CheckFailed, CheckResult, Deadline, known_types, run_check
 from .config import Check, ConfigError, SmokeConfig, load_config
 from .controller import SmokeController
 from .redact import Redactor
+from .scheduler import DEFAULT_CONCURRENCY, CheckScheduler, NotStarted
 
 REQUIRED_MARKER = "smoke_required"
 OPTIONAL_MARKER = "smoke_optional"
@@ -34,7 +35,7 @@ CONTROLLER_NAME = "smoke-controller"
 class SmokeRun:
     """Everything one process knows about this smoke run."""
 
-    def __init__(self, config: SmokeConfig):
+    def __init__(self, config: SmokeConfig, concurrency: int, fail_fast: bool):
         self.config = config
         self.redactor = Redactor(config.secrets)
         self.context = CheckContext(
@@ -44,6 +45,21 @@ class SmokeRun:
             redactor=self.redactor,
             environ=dict(os.environ),
         )
+        # The config's timeout_seconds bounds every check of the run, started or not.
+        self.budget = Deadline(config.timeout)
+        self.concurrency = concurrency
+        self.fail_fast = fail_fast
+        self.scheduler: CheckScheduler | None = None
+        self.stop_reason: str | None = None
+
+    def run_one(self, check: Check) -> CheckResult:
+        return run_check(check.kind, check.spec, self.context, budget=self.budget)
+
+    def stop_starting_checks(self, reason: str) -> None:
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        if self.scheduler is not None:
+            self.scheduler.cancel_pending(reason)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -90,6 +106,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="PATH",
         help="Write a JUnit file with one suite per severity (critical, warning, passed).",
     )
+    group.addoption(
+        "--smoke-concurrency",
+        type=int,
+        metavar="N",
+        help=f"Run up to N generated checks at once (config max_concurrency; default {DEFAULT_CONCURRENCY}). "
+        "1 runs them one after another.",
+    )
+    group.addoption(
+        "--smoke-fail-fast",
+        action="store_true",
+        help="Critical-first: once a required check fails, checks not yet started are skipped (config fail_fast).",
+    )
     parser.addini("smoke_config", "Smoke config path, relative to the ini file's directory.", type="string")
 
 
@@ -132,7 +160,14 @@ def pytest_configure(config: pytest.Config) -> None:
         _require_known_types(smoke_config)
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
-    run = config.stash[smoke_run_key] = SmokeRun(smoke_config)
+    concurrency = config.getoption("smoke_concurrency")
+    if concurrency is None:
+        concurrency = smoke_config.data.get("max_concurrency", DEFAULT_CONCURRENCY)
+    if concurrency < 1:
+        raise pytest.UsageError(f"--smoke-concurrency must be 1 or more, got {concurrency}")
+    fail_fast = bool(config.getoption("smoke_fail_fast") or smoke_config.data.get("fail_fast", False))
+    run = config.stash[smoke_run_key] = SmokeRun(smoke_config, concurrency, fail_fast)
+    config.pluginmanager.register(CheckExecution(run), "smoke-check-execution")
     if not hasattr(config, "workerinput") and not config.getoption("collectonly"):
         config.pluginmanager.register(SmokeController(config, smoke_config, run.redactor), CONTROLLER_NAME)
 
@@ -211,7 +246,17 @@ class SmokeFile(pytest.File):
 
 def _make_runner(run: SmokeRun, check: Check) -> Any:
     def smoke_check() -> None:
-        result = run_check(check.kind, check.spec, run.context)
+        key = check.node_name
+        try:
+            if run.scheduler is not None and key in run.scheduler:
+                result = run.scheduler.result(key)
+            elif run.stop_reason is not None:
+                raise NotStarted(run.stop_reason)
+            else:
+                result = run.run_one(check)
+        except NotStarted as exc:
+            pytest.skip(f"not started: {exc.reason}")
+        assert isinstance(result, CheckResult)
         item_facts.update(result.facts)
         item_facts["summary"] = result.summary
         if result.warnings:
@@ -220,6 +265,71 @@ def _make_runner(run: SmokeRun, check: Check) -> Any:
     item_facts: dict[str, Any] = {}
     smoke_check.facts = item_facts  # type: ignore[attr-defined]
     return smoke_check
+
+
+class CheckExecution:
+    """Per-process plugin object: when and how generated checks run (pool, -x, fail_fast, budget).
+
+    Registered in every process that runs items (xdist workers included). In a worker, which
+    learns its items one batch at a time, each item runs its check when pytest runs the item and
+    -n supplies the concurrency; elsewhere every selected check starts at once in a bounded pool.
+    """
+
+    def __init__(self, run: SmokeRun):
+        self.run = run
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> None:
+        run = self.run
+        if session.config.getoption("collectonly") or hasattr(session.config, "workerinput"):
+            return
+        items = [item for item in session.items if isinstance(item, SmokeItem)]
+        if run.concurrency <= 1 or len(items) <= 1:
+            return
+        run.scheduler = CheckScheduler(min(run.concurrency, len(items)))
+        for item in items:  # in item order: health, then dependencies, then critical paths
+            check = item.smoke_check
+            run.scheduler.submit(check.node_name, lambda check=check: run.run_one(check))
+
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        if isinstance(item, SmokeItem):
+            return
+        if self.run.stop_reason is None and self.run.budget.expired:
+            self.run.stop_starting_checks(f"the run budget of {self.run.budget.seconds:g} s is exhausted")
+        if self.run.stop_reason is not None:
+            pytest.skip(f"not started: {self.run.stop_reason}")
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """fail_fast: a critical failure stops every check that has not started."""
+        if not self.run.fail_fast or not report.failed or report.when != "call":
+            return
+        props = dict(report.user_properties)
+        if not props.get("smoke_required"):
+            return
+        if props.get("smoke_kind") != "custom" and not props.get("smoke_failure_kind"):
+            return  # the check could not run: not a critical failure
+        self.run.stop_starting_checks(f"fail_fast after the critical failure of {props.get('smoke_name', report.nodeid)}")
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+        result = yield
+        if self.run.scheduler is not None and (item.session.shouldfail or item.session.shouldstop):
+            self.run.scheduler.cancel_pending("the run is stopping (-x / --maxfail)")
+        return result
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+        report = yield
+        # With a pool the item only waited; report how long its check really took.
+        if isinstance(item, SmokeItem) and call.when == "call" and self.run.scheduler is not None:
+            seconds = self.run.scheduler.seconds(item.smoke_check.node_name)
+            if seconds is not None:
+                report.duration = seconds
+        return report
+
+    def pytest_unconfigure(self) -> None:
+        if self.run.scheduler is not None:
+            self.run.scheduler.shutdown()
 
 
 class SmokeItem(pytest.Function):

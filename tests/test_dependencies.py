@@ -238,7 +238,7 @@ def test_required_failure_is_critical_optional_is_a_warning_and_no_password_leak
     for secret in ("leaky-Db-pass-1", "leaky-Redis-pass-2", AMQP_PASSWORD):
         assert secret not in everything
     junit = (pytester.path / "junit.xml").read_text()
-    assert 'name="smoke_severity" value="critical"' in junit and 'name="smoke_severity" value="warning"' in junit
+    assert 'dependency[database].smoke_severity" value="critical"' in junit and 'dependency[redis-cache].smoke_severity" value="warning"' in junit
 
 
 def test_seed_config_verbatim_against_real_servers(pytester, demo, postgres_server, redis_server, monkeypatch):

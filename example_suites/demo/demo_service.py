@@ -44,6 +44,7 @@ class DemoService:
         self.resources: dict[int, dict[str, Any]] = {}
         self.next_id = 1
         self.hits: list[float] = []
+        self.barriers: dict[int, threading.Barrier] = {}
         self.requests: list[tuple[str, str]] = []
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
@@ -136,6 +137,8 @@ def _handler(service: DemoService) -> type[BaseHTTPRequestHandler]:
                 return self.limited()
             if path == "/api/resources" or path.startswith("/api/resources/"):
                 return self.resources(method, path)
+            if path == "/barrier":
+                return self.barrier()
             if path == "/slow":
                 delay = float(re.search(r"ms=(\d+)", self.path).group(1)) if "ms=" in self.path else 200
                 time.sleep(delay / 1000)
@@ -157,6 +160,17 @@ def _handler(service: DemoService) -> type[BaseHTTPRequestHandler]:
                 {"access_token": token, "token_type": "bearer", "user": {"email": DEMO_USER}},
                 {"Set-Cookie": f"session={session}; Path=/; HttpOnly"},
             )
+
+        def barrier(self) -> None:
+            """Answers 200 only when ``n`` requests are in flight together (proves concurrency)."""
+            parties = int(re.search(r"n=(\d+)", self.path).group(1)) if "n=" in self.path else 2
+            with service.lock:
+                barrier = service.barriers.setdefault(parties, threading.Barrier(parties, timeout=5))
+            try:
+                barrier.wait()
+            except threading.BrokenBarrierError:
+                return self.reply(503, {"error": f"fewer than {parties} concurrent requests"})
+            return self.reply(200, {"status": "ok", "concurrent": parties})
 
         def limited(self) -> None:
             now = time.monotonic()

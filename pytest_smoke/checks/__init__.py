@@ -65,8 +65,12 @@ def resolve_check_type(name: str) -> CheckFunction:
     raise KeyError(name)
 
 
-def run_check(kind: str, spec: Mapping[str, Any], ctx: CheckContext) -> CheckResult:
-    """Run one configured check; raise CheckFailed if its target is unhealthy."""
+def run_check(kind: str, spec: Mapping[str, Any], ctx: CheckContext, budget: Deadline | None = None) -> CheckResult:
+    """Run one configured check; raise CheckFailed if its target is unhealthy.
+
+    ``budget`` is the whole run's deadline: a check still running when it runs out, or not yet
+    started, is recorded as a timeout.
+    """
     timeout = float(spec.get("timeout_seconds", 5))
     started = time.monotonic()
     grace = GUARD_GRACE_SECONDS
@@ -80,9 +84,19 @@ def run_check(kind: str, spec: Mapping[str, Any], ctx: CheckContext) -> CheckRes
         func = resolve_check_type(spec["type"])
     # Built-ins keep their own deadline; the guard makes custom types keep it too.
     guard = Deadline(timeout + grace)
+    budget_cut = budget is not None and budget.remaining() < guard.remaining()
+    if budget_cut:
+        guard = Deadline(budget.remaining())  # type: ignore[union-attr]
     try:
+        if budget_cut and guard.expired:
+            raise CheckTimeout(0)
         result = run_with_deadline(lambda: func(spec, ctx), guard, what=spec.get("name", kind))
     except CheckTimeout:
+        if budget_cut and guard.expired:
+            raise CheckFailed(
+                f"{spec.get('name', kind)}: timed out: the run budget of {budget.seconds:g} s ran out",  # type: ignore[union-attr]
+                kind="timeout",
+            ) from None
         if guard.expired:  # the check overran its own timeout: report the configured one
             raise CheckTimeout(timeout, spec.get("name", kind)) from None
         raise

@@ -1,0 +1,137 @@
+"""How generated checks execute: a bounded concurrent pool, ordering, -k/-x/xdist, fail_fast, the
+run budget and lazy imports. Concurrency is proven by a barrier endpoint, not by timing."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from conftest import health
+
+
+def barrier_checks(n, **extra):
+    return [health(f"b{i}", f"/barrier?n={n}", timeout_seconds=8, **extra) for i in range(n)]
+
+
+def test_checks_run_concurrently_yet_report_in_order(pytester, write_config, demo):
+    # Each /barrier?n=6 request answers only once 6 are in flight together.
+    write_config({"base_url": demo.url, "health_checks": barrier_checks(6), "max_concurrency": 8})
+    result = pytester.runpytest("--smoke-config", "smoke.json", "-v")
+    result.assert_outcomes(passed=6)
+    result.stdout.fnmatch_lines([f"*health[[]b{i}[]] PASSED*" for i in range(6)])
+
+
+def test_concurrency_one_runs_checks_one_after_another(pytester, write_config, demo):
+    write_config({"base_url": demo.url, "health_checks": barrier_checks(3, required=False)[:2]})
+    result = pytester.runpytest("--smoke-config", "smoke.json", "--smoke-concurrency", "1")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["/barrier?n=3 returned 503 (expected 200)"])
+
+
+def test_the_pool_is_bounded(pytester, write_config, demo):
+    # 4 requests must meet, but only 3 may be in flight: none of them can pass.
+    write_config({"base_url": demo.url, "health_checks": [health(f"b{i}", "/barrier?n=4", timeout_seconds=8, required=False) for i in range(4)]})
+    result = pytester.runpytest("--smoke-config", "smoke.json", "--smoke-concurrency", "3")
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("failed", 0) >= 3
+
+
+def test_deselected_checks_are_never_sent(pytester, write_config, demo):
+    write_config({"base_url": demo.url, "health_checks": [health("basic", "/health"), health("ready", "/health/ready"), health("live", "/health/live")]})
+    result = pytester.runpytest("--smoke-config", "smoke.json", "-k", "not ready")
+    result.assert_outcomes(passed=2, deselected=1)
+    assert sorted(p for _, p in demo.requests) == ["/health", "/health/live"]
+
+
+def test_maxfail_stops_checks_that_have_not_started(pytester, write_config, demo):
+    demo.faults.add("ready-503")
+    checks = [health("ready", "/health/ready")] + [health(f"slow{i}", "/slow?ms=300") for i in range(6)]
+    write_config({"base_url": demo.url, "health_checks": checks})
+    result = pytester.runpytest("--smoke-config", "smoke.json", "-x", "--smoke-concurrency", "2")
+    result.assert_outcomes(failed=1)
+    assert sum(1 for _, p in demo.requests if p == "/slow") < 6
+
+
+def test_fail_fast_skips_checks_not_yet_started(pytester, write_config, demo):
+    demo.faults.add("ready-503")
+    write_config(
+        {
+            "base_url": demo.url,
+            "fail_fast": True,
+            "health_checks": [health("ready", "/health/ready"), health("basic", "/health")],
+            "critical_paths": [{"name": "core-api", "steps": [{"endpoint": "/api/resources"}]}],
+        }
+    )
+    pytester.makepyfile(test_custom="def test_custom(): pass")
+    result = pytester.runpytest("--smoke-config", "smoke.json", "--smoke-concurrency", "1", "-rs")
+    result.assert_outcomes(failed=1, skipped=3)
+    result.stdout.fnmatch_lines(["SKIPPED*not started: fail_fast after the critical failure of ready"])
+    assert [p for _, p in demo.requests] == ["/health/ready"]
+    assert result.ret == 1
+
+
+def test_optional_failure_does_not_trigger_fail_fast(pytester, write_config, demo):
+    demo.faults.add("ready-503")
+    write_config({"base_url": demo.url, "health_checks": [health("ready", "/health/ready", required=False), health("basic", "/health")]})
+    result = pytester.runpytest("--smoke-config", "smoke.json", "--smoke-fail-fast", "--smoke-concurrency", "1")
+    result.assert_outcomes(failed=1, passed=1)
+
+
+def test_run_budget_records_running_checks_as_timeouts(pytester, write_config, demo):
+    demo.faults.add("live-hang")
+    write_config(
+        {
+            "base_url": demo.url,
+            "timeout_seconds": 2,
+            "health_checks": [health("basic", "/health"), health("live", "/health/live", timeout_seconds=20)],
+        }
+    )
+    started = time.monotonic()
+    result = pytester.runpytest("--smoke-config", "smoke.json", "--smoke-report=report.json")
+    assert time.monotonic() - started < 2 + 8  # the budget plus interpreter start-up and grace
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["live: timed out: the run budget of 2 s ran out"])
+    report = json.loads((pytester.path / "report.json").read_text())
+    live = next(c for c in report["checks"] if c["name"] == "live")
+    assert live["failure_kind"] == "timeout" and live["severity"] == "critical"
+
+
+def test_xdist_sends_each_check_once(pytester, write_config, demo):
+    checks = [health(f"h{i}", f"/health?i={i}") for i in range(8)]
+    write_config({"base_url": demo.url, "health_checks": checks})
+    result = pytester.runpytest("--smoke-config", "smoke.json", "-n", "2")
+    result.assert_outcomes(passed=8)
+    assert len(demo.requests) == 8
+
+
+def test_reported_duration_is_the_checks_own(pytester, write_config, demo):
+    write_config({"base_url": demo.url, "health_checks": [health("slow", "/slow?ms=600"), health("fast", "/slow?ms=650")]})
+    result = pytester.runpytest("--smoke-config", "smoke.json", "--smoke-report=report.json")
+    result.assert_outcomes(passed=2)
+    report = json.loads((pytester.path / "report.json").read_text())
+    # The second item only waited for a check that ran alongside the first, yet reports its own time.
+    assert all(c["duration_seconds"] >= 0.55 for c in report["checks"])
+
+
+def test_http_only_run_imports_no_heavy_client(pytester, write_config, demo):
+    write_config({"base_url": demo.url, "health_checks": [health("basic", "/health")]})
+    pytester.makeconftest(
+        """
+        import sys
+
+        def pytest_sessionfinish():
+            heavy = sorted(m for m in ("kubernetes", "psycopg", "pika", "redis", "junit_xml") if m in sys.modules)
+            print("HEAVY-MODULES", heavy)
+        """
+    )
+    result = pytester.runpytest("--smoke-config", "smoke.json", "-s")
+    result.stdout.fnmatch_lines(["*HEAVY-MODULES []"])
+
+
+@pytest.mark.parametrize("value", ["0", "-3"])
+def test_bad_concurrency_is_a_usage_error(pytester, write_config, demo, value):
+    write_config({"base_url": demo.url, "health_checks": [health("basic", "/health")]})
+    result = pytester.runpytest("--smoke-config", "smoke.json", "--smoke-concurrency", value)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
