@@ -45,6 +45,7 @@ class DemoService:
         self.next_id = 1
         self.hits: list[float] = []
         self.barriers: dict[int, threading.Barrier] = {}
+        self.flaky_counts: dict[str, int] = {}
         self.requests: list[tuple[str, str]] = []
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
@@ -74,6 +75,7 @@ class DemoService:
 def _handler(service: DemoService) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body go out in separate writes
 
         def log_message(self, format: str, *args: Any) -> None:  # quiet
             pass
@@ -137,6 +139,8 @@ def _handler(service: DemoService) -> type[BaseHTTPRequestHandler]:
                 return self.limited()
             if path == "/api/resources" or path.startswith("/api/resources/"):
                 return self.resources(method, path)
+            if path == "/flaky":
+                return self.flaky()
             if path == "/barrier":
                 return self.barrier()
             if path == "/slow":
@@ -160,6 +164,16 @@ def _handler(service: DemoService) -> type[BaseHTTPRequestHandler]:
                 {"access_token": token, "token_type": "bearer", "user": {"email": DEMO_USER}},
                 {"Set-Cookie": f"session={session}; Path=/; HttpOnly"},
             )
+
+        def flaky(self) -> None:
+            """Fails the first ``fail`` requests for each ``key`` with 503 (a service warming up)."""
+            key = re.search(r"key=([^&]+)", self.path).group(1) if "key=" in self.path else ""
+            fail = int(re.search(r"fail=(\d+)", self.path).group(1)) if "fail=" in self.path else 1
+            with service.lock:
+                seen = service.flaky_counts[key] = service.flaky_counts.get(key, 0) + 1
+            if seen <= fail:
+                return self.reply(503, {"status": "warming up", "attempt": seen})
+            return self.reply(200, {"status": "ok", "attempt": seen})
 
         def barrier(self) -> None:
             """Answers 200 only when ``n`` requests are in flight together (proves concurrency)."""

@@ -71,9 +71,11 @@ def run_check(kind: str, spec: Mapping[str, Any], ctx: CheckContext, budget: Dea
     ``budget`` is the whole run's deadline: a check still running when it runs out, or not yet
     started, is recorded as a timeout.
     """
+    name = spec.get("name", kind)
     timeout = float(spec.get("timeout_seconds", 5))
     started = time.monotonic()
     grace = GUARD_GRACE_SECONDS
+    builtin = True
     if kind == "health":
         from .health import check as func
     elif kind == "critical_path":
@@ -81,24 +83,31 @@ def run_check(kind: str, spec: Mapping[str, Any], ctx: CheckContext, budget: Dea
 
         grace += CLEANUP_SECONDS if spec.get("cleanup") else 0
     else:
+        builtin = spec["type"] in BUILTIN_TYPES and spec["type"] not in _registered
         func = resolve_check_type(spec["type"])
-    # Built-ins keep their own deadline; the guard makes custom types keep it too.
-    guard = Deadline(timeout + grace)
-    budget_cut = budget is not None and budget.remaining() < guard.remaining()
-    if budget_cut:
-        guard = Deadline(budget.remaining())  # type: ignore[union-attr]
+
+    budget_left = budget.remaining() if budget is not None else None
+    budget_message = f"{name}: timed out: the run budget of {budget.seconds if budget else 0:g} s ran out"
+    if budget_left is not None and budget_left <= 0:
+        raise CheckFailed(budget_message, kind="timeout")
+    if budget_left is not None and budget_left < timeout:
+        spec = {**spec, "timeout_seconds": budget_left}  # the budget shortens this check's deadline
     try:
-        if budget_cut and guard.expired:
-            raise CheckTimeout(0)
-        result = run_with_deadline(lambda: func(spec, ctx), guard, what=spec.get("name", kind))
-    except CheckTimeout:
-        if budget_cut and guard.expired:
-            raise CheckFailed(
-                f"{spec.get('name', kind)}: timed out: the run budget of {budget.seconds:g} s ran out",  # type: ignore[union-attr]
-                kind="timeout",
-            ) from None
-        if guard.expired:  # the check overran its own timeout: report the configured one
-            raise CheckTimeout(timeout, spec.get("name", kind)) from None
+        if builtin:
+            # Built-ins keep their own deadline (a helper thread per exchange); no extra thread here.
+            result = func(spec, ctx)
+        else:
+            # A custom type may ignore its timeout: a guard thread makes it keep it anyway.
+            guard = Deadline(min(timeout + grace, budget_left) if budget_left is not None else timeout + grace)
+            try:
+                result = run_with_deadline(lambda: func(spec, ctx), guard, what=name)
+            except CheckTimeout:
+                if guard.expired and not (budget is not None and budget.expired):
+                    raise CheckTimeout(timeout, name) from None  # report the configured timeout
+                raise
+    except CheckFailed as failure:
+        if failure.kind == "timeout" and budget is not None and budget.expired:
+            raise CheckFailed(budget_message, kind="timeout") from None
         raise
     if not isinstance(result, CheckResult):
         result = CheckResult(summary=str(result) if result else "OK")

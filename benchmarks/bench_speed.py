@@ -1,0 +1,150 @@
+"""Side-by-side speed measurements for pytest-smoke. A script, not a test: run it by hand.
+
+    python benchmarks/bench_speed.py [--repeat 3]
+
+It starts the demo service on a free local port (its ``/slow?ms=N`` endpoint answers after N ms),
+generates configs in a temporary directory, runs each variant as a real ``pytest`` subprocess and
+prints a Markdown table of wall-clock medians. Every row's variants run interleaved in the same
+invocation, so their ratio is meaningful even on a small, noisy machine.
+
+Rows:
+1. 60 health checks at 200 ms: concurrent vs ``--smoke-concurrency 1`` vs Tavern (if installed).
+2. 1000 checks at 0 ms: per-check overhead over an empty pytest run, against a bare requests loop.
+3. 10 checks that hang, 2 s timeouts.
+4. Start-up: ``pytest --smoke-config`` with one check against a bare ``pytest`` with one test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "example_suites" / "demo"))
+from demo_service import DemoService  # noqa: E402
+
+
+def health(name: str, endpoint: str, timeout: float = 5) -> dict:
+    return {"name": name, "endpoint": endpoint, "timeout_seconds": timeout}
+
+
+def pytest_wall(workdir: Path, *args: str) -> float:
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+        cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600,
+    )
+    return time.perf_counter() - started
+
+
+def median_of(repeat: int, *variants):
+    """Run the variants interleaved ``repeat`` times; median wall time of each."""
+    times = [[] for _ in variants]
+    for _ in range(repeat):
+        for index, variant in enumerate(variants):
+            times[index].append(variant())
+    return [statistics.median(t) for t in times]
+
+
+def write(workdir: Path, name: str, doc: dict) -> str:
+    (workdir / name).write_text(json.dumps(doc))
+    return name
+
+
+def tavern_files(workdir: Path, base_url: str, count: int, ms: int) -> Path:
+    folder = workdir / "tavern"
+    folder.mkdir(exist_ok=True)
+    for i in range(count):
+        (folder / f"test_{i:03d}.tavern.yaml").write_text(
+            f"test_name: slow {i}\nstages:\n  - name: get\n    request:\n      url: {base_url}/slow?ms={ms}&i={i}\n"
+            "      method: GET\n    response:\n      status_code: 200\n"
+        )
+    return folder
+
+
+def bare_requests_per_call(url: str, count: int) -> float:
+    import requests
+
+    with requests.Session() as session:
+        started = time.perf_counter()
+        for i in range(count):
+            session.get(f"{url}?i={i}", timeout=5)
+        return (time.perf_counter() - started) / count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    rows = []
+    with DemoService() as service, tempfile.TemporaryDirectory() as tmp:
+        # Separate folders, so no run collects another variant's tests.
+        work, empty_dir, tavern_root = Path(tmp) / "smoke", Path(tmp) / "empty", Path(tmp) / "tavern-root"
+        for folder in (work, empty_dir, tavern_root):
+            folder.mkdir()
+            (folder / "pytest.ini").write_text("[pytest]\n")
+        (empty_dir / "test_empty.py").write_text("def test_nothing():\n    pass\n")
+        base = service.url
+
+        # 1. 60 checks at 200 ms.
+        cfg = write(work, "sixty.json", {"base_url": base, "health_checks": [health(f"h{i}", f"/slow?ms=200&i={i}") for i in range(60)]})
+        empty = lambda: pytest_wall(empty_dir)  # noqa: E731
+        concurrent = lambda: pytest_wall(work, "--smoke-config", cfg)  # noqa: E731
+        sequential = lambda: pytest_wall(work, "--smoke-config", cfg, "--smoke-concurrency", "1")  # noqa: E731
+        variants = [empty, concurrent, sequential]
+        tavern_dir = None
+        if shutil.which("tavern-ci") or _importable("tavern"):
+            tavern_dir = tavern_files(tavern_root, base, 60, 200)
+            variants.append(lambda: pytest_wall(tavern_dir, "-p", "tavern", "."))
+        results = median_of(args.repeat, *variants)
+        empty_s, conc_s, seq_s = results[:3]
+        rows.append(("60 checks at 200 ms, concurrent (default 16)", f"{conc_s:.2f} s wall, {conc_s - empty_s:.2f} s over empty pytest", f"{seq_s / conc_s:.1f}x faster than sequential"))
+        rows.append(("60 checks at 200 ms, --smoke-concurrency 1", f"{seq_s:.2f} s wall, {seq_s - empty_s:.2f} s over empty pytest", "baseline"))
+        if tavern_dir is not None:
+            rows.append(("60 Tavern YAML tests, same requests", f"{results[3]:.2f} s wall", f"{results[3] / conc_s:.1f}x slower than concurrent smoke"))
+        else:
+            rows.append(("Tavern", "not installed (pip install tavern)", ""))
+
+        # 2. 1000 checks at 0 ms: overhead per check over bare requests.
+        cfg = write(work, "thousand.json", {"base_url": base, "health_checks": [health(f"z{i}", f"/health?i={i}") for i in range(1000)]})
+        smoke_1000, empty_s = median_of(args.repeat, lambda: pytest_wall(work, "--smoke-config", cfg), empty)
+        bare = statistics.median(bare_requests_per_call(base + "/health", 1000) for _ in range(args.repeat))
+        per_check = (smoke_1000 - empty_s) / 1000
+        rows.append(("1000 checks at 0 ms", f"{per_check * 1000:.2f} ms per check over empty pytest", f"bare requests loop {bare * 1000:.2f} ms per call; overhead {(per_check - bare) * 1000:.2f} ms"))
+
+        # 3. 10 hanging checks, 2 s timeouts.
+        service.faults.add("live-hang")
+        cfg = write(work, "hang.json", {"base_url": base, "health_checks": [health(f"hang{i}", f"/health/live?i={i}", timeout=2) for i in range(10)]})
+        (hang_s,) = median_of(max(1, args.repeat - 1), lambda: pytest_wall(work, "--smoke-config", cfg))
+        service.faults.discard("live-hang")
+        rows.append(("10 hung checks, 2 s timeouts", f"{hang_s:.2f} s wall ({hang_s - empty_s:.2f} s over empty pytest)", "sequential would be 20 s"))
+
+        # 4. Start-up.
+        cfg = write(work, "one.json", {"base_url": base, "health_checks": [health("one", "/health")]})
+        smoke_one, bare_one = median_of(args.repeat, lambda: pytest_wall(work, "--smoke-config", cfg), empty)
+        rows.append(("start-up: one check vs bare pytest", f"{smoke_one:.2f} s vs {bare_one:.2f} s", f"+{(smoke_one - bare_one) * 1000:.0f} ms"))
+
+    print(f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, median of {args.repeat}\n")
+    print("| Scenario | Measured | Comparison |")
+    print("| --- | --- | --- |")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+
+
+def _importable(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
+
+
+if __name__ == "__main__":
+    main()
