@@ -17,9 +17,10 @@ import pytest
 
 from .config import SmokeConfig
 from .redact import Redactor
-from .verdict import Decision, Outcome, Verdict, classify, decide, exit_code
+from .verdict import EXIT_ROLLOUT_NOT_READY, Decision, Outcome, Verdict, classify, decide, exit_code
 
 DETAILS_LIMIT = 4000
+FACT_KEYS = ("endpoint", "status", "elapsed_ms", "attempts", "summary")
 NOT_EVALUATED_STATUSES = (
     pytest.ExitCode.INTERRUPTED,
     pytest.ExitCode.INTERNAL_ERROR,
@@ -56,6 +57,7 @@ class SmokeController:
         self.collection_errors = 0
         self.timeline = Timeline()
         self.summary: RunSummary | None = None
+        self.rollout_failure: str | None = None
 
     # -- tally -------------------------------------------------------------------------------------
 
@@ -83,9 +85,12 @@ class SmokeController:
             failure_kind=str(props.get("smoke_failure_kind", "")),
             duration=float(getattr(report, "duration", 0.0)),
             finished_at=float(getattr(report, "stop", time.time())),
-            facts={k[6:]: v for k, v in props.items() if k.startswith("smoke_") and k[6:] in ("endpoint", "status", "elapsed_ms", "summary")},
+            facts={k[6:]: v for k, v in props.items() if k.startswith("smoke_") and k[6:] in FACT_KEYS},
             details=self.redactor.text(_details(report))[:DETAILS_LIMIT],
+            warning=self.redactor.text(props.get("smoke_warning") or "") if status == "passed" else "",
         )
+        if outcome.warning:
+            outcome.reason = outcome.warning
         # A generated check that broke inside the plugin (not a CheckFailed) could not run: a warning.
         if status == "failed" and outcome.kind != "custom" and not outcome.failure_kind and report.when == "call":
             outcome.status = "error"
@@ -118,6 +123,10 @@ class SmokeController:
         from . import decision_flow
 
         verdict = classify(self.outcomes.values())
+        if self.rollout_failure:
+            self.summary = RunSummary(verdict, Decision("not_evaluated", self.rollout_failure), timeline=self.timeline)
+            self.summary.exit_status = session.exitstatus = EXIT_ROLLOUT_NOT_READY
+            return
         if exitstatus in NOT_EVALUATED_STATUSES or self.collection_errors:
             why = "collection errors" if self.collection_errors else pytest.ExitCode(exitstatus).name.lower().replace("_", " ")
             self.summary = RunSummary(verdict, Decision("not_evaluated", f"run ended early ({why}): no rollback"), timeline=self.timeline)

@@ -96,7 +96,7 @@ def _verify_after_rollback(controller: "SmokeController") -> str:
 def _mark_verified(controller: "SmokeController", strategy: dict) -> str:
     """Annotate the live ReplicaSet so a later rollback prefers this known-good revision."""
     from .rollback import target_from
-    from .rollback.kube import VERIFIED, VERIFIED_AT, Kube, KubeError, revision_of
+    from .kube import VERIFIED, VERIFIED_AT, Kube, KubeError, revision_of
 
     target = target_from(strategy)
     if target is None:

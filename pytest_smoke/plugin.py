@@ -12,6 +12,7 @@ more collector: a :class:`SmokeFile` built from the option.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -22,6 +23,7 @@ from .config import Check, ConfigError, SmokeConfig, load_config
 from .controller import SmokeController
 from .redact import Redactor
 from .scheduler import DEFAULT_CONCURRENCY, CheckScheduler, NotStarted
+from .verdict import EXIT_ROLLOUT_NOT_READY
 
 REQUIRED_MARKER = "smoke_required"
 OPTIONAL_MARKER = "smoke_optional"
@@ -45,12 +47,19 @@ class SmokeRun:
             redactor=self.redactor,
             environ=dict(os.environ),
         )
-        # The config's timeout_seconds bounds every check of the run, started or not.
-        self.budget = Deadline(config.timeout)
+        self._budget: Deadline | None = None
         self.concurrency = concurrency
         self.fail_fast = fail_fast
         self.scheduler: CheckScheduler | None = None
         self.stop_reason: str | None = None
+
+    @property
+    def budget(self) -> Deadline:
+        """The config's timeout_seconds bounds every check of the run, started or not. It starts
+        with the first check (after any rollout wait), in whichever process runs checks."""
+        if self._budget is None:
+            self._budget = Deadline(self.config.timeout)
+        return self._budget
 
     def run_one(self, check: Check) -> CheckResult:
         return run_check(check.kind, check.spec, self.context, budget=self.budget)
@@ -105,6 +114,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--smoke-junit",
         metavar="PATH",
         help="Write a JUnit file with one suite per severity (critical, warning, passed).",
+    )
+    group.addoption(
+        "--smoke-wait-rollout",
+        metavar="deployment/NAME",
+        help="Before any check, wait until the Deployment is fully rolled out, like kubectl rollout status "
+        "(config wait_for_rollout; namespace and credentials from it or rollback_strategy).",
     )
     group.addoption(
         "--smoke-concurrency",
@@ -283,6 +298,8 @@ class CheckExecution:
         run = self.run
         if session.config.getoption("collectonly") or hasattr(session.config, "workerinput"):
             return
+        self._wait_for_rollout(session.config)
+        run.budget  # noqa: B018 - the run budget starts now, after the wait
         items = [item for item in session.items if isinstance(item, SmokeItem)]
         if run.concurrency <= 1 or len(items) <= 1:
             return
@@ -290,6 +307,27 @@ class CheckExecution:
         for item in items:  # in item order: health, then dependencies, then critical paths
             check = item.smoke_check
             run.scheduler.submit(check.node_name, lambda check=check: run.run_one(check))
+
+    def _wait_for_rollout(self, config: pytest.Config) -> None:
+        from . import rollout_wait
+        from .kube import KubeError
+
+        controller = config.pluginmanager.get_plugin(CONTROLLER_NAME)
+        try:
+            found = rollout_wait.target_for(self.run.config.data, config.getoption("smoke_wait_rollout"))
+            if found is None:
+                return
+            target, timeout = found
+            say = controller.say if controller is not None else (lambda message: None)
+            completed_at = rollout_wait.wait(target, timeout, lambda message: say(f"smoke: {message}"))
+        except KubeError as exc:
+            message = self.run.redactor.text(f"smoke: {exc}: no check was run and nothing was rolled back")
+            if controller is not None:
+                controller.rollout_failure = message
+            pytest.exit(message, returncode=EXIT_ROLLOUT_NOT_READY)
+        if controller is not None:
+            controller.timeline.deployment_completed = completed_at
+            controller.timeline.checks_started = time.time()
 
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         if isinstance(item, SmokeItem):
@@ -357,9 +395,11 @@ class SmokeItem(pytest.Function):
         finally:
             run = get_run(self.config)
             facts = getattr(self.obj, "facts", {})
-            for key in ("endpoint", "status", "elapsed_ms", "summary"):
+            for key in ("endpoint", "status", "elapsed_ms", "attempts", "summary"):
                 if key in facts and run is not None:
                     self.user_properties.append((f"smoke_{key}", run.redactor.value(facts[key])))
+            if facts.get("warnings") and run is not None:
+                self.user_properties.append(("smoke_warning", run.redactor.text("; ".join(facts["warnings"]))))
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException]) -> Any:  # type: ignore[override]
         run = get_run(self.config)

@@ -22,6 +22,7 @@ EXIT_OK = 0  # everything passed, or only warnings: the deployment continues
 EXIT_CRITICAL = 1  # critical failures (rolled back, awaiting confirmation, or rollback off)
 EXIT_USAGE = 4  # config error: nothing was checked, nothing was rolled back
 EXIT_ROLLBACK_FAILED = 10  # a rollback was attempted and failed: a human must act now
+EXIT_ROLLOUT_NOT_READY = 11  # --smoke-wait-rollout: the deployment never finished rolling out; no check ran
 
 CRITICAL = "critical"
 WARNING = "warning"
@@ -44,11 +45,12 @@ class Outcome:
     finished_at: float = field(default_factory=time.time)
     facts: dict[str, Any] = field(default_factory=dict)
     details: str = ""
+    warning: str = ""  # a passing check that still deserves attention: flaky, failed cleanup
 
     @property
     def severity(self) -> str:
         if self.status == "passed":
-            return PASSED
+            return WARNING if self.warning else PASSED
         if self.status == "skipped":
             return SKIPPED
         if self.status == "failed" and self.required:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 import json
 import socket
 import sys
@@ -93,12 +94,27 @@ def rabbitmq_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[server
 # -- a misbehaving HTTP server ---------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=1)
+def gzip_bomb() -> bytes:
+    import gzip
+    import io
+
+    buffer = io.BytesIO()
+    with gzip.GzipFile(fileobj=buffer, mode="wb", compresslevel=9) as handle:
+        block = b"\0" * (1024 * 1024)
+        for _ in range(200):
+            handle.write(block)
+    return buffer.getvalue()
+
+
+
 class FaultServer:
     """Raw-socket HTTP server that misbehaves on purpose, one mode per path.
 
     /hang: accepts, never answers. /trickle: headers, then one body byte a second.
     /trickle-headers: one header byte a second. /reset: closes mid-response with RST.
-    Every connection thread ends within ``max_seconds``.
+    /redirect-loop: redirects to itself. /big: a 50 MB body. /badjson: 200 with broken JSON.
+    /gzip-bomb: 1 MB of gzip that inflates to 200 MB. Every connection thread ends within ``max_seconds``.
     """
 
     def __init__(self, max_seconds: float = 20.0):
@@ -142,6 +158,25 @@ class FaultServer:
                         break
                     conn.sendall(bytes([byte]))
                     time.sleep(0.5)
+            elif path == "/redirect-loop":
+                conn.sendall(b"HTTP/1.1 302 Found\r\nLocation: /redirect-loop\r\nContent-Length: 0\r\n\r\n")
+            elif path == "/big":
+                size = 50 * 1024 * 1024
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % size)
+                chunk = b" " * 65536
+                sent = 0
+                while sent < size and time.monotonic() < end and not self._stop.is_set():
+                    conn.sendall(chunk)
+                    sent += len(chunk)
+            elif path == "/badjson":
+                body = b'{"status": "ok",'
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            elif path == "/gzip-bomb":
+                body = gzip_bomb()
+                conn.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\n"
+                    b"Content-Length: %d\r\n\r\n" % len(body) + body
+                )
             elif path == "/reset":
                 conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\npartial")
                 conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")

@@ -12,7 +12,7 @@ import pytest
 from conftest import health
 from kube_double import KubeDouble
 from pytest_smoke.rollback import carry_out, plan_rollback
-from pytest_smoke.rollback.kube import VERIFIED
+from pytest_smoke.kube import VERIFIED
 from pytest_smoke.verdict import EXIT_ROLLBACK_FAILED, Outcome, classify, decide
 
 GOOD, BAD = "django:v1.21.8-stable", "django:v1.22.0-context-api"

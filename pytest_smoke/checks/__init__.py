@@ -26,6 +26,7 @@ BUILTIN_TYPES = {
 }
 # Slack past a check's own timeout before the outer guard gives up on a misbehaving check type.
 GUARD_GRACE_SECONDS = 0.5
+MAX_RETRY_INTERVAL_SECONDS = 30.0
 
 _registered: dict[str, CheckFunction] = {}
 
@@ -90,26 +91,62 @@ def run_check(kind: str, spec: Mapping[str, Any], ctx: CheckContext, budget: Dea
     budget_message = f"{name}: timed out: the run budget of {budget.seconds if budget else 0:g} s ran out"
     if budget_left is not None and budget_left <= 0:
         raise CheckFailed(budget_message, kind="timeout")
-    if budget_left is not None and budget_left < timeout:
-        spec = {**spec, "timeout_seconds": budget_left}  # the budget shortens this check's deadline
+    # One deadline for the check, warm-up delay and retries included; the budget can shorten it.
+    deadline = Deadline(min(timeout, budget_left) if budget_left is not None else timeout)
+
+    def attempt_once(remaining: float) -> Any:
+        # The first attempt keeps the configured timeout, so messages quote it as written.
+        seconds = timeout if remaining >= timeout - 0.05 else round(max(remaining, 0.01), 2)
+        return _execute(func, {**spec, "timeout_seconds": seconds}, ctx, builtin, timeout, grace, name)
+
     try:
-        if builtin:
-            # Built-ins keep their own deadline (a helper thread per exchange); no extra thread here.
-            result = func(spec, ctx)
-        else:
-            # A custom type may ignore its timeout: a guard thread makes it keep it anyway.
-            guard = Deadline(min(timeout + grace, budget_left) if budget_left is not None else timeout + grace)
-            try:
-                result = run_with_deadline(lambda: func(spec, ctx), guard, what=name)
-            except CheckTimeout:
-                if guard.expired and not (budget is not None and budget.expired):
-                    raise CheckTimeout(timeout, name) from None  # report the configured timeout
-                raise
+        result, attempts = _with_retries(spec, deadline, attempt_once)
     except CheckFailed as failure:
         if failure.kind == "timeout" and budget is not None and budget.expired:
             raise CheckFailed(budget_message, kind="timeout") from None
         raise
     if not isinstance(result, CheckResult):
         result = CheckResult(summary=str(result) if result else "OK")
+    if attempts > 1:
+        result.facts["attempts"] = attempts
+        result.warnings.insert(0, f"flaky: passed on attempt {attempts} of {int(spec.get('retries', 0)) + 1}")
     result.facts.setdefault("elapsed_ms", round((time.monotonic() - started) * 1000, 1))
     return result
+
+
+def _with_retries(spec: Mapping[str, Any], deadline: Deadline, attempt_once: Callable[[float], Any]) -> tuple[Any, int]:
+    """Warm-up: ``initial_delay_seconds``, then up to ``retries`` more attempts with doubling
+    ``retry_interval_seconds``, all inside the check's one deadline."""
+    retries = int(spec.get("retries", 0))
+    interval = float(spec.get("retry_interval_seconds", 1.0))
+    delay = float(spec.get("initial_delay_seconds", 0))
+    if delay:
+        time.sleep(min(delay, deadline.remaining()))
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return attempt_once(max(deadline.remaining(), 0.001)), attempt
+        except CheckFailed as failure:
+            if attempt > retries or deadline.remaining() <= interval:
+                if attempt > 1:
+                    failure.reason += f" (after {attempt} attempts)"
+                raise
+        time.sleep(interval)
+        interval = min(interval * 2, MAX_RETRY_INTERVAL_SECONDS)
+
+
+def _execute(
+    func: CheckFunction, spec: Mapping[str, Any], ctx: CheckContext, builtin: bool, timeout: float, grace: float, name: str
+) -> Any:
+    if builtin:
+        # Built-ins keep their own deadline (a helper thread per exchange); no extra thread here.
+        return func(spec, ctx)
+    # A custom type may ignore its timeout: a guard thread makes it keep it anyway.
+    guard = Deadline(float(spec["timeout_seconds"]) + grace)
+    try:
+        return run_with_deadline(lambda: func(spec, ctx), guard, what=name)
+    except CheckTimeout:
+        if guard.expired:
+            raise CheckTimeout(min(timeout, float(spec["timeout_seconds"])), name) from None  # the configured timeout
+        raise

@@ -57,6 +57,8 @@ def render(summary: "RunSummary", smoke: "SmokeConfig") -> Iterator[tuple[str, d
         yield from _warnings(summary, values, overrides)
     else:
         yield from _critical(summary, values, overrides)
+    if state in ("passed", "warning") and summary.timeline.deployment_completed:
+        yield f"Deployment completed: {_clock(summary.timeline.deployment_completed)} (checks started after the rollout)", {}
     for note in summary.notes:
         if note:
             yield f"Note: {note}", {}

@@ -11,7 +11,7 @@ import subprocess
 from typing import Any, Callable, Mapping
 
 from . import Plan, RollbackError, RollbackRefused
-from .kube import Kube, Target
+from ..kube import Kube, Target
 
 PLACEHOLDERS = {"deployment", "namespace", "container", "previous_image"}
 OUTPUT_EXCERPT = 400

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping
 
 from . import Plan, RollbackRefused
-from .kube import CHANGE_CAUSE, VERIFIED, Kube, Target, containers_of, revision_of
+from ..kube import CHANGE_CAUSE, VERIFIED, Kube, Target, containers_of, revision_of
 
 
 def choose_target(deployment: dict[str, Any], replicasets: list[dict[str, Any]]) -> tuple[int, dict[str, Any]]:

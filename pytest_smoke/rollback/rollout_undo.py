@@ -8,7 +8,7 @@ import copy
 from typing import Any, Callable, Mapping
 
 from . import Plan, RollbackError
-from .kube import Kube, KubeError, Target, containers_of, revision_of
+from ..kube import Kube, KubeError, Target, containers_of, revision_of
 from .previous_image import choose_target
 
 HASH_LABEL = "pod-template-hash"

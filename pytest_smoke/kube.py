@@ -1,4 +1,4 @@
-"""The few Kubernetes API calls a rollback needs, through the official client.
+"""The few Kubernetes API calls the rollback and the rollout wait need, through the official client.
 
 Objects are handled as plain JSON dicts (``_preload_content=False``) so the code reads like the
 API reference and does not depend on one client version's model classes. The client is imported
@@ -18,6 +18,14 @@ VERIFIED = "pytest-smoke.dev/verified"
 VERIFIED_AT = "pytest-smoke.dev/verified-at"
 CHANGE_CAUSE = "kubernetes.io/change-cause"
 POLL_SECONDS = 1.0
+# Every (API group, resource, verb) this module calls; example_suites/kubernetes/rbac.yaml grants
+# exactly these plus "watch" on deployments (kubectl rollout status needs it), checked by a test.
+REQUIRED_PERMISSIONS = (
+    ("apps", "deployments", "get"),
+    ("apps", "deployments", "patch"),
+    ("apps", "replicasets", "list"),
+    ("apps", "replicasets", "patch"),
+)
 
 
 class KubeError(Exception):
@@ -101,21 +109,79 @@ class Kube:
             _content_type="application/merge-patch+json",
         )
 
-    def wait_for_rollout(self, timeout: float, progress: Callable[[str], None]) -> None:
+    def wait_for_rollout(self, timeout: float, progress: Callable[[str], None], describe: Callable[["Progress"], str] | None = None) -> "Progress":
         """Poll like ``kubectl rollout status`` until done, failed or out of time."""
+        describe = describe or describe_rollback
         end = time.monotonic() + timeout
         last = ""
         while True:
-            message, done = rollout_status(self.deployment())
-            if done:
+            state = rollout_progress(self.deployment())
+            message = describe(state)
+            if state.done:
                 progress(message)
-                return
+                return state
             if message != last:
                 progress(message)
                 last = message
             if time.monotonic() + POLL_SECONDS > end:
                 raise KubeError(f"rollout did not finish within {timeout:g} s ({message})")
             time.sleep(POLL_SECONDS)
+
+
+@dataclass
+class Progress:
+    observed: bool
+    replicas: int
+    updated: int
+    total: int
+    available: int
+    completed_at: float | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.observed and self.updated >= self.replicas and self.total <= self.updated and self.available >= self.updated
+
+
+def rollout_progress(deployment: dict[str, Any]) -> Progress:
+    """kubectl's DeploymentStatusViewer as data; raises KubeError on a dead rollout."""
+    meta, spec, status = deployment["metadata"], deployment["spec"], deployment.get("status") or {}
+    completed_at = None
+    for condition in status.get("conditions") or []:
+        if condition.get("type") != "Progressing":
+            continue
+        if condition.get("reason") == "ProgressDeadlineExceeded":
+            raise KubeError(f"deployment/{meta['name']} exceeded its progress deadline")
+        if condition.get("reason") == "NewReplicaSetAvailable" and condition.get("lastUpdateTime"):
+            completed_at = _parse_time(condition["lastUpdateTime"])
+    return Progress(
+        observed=status.get("observedGeneration", 0) >= meta.get("generation", 0),
+        replicas=spec.get("replicas", 1),
+        updated=status.get("updatedReplicas", 0),
+        total=status.get("replicas", 0),
+        available=status.get("availableReplicas", 0),
+        completed_at=completed_at,
+    )
+
+
+def describe_rollback(p: Progress) -> str:
+    if not p.observed:
+        return "waiting for the rollback to be observed"
+    if p.done:
+        return f"Rollback complete: {p.updated}/{p.replicas} pods updated and available"
+    if p.updated < p.replicas:
+        return f"Rolling back {p.updated}/{p.replicas} pods..."
+    if p.total > p.updated:
+        return f"Rolling back {p.updated}/{p.replicas} pods ({p.total - p.updated} old pods terminating)..."
+    return f"Rolling back: {p.available} of {p.updated} updated pods available..."
+
+
+def _parse_time(text: str) -> float | None:
+    import calendar
+
+    try:
+        return float(calendar.timegm(time.strptime(text[:19], "%Y-%m-%dT%H:%M:%S")))
+    except ValueError:
+        return None
 
 
 def revision_of(obj: dict[str, Any]) -> int:
@@ -127,27 +193,6 @@ def revision_of(obj: dict[str, Any]) -> int:
 
 def containers_of(template: dict[str, Any]) -> dict[str, str]:
     return {c["name"]: c.get("image", "") for c in template["spec"].get("containers") or []}
-
-
-def rollout_status(deployment: dict[str, Any]) -> tuple[str, bool]:
-    """kubectl's DeploymentStatusViewer: (message, done); raises KubeError on a dead rollout."""
-    meta, spec, status = deployment["metadata"], deployment["spec"], deployment.get("status") or {}
-    replicas = spec.get("replicas", 1)
-    if status.get("observedGeneration", 0) < meta.get("generation", 0):
-        return "waiting for the rollout to be observed", False
-    for condition in status.get("conditions") or []:
-        if condition.get("type") == "Progressing" and condition.get("reason") == "ProgressDeadlineExceeded":
-            raise KubeError(f"deployment/{meta['name']} exceeded its progress deadline")
-    updated = status.get("updatedReplicas", 0)
-    total = status.get("replicas", 0)
-    available = status.get("availableReplicas", 0)
-    if updated < replicas:
-        return f"Rolling back {updated}/{replicas} pods...", False
-    if total > updated:
-        return f"Rolling back {updated}/{replicas} pods ({total - updated} old pods terminating)...", False
-    if available < updated:
-        return f"Rolling back: {available} of {updated} updated pods available...", False
-    return f"Rollback complete: {updated}/{replicas} pods updated and available", True
 
 
 def _api_message(exc: Any) -> str:

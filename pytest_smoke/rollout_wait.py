@@ -1,0 +1,62 @@
+"""Wait until the new version is fully rolled out before any check runs.
+
+Without the wait, checks hit a mix of old and new pods. Same rules as ``kubectl rollout status``
+(observedGeneration, updated / old / available replicas, ProgressDeadlineExceeded), with its own
+deadline. The config's ``wait_for_rollout`` block, or ``--smoke-wait-rollout deployment/NAME``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Mapping
+
+from .kube import Kube, KubeError, Progress, Target
+
+DEFAULT_TIMEOUT_SECONDS = 300.0
+
+
+def target_for(data: Mapping[str, Any], cli_value: str | None) -> tuple[Target, float] | None:
+    """The Deployment to wait for and the wait's deadline, or None when no wait is asked for."""
+    wait = dict(data.get("wait_for_rollout") or {})
+    strategy = dict(data.get("rollback_strategy") or {})
+    name = wait.get("deployment")
+    if cli_value:
+        kind, _, name = cli_value.rpartition("/")
+        if kind not in ("", "deployment", "deploy", "deployments"):
+            raise KubeError(f"--smoke-wait-rollout takes deployment/NAME, got {cli_value!r}")
+    if not name:
+        return None
+    target = Target(
+        deployment=name,
+        namespace=wait.get("namespace") or strategy.get("namespace") or "default",
+        context=wait.get("context") or strategy.get("context"),
+        kubeconfig=wait.get("kubeconfig") or strategy.get("kubeconfig"),
+    )
+    return target, float(wait.get("timeout_seconds", DEFAULT_TIMEOUT_SECONDS))
+
+
+def describe_wait(target: Target) -> Callable[[Progress], str]:
+    def describe(p: Progress) -> str:
+        if not p.observed:
+            return f"waiting for {target.ref}: the new revision is not observed yet"
+        if p.done:
+            return f"{target.ref} is rolled out: {p.updated}/{p.replicas} pods updated and available"
+        if p.updated < p.replicas:
+            return f"waiting for {target.ref}: {p.updated}/{p.replicas} new pods updated"
+        if p.total > p.updated:
+            return f"waiting for {target.ref}: {p.total - p.updated} old pods terminating"
+        return f"waiting for {target.ref}: {p.available} of {p.updated} updated pods available"
+
+    return describe
+
+
+def wait(target: Target, timeout: float, progress: Callable[[str], None]) -> float:
+    """Block until rolled out; returns when it completed (epoch seconds). Raises KubeError."""
+    try:
+        state = Kube(target).wait_for_rollout(timeout, progress, describe_wait(target))
+    except KubeError as exc:
+        message = str(exc)
+        if message.startswith("rollout did not finish"):
+            message = f"{target.ref} did not finish rolling out within {timeout:g} s" + message[message.index(" (") :]
+        raise KubeError(message) from None
+    return state.completed_at or time.time()
