@@ -9,6 +9,8 @@ never collects under xdist: each report carries its check's required/optional st
 from __future__ import annotations
 
 import os
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,6 +60,27 @@ class SmokeController:
         self.timeline = Timeline()
         self.summary: RunSummary | None = None
         self.rollout_failure: str | None = None
+        # SIGTERM (a Job deleted, a pipeline cancelled) means: during the checks, stop like Ctrl-C
+        # (reports, no rollback); during the rollback, report the state and alert; afterwards,
+        # finish writing reports.
+        self.phase = "checks"
+        self._previous_sigterm: Any = None
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        if threading.current_thread() is threading.main_thread():
+            self._previous_sigterm = signal.signal(signal.SIGTERM, self._on_sigterm)
+
+    def pytest_unconfigure(self) -> None:
+        if self._previous_sigterm is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self._previous_sigterm)
+
+    def _on_sigterm(self, signum: int, frame: Any) -> None:
+        from .rollback import RollbackInterrupted
+
+        if self.phase == "checks":
+            raise KeyboardInterrupt("SIGTERM")
+        if self.phase == "rollback":
+            raise RollbackInterrupted("interrupted by SIGTERM during the rollback")
 
     # -- tally -------------------------------------------------------------------------------------
 
@@ -120,6 +143,19 @@ class SmokeController:
             self._publish(session)
 
     def _decide(self, session: pytest.Session, exitstatus: int) -> None:
+        from .rollback import RollbackInterrupted
+
+        self.phase = "rollback"
+        try:
+            self._decide_once(session, exitstatus)
+        except RollbackInterrupted as exc:
+            verdict = classify(self.outcomes.values())
+            self.summary = RunSummary(verdict, Decision("not_evaluated", f"{exc} before any change: no rollback"), timeline=self.timeline)
+            self.summary.exit_status = session.exitstatus = int(pytest.ExitCode.INTERRUPTED)
+        finally:
+            self.phase = "publishing"
+
+    def _decide_once(self, session: pytest.Session, exitstatus: int) -> None:
         from . import decision_flow
 
         verdict = classify(self.outcomes.values())
@@ -149,6 +185,8 @@ class SmokeController:
                 classify(self.outcomes.values()), Decision("not_evaluated", "the verdict could not be reached"), timeline=self.timeline
             )
             self.summary.exit_status = int(session.exitstatus)
+        if self.smoke.verify is False:
+            self.summary.notes.insert(0, "verify_tls is false: TLS certificates were not checked")
         publish.publish(self)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:

@@ -32,6 +32,13 @@ class KubeError(Exception):
     """A Kubernetes API problem in operator words."""
 
 
+LEASE = "pytest-smoke.dev/rollback-lease"
+
+
+class LeaseHeld(KubeError):
+    """Another smoke run is rolling this Deployment back right now."""
+
+
 @dataclass
 class Target:
     deployment: str
@@ -39,6 +46,7 @@ class Target:
     container: str | None = None
     context: str | None = None
     kubeconfig: str | None = None
+    request_timeout: float = 10.0
 
     @property
     def ref(self) -> str:
@@ -67,11 +75,14 @@ class Kube:
         self._api_exception = client.exceptions.ApiException
 
     def _call(self, what: str, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        seconds = max(0.5, self.target.request_timeout)
         try:
-            response = func(*args, _preload_content=False, _request_timeout=10, **kwargs)
+            response = func(*args, _preload_content=False, _request_timeout=seconds, **kwargs)
         except self._api_exception as exc:
             raise KubeError(f"{what}: {_api_message(exc)}") from None
         except Exception as exc:  # urllib3 connection errors and the like
+            if "Timeout" in exc.__class__.__name__ or "timed out" in str(exc):
+                raise KubeError(f"{what}: the Kubernetes API did not answer within {seconds:g} s") from None
             raise KubeError(f"{what}: cannot reach the Kubernetes API ({exc.__class__.__name__})") from None
         return json.loads(response.data)
 
@@ -98,6 +109,43 @@ class Kube:
         return self._call(
             f"patch {t.ref}", self.apps.patch_namespaced_deployment, t.deployment, t.namespace, body, _content_type=content_type
         )
+
+    def acquire_lease(self, holder: str, ttl: float) -> tuple[str, str]:
+        """Take the rollback lease (an annotation on the Deployment), or raise LeaseHeld.
+
+        The write is a JSON patch guarded by a ``test`` on resourceVersion, so two runs racing for
+        the lease cannot both win.
+        """
+        deployment = self.deployment()
+        meta = deployment["metadata"]
+        annotations = meta.get("annotations") or {}
+        current = _read_lease(annotations.get(LEASE))
+        now = time.time()
+        if current and current.get("holder") != holder and float(current.get("expires", 0)) > now:
+            until = time.strftime("%H:%M:%S", time.localtime(float(current["expires"])))
+            raise LeaseHeld(
+                f"another smoke run ({current.get('holder')}) is rolling back {self.target.ref} (lease until {until})"
+            )
+        value = json.dumps({"holder": holder, "expires": round(now + ttl, 3)})
+        ops: list[dict[str, Any]] = [{"op": "test", "path": "/metadata/resourceVersion", "value": meta["resourceVersion"]}]
+        if "annotations" not in meta or meta["annotations"] is None:
+            ops.append({"op": "add", "path": "/metadata/annotations", "value": {LEASE: value}})
+        else:
+            ops.append({"op": "add", "path": "/metadata/annotations/" + _pointer(LEASE), "value": value})
+        try:
+            patched = self.patch_deployment(ops, "application/json-patch+json")
+        except KubeError as exc:
+            if any(code in str(exc) for code in (" 409 ", " 422 ")):
+                raise LeaseHeld(f"{self.target.ref} changed while taking the rollback lease ({exc})") from None
+            raise
+        return meta["resourceVersion"], patched["metadata"]["resourceVersion"]
+
+    def release_lease(self, holder: str) -> None:
+        deployment = self.deployment()
+        current = _read_lease((deployment["metadata"].get("annotations") or {}).get(LEASE))
+        if not current or current.get("holder") != holder:
+            return
+        self.patch_deployment({"metadata": {"annotations": {LEASE: None}}}, "application/merge-patch+json")
 
     def annotate_replicaset(self, name: str, annotations: dict[str, str]) -> None:
         self._call(
@@ -173,6 +221,18 @@ def describe_rollback(p: Progress) -> str:
     if p.total > p.updated:
         return f"Rolling back {p.updated}/{p.replicas} pods ({p.total - p.updated} old pods terminating)..."
     return f"Rolling back: {p.available} of {p.updated} updated pods available..."
+
+
+def _pointer(key: str) -> str:
+    return key.replace("~", "~0").replace("/", "~1")
+
+
+def _read_lease(raw: Any) -> dict[str, Any] | None:
+    try:
+        value = json.loads(raw) if raw else None
+    except (TypeError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def _parse_time(text: str) -> float | None:

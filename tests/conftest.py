@@ -159,7 +159,7 @@ class FaultServer:
                     conn.sendall(bytes([byte]))
                     time.sleep(0.5)
             elif path == "/redirect-loop":
-                conn.sendall(b"HTTP/1.1 302 Found\r\nLocation: /redirect-loop\r\nContent-Length: 0\r\n\r\n")
+                conn.sendall(b"HTTP/1.1 302 Found\r\nLocation: /redirect-loop\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
             elif path == "/big":
                 size = 50 * 1024 * 1024
                 conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % size)

@@ -113,6 +113,8 @@ class KubeDouble:
         self.requests: list[tuple[str, str]] = []
         self.patches: list[tuple[str, str, Any]] = []
         self.forbidden = False
+        self.fail_patches: dict[str, int] = {}  # content type -> HTTP status to answer instead
+        self.slow_seconds = 0.0  # delay before every answer (an API server that does not answer)
         self.stuck = False
         self.deadline_exceeded = False
         self.lock = threading.RLock()
@@ -326,6 +328,13 @@ def _handler(api: KubeDouble) -> type[BaseHTTPRequestHandler]:
             path, query = parts.path.rstrip("/"), parse_qs(parts.query)
             with api.lock:
                 api.requests.append((method, path))
+            if api.slow_seconds:
+                time.sleep(api.slow_seconds)
+            kind = self.headers.get("Content-Type", "").split(";")[0]
+            if method == "PATCH" and kind in api.fail_patches:
+                code = api.fail_patches[kind]
+                reason = {409: "Conflict", 404: "NotFound", 500: "InternalError"}.get(code, "Error")
+                return self.send(code, _status(code, reason, f"injected {code} for {kind}"))
             if method != "GET" and api.forbidden:
                 return self.send(403, _status(403, "Forbidden", f'deployments.apps is forbidden: User "system:serviceaccount:prod:smoke" cannot patch resource in API group "apps"'))
             if path == "/version":

@@ -3,6 +3,7 @@ Deployment on the local apps/v1 test double through the real kubernetes client a
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,7 +30,8 @@ def kube(tmp_path):
 
 
 def deployment_patches(api):
-    return [p for p in api.patches if p[0] == "deployments"]
+    """Patches that change the Deployment (not the rollback lease annotation)."""
+    return [p for p in api.patches if p[0] == "deployments" and "rollback-lease" not in json.dumps(p[2])]
 
 
 def smoke_doc(demo, kube, *, confirm=True, threshold=1, strategy=None, **auto):
@@ -157,8 +159,15 @@ def test_forbidden_rollback_fails_with_the_api_message(kube):
     kube.forbidden = True
     result = carry_out("rollback", strategy_for(kube, max_rollback_attempts=2), {"rollback_timeout_seconds": 5}, confirm=None)
     assert result.status == "failed"
-    assert result.attempts == 2
     assert result.message.startswith("ROLLBACK FAILED: alert ops team immediately (patch deployment/django -n prod: 403 Forbidden")
+
+
+def test_max_rollback_attempts_bounds_the_retries(kube):
+    kube.fail_patches["application/strategic-merge-patch+json"] = 500
+    result = carry_out("rollback", strategy_for(kube, max_rollback_attempts=3), {"rollback_timeout_seconds": 10}, confirm=None)
+    assert result.status == "failed" and result.attempts == 3
+    assert [p.split(":")[0] for p in result.progress] == ["attempt 1/3 failed", "attempt 2/3 failed", "attempt 3/3 failed"]
+    assert "500 Internal Server Error" in result.message or "500" in result.message
 
 
 def test_rollout_that_never_completes_fails_within_the_rollback_timeout(kube):
@@ -327,7 +336,7 @@ def test_rollback_failure_has_its_own_exit_code(pytester, write_config, demo, ku
     write_config(smoke_doc(demo, kube))
     result = run_smoke(pytester, "--smoke-confirm-rollback")
     assert result.ret == EXIT_ROLLBACK_FAILED
-    result.stdout.fnmatch_lines(["✗ CRITICAL: Smoke tests failed - ROLLBACK FAILED", "ROLLBACK FAILED: alert ops team immediately (*403 Forbidden*"])
+    result.stdout.fnmatch_lines(["✗ CRITICAL: Smoke tests failed - ROLLBACK FAILED", "Status: ROLLBACK FAILED: alert ops team immediately (*403 Forbidden*"])
 
 
 def test_dry_run_reports_the_plan_and_changes_nothing(pytester, write_config, demo, kube):

@@ -177,7 +177,9 @@ def describe_error(exc: requests.RequestException, url: str, deadline: Deadline,
         return CheckFailed(f"redirect loop: more than {MAX_REDIRECTS} redirects from {url}", kind="redirect_loop")
     if isinstance(exc, requests.exceptions.SSLError) or any(isinstance(e, ssl.SSLError) for e in chain):
         detail = next((getattr(e, "verify_message", None) for e in chain if getattr(e, "verify_message", None)), None)
-        if not detail:
+        if detail:
+            detail = f"certificate verify failed: {detail}"
+        else:
             detail = next((str(e) for e in chain if isinstance(e, ssl.SSLError)), str(exc))
         return CheckFailed(f"TLS error at {where}: {_short(detail)}", kind="tls_error")
     if any(isinstance(e, ConnectionRefusedError) for e in chain) or "Connection refused" in text:

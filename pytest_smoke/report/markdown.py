@@ -47,6 +47,8 @@ def render(document: dict[str, Any]) -> str:
             lines.append(f"- `{name}`: `{image}` → `{rollback['target_images'].get(name, '?')}`")
         if rollback.get("manual_command"):
             lines += ["", "```bash", rollback["manual_command"], "```"]
+    if document.get("notes"):
+        lines += ["", "### Notes", ""] + [f"- {_cell(note)}" for note in document["notes"]]
     if document["timeline"]:
         lines += ["", "### Timeline", ""]
         lines += [f"- `{event['at']}` {event['event'].replace('_', ' ')}" for event in document["timeline"]]

@@ -14,7 +14,11 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Callable, Mapping, Protocol
 
-from ..kube import KubeError, Target
+import os
+import socket
+import uuid
+
+from ..kube import Kube, KubeError, LeaseHeld, Target
 
 ENTRY_POINT_GROUP = "pytest_smoke.rollback"
 BUILTIN_HANDLERS = {
@@ -30,6 +34,15 @@ class RollbackRefused(Exception):
 
 class RollbackError(Exception):
     """The rollback was attempted and did not complete."""
+
+
+class RollbackInterrupted(Exception):
+    """SIGTERM arrived while deciding or rolling back (raised by the controller's handler)."""
+
+
+FAILED_PREFIX = "ROLLBACK FAILED: alert ops team immediately"
+HOLDER = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
+LEASE_MARGIN_SECONDS = 30.0
 
 
 @dataclass
@@ -102,32 +115,77 @@ def carry_out(
     confirm: Callable[[Plan], tuple[bool, str]],
     progress: Callable[[str], None] = lambda message: None,
 ) -> RollbackResult:
-    """Plan, confirm if ``action == "confirm"``, then execute with bounded attempts and a deadline."""
+    """Plan, confirm if ``action == "confirm"``, then execute with bounded attempts and a deadline.
+
+    Before changing anything it takes a lease on the Deployment, so a second smoke run that decides
+    to roll back at the same time stands down instead of rolling back twice.
+    """
     handler_name = strategy.get("type", "previous-image")
     if handler_name != "command" and not strategy.get("deployment"):
         return RollbackResult(
             "not_configured",
             "rollback_strategy.deployment is not set: nothing can be rolled back automatically",
         )
+    timeout = float(auto_rollback.get("rollback_timeout_seconds", 60))
+    target = target_from(strategy)
+    if target is not None:
+        target.request_timeout = min(target.request_timeout, timeout)
     try:
         handler = get_handler(handler_name)
-        plan = handler.plan(target_from(strategy), strategy)
+        plan = handler.plan(target, strategy)
     except RollbackRefused as exc:
         return RollbackResult("refused", f"rollback refused: {exc}")
     except KubeError as exc:
-        status = "failed" if action == "rollback" else "refused"
-        return RollbackResult(status, f"cannot plan the rollback: {exc}")
+        if action == "rollback":
+            return RollbackResult("failed", f"{FAILED_PREFIX} (cannot plan the rollback: {exc})")
+        return RollbackResult("refused", f"cannot plan the rollback: {exc}")
 
     if action == "dry_run":
         return RollbackResult("dry_run", "dry run (--smoke-no-rollback): nothing was changed", plan)
     confirmation = ""
     if action == "confirm":
-        approved, confirmation = confirm(plan)
+        try:
+            approved, confirmation = confirm(plan)
+        except RollbackInterrupted as exc:
+            approved, confirmation = False, f"{exc} while waiting for confirmation; nothing was rolled back"
         if not approved:
             return RollbackResult(
                 "awaiting_confirmation", f"rollback awaiting ops confirmation ({confirmation})", plan, confirmation=confirmation
             )
 
+    lease = None
+    try:
+        if target is not None:
+            lease = Kube(target)
+            ttl = timeout + LEASE_MARGIN_SECONDS
+            taken = lease.acquire_lease(HOLDER, ttl)
+            # Our own lease write moved resourceVersion; a guard taken at planning time follows it
+            # only when nobody else wrote in between.
+            if plan.details.get("resource_version") == taken[0]:
+                plan.details["resource_version"] = taken[1]
+    except LeaseHeld as exc:
+        return RollbackResult("refused", f"standing down: {exc}", plan, confirmation=confirmation)
+    except KubeError as exc:
+        now = time.time()
+        return RollbackResult("failed", f"{FAILED_PREFIX} ({exc})", plan, attempts=1, started_at=now, finished_at=now, confirmation=confirmation)
+    try:
+        return _execute(handler, plan, strategy, timeout, confirmation, progress)
+    finally:
+        if lease is not None:
+            try:
+                lease.release_lease(HOLDER)
+            except KubeError:
+                pass  # it expires on its own
+
+
+def _execute(
+    handler: Handler,
+    plan: Plan,
+    strategy: Mapping[str, Any],
+    timeout: float,
+    confirmation: str,
+    progress: Callable[[str], None],
+) -> RollbackResult:
     result = RollbackResult("failed", "", plan, started_at=time.time(), confirmation=confirmation)
 
     def record(message: str) -> None:
@@ -135,7 +193,6 @@ def carry_out(
         progress(message)
 
     attempts = int(strategy.get("max_rollback_attempts", 1))
-    timeout = float(auto_rollback.get("rollback_timeout_seconds", 60))
     deadline = time.monotonic() + timeout
     error = ""
     for attempt in range(1, attempts + 1):
@@ -146,6 +203,9 @@ def carry_out(
             break
         try:
             handler.execute(plan, strategy, remaining, record)
+        except RollbackInterrupted as exc:
+            error = f"{exc}: the rollout state is unknown; check {plan.target.ref if plan.target else 'the deployment'} now"
+            break
         except (KubeError, RollbackError, RollbackRefused) as exc:
             error = str(exc)
             record(f"attempt {attempt}/{attempts} failed: {error}")
@@ -155,5 +215,5 @@ def carry_out(
         result.finished_at = time.time()
         return result
     result.finished_at = time.time()
-    result.message = f"ROLLBACK FAILED: alert ops team immediately ({error})"
+    result.message = f"{FAILED_PREFIX} ({error})"
     return result

@@ -1,0 +1,194 @@
+"""The worst day of a deploy: network faults, TLS trouble, hostile bodies, bad config and a
+secret in every place one can live. Every failure is clear, on time, and never leaks."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import socket
+import ssl
+import threading
+import time
+import tracemalloc
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from conftest import AMQP_PASSWORD, PG_PASSWORD, REDIS_PASSWORD, health
+from pytest_smoke.checks import CheckContext, CheckFailed, run_check
+from servers import free_port
+
+
+def fails_on_time(spec, ctx, limit=None):
+    started = time.monotonic()
+    with pytest.raises(CheckFailed) as failure:
+        run_check("health", spec, ctx)
+    elapsed = time.monotonic() - started
+    assert elapsed < (limit or spec.get("timeout_seconds", 5)) + 1, f"took {elapsed:.1f} s"
+    reason = failure.value.reason
+    assert "\n" not in reason and "Traceback" not in str(failure.value)
+    return failure.value
+
+
+# -- network faults --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path, expect, reason, kind",
+    [
+        ("/hang", None, "GET /hang: timed out after 2 s", "timeout"),
+        ("/trickle", None, "GET /trickle: timed out after 2 s", "timeout"),
+        ("/trickle-headers", None, "GET /trickle-headers: timed out after 2 s", "timeout"),
+        ("/reset", None, "connection reset by 127.0.0.1:PORT", "connection_reset"),
+        ("/redirect-loop", None, "redirect loop: more than 10 redirects from URL/redirect-loop", "redirect_loop"),
+        ("/badjson", {"json": {"status": "ok"}}, "/badjson: body is not valid JSON (Expecting property name enclosed in double quotes: line 1 column 17 (char 16))", "expectation"),
+        ("/big", {"json": {"status": "ok"}}, "/big: body is not valid JSON (body larger than 1024 KiB was not read in full)", "expectation"),
+        ("/gzip-bomb", {"json": {"status": "ok"}}, "/gzip-bomb: body is not valid JSON (body larger than 1024 KiB was not read in full)", "expectation"),
+    ],
+)
+def test_network_faults_end_as_one_clear_line_on_time(fault_server, path, expect, reason, kind):
+    spec = health("fault", path, timeout_seconds=2, **({"expect": expect} if expect else {}))
+    failure = fails_on_time(spec, CheckContext(base_url=fault_server.url))
+    expected = reason.replace("PORT", str(fault_server.port)).replace("URL", fault_server.url)
+    assert failure.reason == expected
+    assert failure.kind == kind
+
+
+def test_connection_refused():
+    port = free_port()
+    failure = fails_on_time(health("down", "/health", timeout_seconds=2), CheckContext(base_url=f"http://127.0.0.1:{port}"))
+    assert failure.reason == f"connection refused at 127.0.0.1:{port}"
+
+
+def test_dns_name_that_does_not_resolve(monkeypatch):
+    # The resolver is the system's; the fault is injected there so no query leaves the machine.
+    real = socket.getaddrinfo
+
+    def resolver(host, *args, **kwargs):
+        if host == "orders.prod.invalid":
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    failure = fails_on_time(health("dns", "/health", timeout_seconds=2), CheckContext(base_url="http://orders.prod.invalid:8000"))
+    assert failure.reason == "DNS lookup failed for orders.prod.invalid"
+    assert failure.kind == "dns_failure"
+
+
+def test_huge_and_compressed_bodies_keep_memory_flat(fault_server):
+    tracemalloc.start()
+    try:
+        for path in ("/big", "/gzip-bomb"):
+            result = run_check("health", health("big", path, timeout_seconds=10), CheckContext(base_url=fault_server.url))
+            assert result.facts["status"] == 200
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 1024 * 1024, f"peak {peak / 1e6:.1f} MB"
+
+
+# -- TLS -------------------------------------------------------------------------------------------
+
+
+class TLSServer:
+    def __init__(self, ca, *identities, not_after=None):
+        cert = ca.issue_cert(*identities, not_after=not_after) if not_after else ca.issue_cert(*identities)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        cert.configure_cert(context)
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                body = b'{"status": "ok"}'
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def ca():
+    import trustme
+
+    return trustme.CA()
+
+
+@pytest.fixture
+def tls(ca):
+    servers = []
+
+    def start(*identities, not_after=None):
+        server = TLSServer(ca, *identities, not_after=not_after)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def test_tls_with_the_right_ca_bundle_passes(tls, ca, tmp_path):
+    server = tls("localhost")
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    result = run_check("health", health("tls", "/health"), CheckContext(base_url=f"https://localhost:{server.port}", verify=str(bundle)))
+    assert result.facts["status"] == 200
+
+
+@pytest.mark.parametrize(
+    "identity, not_after, trusted, fragment",
+    [
+        ("localhost", None, False, "certificate verify failed"),
+        ("example.org", None, True, "Hostname mismatch"),
+        ("localhost", datetime.datetime(2001, 1, 1), True, "certificate has expired"),
+    ],
+)
+def test_tls_trouble_is_named(tls, ca, tmp_path, identity, not_after, trusted, fragment):
+    server = tls(identity, not_after=not_after)
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    ctx = CheckContext(base_url=f"https://localhost:{server.port}", verify=str(bundle) if trusted else True)
+    failure = fails_on_time(health("tls", "/health", timeout_seconds=3), ctx)
+    assert failure.reason.startswith(f"TLS error at localhost:{server.port}: ")
+    assert fragment in failure.reason
+    assert failure.kind == "tls_error"
+
+
+def test_verify_tls_false_must_be_explicit_and_is_warned_about(pytester, write_config, tls):
+    server = tls("localhost")
+    write_config({"base_url": f"https://localhost:{server.port}", "verify_tls": False, "health_checks": [health("tls", "/health")]})
+    result = pytester.runpytest("--smoke-config", "smoke.json", "--smoke-report=report.json", "--smoke-markdown=report.md")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["smoke: WARNING: verify_tls is false; TLS certificates are not checked", "*Note: verify_tls is false*"])
+    assert "verify_tls is false" in json.loads((pytester.path / "report.json").read_text())["notes"][0]
+    assert "verify_tls is false" in (pytester.path / "report.md").read_text()
+
+
+# -- bad input -------------------------------------------------------------------------------------
+
+
+def test_command_rollback_never_reaches_a_shell(tmp_path):
+    from pytest_smoke.rollback import get_handler, target_from
+
+    marker = tmp_path / "pwned"
+    strategy = {"type": "command", "deployment": f"web; touch {marker}", "namespace": "$(touch x)",
+                "command": ["echo", "{deployment}", "{namespace}"]}
+    handler = get_handler("command")
+    plan = handler.plan(target_from(strategy), strategy)
+    assert plan.details["argv"] == ["echo", f"web; touch {marker}", "$(touch x)"]
+    progress = []
+    plan.target = None  # no cluster to wait for here
+    handler.execute(plan, strategy, 5, progress.append)
+    assert progress == [f"echo: web; touch {marker} $(touch x)"]
+    assert not marker.exists() and not (tmp_path / "x").exists()
