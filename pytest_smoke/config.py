@@ -132,6 +132,13 @@ def load_config(
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(file, f"cannot read file: {exc.__class__.__name__}: {exc}") from None
 
+    try:
+        return _load(file, text, environment, base_url, env)
+    except RecursionError:
+        raise ConfigError(file, "the document is nested too deeply") from None
+
+
+def _load(file: Path, text: str, environment: str | None, base_url: str | None, env: Mapping[str, str]) -> SmokeConfig:
     raw = _parse(file, text)
     lines = _LineFinder(text)
     _validate(file, raw, lines)

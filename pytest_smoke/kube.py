@@ -62,15 +62,17 @@ class Kube:
         from kubernetes import client, config  # deferred: heavy, and only rollbacks need it
 
         self.target = target
+        configuration = client.Configuration()
         try:
             if target.kubeconfig or not os.environ.get("KUBERNETES_SERVICE_HOST"):
-                api_client = config.new_client_from_config(config_file=target.kubeconfig, context=target.context)
+                config.load_kube_config(config_file=target.kubeconfig, context=target.context, client_configuration=configuration)
             else:
-                configuration = client.Configuration()
                 config.load_incluster_config(client_configuration=configuration)
-                api_client = client.ApiClient(configuration)
         except Exception as exc:  # the client raises ConfigException, TypeError, OSError...
             raise KubeError(f"cannot load Kubernetes credentials: {exc}") from None
+        # One attempt per call: urllib3's silent retries would multiply every deadline here.
+        configuration.retries = False
+        api_client = client.ApiClient(configuration)
         self.apps = client.AppsV1Api(api_client)
         self._api_exception = client.exceptions.ApiException
 

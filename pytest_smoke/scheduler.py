@@ -65,5 +65,6 @@ class CheckScheduler:
             future.cancel()
 
     def shutdown(self) -> None:
+        """Cancel what has not started; wait for the rest (each is bounded by its deadline)."""
         self.cancel_pending("the run is over")
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.shutdown(wait=True, cancel_futures=True)

@@ -192,3 +192,133 @@ def test_command_rollback_never_reaches_a_shell(tmp_path):
     handler.execute(plan, strategy, 5, progress.append)
     assert progress == [f"echo: web; touch {marker} $(touch x)"]
     assert not marker.exists() and not (tmp_path / "x").exists()
+
+
+# -- rollback safety -------------------------------------------------------------------------------
+
+from kube_double import KubeDouble  # noqa: E402
+
+
+@pytest.fixture
+def kube(tmp_path):
+    api = KubeDouble().start()
+    api.add_deployment("django", {"django": "django:v1"})
+    api.deploy("prod", "django", {"django": "django:v2"})
+    api.kubeconfig = api.write_kubeconfig(tmp_path / "kubeconfig")
+    yield api
+    api.stop()
+
+
+def strategy(kube, **extra):
+    return {"deployment": "django", "namespace": "prod", "kubeconfig": str(kube.kubeconfig), **extra}
+
+
+def test_a_second_run_stands_down_while_a_rollback_holds_the_lease(kube):
+    from pytest_smoke.kube import LEASE
+    from pytest_smoke.rollback import carry_out
+
+    holder = json.dumps({"holder": "ci-runner-7/4242/abcd", "expires": time.time() + 60})
+    kube.deployments[("prod", "django")]["metadata"]["annotations"][LEASE] = holder
+    result = carry_out("rollback", strategy(kube), {"rollback_timeout_seconds": 10}, confirm=None)
+    assert result.status == "refused"
+    assert result.message.startswith("standing down: another smoke run (ci-runner-7/4242/abcd) is rolling back deployment/django -n prod")
+    assert kube.images("prod", "django") == {"django": "django:v2"}
+
+
+def test_an_expired_lease_is_taken_over_and_released_after(kube):
+    from pytest_smoke.kube import LEASE
+    from pytest_smoke.rollback import carry_out
+
+    kube.deployments[("prod", "django")]["metadata"]["annotations"][LEASE] = json.dumps({"holder": "gone", "expires": time.time() - 5})
+    result = carry_out("rollback", strategy(kube), {"rollback_timeout_seconds": 20}, confirm=None)
+    assert result.status == "completed"
+    assert LEASE not in kube.deployments[("prod", "django")]["metadata"]["annotations"]
+
+
+@pytest.mark.parametrize(
+    "setup, cause",
+    [
+        (lambda api: api.fail_patches.update({"application/strategic-merge-patch+json": 409}), "409 Conflict"),
+        (lambda api: api.fail_patches.update({"application/strategic-merge-patch+json": 500}), "500 Internal Server Error"),
+        (lambda api: api.deployments.pop(("prod", "django")), "404 Not Found"),
+        (lambda api: setattr(api, "slow_seconds", 3), "the Kubernetes API did not answer within 2 s"),
+    ],
+)
+def test_api_errors_give_a_clear_rollback_failed(kube, setup, cause):
+    from pytest_smoke.rollback import carry_out
+
+    setup(kube)
+    started = time.monotonic()
+    result = carry_out("rollback", strategy(kube), {"rollback_timeout_seconds": 2}, confirm=None)
+    assert result.status == "failed"
+    assert result.message.startswith("ROLLBACK FAILED: alert ops team immediately (")
+    assert cause in result.message
+    assert "Traceback" not in result.message
+    assert time.monotonic() - started < 2 * 3 + 2  # plan, lease and patch each bounded by the timeout
+
+
+def run_in_background(pytester, *args):
+    import subprocess
+    import sys
+
+    return subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
+        cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+
+
+def test_sigterm_during_the_checks_writes_reports_and_never_rolls_back(pytester, write_config, demo, kube):
+    import signal
+
+    demo.faults.update({"live-hang", "ready-503", "login-500"})
+    write_config({
+        "base_url": demo.url,
+        "auto_rollback": {"enabled": True, "requires_ops_confirmation": False},
+        "health_checks": [health("ready", "/health/ready"), health("live", "/health/live", timeout_seconds=20)],
+        "rollback_strategy": strategy(kube),
+    })
+    proc = run_in_background(pytester, "--smoke-config", "smoke.json", "--smoke-report=report.json", "--smoke-concurrency=1")
+    deadline = time.monotonic() + 15
+    while ("GET", "/health/live") not in demo.requests and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED, out
+    report = json.loads((pytester.path / "report.json").read_text())
+    assert report["decision"]["action"] == "not_evaluated"
+    assert [p for p in kube.patches if p[0] == "deployments"] == []
+    assert "Traceback" not in out
+
+
+def test_sigterm_during_the_rollback_reports_the_state_and_alerts(pytester, write_config, demo, kube):
+    import signal
+
+    from test_reports import Receiver
+
+    receiver = Receiver()
+    try:
+        kube.stuck = True
+        demo.faults.update({"ready-503", "login-500"})
+        write_config({
+            "base_url": demo.url,
+            "auto_rollback": {"enabled": True, "requires_ops_confirmation": False, "rollback_timeout_seconds": 30},
+            "health_checks": [health("ready", "/health/ready")],
+            "critical_paths": [{"name": "login", "steps": [{"method": "POST", "endpoint": "/api/auth/login", "payload": {}}]}],
+            "rollback_strategy": strategy(kube, notify_channels=["ops"]),
+            "notifications": {"ops": {"type": "webhook", "url": receiver.url + "/alert"}},
+        })
+        proc = run_in_background(pytester, "--smoke-config", "smoke.json", "--smoke-report=report.json")
+        deadline = time.monotonic() + 20
+        while not any(p[1] == "application/strategic-merge-patch+json" for p in kube.patches) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        receiver.stop()
+    assert proc.returncode == 10, out
+    report = json.loads((pytester.path / "report.json").read_text())
+    assert report["rollback"]["status"] == "failed"
+    assert "interrupted by SIGTERM during the rollback: the rollout state is unknown; check deployment/django -n prod now" in report["rollback"]["message"]
+    assert [p["body"]["event"] for p in receiver.posts] == ["rollback_failed"]
+    assert "Traceback" not in out
