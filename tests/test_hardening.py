@@ -91,10 +91,17 @@ def test_huge_and_compressed_bodies_keep_memory_flat(fault_server):
 
 
 class TLSServer:
-    def __init__(self, ca, *identities, not_after=None):
-        cert = ca.issue_cert(*identities, not_after=not_after) if not_after else ca.issue_cert(*identities)
+    def __init__(self, ca, *identities, not_after=None, self_signed_dir=None):
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        cert.configure_cert(context)
+        if self_signed_dir is not None:
+            # The CA's own certificate as the server's: a self-signed certificate.
+            cert, key = self_signed_dir / "self.pem", self_signed_dir / "self.key"
+            ca.cert_pem.write_to_path(str(cert))
+            ca.private_key_pem.write_to_path(str(key))
+            context.load_cert_chain(str(cert), str(key))
+        else:
+            issued = ca.issue_cert(*identities, not_after=not_after) if not_after else ca.issue_cert(*identities)
+            issued.configure_cert(context)
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args):
@@ -128,8 +135,8 @@ def ca():
 def tls(ca):
     servers = []
 
-    def start(*identities, not_after=None):
-        server = TLSServer(ca, *identities, not_after=not_after)
+    def start(*identities, not_after=None, self_signed_dir=None):
+        server = TLSServer(ca, *identities, not_after=not_after, self_signed_dir=self_signed_dir)
         servers.append(server)
         return server
 
@@ -163,6 +170,12 @@ def test_tls_trouble_is_named(tls, ca, tmp_path, identity, not_after, trusted, f
     assert failure.reason.startswith(f"TLS error at localhost:{server.port}: ")
     assert fragment in failure.reason
     assert failure.kind == "tls_error"
+
+
+def test_self_signed_certificate_is_named(tls, tmp_path):
+    server = tls(self_signed_dir=tmp_path)
+    failure = fails_on_time(health("tls", "/health", timeout_seconds=3), CheckContext(base_url=f"https://localhost:{server.port}"))
+    assert failure.reason == f"TLS error at localhost:{server.port}: certificate verify failed: self-signed certificate"
 
 
 def test_verify_tls_false_must_be_explicit_and_is_warned_about(pytester, write_config, tls):
