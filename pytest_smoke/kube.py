@@ -11,7 +11,7 @@ import json
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 REVISION = "deployment.kubernetes.io/revision"
 VERIFIED = "pytest-smoke.dev/verified"
@@ -161,7 +161,7 @@ class Kube:
 
     def wait_for_rollout(self, timeout: float, progress: Callable[[str], None], describe: Callable[["Progress"], str] | None = None) -> "Progress":
         """Poll like ``kubectl rollout status`` until done, failed or out of time."""
-        describe = describe or describe_rollback
+        describe = describe or describe_progress
         end = time.monotonic() + timeout
         last = ""
         while True:
@@ -213,16 +213,30 @@ def rollout_progress(deployment: dict[str, Any]) -> Progress:
     )
 
 
-def describe_rollback(p: Progress) -> str:
+ROLLBACK_PHRASES = {
+    "unobserved": "waiting for the rollback to be observed",
+    "done": "Rollback complete: {updated}/{replicas} pods updated and available",
+    "updating": "Rolling back {updated}/{replicas} pods...",
+    "terminating": "Rolling back {updated}/{replicas} pods ({old} old pods terminating)...",
+    "unavailable": "Rolling back: {available} of {updated} updated pods available...",
+}
+
+
+def describe_progress(p: Progress, phrases: Mapping[str, str] = ROLLBACK_PHRASES, **extra: str) -> str:
+    """One line for a rollout's state, like kubectl rollout status, in the caller's words."""
     if not p.observed:
-        return "waiting for the rollback to be observed"
-    if p.done:
-        return f"Rollback complete: {p.updated}/{p.replicas} pods updated and available"
-    if p.updated < p.replicas:
-        return f"Rolling back {p.updated}/{p.replicas} pods..."
-    if p.total > p.updated:
-        return f"Rolling back {p.updated}/{p.replicas} pods ({p.total - p.updated} old pods terminating)..."
-    return f"Rolling back: {p.available} of {p.updated} updated pods available..."
+        key = "unobserved"
+    elif p.done:
+        key = "done"
+    elif p.updated < p.replicas:
+        key = "updating"
+    elif p.total > p.updated:
+        key = "terminating"
+    else:
+        key = "unavailable"
+    return phrases[key].format(
+        updated=p.updated, replicas=p.replicas, old=p.total - p.updated, available=p.available, **extra
+    )
 
 
 def _pointer(key: str) -> str:

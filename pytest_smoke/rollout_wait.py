@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, Mapping
 
-from .kube import Kube, KubeError, Progress, Target
+from .kube import Kube, KubeError, Target, describe_progress
 
 DEFAULT_TIMEOUT_SECONDS = 300.0
 
@@ -35,25 +35,20 @@ def target_for(data: Mapping[str, Any], cli_value: str | None) -> tuple[Target, 
     return target, float(wait.get("timeout_seconds", DEFAULT_TIMEOUT_SECONDS))
 
 
-def describe_wait(target: Target) -> Callable[[Progress], str]:
-    def describe(p: Progress) -> str:
-        if not p.observed:
-            return f"waiting for {target.ref}: the new revision is not observed yet"
-        if p.done:
-            return f"{target.ref} is rolled out: {p.updated}/{p.replicas} pods updated and available"
-        if p.updated < p.replicas:
-            return f"waiting for {target.ref}: {p.updated}/{p.replicas} new pods updated"
-        if p.total > p.updated:
-            return f"waiting for {target.ref}: {p.total - p.updated} old pods terminating"
-        return f"waiting for {target.ref}: {p.available} of {p.updated} updated pods available"
-
-    return describe
+WAIT_PHRASES = {
+    "unobserved": "waiting for {ref}: the new revision is not observed yet",
+    "done": "{ref} is rolled out: {updated}/{replicas} pods updated and available",
+    "updating": "waiting for {ref}: {updated}/{replicas} new pods updated",
+    "terminating": "waiting for {ref}: {old} old pods terminating",
+    "unavailable": "waiting for {ref}: {available} of {updated} updated pods available",
+}
 
 
 def wait(target: Target, timeout: float, progress: Callable[[str], None]) -> float:
     """Block until rolled out; returns when it completed (epoch seconds). Raises KubeError."""
     try:
-        state = Kube(target).wait_for_rollout(timeout, progress, describe_wait(target))
+        describe = lambda state: describe_progress(state, WAIT_PHRASES, ref=target.ref)  # noqa: E731
+        state = Kube(target).wait_for_rollout(timeout, progress, describe)
     except KubeError as exc:
         message = str(exc)
         if message.startswith("rollout did not finish"):

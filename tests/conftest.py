@@ -55,6 +55,24 @@ def health(name: str, endpoint: str, **extra: Any) -> dict[str, Any]:
     return {"name": name, "endpoint": endpoint, "timeout_seconds": 5, **extra}
 
 
+# -- the Kubernetes API test double ----------------------------------------------------------------
+
+GOOD_IMAGE, BAD_IMAGE = "django:v1.21.8-stable", "django:v1.22.0-context-api"
+
+
+@pytest.fixture
+def kube(tmp_path: Path) -> Iterator[Any]:
+    """deployment/django in prod: revision 1 runs GOOD_IMAGE, revision 2 (live) BAD_IMAGE."""
+    from kube_double import KubeDouble
+
+    api = KubeDouble(polls_to_complete=3).start()
+    api.add_deployment("django", {"django": GOOD_IMAGE})
+    api.deploy("prod", "django", {"django": BAD_IMAGE})
+    api.kubeconfig = api.write_kubeconfig(tmp_path / "kubeconfig")
+    yield api
+    api.stop()
+
+
 # -- real servers, once per session ----------------------------------------------------------------
 
 

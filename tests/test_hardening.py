@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from conftest import AMQP_PASSWORD, PG_PASSWORD, REDIS_PASSWORD, health
+from conftest import BAD_IMAGE, health
 from pytest_smoke.checks import CheckContext, CheckFailed, run_check
 from servers import free_port
 
@@ -209,17 +209,8 @@ def test_command_rollback_never_reaches_a_shell(tmp_path):
 
 # -- rollback safety -------------------------------------------------------------------------------
 
-from kube_double import KubeDouble  # noqa: E402
 
 
-@pytest.fixture
-def kube(tmp_path):
-    api = KubeDouble().start()
-    api.add_deployment("django", {"django": "django:v1"})
-    api.deploy("prod", "django", {"django": "django:v2"})
-    api.kubeconfig = api.write_kubeconfig(tmp_path / "kubeconfig")
-    yield api
-    api.stop()
 
 
 def strategy(kube, **extra):
@@ -235,7 +226,7 @@ def test_a_second_run_stands_down_while_a_rollback_holds_the_lease(kube):
     result = carry_out("rollback", strategy(kube), {"rollback_timeout_seconds": 10}, confirm=None)
     assert result.status == "refused"
     assert result.message.startswith("standing down: another smoke run (ci-runner-7/4242/abcd) is rolling back deployment/django -n prod")
-    assert kube.images("prod", "django") == {"django": "django:v2"}
+    assert kube.images("prod", "django") == {"django": BAD_IMAGE}
 
 
 def test_an_expired_lease_is_taken_over_and_released_after(kube):

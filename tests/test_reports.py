@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from conftest import health
-from kube_double import KubeDouble
 from servers import free_port
 
 XSD = Path(__file__).parent / "data" / "junit.xsd"
@@ -84,14 +83,6 @@ def smtp_server():
     controller.stop()
 
 
-@pytest.fixture
-def kube(tmp_path):
-    api = KubeDouble().start()
-    api.add_deployment("django", {"django": "django:v1.21.8-stable"})
-    api.deploy("prod", "django", {"django": "django:v1.22.0-context-api"})
-    api.kubeconfig = api.write_kubeconfig(tmp_path / "kubeconfig")
-    yield api
-    api.stop()
 
 
 def doc(demo, **extra):

@@ -16,17 +16,9 @@ from pytest_smoke.rollback import carry_out, plan_rollback
 from pytest_smoke.kube import VERIFIED
 from pytest_smoke.verdict import EXIT_ROLLBACK_FAILED, Outcome, classify, decide
 
-GOOD, BAD = "django:v1.21.8-stable", "django:v1.22.0-context-api"
+from conftest import BAD_IMAGE as BAD, GOOD_IMAGE as GOOD
 
 
-@pytest.fixture
-def kube(tmp_path):
-    api = KubeDouble(polls_to_complete=3).start()
-    api.add_deployment("django", {"django": GOOD})
-    api.deploy("prod", "django", {"django": BAD})
-    api.kubeconfig = api.write_kubeconfig(tmp_path / "kubeconfig")
-    yield api
-    api.stop()
 
 
 def deployment_patches(api):

@@ -24,14 +24,21 @@ def choose_target(deployment: dict[str, Any], replicasets: list[dict[str, Any]])
     return current, max(verified or older, key=revision_of)
 
 
+def read_revisions(target: Target | None) -> tuple[dict[str, Any], int, dict[str, Any]]:
+    """The live Deployment, its current revision and the ReplicaSet to roll back to."""
+    assert target is not None
+    kube = Kube(target)
+    deployment = kube.deployment()
+    current_revision, chosen = choose_target(deployment, kube.replicasets(deployment))
+    return deployment, current_revision, chosen
+
+
 class PreviousImage:
     name = "previous-image"
 
     def plan(self, target: Target | None, strategy: Mapping[str, Any]) -> Plan:
         assert target is not None
-        kube = Kube(target)
-        deployment = kube.deployment()
-        current_revision, chosen = choose_target(deployment, kube.replicasets(deployment))
+        deployment, current_revision, chosen = read_revisions(target)
         current = containers_of(deployment["spec"]["template"])
         wanted = containers_of(chosen["spec"]["template"])
         if target.container:

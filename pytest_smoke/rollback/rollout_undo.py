@@ -9,7 +9,7 @@ from typing import Any, Callable, Mapping
 
 from . import Plan, RollbackError
 from ..kube import Kube, KubeError, Target, containers_of, revision_of
-from .previous_image import choose_target
+from .previous_image import read_revisions
 
 HASH_LABEL = "pod-template-hash"
 
@@ -19,9 +19,7 @@ class RolloutUndo:
 
     def plan(self, target: Target | None, strategy: Mapping[str, Any]) -> Plan:
         assert target is not None
-        kube = Kube(target)
-        deployment = kube.deployment()
-        current_revision, chosen = choose_target(deployment, kube.replicasets(deployment))
+        deployment, current_revision, chosen = read_revisions(target)
         template = copy.deepcopy(chosen["spec"]["template"])
         (template.get("metadata") or {}).get("labels", {}).pop(HASH_LABEL, None)
         return Plan(
