@@ -219,6 +219,10 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         lines.append(f"smoke: base URL {run.redactor.text(sc.base_url)}")
     if sc.verify is False:
         lines.append("smoke: WARNING: verify_tls is false; TLS certificates are not checked")
+    channels = sc.section("notifications")
+    undefined = [n for n in sc.section("rollback_strategy").get("notify_channels") or [] if n not in channels]
+    if undefined:
+        lines.append(f"smoke: WARNING: notify_channels names channels not defined under notifications: {', '.join(undefined)}")
     return lines
 
 

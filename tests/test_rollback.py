@@ -476,3 +476,13 @@ def test_decision_hook_can_veto(pytester, write_config, demo, kube):
     assert result.ret == 1
     result.stdout.fnmatch_lines(["*HOOK-RESULT vetoed None", "*No automatic rollback (change freeze: page the service owner instead)"])
     assert deployment_patches(kube) == []
+
+
+def test_verify_after_rollback_reruns_the_required_checks(pytester, write_config, demo, kube):
+    demo.faults.update({"ready-503", "login-500"})
+    write_config(smoke_doc(demo, kube, strategy={"verify_after_rollback": True}))
+    result = run_smoke(pytester)
+    assert result.ret == 1
+    # The demo keeps its faults after the rollback: verification says so, naming what still fails.
+    result.stdout.fnmatch_lines(["Verification: after rollback 2/3 required checks still fail: health[[]readiness[]]: *"])
+    assert [p for _, p in demo.requests].count("/health/ready") == 2

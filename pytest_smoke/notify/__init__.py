@@ -45,8 +45,9 @@ def dispatch(
     for name in names:
         channel = channels.get(name)
         if channel is None:
-            results.append({"channel": name, "type": None, "status": "skipped",
-                            "detail": f"channel {name!r} is not defined under notifications"})
+            if event in DEFAULT_NOTIFY_ON:  # it would have been told: say that nobody was
+                results.append({"channel": name, "type": None, "status": "skipped",
+                                "detail": f"channel {name!r} is not defined under notifications"})
             continue
         if event not in channel.get("notify_on", DEFAULT_NOTIFY_ON):
             continue
