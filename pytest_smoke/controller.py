@@ -19,7 +19,7 @@ import pytest
 
 from .config import SmokeConfig
 from .redact import Redactor
-from .verdict import EXIT_ROLLOUT_NOT_READY, Decision, Outcome, Verdict, classify, decide, exit_code
+from .verdict import EXIT_ROLLOUT_NOT_READY, Decision, Outcome, Verdict, classify, exit_code
 
 DETAILS_LIMIT = 4000
 FACT_KEYS = ("endpoint", "status", "elapsed_ms", "attempts", "summary")

@@ -30,7 +30,6 @@ class StepFailed(CheckFailed):
 
 
 def run_path(spec: Mapping[str, Any], ctx: CheckContext) -> CheckResult:
-    name = spec["name"]
     deadline = Deadline(spec.get("timeout_seconds", 30))
     saved: dict[str, Any] = {}
     steps = list(spec["steps"])

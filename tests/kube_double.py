@@ -263,7 +263,7 @@ class KubeDouble:
         conditions = [{"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"}]
         if self.deadline_exceeded and updated < replicas:
             conditions.append({"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
-                               "message": f'ReplicaSet has timed out progressing.'})
+                               "message": 'ReplicaSet has timed out progressing.'})
         else:
             reason = "NewReplicaSetAvailable" if updated >= replicas else "ReplicaSetUpdated"
             conditions.append({"type": "Progressing", "status": "True", "reason": reason})
@@ -336,7 +336,7 @@ def _handler(api: KubeDouble) -> type[BaseHTTPRequestHandler]:
                 reason = {409: "Conflict", 404: "NotFound", 500: "InternalError"}.get(code, "Error")
                 return self.send(code, _status(code, reason, f"injected {code} for {kind}"))
             if method != "GET" and api.forbidden:
-                return self.send(403, _status(403, "Forbidden", f'deployments.apps is forbidden: User "system:serviceaccount:prod:smoke" cannot patch resource in API group "apps"'))
+                return self.send(403, _status(403, "Forbidden", 'deployments.apps is forbidden: User "system:serviceaccount:prod:smoke" cannot patch resource in API group "apps"'))
             if path == "/version":
                 return self.send(200, {"major": "1", "minor": "30", "gitVersion": "v1.30.0", "platform": "linux/amd64"})
             if path == "/api":

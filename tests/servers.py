@@ -207,3 +207,20 @@ def start_rabbitmq(base: Path, user: str, password: str) -> Server:
         raise
     server.url = f"amqp://{user}:{password}@127.0.0.1:{port}/%2F"
     return server
+
+
+class LocalHTTPServer:
+    """A threaded HTTP server on 127.0.0.1 for a handler class; ``stop()`` ends it."""
+
+    def __init__(self, handler: type, path: str = ""):
+        from http.server import ThreadingHTTPServer
+        import threading
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

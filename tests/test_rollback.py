@@ -4,11 +4,12 @@ Deployment on the local apps/v1 test double through the real kubernetes client a
 from __future__ import annotations
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
+
+from servers import LocalHTTPServer
 
 from conftest import health
 from kube_double import KubeDouble
@@ -366,13 +367,11 @@ class ApprovalServer:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/gate/confirm-rollback"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.http = LocalHTTPServer(Handler, "/gate/confirm-rollback")
+        self.url = self.http.url
 
     def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
+        self.http.stop()
 
 
 @pytest.mark.parametrize(

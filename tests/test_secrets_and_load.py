@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 import random
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
+
+from servers import LocalHTTPServer
 
 from conftest import AMQP_PASSWORD, PG_PASSWORD, REDIS_PASSWORD, health
 from test_reports import SLACK_TOKEN, SMTP_PASSWORD, Receiver, smtp_server  # noqa: F401  (fixture)
@@ -126,14 +128,11 @@ class ChaosServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.http = LocalHTTPServer(Handler)
+        self.url = self.http.url
 
     def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
+        self.http.stop()
 
 
 def test_load_classifies_exactly_the_real_failures_every_time(pytester, write_config):
