@@ -212,9 +212,9 @@ def test_junit_files_validate_and_carry_properties(pytester, write_config, demo,
     import xml.etree.ElementTree as ET
 
     suites = {s.get("name"): s for s in ET.parse(pytester.path / "smoke.xml").getroot()}
-    assert set(suites) == {"smoke.critical", "smoke.warning", "smoke.passed"}
-    assert [c.get("name") for c in suites["smoke.critical"].findall("testcase")] == ["readiness"]
-    assert "Issue: The service reports it is not ready" in suites["smoke.critical"].find("testcase/failure").text
+    assert set(suites) == {"critical", "warning", "passed"}
+    assert [c.get("name") for c in suites["critical"].findall("testcase")] == ["readiness"]
+    assert "Issue: The service reports it is not ready" in suites["critical"].find("testcase/failure").text
 
 
 def test_junit_xunit1_keeps_properties_on_each_testcase(pytester, write_config, demo):

@@ -1,5 +1,6 @@
 """``--smoke-junit PATH``: a JUnit file written with junit-xml, one suite per severity
-(``critical``, ``warning``, ``passed``), for CI systems that display suites separately."""
+(``critical``, ``warning``, ``passed``, and ``skipped`` when any check was not started), for CI
+systems that display suites separately."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ def write(document: dict[str, Any], path: str | Path) -> None:
             cases.append(case)
         if cases or severity != "skipped":
             properties = {"severity": severity, "verdict": document["verdict"]["state"], "decision": document["decision"]["action"]}
-            suites.append(TestSuite(f"smoke.{severity}", cases, properties=properties, timestamp=document["started_at"]))
+            suites.append(TestSuite(severity, cases, properties=properties, timestamp=document["started_at"]))
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(to_xml_report_string(suites, prettyprint=True, encoding="utf-8"), encoding="utf-8")
