@@ -485,3 +485,48 @@ def test_verify_after_rollback_reruns_the_required_checks(pytester, write_config
     # The demo keeps its faults after the rollback: verification says so, naming what still fails.
     result.stdout.fnmatch_lines(["Verification: after rollback 2/3 required checks still fail: health[[]readiness[]]: *"])
     assert [p for _, p in demo.requests].count("/health/ready") == 2
+
+
+@pytest.mark.parametrize("answer, rolled_back", [(b"y\n", True), (b"n\n", False)])
+def test_confirmation_prompt_on_a_terminal(pytester, write_config, demo, kube, answer, rolled_back):
+    """A person at a terminal answers the [y/N] prompt (a real pseudo-terminal, no CI variable)."""
+    import os
+    import pty
+    import select
+    import sys
+
+    demo.faults.add("ready-503")
+    write_config(smoke_doc(demo, kube, confirmation_timeout_seconds=20))
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", "SMOKE_CONFIRM_ROLLBACK")}
+    pid, master = pty.fork()
+    if pid == 0:  # the child: pytest with the pty as its controlling terminal
+        os.chdir(pytester.path)
+        os.execvpe(sys.executable, [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--smoke-config", "smoke.json"], env)
+    output = b""
+    answered = False
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.5)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            output += chunk
+            if not answered and b"[y/N]" in output:
+                os.write(master, answer)
+                answered = True
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(master)
+    assert answered, output.decode(errors="replace")[-2000:]
+    assert os.waitstatus_to_exitcode(status) == 1
+    text = output.decode(errors="replace")
+    assert ("Confirmation: confirmed at the terminal" in text) is rolled_back
+    assert (kube.images("prod", "django") == {"django": GOOD}) is rolled_back
+    if not rolled_back:
+        assert "Confirmation: declined at the terminal" in text

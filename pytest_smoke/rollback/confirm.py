@@ -46,19 +46,21 @@ def poll_approval_url(url: str, timeout: float, verify: bool | str = True) -> tu
 
 
 def prompt_on_terminal(question: str, timeout: float) -> tuple[bool, str] | None:
-    """Ask on the controlling terminal; None when there is none (CI)."""
+    """Ask on the controlling terminal; None when there is none (CI, a Job, cron)."""
     try:
-        tty = open("/dev/tty", "r+")
+        # Raw file descriptor: a terminal is not seekable, which buffered "r+" mode requires.
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
     except OSError:
         return None
-    with tty:
-        tty.write(f"{question} [y/N] (no answer in {timeout:g} s means no): ")
-        tty.flush()
-        ready, _, _ = select.select([tty], [], [], timeout)
+    try:
+        os.write(fd, f"{question} [y/N] (no answer in {timeout:g} s means no): ".encode())
+        ready, _, _ = select.select([fd], [], [], timeout)
         if not ready:
-            tty.write("\n")
+            os.write(fd, b"\n")
             return False, f"no answer at the terminal within {timeout:g} s"
-        answer = tty.readline().strip().lower()
+        answer = os.read(fd, 1024).decode(errors="replace").strip().lower()
+    finally:
+        os.close(fd)
     return (True, "confirmed at the terminal") if answer in TRUTHY else (False, "declined at the terminal")
 
 
