@@ -257,7 +257,6 @@ class SmokeFile(pytest.File):
                 self,
                 name=check.node_name,
                 callobj=_make_runner(run, check),
-                originalname=check.kind,
                 keywords={check.kind: True},
                 smoke_check=check,
             )
