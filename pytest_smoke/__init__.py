@@ -4,19 +4,30 @@ The public surface is small on purpose:
 
 - :func:`load_config` / :class:`ConfigError`: read and validate a smoke config.
 - :func:`register_check_type`, :class:`CheckFailed`, :class:`CheckResult`: add a dependency type.
+
+Names are resolved on first use: pytest imports this package for every run through the plugin
+entry point, and a run without a smoke config should not pay for YAML or JSON Schema.
 """
+
+from typing import Any
 
 __version__ = "0.1.0"
 
-from .checks import CheckContext, CheckFailed, CheckResult, register_check_type  # noqa: E402
-from .config import ConfigError, load_config  # noqa: E402
+_PUBLIC = {
+    "CheckContext": "checks",
+    "CheckFailed": "checks",
+    "CheckResult": "checks",
+    "register_check_type": "checks",
+    "ConfigError": "config",
+    "load_config": "config",
+}
 
-__all__ = [
-    "CheckContext",
-    "CheckFailed",
-    "CheckResult",
-    "ConfigError",
-    "__version__",
-    "load_config",
-    "register_check_type",
-]
+__all__ = ["__version__", *_PUBLIC]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PUBLIC:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_PUBLIC[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -22,8 +22,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-import yaml
-
 SCHEMA_RESOURCE = "smoke-config.schema.json"
 
 # Sections that generate checks, the node-id prefix of their items, and their default timeouts.
@@ -165,6 +163,8 @@ def _load(file: Path, text: str, environment: str | None, base_url: str | None, 
 
 
 def _parse(file: Path, text: str) -> Any:
+    import yaml
+
     if file.suffix.lower() in (".yaml", ".yml"):
         try:
             data = yaml.safe_load(text)
@@ -204,9 +204,11 @@ class _LineFinder:
 
     def __init__(self, text: str):
         self._text = text
-        self._root: yaml.Node | None | bool = False
+        self._root: Any = False  # a yaml.Node once composed, None if the text does not compose
 
     def line(self, path: Iterable[Any]) -> int | None:
+        import yaml
+
         if self._root is False:
             try:
                 self._root = yaml.compose(self._text, Loader=yaml.SafeLoader)
@@ -490,15 +492,15 @@ def template_fields(text: str) -> list[str]:
     return names
 
 
-def _strings_in(value: Any, path: tuple[Any, ...]) -> Iterable[tuple[tuple[Any, ...], str]]:
+def strings_in(value: Any, path: tuple[Any, ...]) -> Iterable[tuple[tuple[Any, ...], str]]:
     if isinstance(value, str):
         yield path, value
     elif isinstance(value, dict):
         for k, v in value.items():
-            yield from _strings_in(v, path + (k,))
+            yield from strings_in(v, path + (k,))
     elif isinstance(value, list):
         for i, v in enumerate(value):
-            yield from _strings_in(v, path + (i,))
+            yield from strings_in(v, path + (i,))
 
 
 TEMPLATED_STEP_KEYS = ("endpoint", "headers", "params", "payload")
@@ -511,7 +513,7 @@ def _check_path_templates(config: SmokeConfig, spec: Mapping[str, Any], index: i
             base = ("critical_paths", index, group, step_index)
             _require_base_url(config, step["endpoint"], base + ("endpoint",), lines)
             for key in TEMPLATED_STEP_KEYS:
-                for path, text in _strings_in(step.get(key), base + (key,)):
+                for path, text in strings_in(step.get(key), base + (key,)):
                     try:
                         names = template_fields(text)
                     except ValueError as exc:

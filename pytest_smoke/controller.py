@@ -8,7 +8,6 @@ never collects under xdist: each report carries its check's required/optional st
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 import time
@@ -22,6 +21,7 @@ from .redact import Redactor
 from .verdict import EXIT_ROLLOUT_NOT_READY, Decision, Outcome, Verdict, classify, exit_code
 
 DETAILS_LIMIT = 4000
+# Facts a check reports on its pytest report (user_properties, as smoke_<key>).
 FACT_KEYS = ("endpoint", "status", "elapsed_ms", "attempts", "summary")
 NOT_EVALUATED_STATUSES = (
     pytest.ExitCode.INTERRUPTED,
@@ -149,9 +149,8 @@ class SmokeController:
         try:
             self._decide_once(session, exitstatus)
         except RollbackInterrupted as exc:
-            verdict = classify(self.outcomes.values())
-            self.summary = RunSummary(verdict, Decision("not_evaluated", f"{exc} before any change: no rollback"), timeline=self.timeline)
-            self.summary.exit_status = session.exitstatus = int(pytest.ExitCode.INTERRUPTED)
+            self._no_verdict(f"{exc} before any change: no rollback", pytest.ExitCode.INTERRUPTED)
+            session.exitstatus = pytest.ExitCode.INTERRUPTED
         finally:
             self.phase = "publishing"
 
@@ -160,31 +159,33 @@ class SmokeController:
 
         verdict = classify(self.outcomes.values())
         if self.rollout_failure:
-            self.summary = RunSummary(verdict, Decision("not_evaluated", self.rollout_failure), timeline=self.timeline)
-            self.summary.exit_status = session.exitstatus = EXIT_ROLLOUT_NOT_READY
+            self._no_verdict(self.rollout_failure, EXIT_ROLLOUT_NOT_READY)
+            session.exitstatus = EXIT_ROLLOUT_NOT_READY
             return
         if exitstatus in NOT_EVALUATED_STATUSES or self.collection_errors:
             why = "collection errors" if self.collection_errors else pytest.ExitCode(exitstatus).name.lower().replace("_", " ")
-            self.summary = RunSummary(verdict, Decision("not_evaluated", f"run ended early ({why}): no rollback"), timeline=self.timeline)
-            self.summary.exit_status = int(exitstatus) if exitstatus else int(pytest.ExitCode.INTERRUPTED)
+            self._no_verdict(f"run ended early ({why}): no rollback", exitstatus or pytest.ExitCode.INTERRUPTED)
             return
         if verdict.state == "no_checks":
-            self.summary = RunSummary(verdict, Decision("not_evaluated", "no checks ran: no verdict, no rollback"), timeline=self.timeline)
-            self.summary.exit_status = int(exitstatus)
+            self._no_verdict("no checks ran: no verdict, no rollback", exitstatus)
             return
         self.summary = decision_flow.run(self, verdict)
         session.exitstatus = self.summary.exit_status = exit_code(
             verdict, self.summary.rollback.status if self.summary.rollback else None
         )
 
+    def _no_verdict(self, reason: str, exit_status: int) -> None:
+        """Record a run that ends without a verdict: never a rollback, reports still written."""
+        summary = RunSummary(classify(self.outcomes.values()), Decision("not_evaluated", reason), timeline=self.timeline)
+        summary.exit_status = int(exit_status)
+        self.summary = summary
+
     def _publish(self, session: pytest.Session) -> None:
         from . import publish
 
         if self.summary is None:
-            self.summary = RunSummary(
-                classify(self.outcomes.values()), Decision("not_evaluated", "the verdict could not be reached"), timeline=self.timeline
-            )
-            self.summary.exit_status = int(session.exitstatus)
+            self._no_verdict("the verdict could not be reached", session.exitstatus)
+        assert self.summary is not None
         if self.smoke.verify is False:
             self.summary.notes.insert(0, "verify_tls is false: TLS certificates were not checked")
         publish.publish(self)
@@ -202,11 +203,8 @@ class SmokeController:
             detail = f": {sent['detail']}" if sent["detail"] else ""
             terminalreporter.write_line(self.redactor.text(f"Notification {sent['status']}: {sent['channel']}{detail}"), **markup)
 
-    def terminal(self) -> Any:
-        return self.config.pluginmanager.get_plugin("terminalreporter")
-
     def say(self, message: str) -> None:
-        terminal = self.terminal()
+        terminal = self.config.pluginmanager.get_plugin("terminalreporter")
         if terminal is not None:
             terminal.write_line(self.redactor.text(message))
 
@@ -235,6 +233,3 @@ def _reason(report: pytest.TestReport) -> str:
     text = str(report.longrepr or "")
     return text.strip().splitlines()[0] if text.strip() else ""
 
-
-def environ_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes")

@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 from .checks.base import CheckContext, CheckFailed, CheckResult, Deadline
 from .checks.http import Reply, exchange, join_url, new_session, verify_reply
-from .config import template_fields
+from .config import TEMPLATED_STEP_KEYS, strings_in, template_fields
 from .redact import MASK, is_secret_name
 
 # Cleanup runs even when the path used up its deadline, so it has a budget of its own.
@@ -197,7 +197,7 @@ def _cleanup(session: Any, ctx: CheckContext, spec: Mapping[str, Any], saved: di
     deadline = Deadline(CLEANUP_SECONDS)
     for number, step in enumerate(steps, start=1):
         missing = [
-            f for key in ("endpoint", "headers", "params", "payload") for f in _fields(step.get(key)) if f not in saved
+            f for key in TEMPLATED_STEP_KEYS for f in _fields(step.get(key)) if f not in saved
         ]
         if missing:
             warnings.append(f"cleanup step {number} skipped: {{{missing[0]}}} was never saved")
@@ -210,13 +210,7 @@ def _cleanup(session: Any, ctx: CheckContext, spec: Mapping[str, Any], saved: di
 
 
 def _fields(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return template_fields(value)
-    if isinstance(value, dict):
-        return [f for v in value.values() for f in _fields(v)]
-    if isinstance(value, list):
-        return [f for v in value for f in _fields(v)]
-    return []
+    return [name for _, text in strings_in(value, ()) for name in template_fields(text)]
 
 
 def _show_saved(ctx: CheckContext, saved: Mapping[str, Any]) -> str:

@@ -14,16 +14,19 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import pytest
 
-from .checks import CheckContext, CheckFailed, CheckResult, Deadline, known_types, run_check
-from .config import Check, ConfigError, SmokeConfig, load_config
-from .controller import SmokeController
-from .redact import Redactor
-from .scheduler import DEFAULT_CONCURRENCY, CheckScheduler, NotStarted
-from .verdict import EXIT_ROLLOUT_NOT_READY
+from .scheduler import DEFAULT_CONCURRENCY
+
+if TYPE_CHECKING:
+    from .checks import CheckResult, Deadline
+    from .config import Check, SmokeConfig
+    from .scheduler import CheckScheduler
+
+# Every pytest run loads this module through the entry point, smoke config or not: everything
+# else (YAML, JSON Schema, the checks, the controller) is imported only once a config is found.
 
 REQUIRED_MARKER = "smoke_required"
 OPTIONAL_MARKER = "smoke_optional"
@@ -38,6 +41,9 @@ class SmokeRun:
     """Everything one process knows about this smoke run."""
 
     def __init__(self, config: SmokeConfig, concurrency: int, fail_fast: bool):
+        from .checks import CheckContext
+        from .redact import Redactor
+
         self.config = config
         self.redactor = Redactor(config.secrets)
         self.context = CheckContext(
@@ -58,10 +64,14 @@ class SmokeRun:
         """The config's timeout_seconds bounds every check of the run, started or not. It starts
         with the first check (after any rollout wait), in whichever process runs checks."""
         if self._budget is None:
+            from .checks import Deadline
+
             self._budget = Deadline(self.config.timeout)
         return self._budget
 
     def run_one(self, check: Check) -> CheckResult:
+        from .checks import run_check
+
         return run_check(check.kind, check.spec, self.context, budget=self.budget)
 
     def stop_starting_checks(self, reason: str) -> None:
@@ -166,6 +176,9 @@ def pytest_configure(config: pytest.Config) -> None:
     path = find_config_path(config)
     if path is None:
         return
+    from .config import ConfigError, load_config
+    from .controller import SmokeController
+
     try:
         smoke_config = load_config(
             path,
@@ -188,6 +201,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _require_known_types(smoke_config: SmokeConfig) -> None:
+    from .checks import known_types
+    from .config import ConfigError
+
     known = known_types()
     for check in smoke_config.checks:
         if check.kind == "dependency" and check.spec["type"] not in known:
@@ -263,6 +279,9 @@ class SmokeFile(pytest.File):
 
 
 def _make_runner(run: SmokeRun, check: Check) -> Any:
+    from .checks import CheckResult
+    from .scheduler import NotStarted
+
     def smoke_check() -> None:
         key = check.node_name
         try:
@@ -306,6 +325,8 @@ class CheckExecution:
         items = [item for item in session.items if isinstance(item, SmokeItem)]
         if run.concurrency <= 1 or len(items) <= 1:
             return
+        from .scheduler import CheckScheduler
+
         run.scheduler = CheckScheduler(min(run.concurrency, len(items)))
         for item in items:  # in item order: health, then dependencies, then critical paths
             check = item.smoke_check
@@ -314,6 +335,7 @@ class CheckExecution:
     def _wait_for_rollout(self, config: pytest.Config) -> None:
         from . import rollout_wait
         from .kube import KubeError
+        from .verdict import EXIT_ROLLOUT_NOT_READY
 
         controller = config.pluginmanager.get_plugin(CONTROLLER_NAME)
         try:
@@ -381,7 +403,9 @@ class SmokeItem(pytest.Function):
         self.smoke_check = smoke_check
         marker = REQUIRED_MARKER if smoke_check.required else OPTIONAL_MARKER
         self.add_marker(getattr(pytest.mark, marker))
-        extra = 5.0 if smoke_check.spec.get("cleanup") else 0.0
+        from .paths import CLEANUP_SECONDS
+
+        extra = CLEANUP_SECONDS if smoke_check.spec.get("cleanup") else 0.0
         self.add_marker(pytest.mark.timeout(smoke_check.timeout + TIMEOUT_BACKSTOP_SECONDS + extra))
         self.user_properties.extend(
             [
@@ -396,15 +420,20 @@ class SmokeItem(pytest.Function):
         try:
             super().runtest()
         finally:
+            from .controller import FACT_KEYS
+
             run = get_run(self.config)
             facts = getattr(self.obj, "facts", {})
-            for key in ("endpoint", "status", "elapsed_ms", "attempts", "summary"):
+            for key in FACT_KEYS:
                 if key in facts and run is not None:
                     self.user_properties.append((f"smoke_{key}", run.redactor.value(facts[key])))
             if facts.get("warnings") and run is not None:
                 self.user_properties.append(("smoke_warning", run.redactor.text("; ".join(facts["warnings"]))))
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException]) -> Any:  # type: ignore[override]
+        from .checks import CheckFailed
+        from .redact import Redactor
+
         run = get_run(self.config)
         redactor = run.redactor if run else Redactor()
         if isinstance(excinfo.value, CheckFailed):

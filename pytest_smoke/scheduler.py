@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Callable, Hashable
+from typing import TYPE_CHECKING, Callable, Hashable
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 DEFAULT_CONCURRENCY = 16
 
@@ -25,6 +27,8 @@ class NotStarted(Exception):
 
 class CheckScheduler:
     def __init__(self, max_workers: int = DEFAULT_CONCURRENCY):
+        from concurrent.futures import ThreadPoolExecutor
+
         self._pool = ThreadPoolExecutor(max_workers=max(1, max_workers), thread_name_prefix="smoke-check")
         self._futures: dict[Hashable, Future] = {}
         self._seconds: dict[Hashable, float] = {}

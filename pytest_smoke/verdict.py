@@ -84,10 +84,6 @@ class Verdict:
             return WARNING
         return PASSED
 
-    @property
-    def first_critical_at(self) -> float | None:
-        return min((o.finished_at for o in self.critical), default=None)
-
 
 def classify(outcomes: Iterable[Outcome]) -> Verdict:
     return Verdict(list(outcomes))

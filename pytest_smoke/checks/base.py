@@ -77,10 +77,6 @@ class Deadline:
     def expired(self) -> bool:
         return self._clock() >= self._end
 
-    def check(self, what: str = "") -> None:
-        if self.expired:
-            raise CheckTimeout(self.seconds, what)
-
 
 def run_with_deadline(
     func: Callable[[], T],

@@ -138,19 +138,6 @@ def _host_port(url: str) -> str:
     return f"{parts.hostname}:{port}"
 
 
-def _root_cause(exc: BaseException) -> BaseException:
-    seen = set()
-    while True:
-        nxt = exc.__cause__ or exc.__context__
-        reason = getattr(exc, "reason", None)
-        if isinstance(reason, BaseException):
-            nxt = reason
-        if nxt is None or id(nxt) in seen:
-            return exc
-        seen.add(id(exc))
-        exc = nxt
-
-
 def _chain(exc: BaseException) -> list[BaseException]:
     out: list[BaseException] = []
     current: BaseException | None = exc
@@ -194,7 +181,7 @@ def describe_error(exc: requests.RequestException, url: str, deadline: Deadline,
         return CheckFailed(f"connection to {where} closed mid-response", kind="connection_reset")
     if isinstance(exc, requests.exceptions.InvalidURL) or isinstance(exc, requests.exceptions.MissingSchema):
         return CheckFailed(f"invalid URL {url!r}: {_short(str(exc))}", kind="config")
-    return CheckFailed(f"cannot reach {where}: {_short(str(_root_cause(exc)))}", kind="connection_error")
+    return CheckFailed(f"cannot reach {where}: {_short(str(chain[-1]))}", kind="connection_error")
 
 
 def _short(text: str, limit: int = 160) -> str:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from .remediation import IMPACT, fill, remedy
-from .terminal import remediation_values, rerun_command
+from .terminal import CRITICAL_TAILS, remediation_values, rerun_command
 
 if TYPE_CHECKING:
     from ..config import SmokeConfig
@@ -123,11 +123,6 @@ def headline(document: dict[str, Any]) -> str:
     if state == "warning":
         return "⚠ WARNING: Non-critical test failed (deployment continues)"
     if state == "critical":
-        tail = {
-            "completed": " - Rollback completed",
-            "failed": " - ROLLBACK FAILED: alert ops team immediately",
-            "awaiting_confirmation": " - Rollback awaiting ops confirmation",
-            "dry_run": " - Rollback dry run",
-        }.get(rollback.get("status", ""), "")
+        tail = CRITICAL_TAILS.get(rollback.get("status", ""), "")
         return f"✗ CRITICAL: Smoke tests failed{tail}"
     return f"Smoke tests: no verdict ({document['decision']['reason']})"

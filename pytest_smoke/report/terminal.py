@@ -13,6 +13,13 @@ if TYPE_CHECKING:
     from ..controller import RunSummary
 
 KIND_TITLES = {"health": "Health Check", "dependency": "Dependency", "critical_path": "Critical Path", "custom": "Smoke Test"}
+# What follows "✗ CRITICAL: Smoke tests failed" in every output, by rollback status.
+CRITICAL_TAILS = {
+    "completed": " - Rollback completed",
+    "failed": " - ROLLBACK FAILED",
+    "dry_run": " - Rollback dry run",
+    "awaiting_confirmation": " - Rollback awaiting ops confirmation",
+}
 ROLLBACK_HEADLINES = {
     "completed": "Automatic rollback completed",
     "failed": "ROLLBACK FAILED: alert ops team immediately",
@@ -21,8 +28,6 @@ ROLLBACK_HEADLINES = {
     "awaiting_confirmation": "Rollback awaiting ops confirmation",
     "not_configured": "Automatic rollback not possible",
 }
-
-Line = "tuple[str, dict[str, bool]]"
 
 
 def remediation_values(smoke: "SmokeConfig", summary: "RunSummary") -> dict[str, str]:
@@ -105,8 +110,7 @@ def _warnings(summary: "RunSummary", values: dict[str, str], overrides: Any) -> 
 
 def _critical(summary: "RunSummary", values: dict[str, str], overrides: Any) -> Iterator[tuple[str, dict[str, bool]]]:
     rollback, decision = summary.rollback, summary.decision
-    tail = {"completed": " - Rollback completed", "failed": " - ROLLBACK FAILED", "dry_run": " - Rollback dry run",
-            "awaiting_confirmation": " - Rollback awaiting ops confirmation"}.get(getattr(rollback, "status", ""), "")
+    tail = CRITICAL_TAILS.get(getattr(rollback, "status", ""), "")
     if rollback is None:
         tail = f" - No automatic rollback ({decision.reason})"
     yield f"✗ CRITICAL: Smoke tests failed{tail}", {"red": True, "bold": True}
