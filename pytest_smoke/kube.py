@@ -52,6 +52,21 @@ class Target:
     def ref(self) -> str:
         return f"deployment/{self.deployment} -n {self.namespace}"
 
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any], defaults: Mapping[str, Any] | None = None) -> "Target | None":
+        """A target from a config block (``rollback_strategy``, ``wait_for_rollout``), with
+        ``defaults`` filling namespace and credentials the block leaves out."""
+        defaults = defaults or {}
+        if not settings.get("deployment"):
+            return None
+        return cls(
+            deployment=settings["deployment"],
+            namespace=settings.get("namespace") or defaults.get("namespace") or "default",
+            container=settings.get("container"),
+            context=settings.get("context") or defaults.get("context"),
+            kubeconfig=settings.get("kubeconfig") or defaults.get("kubeconfig"),
+        )
+
     def kubectl(self, *args: str) -> str:
         context = f" --context {self.context}" if self.context else ""
         return "kubectl " + " ".join(args) + f" -n {self.namespace}{context}"

@@ -24,14 +24,9 @@ def target_for(data: Mapping[str, Any], cli_value: str | None) -> tuple[Target, 
         kind, _, name = cli_value.rpartition("/")
         if kind not in ("", "deployment", "deploy", "deployments"):
             raise KubeError(f"--smoke-wait-rollout takes deployment/NAME, got {cli_value!r}")
-    if not name:
+    target = Target.from_settings({**wait, "deployment": name}, defaults=strategy)
+    if target is None:
         return None
-    target = Target(
-        deployment=name,
-        namespace=wait.get("namespace") or strategy.get("namespace") or "default",
-        context=wait.get("context") or strategy.get("context"),
-        kubeconfig=wait.get("kubeconfig") or strategy.get("kubeconfig"),
-    )
     return target, float(wait.get("timeout_seconds", DEFAULT_TIMEOUT_SECONDS))
 
 

@@ -90,15 +90,7 @@ def get_handler(name: str) -> Handler:
 
 
 def target_from(strategy: Mapping[str, Any]) -> Target | None:
-    if not strategy.get("deployment"):
-        return None
-    return Target(
-        deployment=strategy["deployment"],
-        namespace=strategy.get("namespace", "default"),
-        container=strategy.get("container"),
-        context=strategy.get("context"),
-        kubeconfig=strategy.get("kubeconfig"),
-    )
+    return Target.from_settings(strategy)
 
 
 def plan_rollback(strategy: Mapping[str, Any]) -> Plan:
