@@ -31,6 +31,13 @@ SECTIONS = {
     "critical_paths": ("critical_path", 30.0),
 }
 
+
+
+def default_timeout(kind: str) -> float:
+    """A check's timeout when its config entry sets none."""
+    return next(seconds for section_kind, seconds in SECTIONS.values() if section_kind == kind)
+
+
 # Values interpolated under these keys are addresses, not credentials, so they stay readable.
 # A password inside a URL is still masked by the redactor's URL rule.
 NOT_SECRET_KEYS = frozenset(
@@ -65,6 +72,8 @@ class Check:
     timeout: float
     spec: Mapping[str, Any]
     location: str  # e.g. "health_checks[1]"
+    rollback: bool = True  # False: a failure alerts but does not count toward the rollback threshold
+    order: int = 0  # position in the config, across sections
 
     @property
     def node_name(self) -> str:
@@ -438,7 +447,7 @@ def _interpolate(
 
 def _build_checks(config: SmokeConfig, lines: _LineFinder) -> list[Check]:
     checks: list[Check] = []
-    for section, (kind, default_timeout) in SECTIONS.items():
+    for section, (kind, kind_timeout) in SECTIONS.items():
         seen: dict[str, int] = {}
         for index, spec in enumerate(config.data.get(section) or []):
             location = f"{section}[{index}]"
@@ -460,9 +469,11 @@ def _build_checks(config: SmokeConfig, lines: _LineFinder) -> list[Check]:
                     kind=kind,
                     name=name,
                     required=bool(spec.get("required", True)),
-                    timeout=float(spec.get("timeout_seconds", default_timeout)),
+                    timeout=float(spec.get("timeout_seconds", kind_timeout)),
                     spec=spec,
                     location=location,
+                    rollback=bool(spec.get("rollback", True)),
+                    order=len(checks),
                 )
             )
     return checks

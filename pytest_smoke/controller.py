@@ -18,11 +18,24 @@ import pytest
 
 from .config import SmokeConfig
 from .redact import Redactor
-from .verdict import EXIT_ROLLOUT_NOT_READY, Decision, Outcome, Verdict, classify, exit_code
+from .model import decode, facts_of
+from .verdict import (
+    EXIT_ROLLOUT_NOT_READY,
+    STATUS_FAILED,
+    STATUS_NOT_EVALUATED,
+    STATUS_NOT_RUN,
+    STATUS_NOT_SELECTED,
+    STATUS_PASSED,
+    STATUS_SKIPPED,
+    Decision,
+    Outcome,
+    Verdict,
+    classify,
+    exit_code,
+)
 
 DETAILS_LIMIT = 4000
-# Facts a check reports on its pytest report (user_properties, as smoke_<key>).
-FACT_KEYS = ("endpoint", "status", "elapsed_ms", "attempts", "summary")
+CUSTOM_ORDER = 100_000  # custom tests come after every configured check
 NOT_EVALUATED_STATUSES = (
     pytest.ExitCode.INTERRUPTED,
     pytest.ExitCode.INTERNAL_ERROR,
@@ -56,6 +69,11 @@ class SmokeController:
         self.smoke = smoke
         self.redactor = redactor
         self.outcomes: dict[str, Outcome] = {}
+        self.selected: dict[str, bool | None] = {}  # node id -> required (None: not known yet)
+        self.order: dict[str, int] = {}
+        self.properties: dict[str, dict[str, Any]] = {}  # the last smoke_* properties seen per node id
+        self.reruns: dict[str, int] = {}
+        self.rerun_reasons: dict[str, str] = {}
         self.collection_errors = 0
         self.timeline = Timeline()
         self.summary: RunSummary | None = None
@@ -88,49 +106,124 @@ class SmokeController:
         if report.failed:
             self.collection_errors += 1
 
+    # What was selected: every selected item must end with an outcome, or the run is not complete.
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        for index, item in enumerate(session.items):
+            props = decode(item.user_properties)
+            self.selected[item.nodeid] = bool(props.get("required", False))
+            self.order[item.nodeid] = int(props.get("order", CUSTOM_ORDER + index))
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        """Under xdist the controller never collects: each worker sends its ids (all the same)."""
+        if self.selected:
+            return
+        for index, nodeid in enumerate(ids):
+            check = self._config_check(nodeid)
+            # A custom test's marker is unknown until its first report: assume required.
+            self.selected[nodeid] = check.required if check else None
+            self.order[nodeid] = check.order if check else CUSTOM_ORDER + index
+
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        props = dict(report.user_properties)
-        if "smoke_required" not in props:
-            props.update(self._from_config(report.nodeid))
-        previous = self.outcomes.get(report.nodeid)
-        status = _status(report)
+        nodeid = report.nodeid
+        props = decode(report.user_properties)
+        if props:
+            self.properties[nodeid] = props
+        else:  # a crashed xdist worker's report carries none: use the setup report's, or the config's
+            props = self.properties.get(nodeid) or self._properties_from_config(nodeid)
+        if report.outcome == "rerun":  # pytest-rerunfailures: the final report comes later
+            self.reruns[nodeid] = self.reruns.get(nodeid, 0) + 1
+            self.rerun_reasons.setdefault(nodeid, props.get("reason") or _reason(report))
+            return
+        status = _status(report, props)
         if status is None:
             return
-        if previous is not None and previous.status in ("failed", "error") and status != "failed":
-            return  # a teardown error does not hide the call's failure
+        previous = self.outcomes.get(nodeid)
+        if previous is not None and report.when == "teardown":
+            if previous.status == STATUS_PASSED and status == STATUS_NOT_EVALUATED:
+                previous.warning = self.redactor.text(f"teardown error: {_reason(report)}")
+                previous.reason = previous.warning
+            return  # a teardown error never hides the call's outcome
+        reason = props.get("reason") or _reason(report)
+        if report.when == "???":
+            reason = f"not evaluated: its worker crashed ({reason or 'no report'}); a problem of the runner"
+        elif status == STATUS_NOT_EVALUATED and not props.get("reason"):
+            reason = f"not evaluated: {report.when} error: {reason} (a problem of the runner, not of the service)"
         outcome = Outcome(
-            nodeid=report.nodeid,
-            name=str(props.get("smoke_name") or report.nodeid.split("::")[-1]),
-            kind=str(props.get("smoke_kind", "custom")),
-            required=bool(props.get("smoke_required", False)),
+            nodeid=nodeid,
+            name=str(props.get("name") or nodeid.split("::")[-1]),
+            kind=str(props.get("kind", "custom")),
+            required=bool(props.get("required", False)),
             status=status,
-            reason=self.redactor.text(props.get("smoke_reason") or _reason(report)),
-            failure_kind=str(props.get("smoke_failure_kind", "")),
+            reason=self.redactor.text(reason),
+            failure_kind=str(props.get("failure_kind", "") or ("crashed" if report.when == "???" else "")),
             duration=float(getattr(report, "duration", 0.0)),
             finished_at=float(getattr(report, "stop", time.time())),
-            facts={k[6:]: v for k, v in props.items() if k.startswith("smoke_") and k[6:] in FACT_KEYS},
+            facts=facts_of(props),
             details=self.redactor.text(_details(report))[:DETAILS_LIMIT],
-            warning=self.redactor.text(props.get("smoke_warning") or "") if status == "passed" else "",
+            warning=self.redactor.text(props.get("warning") or "") if status == STATUS_PASSED else "",
+            rollback=bool(props.get("rollback", True)),
+            order=int(props.get("order", self.order.get(nodeid, CUSTOM_ORDER))),
         )
+        reruns = self.reruns.get(nodeid, 0)
+        if reruns and status == STATUS_PASSED:
+            first = self.redactor.text(self.rerun_reasons.get(nodeid, ""))
+            outcome.warning = f"flaky: passed on rerun {reruns} (pytest-rerunfailures); first failure: {first}"
+        elif reruns:
+            outcome.reason += f" (also on {reruns} rerun(s))"
         if outcome.warning:
             outcome.reason = outcome.warning
-        # A generated check that broke inside the plugin (not a CheckFailed) could not run: a warning.
-        if status == "failed" and outcome.kind != "custom" and not outcome.failure_kind and report.when == "call":
-            outcome.status = "error"
-            outcome.reason = outcome.reason or "the check could not run"
-        self.outcomes[report.nodeid] = outcome
+        self.outcomes[nodeid] = outcome
         if outcome.severity == "critical" and self.timeline.failures_detected is None:
             self.timeline.failures_detected = outcome.finished_at
 
-    def _from_config(self, nodeid: str) -> dict[str, Any]:
-        """Properties of a generated check whose report carried none (a crashed xdist worker)."""
+    def _config_check(self, nodeid: str) -> Any:
         file_part, _, name = nodeid.rpartition("::")
         if not file_part.endswith(self.smoke.path.name):
+            return None
+        return next((check for check in self.smoke.checks if check.node_name == name), None)
+
+    def _properties_from_config(self, nodeid: str) -> dict[str, Any]:
+        check = self._config_check(nodeid)
+        if check is None:
             return {}
+        return {"required": check.required, "kind": check.kind, "name": check.name, "rollback": check.rollback, "order": check.order}
+
+    def _unreported_outcomes(self) -> list[Outcome]:
+        """Required checks the user did not select, and selected items that never reported."""
+        missing: list[Outcome] = []
+        selected_names = {nodeid.rpartition("::")[2] for nodeid in self.selected if self._config_check(nodeid)}
+        why = f"enabled: false in {self.smoke.path}" if not self.smoke.enabled else "deselected (-k, -m or --deselect)"
         for check in self.smoke.checks:
-            if check.node_name == name:
-                return {"smoke_required": check.required, "smoke_kind": check.kind, "smoke_name": check.name, "smoke_failure_kind": "crashed"}
-        return {}
+            if check.node_name not in selected_names:
+                missing.append(
+                    Outcome(
+                        nodeid=f"{self.smoke.path}::{check.node_name}", name=check.name, kind=check.kind,
+                        required=check.required, status=STATUS_NOT_SELECTED, reason=f"not selected: {why}",
+                        rollback=check.rollback, order=check.order, duration=0.0,
+                    )
+                )
+        for nodeid, required in self.selected.items():
+            if nodeid in self.outcomes:
+                continue
+            props = self.properties.get(nodeid) or self._properties_from_config(nodeid)
+            missing.append(
+                Outcome(
+                    nodeid=nodeid,
+                    name=str(props.get("name") or nodeid.split("::")[-1]),
+                    kind=str(props.get("kind", "custom")),
+                    required=True if required is None else bool(props.get("required", required)),
+                    status=STATUS_NOT_RUN,
+                    reason="never reported: the run stopped before it (-x / --maxfail) or its worker crashed"
+                    + (" (its marker is unknown, so it counts as required)" if required is None and not props else ""),
+                    rollback=bool(props.get("rollback", True)),
+                    order=self.order.get(nodeid, CUSTOM_ORDER),
+                    duration=0.0,
+                )
+            )
+        return missing
 
     # -- decide and act ----------------------------------------------------------------------------
 
@@ -157,7 +250,7 @@ class SmokeController:
     def _decide_once(self, session: pytest.Session, exitstatus: int) -> None:
         from . import decision_flow
 
-        verdict = classify(self.outcomes.values())
+        verdict = classify([*self.outcomes.values(), *self._unreported_outcomes()])
         if self.rollout_failure:
             self._no_verdict(self.rollout_failure, EXIT_ROLLOUT_NOT_READY)
             session.exitstatus = EXIT_ROLLOUT_NOT_READY
@@ -209,13 +302,22 @@ class SmokeController:
             terminal.write_line(self.redactor.text(message))
 
 
-def _status(report: pytest.TestReport) -> str | None:
+def _status(report: pytest.TestReport, props: dict[str, Any]) -> str | None:
+    """The outcome status of one report, or None when the phase says nothing new."""
+    if report.when == "???":  # xdist: the worker crashed while running this item
+        return STATUS_NOT_EVALUATED
     if report.skipped:
-        return "skipped" if report.when in ("setup", "call") else None
+        if report.when not in ("setup", "call"):
+            return None
+        return STATUS_NOT_RUN if props.get("outcome") == "not_run" else STATUS_SKIPPED
     if report.failed:
-        return "failed" if report.when in ("call", "???") else "error"
+        if report.when != "call":
+            return STATUS_NOT_EVALUATED  # a fixture or setup error: the test never got to judge
+        if props.get("kind", "custom") == "custom":
+            return STATUS_FAILED  # a developer's smoke test: its assertion is the verdict
+        return STATUS_FAILED if props.get("outcome") == "failed" else STATUS_NOT_EVALUATED
     if report.when == "call":
-        return "passed"
+        return STATUS_PASSED
     return None
 
 

@@ -33,7 +33,8 @@ def run(controller: "SmokeController", verdict: Verdict) -> "RunSummary":
         summary.rollback = _roll_back(controller, verdict, decision, strategy, auto_rollback)
         if summary.rollback.status == "completed" and strategy.get("verify_after_rollback"):
             summary.rollback.verification = _verify_after_rollback(controller)
-    elif verdict.state in ("passed", "warning") and strategy.get("deployment"):
+    elif verdict.verified and strategy.get("deployment") and not config.getoption("smoke_no_rollback"):
+        # Only a complete green run (every required check selected, run and passed) vouches for it.
         summary.notes.append(_mark_verified(controller, strategy))
 
     config.hook.pytest_smoke_rollback_result(config=config, verdict=verdict, decision=decision, result=summary.rollback)
@@ -75,7 +76,7 @@ def _roll_back(controller, verdict, decision, strategy, auto_rollback):  # type:
 
 def _verify_after_rollback(controller: "SmokeController") -> str:
     """Re-run the required generated checks once against the rolled-back version."""
-    from .checks import CheckFailed, run_check
+    from .checks import CheckFailed, CheckNotEvaluated, run_check
     from .plugin import get_run
 
     run = get_run(controller.config)
@@ -85,8 +86,8 @@ def _verify_after_rollback(controller: "SmokeController") -> str:
     failures = []
     for check in required:
         try:
-            run_check(check.kind, check.spec, run.context)
-        except CheckFailed as exc:
+            run_check(check.kind, check.spec, run.context, timeout=check.timeout)
+        except (CheckFailed, CheckNotEvaluated) as exc:
             failures.append(f"{check.node_name}: {exc.reason}")
     if failures:
         return f"after rollback {len(failures)}/{len(required)} required checks still fail: " + "; ".join(failures)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import pytest
 
+from .model import FACT_KEYS, decode, encode
 from .scheduler import DEFAULT_CONCURRENCY
 
 if TYPE_CHECKING:
@@ -32,6 +33,9 @@ REQUIRED_MARKER = "smoke_required"
 OPTIONAL_MARKER = "smoke_optional"
 # pytest-timeout backstop past a check's own deadline; the check normally fails first, cleanly.
 TIMEOUT_BACKSTOP_SECONDS = 10.0
+
+# Environment variables a dependency check falls back to when its config entry names no address.
+CHECK_ENVIRONMENT = ("DATABASE_URL", "PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE", "REDIS_URL", "AMQP_URL")
 
 smoke_run_key = pytest.StashKey["SmokeRun"]()
 CONTROLLER_NAME = "smoke-controller"
@@ -51,12 +55,14 @@ class SmokeRun:
             headers=config.headers,
             verify=config.verify,
             redactor=self.redactor,
-            environ=dict(os.environ),
+            # Only what the checks read: no frame of ours holds a copy of the whole environment.
+            environ={name: os.environ[name] for name in CHECK_ENVIRONMENT if name in os.environ},
         )
         self._budget: Deadline | None = None
         self.concurrency = concurrency
         self.fail_fast = fail_fast
         self.scheduler: CheckScheduler | None = None
+        self.consumed: set[str] = set()  # checks whose pooled result an item has already reported
         self.stop_reason: str | None = None
 
     @property
@@ -72,7 +78,7 @@ class SmokeRun:
     def run_one(self, check: Check) -> CheckResult:
         from .checks import run_check
 
-        return run_check(check.kind, check.spec, self.context, budget=self.budget)
+        return run_check(check.kind, check.spec, self.context, budget=self.budget, timeout=check.timeout)
 
     def stop_starting_checks(self, reason: str) -> None:
         if self.stop_reason is None:
@@ -259,7 +265,7 @@ def pytest_itemcollected(item: pytest.Item) -> None:
     if get_run(item.config) is None or isinstance(item, SmokeItem):
         return
     required = item.get_closest_marker(REQUIRED_MARKER) is not None
-    item.user_properties.extend([("smoke_kind", "custom"), ("smoke_required", required), ("smoke_name", item.name)])
+    item.user_properties.extend([encode("kind", "custom"), encode("required", required), encode("name", item.name)])
 
 
 class SmokeFile(pytest.File):
@@ -284,14 +290,17 @@ def _make_runner(run: SmokeRun, check: Check) -> Any:
 
     def smoke_check() -> None:
         key = check.node_name
+        item_facts.clear()
         try:
-            if run.scheduler is not None and key in run.scheduler:
+            if run.scheduler is not None and key in run.scheduler and key not in run.consumed:
+                run.consumed.add(key)  # a rerun (pytest-rerunfailures) sends the request again
                 result = run.scheduler.result(key)
             elif run.stop_reason is not None:
                 raise NotStarted(run.stop_reason)
             else:
                 result = run.run_one(check)
         except NotStarted as exc:
+            item_facts["outcome"] = "not_run"
             pytest.skip(f"not started: {exc.reason}")
         assert isinstance(result, CheckResult)
         item_facts.update(result.facts)
@@ -360,18 +369,17 @@ class CheckExecution:
         if self.run.stop_reason is None and self.run.budget.expired:
             self.run.stop_starting_checks(f"the run budget of {self.run.budget.seconds:g} s is exhausted")
         if self.run.stop_reason is not None:
+            item.user_properties.append(encode("outcome", "not_run"))
             pytest.skip(f"not started: {self.run.stop_reason}")
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """fail_fast: a critical failure stops every check that has not started."""
         if not self.run.fail_fast or not report.failed or report.when != "call":
             return
-        props = dict(report.user_properties)
-        if not props.get("smoke_required"):
-            return
-        if props.get("smoke_kind") != "custom" and not props.get("smoke_failure_kind"):
-            return  # the check could not run: not a critical failure
-        self.run.stop_starting_checks(f"fail_fast after the critical failure of {props.get('smoke_name', report.nodeid)}")
+        props = decode(report.user_properties)
+        if not props.get("required") or props.get("outcome") == "not_evaluated":
+            return  # an optional check, or one the runner could not evaluate: not a critical failure
+        self.run.stop_starting_checks(f"fail_fast after the critical failure of {props.get('name', report.nodeid)}")
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
@@ -409,29 +417,56 @@ class SmokeItem(pytest.Function):
         self.add_marker(pytest.mark.timeout(smoke_check.timeout + TIMEOUT_BACKSTOP_SECONDS + extra))
         self.user_properties.extend(
             [
-                ("smoke_kind", smoke_check.kind),
-                ("smoke_name", smoke_check.name),
-                ("smoke_required", smoke_check.required),
-                ("smoke_severity", "critical" if smoke_check.required else "warning"),
+                encode("kind", smoke_check.kind),
+                encode("name", smoke_check.name),
+                encode("required", smoke_check.required),
+                encode("rollback", smoke_check.rollback),
+                encode("order", smoke_check.order),
+                encode("severity", "critical" if smoke_check.required else "warning"),
             ]
         )
 
+    # Properties one attempt adds; cleared before the next attempt (pytest-rerunfailures).
+    ATTEMPT_KEYS = frozenset({"outcome", "failure_kind", "reason", "internal", "warning", *FACT_KEYS})
+
     def runtest(self) -> None:
+        from .checks import CheckFailed, CheckNotEvaluated
+
+        self.user_properties[:] = [(k, v) for k, v in self.user_properties if k[6:] not in self.ATTEMPT_KEYS]
+        run = get_run(self.config)
+        facts: dict[str, Any] = getattr(self.obj, "facts", {})
+        outcome = "not_evaluated"  # anything that escapes below is the runner's problem
         try:
             super().runtest()
+            outcome = facts.get("outcome", "passed")
+        except CheckFailed as failure:
+            outcome = "failed"
+            self._add("failure_kind", failure.kind)
+            self._add("reason", failure.reason)
+            raise
+        except CheckNotEvaluated as problem:
+            self._add("failure_kind", problem.kind)
+            self._add("reason", problem.reason)
+            raise
+        except pytest.skip.Exception:
+            outcome = facts.get("outcome", "skipped")
+            raise
         finally:
-            from .controller import FACT_KEYS
-
-            run = get_run(self.config)
-            facts = getattr(self.obj, "facts", {})
+            self._add("outcome", outcome)
             for key in FACT_KEYS:
                 if key in facts and run is not None:
-                    self.user_properties.append((f"smoke_{key}", run.redactor.value(facts[key])))
+                    self._add(key, run.redactor.value(facts[key]))
             if facts.get("warnings") and run is not None:
-                self.user_properties.append(("smoke_warning", run.redactor.text("; ".join(facts["warnings"]))))
+                self._add("warning", "; ".join(facts["warnings"]))
+
+    def _add(self, key: str, value: Any) -> None:
+        run = get_run(self.config)
+        if isinstance(value, str) and run is not None:
+            value = run.redactor.text(value)
+        self.user_properties.append(encode(key, value))
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException]) -> Any:  # type: ignore[override]
-        from .checks import CheckFailed
+        from .checks import CheckFailed, CheckNotEvaluated
         from .redact import Redactor
 
         run = get_run(self.config)
@@ -439,11 +474,20 @@ class SmokeItem(pytest.Function):
         if isinstance(excinfo.value, CheckFailed):
             failure = excinfo.value
             severity = "critical (required check)" if self.smoke_check.required else "warning (optional check)"
-            self.user_properties.append(("smoke_failure_kind", failure.kind))
-            self.user_properties.append(("smoke_reason", redactor.text(failure.reason)))
             details = f"\n{failure.details}" if failure.details else ""
             return redactor.text(f"{failure.reason}\nseverity: {severity}{details}")
-        return redactor.text(str(super().repr_failure(excinfo)))
+        if isinstance(excinfo.value, CheckNotEvaluated):
+            problem = excinfo.value
+            effect = "inconclusive run (required check)" if self.smoke_check.required else "warning (optional check)"
+            details = f"\n{problem.details}" if problem.details else ""
+            if problem.internal:
+                if self.config.getoption("fulltrace"):
+                    details += "\n" + problem.internal.rstrip()
+                else:
+                    details += "\n(--full-trace shows the internal traceback)"
+            return redactor.text(f"{problem.reason}\nseverity: {effect}; never counts toward a rollback{details}")
+        # Anything else escaped the check runner: still ours, never the service's. No locals.
+        return redactor.text(f"not evaluated: {excinfo.typename}: {excinfo.value} (a problem of the runner)")
 
     def reportinfo(self) -> tuple[Any, int | None, str]:
         return self.path, None, self.name

@@ -239,7 +239,10 @@ def test_json_report_matches_its_schema_and_markdown_goes_to_the_step_summary(py
     assert result.ret == 1
     report = json.loads((pytester.path / "out" / "report.json").read_text())
     jsonschema.validate(report, json.loads(REPORT_SCHEMA.read_text()))
-    assert report["verdict"] == {"state": "critical", "critical": 1, "warnings": 1, "passed": 4, "skipped": 0}
+    assert report["verdict"] == {
+        "state": "critical", "critical": 1, "warnings": 1, "passed": 4, "skipped": 0,
+        "verified": False, "not_evaluated_required": [], "not_selected_required": [],
+    }
     ready = next(c for c in report["checks"] if c["name"] == "readiness")
     assert ready["severity"] == "critical" and ready["failure_kind"] == "readiness_503"
     assert ready["remediation"]["issue"].startswith("The service reports it is not ready")
@@ -313,7 +316,7 @@ def test_slack_webhook_and_email_are_notified_without_leaking_secrets(pytester, 
     assert any("readiness" in b.get("text", {}).get("text", "") for b in slack["body"]["blocks"])
     incident = next(p for p in receiver.posts if p["path"] == "/incidents")
     assert incident["headers"]["X-Api-Key"] == "incident-Key-777"
-    assert incident["body"]["event"] == "critical" and incident["body"]["schema_version"] == "1"
+    assert incident["body"]["event"] == "critical" and incident["body"]["schema_version"] == "2"
     assert len(smtp_server.messages) == 1
     assert "From: smoke@example.com" in smtp_server.messages[0] and "readiness" in smtp_server.messages[0]
     everything = (

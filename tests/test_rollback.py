@@ -67,11 +67,30 @@ def outcome(status, required, name="x"):
 
 def test_classification_rules():
     verdict = classify(
-        [outcome("failed", True, "a"), outcome("failed", False, "b"), outcome("error", True, "c"), outcome("passed", True, "d")]
+        [outcome("failed", True, "a"), outcome("failed", False, "b"), outcome("not_evaluated", True, "c"), outcome("passed", True, "d")]
     )
     assert [o.name for o in verdict.critical] == ["a"]
-    assert [o.name for o in verdict.warnings] == ["b", "c"]  # an execution error is only a warning
+    assert [o.name for o in verdict.warnings] == ["b", "c"]  # not evaluated is only a warning
     assert verdict.state == "critical"
+
+
+@pytest.mark.parametrize(
+    "outcomes, state, verified",
+    [
+        ([("passed", True), ("failed", False)], "warning", True),
+        ([("passed", True), ("not_evaluated", True)], "inconclusive", False),
+        ([("passed", True), ("not_run", True)], "inconclusive", False),
+        ([("passed", True), ("not_run", False)], "passed", True),
+        ([("passed", True), ("not_selected", True)], "partial", False),
+        ([("passed", True), ("skipped", True)], "partial", False),
+        ([("not_selected", True)], "no_checks", False),
+        ([("failed", True), ("not_evaluated", True)], "critical", False),
+    ],
+)
+def test_three_outcomes_and_the_floor_under_them(outcomes, state, verified):
+    verdict = classify([outcome(status, required, f"c{i}") for i, (status, required) in enumerate(outcomes)])
+    assert (verdict.state, verdict.verified) == (state, verified)
+    assert decide(verdict, {"enabled": True}).wants_rollback is (state == "critical")
 
 
 @pytest.mark.parametrize(
@@ -299,9 +318,16 @@ def test_test_execution_error_is_a_warning_and_never_rolls_back(pytester, write_
         """
     )
     result = pytester.runpytest("--smoke-config", "smoke.json", "-p", "no:cacheprovider", "--smoke-confirm-rollback")
-    assert result.ret == 0
-    result.stdout.fnmatch_lines(["⚠ WARNING*", "*test_needs_vault: *fixture could not reach the vault (test execution error)"])
+    # Never a rollback, and never a green gate: the required test did not get to judge the deploy.
+    assert result.ret == 12
+    result.stdout.fnmatch_lines(
+        [
+            "? INCONCLUSIVE: required checks could not be evaluated - no rollback, deployment NOT verified",
+            "1. Smoke Test: test_needs_vault: not evaluated: setup error: *fixture could not reach the vault*",
+        ]
+    )
     assert deployment_patches(kube) == []
+    assert all(not rs["metadata"].get("annotations", {}).get("pytest-smoke.dev/verified") for rs in kube.replicasets.values())
 
 
 def test_custom_required_test_failure_is_critical(pytester, write_config, demo, kube):

@@ -12,7 +12,7 @@ import time
 from importlib.metadata import entry_points
 from typing import Any, Callable, Mapping, Union
 
-from .base import CheckContext, CheckFailed, CheckResult, CheckTimeout, Deadline, run_with_deadline
+from .base import CheckContext, CheckFailed, CheckNotEvaluated, CheckResult, CheckTimeout, Deadline, run_with_deadline
 
 CheckFunction = Callable[[Mapping[str, Any], CheckContext], Union[CheckResult, str, None]]
 
@@ -33,6 +33,7 @@ _registered: dict[str, CheckFunction] = {}
 __all__ = [
     "CheckContext",
     "CheckFailed",
+    "CheckNotEvaluated",
     "CheckResult",
     "CheckTimeout",
     "Deadline",
@@ -66,14 +67,35 @@ def resolve_check_type(name: str) -> CheckFunction:
     raise KeyError(name)
 
 
-def run_check(kind: str, spec: Mapping[str, Any], ctx: CheckContext, budget: Deadline | None = None) -> CheckResult:
-    """Run one configured check; raise CheckFailed if its target is unhealthy.
+def run_check(
+    kind: str,
+    spec: Mapping[str, Any],
+    ctx: CheckContext,
+    budget: Deadline | None = None,
+    timeout: float | None = None,
+) -> CheckResult:
+    """Run one configured check.
 
-    ``budget`` is the whole run's deadline: a check still running when it runs out, or not yet
-    started, is recorded as a timeout.
+    Raises :class:`CheckFailed` when the target is unhealthy and :class:`CheckNotEvaluated` when
+    the runner could not tell (any other exception is wrapped into it, narrowly: only a
+    CheckFailed is a verdict on the service). ``budget`` is the whole run's deadline: a check it
+    cuts short, or that it leaves no time to start, is not evaluated.
     """
     name = spec.get("name", kind)
-    timeout = float(spec.get("timeout_seconds", 5))
+    try:
+        return _run_check(kind, name, spec, ctx, budget, timeout)
+    except (CheckFailed, CheckNotEvaluated):
+        raise
+    except (Exception, SystemExit) as exc:  # a bug, a custom type's own error: not the service's fault
+        raise CheckNotEvaluated.from_exception(exc) from None
+
+
+def _run_check(
+    kind: str, name: str, spec: Mapping[str, Any], ctx: CheckContext, budget: Deadline | None, timeout: float | None
+) -> CheckResult:
+    from ..config import default_timeout
+
+    timeout = float(spec.get("timeout_seconds", timeout if timeout is not None else default_timeout(kind)))
     started = time.monotonic()
     grace = GUARD_GRACE_SECONDS
     builtin = True
@@ -88,9 +110,9 @@ def run_check(kind: str, spec: Mapping[str, Any], ctx: CheckContext, budget: Dea
         func = resolve_check_type(spec["type"])
 
     budget_left = budget.remaining() if budget is not None else None
-    budget_message = f"{name}: timed out: the run budget of {budget.seconds if budget else 0:g} s ran out"
+    budget_message = f"not evaluated: the run budget of {budget.seconds if budget else 0:g} s ran out"
     if budget_left is not None and budget_left <= 0:
-        raise CheckFailed(budget_message, kind="timeout")
+        raise CheckNotEvaluated(budget_message, kind="budget")
     # One deadline for the check, warm-up delay and retries included; the budget can shorten it.
     deadline = Deadline(min(timeout, budget_left) if budget_left is not None else timeout)
 
@@ -103,9 +125,11 @@ def run_check(kind: str, spec: Mapping[str, Any], ctx: CheckContext, budget: Dea
     try:
         result, attempts = _with_retries(spec, deadline, attempt_once)
     except CheckFailed as failure:
-        # A deadline the budget cut short ends with the budget; socket timers may fire a hair early.
+        # A deadline the budget cut short says nothing about the service: it was not given its time.
         if failure.kind == "timeout" and budget is not None and (budget.expired or cut_by_budget):
-            raise CheckFailed(budget_message, kind="timeout") from None
+            raise CheckNotEvaluated(
+                f"{budget_message} before the check's own {timeout:g} s were up", kind="budget"
+            ) from None
         raise
     if not isinstance(result, CheckResult):
         result = CheckResult(summary=str(result) if result else "OK")

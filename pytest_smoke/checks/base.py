@@ -36,6 +36,40 @@ class CheckFailed(Exception):
         return self.reason if not self.details else f"{self.reason}\n{self.details}"
 
 
+class CheckNotEvaluated(Exception):
+    """The runner could not evaluate the check: our problem, never the service's.
+
+    A bug in a check type, a missing tool, a request the runner could not build, the run budget
+    ending before the check could finish. It never counts toward a rollback; a required check that
+    was not evaluated makes the run INCONCLUSIVE. ``internal`` holds the formatted traceback of an
+    unexpected exception (no locals), shown only with ``--full-trace``.
+    """
+
+    def __init__(self, reason: str, details: str = "", kind: str = "not_evaluated", internal: str = ""):
+        super().__init__(reason)
+        self.reason = reason
+        self.details = details
+        self.kind = kind
+        self.internal = internal
+
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> "CheckNotEvaluated":
+        """An exception that is not a verdict on the service: a problem of the runner."""
+        import traceback
+
+        message = " ".join(str(exc).split())[:200]
+        internal = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        return cls(
+            f"not evaluated: {exc.__class__.__name__}{': ' + message if message else ''} "
+            "(a problem of the runner, not of the service)",
+            kind="internal_error",
+            internal=internal,
+        )
+
+    def __str__(self) -> str:
+        return self.reason if not self.details else f"{self.reason}\n{self.details}"
+
+
 class CheckTimeout(CheckFailed):
     def __init__(self, seconds: float, what: str = ""):
         prefix = f"{what}: " if what else ""

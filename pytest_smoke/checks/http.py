@@ -17,7 +17,17 @@ from urllib.parse import urljoin, urlsplit
 import requests
 
 from .. import __version__
-from .base import CheckContext, CheckFailed, CheckResult, CheckTimeout, Deadline, run_with_deadline
+from .base import CheckContext, CheckFailed, CheckNotEvaluated, CheckResult, CheckTimeout, Deadline, run_with_deadline
+
+# Requests the runner could not even build: its problem, never the service's.
+NOT_SENDABLE = (
+    requests.exceptions.InvalidURL,
+    requests.exceptions.MissingSchema,
+    requests.exceptions.InvalidSchema,
+    requests.exceptions.InvalidHeader,
+    requests.exceptions.InvalidJSONError,
+    requests.exceptions.URLRequired,
+)
 
 # Reading is capped so a runaway (or decompression-bomb) body cannot exhaust memory.
 MAX_BODY_BYTES = 1024 * 1024
@@ -113,9 +123,14 @@ def exchange(
         return run_with_deadline(send, deadline, what=label, abort=session.close)
     except CheckFailed:
         raise
+    except NOT_SENDABLE as exc:
+        raise CheckNotEvaluated(
+            f"{label}: not evaluated: the request could not be sent ({exc.__class__.__name__}: {_short(str(exc))})",
+            kind="request_error",
+        ) from None
     except requests.RequestException as exc:
         raise describe_error(exc, url, deadline, label) from None
-    except (OSError, ValueError) as exc:
+    except ConnectionError as exc:  # a socket error outside requests' wrapping: still the network
         raise CheckFailed(f"{label}: {exc.__class__.__name__}: {exc}", kind="connection_error") from None
 
 
@@ -179,8 +194,6 @@ def describe_error(exc: requests.RequestException, url: str, deadline: Deadline,
         return CheckFailed(f"response from {where} could not be decoded: {_short(text)}", kind="bad_response")
     if isinstance(exc, (requests.exceptions.ChunkedEncodingError,)) or "IncompleteRead" in text:
         return CheckFailed(f"connection to {where} closed mid-response", kind="connection_reset")
-    if isinstance(exc, requests.exceptions.InvalidURL) or isinstance(exc, requests.exceptions.MissingSchema):
-        return CheckFailed(f"invalid URL {url!r}: {_short(str(exc))}", kind="config")
     return CheckFailed(f"cannot reach {where}: {_short(str(chain[-1]))}", kind="connection_error")
 
 

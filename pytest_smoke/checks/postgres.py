@@ -6,7 +6,7 @@ import math
 import re
 from typing import Any, Mapping
 
-from .base import CheckContext, CheckFailed, CheckResult, Deadline, run_with_deadline
+from .base import CheckContext, CheckFailed, CheckNotEvaluated, CheckResult, Deadline, run_with_deadline
 
 
 def check(spec: Mapping[str, Any], ctx: CheckContext) -> CheckResult:
@@ -21,7 +21,7 @@ def check(spec: Mapping[str, Any], ctx: CheckContext) -> CheckResult:
     try:
         params = conninfo_to_dict(dsn)
     except psycopg.Error:
-        raise CheckFailed("Database connection failed: the DSN is not valid", kind="config") from None
+        raise CheckNotEvaluated("Database check not evaluated: the DSN is not valid", kind="config") from None
     ctx.redactor.add(params.get("password"), ctx.environ.get("PGPASSWORD"))
     where = _where(params, ctx.environ)
 

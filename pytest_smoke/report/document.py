@@ -7,7 +7,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
-from .remediation import IMPACT, fill, remedy
+from .remediation import IMPACT, fill, remedy, remedy_kind
 from .terminal import CRITICAL_TAILS, remediation_values, rerun_command
 
 if TYPE_CHECKING:
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from ..controller import RunSummary
     from ..redact import Redactor
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # 2: three outcomes (not_evaluated, not_run, not_selected), inconclusive and partial runs
 
 
 def iso(stamp: float | None) -> str | None:
@@ -44,9 +44,11 @@ def build(summary: "RunSummary", smoke: "SmokeConfig", redactor: "Redactor", fin
             "failure_kind": o.failure_kind,
             "details": o.details,
             "facts": o.facts,
+            "rollback": o.rollback,
+            "attributed_to": o.attributed_to,
         }
-        if o.severity in ("critical", "warning"):
-            fix = remedy(o.failure_kind or ("error" if o.status == "error" else "failed"), overrides)
+        if o.severity in ("critical", "warning") or (o.required and o.status == "not_run"):
+            fix = remedy(remedy_kind(o), overrides)
             entry["remediation"] = {
                 "issue": fix.issue,
                 "impact": IMPACT.get(o.kind, IMPACT["custom"]) if o.severity == "critical" else "Minor feature degradation",
@@ -74,7 +76,10 @@ def build(summary: "RunSummary", smoke: "SmokeConfig", redactor: "Redactor", fin
             "critical": len(verdict.critical),
             "warnings": len(verdict.warnings),
             "passed": len(verdict.passed),
-            "skipped": sum(1 for o in verdict.outcomes if o.status == "skipped"),
+            "skipped": sum(1 for o in verdict.outcomes if o.status in ("skipped", "not_run", "not_selected")),
+            "verified": verdict.verified and decision.action != "not_evaluated",
+            "not_evaluated_required": [o.name for o in verdict.unverified_required],
+            "not_selected_required": [o.name for o in verdict.unselected_required],
         },
         "decision": {
             "action": decision.action,
@@ -125,4 +130,8 @@ def headline(document: dict[str, Any]) -> str:
     if state == "critical":
         tail = CRITICAL_TAILS.get(rollback.get("status", ""), "")
         return f"✗ CRITICAL: Smoke tests failed{tail}"
+    if state == "inconclusive":
+        return "? INCONCLUSIVE: required checks could not be evaluated - no rollback, deployment NOT verified"
+    if state == "partial":
+        return "◐ PARTIAL: required checks not selected - deployment NOT verified"
     return f"Smoke tests: no verdict ({document['decision']['reason']})"

@@ -14,7 +14,7 @@ def write(document: dict[str, Any], path: str | Path) -> None:
     suites = []
     for severity in ("critical", "warning", "passed", "skipped"):
         cases = []
-        for check in (c for c in document["checks"] if c["severity"] == severity):
+        for check in (c for c in document["checks"] if _suite_of(c) == severity):
             case = TestCase(
                 name=check["name"],
                 classname=f"smoke.{check['kind']}",
@@ -27,10 +27,13 @@ def write(document: dict[str, Any], path: str | Path) -> None:
                 text += "\n\nIssue: " + fix["issue"] + "\n" + "\n".join(f"Next: {s}" for s in fix["steps"])
             if severity == "critical":
                 case.add_failure_info(message=check["reason"], output=text, failure_type=check["failure_kind"] or "failed")
-            elif severity == "warning" and check["status"] == "error":
-                case.add_error_info(message=check["reason"], output=text, error_type="execution_error")
+            elif severity == "warning" and check["status"] == "not_evaluated":
+                case.add_error_info(message=check["reason"], output=text, error_type="not_evaluated")
             elif severity == "warning":
                 case.add_failure_info(message=check["reason"], output=text, failure_type=check["failure_kind"] or "warning")
+            elif severity == "skipped" and check["required"] and check["status"] == "not_run":
+                # A required check cut off (-x, budget, crash): CI must not read it as a harmless skip.
+                case.add_error_info(message=check["reason"], output=text, error_type="not_run")
             elif severity == "skipped":
                 case.add_skipped_info(message=check["reason"] or "skipped")
             cases.append(case)
@@ -40,6 +43,11 @@ def write(document: dict[str, Any], path: str | Path) -> None:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(to_xml_report_string(suites, prettyprint=True, encoding="utf-8"), encoding="utf-8")
+
+
+def _suite_of(check: dict[str, Any]) -> str:
+    """Checks that did not run (not run, not selected) go to the skipped suite."""
+    return "skipped" if check["severity"] in ("not_run", "not_selected") else check["severity"]
 
 
 def hoist_testcase_properties(path: str | Path) -> None:

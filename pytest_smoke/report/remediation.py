@@ -78,6 +78,16 @@ CATALOGUE: dict[str, Remedy] = {
         "Read the error in this report; it is a problem of the check, not necessarily of the service",
     )),
     "failed": Remedy("The check failed", ("Read the failure details in this report",)),
+    "internal_error": Remedy("The runner hit an unexpected error: a problem of the runner, not of the service", (
+        "Re-run with --full-trace to see the internal traceback; report it if it is a bug of the plugin",
+    )),
+    "budget": Remedy("The run budget (timeout_seconds) ran out before the check could finish", (
+        "Raise the top-level timeout_seconds, or lower the checks' own timeouts and retries",
+    )),
+    "request_error": Remedy("The runner could not build the request (URL or header)", (
+        "Fix the config value the reason names; the service was not asked",
+    )),
+    "config": Remedy("The check's settings could not be used", ("Fix the config value the reason names",)),
     "rollback_refused": Remedy("The automatic rollback was refused as unsafe", (
         "Review history: kubectl rollout history deployment/{deployment} -n {namespace}",
         "Roll back by hand if needed: {manual_command}",
@@ -114,3 +124,10 @@ def fill(step: str, values: Mapping[str, str]) -> str:
         return step.format(**values)
     except (KeyError, IndexError, ValueError):
         return step
+
+
+def remedy_kind(outcome: Any) -> str:
+    """The catalogue entry for an outcome: its failure kind, else what its status says."""
+    if outcome.failure_kind:
+        return outcome.failure_kind
+    return "error" if outcome.status == "not_evaluated" else "failed"

@@ -6,7 +6,8 @@ import shlex
 import time
 from typing import TYPE_CHECKING, Any, Iterator
 
-from .remediation import IMPACT, fill, remedy
+from ..verdict import RAN
+from .remediation import IMPACT, fill, remedy, remedy_kind
 
 if TYPE_CHECKING:
     from ..config import SmokeConfig
@@ -56,13 +57,18 @@ def render(summary: "RunSummary", smoke: "SmokeConfig") -> Iterator[tuple[str, d
         yield f"smoke: no verdict: {decision.reason}", {"yellow": True}
         return
     state = verdict.state
-    if state == "passed":
-        yield from _passed(summary)
-    elif state == "warning":
-        yield from _warnings(summary, values, overrides)
-    else:
+    if state == "critical":
         yield from _critical(summary, values, overrides)
-    if state in ("passed", "warning") and summary.timeline.deployment_completed:
+    elif state == "inconclusive":
+        yield from _inconclusive(summary)
+    else:
+        if state == "partial":
+            yield from _partial(summary)
+        if verdict.warnings:
+            yield from _warnings(summary, values, overrides, headline=state != "partial")
+        elif state == "passed":
+            yield from _passed(summary)
+    if state in ("passed", "warning", "partial") and summary.timeline.deployment_completed:
         yield f"Deployment completed: {_clock(summary.timeline.deployment_completed)} (checks started after the rollout)", {}
     for note in summary.notes:
         if note:
@@ -73,29 +79,76 @@ def render(summary: "RunSummary", smoke: "SmokeConfig") -> Iterator[tuple[str, d
 def _group_line(title: str, outcomes: list[Any]) -> str:
     if not outcomes:
         return f"- {title}: none configured"
-    bad = [o for o in outcomes if o.severity != "passed" and o.status != "skipped"]
-    names = ", ".join(o.name for o in outcomes)
+    ran = [o for o in outcomes if o.status in RAN]
+    left_out = [o.name for o in outcomes if o.status not in RAN]
+    tail = f"; not run: {', '.join(left_out)}" if left_out else ""
+    if not ran:
+        return f"- {title}: not selected ({', '.join(left_out)})"
+    bad = [o for o in ran if o.severity != "passed"]
     if not bad:
-        return f"- {title}: OK ({names})"
-    return f"- {title}: {len(outcomes) - len(bad)}/{len(outcomes)} OK ({', '.join(o.name for o in bad)} failed)"
+        return f"- {title}: OK ({', '.join(o.name for o in ran)}){tail}"
+    words = {"passed": "flaky", "not_evaluated": "not evaluated"}
+    shown = ", ".join(f"{o.name} {words.get(o.status, 'failed')}" for o in bad)
+    return f"- {title}: {len(ran) - len(bad)}/{len(ran)} OK ({shown}){tail}"
 
 
-def _passed(summary: "RunSummary") -> Iterator[tuple[str, dict[str, bool]]]:
+def _groups(summary: "RunSummary") -> Iterator[tuple[str, dict[str, bool]]]:
     by_kind = lambda kind: [o for o in summary.verdict.outcomes if o.kind == kind]  # noqa: E731
-    yield "✓ Smoke tests passed (all health checks OK)", {"green": True, "bold": True}
     yield _group_line("Health check", by_kind("health")), {}
     yield _group_line("Dependencies", by_kind("dependency")), {}
     yield _group_line("Critical paths", by_kind("critical_path")), {}
     custom = by_kind("custom")
     if custom:
         yield _group_line("Custom smoke tests", custom), {}
+
+
+def _inconclusive(summary: "RunSummary") -> Iterator[tuple[str, dict[str, bool]]]:
+    verdict = summary.verdict
+    yield (
+        "? INCONCLUSIVE: required checks could not be evaluated - no rollback, deployment NOT verified",
+        {"yellow": True, "bold": True},
+    )
+    yield "", {}
+    yield "NOT EVALUATED (required):", {"yellow": True}
+    for number, outcome in enumerate(sorted(verdict.unverified_required, key=lambda o: o.sort_key), 1):
+        yield f"{number}. {KIND_TITLES.get(outcome.kind, 'Check')}: {outcome.name}: {outcome.reason}", {"yellow": True}
+    others = [o for o in verdict.warnings if o not in verdict.unverified_required]
+    if others:
+        yield "Warnings (non-critical):", {"yellow": True}
+        for outcome in others:
+            yield f"- {outcome.name}: {outcome.reason}", {"yellow": True}
+    yield "", {}
+    yield from _groups(summary)
+    yield "Impact: the deployment is neither verified nor rolled back: the runner, not the service, is at fault", {}
+    yield "Next: fix what kept the checks from running (see the reasons above), then re-run the smoke suite", {}
+
+
+def _partial(summary: "RunSummary") -> Iterator[tuple[str, dict[str, bool]]]:
+    verdict = summary.verdict
+    names = ", ".join(o.name for o in verdict.unselected_required)
+    yield (
+        f"◐ PARTIAL: required checks not selected ({names}) - deployment NOT verified",
+        {"yellow": True, "bold": True},
+    )
+    reasons = sorted({o.reason for o in verdict.unselected_required})
+    for reason in reasons:
+        yield f"- {reason}", {}
+    yield from _groups(summary)
+
+
+def _passed(summary: "RunSummary") -> Iterator[tuple[str, dict[str, bool]]]:
+    yield "✓ Smoke tests passed (all health checks OK)", {"green": True, "bold": True}
+    yield from _groups(summary)
     yield "Deployment stable. Monitoring active.", {"green": True}
 
 
-def _warnings(summary: "RunSummary", values: dict[str, str], overrides: Any) -> Iterator[tuple[str, dict[str, bool]]]:
-    yield "⚠ WARNING: Non-critical test failed (deployment continues)", {"yellow": True, "bold": True}
+def _warnings(
+    summary: "RunSummary", values: dict[str, str], overrides: Any, headline: bool = True
+) -> Iterator[tuple[str, dict[str, bool]]]:
+    if headline:
+        yield "⚠ WARNING: Non-critical test failed (deployment continues)", {"yellow": True, "bold": True}
     for outcome in summary.verdict.warnings:
-        label = "test execution error" if outcome.status == "error" else "non-critical"
+        label = "not evaluated: a problem of the runner" if outcome.status == "not_evaluated" else "non-critical"
         yield f"- {KIND_TITLES.get(outcome.kind, 'Check')} {outcome.name}: {outcome.reason} ({label})", {"yellow": True}
     yield "", {}
     yield "Impact: Minor feature degradation", {}
@@ -103,7 +156,7 @@ def _warnings(summary: "RunSummary", values: dict[str, str], overrides: Any) -> 
     names = ", ".join(o.name for o in summary.verdict.warnings)
     yield f"Action: Check {names} status in next 30min", {}
     for outcome in summary.verdict.warnings:
-        fix = remedy(outcome.failure_kind or ("error" if outcome.status == "error" else "failed"), overrides)
+        fix = remedy(remedy_kind(outcome), overrides)
         for step in fix.steps:
             yield f"  {outcome.name}: {fill(step, values)}", {}
 
@@ -119,6 +172,10 @@ def _critical(summary: "RunSummary", values: dict[str, str], overrides: Any) -> 
     for number, outcome in enumerate(summary.verdict.critical, 1):
         fix = remedy(outcome.failure_kind or "failed", overrides)
         yield f"{number}. {KIND_TITLES.get(outcome.kind, 'Check')}: {outcome.name}: {outcome.reason}", {"red": True}
+        if outcome.attributed_to:
+            yield f"Likely cause: dependency {outcome.attributed_to} failed (counts with it toward a rollback)", {}
+        if not outcome.rollback:
+            yield "Rollback: false for this check: it alerts, but rolling back does not fix it", {}
         yield f"Issue: {fix.issue}", {}
         yield f"Impact: {IMPACT.get(outcome.kind, IMPACT['custom'])}", {}
         for step in fix.steps:
