@@ -164,6 +164,8 @@ def _load(file: Path, text: str, environment: str | None, base_url: str | None, 
         data["base_url"] = env["SMOKE_BASE_URL"]
 
     config = SmokeConfig(path=file, data=data, environment=environment, secrets=frozenset(secrets))
+    base_url_source = "--smoke-base-url" if base_url else ("SMOKE_BASE_URL" if env.get("SMOKE_BASE_URL") and not raw.get("base_url") else "")
+    _check_sendable(config, lines, base_url_source)
     config.checks = _build_checks(config, lines)
     return config
 
@@ -440,6 +442,110 @@ def _interpolate(
         return resolved.replace("{", "{{").replace("}", "}}") if templated else resolved
 
     return _VAR.sub(substitute, value)
+
+
+# -- sendable: every address and header the run will use ---------------------------------------------
+
+# Header names and values requests accepts (its own rule, plus latin-1 for http.client).
+_HEADER_NAME = re.compile(r"^[^:\s][^:\r\n]*$")
+_HEADER_VALUE = re.compile(r"^\S[^\r\n]*$|^$")
+URL_SCHEMES = {"http", "https"}
+DEPENDENCY_SCHEMES = {"redis": {"redis", "rediss", "unix"}, "amqp": {"amqp", "amqps"}, "http": URL_SCHEMES}
+
+
+def _check_sendable(config: SmokeConfig, lines: _LineFinder, base_url_source: str = "") -> None:
+    """Every URL needs a scheme and a host, every header must be sendable: a config that would
+    make the runner fail (and blame the service) stops here, before any request."""
+    data = config.data
+    fail = lambda path, message: _sendable_error(config, lines, path, message)  # noqa: E731
+    if data.get("base_url"):
+        problem = url_problem(data["base_url"], URL_SCHEMES)
+        if problem:
+            where = f" (from {base_url_source})" if base_url_source else ""
+            fail(("base_url",), f"base URL {problem}{where}")
+    _check_headers(fail, ("headers",), data.get("headers"))
+    for index, spec in enumerate(data.get("health_checks") or []):
+        _check_endpoint(fail, ("health_checks", index, "endpoint"), spec["endpoint"])
+        _check_headers(fail, ("health_checks", index, "headers"), spec.get("headers"))
+    for index, spec in enumerate(data.get("dependency_checks") or []):
+        schemes = DEPENDENCY_SCHEMES.get(spec.get("type", ""))
+        if schemes and spec.get("url"):
+            problem = url_problem(spec["url"], schemes)
+            if problem:
+                fail(("dependency_checks", index, "url"), f"URL {problem}")
+        _check_headers(fail, ("dependency_checks", index, "headers"), spec.get("headers"))
+    for index, spec in enumerate(data.get("critical_paths") or []):
+        for group in ("steps", "cleanup"):
+            for step_index, step in enumerate(spec.get(group) or []):
+                base = ("critical_paths", index, group, step_index)
+                _check_endpoint(fail, base + ("endpoint",), step["endpoint"])
+                _check_headers(fail, base + ("headers",), step.get("headers"))
+    approval = (data.get("auto_rollback") or {}).get("approval_url")
+    if approval:
+        problem = url_problem(approval, URL_SCHEMES)
+        if problem:
+            fail(("auto_rollback", "approval_url"), f"URL {problem}")
+    for name, channel in (data.get("notifications") or {}).items():
+        for key in ("url", "webhook_url"):
+            if isinstance(channel, dict) and channel.get(key):
+                problem = url_problem(channel[key], URL_SCHEMES)
+                if problem:
+                    fail(("notifications", name, key), f"URL {problem}")
+        if isinstance(channel, dict):
+            _check_headers(fail, ("notifications", name, "headers"), channel.get("headers"))
+
+
+def url_problem(url: str, schemes: set[str]) -> str | None:
+    """Why ``url`` cannot be used (no scheme, no host, a bad port), or None. Never shows the URL,
+    which may carry a credential."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+    except ValueError as exc:
+        return f"is not a valid URL ({exc})"
+    wanted = " or ".join(f"{s}://HOST" for s in sorted(schemes))
+    if not parts.scheme or "://" not in url:
+        return f"has no scheme (expected {wanted})"
+    if parts.scheme.lower() not in schemes:
+        return f"has the scheme {parts.scheme!r}; expected {wanted}"
+    if not parts.hostname and parts.scheme != "unix":
+        return "has no host"
+    if any(ch.isspace() for ch in url):
+        return "contains whitespace"
+    return None
+
+
+def _check_endpoint(fail: Any, path: tuple[Any, ...], endpoint: str) -> None:
+    if "://" not in endpoint:
+        if any(ch in endpoint for ch in "\r\n\t "):
+            fail(path, "endpoint contains whitespace")
+        return
+    head = endpoint.split("/", 3)[:3]  # scheme://host: a {template} there cannot be checked yet
+    if "{" in "/".join(head):
+        return
+    problem = url_problem(endpoint, URL_SCHEMES)
+    if problem:
+        fail(path, f"endpoint {problem}")
+
+
+def _check_headers(fail: Any, path: tuple[Any, ...], headers: Any) -> None:
+    for name, value in (headers or {}).items():
+        if not isinstance(value, str):
+            continue  # the schema already said what it may be
+        if not _HEADER_NAME.match(str(name)):
+            fail(path + (name,), "header name cannot be sent (it contains ':', whitespace or a line break)")
+        if not _HEADER_VALUE.match(value):
+            fail(path + (name,), "header value cannot be sent (it starts with whitespace or contains a line break)")
+        try:
+            value.encode("latin-1")
+        except UnicodeEncodeError:
+            fail(path + (name,), "header value cannot be sent (HTTP headers take latin-1 characters only)")
+
+
+def _sendable_error(config: SmokeConfig, lines: _LineFinder, path: tuple[Any, ...], message: str) -> None:
+    raise ConfigError(config.path, message, location=format_path(path), line=lines.line(path))
 
 
 # -- checks ----------------------------------------------------------------------------------------

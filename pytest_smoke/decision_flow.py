@@ -42,7 +42,7 @@ def run(controller: "SmokeController", verdict: Verdict) -> "RunSummary":
 
 
 def _roll_back(controller, verdict, decision, strategy, auto_rollback):  # type: ignore[no-untyped-def]
-    from .rollback import carry_out
+    from .rollback import FAILED_PREFIX, RollbackInterrupted, RollbackResult, carry_out
     from .rollback.confirm import confirm
 
     config = controller.config
@@ -61,13 +61,21 @@ def _roll_back(controller, verdict, decision, strategy, auto_rollback):  # type:
     if decision.action == "rollback":
         controller.timeline.rollback_started = time.time()
         controller.say(f"smoke: {decision.reason}: rolling back")
-    result = carry_out(
-        decision.action,
-        strategy,
-        auto_rollback,
-        confirm=ask,
-        progress=lambda message: controller.say(f"smoke: {message}"),
-    )
+    try:
+        result = carry_out(
+            decision.action,
+            strategy,
+            auto_rollback,
+            confirm=ask,
+            progress=lambda message: controller.say(f"smoke: {message}"),
+        )
+    except RollbackInterrupted:
+        raise
+    except Exception as exc:  # a bug of ours while a rollback is due: never silent, never exit 0
+        message = " ".join(str(exc).split())[:200]
+        return RollbackResult(
+            "failed", f"{FAILED_PREFIX} (internal error of the runner: {exc.__class__.__name__}: {message})"
+        )
     if result.started_at:
         controller.timeline.rollback_started = result.started_at
         controller.timeline.rollback_finished = result.finished_at

@@ -84,7 +84,13 @@ class Kube:
             else:
                 config.load_incluster_config(client_configuration=configuration)
         except Exception as exc:  # the client raises ConfigException, TypeError, OSError...
-            raise KubeError(f"cannot load Kubernetes credentials: {exc}") from None
+            if target.kubeconfig or not os.environ.get("KUBERNETES_SERVICE_HOST"):
+                source = f"kubeconfig {target.kubeconfig or os.environ.get('KUBECONFIG') or '~/.kube/config'}"
+                source += f", context {target.context}" if target.context else ""
+            else:
+                source = "the in-cluster service account"
+            raise KubeError(f"cannot load Kubernetes credentials from {source}: {exc}") from None
+        self.server = configuration.host
         # One attempt per call: urllib3's silent retries would multiply every deadline here.
         configuration.retries = False
         api_client = client.ApiClient(configuration)
@@ -99,8 +105,8 @@ class Kube:
             raise KubeError(f"{what}: {_api_message(exc)}") from None
         except Exception as exc:  # urllib3 connection errors and the like
             if "Timeout" in exc.__class__.__name__ or "timed out" in str(exc):
-                raise KubeError(f"{what}: the Kubernetes API did not answer within {seconds:g} s") from None
-            raise KubeError(f"{what}: cannot reach the Kubernetes API ({exc.__class__.__name__})") from None
+                raise KubeError(f"{what}: the Kubernetes API at {self.server} did not answer within {seconds:g} s") from None
+            raise KubeError(f"{what}: cannot reach the Kubernetes API at {self.server} ({exc.__class__.__name__})") from None
         return json.loads(response.data)
 
     def deployment(self) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 import pytest
 
 from .model import FACT_KEYS, decode, encode
-from .scheduler import DEFAULT_CONCURRENCY
+from .scheduler import DEFAULT_CONCURRENCY, DEFAULT_PER_HOST
 
 if TYPE_CHECKING:
     from .checks import CheckResult, Deadline
@@ -44,7 +44,7 @@ CONTROLLER_NAME = "smoke-controller"
 class SmokeRun:
     """Everything one process knows about this smoke run."""
 
-    def __init__(self, config: SmokeConfig, concurrency: int, fail_fast: bool):
+    def __init__(self, config: SmokeConfig, concurrency: int, fail_fast: bool, per_host: int = DEFAULT_PER_HOST):
         from .checks import CheckContext
         from .redact import Redactor
 
@@ -60,6 +60,7 @@ class SmokeRun:
         )
         self._budget: Deadline | None = None
         self.concurrency = concurrency
+        self.per_host = per_host
         self.fail_fast = fail_fast
         self.scheduler: CheckScheduler | None = None
         self.consumed: set[str] = set()  # checks whose pooled result an item has already reported
@@ -182,6 +183,7 @@ def pytest_configure(config: pytest.Config) -> None:
     path = find_config_path(config)
     if path is None:
         return
+    from . import preflight
     from .config import ConfigError, load_config
     from .controller import SmokeController
 
@@ -191,7 +193,11 @@ def pytest_configure(config: pytest.Config) -> None:
             environment=config.getoption("smoke_env"),
             base_url=config.getoption("smoke_base_url"),
         )
-        _require_known_types(smoke_config)
+        preflight.check(
+            smoke_config,
+            junit_path=config.getoption("smoke_junit"),
+            wait_rollout=config.getoption("smoke_wait_rollout"),
+        )
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     concurrency = config.getoption("smoke_concurrency")
@@ -200,24 +206,11 @@ def pytest_configure(config: pytest.Config) -> None:
     if concurrency < 1:
         raise pytest.UsageError(f"--smoke-concurrency must be 1 or more, got {concurrency}")
     fail_fast = bool(config.getoption("smoke_fail_fast") or smoke_config.data.get("fail_fast", False))
-    run = config.stash[smoke_run_key] = SmokeRun(smoke_config, concurrency, fail_fast)
+    per_host = int(smoke_config.data.get("max_concurrency_per_host", DEFAULT_PER_HOST))
+    run = config.stash[smoke_run_key] = SmokeRun(smoke_config, concurrency, fail_fast, per_host)
     config.pluginmanager.register(CheckExecution(run), "smoke-check-execution")
     if not hasattr(config, "workerinput") and not config.getoption("collectonly"):
         config.pluginmanager.register(SmokeController(config, smoke_config, run.redactor), CONTROLLER_NAME)
-
-
-def _require_known_types(smoke_config: SmokeConfig) -> None:
-    from .checks import known_types
-    from .config import ConfigError
-
-    known = known_types()
-    for check in smoke_config.checks:
-        if check.kind == "dependency" and check.spec["type"] not in known:
-            raise ConfigError(
-                smoke_config.path,
-                f"unknown dependency type {check.spec['type']!r} (known: {', '.join(known)})",
-                location=f"{check.location}.type",
-            )
 
 
 def get_run(config: pytest.Config) -> SmokeRun | None:
@@ -336,10 +329,13 @@ class CheckExecution:
             return
         from .scheduler import CheckScheduler
 
-        run.scheduler = CheckScheduler(min(run.concurrency, len(items)))
+        from .checks import target_host
+
+        run.scheduler = CheckScheduler(min(run.concurrency, len(items)), per_host=run.per_host)
         for item in items:  # in item order: health, then dependencies, then critical paths
             check = item.smoke_check
-            run.scheduler.submit(check.node_name, lambda check=check: run.run_one(check))
+            host = target_host(check.kind, check.spec, run.config.base_url)
+            run.scheduler.submit(check.node_name, lambda check=check: run.run_one(check), host=host)
 
     def _wait_for_rollout(self, config: pytest.Config) -> None:
         from . import rollout_wait

@@ -3,6 +3,10 @@
 Each check stays its own pytest item: the item only waits for its future. Checks that have not
 started can be cancelled (``-x``, ``--maxfail``, ``fail_fast``); a check that has started always
 finishes within its own deadline. Plain Python, no pytest.
+
+The smoke run must never become the load that fails the service: at most ``per_host`` checks are
+in flight against one host, and a check that timed out while others to the same host were in
+flight is tried once more alone before its timeout counts.
 """
 
 from __future__ import annotations
@@ -11,10 +15,14 @@ import threading
 import time
 from typing import TYPE_CHECKING, Callable, Hashable
 
+from .checks.base import CheckFailed, CheckResult
+
 if TYPE_CHECKING:
     from concurrent.futures import Future
 
-DEFAULT_CONCURRENCY = 16
+# A two-worker app server (gunicorn's common setting) must survive the defaults.
+DEFAULT_CONCURRENCY = 8
+DEFAULT_PER_HOST = 2
 
 
 class NotStarted(Exception):
@@ -25,8 +33,40 @@ class NotStarted(Exception):
         self.reason = reason
 
 
+class HostGate:
+    """At most ``limit`` checks in flight against one host; ``alone`` waits until it is the only one."""
+
+    def __init__(self, limit: int):
+        self.limit = max(1, limit)
+        self._in_flight: set[int] = set()
+        self._peak: dict[int, int] = {}  # per check: the most checks in flight to the host at once
+        self._exclusive = False
+        self._condition = threading.Condition()
+
+    def enter(self, token: int, alone: bool = False) -> None:
+        with self._condition:
+            if alone:
+                self._condition.wait_for(lambda: not self._exclusive)
+                self._exclusive = True
+                self._condition.wait_for(lambda: not self._in_flight)
+            else:
+                self._condition.wait_for(lambda: not self._exclusive and len(self._in_flight) < self.limit)
+            self._in_flight.add(token)
+            for other in self._in_flight:
+                self._peak[other] = max(self._peak.get(other, 1), len(self._in_flight))
+
+    def leave(self, token: int, alone: bool = False) -> int:
+        """Leave; returns the most checks that were in flight to this host beside this one."""
+        with self._condition:
+            self._in_flight.discard(token)
+            if alone:
+                self._exclusive = False
+            self._condition.notify_all()
+            return self._peak.pop(token, 1) - 1
+
+
 class CheckScheduler:
-    def __init__(self, max_workers: int = DEFAULT_CONCURRENCY):
+    def __init__(self, max_workers: int = DEFAULT_CONCURRENCY, per_host: int = DEFAULT_PER_HOST):
         from concurrent.futures import ThreadPoolExecutor
 
         self._pool = ThreadPoolExecutor(max_workers=max(1, max_workers), thread_name_prefix="smoke-check")
@@ -34,19 +74,59 @@ class CheckScheduler:
         self._seconds: dict[Hashable, float] = {}
         self._cancel_reason: str | None = None
         self._lock = threading.Lock()
+        self._per_host = per_host
+        self._gates: dict[str, HostGate] = {}
 
-    def submit(self, key: Hashable, func: Callable[[], object]) -> None:
+    def _gate(self, host: str) -> HostGate:
+        with self._lock:
+            return self._gates.setdefault(host, HostGate(self._per_host))
+
+    def submit(self, key: Hashable, func: Callable[[], object], host: str | None = None) -> None:
         def timed() -> object:
             with self._lock:
                 if self._cancel_reason is not None:
                     raise NotStarted(self._cancel_reason)
             started = time.monotonic()
             try:
-                return func()
+                return func() if host is None else self._run_gated(func, host)
             finally:
                 self._seconds[key] = time.monotonic() - started
 
         self._futures[key] = self._pool.submit(timed)
+
+    def _run_gated(self, func: Callable[[], object], host: str) -> object:
+        gate, token = self._gate(host), threading.get_ident()
+        gate.enter(token)
+        try:
+            return func()
+        except CheckFailed as failure:
+            others = gate.leave(token)
+            token = 0
+            if failure.kind != "timeout" or not others:
+                raise
+            crowd = f"{others} other check(s) to {host} were in flight"
+            return self._retry_alone(func, gate, host, failure, crowd)
+        finally:
+            if token:
+                gate.leave(token)
+
+    def _retry_alone(self, func: Callable[[], object], gate: HostGate, host: str, failure: CheckFailed, crowd: str) -> object:
+        """Our own load may have caused the timeout: try once more with nothing else in flight."""
+        token = threading.get_ident()
+        gate.enter(token, alone=True)
+        try:
+            result = func()
+        except CheckFailed as again:
+            again.reason += " (also when retried alone)"
+            again.details = "\n".join(filter(None, [again.details, f"first attempt: timed out while {crowd}"]))
+            raise
+        finally:
+            gate.leave(token, alone=True)
+        if isinstance(result, CheckResult):
+            result.warnings.insert(
+                0, f"timed out while {crowd}; passed when retried alone (lower max_concurrency_per_host?)"
+            )
+        return result
 
     def __contains__(self, key: Hashable) -> bool:
         return key in self._futures

@@ -17,7 +17,7 @@ def barrier_checks(n, **extra):
 
 def test_checks_run_concurrently_yet_report_in_order(pytester, write_config, demo):
     # Each /barrier?n=6 request answers only once 6 are in flight together.
-    write_config({"base_url": demo.url, "health_checks": barrier_checks(6), "max_concurrency": 8})
+    write_config({"base_url": demo.url, "health_checks": barrier_checks(6), "max_concurrency": 8, "max_concurrency_per_host": 8})
     result = pytester.runpytest("--smoke-config", "smoke.json", "-v")
     result.assert_outcomes(passed=6)
     result.stdout.fnmatch_lines([f"*health[[]b{i}[]] PASSED*" for i in range(6)])

@@ -245,15 +245,18 @@ def test_an_expired_lease_is_taken_over_and_released_after(kube):
         (lambda api: api.fail_patches.update({"application/strategic-merge-patch+json": 409}), "409 Conflict"),
         (lambda api: api.fail_patches.update({"application/strategic-merge-patch+json": 500}), "500 Internal Server Error"),
         (lambda api: api.deployments.pop(("prod", "django")), "404 Not Found"),
-        (lambda api: setattr(api, "slow_seconds", 3), "the Kubernetes API did not answer within 2 s"),
+        (lambda api: setattr(api, "slow_seconds", 3), "the Kubernetes API at {url} did not answer within 2 s"),
     ],
 )
-def test_api_errors_give_a_clear_rollback_failed(kube, setup, cause):
+@pytest.mark.parametrize("action", ["rollback", "confirm"])
+def test_api_errors_give_a_clear_rollback_failed(kube, setup, cause, action):
+    # The same outcome whether or not ops confirmation is configured: a human must act.
     from pytest_smoke.rollback import carry_out
 
     setup(kube)
+    cause = cause.format(url=kube.url)
     started = time.monotonic()
-    result = carry_out("rollback", strategy(kube), {"rollback_timeout_seconds": 2}, confirm=None)
+    result = carry_out(action, strategy(kube), {"rollback_timeout_seconds": 2}, confirm=lambda plan: (True, "test"))
     assert result.status == "failed"
     assert result.message.startswith("ROLLBACK FAILED: alert ops team immediately (")
     assert cause in result.message

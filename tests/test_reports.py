@@ -130,7 +130,7 @@ def test_terminal_shape_warnings_only(pytester, write_config, demo):
     assert result.ret == 0
     assert verdict_section(result) == [
         "⚠ WARNING: Non-critical test failed (deployment continues)",
-        "- Health Check liveness: GET /health/live: timed out after 1 s (non-critical)",
+        "- Health Check liveness: GET /health/live: timed out after 1 s* (non-critical)",
         "- Critical Path rate-limiting: step 1/1 (GET /api/limited) rate limiting not enforced after 12 requests (no 429; got 12x 200) (non-critical)",
         "",
         "Impact: Minor feature degradation",

@@ -38,6 +38,7 @@ __all__ = [
     "CheckTimeout",
     "Deadline",
     "register_check_type",
+    "target_host",
     "resolve_check_type",
     "run_check",
 ]
@@ -65,6 +66,27 @@ def resolve_check_type(name: str) -> CheckFunction:
             _registered[name] = func
             return func
     raise KeyError(name)
+
+
+def target_host(kind: str, spec: Mapping[str, Any], base_url: str | None) -> str | None:
+    """The HTTP host:port a check sends to, so concurrency can be bounded per host; None for the
+    other protocols (one connection each, to services of their own)."""
+    from urllib.parse import urlsplit
+
+    if kind == "health":
+        endpoint = spec["endpoint"]
+    elif kind == "critical_path":
+        endpoint = spec["steps"][0]["endpoint"]
+    elif spec.get("type") == "http":
+        endpoint = spec["url"]
+    else:
+        return None
+    url = endpoint if "://" in endpoint else (base_url or "")
+    try:
+        parts = urlsplit(url)
+        return f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}" if parts.hostname else None
+    except ValueError:
+        return None
 
 
 def run_check(

@@ -128,9 +128,11 @@ def carry_out(
     except RollbackRefused as exc:
         return RollbackResult("refused", f"rollback refused: {exc}")
     except KubeError as exc:
-        if action == "rollback":
-            return RollbackResult("failed", f"{FAILED_PREFIX} (cannot plan the rollback: {exc})")
-        return RollbackResult("refused", f"cannot plan the rollback: {exc}")
+        # A rollback is due (now or once confirmed) and the API cannot even be read: a human must
+        # act, whether or not confirmation was configured. Only a dry run just reports it.
+        if action == "dry_run":
+            return RollbackResult("refused", f"cannot plan the rollback: {exc}")
+        return RollbackResult("failed", f"{FAILED_PREFIX} (cannot plan the rollback: {exc})")
 
     if action == "dry_run":
         return RollbackResult("dry_run", "dry run (--smoke-no-rollback): nothing was changed", plan)

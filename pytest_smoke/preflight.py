@@ -1,0 +1,85 @@
+"""Before the first request: every library, tool and file the run will use is there.
+
+A missing client library found halfway through a run would make a required check fail for a
+reason that has nothing to do with the service. Here it is a usage error (exit 4) that names the
+config path and the package to install, and nothing has been sent yet.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shutil
+from importlib.metadata import entry_points
+
+from .config import ConfigError, SmokeConfig
+
+# Built-in dependency types and the library each needs: (import name, what to install).
+TYPE_LIBRARIES = {
+    "postgres": ("psycopg", "pip install 'psycopg[binary]'"),
+    "redis": ("redis", "pip install redis"),
+    "amqp": ("pika", "pip install 'pytest-smoke[amqp]'"),
+}
+KUBERNETES = ("kubernetes", "pip install kubernetes")
+JUNIT = ("junit_xml", "pip install junit-xml")
+
+
+def check(smoke: SmokeConfig, *, junit_path: str | None = None, wait_rollout: str | None = None) -> None:
+    """Raise ConfigError for the first thing the run needs and cannot have."""
+    from .checks import known_types
+
+    known = known_types()
+    for item in smoke.checks:
+        if item.kind != "dependency":
+            continue
+        kind = item.spec["type"]
+        if kind not in known:
+            _fail(smoke, f"{item.location}.type", f"unknown dependency type {kind!r} (known: {', '.join(known)})")
+        if kind in TYPE_LIBRARIES:
+            _need_library(smoke, f"{item.location}.type", f"dependency type {kind!r}", TYPE_LIBRARIES[kind])
+
+    strategy = smoke.section("rollback_strategy")
+    wait = smoke.section("wait_for_rollout")
+    handler = strategy.get("type", "previous-image")
+    if strategy:
+        handlers = _rollback_handlers()
+        if handler not in handlers:
+            _fail(smoke, "rollback_strategy.type", f"unknown rollback handler {handler!r} (known: {', '.join(handlers)})")
+    if strategy.get("deployment"):
+        # The rollback and the verified-revision mark both talk to the Kubernetes API.
+        _need_library(smoke, "rollback_strategy.deployment", "a Kubernetes rollback", KUBERNETES)
+    if wait.get("deployment") or wait_rollout:
+        where = "wait_for_rollout" if wait.get("deployment") else "--smoke-wait-rollout"
+        _need_library(smoke, where, "waiting for the rollout", KUBERNETES)
+    for section, settings in (("rollback_strategy", strategy), ("wait_for_rollout", wait)):
+        kubeconfig = settings.get("kubeconfig")
+        if kubeconfig and not os.path.isfile(os.path.expanduser(kubeconfig)):
+            _fail(smoke, f"{section}.kubeconfig", f"kubeconfig file {kubeconfig} does not exist")
+    if handler == "command" and strategy.get("command"):
+        program = strategy["command"][0]
+        if not (os.path.isfile(program) if os.sep in program else shutil.which(program)):
+            _fail(smoke, "rollback_strategy.command[0]", f"rollback command {program!r} is not on the PATH")
+    if smoke.data.get("ca_bundle") and not os.path.isfile(smoke.data["ca_bundle"]):
+        _fail(smoke, "ca_bundle", f"CA bundle {smoke.data['ca_bundle']} does not exist")
+    if junit_path:
+        _need_library(smoke, "--smoke-junit", "--smoke-junit", JUNIT)
+
+
+def _rollback_handlers() -> list[str]:
+    from .rollback import BUILTIN_HANDLERS, ENTRY_POINT_GROUP
+
+    return sorted(set(BUILTIN_HANDLERS) | {ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)})
+
+
+def _need_library(smoke: SmokeConfig, location: str, what: str, library: tuple[str, str]) -> None:
+    module, install = library
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:
+        # ImportError too: a package that is there but broken (psycopg without libpq) is as missing.
+        detail = f" ({exc})" if getattr(exc, "name", None) != module else ""
+        _fail(smoke, location, f"{what} needs the Python package {module!r}, which cannot be imported{detail}: {install}")
+
+
+def _fail(smoke: SmokeConfig, location: str, message: str) -> None:
+    raise ConfigError(smoke.path, message, location=location)
