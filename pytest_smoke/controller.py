@@ -244,6 +244,13 @@ class SmokeController:
         except RollbackInterrupted as exc:
             self._no_verdict(f"{exc} before any change: no rollback", pytest.ExitCode.INTERRUPTED)
             session.exitstatus = pytest.ExitCode.INTERRUPTED
+        except Exception as exc:  # a bug of ours or a user hook's, before any rollback: no verdict
+            message = " ".join(str(exc).split())[:200]
+            self._no_verdict(
+                f"internal error while deciding ({exc.__class__.__name__}: {message}): no rollback",
+                pytest.ExitCode.INTERNAL_ERROR,
+            )
+            session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
         finally:
             self.phase = "publishing"
 
@@ -329,6 +336,8 @@ def _details(report: pytest.TestReport) -> str:
 
 
 def _reason(report: pytest.TestReport) -> str:
+    if isinstance(report.longrepr, tuple):  # a skip: (path, line, "Skipped: why")
+        return str(report.longrepr[2]).removeprefix("Skipped: ")
     crash = getattr(report.longrepr, "reprcrash", None)
     if crash is not None:
         return str(crash.message).splitlines()[0] if crash.message else ""
