@@ -42,6 +42,9 @@ class HostGate:
         self._peak: dict[int, int] = {}  # per check: the most checks in flight to the host at once
         self._exclusive = False
         self._condition = threading.Condition()
+        # Set once a check timed out with nothing else in flight: the host itself is slow or hung,
+        # so later crowded timeouts count at once (one extra timeout per host at most).
+        self.timed_out_alone = False
 
     def enter(self, token: int, alone: bool = False) -> None:
         with self._condition:
@@ -105,6 +108,10 @@ class CheckScheduler:
             if failure.kind != "timeout" or not others:
                 raise
             crowd = f"{others} other check(s) to {host} were in flight"
+            if gate.timed_out_alone:  # the host hangs even without our load: no more retries
+                failure.details = "\n".join(filter(None, [failure.details, f"timed out while {crowd}; "
+                                                          "not retried alone: another check to it timed out alone"]))
+                raise
             return self._retry_alone(func, gate, host, failure, crowd)
         finally:
             if token:
@@ -117,6 +124,7 @@ class CheckScheduler:
         try:
             result = func()
         except CheckFailed as again:
+            gate.timed_out_alone = gate.timed_out_alone or again.kind == "timeout"
             again.reason += " (also when retried alone)"
             again.details = "\n".join(filter(None, [again.details, f"first attempt: timed out while {crowd}"]))
             raise
