@@ -78,6 +78,8 @@ class SmokeController:
         self.timeline = Timeline()
         self.summary: RunSummary | None = None
         self.rollout_failure: str | None = None
+        self.tested: Any = None  # DeploymentState when the checks started: a rollback acts only on it
+        self.start_notes: list[str] = []
         # SIGTERM (a Job deleted, a pipeline cancelled) means: during the checks, stop like Ctrl-C
         # (reports, no rollback); during the rollback, report the state and alert; afterwards,
         # finish writing reports.
@@ -95,10 +97,23 @@ class SmokeController:
     def _on_sigterm(self, signum: int, frame: Any) -> None:
         from .rollback import RollbackInterrupted
 
+        name = signal.Signals(signum).name
         if self.phase == "checks":
-            raise KeyboardInterrupt("SIGTERM")
+            raise KeyboardInterrupt(name)
         if self.phase == "rollback":
-            raise RollbackInterrupted("interrupted by SIGTERM during the rollback")
+            raise RollbackInterrupted(f"interrupted by {name} during the rollback")
+
+    def record_tested_revision(self) -> None:
+        """What is deployed as the checks start: a later rollback acts only while it still runs."""
+        from .kube import Kube, KubeError, Target
+
+        target = Target.from_settings(self.smoke.section("rollback_strategy"))
+        if target is None:
+            return
+        try:
+            self.tested = Kube(target).state()
+        except KubeError as exc:
+            self.start_notes.append(f"could not record the tested revision ({exc}); a rollback is guarded by its plan only")
 
     # -- tally -------------------------------------------------------------------------------------
 
@@ -239,11 +254,20 @@ class SmokeController:
         from .rollback import RollbackInterrupted
 
         self.phase = "rollback"
+        previous_sigint = None
+        if threading.current_thread() is threading.main_thread():
+            # Ctrl-C while deciding or rolling back is reported like SIGTERM, never a traceback.
+            previous_sigint = signal.signal(signal.SIGINT, self._on_sigterm)
         try:
             self._decide_once(session, exitstatus)
         except RollbackInterrupted as exc:
-            self._no_verdict(f"{exc} before any change: no rollback", pytest.ExitCode.INTERRUPTED)
-            session.exitstatus = pytest.ExitCode.INTERRUPTED
+            if self.summary is not None and self.summary.rollback is not None:
+                # Production may have changed: report exactly what the rollback did.
+                self.summary.notes.append(f"{exc} after the rollback was carried out")
+                session.exitstatus = self.summary.exit_status = exit_code(self.summary.verdict, self.summary.rollback.status)
+            else:
+                self._no_verdict(f"{exc} before any change: no rollback", pytest.ExitCode.INTERRUPTED)
+                session.exitstatus = pytest.ExitCode.INTERRUPTED
         except Exception as exc:  # a bug of ours or a user hook's, before any rollback: no verdict
             message = " ".join(str(exc).split())[:200]
             self._no_verdict(
@@ -253,6 +277,8 @@ class SmokeController:
             session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
         finally:
             self.phase = "publishing"
+            if previous_sigint is not None:
+                signal.signal(signal.SIGINT, previous_sigint)
 
     def _decide_once(self, session: pytest.Session, exitstatus: int) -> None:
         from . import decision_flow
@@ -288,6 +314,7 @@ class SmokeController:
         assert self.summary is not None
         if self.smoke.verify is False:
             self.summary.notes.insert(0, "verify_tls is false: TLS certificates were not checked")
+        self.summary.notes[:0] = self.start_notes
         publish.publish(self)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:

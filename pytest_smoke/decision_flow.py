@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .verdict import Decision, Verdict, decide
 
@@ -28,11 +28,14 @@ def run(controller: "SmokeController", verdict: Verdict) -> "RunSummary":
     if isinstance(override, Decision):
         decision = override
     summary = RunSummary(verdict, decision, timeline=controller.timeline)
+    # From here on, whatever interrupts the run, this summary (with any rollback) is what is reported.
+    controller.summary = summary
 
     if decision.wants_rollback:
         summary.rollback = _roll_back(controller, verdict, decision, strategy, auto_rollback)
+        summary.notes.extend(summary.rollback.notes)
         if summary.rollback.status == "completed" and strategy.get("verify_after_rollback"):
-            summary.rollback.verification = _verify_after_rollback(controller)
+            _verify(controller, summary.rollback, float(strategy.get("verify_timeout_seconds", 60)))
     elif verdict.verified and strategy.get("deployment") and not config.getoption("smoke_no_rollback"):
         # Only a complete green run (every required check selected, run and passed) vouches for it.
         summary.notes.append(_mark_verified(controller, strategy))
@@ -68,6 +71,8 @@ def _roll_back(controller, verdict, decision, strategy, auto_rollback):  # type:
             auto_rollback,
             confirm=ask,
             progress=lambda message: controller.say(f"smoke: {message}"),
+            tested=controller.tested,
+            reason=f"{decision.reason}: " + ", ".join(o.nodeid.rpartition("::")[2] or o.name for o in verdict.critical),
         )
     except RollbackInterrupted:
         raise
@@ -82,30 +87,54 @@ def _roll_back(controller, verdict, decision, strategy, auto_rollback):  # type:
     return result
 
 
-def _verify_after_rollback(controller: "SmokeController") -> str:
+def _verify(controller: "SmokeController", rollback: Any, seconds: float) -> None:
+    """Re-run the required checks against the rolled-back version, within one deadline. Still
+    failing is its own outcome: the version we rolled back to is broken too, a human must act."""
+    from .rollback import RollbackInterrupted
+
+    try:
+        passed, text = _verify_after_rollback(controller, seconds)
+    except RollbackInterrupted as exc:
+        rollback.verification = f"{exc} during verification: the rolled-back version is not verified"
+        return
+    except Exception as exc:  # a bug of ours: the rollback still happened and is reported
+        rollback.verification = f"verification could not run ({exc.__class__.__name__}: {exc}): not verified"
+        return
+    rollback.verification = text
+    if not passed:
+        rollback.status = "still_failing"
+        rollback.message = f"ROLLED BACK, STILL FAILING: alert ops team immediately ({text})"
+
+
+def _verify_after_rollback(controller: "SmokeController", seconds: float) -> tuple[bool, str]:
     """Re-run the required generated checks once against the rolled-back version."""
-    from .checks import CheckFailed, CheckNotEvaluated, run_check
+    from .checks import CheckFailed, CheckNotEvaluated, Deadline, run_check
     from .plugin import get_run
 
     run = get_run(controller.config)
     if run is None:
-        return ""
+        return True, ""
     required = [c for c in controller.smoke.checks if c.required]
-    failures = []
+    budget = Deadline(seconds)
+    failures, unknown = [], []
     for check in required:
         try:
-            run_check(check.kind, check.spec, run.context, timeout=check.timeout)
-        except (CheckFailed, CheckNotEvaluated) as exc:
+            run_check(check.kind, check.spec, run.context, budget=budget, timeout=check.timeout)
+        except CheckFailed as exc:
             failures.append(f"{check.node_name}: {exc.reason}")
+        except CheckNotEvaluated as exc:
+            unknown.append(f"{check.node_name}: {exc.reason}")
     if failures:
-        return f"after rollback {len(failures)}/{len(required)} required checks still fail: " + "; ".join(failures)
-    return f"after rollback all {len(required)} required checks pass"
+        return False, f"after rollback {len(failures)}/{len(required)} required checks still fail: " + "; ".join(failures)
+    if unknown:
+        return True, f"after rollback {len(unknown)}/{len(required)} required checks could not be evaluated: " + "; ".join(unknown)
+    return True, f"after rollback all {len(required)} required checks pass"
 
 
 def _mark_verified(controller: "SmokeController", strategy: dict) -> str:
     """Annotate the live ReplicaSet so a later rollback prefers this known-good revision."""
     from .rollback import target_from
-    from .kube import VERIFIED, VERIFIED_AT, Kube, KubeError, revision_of
+    from .kube import REJECTED, REJECTED_AT, REJECTED_REASON, VERIFIED, VERIFIED_AT, Kube, KubeError, revision_of
 
     target = target_from(strategy)
     if target is None:
@@ -118,7 +147,11 @@ def _mark_verified(controller: "SmokeController", strategy: dict) -> str:
         if not live:
             return f"could not mark revision {current} as verified: no ReplicaSet carries it"
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        kube.annotate_replicaset(live[0]["metadata"]["name"], {VERIFIED: "true", VERIFIED_AT: stamp})
+        # A green run lifts an earlier rejection: this revision is known-good now.
+        marks = {VERIFIED: "true", VERIFIED_AT: stamp, REJECTED: None, REJECTED_AT: None, REJECTED_REASON: None}
+        kube.annotate_replicaset(live[0]["metadata"]["name"], marks)
         return f"marked revision {current} of {target.ref} as verified"
     except KubeError as exc:
         return f"could not mark the revision as verified: {exc}"
+    except Exception as exc:  # unexpected API content: a note, never a crash of a green run
+        return f"could not mark the revision as verified: {exc.__class__.__name__}: {exc}"

@@ -16,6 +16,12 @@ from typing import Any, Callable, Mapping
 REVISION = "deployment.kubernetes.io/revision"
 VERIFIED = "pytest-smoke.dev/verified"
 VERIFIED_AT = "pytest-smoke.dev/verified-at"
+# Set on the ReplicaSet a rollback moved away from: never a rollback target again, unless a later
+# complete green run verifies it.
+REJECTED = "pytest-smoke.dev/rejected"
+REJECTED_AT = "pytest-smoke.dev/rejected-at"
+REJECTED_REASON = "pytest-smoke.dev/rejected-reason"
+LEASE_ATTEMPTS = 3
 CHANGE_CAUSE = "kubernetes.io/change-cause"
 POLL_SECONDS = 1.0
 # Every (API group, resource, verb) this module calls; example_suites/kubernetes/rbac.yaml grants
@@ -107,7 +113,20 @@ class Kube:
             if "Timeout" in exc.__class__.__name__ or "timed out" in str(exc):
                 raise KubeError(f"{what}: the Kubernetes API at {self.server} did not answer within {seconds:g} s") from None
             raise KubeError(f"{what}: cannot reach the Kubernetes API at {self.server} ({exc.__class__.__name__})") from None
-        return json.loads(response.data)
+        try:
+            return json.loads(response.data)
+        except ValueError:  # a proxy's login page, an HTML error page: not the Kubernetes API
+            content_type = (getattr(response, "headers", None) or {}).get("Content-Type", "unknown")
+            raise KubeError(
+                f"{what}: {self.server} answered {content_type}, not JSON: is it the Kubernetes API (or a proxy's login page)?"
+            ) from None
+
+    def state(self) -> "DeploymentState":
+        """What is deployed now: the revision, the pod template and its images."""
+        deployment = self.deployment()
+        template = deployment["spec"]["template"]
+        cause = (deployment["metadata"].get("annotations") or {}).get(CHANGE_CAUSE, "")
+        return DeploymentState(revision_of(deployment), json.loads(json.dumps(template)), containers_of(template), str(cause)[:200])
 
     def deployment(self) -> dict[str, Any]:
         t = self.target
@@ -133,35 +152,37 @@ class Kube:
             f"patch {t.ref}", self.apps.patch_namespaced_deployment, t.deployment, t.namespace, body, _content_type=content_type
         )
 
-    def acquire_lease(self, holder: str, ttl: float) -> tuple[str, str]:
+    def acquire_lease(self, holder: str, ttl: float) -> None:
         """Take the rollback lease (an annotation on the Deployment), or raise LeaseHeld.
 
         The write is a JSON patch guarded by a ``test`` on resourceVersion, so two runs racing for
-        the lease cannot both win.
+        the lease cannot both win. A conflict is retried (bounded) after reading again: only a
+        lease that another run really holds makes this one stand down.
         """
-        deployment = self.deployment()
-        meta = deployment["metadata"]
-        annotations = meta.get("annotations") or {}
-        current = _read_lease(annotations.get(LEASE))
-        now = time.time()
-        if current and current.get("holder") != holder and float(current.get("expires", 0)) > now:
-            until = time.strftime("%H:%M:%S", time.localtime(float(current["expires"])))
-            raise LeaseHeld(
-                f"another smoke run ({current.get('holder')}) is rolling back {self.target.ref} (lease until {until})"
-            )
-        value = json.dumps({"holder": holder, "expires": round(now + ttl, 3)})
-        ops: list[dict[str, Any]] = [{"op": "test", "path": "/metadata/resourceVersion", "value": meta["resourceVersion"]}]
-        if "annotations" not in meta or meta["annotations"] is None:
-            ops.append({"op": "add", "path": "/metadata/annotations", "value": {LEASE: value}})
-        else:
-            ops.append({"op": "add", "path": "/metadata/annotations/" + _pointer(LEASE), "value": value})
-        try:
-            patched = self.patch_deployment(ops, "application/json-patch+json")
-        except KubeError as exc:
-            if any(code in str(exc) for code in (" 409 ", " 422 ")):
-                raise LeaseHeld(f"{self.target.ref} changed while taking the rollback lease ({exc})") from None
-            raise
-        return meta["resourceVersion"], patched["metadata"]["resourceVersion"]
+        for attempt in range(1, LEASE_ATTEMPTS + 1):
+            deployment = self.deployment()
+            meta = deployment["metadata"]
+            current = _read_lease((meta.get("annotations") or {}).get(LEASE))
+            now = time.time()
+            expires = _lease_expiry(current)
+            if current and current.get("holder") != holder and expires > now:
+                until = time.strftime("%H:%M:%S", time.localtime(min(expires, now + 86400)))
+                raise LeaseHeld(
+                    f"another smoke run ({str(current.get('holder'))[:80]}) is rolling back {self.target.ref} (lease until {until})"
+                )
+            value = json.dumps({"holder": holder, "expires": round(now + ttl, 3)})
+            ops: list[dict[str, Any]] = [{"op": "test", "path": "/metadata/resourceVersion", "value": meta["resourceVersion"]}]
+            if "annotations" not in meta or meta["annotations"] is None:
+                ops.append({"op": "add", "path": "/metadata/annotations", "value": {LEASE: value}})
+            else:
+                ops.append({"op": "add", "path": "/metadata/annotations/" + _pointer(LEASE), "value": value})
+            try:
+                self.patch_deployment(ops, "application/json-patch+json")
+                return
+            except KubeError as exc:
+                if not any(code in f" {exc} " for code in (" 409 ", " 422 ")) or attempt == LEASE_ATTEMPTS:
+                    raise
+            time.sleep(0.2 * 2**attempt)  # someone else wrote in between (often the controller): read again
 
     def release_lease(self, holder: str) -> None:
         deployment = self.deployment()
@@ -170,7 +191,8 @@ class Kube:
             return
         self.patch_deployment({"metadata": {"annotations": {LEASE: None}}}, "application/merge-patch+json")
 
-    def annotate_replicaset(self, name: str, annotations: dict[str, str]) -> None:
+    def annotate_replicaset(self, name: str, annotations: Mapping[str, str | None]) -> None:
+        """Merge-patch annotations onto a ReplicaSet; None removes one."""
         self._call(
             f"annotate replicaset/{name}",
             self.apps.patch_namespaced_replica_set,
@@ -262,6 +284,26 @@ def describe_progress(p: Progress, phrases: Mapping[str, str] = ROLLBACK_PHRASES
 
 def _pointer(key: str) -> str:
     return key.replace("~", "~0").replace("/", "~1")
+
+
+@dataclass
+class DeploymentState:
+    revision: int
+    template: dict[str, Any]
+    images: dict[str, str]
+    change_cause: str = ""
+
+    def describe(self) -> str:
+        return f"revision {self.revision} ({', '.join(self.images.values()) or 'no images'})"
+
+
+def _lease_expiry(lease: dict[str, Any] | None) -> float:
+    """A lease's expiry; a malformed one ("soon", null, 1e300) counts as expired, never a crash."""
+    try:
+        expires = float((lease or {}).get("expires", 0))
+    except (TypeError, ValueError, OverflowError):
+        return 0.0
+    return expires if expires == expires and expires < 1e12 else 0.0  # NaN and far futures: malformed
 
 
 def _read_lease(raw: Any) -> dict[str, Any] | None:

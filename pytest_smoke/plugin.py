@@ -323,6 +323,9 @@ class CheckExecution:
         if session.config.getoption("collectonly") or hasattr(session.config, "workerinput"):
             return
         self._wait_for_rollout(session.config)
+        controller = session.config.pluginmanager.get_plugin(CONTROLLER_NAME)
+        if controller is not None:
+            controller.record_tested_revision()
         run.budget  # noqa: B018 - the run budget starts now, after the wait
         items = [item for item in session.items if isinstance(item, SmokeItem)]
         if run.concurrency <= 1 or len(items) <= 1:

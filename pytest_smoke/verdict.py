@@ -232,7 +232,7 @@ def _attribution(critical: list[Outcome], counted: list[Outcome]) -> str:
 
 
 def exit_code(verdict: Verdict, rollback_status: str | None) -> int:
-    if rollback_status == "failed":
+    if rollback_status in ("failed", "still_failing"):
         return EXIT_ROLLBACK_FAILED
     if verdict.critical:
         return EXIT_CRITICAL

@@ -113,7 +113,8 @@ class KubeDouble:
         self.requests: list[tuple[str, str]] = []
         self.patches: list[tuple[str, str, Any]] = []
         self.forbidden = False
-        self.fail_patches: dict[str, int] = {}  # content type -> HTTP status to answer instead
+        # content type (or "template": any write to the pod template) -> HTTP status to answer instead
+        self.fail_patches: dict[str, int] = {}
         self.slow_seconds = 0.0  # delay before every answer (an API server that does not answer)
         self.stuck = False
         self.deadline_exceeded = False
@@ -331,6 +332,10 @@ def _handler(api: KubeDouble) -> type[BaseHTTPRequestHandler]:
             if api.slow_seconds:
                 time.sleep(api.slow_seconds)
             kind = self.headers.get("Content-Type", "").split(";")[0]
+            if method == "PATCH":
+                self._body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"null")
+                if "/spec/template" in json.dumps(self._body) or '"template"' in json.dumps(self._body):
+                    kind = api.fail_patches.get("template") and "template" or kind  # a write to the pod template
             if method == "PATCH" and kind in api.fail_patches:
                 code = api.fail_patches[kind]
                 reason = {409: "Conflict", 404: "NotFound", 500: "InternalError"}.get(code, "Error")
@@ -370,8 +375,7 @@ def _handler(api: KubeDouble) -> type[BaseHTTPRequestHandler]:
             return self.send(405, _status(405, "MethodNotAllowed", "method not allowed"))
 
         def patch(self, resource: str, obj: dict[str, Any]) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = json.loads(self.rfile.read(length) or b"null")
+            body = self._body
             kind = self.headers.get("Content-Type", "").split(";")[0]
             api.patches.append((resource, kind, body))
             try:

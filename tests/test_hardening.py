@@ -242,8 +242,8 @@ def test_an_expired_lease_is_taken_over_and_released_after(kube):
 @pytest.mark.parametrize(
     "setup, cause",
     [
-        (lambda api: api.fail_patches.update({"application/strategic-merge-patch+json": 409}), "409 Conflict"),
-        (lambda api: api.fail_patches.update({"application/strategic-merge-patch+json": 500}), "500 Internal Server Error"),
+        (lambda api: api.fail_patches.update({"template": 409}), "409 Conflict"),
+        (lambda api: api.fail_patches.update({"template": 500}), "500 Internal Server Error"),
         (lambda api: api.deployments.pop(("prod", "django")), "404 Not Found"),
         (lambda api: setattr(api, "slow_seconds", 3), "the Kubernetes API at {url} did not answer within 2 s"),
     ],

@@ -127,7 +127,11 @@ def test_previous_image_plan_and_rollback(kube):
     assert result.status == "completed", result.message
     assert kube.images("prod", "django") == {"django": GOOD}
     assert kube.revision("prod", "django") == 3  # the old ReplicaSet comes back as a new revision
-    assert deployment_patches(kube)[0][1] == "application/strategic-merge-patch+json"
+    kind, ops = deployment_patches(kube)[0][1:]
+    # kubectl set image semantics, guarded: only while the pod template is still the planned one.
+    assert kind == "application/json-patch+json"
+    assert ops[0]["op"] == "test" and ops[0]["path"] == "/spec/template"
+    assert {"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": GOOD} in ops
     assert any(p.startswith("Rolling back 1/3 pods") for p in progress)
     assert progress[-1] == "Rollback complete: 3/3 pods updated and available"
 
@@ -175,7 +179,7 @@ def test_forbidden_rollback_fails_with_the_api_message(kube):
 
 
 def test_max_rollback_attempts_bounds_the_retries(kube):
-    kube.fail_patches["application/strategic-merge-patch+json"] = 500
+    kube.fail_patches["template"] = 500
     result = carry_out("rollback", strategy_for(kube, max_rollback_attempts=3), {"rollback_timeout_seconds": 10}, confirm=None)
     assert result.status == "failed" and result.attempts == 3
     assert [p.split(":")[0] for p in result.progress] == ["attempt 1/3 failed", "attempt 2/3 failed", "attempt 3/3 failed"]
@@ -198,13 +202,13 @@ def test_progress_deadline_exceeded_fails_the_rollback(kube):
     assert "exceeded its progress deadline" in result.message
 
 
-def test_rollout_undo_restores_the_whole_template_guarded_by_resource_version(kube):
+def test_rollout_undo_restores_the_whole_template_guarded_by_the_template(kube):
     result = carry_out("rollback", strategy_for(kube, type="rollout-undo"), {"rollback_timeout_seconds": 20}, confirm=None)
     assert result.status == "completed", result.message
     assert result.plan.manual_command == "kubectl rollout undo deployment/django --to-revision=1 -n prod"
     kind, ops = deployment_patches(kube)[0][1:]
     assert kind == "application/json-patch+json"
-    assert ops[0]["op"] == "test" and ops[0]["path"] == "/metadata/resourceVersion"
+    assert ops[0]["op"] == "test" and ops[0]["path"] == "/spec/template"
     assert kube.images("prod", "django") == {"django": GOOD}
 
 
@@ -507,9 +511,16 @@ def test_verify_after_rollback_reruns_the_required_checks(pytester, write_config
     demo.faults.update({"ready-503", "login-500"})
     write_config(smoke_doc(demo, kube, strategy={"verify_after_rollback": True}))
     result = run_smoke(pytester)
-    assert result.ret == 1
-    # The demo keeps its faults after the rollback: verification says so, naming what still fails.
-    result.stdout.fnmatch_lines(["Verification: after rollback 2/3 required checks still fail: health[[]readiness[]]: *"])
+    # The demo keeps its faults after the rollback: the version rolled back to is broken too, and a
+    # human must act now (exit 10), naming what still fails.
+    assert result.ret == 10
+    result.stdout.fnmatch_lines(
+        [
+            "✗ CRITICAL: Smoke tests failed - ROLLED BACK, STILL FAILING",
+            "ROLLED BACK, STILL FAILING: alert ops team immediately:",
+            "Verification: after rollback 2/3 required checks still fail: health[[]readiness[]]: *",
+        ]
+    )
     assert [p for _, p in demo.requests].count("/health/ready") == 2
 
 

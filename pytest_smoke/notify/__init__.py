@@ -23,6 +23,8 @@ DEFAULT_NOTIFY_ON = ("rollback", "rollback_failed", "awaiting_confirmation", "ro
 ROLLBACK_EVENTS = {
     "completed": "rollback",
     "failed": "rollback_failed",
+    "still_failing": "rollback_failed",
+    "superseded": "rollback_refused",
     "awaiting_confirmation": "awaiting_confirmation",
     "refused": "rollback_refused",
     "dry_run": "dry_run",

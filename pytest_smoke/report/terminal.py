@@ -18,12 +18,16 @@ KIND_TITLES = {"health": "Health Check", "dependency": "Dependency", "critical_p
 CRITICAL_TAILS = {
     "completed": " - Rollback completed",
     "failed": " - ROLLBACK FAILED",
+    "still_failing": " - ROLLED BACK, STILL FAILING",
+    "superseded": " - Rollback stood down (the Deployment changed since the checks)",
     "dry_run": " - Rollback dry run",
     "awaiting_confirmation": " - Rollback awaiting ops confirmation",
 }
 ROLLBACK_HEADLINES = {
     "completed": "Automatic rollback completed",
     "failed": "ROLLBACK FAILED: alert ops team immediately",
+    "still_failing": "ROLLED BACK, STILL FAILING: alert ops team immediately",
+    "superseded": "Rollback stood down: the Deployment changed since the checks started",
     "refused": "Automatic rollback refused",
     "dry_run": "Dry run (--smoke-no-rollback): rollback NOT performed",
     "awaiting_confirmation": "Rollback awaiting ops confirmation",
@@ -197,7 +201,7 @@ def _rollback_lines(summary: "RunSummary", values: dict[str, str], overrides: An
         yield f"Rollback: not triggered ({summary.decision.reason})", {}
         yield f"Manual rollback if needed: {values['manual_command']}", {}
         return
-    markup = {"red": True, "bold": True} if rollback.status == "failed" else {}
+    markup = {"red": True, "bold": True} if rollback.status in ("failed", "still_failing") else {}
     yield f"{ROLLBACK_HEADLINES.get(rollback.status, rollback.status)}:", markup
     plan = rollback.plan
     if plan is not None:
@@ -216,8 +220,10 @@ def _rollback_lines(summary: "RunSummary", values: dict[str, str], overrides: An
         yield f"Confirmation: {rollback.confirmation}", {}
     if rollback.verification:
         yield f"Verification: {rollback.verification}", {}
-    if rollback.status in ("failed", "awaiting_confirmation", "dry_run", "refused", "not_configured"):
-        kind = {"failed": "rollback_failed", "awaiting_confirmation": "rollback_awaiting"}.get(rollback.status, "rollback_refused")
+    if rollback.status in ("failed", "still_failing", "superseded", "awaiting_confirmation", "dry_run", "refused", "not_configured"):
+        kind = {"failed": "rollback_failed", "still_failing": "rollback_failed", "awaiting_confirmation": "rollback_awaiting"}.get(
+            rollback.status, "rollback_refused"
+        )
         for step in remedy(kind, overrides).steps:
             yield f"Next: {fill(step, values)}", {}
 

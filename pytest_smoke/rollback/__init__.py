@@ -18,7 +18,7 @@ import os
 import socket
 import uuid
 
-from ..kube import Kube, KubeError, LeaseHeld, Target
+from ..kube import REJECTED, REJECTED_AT, REJECTED_REASON, DeploymentState, Kube, KubeError, LeaseHeld, Target, revision_of
 
 ENTRY_POINT_GROUP = "pytest_smoke.rollback"
 BUILTIN_HANDLERS = {
@@ -59,7 +59,9 @@ class Plan:
 
 @dataclass
 class RollbackResult:
-    """``status``: completed, failed, refused, dry_run, awaiting_confirmation, not_configured."""
+    """``status``: completed, still_failing (rolled back, verification failed), failed, superseded
+    (the Deployment changed since the checks: stood down), refused, dry_run,
+    awaiting_confirmation, not_configured."""
 
     status: str
     message: str
@@ -70,6 +72,7 @@ class RollbackResult:
     finished_at: float | None = None
     confirmation: str = ""
     verification: str = ""
+    notes: list[str] = field(default_factory=list)  # marks left on the cluster (rejected revision)
 
 
 class Handler(Protocol):
@@ -106,11 +109,16 @@ def carry_out(
     *,
     confirm: Callable[[Plan], tuple[bool, str]],
     progress: Callable[[str], None] = lambda message: None,
+    tested: DeploymentState | None = None,
+    reason: str = "",
 ) -> RollbackResult:
     """Plan, confirm if ``action == "confirm"``, then execute with bounded attempts and a deadline.
 
-    Before changing anything it takes a lease on the Deployment, so a second smoke run that decides
-    to roll back at the same time stands down instead of rolling back twice.
+    ``tested`` is what was deployed when the checks started: the rollback acts only while the
+    Deployment still runs that pod template, so a fix deployed meanwhile is never reverted. Before
+    changing anything it takes a lease on the Deployment, so a second smoke run that decides to
+    roll back at the same time stands down instead of rolling back twice. The revision rolled away
+    from is marked rejected (``reason``), so no later run rolls forward to it.
     """
     handler_name = strategy.get("type", "previous-image")
     if handler_name != "command" and not strategy.get("deployment"):
@@ -125,6 +133,7 @@ def carry_out(
     try:
         handler = get_handler(handler_name)
         plan = handler.plan(target, strategy)
+        moved_on = _moved_on(target, tested)
     except RollbackRefused as exc:
         return RollbackResult("refused", f"rollback refused: {exc}")
     except KubeError as exc:
@@ -133,6 +142,8 @@ def carry_out(
         if action == "dry_run":
             return RollbackResult("refused", f"cannot plan the rollback: {exc}")
         return RollbackResult("failed", f"{FAILED_PREFIX} (cannot plan the rollback: {exc})")
+    if moved_on:
+        return RollbackResult("superseded", moved_on, plan)
 
     if action == "dry_run":
         return RollbackResult("dry_run", "dry run (--smoke-no-rollback): nothing was changed", plan)
@@ -151,25 +162,58 @@ def carry_out(
     try:
         if target is not None:
             lease = Kube(target)
-            ttl = timeout + LEASE_MARGIN_SECONDS
-            taken = lease.acquire_lease(HOLDER, ttl)
-            # Our own lease write moved resourceVersion; a guard taken at planning time follows it
-            # only when nobody else wrote in between.
-            if plan.details.get("resource_version") == taken[0]:
-                plan.details["resource_version"] = taken[1]
+            lease.acquire_lease(HOLDER, timeout + LEASE_MARGIN_SECONDS)
     except LeaseHeld as exc:
         return RollbackResult("refused", f"standing down: {exc}", plan, confirmation=confirmation)
     except KubeError as exc:
         now = time.time()
         return RollbackResult("failed", f"{FAILED_PREFIX} ({exc})", plan, attempts=1, started_at=now, finished_at=now, confirmation=confirmation)
     try:
-        return _execute(handler, plan, strategy, timeout, confirmation, progress)
+        result = _execute(handler, plan, strategy, timeout, confirmation, progress, target, tested)
+        if result.plan is not None and result.plan.details.get("written"):
+            note = _reject(result.plan, reason)
+            if note:
+                result.notes.append(note)
+        return result
     finally:
         if lease is not None:
             try:
                 lease.release_lease(HOLDER)
             except KubeError:
                 pass  # it expires on its own
+
+
+def _moved_on(target: Target | None, tested: DeploymentState | None) -> str:
+    """Why the Deployment is no longer what the checks tested, or ""."""
+    if target is None or tested is None:
+        return ""
+    now = Kube(target).state()
+    if now.template == tested.template:
+        return ""
+    cause = f" ({now.change_cause})" if now.change_cause else ""
+    return (
+        f"standing down: {target.ref} changed since the checks started: {tested.describe()} -> "
+        f"{now.describe()}{cause}; the checks tested {tested.describe()}, not what runs now"
+    )
+
+
+def _reject(plan: Plan, reason: str) -> str:
+    """Mark the revision rolled away from, so no later run rolls forward to it."""
+    if plan.target is None or plan.from_revision is None:
+        return ""
+    try:
+        kube = Kube(plan.target)
+        for replicaset in kube.replicasets(kube.deployment()):
+            if revision_of(replicaset) == plan.from_revision:
+                stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+                kube.annotate_replicaset(
+                    replicaset["metadata"]["name"],
+                    {REJECTED: "true", REJECTED_AT: stamp, REJECTED_REASON: (reason or "smoke checks failed")[:250]},
+                )
+                return f"marked revision {plan.from_revision} as rejected: it is never a rollback target again unless a green run verifies it"
+    except KubeError as exc:
+        return f"could not mark revision {plan.from_revision} as rejected: {exc}"
+    return ""
 
 
 def _execute(
@@ -179,6 +223,8 @@ def _execute(
     timeout: float,
     confirmation: str,
     progress: Callable[[str], None],
+    target: Target | None,
+    tested: DeploymentState | None,
 ) -> RollbackResult:
     result = RollbackResult("failed", "", plan, started_at=time.time(), confirmation=confirmation)
 
@@ -196,6 +242,19 @@ def _execute(
             error = error or f"no time left within rollback_timeout_seconds ({timeout:g} s)"
             break
         try:
+            if plan.details.get("written") and target is not None:
+                # Our write went through; only the rollout did not finish: wait again, write nothing.
+                Kube(target).wait_for_rollout(remaining, record)
+                return _finish(result, "completed", "rollback complete")
+            if attempt > 1 or confirmation:
+                # Plan again from what runs now: a confirmation can take minutes, a retry follows
+                # a failed write. What the checks tested must still be what runs.
+                moved_on = _moved_on(target, tested)
+                if moved_on:
+                    return _finish(result, "superseded", moved_on)
+                fresh = handler.plan(target, strategy)
+                fresh.details["written"] = plan.details.get("written", False)
+                result.plan = plan = fresh
             handler.execute(plan, strategy, remaining, record)
         except RollbackInterrupted as exc:
             error = f"{exc}: the rollout state is unknown; check {plan.target.ref if plan.target else 'the deployment'} now"
@@ -203,11 +262,36 @@ def _execute(
         except (KubeError, RollbackError, RollbackRefused) as exc:
             error = str(exc)
             record(f"attempt {attempt}/{attempts} failed: {error}")
+            try:
+                moved_on = _moved_on(target, tested)
+            except KubeError:
+                moved_on = ""
+            if moved_on and not plan.details.get("written"):
+                return _finish(result, "superseded", moved_on)
             continue
-        result.status = "completed"
-        result.message = "rollback complete"
-        result.finished_at = time.time()
-        return result
-    result.finished_at = time.time()
-    result.message = f"{FAILED_PREFIX} ({error})"
+        return _finish(result, "completed", "rollback complete")
+    return _finish(result, "failed", f"{FAILED_PREFIX} ({error})")
+
+
+def _finish(result: RollbackResult, status: str, message: str) -> RollbackResult:
+    result.status, result.message, result.finished_at = status, message, time.time()
     return result
+
+
+def guarded_patch(kube: Kube, plan: Plan, ops: list[dict[str, Any]]) -> None:
+    """Apply ``ops`` only while the pod template is still the one the plan was made from.
+
+    A ``test`` on the whole template, not on resourceVersion: a status update by the deployment
+    controller (constant while pods crash-loop) must not block a rollback; a new deploy must.
+    """
+    guard = {"op": "test", "path": "/spec/template", "value": plan.details["live_template"]}
+    try:
+        kube.patch_deployment([guard, *ops], "application/json-patch+json")
+    except KubeError as exc:
+        if " 409 " in f" {exc} " or " 422 " in f" {exc} ":
+            raise RollbackError(
+                f"{plan.target.ref if plan.target else 'the deployment'} changed since the rollback was planned; "
+                f"not overwriting it ({exc})"
+            ) from None
+        raise
+    plan.details["written"] = True

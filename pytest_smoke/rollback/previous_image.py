@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping
 
-from . import Plan, RollbackRefused
-from ..kube import CHANGE_CAUSE, VERIFIED, Kube, Target, containers_of, revision_of
+from . import Plan, RollbackRefused, guarded_patch
+from ..kube import CHANGE_CAUSE, REJECTED, REJECTED_AT, REJECTED_REASON, VERIFIED, Kube, Target, containers_of, revision_of
 
 
 def choose_target(deployment: dict[str, Any], replicasets: list[dict[str, Any]]) -> tuple[int, dict[str, Any]]:
+    """The newest verified earlier revision, else the newest earlier one not rejected by a smoke run."""
     name = deployment["metadata"]["name"]
     if deployment["spec"].get("paused"):
         raise RollbackRefused(f"deployment/{name} is paused; resume it or roll back by hand")
@@ -20,8 +21,19 @@ def choose_target(deployment: dict[str, Any], replicasets: list[dict[str, Any]])
     older = [rs for rs in replicasets if 0 < revision_of(rs) < current]
     if not older:
         raise RollbackRefused(f"deployment/{name} has no earlier revision to roll back to (current revision {current})")
-    verified = [rs for rs in older if (rs["metadata"].get("annotations") or {}).get(VERIFIED) == "true"]
-    return current, max(verified or older, key=revision_of)
+    marks = lambda rs: rs["metadata"].get("annotations") or {}  # noqa: E731
+    verified = [rs for rs in older if marks(rs).get(VERIFIED) == "true"]
+    candidates = verified or [rs for rs in older if marks(rs).get(REJECTED) != "true"]
+    if not candidates:
+        rejected = ", ".join(
+            f"revision {revision_of(rs)} (rejected {marks(rs).get(REJECTED_AT, '')}: {marks(rs).get(REJECTED_REASON, '')})"
+            for rs in sorted(older, key=revision_of, reverse=True)
+        )
+        raise RollbackRefused(
+            f"deployment/{name} has no safe earlier revision: every one was rolled away from by a smoke run "
+            f"({rejected}); rolling back would bring a rejected version back"
+        )
+    return current, max(candidates, key=revision_of)
 
 
 def read_revisions(target: Target | None) -> tuple[dict[str, Any], int, dict[str, Any]]:
@@ -61,16 +73,31 @@ class PreviousImage:
             to_revision=revision_of(chosen),
             current_images={name: current[name] for name in changed},
             target_images=changed,
-            details={"verified": (chosen["metadata"].get("annotations") or {}).get(VERIFIED) == "true"},
+            details={
+                "verified": (chosen["metadata"].get("annotations") or {}).get(VERIFIED) == "true",
+                "live_template": deployment["spec"]["template"],
+            },
         )
 
     def execute(self, plan: Plan, strategy: Mapping[str, Any], timeout: float, progress: Callable[[str], None]) -> None:
         assert plan.target is not None
         kube = Kube(plan.target)
-        patch = {
-            "metadata": {"annotations": {CHANGE_CAUSE: f"pytest-smoke rollback to revision {plan.to_revision}"}},
-            "spec": {"template": {"spec": {"containers": [{"name": n, "image": i} for n, i in plan.target_images.items()]}}},
-        }
-        kube.patch_deployment(patch, "application/strategic-merge-patch+json")
+        containers = plan.details["live_template"]["spec"]["containers"]
+        ops = [
+            {"op": "replace", "path": f"/spec/template/spec/containers/{index}/image", "value": plan.target_images[c["name"]]}
+            for index, c in enumerate(containers)
+            if c["name"] in plan.target_images
+        ]
+        ops.append(_annotation_op(kube, CHANGE_CAUSE, f"pytest-smoke rollback to revision {plan.to_revision}"))
+        guarded_patch(kube, plan, ops)
         progress(f"patched deployment/{plan.target.deployment}: " + ", ".join(f"{n}={i}" for n, i in plan.target_images.items()))
         kube.wait_for_rollout(timeout, progress)
+
+
+def _annotation_op(kube: Kube, key: str, value: str) -> dict[str, Any]:
+    from ..kube import _pointer
+
+    annotations = kube.deployment()["metadata"].get("annotations")
+    if annotations is None:
+        return {"op": "add", "path": "/metadata/annotations", "value": {key: value}}
+    return {"op": "add", "path": "/metadata/annotations/" + _pointer(key), "value": value}

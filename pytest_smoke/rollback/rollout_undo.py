@@ -1,5 +1,5 @@
 """``rollout-undo``: restore the whole pod template of the target revision, like
-``kubectl rollout undo``. A JSON patch guarded by a ``test`` on ``resourceVersion`` makes sure a
+``kubectl rollout undo``. A JSON patch guarded by a ``test`` on the pod template makes sure a
 concurrent change (another deploy, another rollback) is never overwritten."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ from __future__ import annotations
 import copy
 from typing import Any, Callable, Mapping
 
-from . import Plan, RollbackError
-from ..kube import Kube, KubeError, Target, containers_of, revision_of
+from . import Plan, guarded_patch
+from ..kube import Kube, Target, containers_of, revision_of
 from .previous_image import read_revisions
 
 HASH_LABEL = "pod-template-hash"
@@ -30,23 +30,12 @@ class RolloutUndo:
             to_revision=revision_of(chosen),
             current_images=containers_of(deployment["spec"]["template"]),
             target_images=containers_of(template),
-            details={"template": template, "resource_version": deployment["metadata"]["resourceVersion"]},
+            details={"template": template, "live_template": deployment["spec"]["template"]},
         )
 
     def execute(self, plan: Plan, strategy: Mapping[str, Any], timeout: float, progress: Callable[[str], None]) -> None:
         assert plan.target is not None
         kube = Kube(plan.target)
-        ops = [
-            {"op": "test", "path": "/metadata/resourceVersion", "value": plan.details["resource_version"]},
-            {"op": "replace", "path": "/spec/template", "value": plan.details["template"]},
-        ]
-        try:
-            kube.patch_deployment(ops, "application/json-patch+json")
-        except KubeError as exc:
-            if " 409 " in f" {exc} " or "422" in str(exc):
-                raise RollbackError(
-                    f"deployment/{plan.target.deployment} changed since the rollback was planned; not overwriting it ({exc})"
-                ) from None
-            raise
+        guarded_patch(kube, plan, [{"op": "replace", "path": "/spec/template", "value": plan.details["template"]}])
         progress(f"restored the pod template of revision {plan.to_revision}")
         kube.wait_for_rollout(timeout, progress)
