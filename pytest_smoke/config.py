@@ -166,8 +166,25 @@ def _load(file: Path, text: str, environment: str | None, base_url: str | None, 
     config = SmokeConfig(path=file, data=data, environment=environment, secrets=frozenset(secrets))
     base_url_source = "--smoke-base-url" if base_url else ("SMOKE_BASE_URL" if env.get("SMOKE_BASE_URL") and not raw.get("base_url") else "")
     _check_sendable(config, lines, base_url_source)
+    _check_rollback_command(config, lines)
     config.checks = _build_checks(config, lines)
     return config
+
+
+def _check_rollback_command(config: SmokeConfig, lines: _LineFinder) -> None:
+    from .rollback.command import PLACEHOLDERS, TOKEN
+
+    for index, arg in enumerate((config.data.get("rollback_strategy") or {}).get("command") or []):
+        for match in TOKEN.finditer(arg):
+            if match.group(1) and match.group(1) not in PLACEHOLDERS:
+                path = ("rollback_strategy", "command", index)
+                raise ConfigError(
+                    config.path,
+                    f"unknown placeholder {{{match.group(1)}}} (known: {', '.join(sorted(PLACEHOLDERS))}; "
+                    "write {{ for a literal brace)",
+                    location=format_path(path),
+                    line=lines.line(path),
+                )
 
 
 # -- parsing ---------------------------------------------------------------------------------------
@@ -417,7 +434,8 @@ def _interpolate(
         return value
 
     key = next((p for p in reversed(path) if isinstance(p, str)), "")
-    templated = bool(path) and path[0] == "critical_paths"
+    # Where {name} templates are filled later, a value from the environment must stay data.
+    templated = bool(path) and (path[0] == "critical_paths" or path[:2] == ("rollback_strategy", "command"))
 
     def substitute(match: re.Match[str]) -> str:
         if match.group(0) == "$$":

@@ -184,6 +184,7 @@ def test_terminal_shape_critical_with_rollback(pytester, write_config, demo, kub
         "HH:MM:SS - Critical failures detected",
         "HH:MM:SS - Rollback started",
         "HH:MM:SS - Rollback complete",
+        "Note: marked revision 2 as rejected: it is never a rollback target again unless a green run verifies it",
         "Re-run: pytest --smoke-config smoke.json",
     ]
 

@@ -6,7 +6,7 @@ in per argument. There is no shell: a templated value can never become shell syn
 
 from __future__ import annotations
 
-import string
+import re
 import subprocess
 from typing import Any, Callable, Mapping
 
@@ -15,10 +15,25 @@ from ..kube import Kube, Target
 
 PLACEHOLDERS = {"deployment", "namespace", "container", "previous_image"}
 OUTPUT_EXCERPT = 400
+# One pass: "{{" and "}}" are literal braces (environment values arrive escaped this way), a known
+# {placeholder} is filled in, and any other brace (helm's --set-json '{"a":1}') stays as written.
+TOKEN = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 def _fields(argv: list[str]) -> set[str]:
-    return {name for arg in argv for _, name, _, _ in string.Formatter().parse(arg) if name}
+    return {match.group(1) for arg in argv for match in TOKEN.finditer(arg) if match.group(1)}
+
+
+def expand(arg: str, values: Mapping[str, str]) -> str:
+    """Fill the known placeholders of one argument, once: a filled-in value is never re-read."""
+
+    def fill(match: re.Match[str]) -> str:
+        token = match.group(0)
+        if token in ("{{", "}}"):
+            return token[0]
+        return str(values[match.group(1)]) if match.group(1) in values else token
+
+    return TOKEN.sub(fill, arg)
 
 
 class Command:
@@ -49,7 +64,7 @@ class Command:
             values["previous_image"] = image_plan.target_images.get(container, "")
             plan.from_revision, plan.to_revision = image_plan.from_revision, image_plan.to_revision
             plan.current_images, plan.target_images = image_plan.current_images, image_plan.target_images
-        plan.details["argv"] = [arg.format(**values) for arg in argv]
+        plan.details["argv"] = [expand(arg, values) for arg in argv]
         plan.manual_command = " ".join(_quote(a) for a in plan.details["argv"])
         return plan
 

@@ -1,8 +1,9 @@
 """Ops confirmation for a rollback: pre-approval, an approval URL, or a prompt on a terminal.
 
 Order: ``--smoke-confirm-rollback`` / ``SMOKE_CONFIRM_ROLLBACK=1`` (approved in the pipeline),
-then the ``approval_url`` gate (polled until it answers 200, like Flagger's confirm-rollout
-webhook; 403 or 410 is an explicit no), then an interactive prompt when a terminal is attached
+then the ``approval_url`` gate (polled until it answers 200 with a body that is not HTML, like
+Flagger's confirm-rollout webhook; 403 or 410 is an explicit no; a redirect is never followed and
+means "not approved"), then an interactive prompt when a terminal is attached
 (default no). Every wait is bounded by ``confirmation_timeout_seconds``.
 """
 
@@ -33,10 +34,20 @@ def poll_approval_url(url: str, timeout: float, verify: bool | str = True) -> tu
             if remaining <= 0:
                 return False, f"approval URL did not approve within {timeout:g} s (last: {last})"
             try:
-                status = session.get(url, timeout=min(5.0, max(remaining, 0.1)), verify=verify).status_code
+                # Never follow a redirect: an SSO or oauth2-proxy login page answers 200 too.
+                response = session.get(url, timeout=min(5.0, max(remaining, 0.1)), verify=verify, allow_redirects=False)
+                response.close()
             except requests.RequestException as exc:
                 last = exc.__class__.__name__
             else:
+                status = response.status_code
+                if 300 <= status < 400:
+                    return False, (
+                        f"not approved: the approval URL redirected ({status}, to a login page?); "
+                        "only a 200 from the URL itself approves"
+                    )
+                if status == 200 and "html" in response.headers.get("Content-Type", "").lower():
+                    return False, "not approved: the approval URL answered an HTML page (a login page?), not an approval"
                 if status == 200:
                     return True, "approved through the approval URL"
                 if status in (403, 410):
