@@ -333,9 +333,14 @@ class CheckExecution:
         from .scheduler import CheckScheduler
 
         from .checks import target_host
+        from .paths import CLEANUP_SECONDS
 
         run.scheduler = CheckScheduler(min(run.concurrency, len(items)), per_host=run.per_host)
+        # A pooled item only waits for its future, which the run budget bounds (queueing behind
+        # the per-host limit and a retry alone included): its backstop follows the budget.
+        backstop = pytest.mark.timeout(run.budget.seconds + TIMEOUT_BACKSTOP_SECONDS + CLEANUP_SECONDS)
         for item in items:  # in item order: health, then dependencies, then critical paths
+            item.add_marker(backstop, append=False)
             check = item.smoke_check
             host = target_host(check.kind, check.spec, run.config.base_url)
             run.scheduler.submit(check.node_name, lambda check=check: run.run_one(check), host=host)

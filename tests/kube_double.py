@@ -115,6 +115,10 @@ class KubeDouble:
         self.forbidden = False
         # content type (or "template": any write to the pod template) -> HTTP status to answer instead
         self.fail_patches: dict[str, int] = {}
+        self.fail_next_patch: int | None = None  # answer the next PATCH with this status, once
+        # A deployment controller writing status on every read (pods crash-looping): status-only
+        # updates that move resourceVersion but never the pod template.
+        self.status_churn = False
         self.slow_seconds = 0.0  # delay before every answer (an API server that does not answer)
         self.stuck = False
         self.deadline_exceeded = False
@@ -336,6 +340,9 @@ def _handler(api: KubeDouble) -> type[BaseHTTPRequestHandler]:
                 self._body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"null")
                 if "/spec/template" in json.dumps(self._body) or '"template"' in json.dumps(self._body):
                     kind = api.fail_patches.get("template") and "template" or kind  # a write to the pod template
+            if method == "PATCH" and api.fail_next_patch:
+                code, api.fail_next_patch = api.fail_next_patch, None
+                return self.send(code, _status(code, "Conflict", "the object has been modified; please apply your changes to the latest version"))
             if method == "PATCH" and kind in api.fail_patches:
                 code = api.fail_patches[kind]
                 reason = {409: "Conflict", 404: "NotFound", 500: "InternalError"}.get(code, "Error")
@@ -369,6 +376,8 @@ def _handler(api: KubeDouble) -> type[BaseHTTPRequestHandler]:
                 if method == "GET":
                     if resource == "deployments":
                         api.poll(obj)
+                        if api.status_churn:
+                            obj["metadata"]["resourceVersion"] = api._next_rv()
                     return self.send(200, api.public(obj))
                 if method == "PATCH":
                     return self.patch(resource, obj)

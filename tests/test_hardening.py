@@ -297,7 +297,12 @@ def test_sigterm_during_the_checks_writes_reports_and_never_rolls_back(pytester,
     assert "Traceback" not in out
 
 
-def test_sigterm_during_the_rollback_reports_the_state_and_alerts(pytester, write_config, demo, kube):
+def template_patched(kube):
+    return any(p[0] == "deployments" and "/spec/template" in json.dumps(p[2]) for p in kube.patches)
+
+
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT"])
+def test_a_signal_during_the_rollback_reports_the_state_and_alerts(pytester, write_config, demo, kube, signame):
     import signal
 
     from test_reports import Receiver
@@ -316,16 +321,16 @@ def test_sigterm_during_the_rollback_reports_the_state_and_alerts(pytester, writ
         })
         proc = run_in_background(pytester, "--smoke-config", "smoke.json", "--smoke-report=report.json")
         deadline = time.monotonic() + 20
-        while not any(p[1] == "application/strategic-merge-patch+json" for p in kube.patches) and time.monotonic() < deadline:
+        while not template_patched(kube) and time.monotonic() < deadline:
             time.sleep(0.05)
         time.sleep(0.3)
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(getattr(signal, signame))
         out, _ = proc.communicate(timeout=30)
     finally:
         receiver.stop()
     assert proc.returncode == 10, out
     report = json.loads((pytester.path / "report.json").read_text())
     assert report["rollback"]["status"] == "failed"
-    assert "interrupted by SIGTERM during the rollback: the rollout state is unknown; check deployment/django -n prod now" in report["rollback"]["message"]
+    assert f"interrupted by {signame} during the rollback: the rollout state is unknown; check deployment/django -n prod now" in report["rollback"]["message"]
     assert [p["body"]["event"] for p in receiver.posts] == ["rollback_failed"]
     assert "Traceback" not in out

@@ -21,6 +21,7 @@ CRITICAL_TAILS = {
     "still_failing": " - ROLLED BACK, STILL FAILING",
     "superseded": " - Rollback stood down (the Deployment changed since the checks)",
     "dry_run": " - Rollback dry run",
+    "refused": " - Rollback refused",
     "awaiting_confirmation": " - Rollback awaiting ops confirmation",
 }
 ROLLBACK_HEADLINES = {
@@ -40,7 +41,10 @@ def remediation_values(smoke: "SmokeConfig", summary: "RunSummary") -> dict[str,
     plan = getattr(summary.rollback, "plan", None)
     deployment = strategy.get("deployment") or "DEPLOYMENT"
     namespace = strategy.get("namespace", "default")
-    manual = plan.manual_command if plan else f"kubectl rollout undo deployment/{deployment} -n {namespace}"
+    # Without a plan, a bare "rollout undo" could bring back a revision a smoke run rejected: name one.
+    manual = plan.manual_command if plan else (
+        f"kubectl rollout undo deployment/{deployment} -n {namespace} --to-revision=<a known-good revision>"
+    )
     return {"deployment": deployment, "namespace": namespace, "manual_command": manual}
 
 

@@ -36,8 +36,10 @@ class RollbackError(Exception):
     """The rollback was attempted and did not complete."""
 
 
-class RollbackInterrupted(Exception):
-    """SIGTERM arrived while deciding or rolling back (raised by the controller's handler)."""
+class RollbackInterrupted(BaseException):
+    """SIGTERM or SIGINT arrived while deciding or rolling back (raised by the controller's handler).
+
+    A BaseException, like KeyboardInterrupt: no ``except Exception`` on the way may swallow it."""
 
 
 FAILED_PREFIX = "ROLLBACK FAILED: alert ops team immediately"
