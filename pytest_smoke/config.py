@@ -22,6 +22,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from .redact import MIN_SECRET_LENGTH, is_secret_name
+
 SCHEMA_RESOURCE = "smoke-config.schema.json"
 
 # Sections that generate checks, the node-id prefix of their items, and their default timeouts.
@@ -43,8 +45,6 @@ def default_timeout(kind: str) -> float:
 NOT_SECRET_KEYS = frozenset(
     {"base_url", "endpoint", "url", "host", "name", "method", "namespace", "deployment", "container", "context", "type"}
 )
-# Short values ("1", "app") would redact unrelated text everywhere; nobody's secret is that short.
-MIN_SECRET_LENGTH = 4
 
 _VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -443,8 +443,16 @@ def _interpolate(
         name, default = match.group(1), match.group(2)
         if name in env:
             resolved = env[name]
-            # Anything under notifications (webhook URLs, SMTP credentials) is a credential.
-            secret_key = key not in NOT_SECRET_KEYS or (bool(path) and path[0] == "notifications")
+            # Anything under notifications (webhook URLs, SMTP credentials) is a credential. Under
+            # an address key, a value is a credential when its name says so or it sits in the
+            # query string (?api_key=) or the user info (user:pass@) of the URL.
+            in_credential_part = "?" in value[: match.start()] or "@" in value[match.end() :]
+            secret_key = (
+                key not in NOT_SECRET_KEYS
+                or (bool(path) and path[0] == "notifications")
+                or is_secret_name(name)
+                or in_credential_part
+            )
             if secret_key and len(resolved) >= MIN_SECRET_LENGTH:
                 secrets.add(resolved)
         elif default is not None:
@@ -530,6 +538,13 @@ def url_problem(url: str, schemes: set[str]) -> str | None:
         return f"has the scheme {parts.scheme!r}; expected {wanted}"
     if not parts.hostname and parts.scheme != "unix":
         return "has no host"
+    if parts.port == 0:
+        return "has port 0"
+    labels = (parts.hostname or "").rstrip(".").split(".")
+    if parts.hostname and not parts.hostname.startswith("[") and ":" not in parts.hostname and any(
+        not label or len(label) > 63 for label in labels
+    ):
+        return "has a host name that cannot be resolved (an empty label or one longer than 63 characters)"
     if any(ch.isspace() for ch in url):
         return "contains whitespace"
     return None

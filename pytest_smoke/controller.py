@@ -19,6 +19,7 @@ import pytest
 from .config import SmokeConfig
 from .redact import Redactor
 from .model import decode, facts_of
+from .plugin import smoke_run_key
 from .verdict import (
     EXIT_ROLLOUT_NOT_READY,
     STATUS_FAILED,
@@ -73,6 +74,10 @@ class SmokeController:
         self.order: dict[str, int] = {}
         self.properties: dict[str, dict[str, Any]] = {}  # the last smoke_* properties seen per node id
         self.reruns: dict[str, int] = {}
+        self.deselected_required: dict[str, str] = {}  # required custom tests deselected: node id -> name
+        self.required_custom: set[str] | None = None  # under xdist, from the workers; None: not known
+        self.unknown_required: set[str] = set()  # crashed before any report: required or not is looked up late
+        self.interrupt_message = ""
         self.rerun_reasons: dict[str, str] = {}
         self.collection_errors = 0
         self.timeline = Timeline()
@@ -129,6 +134,21 @@ class SmokeController:
             props = decode(item.user_properties)
             self.selected[item.nodeid] = bool(props.get("required", False))
             self.order[item.nodeid] = int(props.get("order", CUSTOM_ORDER + index))
+        run = self.config.stash.get(smoke_run_key, None)
+        if run is not None:
+            self.deselected_required.update({nodeid: name for nodeid, name in run.deselected_required})
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        """An xdist worker finished: it says which custom tests are required and which were deselected."""
+        output = getattr(node, "workeroutput", None) or {}
+        if "smoke_required_custom" in output:
+            self.required_custom = set(output["smoke_required_custom"])
+            self.deselected_required.update({nodeid: name for nodeid, name in output.get("smoke_deselected_required", [])})
+
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+        # xdist ends a -x / --maxfail run by raising Interrupted("stopping after N failures").
+        self.interrupt_message = str(excinfo.value)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
@@ -148,6 +168,8 @@ class SmokeController:
             self.properties[nodeid] = props
         else:  # a crashed xdist worker's report carries none: use the setup report's, or the config's
             props = self.properties.get(nodeid) or self._properties_from_config(nodeid)
+            if not props:
+                self.unknown_required.add(nodeid)
         if report.outcome == "rerun":  # pytest-rerunfailures: the final report comes later
             self.reruns[nodeid] = self.reruns.get(nodeid, 0) + 1
             self.rerun_reasons.setdefault(nodeid, props.get("reason") or _reason(report))
@@ -164,6 +186,10 @@ class SmokeController:
         reason = props.get("reason") or _reason(report)
         if report.when == "???":
             reason = f"not evaluated: its worker crashed ({reason or 'no report'}); a problem of the runner"
+        elif status == STATUS_NOT_RUN and not reason.startswith("not started"):
+            reason = f"skipped at run time: {reason} (selected, but it did not judge the deploy)"
+        elif status == STATUS_SKIPPED:
+            reason = f"skipped by a mark: {reason}"
         elif status == STATUS_NOT_EVALUATED and not props.get("reason"):
             reason = f"not evaluated: {report.when} error: {reason} (a problem of the runner, not of the service)"
         outcome = Outcome(
@@ -206,9 +232,21 @@ class SmokeController:
             return {}
         return {"required": check.required, "kind": check.kind, "name": check.name, "rollback": check.rollback, "order": check.order}
 
+    def _all_outcomes(self) -> list[Outcome]:
+        for nodeid in self.unknown_required:
+            if nodeid in self.outcomes:  # unknown marker: required, unless the workers said otherwise
+                known = self.required_custom
+                self.outcomes[nodeid].required = True if known is None else nodeid in known
+        return [*self.outcomes.values(), *self._unreported_outcomes()]
+
     def _unreported_outcomes(self) -> list[Outcome]:
         """Required checks the user did not select, and selected items that never reported."""
-        missing: list[Outcome] = []
+        missing: list[Outcome] = [
+            Outcome(nodeid=nodeid, name=name, kind="custom", required=True, status=STATUS_NOT_SELECTED,
+                    reason="not selected: deselected (-k, -m or --deselect)", order=CUSTOM_ORDER, duration=0.0)
+            for nodeid, name in self.deselected_required.items()
+            if nodeid not in self.outcomes
+        ]
         selected_names = {nodeid.rpartition("::")[2] for nodeid in self.selected if self._config_check(nodeid)}
         why = f"enabled: false in {self.smoke.path}" if not self.smoke.enabled else "deselected (-k, -m or --deselect)"
         for check in self.smoke.checks:
@@ -224,6 +262,8 @@ class SmokeController:
             if nodeid in self.outcomes:
                 continue
             props = self.properties.get(nodeid) or self._properties_from_config(nodeid)
+            if required is None and self.required_custom is not None:
+                required = nodeid in self.required_custom
             missing.append(
                 Outcome(
                     nodeid=nodeid,
@@ -283,17 +323,19 @@ class SmokeController:
     def _decide_once(self, session: pytest.Session, exitstatus: int) -> None:
         from . import decision_flow
 
-        verdict = classify([*self.outcomes.values(), *self._unreported_outcomes()])
+        verdict = classify(self._all_outcomes())
         if self.rollout_failure:
             self._no_verdict(self.rollout_failure, EXIT_ROLLOUT_NOT_READY)
             session.exitstatus = EXIT_ROLLOUT_NOT_READY
             return
-        if exitstatus in NOT_EVALUATED_STATUSES or self.collection_errors:
+        stopped_by_maxfail = self.interrupt_message.startswith("stopping after")
+        if (exitstatus in NOT_EVALUATED_STATUSES and not stopped_by_maxfail) or self.collection_errors:
             why = "collection errors" if self.collection_errors else pytest.ExitCode(exitstatus).name.lower().replace("_", " ")
             self._no_verdict(f"run ended early ({why}): no rollback", exitstatus or pytest.ExitCode.INTERRUPTED)
             return
         if verdict.state == "no_checks":
-            self._no_verdict("no checks ran: no verdict, no rollback", exitstatus)
+            self._no_verdict("no checks ran: no verdict, no rollback", pytest.ExitCode.NO_TESTS_COLLECTED)
+            session.exitstatus = pytest.ExitCode.NO_TESTS_COLLECTED
             return
         self.summary = decision_flow.run(self, verdict)
         session.exitstatus = self.summary.exit_status = exit_code(
@@ -343,12 +385,11 @@ def _status(report: pytest.TestReport, props: dict[str, Any]) -> str | None:
     if report.skipped:
         if report.when not in ("setup", "call"):
             return None
-        return STATUS_NOT_RUN if props.get("outcome") == "not_run" else STATUS_SKIPPED
+        return STATUS_NOT_RUN if props.get("outcome") == "not_run" else STATUS_SKIPPED  # a skip or xfail mark
     if report.failed:
         if report.when != "call":
             return STATUS_NOT_EVALUATED  # a fixture or setup error: the test never got to judge
-        if props.get("kind", "custom") == "custom":
-            return STATUS_FAILED  # a developer's smoke test: its assertion is the verdict
+        # Generated checks and custom tests alike: only a verdict on the service is a failure.
         return STATUS_FAILED if props.get("outcome") == "failed" else STATUS_NOT_EVALUATED
     if report.when == "call":
         return STATUS_PASSED

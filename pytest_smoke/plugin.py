@@ -64,7 +64,9 @@ class SmokeRun:
         self.fail_fast = fail_fast
         self.scheduler: CheckScheduler | None = None
         self.consumed: set[str] = set()  # checks whose pooled result an item has already reported
+        self.deselected_required: list[list[str]] = []  # [node id, name] of required custom tests deselected
         self.stop_reason: str | None = None
+        self.log_filter: Any = None  # RedactingFilter on the client loggers, while the run lasts
 
     @property
     def budget(self) -> Deadline:
@@ -208,6 +210,10 @@ def pytest_configure(config: pytest.Config) -> None:
     fail_fast = bool(config.getoption("smoke_fail_fast") or smoke_config.data.get("fail_fast", False))
     per_host = int(smoke_config.data.get("max_concurrency_per_host", DEFAULT_PER_HOST))
     run = config.stash[smoke_run_key] = SmokeRun(smoke_config, concurrency, fail_fast, per_host)
+    from .redact import RedactingFilter
+
+    run.log_filter = RedactingFilter(run.redactor)
+    run.log_filter.install()
     config.pluginmanager.register(CheckExecution(run), "smoke-check-execution")
     if not hasattr(config, "workerinput") and not config.getoption("collectonly"):
         config.pluginmanager.register(SmokeController(config, smoke_config, run.redactor), CONTROLLER_NAME)
@@ -252,13 +258,24 @@ def pytest_make_collect_report(collector: pytest.Collector) -> Iterator[None]:
     return report
 
 
-def pytest_itemcollected(item: pytest.Item) -> None:
+@pytest.hookimpl(trylast=True)  # after conftests, which may add markers here
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Custom tests in a smoke run carry their marker as properties, so the controller (which
     never collects under xdist) can classify them. Unmarked custom tests count as optional."""
-    if get_run(item.config) is None or isinstance(item, SmokeItem):
+    if get_run(config) is None:
         return
-    required = item.get_closest_marker(REQUIRED_MARKER) is not None
-    item.user_properties.extend([encode("kind", "custom"), encode("required", required), encode("name", item.name)])
+    for item in items:
+        if not isinstance(item, SmokeItem):
+            item.user_properties[:] = [(k, v) for k, v in item.user_properties if k not in ("smoke_kind", "smoke_required", "smoke_name")]
+            item.user_properties.extend([encode("kind", "custom"), encode("required", is_required(item)), encode("name", item.name)])
+
+
+def is_required(item: pytest.Item) -> bool:
+    return item.get_closest_marker(REQUIRED_MARKER) is not None
+
+
+# Marks that skip or expect failure by the user's choice (a PARTIAL run), unlike a skip at run time.
+SKIP_MARKS = ("skip", "skipif", "xfail")
 
 
 class SmokeFile(pytest.File):
@@ -400,11 +417,70 @@ class CheckExecution:
             seconds = self.run.scheduler.seconds(item.smoke_check.node_name)
             if seconds is not None:
                 report.duration = seconds
+        if not isinstance(item, SmokeItem):
+            outcome = self._custom_outcome(item, call, report)
+            if outcome:
+                # A new list: the item's own properties must not carry one phase's outcome to the next.
+                report.user_properties = [*report.user_properties, *outcome]
+        self._redact(report)
         return report
+
+    @staticmethod
+    def _custom_outcome(item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport) -> list[tuple[str, Any]]:
+        """Narrowly: an assertion or a network error is a verdict on the service; any other
+        exception in a developer's test (a KeyError, a TypeError) is a problem of the runner."""
+        from .checks import is_service_failure
+
+        if report.skipped and report.when in ("setup", "call"):
+            if any(k == "smoke_outcome" for k, _ in report.user_properties):
+                return []  # "not started": already said
+            if any(item.get_closest_marker(name) for name in SKIP_MARKS):
+                return [encode("outcome", "skipped")]
+            return [encode("outcome", "not_run")]  # pytest.skip() at run time: it did not judge
+        if report.failed and report.when == "call" and call.excinfo is not None:
+            exc = call.excinfo.value
+            if isinstance(exc, pytest.fail.Exception) or is_service_failure(exc):
+                return [encode("outcome", "failed")]
+            message = " ".join(str(exc).split())[:200]
+            return [
+                encode("outcome", "not_evaluated"),
+                encode("reason", f"not evaluated: {call.excinfo.typename}: {message} (an error in the test code, not a verdict on the service)"),
+            ]
+        return []
+
+    def _redact(self, report: pytest.TestReport) -> None:
+        """Whatever pytest renders for a report (assertion values, -l locals, captured output)
+        passes the redactor before any terminal, JUnit file or worker channel sees it."""
+        redactor = self.run.redactor
+        if report.longrepr is None and not report.sections:
+            return
+        if report.longrepr is not None and not isinstance(report.longrepr, tuple):
+            text = str(report.longrepr)
+            redacted = redactor.text(text)
+            if redacted != text:
+                report.longrepr = redacted
+        report.sections = [(title, redactor.text(content)) for title, content in report.sections]
+
+    def pytest_deselected(self, items: list[pytest.Item]) -> None:
+        self.run.deselected_required.extend(
+            [item.nodeid, item.name] for item in items if not isinstance(item, SmokeItem) and is_required(item)
+        )
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        """In an xdist worker, tell the controller which custom tests are required: it never
+        collects, and a worker that crashes mid-test sends no properties."""
+        workeroutput = getattr(session.config, "workeroutput", None)
+        if workeroutput is not None:
+            workeroutput["smoke_required_custom"] = [
+                item.nodeid for item in session.items if not isinstance(item, SmokeItem) and is_required(item)
+            ]
+            workeroutput["smoke_deselected_required"] = list(self.run.deselected_required)
 
     def pytest_unconfigure(self) -> None:
         if self.run.scheduler is not None:
             self.run.scheduler.shutdown()
+        if self.run.log_filter is not None:
+            self.run.log_filter.uninstall()
 
 
 class SmokeItem(pytest.Function):
@@ -494,4 +570,4 @@ class SmokeItem(pytest.Function):
         return redactor.text(f"not evaluated: {excinfo.typename}: {excinfo.value} (a problem of the runner)")
 
     def reportinfo(self) -> tuple[Any, int | None, str]:
-        return self.path, None, self.name
+        return self.path, 0, self.name  # a line number: pytest locates a skip mark's report by it

@@ -69,3 +69,44 @@ class Redactor:
         if isinstance(value, str):
             return self.text(value)
         return value
+
+
+# Loggers of the clients the plugin drives: at DEBUG, urllib3 logs every request line (query
+# strings included) and kubernetes every response body.
+CLIENT_LOGGERS = (
+    "urllib3.connectionpool",
+    "urllib3.util.retry",
+    "urllib3.poolmanager",
+    "requests",
+    "kubernetes.client.rest",
+    "pika",
+    "redis",
+    "psycopg",
+)
+
+
+class RedactingFilter:
+    """A logging filter that passes every record of the client loggers through a Redactor."""
+
+    def __init__(self, redactor: Redactor):
+        self.redactor = redactor
+
+    def filter(self, record: Any) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a record whose arguments do not format: leave it to logging
+            return True
+        record.msg, record.args = self.redactor.text(message), None
+        return True
+
+    def install(self) -> None:
+        import logging
+
+        for name in CLIENT_LOGGERS:
+            logging.getLogger(name).addFilter(self)
+
+    def uninstall(self) -> None:
+        import logging
+
+        for name in CLIENT_LOGGERS:
+            logging.getLogger(name).removeFilter(self)

@@ -119,11 +119,19 @@ class CheckScheduler:
 
     def _retry_alone(self, func: Callable[[], object], gate: HostGate, host: str, failure: CheckFailed, crowd: str) -> object:
         """Our own load may have caused the timeout: try once more with nothing else in flight."""
+        from .checks.base import CheckNotEvaluated
+
         token = threading.get_ident()
         gate.enter(token, alone=True)
         try:
+            if gate.timed_out_alone:  # another check found the host hung while this one waited
+                raise failure
             result = func()
+        except CheckNotEvaluated:
+            raise failure from None  # the retry ran out of budget: the first attempt had its full time
         except CheckFailed as again:
+            if again is failure:
+                raise
             gate.timed_out_alone = gate.timed_out_alone or again.kind == "timeout"
             again.reason += " (also when retried alone)"
             again.details = "\n".join(filter(None, [again.details, f"first attempt: timed out while {crowd}"]))

@@ -157,12 +157,19 @@ class Verdict:
         """The critical failures that count toward the rollback threshold.
 
         A failed dependency is the likely root cause of the health, path and custom failures
-        beside it: they count once, with it. A check with ``rollback: false`` never counts.
+        beside it: they count once, with it. A check with ``rollback: false`` never counts; when
+        only such dependencies failed, the failures beside them count once together.
         """
         critical = self.critical
         dependencies = [o for o in critical if o.kind == "dependency"]
-        counted = dependencies if dependencies else critical
-        return [o for o in counted if o.rollback]
+        others = [o for o in critical if o.kind != "dependency" and o.rollback]
+        if any(o.rollback for o in dependencies):
+            return [o for o in dependencies if o.rollback]  # the others count with them
+        if dependencies:
+            # Only dependencies that a rollback cannot fix failed: what they may explain counts
+            # once, so an unrelated bad deploy is still caught, never doubled.
+            return others[:1]
+        return others
 
 
 def classify(outcomes: Iterable[Outcome]) -> Verdict:

@@ -37,6 +37,7 @@ __all__ = [
     "CheckResult",
     "CheckTimeout",
     "Deadline",
+    "is_service_failure",
     "register_check_type",
     "target_host",
     "resolve_check_type",
@@ -66,6 +67,26 @@ def resolve_check_type(name: str) -> CheckFunction:
             _registered[name] = func
             return func
     raise KeyError(name)
+
+
+def is_service_failure(exc: BaseException) -> bool:
+    """Whether an exception in a developer's smoke test is a verdict on the service (an assertion,
+    a refused or timed-out connection, a client library's connection error) rather than a bug."""
+    import socket
+
+    if isinstance(exc, (AssertionError, CheckFailed, ConnectionError, TimeoutError, socket.timeout, socket.gaierror)):
+        return True
+    try:
+        import requests
+    except ImportError:  # pragma: no cover - requests is a dependency
+        requests = None  # type: ignore[assignment]
+    if requests is not None and isinstance(exc, requests.RequestException):
+        from .http import NOT_SENDABLE
+
+        return not isinstance(exc, NOT_SENDABLE)
+    # psycopg.OperationalError, redis.ConnectionError, pika's AMQPConnectionError and the like.
+    name = type(exc).__name__
+    return any(word in name for word in ("Connection", "Timeout", "OperationalError"))
 
 
 def target_host(kind: str, spec: Mapping[str, Any], base_url: str | None) -> str | None:

@@ -28,6 +28,12 @@ NOT_SENDABLE = (
     requests.exceptions.InvalidJSONError,
     requests.exceptions.URLRequired,
 )
+try:  # urllib3 raises it for a host it cannot parse ("a..b")
+    from urllib3.exceptions import LocationParseError
+
+    NOT_SENDABLE = (*NOT_SENDABLE, LocationParseError)
+except ImportError:  # pragma: no cover
+    pass
 
 # Reading is capped so a runaway (or decompression-bomb) body cannot exhaust memory.
 MAX_BODY_BYTES = 1024 * 1024
@@ -93,6 +99,12 @@ def exchange(
     """Send one request and read its body, all within ``deadline``."""
     label = label or f"{method} {url}"
 
+    redirected: list[str] = []
+
+    def note_redirect(response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        if response.is_redirect:
+            redirected.append(response.headers.get("Location", ""))
+
     def send() -> Reply:
         started = time.monotonic()
         remaining = max(deadline.remaining(), 0.001)
@@ -104,6 +116,7 @@ def exchange(
             json=payload,
             timeout=(remaining, remaining),
             stream=True,
+            hooks={"response": note_redirect},
         )
         try:
             body, truncated = _read_body(response, deadline, label)
@@ -124,6 +137,10 @@ def exchange(
     except CheckFailed:
         raise
     except NOT_SENDABLE as exc:
+        if redirected:  # the service sent us somewhere no client can go: its fault, not ours
+            raise CheckFailed(
+                f"{label}: redirected to a URL that cannot be followed ({_short(str(exc))})", kind="bad_redirect"
+            ) from None
         raise CheckNotEvaluated(
             f"{label}: not evaluated: the request could not be sent ({exc.__class__.__name__}: {_short(str(exc))})",
             kind="request_error",

@@ -134,8 +134,9 @@ def _inconclusive(summary: "RunSummary") -> Iterator[tuple[str, dict[str, bool]]
 def _partial(summary: "RunSummary") -> Iterator[tuple[str, dict[str, bool]]]:
     verdict = summary.verdict
     names = ", ".join(o.name for o in verdict.unselected_required)
+    how = "not selected or skipped" if any(o.status == "skipped" for o in verdict.unselected_required) else "not selected"
     yield (
-        f"◐ PARTIAL: required checks not selected ({names}) - deployment NOT verified",
+        f"◐ PARTIAL: required checks {how} ({names}) - deployment NOT verified",
         {"yellow": True, "bold": True},
     )
     reasons = sorted({o.reason for o in verdict.unselected_required})
