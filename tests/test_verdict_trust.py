@@ -446,3 +446,218 @@ def test_exit_5_when_nothing_is_selected(pytester, write_config, demo):
     result = run(pytester, "-k", "nothing-matches")
     assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED
     result.stdout.fnmatch_lines(["smoke: no verdict: no checks ran: no verdict, no rollback"])
+
+
+# -- found by an adversarial review -----------------------------------------------------------------
+
+
+def test_a_required_marker_added_by_a_conftest_counts(pytester, write_config, demo, kube):
+    pytester.makeconftest(
+        """
+        import pytest
+
+        def pytest_collection_modifyitems(items):
+            for item in items:
+                if item.name.startswith("test_critical_"):
+                    item.add_marker(pytest.mark.smoke_required)
+        """
+    )
+    pytester.makepyfile(test_shop='def test_critical_checkout():\n    assert False, "checkout returned 500"\n')
+    write_config(smoke_doc(demo, kube, confirm=False))
+    result = run(pytester)
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["✗ CRITICAL: Smoke tests failed - Rollback completed", "1. Smoke Test: test_critical_checkout: *checkout returned 500*"])
+
+
+def test_a_bug_in_a_required_custom_test_is_not_a_verdict_on_the_service(pytester, write_config, demo, kube, monkeypatch):
+    monkeypatch.delenv("API_TOKEN", raising=False)
+    pytester.makepyfile(
+        test_profile="""
+        import os
+        import pytest
+
+        @pytest.mark.smoke_required
+        def test_profile():
+            token = os.environ["API_TOKEN"]
+        """
+    )
+    write_config(smoke_doc(demo, kube, confirm=False))
+    result = run(pytester)
+    assert result.ret == EXIT_INCONCLUSIVE
+    result.stdout.fnmatch_lines(
+        [INCONCLUSIVE, "1. Smoke Test: test_profile: not evaluated: KeyError: 'API_TOKEN' (an error in the test code, not a verdict on the service)"]
+    )
+    assert deployment_patches(kube) == [] and verified_revisions(kube) == []
+
+
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_deselecting_a_required_custom_test_is_partial(pytester, write_config, demo, kube, xdist):
+    pytester.makepyfile(
+        test_login="""
+        import pytest
+
+        @pytest.mark.smoke_required
+        def test_login_works():
+            pass
+        """
+    )
+    write_config(smoke_doc(demo, kube))
+    result = run(pytester, "-k", "not login_works", *xdist)
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["◐ PARTIAL: required checks not selected (test_login_works) - deployment NOT verified"])
+    assert verified_revisions(kube) == []
+
+
+def test_a_worker_crash_in_setup_of_a_required_custom_test_is_inconclusive(pytester, write_config, demo, kube):
+    pytester.makepyfile(
+        test_payments="""
+        import os
+        import pytest
+
+        @pytest.fixture
+        def crash():
+            os._exit(3)
+
+        @pytest.mark.smoke_required
+        def test_payments_work(crash):
+            pass
+        """
+    )
+    write_config(smoke_doc(demo, kube))
+    result = run(pytester, "-n", "2")
+    assert result.ret == EXIT_INCONCLUSIVE
+    result.stdout.fnmatch_lines([INCONCLUSIVE, "*test_payments_work*"])
+    assert verified_revisions(kube) == []
+
+
+@pytest.mark.parametrize("first_required, code", [(True, 1), (False, EXIT_INCONCLUSIVE)])
+def test_maxfail_under_xdist_still_gives_a_verdict(pytester, write_config, demo, first_required, code):
+    demo.faults.add("ready-503")
+    checks = [health("ready", "/health/ready", required=first_required)] + [health(f"slow{i}", "/slow?ms=400") for i in range(6)]
+    write_config({"base_url": demo.url, "health_checks": checks})
+    result = run(pytester, "-x", "-n", "2")
+    assert result.ret == code
+    assert "no verdict" not in result.stdout.str()
+
+
+def test_a_skip_mark_on_a_generated_check_is_partial_not_an_internal_error(pytester, write_config, demo):
+    demo.faults.add("ready-503")
+    pytester.makeconftest(
+        """
+        import pytest
+
+        def pytest_collection_modifyitems(items):
+            for item in items:
+                if "basic" in item.name:
+                    item.add_marker(pytest.mark.skip(reason="known outage of /health"))
+        """
+    )
+    write_config({"base_url": demo.url, "health_checks": [health("basic", "/health"), health("ready", "/health/ready")]})
+    result = run(pytester)
+    assert result.ret == 1  # the real 503 still counts
+    result.stdout.fnmatch_lines(["✗ CRITICAL: Smoke tests failed*", "1. Health Check: ready: /health/ready returned 503 (expected 200)"])
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+
+
+class RedirectToFtp(BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(302)
+        self.send_header("Location", "ftp://files.example.com/health")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_redirect_to_an_unusable_url_is_the_services_failure(pytester, write_config):
+    server = LocalHTTPServer(RedirectToFtp)
+    try:
+        write_config({"base_url": server.url, "health_checks": [health("basic", "/health")]})
+        result = run(pytester)
+    finally:
+        server.stop()
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["1. Health Check: basic: GET /health: redirected to a URL that cannot be followed*"])
+
+
+def test_a_hung_host_cut_by_the_budget_during_a_retry_alone_is_still_critical(pytester, write_config, demo):
+    demo.faults.add("live-hang")
+    write_config(
+        {
+            "base_url": demo.url,
+            "timeout_seconds": 6,
+            "health_checks": [health(f"live{i}", f"/health/live?i={i}", timeout_seconds=4) for i in range(2)],
+        }
+    )
+    result = run(pytester)
+    # Each check had its full 4 s and timed out: the service's fault, whatever the retry alone did.
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["✗ CRITICAL: Smoke tests failed*", "1. Health Check: live0: GET /health/live?i=0: timed out after 4 s*"])
+
+
+def test_only_rollback_false_dependencies_failing_still_lets_an_unrelated_failure_count(pytester, write_config, demo, kube):
+    demo.faults.add("ready-503")
+    doc = smoke_doc(demo, kube, confirm=False)
+    doc["dependency_checks"] = [{"name": "payments-sandbox", "type": "tcp", "host": "127.0.0.1", "port": servers.free_port(), "rollback": False}]
+    write_config(doc)
+    result = run(pytester)
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["✗ CRITICAL: Smoke tests failed - Rollback completed"])
+
+
+def test_a_required_test_skipped_at_run_time_is_inconclusive_not_unselected(pytester, write_config, demo):
+    pytester.makepyfile(
+        test_pay="""
+        import pytest
+
+        @pytest.mark.smoke_required
+        def test_payments():
+            pytest.skip("payments provider sandbox down")
+        """
+    )
+    write_config({"base_url": demo.url, "health_checks": [health("basic", "/health")]})
+    result = run(pytester)
+    assert result.ret == EXIT_INCONCLUSIVE
+    result.stdout.fnmatch_lines(
+        [INCONCLUSIVE, "1. Smoke Test: test_payments: skipped at run time: payments provider sandbox down*"]
+    )
+    only = run(pytester, "-k", "payments")
+    assert only.ret == EXIT_INCONCLUSIVE  # nothing else ran: still no green
+
+
+@pytest.mark.parametrize("base_url", ["http://a..b", "http://" + "x" * 64 + ".example.com", "https://127.0.0.1:0"])
+def test_urls_that_cannot_be_reached_are_usage_errors(pytester, write_config, base_url):
+    write_config({"base_url": base_url, "health_checks": [health("basic", "/health")]})
+    result = run(pytester)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "base_url: base URL has" in result.stderr.str()
+
+
+def test_secrets_in_custom_tests_urls_and_debug_logs_are_masked(pytester, write_config, demo, monkeypatch):
+    monkeypatch.setenv("API_TOKEN", "tok-SECRET-4471")
+    monkeypatch.setenv("API_KEY", "key-SECRET-9923")
+    demo.faults.add("ready-503")
+    pytester.makepyfile(
+        test_token="""
+        import os
+        import pytest
+
+        @pytest.mark.smoke_required
+        def test_token():
+            token = os.environ["API_TOKEN"]
+            assert token == "x"
+        """
+    )
+    write_config(
+        {
+            "base_url": demo.url,
+            "headers": {"Authorization": "Bearer ${API_TOKEN}"},
+            "health_checks": [health("ready", "/health/ready?api_key=${API_KEY}")],
+        }
+    )
+    result = run(pytester, "-vv", "-l", "--log-cli-level=DEBUG", "--junitxml=junit.xml", "--smoke-report=report.json")
+    assert result.ret == 1
+    outputs = [result.stdout.str(), result.stderr.str()] + [(pytester.path / f).read_text() for f in ("junit.xml", "report.json")]
+    for text in outputs:
+        assert "tok-SECRET-4471" not in text and "key-SECRET-9923" not in text
