@@ -67,6 +67,7 @@ class SmokeRun:
         self.deselected_required: list[list[str]] = []  # [node id, name] of required custom tests deselected
         self.stop_reason: str | None = None
         self.log_filter: Any = None  # RedactingFilter on the client loggers, while the run lasts
+        self.host_slots: Any = None  # HostSlots in an xdist worker: the per-host limit across workers
 
     @property
     def budget(self) -> Deadline:
@@ -79,9 +80,13 @@ class SmokeRun:
         return self._budget
 
     def run_one(self, check: Check) -> CheckResult:
-        from .checks import run_check
+        from .checks import run_check, target_host
 
-        return run_check(check.kind, check.spec, self.context, budget=self.budget, timeout=check.timeout)
+        host = target_host(check.kind, check.spec, self.config.base_url) if self.host_slots else None
+        if host is None or self.host_slots is None:
+            return run_check(check.kind, check.spec, self.context, budget=self.budget, timeout=check.timeout)
+        with self.host_slots.hold(host, self.budget.remaining()):
+            return run_check(check.kind, check.spec, self.context, budget=self.budget, timeout=check.timeout)
 
     def stop_starting_checks(self, reason: str) -> None:
         if self.stop_reason is None:
@@ -210,6 +215,13 @@ def pytest_configure(config: pytest.Config) -> None:
     fail_fast = bool(config.getoption("smoke_fail_fast") or smoke_config.data.get("fail_fast", False))
     per_host = int(smoke_config.data.get("max_concurrency_per_host", DEFAULT_PER_HOST))
     run = config.stash[smoke_run_key] = SmokeRun(smoke_config, concurrency, fail_fast, per_host)
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        import tempfile
+
+        from .scheduler import HostSlots
+
+        run.host_slots = HostSlots(os.path.join(tempfile.gettempdir(), f"pytest-smoke-{workerinput['testrunuid']}"), per_host)
     from .redact import RedactingFilter
 
     run.log_filter = RedactingFilter(run.redactor)

@@ -168,3 +168,47 @@ class CheckScheduler:
         """Cancel what has not started; wait for the rest (each is bounded by its deadline)."""
         self.cancel_pending("the run is over")
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class HostSlots:
+    """The per-host limit across processes (pytest-xdist workers), with one lock file per slot.
+
+    Each worker runs its own checks one at a time, so ``-n 8`` would otherwise put 8 checks on one
+    host at once. ``flock`` locks vanish with the process that held them, a crashed worker included.
+    """
+
+    def __init__(self, directory: str, per_host: int):
+        self.directory = directory
+        self.per_host = max(1, per_host)
+
+    def hold(self, host: str, seconds: float) -> "_Slot":
+        import fcntl
+        import hashlib
+        import os
+
+        os.makedirs(self.directory, exist_ok=True)
+        stem = hashlib.sha256(host.encode()).hexdigest()[:16]
+        end = time.monotonic() + seconds
+        while True:
+            for slot in range(self.per_host):
+                handle = open(os.path.join(self.directory, f"{stem}-{slot}.lock"), "a+")
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    handle.close()
+                    continue
+                return _Slot(handle)
+            if time.monotonic() >= end:
+                raise NotStarted(f"no free slot for {host} within {seconds:g} s (max_concurrency_per_host)")
+            time.sleep(0.05)
+
+
+class _Slot:
+    def __init__(self, handle: object):
+        self.handle = handle
+
+    def __enter__(self) -> "_Slot":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.handle.close()  # type: ignore[attr-defined]  # closing releases the flock

@@ -328,7 +328,8 @@ SLOW_APP = """
 import time
 
 def app(environ, start_response):
-    time.sleep(0.3)
+    query = environ.get("QUERY_STRING", "")
+    time.sleep(int(query[3:]) / 1000 if query.startswith("ms=") else 0.3)
     start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", "15")])
     return [b'{"status":"ok"}']
 """
@@ -661,3 +662,13 @@ def test_secrets_in_custom_tests_urls_and_debug_logs_are_masked(pytester, write_
     outputs = [result.stdout.str(), result.stderr.str()] + [(pytester.path / f).read_text() for f in ("junit.xml", "report.json")]
     for text in outputs:
         assert "tok-SECRET-4471" not in text and "key-SECRET-9923" not in text
+
+
+def test_xdist_workers_share_the_per_host_limit(pytester, write_config, two_worker_app):
+    # Four workers, two app workers: without a shared limit two requests queue 0.6 s behind the
+    # others and miss their 1 s timeout; with it, each waits for a slot before its deadline starts.
+    checks = [health(f"c{i}", f"/c{i}?ms=600", timeout_seconds=1) for i in range(8)]
+    write_config({"base_url": two_worker_app, "health_checks": checks})
+    result = run(pytester, "-n", "4")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["✓ Smoke tests passed (all health checks OK)"])
