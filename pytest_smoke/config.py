@@ -195,6 +195,7 @@ def _parse(file: Path, text: str) -> Any:
 
     if file.suffix.lower() in (".yaml", ".yml"):
         try:
+            _refuse_alias_bombs(file, yaml.compose(text, Loader=yaml.SafeLoader))
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
@@ -212,6 +213,36 @@ def _parse(file: Path, text: str) -> Any:
     if data is None:
         raise ConfigError(file, "the file is empty")
     return data
+
+
+# A smoke config has hundreds of values; nine levels of nine-fold aliases ("billion laughs") have
+# hundreds of millions once expanded, which every later step (validation, interpolation) would walk.
+MAX_EXPANDED_VALUES = 100_000
+
+
+def _refuse_alias_bombs(file: Path, root: Any) -> None:
+    """Count the values the document expands to, aliases included, without expanding it."""
+    import yaml
+
+    sizes: dict[int, int] = {}
+
+    def size(node: Any) -> int:
+        if id(node) in sizes:
+            return sizes[id(node)]
+        sizes[id(node)] = 1  # a recursive alias counts once while it is being measured
+        if isinstance(node, yaml.MappingNode):
+            total = 1 + sum(size(k) + size(v) for k, v in node.value)
+        elif isinstance(node, yaml.SequenceNode):
+            total = 1 + sum(size(v) for v in node.value)
+        else:
+            total = 1
+        sizes[id(node)] = total
+        return total
+
+    if root is not None and size(root) > MAX_EXPANDED_VALUES:
+        raise ConfigError(
+            file, f"the document expands to more than {MAX_EXPANDED_VALUES} values (YAML aliases): refusing to load it"
+        )
 
 
 class _DuplicateKey(Exception):

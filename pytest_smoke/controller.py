@@ -365,8 +365,10 @@ class SmokeController:
         if self.summary is None:
             return
         terminalreporter.section("smoke verdict", sep="=")
+        from .checks.http import printable
+
         for text, markup in render(self.summary, self.smoke):
-            terminalreporter.write_line(self.redactor.text(text), **markup)
+            terminalreporter.write_line(printable(self.redactor.text(text)), **markup)
         for sent in self.summary.notifications:
             markup = {"yellow": True} if sent["status"] != "sent" else {}
             detail = f": {sent['detail']}" if sent["detail"] else ""

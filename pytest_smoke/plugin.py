@@ -567,7 +567,7 @@ class SmokeItem(pytest.Function):
             failure = excinfo.value
             severity = "critical (required check)" if self.smoke_check.required else "warning (optional check)"
             details = f"\n{failure.details}" if failure.details else ""
-            return redactor.text(f"{failure.reason}\nseverity: {severity}{details}")
+            return _printable_lines(redactor.text(f"{failure.reason}\nseverity: {severity}{details}"))
         if isinstance(excinfo.value, CheckNotEvaluated):
             problem = excinfo.value
             effect = "inconclusive run (required check)" if self.smoke_check.required else "warning (optional check)"
@@ -581,5 +581,12 @@ class SmokeItem(pytest.Function):
         # Anything else escaped the check runner: still ours, never the service's. No locals.
         return redactor.text(f"not evaluated: {excinfo.typename}: {excinfo.value} (a problem of the runner)")
 
-    def reportinfo(self) -> tuple[Any, int | None, str]:
+    def reportinfo(self) -> tuple[Any, int | None, str]:  # noqa: D102
         return self.path, 0, self.name  # a line number: pytest locates a skip mark's report by it
+
+
+def _printable_lines(text: str) -> str:
+    """Control characters from a service never act on a terminal or a CI log."""
+    from .checks.http import printable
+
+    return "\n".join(printable(line) for line in text.split("\n"))

@@ -20,9 +20,25 @@ SECRET_NAME = re.compile(
     re.IGNORECASE,
 )
 _URL_PASSWORD = re.compile(r"(?P<prefix>[a-z][a-z0-9+.-]*://[^\s:/@]*:)(?P<password>[^\s@/]+)(?=@)", re.IGNORECASE)
-_KV_PASSWORD = re.compile(r"(?P<key>\b(?:password|passwd|pwd)\s*[=:]\s*)(?P<value>'[^']*'|\"[^\"]*\"|[^\s&;,]+)", re.IGNORECASE)
-_BEARER = re.compile(r"(?P<scheme>\b(?:Bearer|Basic|Token)\s+)(?P<value>[A-Za-z0-9._~+/=-]{8,})", re.IGNORECASE)
+# Values, not words: "password=x" and '"password": "x"' are masked, "change-password: timed out" is not.
+_KV_PASSWORD = re.compile(
+    r"(?P<key>(?<![-/\w])[\"']?(?:password|passwd|pwd)[\"']?\s*[=:]\s*)(?P<value>'[^']*'|\"[^\"]*\"|[^\s&;,\"']+)",
+    re.IGNORECASE,
+)
+# A credential after an auth scheme has a digit or a symbol; "token returned" is two words.
+_BEARER = re.compile(r"(?P<scheme>\b(?:Bearer|Basic|Token)\s+)(?P<value>(?=[A-Za-z]*[0-9._~+/=-])[A-Za-z0-9._~+/=-]{8,})")
+# Query parameters named like credentials: ?token=..., &sig=..., &api_key=..., &code=...
+_QUERY_SECRET = re.compile(
+    r"(?P<key>[?&;][^=&\s#]*(?:token|key|sig|signature|password|secret|code)[^=&\s#]*=)(?P<value>[^&\s#\"']+)",
+    re.IGNORECASE,
+)
 MIN_SECRET_LENGTH = 4
+
+
+def _mask_kv(match: re.Match[str]) -> str:
+    value = match["value"]
+    quote_char = value[0] if value[:1] in ("'", '"') else ""
+    return match["key"] + quote_char + MASK + quote_char
 
 
 def is_secret_name(name: str) -> bool:
@@ -55,8 +71,24 @@ class Redactor:
             if secret in text:
                 text = text.replace(secret, MASK)
         text = _URL_PASSWORD.sub(lambda m: m["prefix"] + MASK, text)
-        text = _KV_PASSWORD.sub(lambda m: m["key"] + MASK, text)
+        text = _KV_PASSWORD.sub(_mask_kv, text)
+        text = _QUERY_SECRET.sub(lambda m: m["key"] + MASK, text)
         return _BEARER.sub(lambda m: m["scheme"] + MASK, text)
+
+    def excerpt(self, text: str, limit: int) -> str:
+        """Redact, then cut to ``limit``; a known secret cut in two is masked at the cut as well."""
+        text = self.text(text)
+        if len(text) <= limit:
+            return text
+        cut = text[: limit - 3]
+        with self._lock:
+            secrets = sorted(self._secrets, key=len, reverse=True)
+        for secret in secrets:
+            for size in range(len(secret) - 1, MIN_SECRET_LENGTH - 1, -1):
+                if cut.endswith(secret[:size]):
+                    cut = cut[: len(cut) - size] + MASK
+                    break
+        return cut + "..."
 
     def value(self, value: Any, name: str = "") -> Any:
         """Redact a JSON-like value; anything under a secret-looking key is masked whole."""

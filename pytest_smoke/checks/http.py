@@ -17,6 +17,7 @@ from urllib.parse import urljoin, urlsplit
 import requests
 
 from .. import __version__
+from ..redact import Redactor
 from .base import CheckContext, CheckFailed, CheckNotEvaluated, CheckResult, CheckTimeout, Deadline, run_with_deadline
 
 # Requests the runner could not even build: its problem, never the service's.
@@ -53,6 +54,7 @@ class Reply:
     url: str
     truncated: bool = False
     cookies: dict[str, str] = field(default_factory=dict)
+    redactor: Redactor | None = None
 
     @property
     def text(self) -> str:
@@ -64,8 +66,14 @@ class Reply:
         return json.loads(self.body)
 
     def excerpt(self) -> str:
-        text = " ".join(self.text.split())
-        return text if len(text) <= EXCERPT_CHARS else text[: EXCERPT_CHARS - 3] + "..."
+        """A short, printable, redacted excerpt: redacted before it is cut (a cut secret no longer
+        matches), control bytes escaped (a body cannot rewrite a CI log), binary bodies summarised."""
+        if is_binary(self.body):
+            kind = self.headers.get("Content-Type", "unknown type")
+            return f"(binary, {len(self.body)} bytes, {kind})"
+        text = printable(" ".join(self.text.split()))
+        redactor = self.redactor or Redactor()
+        return redactor.excerpt(text, EXCERPT_CHARS)
 
 
 def join_url(base_url: str | None, endpoint: str) -> str:
@@ -74,8 +82,40 @@ def join_url(base_url: str | None, endpoint: str) -> str:
     return urljoin(base_url.rstrip("/") + "/", endpoint.lstrip("/"))
 
 
+# Headers that carry no credential: kept when a redirect leaves the origin, all others are dropped.
+SAFE_ON_REDIRECT = frozenset({"user-agent", "accept", "accept-encoding", "accept-language", "connection", "content-type", "content-length"})
+
+
+class SmokeSession(requests.Session):
+    """A session that drops every configured header and cookie on a redirect to another origin
+    (or from https to http), as browsers do with credentials; requests alone drops Authorization only."""
+
+    redactor: Redactor | None = None
+
+    def rebuild_auth(self, prepared_request: requests.PreparedRequest, response: requests.Response) -> None:
+        super().rebuild_auth(prepared_request, response)
+        if self.should_strip_auth(response.request.url, prepared_request.url):
+            for name in list(prepared_request.headers):
+                if name.lower() not in SAFE_ON_REDIRECT:
+                    del prepared_request.headers[name]
+
+
+def is_binary(body: bytes) -> bool:
+    """NUL bytes, or text that is mostly not UTF-8: a body to summarise, not to print."""
+    sample = body[:4096]
+    if b"\0" in sample:
+        return True
+    return sample.decode("utf-8", errors="replace").count("\ufffd") > len(sample) // 10 + 1
+
+
+def printable(text: str) -> str:
+    """Escape control characters (ESC, BEL, NUL...) so they print as text, never act on a terminal."""
+    return "".join(ch if ch.isprintable() or ch == " " else repr(ch)[1:-1] for ch in text)
+
+
 def new_session(ctx: CheckContext) -> requests.Session:
-    session = requests.Session()
+    session = SmokeSession()
+    session.redactor = ctx.redactor
     session.headers["User-Agent"] = USER_AGENT
     session.headers.update(ctx.headers)
     session.verify = ctx.verify
@@ -130,6 +170,7 @@ def exchange(
             url=response.url,
             truncated=truncated,
             cookies=session.cookies.get_dict(),
+            redactor=getattr(session, "redactor", None),
         )
 
     try:
