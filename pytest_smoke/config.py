@@ -177,13 +177,10 @@ def _check_rollback_command(config: SmokeConfig, lines: _LineFinder) -> None:
     for index, arg in enumerate((config.data.get("rollback_strategy") or {}).get("command") or []):
         for match in TOKEN.finditer(arg):
             if match.group(1) and match.group(1) not in PLACEHOLDERS:
-                path = ("rollback_strategy", "command", index)
-                raise ConfigError(
-                    config.path,
+                error_at(
+                    config, lines, ("rollback_strategy", "command", index),
                     f"unknown placeholder {{{match.group(1)}}} (known: {', '.join(sorted(PLACEHOLDERS))}; "
                     "write {{ for a literal brace)",
-                    location=format_path(path),
-                    line=lines.line(path),
                 )
 
 
@@ -514,7 +511,7 @@ def _check_sendable(config: SmokeConfig, lines: _LineFinder, base_url_source: st
     """Every URL needs a scheme and a host, every header must be sendable: a config that would
     make the runner fail (and blame the service) stops here, before any request."""
     data = config.data
-    fail = lambda path, message: _sendable_error(config, lines, path, message)  # noqa: E731
+    fail = lambda path, message: error_at(config, lines, path, message)  # noqa: E731
     if data.get("base_url"):
         problem = url_problem(data["base_url"], URL_SCHEMES)
         if problem:
@@ -608,7 +605,8 @@ def _check_headers(fail: Any, path: tuple[Any, ...], headers: Any) -> None:
             fail(path + (name,), "header value cannot be sent (HTTP headers take latin-1 characters only)")
 
 
-def _sendable_error(config: SmokeConfig, lines: _LineFinder, path: tuple[Any, ...], message: str) -> None:
+def error_at(config: SmokeConfig, lines: _LineFinder, path: tuple[Any, ...], message: str) -> None:
+    """Raise the ConfigError for the value at ``path``: file, path and line."""
     raise ConfigError(config.path, message, location=format_path(path), line=lines.line(path))
 
 
@@ -652,12 +650,10 @@ def _build_checks(config: SmokeConfig, lines: _LineFinder) -> list[Check]:
 def _require_base_url(config: SmokeConfig, endpoint: str, path: tuple[Any, ...], lines: _LineFinder) -> None:
     if "://" in endpoint or config.base_url:
         return
-    raise ConfigError(
-        config.path,
+    error_at(
+        config, lines, path,
         f"endpoint {endpoint!r} is relative but no base URL is set "
         "(set base_url in the config, --smoke-base-url or SMOKE_BASE_URL)",
-        location=format_path(path),
-        line=lines.line(path),
     )
 
 
