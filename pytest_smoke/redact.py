@@ -35,6 +35,21 @@ _QUERY_SECRET = re.compile(
 MIN_SECRET_LENGTH = 4
 
 
+def _url_parts(text: str) -> set[str]:
+    """A secret URL (a Slack webhook, a signed approval link) also leaks as its path or query
+    alone, as in urllib3's debug line 'POST /services/T000/B111/XXXX': those are secrets too."""
+    if "://" not in text:
+        return set()
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        return set()
+    found = {parts.path, parts.query, f"{parts.path}?{parts.query}" if parts.query else ""}
+    return {part for part in found if len(part.strip("/")) >= 8}
+
+
 def _mask_kv(match: re.Match[str]) -> str:
     value = match["value"]
     quote_char = value[0] if value[:1] in ("'", '"') else ""
@@ -62,6 +77,7 @@ class Redactor:
                 if len(text) < MIN_SECRET_LENGTH:
                     continue
                 self._secrets.update({text, quote(text, safe=""), quote_plus(text)})
+                self._secrets.update(_url_parts(text))
 
     def text(self, value: Any) -> str:
         text = "" if value is None else str(value)

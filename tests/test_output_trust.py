@@ -172,3 +172,24 @@ def test_a_yaml_alias_bomb_is_a_usage_error(pytester, write_config):
     result = pytester.runpytest("--smoke-config", "smoke.yaml", "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "smoke.yaml: the document expands to more than 100000 values (YAML aliases): refusing to load it" in result.stderr.str()
+
+
+def test_an_internal_error_shows_no_environment_even_with_showlocals(pytester, write_config, demo, monkeypatch):
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "aws-Unrelated-Secret-77")
+    monkeypatch.setenv("DEPLOY_TOKEN", "deploy-Unrelated-Token-88")
+    pytester.makeconftest(
+        """
+        from pytest_smoke.checks import register_check_type
+
+        def broken(spec, ctx):
+            raise RuntimeError("bug in a custom check type")
+
+        register_check_type("broken", broken)
+        """
+    )
+    write_config({"base_url": demo.url, "dependency_checks": [{"name": "inventory", "type": "broken"}]})
+    for flags in (["-vv", "-l"], ["-vv", "-l", "--full-trace"]):
+        result = run(pytester, *flags)
+        assert result.ret == 12
+        everything = every_output(pytester, result)
+        assert "aws-Unrelated-Secret-77" not in everything and "deploy-Unrelated-Token-88" not in everything

@@ -50,6 +50,8 @@ def test_no_secret_reaches_any_output(
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
+    # Unrelated to the config, so unknown to the redactor: it must simply never be printed.
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "aws-Unrelated-Secret-77")
     if failing:
         demo.faults.update({"ready-503", "profile-401"})
     write_config(
@@ -85,7 +87,8 @@ def test_no_secret_reaches_any_output(
     )
     try:
         result = pytester.runpytest(
-            "--smoke-config", "smoke.json", "-v", "-rA", "-n", "2", "--junitxml=pytest.xml", "--smoke-junit=smoke.xml",
+            "--smoke-config", "smoke.json", "-vv", "-l", "--log-cli-level=DEBUG", "-rA", "-n", "2",
+            "--junitxml=pytest.xml", "--smoke-junit=smoke.xml",
             "--smoke-report=report.json", "--smoke-markdown=report.md",
         )
     finally:
@@ -96,7 +99,7 @@ def test_no_secret_reaches_any_output(
     assert saved_tokens  # a token and a cookie were really issued and saved
     everything = every_output(pytester, result, receiver, smtp_server)
     secrets = [PG_PASSWORD, REDIS_PASSWORD, AMQP_PASSWORD, AUTH_TOKEN, LOGIN_PASSWORD, SLACK_TOKEN, SMTP_PASSWORD,
-               "Wrong-Db-Secret-1", "Wrong-Mq-Secret-2", *saved_tokens]
+               "Wrong-Db-Secret-1", "Wrong-Mq-Secret-2", "aws-Unrelated-Secret-77", *saved_tokens]
     leaked = [s for s in secrets if s in everything]
     assert leaked == []
 
