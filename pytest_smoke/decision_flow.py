@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 def run(controller: "SmokeController", verdict: Verdict) -> "RunSummary":
     from .controller import RunSummary
+    from .rollback import RollbackInterrupted
 
     config, smoke = controller.config, controller.smoke
     auto_rollback = smoke.section("auto_rollback")
@@ -38,7 +39,10 @@ def run(controller: "SmokeController", verdict: Verdict) -> "RunSummary":
             _verify(controller, summary.rollback, float(strategy.get("verify_timeout_seconds", 60)))
     elif verdict.verified and strategy.get("deployment") and not config.getoption("smoke_no_rollback"):
         # Only a complete green run (every required check selected, run and passed) vouches for it.
-        summary.notes.append(_mark_verified(controller, strategy))
+        try:
+            summary.notes.append(_mark_verified(controller, strategy))
+        except RollbackInterrupted as exc:  # a green run stays green; the mark is only a note
+            summary.notes.append(f"{exc}: the revision was not marked as verified")
 
     config.hook.pytest_smoke_rollback_result(config=config, verdict=verdict, decision=decision, result=summary.rollback)
     return summary
@@ -143,6 +147,11 @@ def _mark_verified(controller: "SmokeController", strategy: dict) -> str:
         kube = Kube(target)
         deployment = kube.deployment()
         current = revision_of(deployment)
+        tested = controller.tested
+        if tested is None:
+            return "did not mark the revision as verified: the revision the checks tested was not recorded"
+        if deployment["spec"]["template"] != tested.template:
+            return f"did not mark revision {current} as verified: {target.ref} changed while the checks ran"
         live = [rs for rs in kube.replicasets(deployment) if revision_of(rs) == current]
         if not live:
             return f"could not mark revision {current} as verified: no ReplicaSet carries it"

@@ -22,6 +22,7 @@ REJECTED = "pytest-smoke.dev/rejected"
 REJECTED_AT = "pytest-smoke.dev/rejected-at"
 REJECTED_REASON = "pytest-smoke.dev/rejected-reason"
 LEASE_ATTEMPTS = 3
+MAX_LEASE_SECONDS = 3600.0
 CHANGE_CAUSE = "kubernetes.io/change-cause"
 POLL_SECONDS = 1.0
 # Every (API group, resource, verb) this module calls; example_suites/kubernetes/rbac.yaml grants
@@ -303,7 +304,8 @@ def _lease_expiry(lease: dict[str, Any] | None) -> float:
         expires = float((lease or {}).get("expires", 0))
     except (TypeError, ValueError, OverflowError):
         return 0.0
-    return expires if expires == expires and expires < 1e12 else 0.0  # NaN and far futures: malformed
+    # NaN, or further ahead than any rollback could hold it: malformed, so expired.
+    return expires if expires == expires and expires < time.time() + MAX_LEASE_SECONDS else 0.0
 
 
 def _read_lease(raw: Any) -> dict[str, Any] | None:

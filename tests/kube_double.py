@@ -116,6 +116,7 @@ class KubeDouble:
         # content type (or "template": any write to the pod template) -> HTTP status to answer instead
         self.fail_patches: dict[str, int] = {}
         self.fail_next_patch: int | None = None  # answer the next PATCH with this status, once
+        self.lose_template_answer: int | None = None  # apply the next template write, answer this status
         # A deployment controller writing status on every read (pods crash-looping): status-only
         # updates that move resourceVersion but never the pod template.
         self.status_churn = False
@@ -407,6 +408,10 @@ def _handler(api: KubeDouble) -> type[BaseHTTPRequestHandler]:
             if resource == "deployments" and json.dumps(obj["spec"]["template"], sort_keys=True) != template_before:
                 if not obj["spec"].get("paused"):
                     api._roll(obj)
+            if api.lose_template_answer and "/spec/template" in json.dumps(body):
+                # Applied, but the answer is lost (a gateway timeout): the client cannot tell.
+                code, api.lose_template_answer = api.lose_template_answer, None
+                return self.send(code, _status(code, "Timeout", "the gateway timed out"))
             self.send(200, api.public(obj))
 
     return Handler

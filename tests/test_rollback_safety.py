@@ -285,3 +285,117 @@ def test_a_trickling_channel_never_holds_the_run(fault_server):
     assert [(r["channel"], r["status"], r["detail"]) for r in results] == [
         (name, "failed", "no answer within 2 s; not waiting any longer") for name in channels
     ]
+
+
+# -- found by an adversarial review -----------------------------------------------------------------
+
+
+def test_no_ping_pong_between_two_verified_revisions(pytester, write_config, demo, kube):
+    strategy = {"deployment": "django", "namespace": "prod", "kubeconfig": str(kube.kubeconfig)}
+    doc = smoke_doc(demo, kube, confirm=False)
+    write_config(doc)
+    kube.deploy("prod", "django", {"django": GOOD})  # revision 3 (GOOD again), then verified
+    assert run(pytester).ret == 0
+    kube.deploy("prod", "django", {"django": HOTFIX})  # revision 4, verified too
+    assert run(pytester).ret == 0
+    kube.deploy("prod", "django", {"django": "django:v3-bad"})  # revision 5; now everything fails
+    demo.faults.add("ready-503")
+    images = []
+    for _ in range(3):
+        run(pytester)
+        images.append(kube.images("prod", "django")["django"])
+    assert images == [HOTFIX, GOOD, GOOD]  # one step back per failing version, never forward again
+    assert strategy  # the same Deployment throughout
+
+
+def test_the_command_handler_marks_the_rejected_revision_too(pytester, write_config, demo, kube, monkeypatch):
+    monkeypatch.setenv("KUBECONFIG", str(kube.kubeconfig))
+    demo.faults.add("ready-503")
+    doc = smoke_doc(demo, kube, confirm=False, strategy={
+        "type": "command",
+        "command": ["kubectl", "set", "image", "deployment/{deployment}", "{container}={previous_image}", "-n", "{namespace}"],
+    })
+    write_config(doc)
+    images = []
+    for _ in range(2):
+        run(pytester)
+        images.append(kube.images("prod", "django")["django"])
+    assert images == [GOOD, GOOD]  # the re-run is refused, never rolled forward to BAD
+
+
+def test_without_a_recorded_revision_an_approval_never_leads_to_reverting_a_hotfix(kube):
+    from pytest_smoke.rollback import carry_out
+
+    def approve_after_a_hotfix(plan):
+        kube.deploy("prod", "django", {"django": HOTFIX})
+        return True, "approved"
+
+    strategy = {"deployment": "django", "namespace": "prod", "kubeconfig": str(kube.kubeconfig)}
+    result = carry_out("confirm", strategy, {"rollback_timeout_seconds": 20}, confirm=approve_after_a_hotfix, tested=None)
+    assert result.status == "superseded"
+    assert kube.images("prod", "django") == {"django": HOTFIX}
+
+
+def test_a_write_whose_answer_was_lost_is_reported_as_a_rollback(kube):
+    from pytest_smoke.rollback import carry_out
+
+    kube.lose_template_answer = 504
+    strategy = {"deployment": "django", "namespace": "prod", "kubeconfig": str(kube.kubeconfig), "max_rollback_attempts": 2}
+    result = carry_out("rollback", strategy, {"rollback_timeout_seconds": 20}, confirm=None, reason="readiness")
+    assert result.status == "completed", result.message
+    assert kube.images("prod", "django") == {"django": GOOD}
+    rejected = [rs for rs in kube.owned_replicasets("prod", "django") if rs["metadata"]["annotations"].get(REJECTED)]
+    assert [rs["spec"]["template"]["spec"]["containers"][0]["image"] for rs in rejected] == [BAD]
+
+
+def test_a_green_run_never_verifies_a_revision_it_did_not_test(pytester, write_config, kube):
+    deployed = []
+
+    def health_then_deploy(request):
+        if not deployed:  # a pipeline deploys while the checks run
+            deployed.append(True)
+            kube.deploy("prod", "django", {"django": HOTFIX})
+        reply(request, 200, b'{"status": "ok"}')
+
+    server = LocalHTTPServer(handler(health_then_deploy))
+    try:
+        write_config({"base_url": server.url, "health_checks": [health("basic", "/health")],
+                      "rollback_strategy": {"deployment": "django", "namespace": "prod", "kubeconfig": str(kube.kubeconfig)}})
+        result = run(pytester)
+    finally:
+        server.stop()
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["Note: did not mark revision 3 as verified: deployment/django -n prod changed while the checks ran"])
+    assert not any(rs["metadata"]["annotations"].get("pytest-smoke.dev/verified") for rs in kube.owned_replicasets("prod", "django"))
+
+
+def test_a_trickling_or_html_approval_never_approves(fault_server):
+    from pytest_smoke.rollback.confirm import poll_approval_url
+
+    started = time.monotonic()
+    approved, why = poll_approval_url(fault_server.url + "/trickle", 3)
+    assert not approved and time.monotonic() - started < 3 + 2.5
+    page = LocalHTTPServer(handler(lambda r: reply(r, 200, b"<!DOCTYPE html><html>Sign in</html>", content_type="")))
+    try:
+        approved, why = poll_approval_url(page.url, 3)
+    finally:
+        page.stop()
+    assert not approved and "HTML page" in why
+
+
+def test_a_command_reports_only_the_container_it_rolls_back(tmp_path):
+    from kube_double import KubeDouble
+    from pytest_smoke.rollback import get_handler, target_from
+
+    api = KubeDouble().start()
+    try:
+        api.add_deployment("shop", {"web": "web:1", "sidecar": "proxy:1"})
+        api.deploy("prod", "shop", {"web": "web:2", "sidecar": "proxy:2"})
+        strategy = {"type": "command", "deployment": "shop", "namespace": "prod",
+                    "kubeconfig": str(api.write_kubeconfig(tmp_path / "kc")),
+                    "command": ["kubectl", "set", "image", "deployment/{deployment}", "{container}={previous_image}"]}
+        plan = get_handler("command").plan(target_from(strategy), strategy)
+    finally:
+        api.stop()
+    assert plan.details["argv"][-1] == "web=web:1"
+    assert plan.target_images == {"web": "web:1"} and plan.current_images == {"web": "web:2"}

@@ -18,7 +18,17 @@ import os
 import socket
 import uuid
 
-from ..kube import REJECTED, REJECTED_AT, REJECTED_REASON, DeploymentState, Kube, KubeError, LeaseHeld, Target, revision_of
+from ..kube import (
+    REJECTED,
+    REJECTED_AT,
+    REJECTED_REASON,
+    DeploymentState,
+    Kube,
+    KubeError,
+    LeaseHeld,
+    Target,
+    revision_of,
+)
 
 ENTRY_POINT_GROUP = "pytest_smoke.rollback"
 BUILTIN_HANDLERS = {
@@ -135,7 +145,7 @@ def carry_out(
     try:
         handler = get_handler(handler_name)
         plan = handler.plan(target, strategy)
-        moved_on = _moved_on(target, tested)
+        moved_on = _moved_on(target, tested.template if tested is not None else None, plan)
     except RollbackRefused as exc:
         return RollbackResult("refused", f"rollback refused: {exc}")
     except KubeError as exc:
@@ -170,70 +180,114 @@ def carry_out(
     except KubeError as exc:
         now = time.time()
         return RollbackResult("failed", f"{FAILED_PREFIX} ({exc})", plan, attempts=1, started_at=now, finished_at=now, confirmation=confirmation)
+    # What the checks tested; when it could not be recorded, what runs at planning time stands in.
+    baseline = tested.template if tested is not None else plan.details.get("live_template")
+    result = RollbackResult("failed", "", plan, started_at=time.time(), confirmation=confirmation)
     try:
-        result = _execute(handler, plan, strategy, timeout, confirmation, progress, target, tested)
-        if result.plan is not None and result.plan.details.get("written"):
-            note = _reject(result.plan, reason)
-            if note:
-                result.notes.append(note)
-        return result
+        _execute(handler, result, strategy, timeout, progress, target, baseline, tested)
     finally:
-        if lease is not None:
+        # From the first write on, nothing may lose what was done: a signal or an error here only
+        # adds a note to the result that is reported.
+        for step, action in (
+            ("marking the rejected revision", lambda: _reject(result, reason, tested)),
+            ("releasing the rollback lease", lambda: lease.release_lease(HOLDER) if lease is not None else None),
+        ):
             try:
-                lease.release_lease(HOLDER)
-            except KubeError:
-                pass  # it expires on its own
+                action()
+            except RollbackInterrupted as exc:
+                result.notes.append(f"{exc} while {step}")
+            except Exception as exc:  # noqa: BLE001 - the lease expires on its own; the rest is a note
+                result.notes.append(f"could not finish {step}: {exc.__class__.__name__}: {exc}")
+    return result
 
 
-def _moved_on(target: Target | None, tested: DeploymentState | None) -> str:
-    """Why the Deployment is no longer what the checks tested, or ""."""
-    if target is None or tested is None:
+def _moved_on(target: Target | None, baseline: dict[str, Any] | None, plan: Plan | None = None) -> str:
+    """Why the Deployment no longer runs what was tested (``baseline``), or "".
+
+    Our own write (the plan's target images with our change-cause) is not a move: a write whose
+    answer was lost still counts as written.
+    """
+    if target is None or baseline is None:
         return ""
     now = Kube(target).state()
-    if now.template == tested.template:
+    if now.template == baseline:
+        return ""
+    if plan is not None and plan.target_images and _is_our_write(now, plan):
+        plan.details["written"] = True
         return ""
     cause = f" ({now.change_cause})" if now.change_cause else ""
+    was = "the tested revision"
+    if plan is not None and plan.from_revision:
+        images = ", ".join(plan.current_images.values())
+        was = f"revision {plan.from_revision}" + (f" ({images})" if images else "")
     return (
-        f"standing down: {target.ref} changed since the checks started: {tested.describe()} -> "
-        f"{now.describe()}{cause}; the checks tested {tested.describe()}, not what runs now"
+        f"standing down: {target.ref} changed since the checks started: {was} -> "
+        f"{now.describe()}{cause}; the checks did not test what runs now"
     )
 
 
-def _reject(plan: Plan, reason: str) -> str:
-    """Mark the revision rolled away from, so no later run rolls forward to it."""
-    if plan.target is None or plan.from_revision is None:
-        return ""
-    try:
-        kube = Kube(plan.target)
-        for replicaset in kube.replicasets(kube.deployment()):
-            if revision_of(replicaset) == plan.from_revision:
-                stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-                kube.annotate_replicaset(
-                    replicaset["metadata"]["name"],
-                    {REJECTED: "true", REJECTED_AT: stamp, REJECTED_REASON: (reason or "smoke checks failed")[:250]},
-                )
-                return f"marked revision {plan.from_revision} as rejected: it is never a rollback target again unless a green run verifies it"
-    except KubeError as exc:
-        return f"could not mark revision {plan.from_revision} as rejected: {exc}"
-    return ""
+def _is_our_write(now: DeploymentState, plan: Plan) -> bool:
+    wanted = plan.target_images
+    return all(now.images.get(name) == image for name, image in wanted.items()) and (
+        not plan.details.get("live_template") or now.change_cause.startswith(CHANGE_CAUSE_PREFIX) or plan.handler == "command"
+    )
+
+
+CHANGE_CAUSE_PREFIX = "pytest-smoke rollback to revision"
+
+
+def _reject(result: RollbackResult, reason: str, tested: DeploymentState | None) -> None:
+    """Mark the revision rolled away from, so no later run rolls forward (or back) to it. A rejection
+    wins over an earlier verification; only a later complete green run lifts it."""
+    plan = result.plan
+    if plan is None or plan.target is None or not plan.details.get("written"):
+        return
+    from_revision = plan.from_revision or (tested.revision if tested is not None else None)
+    if not from_revision:
+        return
+    kube = Kube(plan.target)
+    for replicaset in kube.replicasets(kube.deployment()):
+        if revision_of(replicaset) != from_revision:
+            continue
+        if tested is not None and not _same_template(replicaset["spec"]["template"], tested.template):
+            result.notes.append(f"not marking revision {from_revision} as rejected: it is not the revision the checks tested")
+            return
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        marks = {REJECTED: "true", REJECTED_AT: stamp, REJECTED_REASON: (reason or "smoke checks failed")[:250]}
+        kube.annotate_replicaset(replicaset["metadata"]["name"], marks)
+        result.notes.append(
+            f"marked revision {from_revision} as rejected: it is never a rollback target again unless a green run verifies it"
+        )
+        return
+
+
+def _same_template(replicaset_template: dict[str, Any], template: dict[str, Any]) -> bool:
+    """A ReplicaSet's template carries the pod-template-hash label the Deployment's does not."""
+    import copy
+
+    clean = copy.deepcopy(replicaset_template)
+    (clean.get("metadata") or {}).get("labels", {}).pop("pod-template-hash", None)
+    other = copy.deepcopy(template)
+    (other.get("metadata") or {}).get("labels", {}).pop("pod-template-hash", None)
+    return clean == other
 
 
 def _execute(
     handler: Handler,
-    plan: Plan,
+    result: RollbackResult,
     strategy: Mapping[str, Any],
     timeout: float,
-    confirmation: str,
     progress: Callable[[str], None],
     target: Target | None,
+    baseline: dict[str, Any] | None,
     tested: DeploymentState | None,
-) -> RollbackResult:
-    result = RollbackResult("failed", "", plan, started_at=time.time(), confirmation=confirmation)
-
+) -> None:
     def record(message: str) -> None:
         result.progress.append(message)
         progress(message)
 
+    plan = result.plan
+    assert plan is not None
     attempts = int(strategy.get("max_rollback_attempts", 1))
     deadline = time.monotonic() + timeout
     error = ""
@@ -244,35 +298,40 @@ def _execute(
             error = error or f"no time left within rollback_timeout_seconds ({timeout:g} s)"
             break
         try:
-            if plan.details.get("written") and target is not None:
-                # Our write went through; only the rollout did not finish: wait again, write nothing.
-                Kube(target).wait_for_rollout(remaining, record)
-                return _finish(result, "completed", "rollback complete")
-            if attempt > 1 or confirmation:
-                # Plan again from what runs now: a confirmation can take minutes, a retry follows
-                # a failed write. What the checks tested must still be what runs.
-                moved_on = _moved_on(target, tested)
+            if attempt > 1 or result.confirmation:
+                # Plan again from what runs now (a confirmation can take minutes, a retry follows a
+                # failed write), but only while it is still what was tested.
+                moved_on = _moved_on(target, baseline, plan)
                 if moved_on:
-                    return _finish(result, "superseded", moved_on)
-                fresh = handler.plan(target, strategy)
-                fresh.details["written"] = plan.details.get("written", False)
-                result.plan = plan = fresh
+                    _finish(result, "superseded", moved_on)
+                    return
+                if not plan.details.get("written"):
+                    result.plan = plan = handler.plan(target, strategy)
+            if plan.details.get("written") and target is not None:
+                # Our write went through (its answer may have been lost): wait again, write nothing.
+                Kube(target).wait_for_rollout(remaining, record)
+                _finish(result, "completed", "rollback complete")
+                return
             handler.execute(plan, strategy, remaining, record)
         except RollbackInterrupted as exc:
             error = f"{exc}: the rollout state is unknown; check {plan.target.ref if plan.target else 'the deployment'} now"
             break
-        except (KubeError, RollbackError, RollbackRefused) as exc:
-            error = str(exc)
+        except Exception as exc:  # noqa: BLE001 - API errors, malformed API data, our own bugs: never lose the plan
+            error = str(exc) if isinstance(exc, (KubeError, RollbackError, RollbackRefused)) else (
+                f"internal error: {exc.__class__.__name__}: {exc}"
+            )
             record(f"attempt {attempt}/{attempts} failed: {error}")
             try:
-                moved_on = _moved_on(target, tested)
-            except KubeError:
+                moved_on = _moved_on(target, baseline, plan)
+            except Exception:  # noqa: BLE001
                 moved_on = ""
             if moved_on and not plan.details.get("written"):
-                return _finish(result, "superseded", moved_on)
+                _finish(result, "superseded", moved_on)
+                return
             continue
-        return _finish(result, "completed", "rollback complete")
-    return _finish(result, "failed", f"{FAILED_PREFIX} ({error})")
+        _finish(result, "completed", "rollback complete")
+        return
+    _finish(result, "failed", f"{FAILED_PREFIX} ({error})")
 
 
 def _finish(result: RollbackResult, status: str, message: str) -> RollbackResult:
@@ -297,3 +356,15 @@ def guarded_patch(kube: Kube, plan: Plan, ops: list[dict[str, Any]]) -> None:
             ) from None
         raise
     plan.details["written"] = True
+
+
+def change_cause_op(kube: Kube, plan: Plan) -> dict[str, Any]:
+    """The JSON patch op that says who changed the Deployment (``kubectl rollout history`` shows it),
+    and lets a retry recognise its own write."""
+    from ..kube import CHANGE_CAUSE, _pointer
+
+    value = f"{CHANGE_CAUSE_PREFIX} {plan.to_revision}"
+    annotations = kube.deployment()["metadata"].get("annotations")
+    if annotations is None:
+        return {"op": "add", "path": "/metadata/annotations", "value": {CHANGE_CAUSE: value}}
+    return {"op": "add", "path": "/metadata/annotations/" + _pointer(CHANGE_CAUSE), "value": value}

@@ -63,13 +63,16 @@ class Command:
             values["container"] = container
             values["previous_image"] = image_plan.target_images.get(container, "")
             plan.from_revision, plan.to_revision = image_plan.from_revision, image_plan.to_revision
-            plan.current_images, plan.target_images = image_plan.current_images, image_plan.target_images
+            # Report only what the command changes: one container.
+            plan.current_images = {container: image_plan.current_images.get(container, "")}
+            plan.target_images = {container: values["previous_image"]}
         plan.details["argv"] = [expand(arg, values) for arg in argv]
         plan.manual_command = " ".join(_quote(a) for a in plan.details["argv"])
         return plan
 
     def execute(self, plan: Plan, strategy: Mapping[str, Any], timeout: float, progress: Callable[[str], None]) -> None:
         argv = plan.details["argv"]
+        plan.details["written"] = True  # from here on the command may have changed production
         try:
             completed = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
         except FileNotFoundError:

@@ -12,7 +12,9 @@ from __future__ import annotations
 import os
 import select
 import time
-from typing import Mapping
+from typing import Any, Mapping
+
+from ..checks.base import CheckTimeout
 
 APPROVAL_POLL_SECONDS = 1.0
 TRUTHY = {"1", "true", "yes", "y"}
@@ -34,19 +36,16 @@ def poll_approval_url(url: str, timeout: float, verify: bool | str = True) -> tu
             if remaining <= 0:
                 return False, f"approval URL did not approve within {timeout:g} s (last: {last})"
             try:
-                # Never follow a redirect: an SSO or oauth2-proxy login page answers 200 too.
-                response = session.get(url, timeout=min(5.0, max(remaining, 0.1)), verify=verify, allow_redirects=False)
-                response.close()
-            except requests.RequestException as exc:
+                status, content_type, head = _ask(session, url, min(5.0, max(remaining, 0.1)), verify)
+            except (requests.RequestException, CheckTimeout) as exc:
                 last = exc.__class__.__name__
             else:
-                status = response.status_code
                 if 300 <= status < 400:
                     return False, (
                         f"not approved: the approval URL redirected ({status}, to a login page?); "
                         "only a 200 from the URL itself approves"
                     )
-                if status == 200 and "html" in response.headers.get("Content-Type", "").lower():
+                if status == 200 and ("html" in content_type.lower() or head.lstrip()[:15].lower().startswith((b"<!doctype html", b"<html"))):
                     return False, "not approved: the approval URL answered an HTML page (a login page?), not an approval"
                 if status == 200:
                     return True, "approved through the approval URL"
@@ -54,6 +53,19 @@ def poll_approval_url(url: str, timeout: float, verify: bool | str = True) -> tu
                     return False, f"denied through the approval URL ({status})"
                 last = f"HTTP {status}"
             time.sleep(min(APPROVAL_POLL_SECONDS, max(end - time.monotonic(), 0)))
+
+
+def _ask(session: Any, url: str, seconds: float, verify: bool | str) -> tuple[int, str, bytes]:
+    """One poll within one total deadline (a server that trickles its body cannot hold the run).
+    Never follows a redirect: an SSO or oauth2-proxy login page answers 200 too."""
+    from ..checks.base import Deadline, run_with_deadline
+
+    def get() -> tuple[int, str, bytes]:
+        with session.get(url, timeout=seconds, verify=verify, allow_redirects=False, stream=True) as response:
+            head = response.raw.read(512, decode_content=True) or b""
+            return response.status_code, response.headers.get("Content-Type", ""), head
+
+    return run_with_deadline(get, Deadline(seconds), what="approval URL", abort=session.close)
 
 
 def prompt_on_terminal(question: str, timeout: float) -> tuple[bool, str] | None:

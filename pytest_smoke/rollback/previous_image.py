@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping
 
-from . import Plan, RollbackRefused, guarded_patch
-from ..kube import CHANGE_CAUSE, REJECTED, REJECTED_AT, REJECTED_REASON, VERIFIED, Kube, Target, containers_of, revision_of
+from . import Plan, RollbackRefused, change_cause_op, guarded_patch
+from ..kube import REJECTED, REJECTED_AT, REJECTED_REASON, VERIFIED, Kube, Target, containers_of, revision_of
 
 
 def choose_target(deployment: dict[str, Any], replicasets: list[dict[str, Any]]) -> tuple[int, dict[str, Any]]:
-    """The newest verified earlier revision, else the newest earlier one not rejected by a smoke run."""
+    """The newest verified earlier revision not rejected since; when none was ever verified, the
+    newest earlier one not rejected by a smoke run."""
     name = deployment["metadata"]["name"]
     if deployment["spec"].get("paused"):
         raise RollbackRefused(f"deployment/{name} is paused; resume it or roll back by hand")
@@ -22,8 +23,10 @@ def choose_target(deployment: dict[str, Any], replicasets: list[dict[str, Any]])
     if not older:
         raise RollbackRefused(f"deployment/{name} has no earlier revision to roll back to (current revision {current})")
     marks = lambda rs: rs["metadata"].get("annotations") or {}  # noqa: E731
-    verified = [rs for rs in older if marks(rs).get(VERIFIED) == "true"]
-    candidates = verified or [rs for rs in older if marks(rs).get(REJECTED) != "true"]
+    # Once a smoke run has verified any revision, only verified ones are targets: never an older,
+    # untested one. A rejection (made later) always wins over a verification.
+    ever_verified = [rs for rs in older if marks(rs).get(VERIFIED) == "true"]
+    candidates = [rs for rs in (ever_verified or older) if marks(rs).get(REJECTED) != "true"]
     if not candidates:
         rejected = ", ".join(
             f"revision {revision_of(rs)} (rejected {marks(rs).get(REJECTED_AT, '')}: {marks(rs).get(REJECTED_REASON, '')})"
@@ -88,16 +91,9 @@ class PreviousImage:
             for index, c in enumerate(containers)
             if c["name"] in plan.target_images
         ]
-        ops.append(_annotation_op(kube, CHANGE_CAUSE, f"pytest-smoke rollback to revision {plan.to_revision}"))
+        ops.append(change_cause_op(kube, plan))
         guarded_patch(kube, plan, ops)
         progress(f"patched deployment/{plan.target.deployment}: " + ", ".join(f"{n}={i}" for n, i in plan.target_images.items()))
         kube.wait_for_rollout(timeout, progress)
 
 
-def _annotation_op(kube: Kube, key: str, value: str) -> dict[str, Any]:
-    from ..kube import _pointer
-
-    annotations = kube.deployment()["metadata"].get("annotations")
-    if annotations is None:
-        return {"op": "add", "path": "/metadata/annotations", "value": {key: value}}
-    return {"op": "add", "path": "/metadata/annotations/" + _pointer(key), "value": value}

@@ -7,7 +7,7 @@ from __future__ import annotations
 import copy
 from typing import Any, Callable, Mapping
 
-from . import Plan, guarded_patch
+from . import Plan, change_cause_op, guarded_patch
 from ..kube import Kube, Target, containers_of, revision_of
 from .previous_image import read_revisions
 
@@ -36,6 +36,7 @@ class RolloutUndo:
     def execute(self, plan: Plan, strategy: Mapping[str, Any], timeout: float, progress: Callable[[str], None]) -> None:
         assert plan.target is not None
         kube = Kube(plan.target)
-        guarded_patch(kube, plan, [{"op": "replace", "path": "/spec/template", "value": plan.details["template"]}])
+        ops = [{"op": "replace", "path": "/spec/template", "value": plan.details["template"]}, change_cause_op(kube, plan)]
+        guarded_patch(kube, plan, ops)
         progress(f"restored the pod template of revision {plan.to_revision}")
         kube.wait_for_rollout(timeout, progress)
