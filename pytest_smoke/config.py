@@ -149,13 +149,21 @@ def _load(file: Path, text: str, environment: str | None, base_url: str | None, 
     raw = _parse(file, text)
     lines = _LineFinder(text)
     _validate(file, raw, lines)
+    environments = raw.get("environments") or {}
+    if len(environments) > MAX_ENVIRONMENTS:
+        raise ConfigError(
+            file,
+            f"{len(environments)} environments: at most {MAX_ENVIRONMENTS} are supported in one file",
+            location="environments",
+            line=lines.line(["environments"]),
+        )
     # Every environment's overrides must make a valid config, not only the one selected today.
-    for name in sorted((raw.get("environments") or {}) if isinstance(raw, dict) else {}):
+    for name in sorted(environments):
         _validate(file, _select_environment(file, raw, name, lines), lines, context=f"with environment {name!r}")
 
     data = _select_environment(file, raw, environment, lines)
     secrets: set[str] = set()
-    data = _interpolate(file, data, env, secrets, lines, path=())
+    data = _interpolate(file, data, env, secrets, lines, path=(), budget=[MAX_INTERPOLATED_CHARS])
     # Interpolated values must fit the schema too; the message must not show them.
     _validate(file, data, lines, context="after ${VAR} interpolation", redact=secrets)
     if base_url:
@@ -198,6 +206,8 @@ def _parse(file: Path, text: str) -> Any:
             mark = getattr(exc, "problem_mark", None)
             problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
             raise ConfigError(file, f"invalid YAML: {problem}", line=mark.line + 1 if mark else None) from None
+        except ValueError as exc:  # an integer beyond Python's digit limit, for one
+            raise ConfigError(file, f"invalid YAML: {str(exc).split(';')[0]}") from None
     elif file.suffix.lower() == ".json":
         try:
             data = json.loads(text, object_pairs_hook=_reject_duplicate_keys)
@@ -205,6 +215,8 @@ def _parse(file: Path, text: str) -> Any:
             raise ConfigError(file, f"invalid JSON: {exc.msg} (column {exc.colno})", line=exc.lineno) from None
         except _DuplicateKey as exc:
             raise ConfigError(file, f"duplicate key {exc.args[0]!r}") from None
+        except ValueError as exc:  # an integer beyond Python's digit limit, for one
+            raise ConfigError(file, f"invalid JSON: {str(exc).split(';')[0]}") from None
     else:
         raise ConfigError(file, "unknown config format: use a .json, .yaml or .yml file")
     if data is None:
@@ -215,6 +227,9 @@ def _parse(file: Path, text: str) -> Any:
 # A smoke config has hundreds of values; nine levels of nine-fold aliases ("billion laughs") have
 # hundreds of millions once expanded, which every later step (validation, interpolation) would walk.
 MAX_EXPANDED_VALUES = 100_000
+# Characters ${VAR} values may add in all; and environments one file may hold (each is validated).
+MAX_INTERPOLATED_CHARS = 10_000_000
+MAX_ENVIRONMENTS = 100
 
 
 def _refuse_alias_bombs(file: Path, root: Any) -> None:
@@ -222,9 +237,12 @@ def _refuse_alias_bombs(file: Path, root: Any) -> None:
     import yaml
 
     sizes: dict[int, int] = {}
+    aliases = 0
 
     def size(node: Any) -> int:
+        nonlocal aliases
         if id(node) in sizes:
+            aliases += 1
             return sizes[id(node)]
         sizes[id(node)] = 1  # a recursive alias counts once while it is being measured
         if isinstance(node, yaml.MappingNode):
@@ -237,9 +255,8 @@ def _refuse_alias_bombs(file: Path, root: Any) -> None:
         return total
 
     if root is not None and size(root) > MAX_EXPANDED_VALUES:
-        raise ConfigError(
-            file, f"the document expands to more than {MAX_EXPANDED_VALUES} values (YAML aliases): refusing to load it"
-        )
+        how = f"expands to more than {MAX_EXPANDED_VALUES} values through YAML aliases" if aliases else f"has more than {MAX_EXPANDED_VALUES} values"
+        raise ConfigError(file, f"the document {how}: refusing to load it")
 
 
 class _DuplicateKey(Exception):
@@ -452,12 +469,20 @@ def _deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, 
 
 
 def _interpolate(
-    file: Path, value: Any, env: Mapping[str, str], secrets: set[str], lines: _LineFinder, path: tuple[Any, ...]
+    file: Path,
+    value: Any,
+    env: Mapping[str, str],
+    secrets: set[str],
+    lines: _LineFinder,
+    path: tuple[Any, ...],
+    budget: list[int],
 ) -> Any:
+    """Fill ``${VAR}``; ``budget`` holds the characters the expanded values may still add, so a
+    value repeated through YAML aliases cannot make a large variable fill the memory."""
     if isinstance(value, dict):
-        return {k: _interpolate(file, v, env, secrets, lines, path + (k,)) for k, v in value.items()}
+        return {k: _interpolate(file, v, env, secrets, lines, path + (k,), budget) for k, v in value.items()}
     if isinstance(value, list):
-        return [_interpolate(file, v, env, secrets, lines, path + (i,)) for i, v in enumerate(value)]
+        return [_interpolate(file, v, env, secrets, lines, path + (i,), budget) for i, v in enumerate(value)]
     if not isinstance(value, str) or "$" not in value:
         return value
 
@@ -489,6 +514,14 @@ def _interpolate(
             raise ConfigError(
                 file,
                 f"environment variable {name} is not set and has no default (write ${{{name}:-default}})",
+                location=format_path(path),
+                line=lines.line(path),
+            )
+        budget[0] -= len(resolved)
+        if budget[0] < 0:
+            raise ConfigError(
+                file,
+                f"${{VAR}} interpolation expands the document beyond {MAX_INTERPOLATED_CHARS} characters: refusing it",
                 location=format_path(path),
                 line=lines.line(path),
             )

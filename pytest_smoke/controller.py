@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from .config import SmokeConfig
-from .redact import Redactor
+from .redact import Redactor, shorten
 from .model import decode, facts_of
 from .plugin import smoke_run_key
 from .verdict import (
@@ -309,7 +309,7 @@ class SmokeController:
                 self._no_verdict(f"{exc} before any change: no rollback", pytest.ExitCode.INTERRUPTED)
                 session.exitstatus = pytest.ExitCode.INTERRUPTED
         except Exception as exc:  # a bug of ours or a user hook's, before any rollback: no verdict
-            message = " ".join(str(exc).split())[:200]
+            message = shorten(str(exc), 200)
             self._no_verdict(
                 f"internal error while deciding ({exc.__class__.__name__}: {message}): no rollback",
                 pytest.ExitCode.INTERNAL_ERROR,
@@ -372,7 +372,8 @@ class SmokeController:
         for sent in self.summary.notifications:
             markup = {"yellow": True} if sent["status"] != "sent" else {}
             detail = f": {sent['detail']}" if sent["detail"] else ""
-            terminalreporter.write_line(self.redactor.text(f"Notification {sent['status']}: {sent['channel']}{detail}"), **markup)
+            line = self.redactor.text(f"Notification {sent['status']}: {sent['channel']}{detail}")
+            terminalreporter.write_line(printable(line), **markup)
 
     def say(self, message: str) -> None:
         terminal = self.config.pluginmanager.get_plugin("terminalreporter")

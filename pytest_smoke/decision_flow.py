@@ -11,6 +11,7 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
+from .redact import shorten
 from .verdict import Decision, Verdict, decide
 
 if TYPE_CHECKING:
@@ -81,7 +82,7 @@ def _roll_back(controller, verdict, decision, strategy, auto_rollback):  # type:
     except RollbackInterrupted:
         raise
     except Exception as exc:  # a bug of ours while a rollback is due: never silent, never exit 0
-        message = " ".join(str(exc).split())[:200]
+        message = shorten(str(exc), 200)
         return RollbackResult(
             "failed", f"{FAILED_PREFIX} (internal error of the runner: {exc.__class__.__name__}: {message})"
         )

@@ -14,7 +14,7 @@ from typing import Any, Mapping
 from .checks.base import CheckContext, CheckFailed, CheckResult, Deadline
 from .checks.http import Reply, exchange, join_url, new_session, verify_reply
 from .config import TEMPLATED_STEP_KEYS, strings_in, template_fields
-from .redact import MASK, is_secret_name
+from .redact import MASK, is_secret_name, shorten
 
 # Cleanup runs even when the path used up its deadline, so it has a budget of its own.
 CLEANUP_SECONDS = 5.0
@@ -217,7 +217,7 @@ def _show_saved(ctx: CheckContext, saved: Mapping[str, Any]) -> str:
     if not saved:
         return "(nothing)"
     shown = ctx.redactor.value(dict(saved))
-    return ", ".join(f"{k}={json.dumps(v)[:60] if not isinstance(v, str) else v[:60]}" for k, v in shown.items())
+    return ", ".join(f"{k}={shorten(v if isinstance(v, str) else json.dumps(v), 60)}" for k, v in shown.items())
 
 
 def curl_command(ctx: CheckContext, method: str, url: str, headers: Mapping[str, str], params: Any, payload: Any, session: Any) -> str:

@@ -14,11 +14,13 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Iterator
 
 import pytest
 
 from .model import FACT_KEYS, decode, encode
+from .redact import shorten
 from .scheduler import DEFAULT_CONCURRENCY, DEFAULT_PER_HOST
 
 if TYPE_CHECKING:
@@ -66,7 +68,7 @@ class SmokeRun:
         self.consumed: set[str] = set()  # checks whose pooled result an item has already reported
         self.deselected_required: list[list[str]] = []  # [node id, name] of required custom tests deselected
         self.stop_reason: str | None = None
-        self.log_filter: Any = None  # RedactingFilter on the client loggers, while the run lasts
+        self.log_records: Any = None  # RedactingLogRecords, while the run lasts
         self.host_slots: Any = None  # HostSlots in an xdist worker: the per-host limit across workers
 
     @property
@@ -222,10 +224,10 @@ def pytest_configure(config: pytest.Config) -> None:
         from .scheduler import HostSlots
 
         run.host_slots = HostSlots(os.path.join(tempfile.gettempdir(), f"pytest-smoke-{workerinput['testrunuid']}"), per_host)
-    from .redact import RedactingFilter
+    from .redact import RedactingLogRecords
 
-    run.log_filter = RedactingFilter(run.redactor)
-    run.log_filter.install()
+    run.log_records = RedactingLogRecords(run.redactor)
+    run.log_records.install()
     config.pluginmanager.register(CheckExecution(run), "smoke-check-execution")
     if not hasattr(config, "workerinput") and not config.getoption("collectonly"):
         config.pluginmanager.register(SmokeController(config, smoke_config, run.redactor), CONTROLLER_NAME)
@@ -433,7 +435,8 @@ class CheckExecution:
             outcome = self._custom_outcome(item, call, report)
             if outcome:
                 # A new list: the item's own properties must not carry one phase's outcome to the next.
-                report.user_properties = [*report.user_properties, *outcome]
+                redacted = [(key, self.run.redactor.value(value)) for key, value in outcome]
+                report.user_properties = [*report.user_properties, *redacted]
         self._redact(report)
         return report
 
@@ -453,7 +456,7 @@ class CheckExecution:
             exc = call.excinfo.value
             if isinstance(exc, pytest.fail.Exception) or is_service_failure(exc):
                 return [encode("outcome", "failed")]
-            message = " ".join(str(exc).split())[:200]
+            message = shorten(str(exc), 200)
             return [
                 encode("outcome", "not_evaluated"),
                 encode("reason", f"not evaluated: {call.excinfo.typename}: {message} (an error in the test code, not a verdict on the service)"),
@@ -461,16 +464,20 @@ class CheckExecution:
         return []
 
     def _redact(self, report: pytest.TestReport) -> None:
-        """Whatever pytest renders for a report (assertion values, -l locals, captured output)
-        passes the redactor before any terminal, JUnit file or worker channel sees it."""
+        """Whatever pytest renders for a report (assertion values, -l locals, captured output,
+        a skip or xfail reason) passes the redactor before any terminal, JUnit file or worker
+        channel sees it."""
         redactor = self.run.redactor
-        if report.longrepr is None and not report.sections:
-            return
-        if report.longrepr is not None and not isinstance(report.longrepr, tuple):
+        if isinstance(report.longrepr, tuple) and len(report.longrepr) == 3:  # a skip: (path, line, reason)
+            path, line, reason = report.longrepr
+            report.longrepr = (path, line, redactor.text(reason))
+        elif report.longrepr is not None:
             text = str(report.longrepr)
             redacted = redactor.text(text)
             if redacted != text:
-                report.longrepr = redacted
+                report.longrepr = RedactedLongrepr(redacted, getattr(report.longrepr, "reprcrash", None), redactor)
+        if getattr(report, "wasxfail", None):
+            report.wasxfail = redactor.text(report.wasxfail)
         report.sections = [(title, redactor.text(content)) for title, content in report.sections]
 
     def pytest_deselected(self, items: list[pytest.Item]) -> None:
@@ -491,8 +498,28 @@ class CheckExecution:
     def pytest_unconfigure(self) -> None:
         if self.run.scheduler is not None:
             self.run.scheduler.shutdown()
-        if self.run.log_filter is not None:
-            self.run.log_filter.uninstall()
+        if self.run.log_records is not None:
+            self.run.log_records.uninstall()
+
+
+class RedactedLongrepr:
+    """A failure's text after redaction. Keeps the crash line (file, line, message), which the
+    short summary ("FAILED test_x - AssertionError: ...") and JUnit's message attribute read."""
+
+    def __init__(self, text: str, crash: Any, redactor: Any):
+        self.text = text
+        self.reprcrash = (
+            None
+            if crash is None
+            else SimpleNamespace(path=crash.path, lineno=crash.lineno, message=redactor.text(crash.message))
+        )
+
+    def toterminal(self, out: Any) -> None:
+        for line in self.text.splitlines():
+            out.line(line)
+
+    def __str__(self) -> str:
+        return self.text
 
 
 class SmokeItem(pytest.Function):

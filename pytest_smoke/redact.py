@@ -7,6 +7,8 @@ forms, URL passwords and ``password=`` pairs. Every output path passes text thro
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 import threading
 from typing import Any, Iterable
@@ -20,19 +22,32 @@ SECRET_NAME = re.compile(
     re.IGNORECASE,
 )
 _URL_PASSWORD = re.compile(r"(?P<prefix>[a-z][a-z0-9+.-]*://[^\s:/@]*:)(?P<password>[^\s@/]+)(?=@)", re.IGNORECASE)
-# Values, not words: "password=x" and '"password": "x"' are masked, "change-password: timed out" is not.
+# Values, not words: "password=x", '"password": "x"' and a "password: x" line are masked;
+# "change-password: timed out" and "reset password: connection refused" are prose, not pairs.
 _KV_PASSWORD = re.compile(
-    r"(?P<key>(?<![-/\w])[\"']?(?:password|passwd|pwd)[\"']?\s*[=:]\s*)(?P<value>'[^']*'|\"[^\"]*\"|[^\s&;,\"']+)",
-    re.IGNORECASE,
+    r"(?P<key>(?:(?<![-/\w])(?:password|passwd|pwd)\s*=\s*"
+    r"|[\"'](?:password|passwd|pwd)[\"']\s*[=:]\s*"
+    r"|(?:^|(?<=[{(\[,;\n]))\s*(?:password|passwd|pwd)\s*:\s*))"
+    r"(?P<value>'[^'\n]+'|\"[^\"\n]+\"|[^\s&;,\"'()\[\]{}<>]+)",
+    re.IGNORECASE | re.MULTILINE,
 )
 # A credential after an auth scheme has a digit or a symbol; "token returned" is two words.
 _BEARER = re.compile(r"(?P<scheme>\b(?:Bearer|Basic|Token)\s+)(?P<value>(?=[A-Za-z]*[0-9._~+/=-])[A-Za-z0-9._~+/=-]{8,})")
-# Query parameters named like credentials: ?token=..., &sig=..., &api_key=..., &code=...
-_QUERY_SECRET = re.compile(
-    r"(?P<key>[?&;][^=&\s#]*(?:token|key|sig|signature|password|secret|code)[^=&\s#]*=)(?P<value>[^&\s#\"']+)",
+# Query parameters named like credentials: ?token=..., &sig=..., &api_key=..., &code=...,
+# &X-Amz-Credential=... Judged by whole name parts, so "keyword", "country_code" and
+# "postcode" stay readable.
+_QUERY_PAIR = re.compile(r"(?P<key>[?&;](?P<name>[^=&\s#?;]+)=)(?P<value>[^&\s#\"'()<>\[\]]+)")
+_SECRET_QUERY_PART = re.compile(
+    r"(?:\w*token|\w*secret|api_?key|key|sig|signature|password|passwd|pwd|jwt|auth|session|sessionid|sid"
+    r"|credentials?|private_?key|access_?key)",
     re.IGNORECASE,
 )
+_WHOLE_NAME_ONLY = frozenset({"code", "state_token"})
 MIN_SECRET_LENGTH = 4
+# A short secret ("prod", a 4-digit PIN) is masked as a whole word only, not inside "production".
+SHORT_SECRET_LENGTH = 8
+# What text cut off by a producer ends with: a secret's prefix before it is masked too.
+_CUT_MARKS = ("...", "\u2026")
 
 
 def _url_parts(text: str) -> set[str]:
@@ -50,10 +65,89 @@ def _url_parts(text: str) -> set[str]:
     return {part for part in found if len(part.strip("/")) >= 8}
 
 
+def is_secret_query_name(name: str) -> bool:
+    """``token``, ``X-Amz-Credential``, ``sessionId``, ``api_key``, ``code``; not ``keyword``."""
+    if name.lower() in _WHOLE_NAME_ONLY:
+        return True
+    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name)
+    parts = [part for part in re.split(r"[-_.\[\]]+", spaced) if part]
+    joined = {"_".join(parts[i : i + 2]) for i in range(len(parts))}
+    return any(_SECRET_QUERY_PART.fullmatch(part) for part in [*parts, *joined, name])
+
+
+def _mask_query(match: re.Match[str]) -> str:
+    return match["key"] + MASK if is_secret_query_name(match["name"]) else match[0]
+
+
+def encoded_forms(text: str) -> set[str]:
+    """The forms a secret takes in the places output comes from: URL encoding (either case),
+    a JSON string, a Python repr, a shell-quoted word and base64 (as in a Basic header)."""
+    forms = {text, quote(text, safe=""), quote_plus(text)}
+    forms |= {re.sub(r"%[0-9A-F]{2}", lambda m: m[0].lower(), form) for form in list(forms)}
+    forms.add(json.dumps(text)[1:-1])
+    forms.add(json.dumps(text, ensure_ascii=False)[1:-1])
+    forms.add(repr(text)[1:-1])
+    forms.add(text.replace("'", "'\"'\"'"))
+    forms |= _base64_forms(text)
+    return {form for form in forms if len(form) >= MIN_SECRET_LENGTH}
+
+
+def _base64_forms(text: str) -> set[str]:
+    """Base64 of the secret at each of the three alignments it can have inside a longer value
+    ("user:secret"): only the characters that depend on the secret alone."""
+    raw = text.encode("utf-8", "surrogatepass")
+    if len(raw) < 6:
+        return set()
+    forms = set()
+    for offset, skip in ((0, 0), (1, 2), (2, 3)):
+        for encode in (base64.b64encode, base64.urlsafe_b64encode):
+            encoded = encode(b"\0" * offset + raw).decode("ascii").rstrip("=")
+            stable = encoded[skip : len(encoded) - (len(encoded) % 4 and 2 or 0)]
+            if len(stable) >= 8:
+                forms.add(stable)
+    return forms
+
+
+def shorten(text: str, limit: int) -> str:
+    """One line of at most ``limit`` characters; a cut ends in "..." so the redactor can mask a
+    secret's prefix left at the cut (see :meth:`Redactor.text`)."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _mask_kv(match: re.Match[str]) -> str:
     value = match["value"]
     quote_char = value[0] if value[:1] in ("'", '"') else ""
     return match["key"] + quote_char + MASK + quote_char
+
+
+def _leaves(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, dict):
+        return [text for item in value.values() for text in _leaves(item)]
+    if isinstance(value, (list, tuple, set)):
+        return [text for item in value for text in _leaves(item)]
+    return [str(value)]
+
+
+def _mask_at_cuts(text: str, secrets: list[str]) -> str:
+    """Text cut by a producer ("...Bearer eyJhbGciOi...") keeps a secret's prefix: mask it."""
+    for mark in _CUT_MARKS:
+        start = 0
+        while (at := text.find(mark, start)) != -1:
+            head = text[:at]
+            for secret in secrets:
+                size = next(
+                    (n for n in range(min(len(secret) - 1, len(head)), MIN_SECRET_LENGTH - 1, -1) if head.endswith(secret[:n])),
+                    0,
+                )
+                if size:
+                    text = head[: len(head) - size] + MASK + text[at:]
+                    at = len(head) - size + len(MASK)
+                    break
+            start = at + len(mark)
+    return text
 
 
 def is_secret_name(name: str) -> bool:
@@ -66,29 +160,45 @@ class Redactor:
     def __init__(self, secrets: Iterable[str] = ()):
         self._lock = threading.Lock()
         self._secrets: set[str] = set()
+        self._pattern: re.Pattern[str] | None = None
+        self._sorted: list[str] = []
         self.add(*secrets)
 
     def add(self, *values: Any) -> None:
+        """Learn secrets; a dict or list (a saved JSON object) adds every value inside it."""
         with self._lock:
             for value in values:
-                if value is None:
-                    continue
-                text = str(value)
-                if len(text) < MIN_SECRET_LENGTH:
-                    continue
-                self._secrets.update({text, quote(text, safe=""), quote_plus(text)})
-                self._secrets.update(_url_parts(text))
+                for text in _leaves(value):
+                    if len(text) < MIN_SECRET_LENGTH:
+                        continue
+                    self._secrets.update(encoded_forms(text))
+                    self._secrets.update(_url_parts(text))
+                    self._pattern = None
+
+    def _compiled(self) -> tuple[re.Pattern[str] | None, list[str]]:
+        with self._lock:
+            if self._pattern is None:
+                secrets = sorted(self._secrets, key=len, reverse=True)
+                alternatives = [
+                    re.escape(secret) if len(secret) >= SHORT_SECRET_LENGTH else rf"(?<![A-Za-z0-9]){re.escape(secret)}(?![A-Za-z0-9])"
+                    for secret in secrets
+                ]
+                self._pattern = re.compile("|".join(alternatives)) if alternatives else None
+                self._sorted = secrets
+            return self._pattern, self._sorted
 
     def text(self, value: Any) -> str:
         text = "" if value is None else str(value)
-        with self._lock:
-            secrets = sorted(self._secrets, key=len, reverse=True)
-        for secret in secrets:
-            if secret in text:
-                text = text.replace(secret, MASK)
+        # A lone surrogate (JSON "\ud800" from a service) cannot be written to any file or channel.
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+        pattern, secrets = self._compiled()
+        if pattern is not None:
+            text = pattern.sub(MASK, text)
+            if any(mark in text for mark in _CUT_MARKS):
+                text = _mask_at_cuts(text, secrets)
         text = _URL_PASSWORD.sub(lambda m: m["prefix"] + MASK, text)
         text = _KV_PASSWORD.sub(_mask_kv, text)
-        text = _QUERY_SECRET.sub(lambda m: m["key"] + MASK, text)
+        text = _QUERY_PAIR.sub(_mask_query, text)
         return _BEARER.sub(lambda m: m["scheme"] + MASK, text)
 
     def excerpt(self, text: str, limit: int) -> str:
@@ -96,15 +206,7 @@ class Redactor:
         text = self.text(text)
         if len(text) <= limit:
             return text
-        cut = text[: limit - 3]
-        with self._lock:
-            secrets = sorted(self._secrets, key=len, reverse=True)
-        for secret in secrets:
-            for size in range(len(secret) - 1, MIN_SECRET_LENGTH - 1, -1):
-                if cut.endswith(secret[:size]):
-                    cut = cut[: len(cut) - size] + MASK
-                    break
-        return cut + "..."
+        return self.text(text[: limit - 3] + "...")
 
     def value(self, value: Any, name: str = "") -> Any:
         """Redact a JSON-like value; anything under a secret-looking key is masked whole."""
@@ -119,42 +221,35 @@ class Redactor:
         return value
 
 
-# Loggers of the clients the plugin drives: at DEBUG, urllib3 logs every request line (query
-# strings included) and kubernetes every response body.
-CLIENT_LOGGERS = (
-    "urllib3.connectionpool",
-    "urllib3.util.retry",
-    "urllib3.poolmanager",
-    "requests",
-    "kubernetes.client.rest",
-    "pika",
-    "redis",
-    "psycopg",
-)
-
-
-class RedactingFilter:
-    """A logging filter that passes every record of the client loggers through a Redactor."""
+class RedactingLogRecords:
+    """While a run lasts, every log record's message passes the Redactor when it is created:
+    urllib3's request lines (query strings included), the kubernetes client's response bodies and
+    a developer's own logger alike, whichever handler (log-cli, caplog, a file) shows it."""
 
     def __init__(self, redactor: Redactor):
         self.redactor = redactor
-
-    def filter(self, record: Any) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # a record whose arguments do not format: leave it to logging
-            return True
-        record.msg, record.args = self.redactor.text(message), None
-        return True
+        self._previous: Any = None
 
     def install(self) -> None:
         import logging
 
-        for name in CLIENT_LOGGERS:
-            logging.getLogger(name).addFilter(self)
+        self._previous = previous = logging.getLogRecordFactory()
+
+        def make_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
+            record = previous(*args, **kwargs)
+            try:
+                message = record.getMessage()
+            except Exception:  # arguments that do not format: logging reports that itself
+                return record
+            record.msg, record.args = self.redactor.text(message), None
+            return record
+
+        self._factory = make_record
+        logging.setLogRecordFactory(make_record)
 
     def uninstall(self) -> None:
         import logging
 
-        for name in CLIENT_LOGGERS:
-            logging.getLogger(name).removeFilter(self)
+        if self._previous is not None and logging.getLogRecordFactory() is self._factory:
+            logging.setLogRecordFactory(self._previous)
+        self._previous = None

@@ -38,6 +38,8 @@ class Recorder:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                self.request_body = self.rfile.read(length) if length else b""
                 outer.seen.append(dict(self.headers))
                 status, headers, body = answer(self)
                 self.send_response(status)
@@ -46,6 +48,8 @@ class Recorder:
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
+
+            do_POST = do_GET
 
             def log_message(self, *args):
                 pass
@@ -171,7 +175,7 @@ def test_a_yaml_alias_bomb_is_a_usage_error(pytester, write_config):
     write_config("\n".join(lines) + "\n", name="smoke.yaml")
     result = pytester.runpytest("--smoke-config", "smoke.yaml", "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    assert "smoke.yaml: the document expands to more than 100000 values (YAML aliases): refusing to load it" in result.stderr.str()
+    assert "smoke.yaml: the document expands to more than 100000 values through YAML aliases: refusing to load it" in result.stderr.str()
 
 
 def test_an_internal_error_shows_no_environment_even_with_showlocals(pytester, write_config, demo, monkeypatch):
@@ -193,3 +197,199 @@ def test_an_internal_error_shows_no_environment_even_with_showlocals(pytester, w
         assert result.ret == 12
         everything = every_output(pytester, result)
         assert "aws-Unrelated-Secret-77" not in everything and "deploy-Unrelated-Token-88" not in everything
+
+
+
+# -- found by an adversarial review --------------------------------------------------------------------
+
+TOKEN_IN_OBJECT = "tok-ACCESS-5f1e9a7c3b"
+
+
+def test_a_saved_object_under_a_secret_name_is_masked_inside(pytester, write_config):
+    def answer(request):
+        if request.path == "/login":
+            return 200, [("Content-Type", "application/json")], json.dumps({"auth": {"access": TOKEN_IN_OBJECT}}).encode()
+        return 500, [("Content-Type", "text/plain")], b"orders down"
+
+    server = Recorder(answer)
+    try:
+        write_config({"base_url": server.url, "critical_paths": [{"name": "order", "steps": [
+            {"method": "POST", "endpoint": "/login", "payload": {"user": "u"}, "save": {"credentials": "body.auth"}},
+            {"method": "POST", "endpoint": "/orders", "payload": {"with": "{credentials}"}},
+        ]}]})
+        result = run(pytester, "-vv", "-l")
+    finally:
+        server.stop()
+    assert result.ret == 1
+    assert server.seen[1]  # the token was really sent on: only its display is masked
+    result.stdout.fnmatch_lines(["*saved so far: credentials=****", "*reproduce: curl *--data-raw*"])
+    assert TOKEN_IN_OBJECT not in every_output(pytester, result)
+
+
+def test_a_secret_in_a_long_json_value_is_masked_before_the_cut(pytester, write_config, monkeypatch):
+    monkeypatch.setenv("API_KEY", API_KEY)
+    server = Recorder(lambda r: (200, [("Content-Type", "application/json")],
+                                 json.dumps({"status": "x" * 70 + r.headers["X-Api-Key"]}).encode()))
+    try:
+        write_config({"base_url": server.url, "headers": {"X-Api-Key": "${API_KEY}"},
+                      "health_checks": [health("echo", "/health", expect={"json": {"status": "ok"}})]})
+        result = run(pytester)
+    finally:
+        server.stop()
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(['*body.status is "xxx*..., expected "ok"*'])
+    everything = every_output(pytester, result)
+    assert API_KEY[:6] not in everything
+
+
+ODD_SECRET = "p'a\"ss/wörd+1 x"
+
+
+@pytest.mark.parametrize(
+    "shown",
+    [
+        json.dumps(ODD_SECRET),  # a JSON string in a body
+        repr(ODD_SECRET),  # an expectation message
+        __import__("shlex").quote(ODD_SECRET),  # the curl line
+        "p%27a%22ss%2fw%c3%b6rd%2b1%20x",  # lowercase URL encoding
+        "Basic " + __import__("base64").b64encode(f"svc:{ODD_SECRET}".encode()).decode(),
+    ],
+    ids=["json", "repr", "shell", "url-lowercase", "base64-basic"],
+)
+def test_a_secret_is_masked_in_its_encoded_forms(shown):
+    assert "ss/w" not in Redactor([ODD_SECRET]).text(shown).replace("%2f", "/")
+    assert "***" in Redactor([ODD_SECRET]).text(shown)
+
+
+@pytest.mark.parametrize(
+    "text, masked",
+    [
+        ("/s?keyword=boots&country_code=DE&postcode=10115", "/s?keyword=boots&country_code=DE&postcode=10115"),
+        ("/cb?jwt=eyJ.x.y&sessionid=abc&auth=q1", "/cb?jwt=***&sessionid=***&auth=***"),
+        ("(see /s3?X-Amz-Credential=AKIA%2F2026&X-Amz-Signature=f00d)", "(see /s3?X-Amz-Credential=***&X-Amz-Signature=***)"),
+        ("reset password: connection refused", "reset password: connection refused"),
+        ('{"password": ""}', '{"password": ""}'),
+    ],
+)
+def test_credential_parameters_are_masked_and_words_are_not(text, masked):
+    assert Redactor().text(text) == masked
+
+
+def test_a_short_secret_is_masked_as_a_word_only():
+    assert Redactor(["prod"]).text("production runs prod, prod-eu") == "production runs ***, ***-eu"
+
+
+def test_custom_tests_cannot_print_a_secret_through_pytest(pytester, write_config, demo, monkeypatch):
+    monkeypatch.setenv("API_KEY", API_KEY)
+    write_config({"base_url": demo.url, "headers": {"X-Api-Key": "${API_KEY}"}, "health_checks": [health("basic", "/health")]})
+    pytester.makepyfile(
+        """
+        import logging, os, pytest
+
+        KEY = os.environ["API_KEY"]
+
+        @pytest.mark.smoke_optional
+        def test_skips():
+            pytest.skip(f"no tenant for {KEY}")
+
+        @pytest.mark.smoke_optional
+        @pytest.mark.xfail(reason="known")
+        def test_xfails():
+            pytest.xfail(f"quota for {KEY}")
+
+        @pytest.mark.smoke_optional
+        def test_logs_and_fails():
+            logging.getLogger("app").warning("calling with %s", KEY)
+            assert KEY == "expected", "the key " + KEY + " was refused"
+        """
+    )
+    result = run(pytester, "-rA", "-vv", "--log-cli-level=INFO")
+    assert result.ret == 0  # optional custom tests: warnings only
+    # The short summary keeps its reason, masked.
+    result.stdout.fnmatch_lines(["FAILED *test_logs_and_fails - AssertionError: the key *** was refused*"])
+    assert API_KEY not in every_output(pytester, result)
+
+
+def test_a_307_to_another_origin_does_not_carry_the_login_body_there(pytester, write_config):
+    other = Recorder(lambda r: (200, [("Content-Type", "application/json")], b"{}"))
+    elsewhere = other.url.replace("127.0.0.1", "localhost")
+    first = Recorder(lambda r: (307, [("Location", elsewhere + "/login")], b""))
+    try:
+        write_config({"base_url": first.url, "critical_paths": [{"name": "login", "steps": [
+            {"method": "POST", "endpoint": "/login", "payload": {"user": "u", "password": "hunter2-login"}}]}]})
+        result = run(pytester)
+    finally:
+        first.stop()
+        other.stop()
+    assert other.seen == []
+    assert result.ret == 12  # inconclusive: our refusal to follow, not the service's failure
+    result.stdout.fnmatch_lines(["*answered 307 to another origin (http://localhost:*): not followed*"])
+
+
+def test_a_lone_surrogate_from_the_service_is_data_with_xdist(pytester, write_config):
+    server = Recorder(lambda r: (200, [("Content-Type", "application/json")], b'{"status": "\\ud800"}'))
+    try:
+        write_config({"base_url": server.url, "health_checks": [health("odd", "/health", expect={"json": {"status": "ok"}})]})
+        result = run(pytester, "-p", "xdist", "-n", "1")
+    finally:
+        server.stop()
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["*body.status is *ud800*, expected \"ok\"*"])
+
+
+def test_a_webhook_answer_and_a_markdown_cell_cannot_drive_the_terminal(pytester, write_config, demo):
+    hook = Recorder(lambda r: (200, [("Content-Type", "application/json")], json.dumps({"id": "\x1b[2J\x07INC-1"}).encode()))
+    service = Recorder(lambda r: (503, [("Content-Type", "text/plain")], ANSI))
+    try:
+        write_config({"base_url": service.url, "health_checks": [health("hostile", "/health")],
+                      "notifications": {"ops": {"type": "webhook", "url": hook.url + "/hook"}},
+                      "rollback_strategy": {"notify_channels": ["ops"]}})
+        result = run(pytester)
+    finally:
+        hook.stop()
+        service.stop()
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["Notification sent: ops: Incident ticket created: \\x1b[2J\\x07INC-1"])
+    markdown = (pytester.path / "report.md").read_text(encoding="utf-8")
+    assert "\x1b" not in result.stdout.str() and "\x1b" not in markdown and "\x07" not in markdown
+
+
+def test_an_error_after_a_redirect_names_the_address_it_went_to(pytester, write_config):
+    import socket
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        dead_port = closed.getsockname()[1]
+    server = Recorder(lambda r: (302, [("Location", f"http://127.0.0.1:{dead_port}/moved")], b""))
+    try:
+        write_config({"base_url": server.url, "health_checks": [health("moved", "/health")]})
+        result = run(pytester)
+    finally:
+        server.stop()
+    assert result.ret == 1
+    result.stdout.fnmatch_lines([f"*connection refused at 127.0.0.1:{dead_port}*"])
+
+
+@pytest.mark.parametrize(
+    "text, env, message",
+    [
+        ("base_url: http://x\nhealth_checks: [{name: a, endpoint: /h, timeout_seconds: " + "9" * 5000 + "}]\n", {},
+         "invalid YAML: Exceeds the limit (4300 digits) for integer string conversion"),
+        ("base_url: http://x\nhealth_checks: []\nx: [" + ",".join(f"&a{i} {i}" for i in range(100_001)) + "]\n", {},
+         "the document has more than 100000 values: refusing to load it"),
+        ("base_url: http://x\nhealth_checks:\n- {name: a, endpoint: /h}\nenvironments:\n" + "".join(f"  e{i}: {{}}\n" for i in range(101)), {},
+         "environments: 101 environments: at most 100 are supported in one file"),
+        ("base_url: http://x\nhealth_checks:\n- name: a\n  endpoint: /h\n  expect:\n    json: [&n [&m [" + ", ".join(["'${BIG}'"] * 10)
+         + "], *m, *m, *m, *m, *m, *m, *m, *m, *m], *n, *n, *n, *n, *n, *n, *n, *n, *n, *n]\n", {"BIG": "z" * 100_000},
+         "interpolation expands the document beyond 10000000 characters: refusing it"),
+    ],
+    ids=["huge-integer", "many-values-no-aliases", "many-environments", "interpolation-bomb"],
+)
+def test_config_bombs_are_usage_errors(pytester, text, env, message):
+    (pytester.path / "smoke.yaml").write_text(text)
+    for name, value in env.items():
+        pytester._monkeypatch.setenv(name, value)
+    result = pytester.runpytest("--smoke-config", "smoke.yaml", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert message in result.stderr.str()
+    assert "Traceback" not in result.stderr.str() + result.stdout.str()

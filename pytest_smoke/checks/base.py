@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, TypeVar
 
-from ..redact import Redactor
+from ..redact import Redactor, shorten
 
 T = TypeVar("T")
 
@@ -57,7 +57,7 @@ class CheckNotEvaluated(Exception):
         """An exception that is not a verdict on the service: a problem of the runner."""
         import traceback
 
-        message = " ".join(str(exc).split())[:200]
+        message = shorten(str(exc), 200)
         internal = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         return cls(
             f"not evaluated: {exc.__class__.__name__}{': ' + message if message else ''} "

@@ -17,7 +17,7 @@ from urllib.parse import urljoin, urlsplit
 import requests
 
 from .. import __version__
-from ..redact import Redactor
+from ..redact import Redactor, shorten
 from .base import CheckContext, CheckFailed, CheckNotEvaluated, CheckResult, CheckTimeout, Deadline, run_with_deadline
 
 # Requests the runner could not even build: its problem, never the service's.
@@ -95,9 +95,21 @@ class SmokeSession(requests.Session):
     def rebuild_auth(self, prepared_request: requests.PreparedRequest, response: requests.Response) -> None:
         super().rebuild_auth(prepared_request, response)
         if self.should_strip_auth(response.request.url, prepared_request.url):
+            if prepared_request.body is not None:  # a 307/308 would re-send the body (a login) there
+                raise CheckNotEvaluated(
+                    f"{response.request.method} {_origin(response.request.url)} answered {response.status_code} "
+                    f"to another origin ({_origin(prepared_request.url)}): not followed, because the request "
+                    "body (credentials, a payload) would be sent there too",
+                    kind="cross_origin_redirect",
+                )
             for name in list(prepared_request.headers):
                 if name.lower() not in SAFE_ON_REDIRECT:
                     del prepared_request.headers[name]
+
+
+def _origin(url: str | None) -> str:
+    parts = urlsplit(url or "")
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
 
 
 def is_binary(body: bytes) -> bool:
@@ -139,11 +151,11 @@ def exchange(
     """Send one request and read its body, all within ``deadline``."""
     label = label or f"{method} {url}"
 
-    redirected: list[str] = []
+    redirected: list[str] = []  # where each redirect pointed, absolute
 
     def note_redirect(response: requests.Response, *args: Any, **kwargs: Any) -> None:
         if response.is_redirect:
-            redirected.append(response.headers.get("Location", ""))
+            redirected.append(urljoin(response.url, response.headers.get("Location", "")))
 
     def send() -> Reply:
         started = time.monotonic()
@@ -187,7 +199,8 @@ def exchange(
             kind="request_error",
         ) from None
     except requests.RequestException as exc:
-        raise describe_error(exc, url, deadline, label) from None
+        # After a redirect the error is about the address it pointed to, not the one configured.
+        raise describe_error(exc, redirected[-1] if redirected else url, deadline, label) from None
     except ConnectionError as exc:  # a socket error outside requests' wrapping: still the network
         raise CheckFailed(f"{label}: {exc.__class__.__name__}: {exc}", kind="connection_error") from None
 
@@ -256,8 +269,7 @@ def describe_error(exc: requests.RequestException, url: str, deadline: Deadline,
 
 
 def _short(text: str, limit: int = 160) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return shorten(text, limit)
 
 
 # -- expectations ----------------------------------------------------------------------------------
@@ -296,12 +308,12 @@ def json_subset_mismatch(expected: Any, actual: Any, path: str = "body") -> str 
             return f"{path} is {type(actual).__name__}, expected a list"
         for index, item in enumerate(expected):
             if not any(json_subset_mismatch(item, candidate) is None for candidate in actual):
-                return f"{path} has no item matching {json.dumps(item)[:80]} (expected item {index})"
+                return f"{path} has no item matching {shorten(json.dumps(item), 80)} (expected item {index})"
         return None
     if expected != actual or type(expected) is not type(actual) and not (
         isinstance(expected, (int, float)) and isinstance(actual, (int, float)) and not isinstance(actual, bool)
     ):
-        return f"{path} is {json.dumps(actual)[:80]}, expected {json.dumps(expected)[:80]}"
+        return f"{path} is {shorten(json.dumps(actual), 80)}, expected {shorten(json.dumps(expected), 80)}"
     return None
 
 

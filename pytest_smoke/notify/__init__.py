@@ -83,10 +83,10 @@ def dispatch(
                                   "detail": f"no answer within {deadline_seconds:g} s; not waiting any longer"}
             except Exception as exc:  # a dead channel is a warning, never a crash
                 results[index] = {"channel": name, "type": channel["type"], "status": "failed",
-                                  "detail": redactor.text(f"{exc.__class__.__name__}: {exc}")[:300]}
+                                  "detail": redactor.excerpt(f"{exc.__class__.__name__}: {exc}", 300)}
             else:
                 results[index] = {"channel": name, "type": channel["type"], "status": "sent",
-                                  "detail": redactor.text(detail or "")}
+                                  "detail": redactor.excerpt(detail or "", 300)}
 
         thread = threading.Thread(target=send, name=f"smoke-notify {name}", daemon=True)
         thread.start()
