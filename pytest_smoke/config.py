@@ -179,15 +179,20 @@ def _load(file: Path, text: str, environment: str | None, base_url: str | None, 
     return config
 
 
-def _check_rollback_command(config: SmokeConfig, lines: _LineFinder) -> None:
-    from .rollback.command import PLACEHOLDERS, TOKEN
+# The ``rollback_strategy.command`` template language. One pass: "{{" and "}}" are literal braces
+# (environment values arrive escaped this way), a known {placeholder} is filled in, and any other
+# brace (helm's --set-json '{"a":1}') stays as written.
+COMMAND_PLACEHOLDERS = frozenset({"deployment", "namespace", "container", "previous_image"})
+COMMAND_TOKEN = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
+
+def _check_rollback_command(config: SmokeConfig, lines: _LineFinder) -> None:
     for index, arg in enumerate((config.data.get("rollback_strategy") or {}).get("command") or []):
-        for match in TOKEN.finditer(arg):
-            if match.group(1) and match.group(1) not in PLACEHOLDERS:
+        for match in COMMAND_TOKEN.finditer(arg):
+            if match.group(1) and match.group(1) not in COMMAND_PLACEHOLDERS:
                 error_at(
                     config, lines, ("rollback_strategy", "command", index),
-                    f"unknown placeholder {{{match.group(1)}}} (known: {', '.join(sorted(PLACEHOLDERS))}; "
+                    f"unknown placeholder {{{match.group(1)}}} (known: {', '.join(sorted(COMMAND_PLACEHOLDERS))}; "
                     "write {{ for a literal brace)",
                 )
 

@@ -1,13 +1,22 @@
-"""How a check's result travels on its pytest report. Plain Python, no pytest.
+"""The run's data, and how a check's result travels on its pytest report. Plain Python, no pytest.
 
 A generated item (or a custom test in a smoke run) carries what the controller needs in
 ``report.user_properties`` as ``smoke_<key>`` pairs, because under pytest-xdist the controller
 never sees the item itself, only its serialized reports. One encoder, one decoder.
+
+:class:`RunSummary` is what the run concluded (verdict, decision, rollback, timeline, notes): the
+one input of the report document, which every renderer reads.
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
+
+if TYPE_CHECKING:  # types only: the model sits below every layer that produces these
+    from .cluster.rollback import RollbackResult
+    from .verdict import Decision, Verdict
 
 PREFIX = "smoke_"
 # Facts a check reports for the outputs (endpoint, HTTP status, timing, attempts, summary).
@@ -25,3 +34,23 @@ def decode(user_properties: Iterable[tuple[str, Any]]) -> dict[str, Any]:
 
 def facts_of(properties: Mapping[str, Any]) -> dict[str, Any]:
     return {key: properties[key] for key in FACT_KEYS if key in properties}
+
+
+@dataclass
+class Timeline:
+    checks_started: float = field(default_factory=time.time)
+    deployment_completed: float | None = None
+    failures_detected: float | None = None
+    rollback_started: float | None = None
+    rollback_finished: float | None = None
+
+
+@dataclass
+class RunSummary:
+    verdict: Verdict
+    decision: Decision
+    rollback: RollbackResult | None = None
+    timeline: Timeline = field(default_factory=Timeline)
+    notes: list[str] = field(default_factory=list)
+    notifications: list[dict[str, Any]] = field(default_factory=list)
+    exit_status: int = 0

@@ -18,12 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "example_suites" / "demo"))
 from demo_service import DemoService  # noqa: E402
 
-SEED_CONFIG = Path(__file__).parent / "data" / "seed-smoke-test-hook.json"
-
-# Distinctive secrets: any of these in any output is a leak.
-PG_PASSWORD = "pg-Secret-7781"
-REDIS_PASSWORD = "redis-Secret-5512"
-AMQP_PASSWORD = "amqp-Secret-9034"
+from helpers import AMQP_PASSWORD, BAD_IMAGE, GOOD_IMAGE, PG_PASSWORD, REDIS_PASSWORD  # noqa: E402,F401
 
 
 @pytest.fixture
@@ -51,13 +46,8 @@ def write_config(pytester: pytest.Pytester) -> Callable[..., Path]:
     return write
 
 
-def health(name: str, endpoint: str, **extra: Any) -> dict[str, Any]:
-    return {"name": name, "endpoint": endpoint, "timeout_seconds": 5, **extra}
-
-
 # -- the Kubernetes API test double ----------------------------------------------------------------
 
-GOOD_IMAGE, BAD_IMAGE = "django:v1.21.8-stable", "django:v1.22.0-context-api"
 
 
 @pytest.fixture

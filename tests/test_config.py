@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SEED_CONFIG, health
+from helpers import SEED_CONFIG, health
 from pytest_smoke import ConfigError, load_config
 from pytest_smoke.config import schema
 

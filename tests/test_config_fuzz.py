@@ -12,7 +12,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import SEED_CONFIG
+from helpers import SEED_CONFIG
 from pytest_smoke import ConfigError, load_config
 
 BASE = json.loads(SEED_CONFIG.read_text())
@@ -82,7 +82,11 @@ def check_outcome(path):
         text = str(error)
         assert text.startswith(f"smoke config error: {path}")
         assert "Traceback" not in text
-        assert error.location or error.message  # where, or what, is always said
+        # What is wrong is said in words, never as a Python repr, and a location is shown as given.
+        assert len(error.message.split()) >= 2, error.message
+        assert " object at 0x" not in text and "<class " not in text
+        if error.location:
+            assert f": {error.location}: " in text
         return None
     return config
 

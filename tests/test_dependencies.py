@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from conftest import AMQP_PASSWORD, PG_PASSWORD, REDIS_PASSWORD, SEED_CONFIG
+from helpers import AMQP_PASSWORD, PG_PASSWORD, REDIS_PASSWORD, SEED_CONFIG
 from pytest_smoke.checks import CheckContext, CheckFailed, run_check
 from pytest_smoke.redact import Redactor
 from servers import free_port

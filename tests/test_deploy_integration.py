@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import health
+from helpers import health
 from kube_double import KubeDouble
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,6 +67,17 @@ def test_wait_from_the_command_line(pytester, write_config, demo, rolling, monke
     result = pytester.runpytest("--smoke-config", "smoke.json", "--smoke-wait-rollout", "deployment/django")
     assert result.ret == 0
     result.stdout.fnmatch_lines(["*Deployment completed*"])
+
+
+def test_a_wait_for_a_kind_other_than_deployment_is_a_usage_error_before_any_request(pytester, write_config, demo, rolling, monkeypatch):
+    monkeypatch.setenv("KUBECONFIG", str(rolling.kubeconfig))
+    doc = wait_doc(demo, rolling)
+    del doc["wait_for_rollout"]
+    write_config(doc)
+    result = pytester.runpytest("--smoke-config", "smoke.json", "--smoke-wait-rollout", "statefulset/web")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR  # the user's input, not "never rolled out" (11)
+    result.stderr.fnmatch_lines(["*smoke.json: --smoke-wait-rollout: takes deployment/NAME, got 'statefulset/web'*"])
+    assert rolling.requests == []
 
 
 @pytest.mark.parametrize("mode, message", [("stuck", "did not finish rolling out within 2 s"), ("deadline_exceeded", "exceeded its progress deadline")])
@@ -158,7 +169,7 @@ def test_every_shipped_yaml_parses():
 
 
 def test_rbac_grants_exactly_what_the_code_calls():
-    from pytest_smoke.kube import REQUIRED_PERMISSIONS
+    from pytest_smoke.cluster.kube import REQUIRED_PERMISSIONS
 
     role = next(d for d in load_all(K8S / "rbac.yaml") if d["kind"] == "Role")
     granted = {(rule["apiGroups"][0], resource, verb) for rule in role["rules"] for resource in rule["resources"] for verb in rule["verbs"]}
@@ -175,8 +186,8 @@ def test_rbac_grants_exactly_what_the_code_calls():
 
 def test_the_kube_double_sees_only_permitted_calls(tmp_path):
     """Run a real rollback and check every request it made against the Role."""
-    from pytest_smoke.rollback import carry_out
-    from pytest_smoke.kube import REQUIRED_PERMISSIONS
+    from pytest_smoke.cluster.rollback import carry_out
+    from pytest_smoke.cluster.kube import REQUIRED_PERMISSIONS
 
     api = KubeDouble().start()
     try:

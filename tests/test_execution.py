@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import health
+from helpers import health
 
 
 def barrier_checks(n, **extra):
@@ -24,18 +24,21 @@ def test_checks_run_concurrently_yet_report_in_order(pytester, write_config, dem
 
 
 def test_concurrency_one_runs_checks_one_after_another(pytester, write_config, demo):
-    write_config({"base_url": demo.url, "health_checks": barrier_checks(3, required=False)[:2]})
+    checks = [health(f"b{i}", "/barrier?n=3&wait=1", timeout_seconds=4, required=False) for i in range(2)]
+    write_config({"base_url": demo.url, "health_checks": checks})
     result = pytester.runpytest("--smoke-config", "smoke.json", "--smoke-concurrency", "1")
     result.assert_outcomes(failed=2)
-    result.stdout.fnmatch_lines(["/barrier?n=3 returned 503 (expected 200)"])
+    result.stdout.fnmatch_lines(["/barrier?n=3&wait=1 returned 503 (expected 200)"])
 
 
 def test_the_pool_is_bounded(pytester, write_config, demo):
-    # 4 requests must meet, but only 3 may be in flight: none of them can pass.
-    write_config({"base_url": demo.url, "health_checks": [health(f"b{i}", "/barrier?n=4", timeout_seconds=8, required=False) for i in range(4)]})
+    # 4 requests must meet, but only 3 may be in flight: none of them can pass. The service gives
+    # up after 1 s (503), and the 4th request, sent after that, finds the barrier broken (503).
+    write_config({"base_url": demo.url, "max_concurrency_per_host": 8,
+                  "health_checks": [health(f"b{i}", "/barrier?n=4&wait=1", timeout_seconds=4, required=False) for i in range(4)]})
     result = pytester.runpytest("--smoke-config", "smoke.json", "--smoke-concurrency", "3")
-    outcomes = result.parseoutcomes()
-    assert outcomes.get("failed", 0) >= 3
+    result.assert_outcomes(failed=4)
+    result.stdout.fnmatch_lines([f"FAILED smoke.json::health[[]b{i}[]] - /barrier?n=4&wait=1 returned 503*" for i in range(4)])
 
 
 def test_deselected_checks_are_never_sent(pytester, write_config, demo):

@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from conftest import BAD_IMAGE, health
+from helpers import BAD_IMAGE, health
 from pytest_smoke.checks import CheckContext, CheckFailed, run_check
 from servers import free_port
 
@@ -192,7 +192,7 @@ def test_verify_tls_false_must_be_explicit_and_is_warned_about(pytester, write_c
 
 
 def test_command_rollback_never_reaches_a_shell(tmp_path):
-    from pytest_smoke.rollback import get_handler, target_from
+    from pytest_smoke.cluster.rollback import get_handler, target_from
 
     marker = tmp_path / "pwned"
     strategy = {"type": "command", "deployment": f"web; touch {marker}", "namespace": "$(touch x)",
@@ -218,8 +218,8 @@ def strategy(kube, **extra):
 
 
 def test_a_second_run_stands_down_while_a_rollback_holds_the_lease(kube):
-    from pytest_smoke.kube import LEASE
-    from pytest_smoke.rollback import carry_out
+    from pytest_smoke.cluster.kube import LEASE
+    from pytest_smoke.cluster.rollback import carry_out
 
     holder = json.dumps({"holder": "ci-runner-7/4242/abcd", "expires": time.time() + 60})
     kube.deployments[("prod", "django")]["metadata"]["annotations"][LEASE] = holder
@@ -230,8 +230,8 @@ def test_a_second_run_stands_down_while_a_rollback_holds_the_lease(kube):
 
 
 def test_an_expired_lease_is_taken_over_and_released_after(kube):
-    from pytest_smoke.kube import LEASE
-    from pytest_smoke.rollback import carry_out
+    from pytest_smoke.cluster.kube import LEASE
+    from pytest_smoke.cluster.rollback import carry_out
 
     kube.deployments[("prod", "django")]["metadata"]["annotations"][LEASE] = json.dumps({"holder": "gone", "expires": time.time() - 5})
     result = carry_out("rollback", strategy(kube), {"rollback_timeout_seconds": 20}, confirm=None)
@@ -251,7 +251,7 @@ def test_an_expired_lease_is_taken_over_and_released_after(kube):
 @pytest.mark.parametrize("action", ["rollback", "confirm"])
 def test_api_errors_give_a_clear_rollback_failed(kube, setup, cause, action):
     # The same outcome whether or not ops confirmation is configured: a human must act.
-    from pytest_smoke.rollback import carry_out
+    from pytest_smoke.cluster.rollback import carry_out
 
     setup(kube)
     cause = cause.format(url=kube.url)

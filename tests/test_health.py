@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from conftest import health
+from helpers import health
 from pytest_smoke.checks import CheckContext, CheckFailed, run_check
 
 

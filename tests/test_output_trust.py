@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler
 
 import pytest
 
-from conftest import health
+from helpers import health
 from pytest_smoke.redact import Redactor
 from servers import LocalHTTPServer
 

@@ -12,7 +12,7 @@ import pytest
 
 from servers import LocalHTTPServer
 
-from conftest import health
+from helpers import health
 from servers import free_port
 
 XSD = Path(__file__).parent / "data" / "junit.xsd"

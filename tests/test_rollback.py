@@ -11,13 +11,13 @@ import pytest
 
 from servers import LocalHTTPServer
 
-from conftest import health
+from helpers import health
 from kube_double import KubeDouble
-from pytest_smoke.rollback import carry_out, plan_rollback
-from pytest_smoke.kube import VERIFIED
+from pytest_smoke.cluster.rollback import carry_out, plan_rollback
+from pytest_smoke.cluster.kube import VERIFIED
 from pytest_smoke.verdict import EXIT_ROLLBACK_FAILED, Outcome, classify, decide
 
-from conftest import BAD_IMAGE as BAD, GOOD_IMAGE as GOOD
+from helpers import BAD_IMAGE as BAD, GOOD_IMAGE as GOOD
 
 
 
@@ -183,7 +183,7 @@ def test_max_rollback_attempts_bounds_the_retries(kube):
     result = carry_out("rollback", strategy_for(kube, max_rollback_attempts=3), {"rollback_timeout_seconds": 10}, confirm=None)
     assert result.status == "failed" and result.attempts == 3
     assert [p.split(":")[0] for p in result.progress] == ["attempt 1/3 failed", "attempt 2/3 failed", "attempt 3/3 failed"]
-    assert "500 Internal Server Error" in result.message or "500" in result.message
+    assert "500 Internal Server Error" in result.message
 
 
 def test_rollout_that_never_completes_fails_within_the_rollback_timeout(kube):
@@ -213,10 +213,10 @@ def test_rollout_undo_restores_the_whole_template_guarded_by_the_template(kube):
 
 
 def test_rollout_undo_does_not_overwrite_a_concurrent_change(kube):
-    from pytest_smoke.rollback import get_handler
+    from pytest_smoke.cluster.rollback import get_handler
 
     handler = get_handler("rollout-undo")
-    plan = handler.plan(__import__("pytest_smoke.rollback", fromlist=["target_from"]).target_from(strategy_for(kube)), {})
+    plan = handler.plan(__import__("pytest_smoke.cluster.rollback", fromlist=["target_from"]).target_from(strategy_for(kube)), {})
     kube.deploy("prod", "django", {"django": "django:v1.23.0-hotfix"})  # someone else deploys meanwhile
     with pytest.raises(Exception, match="changed since the rollback was planned"):
         handler.execute(plan, {}, 10, lambda m: None)

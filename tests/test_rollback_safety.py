@@ -11,8 +11,8 @@ from http.server import BaseHTTPRequestHandler
 
 import pytest
 
-from conftest import BAD_IMAGE as BAD, GOOD_IMAGE as GOOD, health
-from pytest_smoke.kube import LEASE, REJECTED
+from helpers import BAD_IMAGE as BAD, GOOD_IMAGE as GOOD, health
+from pytest_smoke.cluster.kube import LEASE, REJECTED
 from servers import LocalHTTPServer
 from test_hardening import run_in_background, template_patched
 from test_reports import Receiver
@@ -213,7 +213,7 @@ def test_a_proxy_login_page_instead_of_the_api_is_rollback_failed_never_a_traceb
 
 @pytest.mark.parametrize("lease", ['{"expires": "soon"}', "null", '{"holder": "x", "expires": 1e300}', "not json"])
 def test_a_malformed_lease_never_blocks_or_crashes_the_rollback(kube, lease):
-    from pytest_smoke.rollback import carry_out
+    from pytest_smoke.cluster.rollback import carry_out
 
     kube.deployments[("prod", "django")]["metadata"]["annotations"][LEASE] = lease
     strategy = {"deployment": "django", "namespace": "prod", "kubeconfig": str(kube.kubeconfig)}
@@ -223,7 +223,7 @@ def test_a_malformed_lease_never_blocks_or_crashes_the_rollback(kube, lease):
 
 
 def test_rollout_undo_is_not_blocked_by_status_updates_and_a_lease_conflict_is_retried(kube):
-    from pytest_smoke.rollback import carry_out
+    from pytest_smoke.cluster.rollback import carry_out
 
     kube.status_churn = True  # the controller writes status on every read
     kube.fail_next_patch = 409  # and once wins the race for the lease write
@@ -239,7 +239,7 @@ def test_rollout_undo_is_not_blocked_by_status_updates_and_a_lease_conflict_is_r
 )
 def test_command_values_from_the_environment_are_data(kube, write_config, monkeypatch, release, argv_part):
     from pytest_smoke.config import load_config
-    from pytest_smoke.rollback import get_handler, target_from
+    from pytest_smoke.cluster.rollback import get_handler, target_from
 
     monkeypatch.setenv("RELEASE", release)
     path = write_config(
@@ -324,7 +324,7 @@ def test_the_command_handler_marks_the_rejected_revision_too(pytester, write_con
 
 
 def test_without_a_recorded_revision_an_approval_never_leads_to_reverting_a_hotfix(kube):
-    from pytest_smoke.rollback import carry_out
+    from pytest_smoke.cluster.rollback import carry_out
 
     def approve_after_a_hotfix(plan):
         kube.deploy("prod", "django", {"django": HOTFIX})
@@ -337,7 +337,7 @@ def test_without_a_recorded_revision_an_approval_never_leads_to_reverting_a_hotf
 
 
 def test_a_write_whose_answer_was_lost_is_reported_as_a_rollback(kube):
-    from pytest_smoke.rollback import carry_out
+    from pytest_smoke.cluster.rollback import carry_out
 
     kube.lose_template_answer = 504
     strategy = {"deployment": "django", "namespace": "prod", "kubeconfig": str(kube.kubeconfig), "max_rollback_attempts": 2}
@@ -370,7 +370,7 @@ def test_a_green_run_never_verifies_a_revision_it_did_not_test(pytester, write_c
 
 
 def test_a_trickling_or_html_approval_never_approves(fault_server):
-    from pytest_smoke.rollback.confirm import poll_approval_url
+    from pytest_smoke.cluster.rollback.confirm import poll_approval_url
 
     started = time.monotonic()
     approved, why = poll_approval_url(fault_server.url + "/trickle", 3)
@@ -385,7 +385,7 @@ def test_a_trickling_or_html_approval_never_approves(fault_server):
 
 def test_a_command_reports_only_the_container_it_rolls_back(tmp_path):
     from kube_double import KubeDouble
-    from pytest_smoke.rollback import get_handler, target_from
+    from pytest_smoke.cluster.rollback import get_handler, target_from
 
     api = KubeDouble().start()
     try:

@@ -13,7 +13,7 @@ import pytest
 
 from servers import LocalHTTPServer
 
-from conftest import AMQP_PASSWORD, PG_PASSWORD, REDIS_PASSWORD, health
+from helpers import AMQP_PASSWORD, PG_PASSWORD, REDIS_PASSWORD, health
 from test_reports import SLACK_TOKEN, SMTP_PASSWORD, Receiver, smtp_server  # noqa: F401  (fixture)
 
 AUTH_TOKEN = "Bearer-Secret-Token-31337"

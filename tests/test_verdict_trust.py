@@ -13,8 +13,8 @@ from http.server import BaseHTTPRequestHandler
 import pytest
 
 import servers
-from conftest import health
-from pytest_smoke.kube import VERIFIED
+from helpers import health
+from pytest_smoke.cluster.kube import VERIFIED
 from servers import LocalHTTPServer
 from test_rollback import deployment_patches, smoke_doc
 

@@ -176,10 +176,13 @@ def _handler(service: DemoService) -> type[BaseHTTPRequestHandler]:
             return self.reply(200, {"status": "ok", "attempt": seen})
 
         def barrier(self) -> None:
-            """Answers 200 only when ``n`` requests are in flight together (proves concurrency)."""
+            """Answers 200 only when ``n`` requests are in flight together (proves concurrency);
+            503 once ``wait`` seconds (default 5) pass without them."""
             parties = int(re.search(r"n=(\d+)", self.path).group(1)) if "n=" in self.path else 2
+            found = re.search(r"wait=([\d.]+)", self.path)
+            wait = float(found.group(1)) if found else 5.0
             with service.lock:
-                barrier = service.barriers.setdefault(parties, threading.Barrier(parties, timeout=5))
+                barrier = service.barriers.setdefault((parties, wait), threading.Barrier(parties, timeout=wait))
             try:
                 barrier.wait()
             except threading.BrokenBarrierError:

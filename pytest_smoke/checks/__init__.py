@@ -145,7 +145,7 @@ def _run_check(
     if kind == "health":
         from .health import check as func
     elif kind == "critical_path":
-        from ..paths import CLEANUP_SECONDS, run_path as func
+        from .critical_path import CLEANUP_SECONDS, run_path as func
 
         grace += CLEANUP_SECONDS if spec.get("cleanup") else 0
     else:

@@ -12,7 +12,7 @@ from .terminal import CRITICAL_TAILS, remediation_values, rerun_command
 
 if TYPE_CHECKING:
     from ..config import SmokeConfig
-    from ..controller import RunSummary
+    from ..model import RunSummary
     from ..redact import Redactor
 
 SCHEMA_VERSION = "2"  # 2: three outcomes (not_evaluated, not_run, not_selected), inconclusive and partial runs

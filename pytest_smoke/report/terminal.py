@@ -11,7 +11,7 @@ from .remediation import IMPACT, fill, remedy, remedy_kind
 
 if TYPE_CHECKING:
     from ..config import SmokeConfig
-    from ..controller import RunSummary
+    from ..model import RunSummary
 
 KIND_TITLES = {"health": "Health Check", "dependency": "Dependency", "critical_path": "Critical Path", "custom": "Smoke Test"}
 # What follows "✗ CRITICAL: Smoke tests failed" in every output, by rollback status.

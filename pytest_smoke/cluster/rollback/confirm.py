@@ -14,7 +14,7 @@ import select
 import time
 from typing import Any, Mapping
 
-from ..checks.base import CheckTimeout
+from ...checks.base import CheckTimeout
 
 APPROVAL_POLL_SECONDS = 1.0
 TRUTHY = {"1", "true", "yes", "y"}
@@ -58,7 +58,7 @@ def poll_approval_url(url: str, timeout: float, verify: bool | str = True) -> tu
 def _ask(session: Any, url: str, seconds: float, verify: bool | str) -> tuple[int, str, bytes]:
     """One poll within one total deadline (a server that trickles its body cannot hold the run).
     Never follows a redirect: an SSO or oauth2-proxy login page answers 200 too."""
-    from ..checks.base import Deadline, run_with_deadline
+    from ...checks.base import Deadline, run_with_deadline
 
     def get() -> tuple[int, str, bytes]:
         with session.get(url, timeout=seconds, verify=verify, allow_redirects=False, stream=True) as response:

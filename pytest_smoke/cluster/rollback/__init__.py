@@ -32,9 +32,9 @@ from ..kube import (
 
 ENTRY_POINT_GROUP = "pytest_smoke.rollback"
 BUILTIN_HANDLERS = {
-    "previous-image": "pytest_smoke.rollback.previous_image:PreviousImage",
-    "rollout-undo": "pytest_smoke.rollback.rollout_undo:RolloutUndo",
-    "command": "pytest_smoke.rollback.command:Command",
+    "previous-image": "pytest_smoke.cluster.rollback.previous_image:PreviousImage",
+    "rollout-undo": "pytest_smoke.cluster.rollback.rollout_undo:RolloutUndo",
+    "command": "pytest_smoke.cluster.rollback.command:Command",
 }
 
 
@@ -349,7 +349,7 @@ def guarded_patch(kube: Kube, plan: Plan, ops: list[dict[str, Any]]) -> None:
     try:
         kube.patch_deployment([guard, *ops], "application/json-patch+json")
     except KubeError as exc:
-        if " 409 " in f" {exc} " or " 422 " in f" {exc} ":
+        if exc.conflict:
             raise RollbackError(
                 f"{plan.target.ref if plan.target else 'the deployment'} changed since the rollback was planned; "
                 f"not overwriting it ({exc})"

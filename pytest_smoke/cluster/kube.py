@@ -36,7 +36,20 @@ REQUIRED_PERMISSIONS = (
 
 
 class KubeError(Exception):
-    """A Kubernetes API problem in operator words."""
+    """A Kubernetes API problem in operator words; ``status`` is the API's HTTP status, if it answered."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+    @property
+    def conflict(self) -> bool:
+        """409 Conflict or 422 (a failed JSON-patch ``test``): someone else wrote first."""
+        return self.status in (409, 422)
+
+
+class KubeUsageError(KubeError):
+    """A target the plugin cannot act on (a StatefulSet, an empty name): the user's input, exit 4."""
 
 
 LEASE = "pytest-smoke.dev/rollback-lease"
@@ -109,7 +122,7 @@ class Kube:
         try:
             response = func(*args, _preload_content=False, _request_timeout=seconds, **kwargs)
         except self._api_exception as exc:
-            raise KubeError(f"{what}: {_api_message(exc)}") from None
+            raise KubeError(f"{what}: {_api_message(exc)}", status=getattr(exc, "status", None)) from None
         except Exception as exc:  # urllib3 connection errors and the like
             if "Timeout" in exc.__class__.__name__ or "timed out" in str(exc):
                 raise KubeError(f"{what}: the Kubernetes API at {self.server} did not answer within {seconds:g} s") from None
@@ -181,7 +194,7 @@ class Kube:
                 self.patch_deployment(ops, "application/json-patch+json")
                 return
             except KubeError as exc:
-                if not any(code in f" {exc} " for code in (" 409 ", " 422 ")) or attempt == LEASE_ATTEMPTS:
+                if not exc.conflict or attempt == LEASE_ATTEMPTS:
                     raise
             time.sleep(0.2 * 2**attempt)  # someone else wrote in between (often the controller): read again
 

@@ -1,82 +1,102 @@
 """From verdict to action: decide, let hooks veto, confirm, roll back, verify, mark verified.
 
-Called once per run by the controller. A config mistake can never get here (config errors stop the
-run before any check), and nothing here runs unless checks really ran and the run was not
-interrupted.
+Called once per run by the controller with explicit inputs (:class:`DecisionInputs`); it returns
+the :class:`~pytest_smoke.model.RunSummary` and writes into nothing but that summary. A config
+mistake can never get here (config errors stop the run before any check), and nothing here runs
+unless checks really ran and the run was not interrupted.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
 
-from .redact import shorten
-from .verdict import Decision, Verdict, decide
+from ..model import RunSummary, Timeline
+from ..redact import shorten
+from ..verdict import Decision, Verdict, decide
 
 if TYPE_CHECKING:
-    from .controller import RunSummary, SmokeController
+    from ..checks import CheckContext
+    from ..cluster.kube import DeploymentState
+    from ..config import SmokeConfig
 
 
-def run(controller: "SmokeController", verdict: Verdict) -> "RunSummary":
-    from .controller import RunSummary
-    from .rollback import RollbackInterrupted
+@dataclass
+class DecisionInputs:
+    """Everything the decision flow reads, and the two ways it talks back."""
 
-    config, smoke = controller.config, controller.smoke
+    smoke: SmokeConfig
+    hook: Any  # the pytest hook relay: pytest_smoke_decision, pytest_smoke_rollback_result
+    pytest_config: Any  # passed to the hooks, never read here
+    dry_run: bool  # --smoke-no-rollback
+    confirmed: bool  # --smoke-confirm-rollback
+    tested: DeploymentState | None  # what was deployed as the checks started
+    context: CheckContext | None  # to re-run the required checks after a rollback
+    say: Callable[[str], None]  # a progress line on the terminal
+    started: Callable[[RunSummary], None]  # the summary exists: an interrupt from here on reports it
+
+
+def run(inputs: DecisionInputs, verdict: Verdict, timeline: Timeline) -> RunSummary:
+    from ..cluster.rollback import RollbackInterrupted
+
+    smoke = inputs.smoke
     auto_rollback = smoke.section("auto_rollback")
     strategy = smoke.section("rollback_strategy")
-    decision = decide(verdict, auto_rollback, dry_run=bool(config.getoption("smoke_no_rollback")))
-    override = config.hook.pytest_smoke_decision(config=config, verdict=verdict, decision=decision)
+    decision = decide(verdict, auto_rollback, dry_run=inputs.dry_run)
+    override = inputs.hook.pytest_smoke_decision(config=inputs.pytest_config, verdict=verdict, decision=decision)
     if isinstance(override, Decision):
         decision = override
-    summary = RunSummary(verdict, decision, timeline=controller.timeline)
-    # From here on, whatever interrupts the run, this summary (with any rollback) is what is reported.
-    controller.summary = summary
+    summary = RunSummary(verdict, decision, timeline=timeline)
+    inputs.started(summary)
 
     if decision.wants_rollback:
-        summary.rollback = _roll_back(controller, verdict, decision, strategy, auto_rollback)
+        summary.rollback = _roll_back(inputs, summary, strategy, auto_rollback)
         summary.notes.extend(summary.rollback.notes)
         if summary.rollback.status == "completed" and strategy.get("verify_after_rollback"):
-            _verify(controller, summary.rollback, float(strategy.get("verify_timeout_seconds", 60)))
-    elif verdict.verified and strategy.get("deployment") and not config.getoption("smoke_no_rollback"):
+            _verify(inputs, summary.rollback, float(strategy.get("verify_timeout_seconds", 60)))
+    elif verdict.verified and strategy.get("deployment") and not inputs.dry_run:
         # Only a complete green run (every required check selected, run and passed) vouches for it.
         try:
-            summary.notes.append(_mark_verified(controller, strategy))
+            summary.notes.append(_mark_verified(inputs.tested, strategy))
         except RollbackInterrupted as exc:  # a green run stays green; the mark is only a note
             summary.notes.append(f"{exc}: the revision was not marked as verified")
 
-    config.hook.pytest_smoke_rollback_result(config=config, verdict=verdict, decision=decision, result=summary.rollback)
+    inputs.hook.pytest_smoke_rollback_result(
+        config=inputs.pytest_config, verdict=verdict, decision=decision, result=summary.rollback
+    )
     return summary
 
 
-def _roll_back(controller, verdict, decision, strategy, auto_rollback):  # type: ignore[no-untyped-def]
-    from .rollback import FAILED_PREFIX, RollbackInterrupted, RollbackResult, carry_out
-    from .rollback.confirm import confirm
+def _roll_back(inputs: DecisionInputs, summary: RunSummary, strategy: dict[str, Any], auto_rollback: dict[str, Any]) -> Any:
+    from ..cluster.rollback import FAILED_PREFIX, RollbackInterrupted, RollbackResult, carry_out
+    from ..cluster.rollback.confirm import confirm
 
-    config = controller.config
+    decision, verdict, timeline = summary.decision, summary.verdict, summary.timeline
 
     def ask(plan):  # type: ignore[no-untyped-def]
-        controller.say(f"smoke: {decision.reason}; rollback plan: {plan.manual_command}")
+        inputs.say(f"smoke: {decision.reason}; rollback plan: {plan.manual_command}")
         return confirm(
-            flag=bool(config.getoption("smoke_confirm_rollback")),
+            flag=inputs.confirmed,
             environ=os.environ,
             approval_url=auto_rollback.get("approval_url"),
             timeout=float(auto_rollback.get("confirmation_timeout_seconds", 60)),
             question=f"Roll back now? {plan.manual_command}",
-            verify=controller.smoke.verify,
+            verify=inputs.smoke.verify,
         )
 
     if decision.action == "rollback":
-        controller.timeline.rollback_started = time.time()
-        controller.say(f"smoke: {decision.reason}: rolling back")
+        timeline.rollback_started = time.time()
+        inputs.say(f"smoke: {decision.reason}: rolling back")
     try:
         result = carry_out(
             decision.action,
             strategy,
             auto_rollback,
             confirm=ask,
-            progress=lambda message: controller.say(f"smoke: {message}"),
-            tested=controller.tested,
+            progress=lambda message: inputs.say(f"smoke: {message}"),
+            tested=inputs.tested,
             reason=f"{decision.reason}: " + ", ".join(o.nodeid.rpartition("::")[2] or o.name for o in verdict.critical),
         )
     except RollbackInterrupted:
@@ -87,18 +107,18 @@ def _roll_back(controller, verdict, decision, strategy, auto_rollback):  # type:
             "failed", f"{FAILED_PREFIX} (internal error of the runner: {exc.__class__.__name__}: {message})"
         )
     if result.started_at:
-        controller.timeline.rollback_started = result.started_at
-        controller.timeline.rollback_finished = result.finished_at
+        timeline.rollback_started = result.started_at
+        timeline.rollback_finished = result.finished_at
     return result
 
 
-def _verify(controller: "SmokeController", rollback: Any, seconds: float) -> None:
+def _verify(inputs: DecisionInputs, rollback: Any, seconds: float) -> None:
     """Re-run the required checks against the rolled-back version, within one deadline. Still
     failing is its own outcome: the version we rolled back to is broken too, a human must act."""
-    from .rollback import RollbackInterrupted
+    from ..cluster.rollback import RollbackInterrupted
 
     try:
-        passed, text = _verify_after_rollback(controller, seconds)
+        passed, text = _verify_after_rollback(inputs, seconds)
     except RollbackInterrupted as exc:
         rollback.verification = f"{exc} during verification: the rolled-back version is not verified"
         return
@@ -111,20 +131,18 @@ def _verify(controller: "SmokeController", rollback: Any, seconds: float) -> Non
         rollback.message = f"ROLLED BACK, STILL FAILING: alert ops team immediately ({text})"
 
 
-def _verify_after_rollback(controller: "SmokeController", seconds: float) -> tuple[bool, str]:
+def _verify_after_rollback(inputs: DecisionInputs, seconds: float) -> tuple[bool, str]:
     """Re-run the required generated checks once against the rolled-back version."""
-    from .checks import CheckFailed, CheckNotEvaluated, Deadline, run_check
-    from .plugin import get_run
+    from ..checks import CheckFailed, CheckNotEvaluated, Deadline, run_check
 
-    run = get_run(controller.config)
-    if run is None:
+    if inputs.context is None:
         return True, ""
-    required = [c for c in controller.smoke.checks if c.required]
+    required = [c for c in inputs.smoke.checks if c.required]
     budget = Deadline(seconds)
     failures, unknown = [], []
     for check in required:
         try:
-            run_check(check.kind, check.spec, run.context, budget=budget, timeout=check.timeout)
+            run_check(check.kind, check.spec, inputs.context, budget=budget, timeout=check.timeout)
         except CheckFailed as exc:
             failures.append(f"{check.node_name}: {exc.reason}")
         except CheckNotEvaluated as exc:
@@ -136,10 +154,10 @@ def _verify_after_rollback(controller: "SmokeController", seconds: float) -> tup
     return True, f"after rollback all {len(required)} required checks pass"
 
 
-def _mark_verified(controller: "SmokeController", strategy: dict) -> str:
+def _mark_verified(tested: DeploymentState | None, strategy: dict[str, Any]) -> str:
     """Annotate the live ReplicaSet so a later rollback prefers this known-good revision."""
-    from .rollback import target_from
-    from .kube import REJECTED, REJECTED_AT, REJECTED_REASON, VERIFIED, VERIFIED_AT, Kube, KubeError, revision_of
+    from ..cluster.rollback import target_from
+    from ..cluster.kube import REJECTED, REJECTED_AT, REJECTED_REASON, VERIFIED, VERIFIED_AT, Kube, KubeError, revision_of
 
     target = target_from(strategy)
     if target is None:
@@ -148,7 +166,6 @@ def _mark_verified(controller: "SmokeController", strategy: dict) -> str:
         kube = Kube(target)
         deployment = kube.deployment()
         current = revision_of(deployment)
-        tested = controller.tested
         if tested is None:
             return "did not mark the revision as verified: the revision the checks tested was not recorded"
         if deployment["spec"]["template"] != tested.template:

@@ -15,7 +15,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Callable, Hashable
 
-from .checks.base import CheckFailed, CheckResult
+from .base import CheckFailed, CheckResult
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -119,7 +119,7 @@ class CheckScheduler:
 
     def _retry_alone(self, func: Callable[[], object], gate: HostGate, host: str, failure: CheckFailed, crowd: str) -> object:
         """Our own load may have caused the timeout: try once more with nothing else in flight."""
-        from .checks.base import CheckNotEvaluated
+        from .base import CheckNotEvaluated
 
         token = threading.get_ident()
         gate.enter(token, alone=True)

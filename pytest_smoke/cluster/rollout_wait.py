@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, Mapping
 
-from .kube import Kube, KubeError, Target, describe_progress
+from .kube import Kube, KubeError, KubeUsageError, Target, describe_progress
 
 DEFAULT_TIMEOUT_SECONDS = 300.0
 
@@ -23,7 +23,7 @@ def target_for(data: Mapping[str, Any], cli_value: str | None) -> tuple[Target, 
     if cli_value:
         kind, _, name = cli_value.rpartition("/")
         if kind not in ("", "deployment", "deploy", "deployments"):
-            raise KubeError(f"--smoke-wait-rollout takes deployment/NAME, got {cli_value!r}")
+            raise KubeUsageError(f"--smoke-wait-rollout takes deployment/NAME, got {cli_value!r}")
     target = Target.from_settings({**wait, "deployment": name}, defaults=strategy)
     if target is None:
         return None

@@ -8,19 +8,19 @@ never collects under xdist: each report carries its check's required/optional st
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
-from .config import SmokeConfig
-from .redact import Redactor, shorten
-from .model import decode, facts_of
-from .plugin import smoke_run_key
-from .verdict import (
+from ..config import SmokeConfig
+from ..redact import Redactor, shorten
+from ..model import RunSummary, Timeline, decode, facts_of
+from .run import smoke_run_key
+from ..verdict import (
     EXIT_ROLLOUT_NOT_READY,
     STATUS_FAILED,
     STATUS_NOT_EVALUATED,
@@ -30,7 +30,6 @@ from .verdict import (
     STATUS_SKIPPED,
     Decision,
     Outcome,
-    Verdict,
     classify,
     exit_code,
 )
@@ -42,26 +41,6 @@ NOT_EVALUATED_STATUSES = (
     pytest.ExitCode.INTERNAL_ERROR,
     pytest.ExitCode.USAGE_ERROR,
 )
-
-
-@dataclass
-class Timeline:
-    checks_started: float = field(default_factory=time.time)
-    deployment_completed: float | None = None
-    failures_detected: float | None = None
-    rollback_started: float | None = None
-    rollback_finished: float | None = None
-
-
-@dataclass
-class RunSummary:
-    verdict: Verdict
-    decision: Decision
-    rollback: Any = None  # RollbackResult
-    timeline: Timeline = field(default_factory=Timeline)
-    notes: list[str] = field(default_factory=list)
-    notifications: list[dict[str, Any]] = field(default_factory=list)
-    exit_status: int = 0
 
 
 class SmokeController:
@@ -100,7 +79,7 @@ class SmokeController:
             signal.signal(signal.SIGTERM, self._previous_sigterm)
 
     def _on_sigterm(self, signum: int, frame: Any) -> None:
-        from .rollback import RollbackInterrupted
+        from ..cluster.rollback import RollbackInterrupted
 
         name = signal.Signals(signum).name
         if self.phase == "checks":
@@ -108,9 +87,18 @@ class SmokeController:
         if self.phase == "rollback":
             raise RollbackInterrupted(f"interrupted by {name} during the rollback")
 
+    def rollout_completed(self, completed_at: float) -> None:
+        """--smoke-wait-rollout finished: the checks start now."""
+        self.timeline.deployment_completed = completed_at
+        self.timeline.checks_started = time.time()
+
+    def rollout_failed(self, message: str) -> None:
+        """--smoke-wait-rollout gave up: no check runs, the run ends without a verdict."""
+        self.rollout_failure = message
+
     def record_tested_revision(self) -> None:
         """What is deployed as the checks start: a later rollback acts only while it still runs."""
-        from .kube import Kube, KubeError, Target
+        from ..cluster.kube import Kube, KubeError, Target
 
         target = Target.from_settings(self.smoke.section("rollback_strategy"))
         if target is None:
@@ -291,7 +279,7 @@ class SmokeController:
             self._publish(session)
 
     def _decide(self, session: pytest.Session, exitstatus: int) -> None:
-        from .rollback import RollbackInterrupted
+        from ..cluster.rollback import RollbackInterrupted
 
         self.phase = "rollback"
         previous_sigint = None
@@ -337,9 +325,29 @@ class SmokeController:
             self._no_verdict("no checks ran: no verdict, no rollback", pytest.ExitCode.NO_TESTS_COLLECTED)
             session.exitstatus = pytest.ExitCode.NO_TESTS_COLLECTED
             return
-        self.summary = decision_flow.run(self, verdict)
+        self.summary = decision_flow.run(self._decision_inputs(), verdict, self.timeline)
         session.exitstatus = self.summary.exit_status = exit_code(
             verdict, self.summary.rollback.status if self.summary.rollback else None
+        )
+
+    def _decision_inputs(self) -> Any:
+        from .decision_flow import DecisionInputs
+
+        run = self.config.stash.get(smoke_run_key, None)
+
+        def started(summary: RunSummary) -> None:
+            self.summary = summary
+
+        return DecisionInputs(
+            smoke=self.smoke,
+            hook=self.config.hook,
+            pytest_config=self.config,
+            dry_run=bool(self.config.getoption("smoke_no_rollback")),
+            confirmed=bool(self.config.getoption("smoke_confirm_rollback")),
+            tested=self.tested,
+            context=run.context if run is not None else None,
+            say=self.say,
+            started=started,
         )
 
     def _no_verdict(self, reason: str, exit_status: int) -> None:
@@ -357,15 +365,30 @@ class SmokeController:
         if self.smoke.verify is False:
             self.summary.notes.insert(0, "verify_tls is false: TLS certificates were not checked")
         self.summary.notes[:0] = self.start_notes
-        publish.publish(self)
+        config = self.config
+        xmlpath = config.getoption("xmlpath", None)
+        published = publish.publish(
+            self.summary,
+            self.smoke,
+            self.redactor,
+            publish.Destinations(
+                json_path=config.getoption("smoke_report"),
+                markdown_path=config.getoption("smoke_markdown"),
+                step_summary_path=os.environ.get("GITHUB_STEP_SUMMARY") or None,
+                junit_path=config.getoption("smoke_junit"),
+                pytest_junit_xunit2=xmlpath if xmlpath and config.getini("junit_family") == "xunit2" else None,
+            ),
+        )
+        self.summary.notifications = published.notifications
+        self.summary.notes.extend(published.problems)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        from .report.terminal import render
+        from ..report.terminal import render
 
         if self.summary is None:
             return
         terminalreporter.section("smoke verdict", sep="=")
-        from .checks.http import printable
+        from ..checks.http import printable
 
         for text, markup in render(self.summary, self.smoke):
             terminalreporter.write_line(printable(self.redactor.text(text)), **markup)

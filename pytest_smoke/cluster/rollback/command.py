@@ -13,11 +13,10 @@ from typing import Any, Callable, Mapping
 from . import Plan, RollbackError, RollbackRefused
 from ..kube import Kube, Target
 
-PLACEHOLDERS = {"deployment", "namespace", "container", "previous_image"}
+from ...config import COMMAND_PLACEHOLDERS as PLACEHOLDERS
+from ...config import COMMAND_TOKEN as TOKEN
+
 OUTPUT_EXCERPT = 400
-# One pass: "{{" and "}}" are literal braces (environment values arrive escaped this way), a known
-# {placeholder} is filled in, and any other brace (helm's --set-json '{"a":1}') stays as written.
-TOKEN = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 def _fields(argv: list[str]) -> set[str]:

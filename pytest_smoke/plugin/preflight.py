@@ -12,7 +12,7 @@ import os
 import shutil
 from importlib.metadata import entry_points
 
-from .config import ConfigError, SmokeConfig
+from ..config import ConfigError, SmokeConfig
 
 # Built-in dependency types and the library each needs: (import name, what to install).
 TYPE_LIBRARIES = {
@@ -26,7 +26,7 @@ JUNIT = ("junit_xml", "pip install junit-xml")
 
 def check(smoke: SmokeConfig, *, junit_path: str | None = None, wait_rollout: str | None = None) -> None:
     """Raise ConfigError for the first thing the run needs and cannot have."""
-    from .checks import known_types
+    from ..checks import known_types
 
     known = known_types()
     for item in smoke.checks:
@@ -48,6 +48,14 @@ def check(smoke: SmokeConfig, *, junit_path: str | None = None, wait_rollout: st
     if strategy.get("deployment"):
         # The rollback and the verified-revision mark both talk to the Kubernetes API.
         _need_library(smoke, "rollback_strategy.deployment", "a Kubernetes rollback", KUBERNETES)
+    if wait_rollout:
+        from ..cluster.kube import KubeUsageError
+        from ..cluster.rollout_wait import target_for
+
+        try:
+            target_for(smoke.data, wait_rollout)
+        except KubeUsageError as exc:
+            _fail(smoke, "--smoke-wait-rollout", str(exc).removeprefix("--smoke-wait-rollout "))
     if wait.get("deployment") or wait_rollout:
         where = "wait_for_rollout" if wait.get("deployment") else "--smoke-wait-rollout"
         _need_library(smoke, where, "waiting for the rollout", KUBERNETES)
@@ -66,7 +74,7 @@ def check(smoke: SmokeConfig, *, junit_path: str | None = None, wait_rollout: st
 
 
 def _rollback_handlers() -> list[str]:
-    from .rollback import BUILTIN_HANDLERS, ENTRY_POINT_GROUP
+    from ..cluster.rollback import BUILTIN_HANDLERS, ENTRY_POINT_GROUP
 
     return sorted(set(BUILTIN_HANDLERS) | {ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)})
 

@@ -1,0 +1,196 @@
+"""Execution: when and how generated checks run, and what every report may show."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any, Iterator
+
+import pytest
+
+from ..model import decode, encode
+from ..redact import shorten
+from .collection import SKIP_MARKS, SmokeItem, is_required
+from .run import CONTROLLER_NAME, TIMEOUT_BACKSTOP_SECONDS, SmokeRun
+
+class CheckExecution:
+    """Per-process plugin object: when and how generated checks run (pool, -x, fail_fast, budget).
+
+    Registered in every process that runs items (xdist workers included). In a worker, which
+    learns its items one batch at a time, each item runs its check when pytest runs the item and
+    -n supplies the concurrency; elsewhere every selected check starts at once in a bounded pool.
+    """
+
+    def __init__(self, run: SmokeRun):
+        self.run = run
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> None:
+        run = self.run
+        if session.config.getoption("collectonly") or hasattr(session.config, "workerinput"):
+            return
+        self._wait_for_rollout(session.config)
+        controller = session.config.pluginmanager.get_plugin(CONTROLLER_NAME)
+        if controller is not None:
+            controller.record_tested_revision()
+        run.budget  # noqa: B018 - the run budget starts now, after the wait
+        items = [item for item in session.items if isinstance(item, SmokeItem)]
+        if run.concurrency <= 1 or len(items) <= 1:
+            return
+        from ..checks.scheduler import CheckScheduler
+
+        from ..checks import target_host
+        from ..checks.critical_path import CLEANUP_SECONDS
+
+        run.scheduler = CheckScheduler(min(run.concurrency, len(items)), per_host=run.per_host)
+        # A pooled item only waits for its future, which the run budget bounds (queueing behind
+        # the per-host limit and a retry alone included): its backstop follows the budget.
+        backstop = pytest.mark.timeout(run.budget.seconds + TIMEOUT_BACKSTOP_SECONDS + CLEANUP_SECONDS)
+        for item in items:  # in item order: health, then dependencies, then critical paths
+            item.add_marker(backstop, append=False)
+            check = item.smoke_check
+            host = target_host(check.kind, check.spec, run.config.base_url)
+            run.scheduler.submit(check.node_name, lambda check=check: run.run_one(check), host=host)
+
+    def _wait_for_rollout(self, config: pytest.Config) -> None:
+        from ..cluster import rollout_wait
+        from ..cluster.kube import KubeError
+        from ..verdict import EXIT_ROLLOUT_NOT_READY
+
+        controller = config.pluginmanager.get_plugin(CONTROLLER_NAME)
+        try:
+            found = rollout_wait.target_for(self.run.config.data, config.getoption("smoke_wait_rollout"))
+            if found is None:
+                return
+            target, timeout = found
+            say = controller.say if controller is not None else (lambda message: None)
+            completed_at = rollout_wait.wait(target, timeout, lambda message: say(f"smoke: {message}"))
+        except KubeError as exc:
+            message = self.run.redactor.text(f"smoke: {exc}: no check was run and nothing was rolled back")
+            if controller is not None:
+                controller.rollout_failed(message)
+            pytest.exit(message, returncode=EXIT_ROLLOUT_NOT_READY)
+        if controller is not None:
+            controller.rollout_completed(completed_at)
+
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        if isinstance(item, SmokeItem):
+            return
+        if self.run.stop_reason is None and self.run.budget.expired:
+            self.run.stop_starting_checks(f"the run budget of {self.run.budget.seconds:g} s is exhausted")
+        if self.run.stop_reason is not None:
+            item.user_properties.append(encode("outcome", "not_run"))
+            pytest.skip(f"not started: {self.run.stop_reason}")
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """fail_fast: a critical failure stops every check that has not started."""
+        if not self.run.fail_fast or not report.failed or report.when != "call":
+            return
+        props = decode(report.user_properties)
+        if not props.get("required") or props.get("outcome") == "not_evaluated":
+            return  # an optional check, or one the runner could not evaluate: not a critical failure
+        self.run.stop_starting_checks(f"fail_fast after the critical failure of {props.get('name', report.nodeid)}")
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+        result = yield
+        if self.run.scheduler is not None and (item.session.shouldfail or item.session.shouldstop):
+            self.run.scheduler.cancel_pending("the run is stopping (-x / --maxfail)")
+        return result
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+        report = yield
+        # With a pool the item only waited; report how long its check really took.
+        if isinstance(item, SmokeItem) and call.when == "call" and self.run.scheduler is not None:
+            seconds = self.run.scheduler.seconds(item.smoke_check.node_name)
+            if seconds is not None:
+                report.duration = seconds
+        if not isinstance(item, SmokeItem):
+            outcome = self._custom_outcome(item, call, report)
+            if outcome:
+                # A new list: the item's own properties must not carry one phase's outcome to the next.
+                redacted = [(key, self.run.redactor.value(value)) for key, value in outcome]
+                report.user_properties = [*report.user_properties, *redacted]
+        self._redact(report)
+        return report
+
+    @staticmethod
+    def _custom_outcome(item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport) -> list[tuple[str, Any]]:
+        """Narrowly: an assertion or a network error is a verdict on the service; any other
+        exception in a developer's test (a KeyError, a TypeError) is a problem of the runner."""
+        from ..checks import is_service_failure
+
+        if report.skipped and report.when in ("setup", "call"):
+            if any(k == "smoke_outcome" for k, _ in report.user_properties):
+                return []  # "not started": already said
+            if any(item.get_closest_marker(name) for name in SKIP_MARKS):
+                return [encode("outcome", "skipped")]
+            return [encode("outcome", "not_run")]  # pytest.skip() at run time: it did not judge
+        if report.failed and report.when == "call" and call.excinfo is not None:
+            exc = call.excinfo.value
+            if isinstance(exc, pytest.fail.Exception) or is_service_failure(exc):
+                return [encode("outcome", "failed")]
+            message = shorten(str(exc), 200)
+            return [
+                encode("outcome", "not_evaluated"),
+                encode("reason", f"not evaluated: {call.excinfo.typename}: {message} (an error in the test code, not a verdict on the service)"),
+            ]
+        return []
+
+    def _redact(self, report: pytest.TestReport) -> None:
+        """Whatever pytest renders for a report (assertion values, -l locals, captured output,
+        a skip or xfail reason) passes the redactor before any terminal, JUnit file or worker
+        channel sees it."""
+        redactor = self.run.redactor
+        if isinstance(report.longrepr, tuple) and len(report.longrepr) == 3:  # a skip: (path, line, reason)
+            path, line, reason = report.longrepr
+            report.longrepr = (path, line, redactor.text(reason))
+        elif report.longrepr is not None:
+            text = str(report.longrepr)
+            redacted = redactor.text(text)
+            if redacted != text:
+                report.longrepr = RedactedLongrepr(redacted, getattr(report.longrepr, "reprcrash", None), redactor)
+        if getattr(report, "wasxfail", None):
+            report.wasxfail = redactor.text(report.wasxfail)
+        report.sections = [(title, redactor.text(content)) for title, content in report.sections]
+
+    def pytest_deselected(self, items: list[pytest.Item]) -> None:
+        self.run.deselected_required.extend(
+            [item.nodeid, item.name] for item in items if not isinstance(item, SmokeItem) and is_required(item)
+        )
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        """In an xdist worker, tell the controller which custom tests are required: it never
+        collects, and a worker that crashes mid-test sends no properties."""
+        workeroutput = getattr(session.config, "workeroutput", None)
+        if workeroutput is not None:
+            workeroutput["smoke_required_custom"] = [
+                item.nodeid for item in session.items if not isinstance(item, SmokeItem) and is_required(item)
+            ]
+            workeroutput["smoke_deselected_required"] = list(self.run.deselected_required)
+
+    def pytest_unconfigure(self) -> None:
+        if self.run.scheduler is not None:
+            self.run.scheduler.shutdown()
+        if self.run.log_records is not None:
+            self.run.log_records.uninstall()
+
+
+class RedactedLongrepr:
+    """A failure's text after redaction. Keeps the crash line (file, line, message), which the
+    short summary ("FAILED test_x - AssertionError: ...") and JUnit's message attribute read."""
+
+    def __init__(self, text: str, crash: Any, redactor: Any):
+        self.text = text
+        self.reprcrash = (
+            None
+            if crash is None
+            else SimpleNamespace(path=crash.path, lineno=crash.lineno, message=redactor.text(crash.message))
+        )
+
+    def toterminal(self, out: Any) -> None:
+        for line in self.text.splitlines():
+            out.line(line)
+
+    def __str__(self) -> str:
+        return self.text

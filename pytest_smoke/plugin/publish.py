@@ -1,0 +1,68 @@
+"""Write the run's reports and send its notifications, once, on the controller.
+
+Every output is rendered from one report document. Each output is independent: one that fails
+(a full disk, a dead Slack) is reported as a note and never stops the others.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from ..config import SmokeConfig
+    from ..model import RunSummary
+    from ..redact import Redactor
+
+
+@dataclass
+class Destinations:
+    """Where the outputs go: the options and environment that name them."""
+
+    json_path: str | None = None  # --smoke-report
+    markdown_path: str | None = None  # --smoke-markdown
+    step_summary_path: str | None = None  # $GITHUB_STEP_SUMMARY
+    junit_path: str | None = None  # --smoke-junit
+    pytest_junit_xunit2: str | None = None  # pytest's own --junitxml file, when its family is xunit2
+
+
+@dataclass
+class Published:
+    notifications: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # outputs that could not be written
+
+
+def publish(summary: RunSummary, smoke: SmokeConfig, redactor: Redactor, to: Destinations) -> Published:
+    from ..notify import dispatch
+    from ..report import document as report_document
+    from ..report import json_report, junit, markdown
+
+    published = Published()
+    document = report_document.build(summary, smoke, redactor, finished_at=time.time())
+
+    if summary.decision.action != "not_evaluated":
+        names = list(smoke.section("rollback_strategy").get("notify_channels") or [])
+        if names:
+            published.notifications = dispatch(document, smoke.section("notifications"), names, redactor)
+            document["notifications"] = redactor.value(published.notifications)
+
+    def guarded(what: str, action: Callable[[], None]) -> None:
+        try:
+            action()
+        except Exception as exc:  # one broken output never costs the others
+            published.problems.append(redactor.text(f"could not write {what}: {exc.__class__.__name__}: {exc}"))
+
+    if to.json_path:
+        guarded("the JSON report", lambda: json_report.write(document, to.json_path))
+    text = redactor.text(markdown.render(document)) if to.markdown_path or to.step_summary_path else ""
+    if to.markdown_path:
+        guarded("the Markdown report", lambda: markdown.write(text, to.markdown_path))
+    if to.step_summary_path:
+        guarded("$GITHUB_STEP_SUMMARY", lambda: markdown.write(text, to.step_summary_path, append=True))
+    if to.pytest_junit_xunit2 and os.path.exists(to.pytest_junit_xunit2):
+        guarded("pytest's JUnit file", lambda: junit.hoist_testcase_properties(to.pytest_junit_xunit2))
+    if to.junit_path:
+        guarded("the smoke JUnit file", lambda: junit.write(document, to.junit_path))
+    return published

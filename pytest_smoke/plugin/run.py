@@ -1,0 +1,84 @@
+"""The state of one smoke run in one process (the controller or an xdist worker)."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from ..checks.scheduler import DEFAULT_PER_HOST
+
+if TYPE_CHECKING:
+    from ..checks import CheckResult, Deadline
+    from ..checks.scheduler import CheckScheduler
+    from ..config import Check, SmokeConfig
+
+REQUIRED_MARKER = "smoke_required"
+OPTIONAL_MARKER = "smoke_optional"
+# pytest-timeout backstop past a check's own deadline; the check normally fails first, cleanly.
+TIMEOUT_BACKSTOP_SECONDS = 10.0
+
+# Environment variables a dependency check falls back to when its config entry names no address.
+CHECK_ENVIRONMENT = ("DATABASE_URL", "PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE", "REDIS_URL", "AMQP_URL")
+
+smoke_run_key = pytest.StashKey["SmokeRun"]()
+CONTROLLER_NAME = "smoke-controller"
+
+
+class SmokeRun:
+    """Everything one process knows about this smoke run."""
+
+    def __init__(self, config: SmokeConfig, concurrency: int, fail_fast: bool, per_host: int = DEFAULT_PER_HOST):
+        from ..checks import CheckContext
+        from ..redact import Redactor
+
+        self.config = config
+        self.redactor = Redactor(config.secrets)
+        self.context = CheckContext(
+            base_url=config.base_url,
+            headers=config.headers,
+            verify=config.verify,
+            redactor=self.redactor,
+            # Only what the checks read: no frame of ours holds a copy of the whole environment.
+            environ={name: os.environ[name] for name in CHECK_ENVIRONMENT if name in os.environ},
+        )
+        self._budget: Deadline | None = None
+        self.concurrency = concurrency
+        self.per_host = per_host
+        self.fail_fast = fail_fast
+        self.scheduler: CheckScheduler | None = None
+        self.consumed: set[str] = set()  # checks whose pooled result an item has already reported
+        self.deselected_required: list[list[str]] = []  # [node id, name] of required custom tests deselected
+        self.stop_reason: str | None = None
+        self.log_records: Any = None  # RedactingLogRecords, while the run lasts
+        self.host_slots: Any = None  # HostSlots in an xdist worker: the per-host limit across workers
+
+    @property
+    def budget(self) -> Deadline:
+        """The config's timeout_seconds bounds every check of the run, started or not. It starts
+        with the first check (after any rollout wait), in whichever process runs checks."""
+        if self._budget is None:
+            from ..checks import Deadline
+
+            self._budget = Deadline(self.config.timeout)
+        return self._budget
+
+    def run_one(self, check: Check) -> CheckResult:
+        from ..checks import run_check, target_host
+
+        host = target_host(check.kind, check.spec, self.config.base_url) if self.host_slots else None
+        if host is None or self.host_slots is None:
+            return run_check(check.kind, check.spec, self.context, budget=self.budget, timeout=check.timeout)
+        with self.host_slots.hold(host, self.budget.remaining()):
+            return run_check(check.kind, check.spec, self.context, budget=self.budget, timeout=check.timeout)
+
+    def stop_starting_checks(self, reason: str) -> None:
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        if self.scheduler is not None:
+            self.scheduler.cancel_pending(reason)
+
+
+def get_run(config: pytest.Config) -> SmokeRun | None:
+    return config.stash.get(smoke_run_key, None)

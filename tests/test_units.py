@@ -1,0 +1,186 @@
+"""Direct unit tests of the plain-Python layers: the scheduler, error description, rollout
+progress and the redactor, without pytester (the behaviour users see is tested end to end elsewhere)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+import requests
+
+from pytest_smoke.checks.base import CheckFailed, CheckResult, CheckTimeout, Deadline
+from pytest_smoke.checks.http import describe_error
+from pytest_smoke.checks.scheduler import CheckScheduler, NotStarted
+from pytest_smoke.cluster.kube import KubeError, describe_progress, rollout_progress
+from pytest_smoke.redact import Redactor, shorten
+
+# -- the scheduler ---------------------------------------------------------------------------------
+
+
+class InFlight:
+    """Counts calls in flight at once; each call waits until ``release`` is set (bounded)."""
+
+    def __init__(self):
+        self.now = self.most = 0
+        self.lock = threading.Lock()
+        self.release = threading.Event()
+
+    def call(self):
+        with self.lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+        try:
+            self.release.wait(timeout=5)
+            return CheckResult(summary="ok")
+        finally:
+            with self.lock:
+                self.now -= 1
+
+
+def test_the_per_host_limit_holds_while_the_pool_is_wider():
+    scheduler, calls = CheckScheduler(max_workers=6, per_host=2), InFlight()
+    try:
+        for i in range(6):
+            scheduler.submit(i, calls.call, host="127.0.0.1:1")
+        time.sleep(0.3)  # every worker has had the chance to start
+        assert calls.most == 2
+        calls.release.set()
+        assert all(scheduler.result(i).summary == "ok" for i in range(6))
+    finally:
+        calls.release.set()
+        scheduler.shutdown()
+
+
+def test_a_timeout_under_load_is_retried_alone_and_says_so():
+    scheduler, crowd = CheckScheduler(max_workers=2, per_host=2), threading.Event()
+    attempts = []
+
+    def slow_neighbour():
+        crowd.set()
+        time.sleep(0.3)
+        return CheckResult(summary="neighbour ok")
+
+    def times_out_in_a_crowd():
+        attempts.append(time.monotonic())
+        if len(attempts) == 1:
+            crowd.wait(timeout=5)
+            raise CheckTimeout(1, "GET /slow")
+        return CheckResult(summary="ok alone")
+
+    try:
+        scheduler.submit("neighbour", slow_neighbour, host="h:80")
+        scheduler.submit("slow", times_out_in_a_crowd, host="h:80")
+        result = scheduler.result("slow")
+    finally:
+        scheduler.shutdown()
+    assert len(attempts) == 2
+    assert result.warnings[0] == "timed out while 1 other check(s) to h:80 were in flight; passed when retried alone (lower max_concurrency_per_host?)"
+
+
+def test_a_failure_that_is_not_a_timeout_is_never_retried():
+    scheduler, calls = CheckScheduler(max_workers=2, per_host=2), []
+
+    def refused():
+        calls.append(1)
+        raise CheckFailed("connection refused at h:80", kind="connection_refused")
+
+    try:
+        scheduler.submit("a", refused, host="h:80")
+        with pytest.raises(CheckFailed, match="connection refused"):
+            scheduler.result("a")
+    finally:
+        scheduler.shutdown()
+    assert calls == [1]
+
+
+def test_cancelled_checks_are_not_started_and_say_why():
+    scheduler, calls = CheckScheduler(max_workers=1), InFlight()
+    try:
+        scheduler.submit("running", calls.call)
+        scheduler.submit("queued", calls.call)
+        scheduler.cancel_pending("fail_fast after the critical failure of readiness")
+        calls.release.set()
+        with pytest.raises(NotStarted, match="fail_fast after the critical failure of readiness"):
+            scheduler.result("queued")
+    finally:
+        calls.release.set()
+        scheduler.shutdown()
+
+
+# -- error description -----------------------------------------------------------------------------
+
+
+def test_a_closed_port_is_described_as_connection_refused():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/health"
+    with pytest.raises(requests.RequestException) as caught:
+        requests.get(url, timeout=2)
+    failure = describe_error(caught.value, url, Deadline(2), "GET /health")
+    assert (failure.reason, failure.kind) == (f"connection refused at 127.0.0.1:{port}", "connection_refused")
+
+
+def test_a_server_that_never_answers_is_a_timeout_naming_the_request():
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)  # accepts the connection in the kernel, never answers
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/health"
+        with pytest.raises(requests.RequestException) as caught:
+            requests.get(url, timeout=0.3)
+    failure = describe_error(caught.value, url, Deadline(0.3), "GET /health")
+    assert isinstance(failure, CheckTimeout)
+    assert failure.reason == "GET /health: timed out after 0.3 s"
+
+
+# -- rollout progress ------------------------------------------------------------------------------
+
+
+def deployment(generation=2, observed=2, replicas=3, updated=3, total=3, available=3, conditions=()):
+    return {
+        "metadata": {"name": "django", "generation": generation},
+        "spec": {"replicas": replicas},
+        "status": {"observedGeneration": observed, "updatedReplicas": updated, "replicas": total,
+                   "availableReplicas": available, "conditions": list(conditions)},
+    }
+
+
+@pytest.mark.parametrize(
+    "state, line",
+    [
+        (deployment(observed=1), "waiting for the rollback to be observed"),
+        (deployment(updated=1, total=3, available=1), "Rolling back 1/3 pods..."),
+        (deployment(total=5), "Rolling back 3/3 pods (2 old pods terminating)..."),
+        (deployment(available=2), "Rolling back: 2 of 3 updated pods available..."),
+        (deployment(), "Rollback complete: 3/3 pods updated and available"),
+    ],
+    ids=["unobserved", "updating", "terminating", "unavailable", "done"],
+)
+def test_rollout_progress_reads_like_kubectl_rollout_status(state, line):
+    assert describe_progress(rollout_progress(state)) == line
+
+
+def test_a_progress_deadline_exceeded_is_an_error_not_a_wait():
+    dead = deployment(updated=1, conditions=[{"type": "Progressing", "reason": "ProgressDeadlineExceeded"}])
+    with pytest.raises(KubeError, match="deployment/django exceeded its progress deadline"):
+        rollout_progress(dead)
+
+
+# -- the redactor ----------------------------------------------------------------------------------
+
+
+def test_the_redactor_masks_every_occurrence_and_keeps_the_rest():
+    redactor = Redactor(["s3cret-token-42"])
+    assert redactor.text("a s3cret-token-42 b s3cret-token-42") == "a *** b ***"
+    assert redactor.value({"headers": {"X-Token": "anything"}, "note": "s3cret-token-42!"}) == {
+        "headers": {"X-Token": "***"},
+        "note": "***!",
+    }
+
+
+def test_a_cut_never_keeps_a_secret_prefix():
+    redactor = Redactor(["s3cret-token-42"])
+    assert redactor.excerpt("x" * 20 + "s3cret-token-42" + "y" * 40, 30) == "x" * 20 + "***" + "yyyy..."  # redact, then cut
+    assert redactor.text(shorten("y" * 150 + " s3cret-token-42", 160)) == "y" * 150 + " ***..."
