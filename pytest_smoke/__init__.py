@@ -3,7 +3,8 @@
 The public surface is small on purpose:
 
 - :func:`load_config` / :class:`ConfigError`: read and validate a smoke config.
-- :func:`register_check_type`, :class:`CheckFailed`, :class:`CheckResult`: add a dependency type.
+- :class:`CheckContext`, :class:`CheckFailed`, :class:`CheckResult`: write a dependency type, which a
+  plugin provides through the ``pytest_smoke_check_type`` hook.
 
 Names are resolved on first use: pytest imports this package for every run through the plugin
 entry point, and a run without a smoke config should not pay for YAML or JSON Schema.
@@ -17,7 +18,6 @@ _PUBLIC = {
     "CheckContext": "checks",
     "CheckFailed": "checks",
     "CheckResult": "checks",
-    "register_check_type": "checks",
     "ConfigError": "config",
     "load_config": "config",
 }

@@ -3,12 +3,13 @@ binaries, plus HTTP and TCP dependencies and the custom-type extension point."""
 
 from __future__ import annotations
 
+import json
 import time
 from contextlib import contextmanager
 
 import pytest
 
-from helpers import AMQP_PASSWORD, PG_PASSWORD, REDIS_PASSWORD, SEED_CONFIG
+from helpers import AMQP_PASSWORD, PG_PASSWORD, REDIS_PASSWORD, SEED_CONFIG, health
 from pytest_smoke.checks import CheckContext, CheckFailed, run_check
 from pytest_smoke.redact import Redactor
 from servers import free_port
@@ -251,17 +252,18 @@ def test_seed_config_verbatim_against_real_servers(pytester, demo, postgres_serv
 # -- custom check types ----------------------------------------------------------------------------
 
 
-def test_custom_type_registered_from_a_conftest(pytester, write_config):
+def test_a_plugin_adds_a_check_type_through_the_hook(pytester, write_config):
     pytester.makeconftest(
         """
-        from pytest_smoke import CheckFailed, CheckResult, register_check_type
+        from pytest_smoke import CheckFailed, CheckResult
 
         def kafka(spec, ctx):
             if spec["brokers"] == "down:9092":
                 raise CheckFailed("Kafka unavailable: no broker answered at down:9092", kind="queue_down")
             return CheckResult(summary="3 brokers up")
 
-        register_check_type("kafka", kafka)
+        def pytest_smoke_check_type(name):
+            return kafka if name == "kafka" else None
         """
     )
     write_config(
@@ -281,9 +283,9 @@ def test_custom_type_that_ignores_its_timeout_is_still_stopped(pytester, write_c
     pytester.makeconftest(
         """
         import time
-        from pytest_smoke import register_check_type
 
-        register_check_type("sleepy", lambda spec, ctx: time.sleep(30))
+        def pytest_smoke_check_type(name):
+            return (lambda spec, ctx: time.sleep(30)) if name == "sleepy" else None
         """
     )
     write_config({"dependency_checks": [{"name": "nats", "type": "sleepy", "timeout_seconds": 1}]})
@@ -297,4 +299,55 @@ def test_unknown_type_is_a_config_error_listing_known_types(pytester, write_conf
     write_config({"dependency_checks": [{"name": "x", "type": "mongo"}]})
     result = pytester.runpytest("--smoke-config", "smoke.json")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*dependency_checks[[]0[]].type: unknown dependency type 'mongo' (known: amqp, http, postgres, redis, tcp)*"])
+    result.stderr.fnmatch_lines(["*dependency_checks[[]0[]].type: unknown dependency type 'mongo' (built in: postgres, redis, http, amqp, tcp; "
+                                 "a plugin adds one by implementing pytest_smoke_check_type)*"])
+
+
+def test_a_plugin_can_replace_a_built_in_type_because_built_ins_answer_last(pytester, write_config):
+    pytester.makeconftest(
+        """
+        def pytest_smoke_check_type(name):
+            return (lambda spec, ctx: "answered by the plugin") if name == "tcp" else None
+        """
+    )
+    write_config({"dependency_checks": [{"name": "nowhere", "type": "tcp", "host": "127.0.0.1", "port": 1}]})
+    result = pytester.runpytest("--smoke-config", "smoke.json", "--smoke-report=report.json")
+    assert result.ret == 0  # port 1 is closed: only the plugin's function can pass
+    report = json.loads((pytester.path / "report.json").read_text())
+    assert report["checks"][0]["facts"]["summary"] == "answered by the plugin"
+
+
+def test_a_plugin_adds_a_rollback_handler_through_the_hook(pytester, write_config, demo):
+    demo.faults.add("ready-503")
+    pytester.makeconftest(
+        """
+        from pathlib import Path
+        from pytest_smoke.cluster.rollback import Plan
+
+        class ArgoUndo:
+            def plan(self, target, strategy):
+                return Plan("argo-undo", None, "kubectl argo rollouts undo web")
+
+            def execute(self, plan, strategy, timeout, progress):
+                Path("undone.txt").write_text(plan.manual_command)
+
+        def pytest_smoke_rollback_handler(name):
+            return ArgoUndo() if name == "argo-undo" else None
+        """
+    )
+    write_config({"base_url": demo.url, "health_checks": [health("readiness", "/health/ready")],
+                  "auto_rollback": {"enabled": True, "requires_ops_confirmation": False}, "rollback_strategy": {"type": "argo-undo"}})
+    result = pytester.runpytest("--smoke-config", "smoke.json")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["*CRITICAL: Smoke tests failed - Rollback completed*"])
+    assert (pytester.path / "undone.txt").read_text() == "kubectl argo rollouts undo web"
+
+
+def test_an_unknown_rollback_handler_is_a_usage_error(pytester, write_config, demo):
+    write_config({"base_url": demo.url, "health_checks": [health("basic", "/health")],
+                  "rollback_strategy": {"type": "argo-undo"}})
+    result = pytester.runpytest("--smoke-config", "smoke.json")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*rollback_strategy.type: unknown rollback handler 'argo-undo' (built in: previous-image, rollout-undo, command; "
+                                 "a plugin adds one by implementing pytest_smoke_rollback_handler)*"])
+    assert demo.requests == []

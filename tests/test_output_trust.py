@@ -183,12 +183,11 @@ def test_an_internal_error_shows_no_environment_even_with_showlocals(pytester, w
     monkeypatch.setenv("DEPLOY_TOKEN", "deploy-Unrelated-Token-88")
     pytester.makeconftest(
         """
-        from pytest_smoke.checks import register_check_type
-
         def broken(spec, ctx):
             raise RuntimeError("bug in a custom check type")
 
-        register_check_type("broken", broken)
+        def pytest_smoke_check_type(name):
+            return broken if name == "broken" else None
         """
     )
     write_config({"base_url": demo.url, "dependency_checks": [{"name": "inventory", "type": "broken"}]})

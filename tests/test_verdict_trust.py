@@ -132,7 +132,6 @@ def test_a_missing_library_is_a_usage_error_naming_the_package(bare_venv, tmp_pa
 
 CUSTOM_TYPES = """
 import pytest
-from pytest_smoke.checks import register_check_type
 
 def broken(spec, ctx):
     raise RuntimeError("custom type forgot its client")
@@ -140,8 +139,8 @@ def broken(spec, ctx):
 def exits(spec, ctx):
     raise SystemExit(3)
 
-register_check_type("broken", broken)
-register_check_type("exits", exits)
+def pytest_smoke_check_type(name):
+    return {"broken": broken, "exits": exits}.get(name)
 """
 
 

@@ -1,22 +1,20 @@
 """Check types and the one function that runs any check.
 
 Built-in dependency types are imported lazily by name so a run only loads the clients it uses.
-Third-party types register through the ``pytest_smoke.checks`` entry point group (value: a
-``check(spec, ctx)`` callable) or at run time with :func:`register_check_type`.
+Other types come from plugins through the ``pytest_smoke_check_type`` hook; the pytest glue
+resolves them and hands them over in ``CheckContext.check_types``. There is no global registry.
 """
 
 from __future__ import annotations
 
 import importlib
 import time
-from importlib.metadata import entry_points
 from typing import Any, Callable, Mapping, Union
 
 from .base import CheckContext, CheckFailed, CheckNotEvaluated, CheckResult, CheckTimeout, Deadline, run_with_deadline
 
 CheckFunction = Callable[[Mapping[str, Any], CheckContext], Union[CheckResult, str, None]]
 
-ENTRY_POINT_GROUP = "pytest_smoke.checks"
 BUILTIN_TYPES = {
     "postgres": "pytest_smoke.checks.postgres",
     "redis": "pytest_smoke.checks.redis",
@@ -28,8 +26,6 @@ BUILTIN_TYPES = {
 GUARD_GRACE_SECONDS = 0.5
 MAX_RETRY_INTERVAL_SECONDS = 30.0
 
-_registered: dict[str, CheckFunction] = {}
-
 __all__ = [
     "CheckContext",
     "CheckFailed",
@@ -37,36 +33,19 @@ __all__ = [
     "CheckResult",
     "CheckTimeout",
     "Deadline",
+    "builtin_check_type",
     "is_service_failure",
-    "register_check_type",
     "target_host",
-    "resolve_check_type",
     "run_check",
 ]
 
 
-def register_check_type(name: str, func: CheckFunction) -> None:
-    """Make ``type: name`` usable in ``dependency_checks`` (e.g. from a conftest.py)."""
-    _registered[name] = func
-
-
-def known_types() -> list[str]:
-    names = set(BUILTIN_TYPES) | set(_registered)
-    names.update(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
-    return sorted(names)
-
-
-def resolve_check_type(name: str) -> CheckFunction:
-    if name in _registered:
-        return _registered[name]
-    if name in BUILTIN_TYPES:
-        return importlib.import_module(BUILTIN_TYPES[name]).check
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name == name:
-            func = ep.load()
-            _registered[name] = func
-            return func
-    raise KeyError(name)
+def builtin_check_type(name: str) -> CheckFunction | None:
+    """The built-in check function for dependency type ``name``, or None."""
+    if name not in BUILTIN_TYPES:
+        return None
+    func: CheckFunction = importlib.import_module(BUILTIN_TYPES[name]).check
+    return func
 
 
 def is_service_failure(exc: BaseException) -> bool:
@@ -149,8 +128,11 @@ def _run_check(
 
         grace += CLEANUP_SECONDS if spec.get("cleanup") else 0
     else:
-        builtin = spec["type"] in BUILTIN_TYPES and spec["type"] not in _registered
-        func = resolve_check_type(spec["type"])
+        builtin_func = builtin_check_type(spec["type"])
+        func = ctx.check_types.get(spec["type"]) or builtin_func
+        if func is None:
+            raise CheckNotEvaluated(f"not evaluated: unknown dependency type {spec['type']!r}", kind="unknown_type")
+        builtin = func is builtin_func
 
     budget_left = budget.remaining() if budget is not None else None
     budget_message = f"not evaluated: the run budget of {budget.seconds if budget else 0:g} s ran out"

@@ -94,6 +94,9 @@ class CheckContext:
     verify: bool | str = True
     redactor: Redactor = field(default_factory=Redactor)
     environ: Mapping[str, str] = field(default_factory=dict)
+    # Dependency types beyond the built-ins, by name, as plugins provide them through the
+    # pytest_smoke_check_type hook (resolved by the pytest glue before the first request).
+    check_types: Mapping[str, Any] = field(default_factory=dict)
 
 
 class Deadline:

@@ -93,8 +93,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     from . import hooks
+    from .builtins import BuiltinExtensions
 
     pluginmanager.add_hookspecs(hooks)
+    pluginmanager.register(BuiltinExtensions(), "smoke-builtin-extensions")
 
 
 def find_config_path(config: pytest.Config) -> Path | None:
@@ -133,8 +135,10 @@ def pytest_configure(config: pytest.Config) -> None:
             environment=config.getoption("smoke_env"),
             base_url=config.getoption("smoke_base_url"),
         )
-        preflight.check(
+        extensions = preflight.check(
             smoke_config,
+            resolve_type=lambda name: config.hook.pytest_smoke_check_type(name=name),
+            resolve_handler=lambda name: config.hook.pytest_smoke_rollback_handler(name=name),
             junit_path=config.getoption("smoke_junit"),
             wait_rollout=config.getoption("smoke_wait_rollout"),
         )
@@ -147,7 +151,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"--smoke-concurrency must be 1 or more, got {concurrency}")
     fail_fast = bool(config.getoption("smoke_fail_fast") or smoke_config.data.get("fail_fast", False))
     per_host = int(smoke_config.data.get("max_concurrency_per_host", DEFAULT_PER_HOST))
-    run = config.stash[smoke_run_key] = SmokeRun(smoke_config, concurrency, fail_fast, per_host)
+    run = config.stash[smoke_run_key] = SmokeRun(smoke_config, concurrency, fail_fast, per_host, extensions)
     workerinput = getattr(config, "workerinput", None)
     if workerinput is not None:
         import tempfile

@@ -346,6 +346,7 @@ class SmokeController:
             confirmed=bool(self.config.getoption("smoke_confirm_rollback")),
             tested=self.tested,
             context=run.context if run is not None else None,
+            handler=run.rollback_handler if run is not None else None,
             say=self.say,
             started=started,
         )

@@ -34,6 +34,7 @@ class DecisionInputs:
     confirmed: bool  # --smoke-confirm-rollback
     tested: DeploymentState | None  # what was deployed as the checks started
     context: CheckContext | None  # to re-run the required checks after a rollback
+    handler: Any  # the rollback handler the hooks resolved for rollback_strategy.type (None: built-in)
     say: Callable[[str], None]  # a progress line on the terminal
     started: Callable[[RunSummary], None]  # the summary exists: an interrupt from here on reports it
 
@@ -97,6 +98,7 @@ def _roll_back(inputs: DecisionInputs, summary: RunSummary, strategy: dict[str, 
             confirm=ask,
             progress=lambda message: inputs.say(f"smoke: {message}"),
             tested=inputs.tested,
+            handler=inputs.handler,
             reason=f"{decision.reason}: " + ", ".join(o.nodeid.rpartition("::")[2] or o.name for o in verdict.critical),
         )
     except RollbackInterrupted:

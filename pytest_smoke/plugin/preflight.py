@@ -10,7 +10,8 @@ from __future__ import annotations
 import importlib
 import os
 import shutil
-from importlib.metadata import entry_points
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 from ..config import ConfigError, SmokeConfig
 
@@ -24,17 +25,38 @@ KUBERNETES = ("kubernetes", "pip install kubernetes")
 JUNIT = ("junit_xml", "pip install junit-xml")
 
 
-def check(smoke: SmokeConfig, *, junit_path: str | None = None, wait_rollout: str | None = None) -> None:
-    """Raise ConfigError for the first thing the run needs and cannot have."""
-    from ..checks import known_types
+@dataclass
+class Extensions:
+    """What the plugins' hooks provide for this config, resolved once, before the first request."""
 
-    known = known_types()
+    check_types: dict[str, Any] = field(default_factory=dict)  # dependency type -> check function
+    rollback_handler: Any = None  # for rollback_strategy.type; None when no strategy is set
+
+
+def check(
+    smoke: SmokeConfig,
+    *,
+    resolve_type: Callable[[str], Any],
+    resolve_handler: Callable[[str], Any],
+    junit_path: str | None = None,
+    wait_rollout: str | None = None,
+) -> Extensions:
+    """Raise ConfigError for the first thing the run needs and cannot have; return the check types
+    and the rollback handler the config names, as the ``pytest_smoke_*`` hooks resolve them."""
+    from ..checks import BUILTIN_TYPES
+    from ..cluster.rollback import BUILTIN_HANDLERS
+
+    found = Extensions()
     for item in smoke.checks:
         if item.kind != "dependency":
             continue
         kind = item.spec["type"]
-        if kind not in known:
-            _fail(smoke, f"{item.location}.type", f"unknown dependency type {kind!r} (known: {', '.join(known)})")
+        if kind not in found.check_types:
+            func = resolve_type(kind)
+            if func is None:
+                _fail(smoke, f"{item.location}.type", f"unknown dependency type {kind!r} (built in: {', '.join(BUILTIN_TYPES)}; "
+                      "a plugin adds one by implementing pytest_smoke_check_type)")
+            found.check_types[kind] = func
         if kind in TYPE_LIBRARIES:
             _need_library(smoke, f"{item.location}.type", f"dependency type {kind!r}", TYPE_LIBRARIES[kind])
 
@@ -42,9 +64,10 @@ def check(smoke: SmokeConfig, *, junit_path: str | None = None, wait_rollout: st
     wait = smoke.section("wait_for_rollout")
     handler = strategy.get("type", "previous-image")
     if strategy:
-        handlers = _rollback_handlers()
-        if handler not in handlers:
-            _fail(smoke, "rollback_strategy.type", f"unknown rollback handler {handler!r} (known: {', '.join(handlers)})")
+        found.rollback_handler = resolve_handler(handler)
+        if found.rollback_handler is None:
+            _fail(smoke, "rollback_strategy.type", f"unknown rollback handler {handler!r} (built in: {', '.join(BUILTIN_HANDLERS)}; "
+                  "a plugin adds one by implementing pytest_smoke_rollback_handler)")
     if strategy.get("deployment"):
         # The rollback and the verified-revision mark both talk to the Kubernetes API.
         _need_library(smoke, "rollback_strategy.deployment", "a Kubernetes rollback", KUBERNETES)
@@ -71,12 +94,7 @@ def check(smoke: SmokeConfig, *, junit_path: str | None = None, wait_rollout: st
         _fail(smoke, "ca_bundle", f"CA bundle {smoke.data['ca_bundle']} does not exist")
     if junit_path:
         _need_library(smoke, "--smoke-junit", "--smoke-junit", JUNIT)
-
-
-def _rollback_handlers() -> list[str]:
-    from ..cluster.rollback import BUILTIN_HANDLERS, ENTRY_POINT_GROUP
-
-    return sorted(set(BUILTIN_HANDLERS) | {ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)})
+    return found
 
 
 def _need_library(smoke: SmokeConfig, location: str, what: str, library: tuple[str, str]) -> None:

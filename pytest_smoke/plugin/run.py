@@ -29,11 +29,14 @@ CONTROLLER_NAME = "smoke-controller"
 class SmokeRun:
     """Everything one process knows about this smoke run."""
 
-    def __init__(self, config: SmokeConfig, concurrency: int, fail_fast: bool, per_host: int = DEFAULT_PER_HOST):
+    def __init__(
+        self, config: SmokeConfig, concurrency: int, fail_fast: bool, per_host: int = DEFAULT_PER_HOST, extensions: Any = None
+    ):
         from ..checks import CheckContext
         from ..redact import Redactor
 
         self.config = config
+        self.rollback_handler = getattr(extensions, "rollback_handler", None)
         self.redactor = Redactor(config.secrets)
         self.context = CheckContext(
             base_url=config.base_url,
@@ -42,6 +45,7 @@ class SmokeRun:
             redactor=self.redactor,
             # Only what the checks read: no frame of ours holds a copy of the whole environment.
             environ={name: os.environ[name] for name in CHECK_ENVIRONMENT if name in os.environ},
+            check_types=dict(getattr(extensions, "check_types", None) or {}),
         )
         self._budget: Deadline | None = None
         self.concurrency = concurrency

@@ -2,8 +2,9 @@
 
 A handler has two steps: ``plan`` (read-only: what would be rolled back, to what, and the exact
 manual command) and ``execute`` (change the cluster). Dry runs and unconfirmed rollbacks stop
-after ``plan``. Built-ins: ``previous-image``, ``rollout-undo``, ``command``. Third-party handlers
-register through the ``pytest_smoke.rollback`` entry point group (value: a handler class).
+after ``plan``. Built-ins: ``previous-image``, ``rollout-undo``, ``command``. Other handlers come
+from plugins through the ``pytest_smoke_rollback_handler`` hook; the pytest glue resolves them
+and passes the handler to :func:`carry_out`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import importlib
 import time
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from typing import Any, Callable, Mapping, Protocol
 
 import os
@@ -30,7 +30,6 @@ from ..kube import (
     revision_of,
 )
 
-ENTRY_POINT_GROUP = "pytest_smoke.rollback"
 BUILTIN_HANDLERS = {
     "previous-image": "pytest_smoke.cluster.rollback.previous_image:PreviousImage",
     "rollout-undo": "pytest_smoke.cluster.rollback.rollout_undo:RolloutUndo",
@@ -93,24 +92,30 @@ class Handler(Protocol):
     def execute(self, plan: Plan, strategy: Mapping[str, Any], timeout: float, progress: Callable[[str], None]) -> None: ...
 
 
+def builtin_handler(name: str) -> Handler | None:
+    """A new instance of the built-in handler ``name``, or None."""
+    if name not in BUILTIN_HANDLERS:
+        return None
+    module, _, cls = BUILTIN_HANDLERS[name].partition(":")
+    handler: Handler = getattr(importlib.import_module(module), cls)()
+    return handler
+
+
 def get_handler(name: str) -> Handler:
-    if name in BUILTIN_HANDLERS:
-        module, _, cls = BUILTIN_HANDLERS[name].partition(":")
-        return getattr(importlib.import_module(module), cls)()
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name == name:
-            return ep.load()()
-    known = sorted(set(BUILTIN_HANDLERS) | {ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)})
-    raise RollbackRefused(f"unknown rollback_strategy.type {name!r} (known: {', '.join(known)})")
+    """A built-in handler by name; RollbackRefused for any other name."""
+    handler = builtin_handler(name)
+    if handler is None:
+        raise RollbackRefused(f"unknown rollback_strategy.type {name!r} (built in: {', '.join(BUILTIN_HANDLERS)})")
+    return handler
 
 
 def target_from(strategy: Mapping[str, Any]) -> Target | None:
     return Target.from_settings(strategy)
 
 
-def plan_rollback(strategy: Mapping[str, Any]) -> Plan:
+def plan_rollback(strategy: Mapping[str, Any], handler: Handler | None = None) -> Plan:
     """Read-only: raises RollbackRefused or KubeError when no safe plan exists."""
-    handler = get_handler(strategy.get("type", "previous-image"))
+    handler = handler or get_handler(strategy.get("type", "previous-image"))
     return handler.plan(target_from(strategy), strategy)
 
 
@@ -123,6 +128,7 @@ def carry_out(
     progress: Callable[[str], None] = lambda message: None,
     tested: DeploymentState | None = None,
     reason: str = "",
+    handler: Handler | None = None,
 ) -> RollbackResult:
     """Plan, confirm if ``action == "confirm"``, then execute with bounded attempts and a deadline.
 
@@ -130,10 +136,11 @@ def carry_out(
     Deployment still runs that pod template, so a fix deployed meanwhile is never reverted. Before
     changing anything it takes a lease on the Deployment, so a second smoke run that decides to
     roll back at the same time stands down instead of rolling back twice. The revision rolled away
-    from is marked rejected (``reason``), so no later run rolls forward to it.
+    from is marked rejected (``reason``), so no later run rolls forward to it. ``handler`` is the
+    one a plugin provided for ``strategy["type"]``; None means the built-in of that name.
     """
     handler_name = strategy.get("type", "previous-image")
-    if handler_name != "command" and not strategy.get("deployment"):
+    if handler_name in ("previous-image", "rollout-undo") and not strategy.get("deployment"):
         return RollbackResult(
             "not_configured",
             "rollback_strategy.deployment is not set: nothing can be rolled back automatically",
@@ -143,7 +150,7 @@ def carry_out(
     if target is not None:
         target.request_timeout = min(target.request_timeout, timeout)
     try:
-        handler = get_handler(handler_name)
+        handler = handler or get_handler(handler_name)
         plan = handler.plan(target, strategy)
         moved_on = _moved_on(target, tested.template if tested is not None else None, plan)
     except RollbackRefused as exc:
