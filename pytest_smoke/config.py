@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, cast
 
 from .redact import MIN_SECRET_LENGTH, is_secret_name
 
@@ -104,7 +104,7 @@ class SmokeConfig:
     def verify(self) -> bool | str:
         """The ``verify`` argument for requests: False, True or a CA bundle path."""
         if self.data.get("ca_bundle"):
-            return self.data["ca_bundle"]
+            return str(self.data["ca_bundle"])
         return bool(self.data.get("verify_tls", True))
 
     @property
@@ -119,7 +119,7 @@ class SmokeConfig:
 def schema() -> dict[str, Any]:
     """The JSON Schema shipped inside the package (also usable by editors and CI)."""
     text = resources.files("pytest_smoke.schema").joinpath(SCHEMA_RESOURCE).read_text("utf-8")
-    return json.loads(text)
+    return cast("dict[str, Any]", json.loads(text))
 
 
 def load_config(
@@ -549,7 +549,10 @@ def _check_sendable(config: SmokeConfig, lines: _LineFinder, base_url_source: st
     """Every URL needs a scheme and a host, every header must be sendable: a config that would
     make the runner fail (and blame the service) stops here, before any request."""
     data = config.data
-    fail = lambda path, message: error_at(config, lines, path, message)  # noqa: E731
+
+    def fail(path: tuple[Any, ...], message: str) -> None:
+        error_at(config, lines, path, message)
+
     if data.get("base_url"):
         problem = url_problem(data["base_url"], URL_SCHEMES)
         if problem:

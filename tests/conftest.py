@@ -17,7 +17,6 @@ import servers
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "example_suites" / "demo"))
 from demo_service import DemoService  # noqa: E402
-
 from helpers import AMQP_PASSWORD, BAD_IMAGE, GOOD_IMAGE, PG_PASSWORD, REDIS_PASSWORD  # noqa: E402,F401
 
 

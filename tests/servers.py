@@ -213,8 +213,8 @@ class LocalHTTPServer:
     """A threaded HTTP server on 127.0.0.1 for a handler class; ``stop()`` ends it."""
 
     def __init__(self, handler: type, path: str = ""):
-        from http.server import ThreadingHTTPServer
         import threading
+        from http.server import ThreadingHTTPServer
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.server.daemon_threads = True

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from helpers import SEED_CONFIG, health
 from pytest_smoke import ConfigError, load_config
 from pytest_smoke.config import schema
+
+from helpers import SEED_CONFIG, health
 
 SEED_DOC = Path(__file__).resolve().parents[2] / "shared" / "seed" / "post-deploy-smoke-test.txt"
 

@@ -12,8 +12,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from helpers import SEED_CONFIG
 from pytest_smoke import ConfigError, load_config
+
+from helpers import SEED_CONFIG
 
 BASE = json.loads(SEED_CONFIG.read_text())
 BASE["base_url"] = "http://127.0.0.1:9"

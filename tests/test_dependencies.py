@@ -9,9 +9,10 @@ from contextlib import contextmanager
 
 import pytest
 
-from helpers import AMQP_PASSWORD, PG_PASSWORD, REDIS_PASSWORD, SEED_CONFIG, health
 from pytest_smoke.checks import CheckContext, CheckFailed, run_check
 from pytest_smoke.redact import Redactor
+
+from helpers import AMQP_PASSWORD, PG_PASSWORD, REDIS_PASSWORD, SEED_CONFIG, health
 from servers import free_port
 
 

@@ -186,8 +186,8 @@ def test_rbac_grants_exactly_what_the_code_calls():
 
 def test_the_kube_double_sees_only_permitted_calls(tmp_path):
     """Run a real rollback and check every request it made against the Role."""
-    from pytest_smoke.cluster.rollback import carry_out
     from pytest_smoke.cluster.kube import REQUIRED_PERMISSIONS
+    from pytest_smoke.cluster.rollback import carry_out
 
     api = KubeDouble().start()
     try:

@@ -14,8 +14,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from helpers import BAD_IMAGE, health
 from pytest_smoke.checks import CheckContext, CheckFailed, run_check
+
+from helpers import BAD_IMAGE, health
 from servers import free_port
 
 
@@ -41,7 +42,8 @@ def fails_on_time(spec, ctx, limit=None):
         ("/trickle-headers", None, "GET /trickle-headers: timed out after 2 s", "timeout"),
         ("/reset", None, "connection reset by 127.0.0.1:PORT", "connection_reset"),
         ("/redirect-loop", None, "redirect loop: more than 10 redirects from URL/redirect-loop", "redirect_loop"),
-        ("/badjson", {"json": {"status": "ok"}}, "/badjson: body is not valid JSON (Expecting property name enclosed in double quotes: line 1 column 17 (char 16))", "expectation"),
+        ("/badjson", {"json": {"status": "ok"}},
+         "/badjson: body is not valid JSON (Expecting property name enclosed in double quotes: line 1 column 17 (char 16))", "expectation"),
         ("/big", {"json": {"status": "ok"}}, "/big: body is not valid JSON (body larger than 1024 KiB was not read in full)", "expectation"),
         ("/gzip-bomb", {"json": {"status": "ok"}}, "/gzip-bomb: body is not valid JSON (body larger than 1024 KiB was not read in full)", "expectation"),
     ],

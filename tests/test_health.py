@@ -6,8 +6,9 @@ import time
 
 import pytest
 
-from helpers import health
 from pytest_smoke.checks import CheckContext, CheckFailed, run_check
+
+from helpers import health
 
 
 def suite(demo, *checks, **top):

@@ -9,8 +9,9 @@ from http.server import BaseHTTPRequestHandler
 
 import pytest
 
-from helpers import health
 from pytest_smoke.redact import Redactor
+
+from helpers import health
 from servers import LocalHTTPServer
 
 API_KEY = "key-SECRET-7301-abcdef"

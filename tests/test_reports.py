@@ -10,10 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from servers import LocalHTTPServer
-
 from helpers import health
-from servers import free_port
+from servers import LocalHTTPServer, free_port
 
 XSD = Path(__file__).parent / "data" / "junit.xsd"
 REPORT_SCHEMA = Path(__file__).resolve().parents[1] / "pytest_smoke" / "schema" / "smoke-report.schema.json"

@@ -9,17 +9,15 @@ from http.server import BaseHTTPRequestHandler
 
 import pytest
 
-from servers import LocalHTTPServer
-
-from helpers import health
-from kube_double import KubeDouble
-from pytest_smoke.cluster.rollback import carry_out, plan_rollback
 from pytest_smoke.cluster.kube import VERIFIED
+from pytest_smoke.cluster.rollback import carry_out, plan_rollback
 from pytest_smoke.verdict import EXIT_ROLLBACK_FAILED, Outcome, classify, decide
 
-from helpers import BAD_IMAGE as BAD, GOOD_IMAGE as GOOD
-
-
+from helpers import BAD_IMAGE as BAD
+from helpers import GOOD_IMAGE as GOOD
+from helpers import health
+from kube_double import KubeDouble
+from servers import LocalHTTPServer
 
 
 def deployment_patches(api):

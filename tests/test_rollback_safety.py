@@ -10,13 +10,16 @@ import time
 from http.server import BaseHTTPRequestHandler
 
 import pytest
-
-from helpers import BAD_IMAGE as BAD, GOOD_IMAGE as GOOD, health
-from pytest_smoke.cluster.kube import LEASE, REJECTED
-from servers import LocalHTTPServer
-from test_hardening import run_in_background, template_patched
+from test_hardening import run_in_background
 from test_reports import Receiver
 from test_rollback import deployment_patches, smoke_doc
+
+from pytest_smoke.cluster.kube import LEASE, REJECTED
+
+from helpers import BAD_IMAGE as BAD
+from helpers import GOOD_IMAGE as GOOD
+from helpers import health
+from servers import LocalHTTPServer
 
 HOTFIX = "django:v1.24.0-hotfix"
 
@@ -238,8 +241,8 @@ def test_rollout_undo_is_not_blocked_by_status_updates_and_a_lease_conflict_is_r
     [("rel{namespace}", "rel{namespace}"), ("rel{", "rel{"), ("rel}}x", "rel}}x")],
 )
 def test_command_values_from_the_environment_are_data(kube, write_config, monkeypatch, release, argv_part):
-    from pytest_smoke.config import load_config
     from pytest_smoke.cluster.rollback import get_handler, target_from
+    from pytest_smoke.config import load_config
 
     monkeypatch.setenv("RELEASE", release)
     path = write_config(
@@ -384,8 +387,9 @@ def test_a_trickling_or_html_approval_never_approves(fault_server):
 
 
 def test_a_command_reports_only_the_container_it_rolls_back(tmp_path):
-    from kube_double import KubeDouble
     from pytest_smoke.cluster.rollback import get_handler, target_from
+
+    from kube_double import KubeDouble
 
     api = KubeDouble().start()
     try:

@@ -10,11 +10,10 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
-
-from servers import LocalHTTPServer
+from test_reports import SLACK_TOKEN, SMTP_PASSWORD, Receiver, smtp_server  # noqa: F401  (fixture)
 
 from helpers import AMQP_PASSWORD, PG_PASSWORD, REDIS_PASSWORD, health
-from test_reports import SLACK_TOKEN, SMTP_PASSWORD, Receiver, smtp_server  # noqa: F401  (fixture)
+from servers import LocalHTTPServer
 
 AUTH_TOKEN = "Bearer-Secret-Token-31337"
 LOGIN_PASSWORD = "Login-Secret-Pw-2718"

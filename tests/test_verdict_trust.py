@@ -7,16 +7,16 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import textwrap
 from http.server import BaseHTTPRequestHandler
 
 import pytest
+from test_rollback import deployment_patches, smoke_doc
+
+from pytest_smoke.cluster.kube import VERIFIED
 
 import servers
 from helpers import health
-from pytest_smoke.cluster.kube import VERIFIED
 from servers import LocalHTTPServer
-from test_rollback import deployment_patches, smoke_doc
 
 INCONCLUSIVE = "? INCONCLUSIVE: required checks could not be evaluated - no rollback, deployment NOT verified"
 EXIT_INCONCLUSIVE = 12
@@ -368,7 +368,8 @@ def test_a_crowded_timeout_is_retried_alone_before_it_counts(pytester, write_con
     result = run(pytester, "--smoke-report", "report.json")
     assert result.ret == 0
     result.stdout.fnmatch_lines(
-        ["⚠ WARNING: Non-critical test failed (deployment continues)", "*timed out while * other check(s) to 127.0.0.1:* were in flight; passed when retried alone*"]
+        ["⚠ WARNING: Non-critical test failed (deployment continues)",
+         "*timed out while * other check(s) to 127.0.0.1:* were in flight; passed when retried alone*"]
     )
     report = json.loads((pytester.path / "report.json").read_text())
     assert report["verdict"]["critical"] == 0 and report["verdict"]["passed"] + report["verdict"]["warnings"] == 12

@@ -121,11 +121,15 @@ def _run_check(
     started = time.monotonic()
     grace = GUARD_GRACE_SECONDS
     builtin = True
+    func: CheckFunction | None
     if kind == "health":
-        from .health import check as func
-    elif kind == "critical_path":
-        from .critical_path import CLEANUP_SECONDS, run_path as func
+        from .health import check as health_check
 
+        func = health_check
+    elif kind == "critical_path":
+        from .critical_path import CLEANUP_SECONDS, run_path
+
+        func = run_path
         grace += CLEANUP_SECONDS if spec.get("cleanup") else 0
     else:
         builtin_func = builtin_check_type(spec["type"])

@@ -11,10 +11,10 @@ import json
 import shlex
 from typing import Any, Mapping
 
-from .base import CheckContext, CheckFailed, CheckResult, Deadline
-from .http import Reply, exchange, join_url, new_session, verify_reply
 from ..config import TEMPLATED_STEP_KEYS, strings_in, template_fields
 from ..redact import MASK, is_secret_name, shorten
+from .base import CheckContext, CheckFailed, CheckResult, Deadline
+from .http import Reply, exchange, join_url, new_session, verify_reply
 
 # Cleanup runs even when the path used up its deadline, so it has a budget of its own.
 CLEANUP_SECONDS = 5.0

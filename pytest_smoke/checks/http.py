@@ -21,7 +21,7 @@ from ..redact import Redactor, shorten
 from .base import CheckContext, CheckFailed, CheckNotEvaluated, CheckResult, CheckTimeout, Deadline, run_with_deadline
 
 # Requests the runner could not even build: its problem, never the service's.
-NOT_SENDABLE = (
+NOT_SENDABLE: tuple[type[Exception], ...] = (
     requests.exceptions.InvalidURL,
     requests.exceptions.MissingSchema,
     requests.exceptions.InvalidSchema,
@@ -93,8 +93,8 @@ class SmokeSession(requests.Session):
     redactor: Redactor | None = None
 
     def rebuild_auth(self, prepared_request: requests.PreparedRequest, response: requests.Response) -> None:
-        super().rebuild_auth(prepared_request, response)
-        if self.should_strip_auth(response.request.url, prepared_request.url):
+        super().rebuild_auth(prepared_request, response)  # type: ignore[no-untyped-call]
+        if self.should_strip_auth(response.request.url, prepared_request.url):  # type: ignore[no-untyped-call]
             if prepared_request.body is not None:  # a 307/308 would re-send the body (a login) there
                 raise CheckNotEvaluated(
                     f"{response.request.method} {_origin(response.request.url)} answered {response.status_code} "

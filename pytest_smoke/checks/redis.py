@@ -30,7 +30,7 @@ def check(spec: Mapping[str, Any], ctx: CheckContext) -> CheckResult:
     )
 
     def probe() -> CheckResult:
-        reply = client.execute_command(*command)
+        reply = client.execute_command(*command)  # type: ignore[no-untyped-call]
         if isinstance(reply, bytes):
             reply = reply.decode("utf-8", "replace")
         return CheckResult(summary=f"{' '.join(command)} -> {reply!r}", facts={"endpoint": where, "reply": str(reply)[:100]})

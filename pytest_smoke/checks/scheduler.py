@@ -73,7 +73,7 @@ class CheckScheduler:
         from concurrent.futures import ThreadPoolExecutor
 
         self._pool = ThreadPoolExecutor(max_workers=max(1, max_workers), thread_name_prefix="smoke-check")
-        self._futures: dict[Hashable, Future] = {}
+        self._futures: dict[Hashable, Future[object]] = {}
         self._seconds: dict[Hashable, float] = {}
         self._cancel_reason: str | None = None
         self._lock = threading.Lock()

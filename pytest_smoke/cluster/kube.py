@@ -100,9 +100,11 @@ class Kube:
         configuration = client.Configuration()
         try:
             if target.kubeconfig or not os.environ.get("KUBERNETES_SERVICE_HOST"):
-                config.load_kube_config(config_file=target.kubeconfig, context=target.context, client_configuration=configuration)
+                config.load_kube_config(  # type: ignore[no-untyped-call]
+                    config_file=target.kubeconfig, context=target.context, client_configuration=configuration
+                )
             else:
-                config.load_incluster_config(client_configuration=configuration)
+                config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
         except Exception as exc:  # the client raises ConfigException, TypeError, OSError...
             if target.kubeconfig or not os.environ.get("KUBERNETES_SERVICE_HOST"):
                 source = f"kubeconfig {target.kubeconfig or os.environ.get('KUBECONFIG') or '~/.kube/config'}"
@@ -144,7 +146,8 @@ class Kube:
 
     def deployment(self) -> dict[str, Any]:
         t = self.target
-        return self._call(f"read {t.ref}", self.apps.read_namespaced_deployment, t.deployment, t.namespace)
+        deployment: dict[str, Any] = self._call(f"read {t.ref}", self.apps.read_namespaced_deployment, t.deployment, t.namespace)
+        return deployment
 
     def replicasets(self, deployment: dict[str, Any]) -> list[dict[str, Any]]:
         """The Deployment's own ReplicaSets (by owner reference uid), oldest revision first."""
@@ -162,9 +165,10 @@ class Kube:
 
     def patch_deployment(self, body: Any, content_type: str) -> dict[str, Any]:
         t = self.target
-        return self._call(
+        patched: dict[str, Any] = self._call(
             f"patch {t.ref}", self.apps.patch_namespaced_deployment, t.deployment, t.namespace, body, _content_type=content_type
         )
+        return patched
 
     def acquire_lease(self, holder: str, ttl: float) -> None:
         """Take the rollback lease (an annotation on the Deployment), or raise LeaseHeld.

@@ -106,7 +106,7 @@ def find_config_path(config: pytest.Config) -> Path | None:
     ini = config.getini("smoke_config")
     if ini:
         base = config.inipath.parent if config.inipath else config.rootpath
-        return base / ini
+        return base / str(ini)
     if os.environ.get("SMOKE_CONFIG"):
         return Path(os.environ["SMOKE_CONFIG"])
     return None

@@ -3,7 +3,7 @@ config path (the config usually lives in a dot-directory that pytest never recur
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Generator, Iterator
 
 import pytest
 
@@ -18,7 +18,7 @@ class SmokeCollection:
     """Registered only when a smoke config was found: adds the config's items to the session."""
 
     @pytest.hookimpl(wrapper=True)
-    def pytest_make_collect_report(self, collector: pytest.Collector) -> Iterator[None]:
+    def pytest_make_collect_report(self, collector: pytest.Collector) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:
         report = yield
         if isinstance(collector, pytest.Session) and report.passed:
             run = get_run(collector.config)

@@ -17,9 +17,8 @@ from typing import Any
 import pytest
 
 from ..config import SmokeConfig
-from ..redact import Redactor, shorten
 from ..model import RunSummary, Timeline, decode, facts_of
-from .run import smoke_run_key
+from ..redact import Redactor, shorten
 from ..verdict import (
     EXIT_ROLLOUT_NOT_READY,
     STATUS_FAILED,
@@ -33,6 +32,7 @@ from ..verdict import (
     classify,
     exit_code,
 )
+from .run import smoke_run_key
 
 DETAILS_LIMIT = 4000
 CUSTOM_ORDER = 100_000  # custom tests come after every configured check
@@ -158,7 +158,7 @@ class SmokeController:
             props = self.properties.get(nodeid) or self._properties_from_config(nodeid)
             if not props:
                 self.unknown_required.add(nodeid)
-        if report.outcome == "rerun":  # pytest-rerunfailures: the final report comes later
+        if str(report.outcome) == "rerun":  # pytest-rerunfailures: the final report comes later
             self.reruns[nodeid] = self.reruns.get(nodeid, 0) + 1
             self.rerun_reasons.setdefault(nodeid, props.get("reason") or _reason(report))
             return
@@ -172,7 +172,7 @@ class SmokeController:
                 previous.reason = previous.warning
             return  # a teardown error never hides the call's outcome
         reason = props.get("reason") or _reason(report)
-        if report.when == "???":
+        if str(report.when) == "???":
             reason = f"not evaluated: its worker crashed ({reason or 'no report'}); a problem of the runner"
         elif status == STATUS_NOT_RUN and not reason.startswith("not started"):
             reason = f"skipped at run time: {reason} (selected, but it did not judge the deploy)"
@@ -187,7 +187,7 @@ class SmokeController:
             required=bool(props.get("required", False)),
             status=status,
             reason=self.redactor.text(reason),
-            failure_kind=str(props.get("failure_kind", "") or ("crashed" if report.when == "???" else "")),
+            failure_kind=str(props.get("failure_kind", "") or ("crashed" if str(report.when) == "???" else "")),
             duration=float(getattr(report, "duration", 0.0)),
             finished_at=float(getattr(report, "stop", time.time())),
             facts=facts_of(props),
@@ -407,7 +407,7 @@ class SmokeController:
 
 def _status(report: pytest.TestReport, props: dict[str, Any]) -> str | None:
     """The outcome status of one report, or None when the phase says nothing new."""
-    if report.when == "???":  # xdist: the worker crashed while running this item
+    if str(report.when) == "???":  # xdist: the worker crashed while running this item
         return STATUS_NOT_EVALUATED
     if report.skipped:
         if report.when not in ("setup", "call"):

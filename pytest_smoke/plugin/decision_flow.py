@@ -158,8 +158,8 @@ def _verify_after_rollback(inputs: DecisionInputs, seconds: float) -> tuple[bool
 
 def _mark_verified(tested: DeploymentState | None, strategy: dict[str, Any]) -> str:
     """Annotate the live ReplicaSet so a later rollback prefers this known-good revision."""
-    from ..cluster.rollback import target_from
     from ..cluster.kube import REJECTED, REJECTED_AT, REJECTED_REASON, VERIFIED, VERIFIED_AT, Kube, KubeError, revision_of
+    from ..cluster.rollback import target_from
 
     target = target_from(strategy)
     if target is None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 from types import SimpleNamespace
-from typing import Any, Iterator
+from typing import Any, Generator
 
 import pytest
 
@@ -11,6 +12,7 @@ from ..model import decode, encode
 from ..redact import shorten
 from .collection import SKIP_MARKS, SmokeItem, is_required
 from .run import CONTROLLER_NAME, TIMEOUT_BACKSTOP_SECONDS, SmokeRun
+
 
 class CheckExecution:
     """Per-process plugin object: when and how generated checks run (pool, -x, fail_fast, budget).
@@ -36,10 +38,9 @@ class CheckExecution:
         items = [item for item in session.items if isinstance(item, SmokeItem)]
         if run.concurrency <= 1 or len(items) <= 1:
             return
-        from ..checks.scheduler import CheckScheduler
-
         from ..checks import target_host
         from ..checks.critical_path import CLEANUP_SECONDS
+        from ..checks.scheduler import CheckScheduler
 
         run.scheduler = CheckScheduler(min(run.concurrency, len(items)), per_host=run.per_host)
         # A pooled item only waits for its future, which the run budget bounds (queueing behind
@@ -49,7 +50,7 @@ class CheckExecution:
             item.add_marker(backstop, append=False)
             check = item.smoke_check
             host = target_host(check.kind, check.spec, run.config.base_url)
-            run.scheduler.submit(check.node_name, lambda check=check: run.run_one(check), host=host)
+            run.scheduler.submit(check.node_name, functools.partial(run.run_one, check), host=host)
 
     def _wait_for_rollout(self, config: pytest.Config) -> None:
         from ..cluster import rollout_wait
@@ -91,14 +92,14 @@ class CheckExecution:
         self.run.stop_starting_checks(f"fail_fast after the critical failure of {props.get('name', report.nodeid)}")
 
     @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, object, object]:
         result = yield
         if self.run.scheduler is not None and (item.session.shouldfail or item.session.shouldstop):
             self.run.scheduler.cancel_pending("the run is stopping (-x / --maxfail)")
         return result
 
     @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         report = yield
         # With a pool the item only waited; report how long its check really took.
         if isinstance(item, SmokeItem) and call.when == "call" and self.run.scheduler is not None:
@@ -149,7 +150,10 @@ class CheckExecution:
             text = str(report.longrepr)
             redacted = redactor.text(text)
             if redacted != text:
-                report.longrepr = RedactedLongrepr(redacted, getattr(report.longrepr, "reprcrash", None), redactor)
+                # Duck-typed like pytest's own reprs (toterminal, reprcrash, str): no private import.
+                report.longrepr = RedactedLongrepr(  # type: ignore[assignment]
+                    redacted, getattr(report.longrepr, "reprcrash", None), redactor
+                )
         if getattr(report, "wasxfail", None):
             report.wasxfail = redactor.text(report.wasxfail)
         report.sections = [(title, redactor.text(content)) for title, content in report.sections]

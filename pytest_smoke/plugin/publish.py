@@ -54,15 +54,17 @@ def publish(summary: RunSummary, smoke: SmokeConfig, redactor: Redactor, to: Des
         except Exception as exc:  # one broken output never costs the others
             published.problems.append(redactor.text(f"could not write {what}: {exc.__class__.__name__}: {exc}"))
 
-    if to.json_path:
-        guarded("the JSON report", lambda: json_report.write(document, to.json_path))
-    text = redactor.text(markdown.render(document)) if to.markdown_path or to.step_summary_path else ""
-    if to.markdown_path:
-        guarded("the Markdown report", lambda: markdown.write(text, to.markdown_path))
-    if to.step_summary_path:
-        guarded("$GITHUB_STEP_SUMMARY", lambda: markdown.write(text, to.step_summary_path, append=True))
-    if to.pytest_junit_xunit2 and os.path.exists(to.pytest_junit_xunit2):
-        guarded("pytest's JUnit file", lambda: junit.hoist_testcase_properties(to.pytest_junit_xunit2))
-    if to.junit_path:
-        guarded("the smoke JUnit file", lambda: junit.write(document, to.junit_path))
+    json_path, markdown_path, step_summary, junit_path = to.json_path, to.markdown_path, to.step_summary_path, to.junit_path
+    pytest_junit = to.pytest_junit_xunit2
+    if json_path:
+        guarded("the JSON report", lambda: json_report.write(document, json_path))
+    text = redactor.text(markdown.render(document)) if markdown_path or step_summary else ""
+    if markdown_path:
+        guarded("the Markdown report", lambda: markdown.write(text, markdown_path))
+    if step_summary:
+        guarded("$GITHUB_STEP_SUMMARY", lambda: markdown.write(text, step_summary, append=True))
+    if pytest_junit and os.path.exists(pytest_junit):
+        guarded("pytest's JUnit file", lambda: junit.hoist_testcase_properties(pytest_junit))
+    if junit_path:
+        guarded("the smoke JUnit file", lambda: junit.write(document, junit_path))
     return published

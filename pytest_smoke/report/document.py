@@ -4,7 +4,7 @@ outputs. Versioned; its JSON Schema ships as ``pytest_smoke/schema/smoke-report.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping
 
 from .. import __version__
 from .remediation import IMPACT, fill, remedy, remedy_kind
@@ -95,7 +95,8 @@ def build(summary: "RunSummary", smoke: "SmokeConfig", redactor: "Redactor", fin
         "notes": [n for n in summary.notes if n],
         "notifications": list(summary.notifications),
     }
-    return redactor.value(document)
+    redacted: dict[str, Any] = redactor.value(document)
+    return redacted
 
 
 def _rollback(rollback: Any) -> dict[str, Any] | None:
@@ -120,7 +121,7 @@ def _rollback(rollback: Any) -> dict[str, Any] | None:
     }
 
 
-def headline(document: dict[str, Any]) -> str:
+def headline(document: Mapping[str, Any]) -> str:
     state = document["verdict"]["state"]
     rollback = document.get("rollback") or {}
     if state == "passed":

@@ -13,9 +13,9 @@ ICONS = {"passed": "✅", "critical": "❌", "warning": "⚠️", "skipped": "�
 def _cell(text: Any) -> str:
     """One table cell or list item: a service's bytes never become markup, a link or a control
     sequence in the PR comment or the terminal that shows the file."""
-    text = " ".join(str(text if text is not None else "").splitlines())
-    text = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;").replace("`", "'")
+    line = " ".join(str(text if text is not None else "").splitlines())
+    line = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in line)
+    return line.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;").replace("`", "'")
 
 
 def render(document: dict[str, Any]) -> str:

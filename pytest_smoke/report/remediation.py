@@ -129,5 +129,5 @@ def fill(step: str, values: Mapping[str, str]) -> str:
 def remedy_kind(outcome: Any) -> str:
     """The catalogue entry for an outcome: its failure kind, else what its status says."""
     if outcome.failure_kind:
-        return outcome.failure_kind
+        return str(outcome.failure_kind)
     return "error" if outcome.status == "not_evaluated" else "failed"

@@ -101,7 +101,10 @@ def _group_line(title: str, outcomes: list[Any]) -> str:
 
 
 def _groups(summary: "RunSummary") -> Iterator[tuple[str, dict[str, bool]]]:
-    by_kind = lambda kind: [o for o in summary.verdict.outcomes if o.kind == kind]  # noqa: E731
+
+    def by_kind(kind: str) -> list[Any]:
+        return [o for o in summary.verdict.outcomes if o.kind == kind]
+
     yield _group_line("Health check", by_kind("health")), {}
     yield _group_line("Dependencies", by_kind("dependency")), {}
     yield _group_line("Critical paths", by_kind("critical_path")), {}

@@ -10,13 +10,12 @@ and passes the handler to :func:`carry_out`.
 from __future__ import annotations
 
 import importlib
-import time
-from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Protocol
-
 import os
 import socket
+import time
 import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Protocol
 
 from ..kube import (
     REJECTED,
@@ -195,12 +194,16 @@ def carry_out(
     finally:
         # From the first write on, nothing may lose what was done: a signal or an error here only
         # adds a note to the result that is reported.
-        for step, action in (
-            ("marking the rejected revision", lambda: _reject(result, reason, tested)),
-            ("releasing the rollback lease", lambda: lease.release_lease(HOLDER) if lease is not None else None),
-        ):
+        def release_lease() -> None:
+            if lease is not None:
+                lease.release_lease(HOLDER)
+
+        def reject() -> None:
+            _reject(result, reason, tested)
+
+        for step, finish in (("marking the rejected revision", reject), ("releasing the rollback lease", release_lease)):
             try:
-                action()
+                finish()
             except RollbackInterrupted as exc:
                 result.notes.append(f"{exc} while {step}")
             except Exception as exc:  # noqa: BLE001 - the lease expires on its own; the rest is a note

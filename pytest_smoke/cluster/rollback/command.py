@@ -10,11 +10,10 @@ import re
 import subprocess
 from typing import Any, Callable, Mapping
 
-from . import Plan, RollbackError, RollbackRefused
-from ..kube import Kube, Target
-
 from ...config import COMMAND_PLACEHOLDERS as PLACEHOLDERS
 from ...config import COMMAND_TOKEN as TOKEN
+from ..kube import Kube, Target
+from . import Plan, RollbackError, RollbackRefused
 
 OUTPUT_EXCERPT = 400
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping
 
-from . import Plan, RollbackRefused, change_cause_op, guarded_patch
 from ..kube import REJECTED, REJECTED_AT, REJECTED_REASON, VERIFIED, Kube, Target, containers_of, revision_of
+from . import Plan, RollbackRefused, change_cause_op, guarded_patch
 
 
 def choose_target(deployment: dict[str, Any], replicasets: list[dict[str, Any]]) -> tuple[int, dict[str, Any]]:
@@ -22,7 +22,10 @@ def choose_target(deployment: dict[str, Any], replicasets: list[dict[str, Any]])
     older = [rs for rs in replicasets if 0 < revision_of(rs) < current]
     if not older:
         raise RollbackRefused(f"deployment/{name} has no earlier revision to roll back to (current revision {current})")
-    marks = lambda rs: rs["metadata"].get("annotations") or {}  # noqa: E731
+
+    def marks(rs: dict[str, Any]) -> dict[str, str]:
+        return rs["metadata"].get("annotations") or {}
+
     # Once a smoke run has verified any revision, only verified ones are targets: never an older,
     # untested one. A rejection (made later) always wins over a verification.
     ever_verified = [rs for rs in older if marks(rs).get(VERIFIED) == "true"]

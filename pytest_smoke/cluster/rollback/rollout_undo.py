@@ -7,8 +7,8 @@ from __future__ import annotations
 import copy
 from typing import Any, Callable, Mapping
 
-from . import Plan, change_cause_op, guarded_patch
 from ..kube import Kube, Target, containers_of, revision_of
+from . import Plan, change_cause_op, guarded_patch
 from .previous_image import read_revisions
 
 HASH_LABEL = "pod-template-hash"
