@@ -79,6 +79,20 @@ class Check:
     def node_name(self) -> str:
         return f"{self.kind}[{self.name}]"
 
+    @classmethod
+    def of(cls, kind: str, spec: Mapping[str, Any], location: str = "", order: int = 0) -> Check:
+        """A check from one config entry, its defaults resolved here and only here."""
+        return cls(
+            kind=kind,
+            name=str(spec.get("name", kind)),
+            required=bool(spec.get("required", True)),
+            timeout=float(spec.get("timeout_seconds", default_timeout(kind))),
+            spec=spec,
+            location=location,
+            rollback=bool(spec.get("rollback", True)),
+            order=order,
+        )
+
 
 @dataclass
 class SmokeConfig:
@@ -656,7 +670,7 @@ def error_at(config: SmokeConfig, lines: _LineFinder, path: tuple[Any, ...], mes
 
 def _build_checks(config: SmokeConfig, lines: _LineFinder) -> list[Check]:
     checks: list[Check] = []
-    for section, (kind, kind_timeout) in SECTIONS.items():
+    for section, (kind, _timeout) in SECTIONS.items():
         seen: dict[str, int] = {}
         for index, spec in enumerate(config.data.get(section) or []):
             location = f"{section}[{index}]"
@@ -673,18 +687,7 @@ def _build_checks(config: SmokeConfig, lines: _LineFinder) -> list[Check]:
                 _require_base_url(config, spec["endpoint"], (section, index, "endpoint"), lines)
             if kind == "critical_path":
                 _check_path_templates(config, spec, index, lines)
-            checks.append(
-                Check(
-                    kind=kind,
-                    name=name,
-                    required=bool(spec.get("required", True)),
-                    timeout=float(spec.get("timeout_seconds", kind_timeout)),
-                    spec=spec,
-                    location=location,
-                    rollback=bool(spec.get("rollback", True)),
-                    order=len(checks),
-                )
-            )
+            checks.append(Check.of(kind, spec, location=location, order=len(checks)))
     return checks
 
 

@@ -13,11 +13,12 @@ import pytest
 import yaml
 
 import servers
+from servers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "example_suites" / "demo"))
 from demo_service import DemoService  # noqa: E402
-from helpers import AMQP_PASSWORD, BAD_IMAGE, GOOD_IMAGE, PG_PASSWORD, REDIS_PASSWORD  # noqa: E402,F401
+from helpers import AMQP_PASSWORD, BAD_IMAGE, GOOD_IMAGE, PG_PASSWORD, REDIS_PASSWORD, SMTP_PASSWORD, Receiver  # noqa: E402,F401
 
 
 @pytest.fixture
@@ -203,3 +204,39 @@ def fault_server() -> Iterator[FaultServer]:
     server = FaultServer()
     yield server
     server.stop()
+
+
+# -- notification receivers ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def receiver():
+    server = Receiver(reply={"incident": "INC-2026-0542"})
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def smtp_server():
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult
+
+    class Inbox:
+        def __init__(self):
+            self.messages = []
+
+        async def handle_DATA(self, server, session, envelope):
+            self.messages.append(envelope.content.decode("utf-8", "replace"))
+            return "250 OK"
+
+    def authenticate(server, session, envelope, mechanism, auth_data):
+        ok = auth_data.login == b"smoke" and auth_data.password == SMTP_PASSWORD.encode()
+        return AuthResult(success=ok)
+
+    inbox = Inbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port, authenticator=authenticate, auth_require_tls=False)
+    controller.start()
+    inbox.port = port
+    yield inbox
+    controller.stop()

@@ -3,8 +3,14 @@ so test modules import them by name instead of reaching into conftest."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
+
+from servers import LocalHTTPServer
 
 SEED_CONFIG = Path(__file__).parent / "data" / "seed-smoke-test-hook.json"
 
@@ -12,6 +18,8 @@ SEED_CONFIG = Path(__file__).parent / "data" / "seed-smoke-test-hook.json"
 PG_PASSWORD = "pg-Secret-7781"
 REDIS_PASSWORD = "redis-Secret-5512"
 AMQP_PASSWORD = "amqp-Secret-9034"
+SLACK_TOKEN = "T000-slack-Secret-B111"
+SMTP_PASSWORD = "smtp-Secret-4242"
 
 # The Kubernetes API test double's two revisions: 1 runs GOOD_IMAGE, 2 (live) BAD_IMAGE.
 GOOD_IMAGE, BAD_IMAGE = "django:v1.21.8-stable", "django:v1.22.0-context-api"
@@ -20,3 +28,74 @@ GOOD_IMAGE, BAD_IMAGE = "django:v1.21.8-stable", "django:v1.22.0-context-api"
 def health(name: str, endpoint: str, **extra: Any) -> dict[str, Any]:
     """A health check entry with a short timeout, as the tests write them."""
     return {"name": name, "endpoint": endpoint, "timeout_seconds": 5, **extra}
+
+
+def smoke_doc(demo, kube, *, confirm=True, threshold=1, strategy=None, **auto):
+    return {
+        "base_url": demo.url,
+        "auto_rollback": {
+            "enabled": True,
+            "critical_failure_threshold": threshold,
+            "requires_ops_confirmation": confirm,
+            "rollback_timeout_seconds": 20,
+            "confirmation_timeout_seconds": 3,
+            **auto,
+        },
+        "health_checks": [
+            health("basic-health", "/health"),
+            health("readiness", "/health/ready"),
+            health("liveness", "/health/live", required=False, timeout_seconds=1),
+        ],
+        "critical_paths": [
+            {"name": "user-login", "steps": [{"method": "POST", "endpoint": "/api/auth/login",
+                                               "payload": {"email": "test@example.com", "password": "test"}}]}
+        ],
+        "rollback_strategy": {
+            "type": "previous-image",
+            "deployment": "django",
+            "namespace": "prod",
+            "kubeconfig": str(kube.kubeconfig),
+            "max_rollback_attempts": 1,
+            **(strategy or {}),
+        },
+    }
+
+
+def deployment_patches(api):
+    """Patches that change the Deployment (not the rollback lease annotation)."""
+    return [p for p in api.patches if p[0] == "deployments" and "rollback-lease" not in json.dumps(p[2])]
+
+
+def run_in_background(pytester, *args):
+    return subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
+        cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+
+
+class Receiver:
+    """Captures webhook and Slack posts; answers with ``reply``."""
+
+    def __init__(self, reply=None, status=200):
+        self.posts = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                outer.posts.append({"path": self.path, "headers": dict(self.headers), "body": json.loads(body)})
+                data = json.dumps(reply or {"ok": True}).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.http = LocalHTTPServer(Handler)
+        self.url = self.http.url
+
+    def stop(self):
+        self.http.stop()

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 import pytest
 
 from pytest_smoke.checks import CheckContext, CheckFailed, run_check
+from pytest_smoke.config import Check
 from pytest_smoke.redact import Redactor
 
 from helpers import AMQP_PASSWORD, PG_PASSWORD, REDIS_PASSWORD, SEED_CONFIG, health
@@ -22,14 +23,14 @@ def dep(name, type_, **extra):
 
 def run(spec, environ=None):
     ctx = CheckContext(redactor=Redactor(), environ=environ or {})
-    return run_check("dependency", spec, ctx), ctx
+    return run_check(Check.of("dependency", spec), ctx), ctx
 
 
 def fails(spec, environ=None):
     ctx = CheckContext(redactor=Redactor(), environ=environ or {})
     started = time.monotonic()
     with pytest.raises(CheckFailed) as failure:
-        run_check("dependency", spec, ctx)
+        run_check(Check.of("dependency", spec), ctx)
     return failure.value, time.monotonic() - started, ctx
 
 

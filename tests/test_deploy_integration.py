@@ -125,29 +125,32 @@ def test_a_check_that_passes_after_retries_is_reported_flaky(pytester, write_con
 
 def test_retries_give_up_and_fail_with_the_last_reason(demo):
     from pytest_smoke.checks import CheckContext, CheckFailed, run_check
+    from pytest_smoke.config import Check
 
     spec = health("cold", "/flaky?key=b&fail=9", retries=2, retry_interval_seconds=0.05)
     with pytest.raises(CheckFailed) as failure:
-        run_check("health", spec, CheckContext(base_url=demo.url))
+        run_check(Check.of("health", spec), CheckContext(base_url=demo.url))
     assert failure.value.reason == "/flaky?key=b&fail=9 returned 503 (expected 200) (after 3 attempts)"
 
 
 def test_retries_never_exceed_the_checks_own_deadline(demo):
     from pytest_smoke.checks import CheckContext, CheckFailed, run_check
+    from pytest_smoke.config import Check
 
     spec = health("cold", "/flaky?key=c&fail=99", retries=50, retry_interval_seconds=0.4, timeout_seconds=1.5)
     started = time.monotonic()
     with pytest.raises(CheckFailed):
-        run_check("health", spec, CheckContext(base_url=demo.url))
+        run_check(Check.of("health", spec), CheckContext(base_url=demo.url))
     assert time.monotonic() - started < 1.5 + 0.5
 
 
 def test_initial_delay_is_part_of_the_deadline(demo):
     from pytest_smoke.checks import CheckContext, run_check
+    from pytest_smoke.config import Check
 
     spec = health("late", "/health", initial_delay_seconds=0.3, timeout_seconds=5)
     started = time.monotonic()
-    run_check("health", spec, CheckContext(base_url=demo.url))
+    run_check(Check.of("health", spec), CheckContext(base_url=demo.url))
     assert time.monotonic() - started >= 0.3
 
 

@@ -15,15 +15,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from pytest_smoke.checks import CheckContext, CheckFailed, run_check
+from pytest_smoke.config import Check
 
-from helpers import BAD_IMAGE, health
+from helpers import BAD_IMAGE, Receiver, health, run_in_background
 from servers import free_port
 
 
 def fails_on_time(spec, ctx, limit=None):
     started = time.monotonic()
     with pytest.raises(CheckFailed) as failure:
-        run_check("health", spec, ctx)
+        run_check(Check.of("health", spec), ctx)
     elapsed = time.monotonic() - started
     assert elapsed < (limit or spec.get("timeout_seconds", 5)) + 1, f"took {elapsed:.1f} s"
     reason = failure.value.reason
@@ -81,7 +82,7 @@ def test_huge_and_compressed_bodies_keep_memory_flat(fault_server):
     tracemalloc.start()
     try:
         for path in ("/big", "/gzip-bomb"):
-            result = run_check("health", health("big", path, timeout_seconds=10), CheckContext(base_url=fault_server.url))
+            result = run_check(Check.of("health", health("big", path, timeout_seconds=10)), CheckContext(base_url=fault_server.url))
             assert result.facts["status"] == 200
         _, peak = tracemalloc.get_traced_memory()
     finally:
@@ -151,7 +152,7 @@ def test_tls_with_the_right_ca_bundle_passes(tls, ca, tmp_path):
     server = tls("localhost")
     bundle = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(bundle))
-    result = run_check("health", health("tls", "/health"), CheckContext(base_url=f"https://localhost:{server.port}", verify=str(bundle)))
+    result = run_check(Check.of("health", health("tls", "/health")), CheckContext(base_url=f"https://localhost:{server.port}", verify=str(bundle)))
     assert result.facts["status"] == 200
 
 
@@ -266,16 +267,6 @@ def test_api_errors_give_a_clear_rollback_failed(kube, setup, cause, action):
     assert time.monotonic() - started < 2 * 3 + 2  # plan, lease and patch each bounded by the timeout
 
 
-def run_in_background(pytester, *args):
-    import subprocess
-    import sys
-
-    return subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
-        cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-
-
 def test_sigterm_during_the_checks_writes_reports_and_never_rolls_back(pytester, write_config, demo, kube):
     import signal
 
@@ -307,7 +298,6 @@ def template_patched(kube):
 def test_a_signal_during_the_rollback_reports_the_state_and_alerts(pytester, write_config, demo, kube, signame):
     import signal
 
-    from test_reports import Receiver
 
     receiver = Receiver()
     try:

@@ -7,6 +7,7 @@ import time
 import pytest
 
 from pytest_smoke.checks import CheckContext, CheckFailed, run_check
+from pytest_smoke.config import Check
 
 from helpers import health
 
@@ -82,24 +83,24 @@ def test_expect_conditions(demo, expect, problem):
     ctx = CheckContext(base_url=demo.url)
     spec = health("h", "/health", expect=expect)
     if problem is None:
-        result = run_check("health", spec, ctx)
+        result = run_check(Check.of("health", spec), ctx)
         assert result.facts["status"] == 200
     else:
         with pytest.raises(CheckFailed) as failure:
-            run_check("health", spec, ctx)
+            run_check(Check.of("health", spec), ctx)
         assert failure.value.reason == f"/health: {problem}"
 
 
 def test_max_response_time_fails_a_slow_endpoint(demo):
     spec = health("slow", "/slow?ms=300", expect={"max_response_time_ms": 50})
     with pytest.raises(CheckFailed, match=r"/slow\?ms=300: responded in \d+ ms \(limit 50 ms\)"):
-        run_check("health", spec, CheckContext(base_url=demo.url))
+        run_check(Check.of("health", spec), CheckContext(base_url=demo.url))
 
 
 def test_json_expectation_on_a_non_json_body(fault_server):
     spec = health("h", "/reset", expect={"json": {"a": 1}})
     with pytest.raises(CheckFailed):
-        run_check("health", spec, CheckContext(base_url=fault_server.url))
+        run_check(Check.of("health", spec), CheckContext(base_url=fault_server.url))
 
 
 @pytest.mark.parametrize("path", ["/trickle", "/trickle-headers", "/hang"])
@@ -107,7 +108,7 @@ def test_deadline_covers_the_whole_exchange(fault_server, path):
     spec = health("slow", path, timeout_seconds=1.5)
     started = time.monotonic()
     with pytest.raises(CheckFailed) as failure:
-        run_check("health", spec, CheckContext(base_url=fault_server.url))
+        run_check(Check.of("health", spec), CheckContext(base_url=fault_server.url))
     elapsed = time.monotonic() - started
     assert "timed out after 1.5 s" in failure.value.reason
     assert failure.value.kind == "timeout"

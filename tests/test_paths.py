@@ -7,6 +7,7 @@ import time
 import pytest
 
 from pytest_smoke.checks import CheckContext, CheckFailed, run_check
+from pytest_smoke.config import Check
 from pytest_smoke.redact import Redactor
 
 LOGIN = {"method": "POST", "endpoint": "/api/auth/login", "payload": {"email": "test@example.com", "password": "test"}}
@@ -20,13 +21,13 @@ def path(*steps, **extra):
 
 def run_path(demo, spec):
     ctx = CheckContext(base_url=demo.url, redactor=Redactor())
-    return run_check("critical_path", spec, ctx), ctx
+    return run_check(Check.of("critical_path", spec), ctx), ctx
 
 
 def fail_path(demo, spec):
     ctx = CheckContext(base_url=demo.url, redactor=Redactor())
     with pytest.raises(CheckFailed) as failure:
-        run_check("critical_path", spec, ctx)
+        run_check(Check.of("critical_path", spec), ctx)
     return failure.value, ctx
 
 

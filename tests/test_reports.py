@@ -5,79 +5,18 @@ from __future__ import annotations
 
 import json
 import re
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 
-from helpers import health
-from servers import LocalHTTPServer, free_port
+from helpers import SLACK_TOKEN, SMTP_PASSWORD, health
+from servers import free_port
 
 XSD = Path(__file__).parent / "data" / "junit.xsd"
 REPORT_SCHEMA = Path(__file__).resolve().parents[1] / "pytest_smoke" / "schema" / "smoke-report.schema.json"
-SLACK_TOKEN = "T000-slack-Secret-B111"
-SMTP_PASSWORD = "smtp-Secret-4242"
 
 
-class Receiver:
-    """Captures webhook and Slack posts; answers with ``reply``."""
 
-    def __init__(self, reply=None, status=200):
-        self.posts = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                outer.posts.append({"path": self.path, "headers": dict(self.headers), "body": json.loads(body)})
-                data = json.dumps(reply or {"ok": True}).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.http = LocalHTTPServer(Handler)
-        self.url = self.http.url
-
-    def stop(self):
-        self.http.stop()
-
-
-@pytest.fixture
-def receiver():
-    server = Receiver(reply={"incident": "INC-2026-0542"})
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def smtp_server():
-    from aiosmtpd.controller import Controller
-    from aiosmtpd.smtp import AuthResult
-
-    class Inbox:
-        def __init__(self):
-            self.messages = []
-
-        async def handle_DATA(self, server, session, envelope):
-            self.messages.append(envelope.content.decode("utf-8", "replace"))
-            return "250 OK"
-
-    def authenticate(server, session, envelope, mechanism, auth_data):
-        ok = auth_data.login == b"smoke" and auth_data.password == SMTP_PASSWORD.encode()
-        return AuthResult(success=ok)
-
-    inbox = Inbox()
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port, authenticator=authenticate, auth_require_tls=False)
-    controller.start()
-    inbox.port = port
-    yield inbox
-    controller.stop()
 
 
 

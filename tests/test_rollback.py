@@ -3,7 +3,6 @@ Deployment on the local apps/v1 test double through the real kubernetes client a
 
 from __future__ import annotations
 
-import json
 import time
 from http.server import BaseHTTPRequestHandler
 
@@ -15,46 +14,9 @@ from pytest_smoke.verdict import EXIT_ROLLBACK_FAILED, Outcome, classify, decide
 
 from helpers import BAD_IMAGE as BAD
 from helpers import GOOD_IMAGE as GOOD
-from helpers import health
+from helpers import deployment_patches, smoke_doc
 from kube_double import KubeDouble
 from servers import LocalHTTPServer
-
-
-def deployment_patches(api):
-    """Patches that change the Deployment (not the rollback lease annotation)."""
-    return [p for p in api.patches if p[0] == "deployments" and "rollback-lease" not in json.dumps(p[2])]
-
-
-def smoke_doc(demo, kube, *, confirm=True, threshold=1, strategy=None, **auto):
-    return {
-        "base_url": demo.url,
-        "auto_rollback": {
-            "enabled": True,
-            "critical_failure_threshold": threshold,
-            "requires_ops_confirmation": confirm,
-            "rollback_timeout_seconds": 20,
-            "confirmation_timeout_seconds": 3,
-            **auto,
-        },
-        "health_checks": [
-            health("basic-health", "/health"),
-            health("readiness", "/health/ready"),
-            health("liveness", "/health/live", required=False, timeout_seconds=1),
-        ],
-        "critical_paths": [
-            {"name": "user-login", "steps": [{"method": "POST", "endpoint": "/api/auth/login",
-                                               "payload": {"email": "test@example.com", "password": "test"}}]}
-        ],
-        "rollback_strategy": {
-            "type": "previous-image",
-            "deployment": "django",
-            "namespace": "prod",
-            "kubeconfig": str(kube.kubeconfig),
-            "max_rollback_attempts": 1,
-            **(strategy or {}),
-        },
-    }
-
 
 # -- the verdict, as plain Python ------------------------------------------------------------------
 

@@ -10,15 +10,12 @@ import time
 from http.server import BaseHTTPRequestHandler
 
 import pytest
-from test_hardening import run_in_background
-from test_reports import Receiver
-from test_rollback import deployment_patches, smoke_doc
 
 from pytest_smoke.cluster.kube import LEASE, REJECTED
 
 from helpers import BAD_IMAGE as BAD
 from helpers import GOOD_IMAGE as GOOD
-from helpers import health
+from helpers import Receiver, deployment_patches, health, run_in_background, smoke_doc
 from servers import LocalHTTPServer
 
 HOTFIX = "django:v1.24.0-hotfix"

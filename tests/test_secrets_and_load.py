@@ -10,9 +10,8 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
-from test_reports import SLACK_TOKEN, SMTP_PASSWORD, Receiver, smtp_server  # noqa: F401  (fixture)
 
-from helpers import AMQP_PASSWORD, PG_PASSWORD, REDIS_PASSWORD, health
+from helpers import AMQP_PASSWORD, PG_PASSWORD, REDIS_PASSWORD, SLACK_TOKEN, SMTP_PASSWORD, Receiver, health
 from servers import LocalHTTPServer
 
 AUTH_TOKEN = "Bearer-Secret-Token-31337"

@@ -10,12 +10,11 @@ import sys
 from http.server import BaseHTTPRequestHandler
 
 import pytest
-from test_rollback import deployment_patches, smoke_doc
 
 from pytest_smoke.cluster.kube import VERIFIED
 
 import servers
-from helpers import health
+from helpers import deployment_patches, health, smoke_doc
 from servers import LocalHTTPServer
 
 INCONCLUSIVE = "? INCONCLUSIVE: required checks could not be evaluated - no rollback, deployment NOT verified"

@@ -11,6 +11,7 @@ import importlib
 import time
 from typing import Any, Callable, Mapping, Union
 
+from ..config import Check
 from .base import CheckContext, CheckFailed, CheckNotEvaluated, CheckResult, CheckTimeout, Deadline, run_with_deadline
 
 CheckFunction = Callable[[Mapping[str, Any], CheckContext], Union[CheckResult, str, None]]
@@ -89,13 +90,7 @@ def target_host(kind: str, spec: Mapping[str, Any], base_url: str | None) -> str
         return None
 
 
-def run_check(
-    kind: str,
-    spec: Mapping[str, Any],
-    ctx: CheckContext,
-    budget: Deadline | None = None,
-    timeout: float | None = None,
-) -> CheckResult:
+def run_check(check: Check, ctx: CheckContext, budget: Deadline | None = None) -> CheckResult:
     """Run one configured check.
 
     Raises :class:`CheckFailed` when the target is unhealthy and :class:`CheckNotEvaluated` when
@@ -103,9 +98,8 @@ def run_check(
     CheckFailed is a verdict on the service). ``budget`` is the whole run's deadline: a check it
     cuts short, or that it leaves no time to start, is not evaluated.
     """
-    name = spec.get("name", kind)
     try:
-        return _run_check(kind, name, spec, ctx, budget, timeout)
+        return _run_check(check.kind, check.name, check.spec, ctx, budget, check.timeout)
     except (CheckFailed, CheckNotEvaluated):
         raise
     except (Exception, SystemExit) as exc:  # a bug, a custom type's own error: not the service's fault
@@ -113,11 +107,8 @@ def run_check(
 
 
 def _run_check(
-    kind: str, name: str, spec: Mapping[str, Any], ctx: CheckContext, budget: Deadline | None, timeout: float | None
+    kind: str, name: str, spec: Mapping[str, Any], ctx: CheckContext, budget: Deadline | None, timeout: float
 ) -> CheckResult:
-    from ..config import default_timeout
-
-    timeout = float(spec.get("timeout_seconds", timeout if timeout is not None else default_timeout(kind)))
     started = time.monotonic()
     grace = GUARD_GRACE_SECONDS
     builtin = True

@@ -63,13 +63,18 @@ class SmokeFile(pytest.File):
             )
 
 
+# What one attempt of a generated check produced, for SmokeItem.runtest to report.
+attempt_key = pytest.StashKey[dict[str, Any]]()
+
+
 def _make_runner(run: SmokeRun, check: Check) -> Any:
     from ..checks import CheckResult
     from ..checks.scheduler import NotStarted
 
-    def smoke_check() -> None:
+    def smoke_check(request: pytest.FixtureRequest) -> None:
         key = check.node_name
-        item_facts.clear()
+        attempt: dict[str, Any] = {}
+        request.node.stash[attempt_key] = attempt
         try:
             if run.scheduler is not None and key in run.scheduler and key not in run.consumed:
                 run.consumed.add(key)  # a rerun (pytest-rerunfailures) sends the request again
@@ -79,16 +84,14 @@ def _make_runner(run: SmokeRun, check: Check) -> Any:
             else:
                 result = run.run_one(check)
         except NotStarted as exc:
-            item_facts["outcome"] = "not_run"
+            attempt["outcome"] = "not_run"
             pytest.skip(f"not started: {exc.reason}")
         assert isinstance(result, CheckResult)
-        item_facts.update(result.facts)
-        item_facts["summary"] = result.summary
+        attempt.update(result.facts)
+        attempt["summary"] = result.summary
         if result.warnings:
-            item_facts["warnings"] = result.warnings
+            attempt["warnings"] = result.warnings
 
-    item_facts: dict[str, Any] = {}
-    smoke_check.facts = item_facts  # type: ignore[attr-defined]
     return smoke_check
 
 
@@ -123,11 +126,11 @@ class SmokeItem(pytest.Function):
 
         self.user_properties[:] = [(k, v) for k, v in self.user_properties if k[6:] not in self.ATTEMPT_KEYS]
         run = get_run(self.config)
-        facts: dict[str, Any] = getattr(self.obj, "facts", {})
+        self.stash[attempt_key] = {}
         outcome = "not_evaluated"  # anything that escapes below is the runner's problem
         try:
             super().runtest()
-            outcome = facts.get("outcome", "passed")
+            outcome = self.stash[attempt_key].get("outcome", "passed")
         except CheckFailed as failure:
             outcome = "failed"
             self._add("failure_kind", failure.kind)
@@ -138,9 +141,10 @@ class SmokeItem(pytest.Function):
             self._add("reason", problem.reason)
             raise
         except pytest.skip.Exception:
-            outcome = facts.get("outcome", "skipped")
+            outcome = self.stash[attempt_key].get("outcome", "skipped")
             raise
         finally:
+            facts = self.stash[attempt_key]
             self._add("outcome", outcome)
             for key in FACT_KEYS:
                 if key in facts and run is not None:

@@ -144,7 +144,7 @@ def _verify_after_rollback(inputs: DecisionInputs, seconds: float) -> tuple[bool
     failures, unknown = [], []
     for check in required:
         try:
-            run_check(check.kind, check.spec, inputs.context, budget=budget, timeout=check.timeout)
+            run_check(check, inputs.context, budget=budget)
         except CheckFailed as exc:
             failures.append(f"{check.node_name}: {exc.reason}")
         except CheckNotEvaluated as exc:

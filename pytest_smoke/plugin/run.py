@@ -73,9 +73,9 @@ class SmokeRun:
 
         host = target_host(check.kind, check.spec, self.config.base_url) if self.host_slots else None
         if host is None or self.host_slots is None:
-            return run_check(check.kind, check.spec, self.context, budget=self.budget, timeout=check.timeout)
+            return run_check(check, self.context, budget=self.budget)
         with self.host_slots.hold(host, self.budget.remaining()):
-            return run_check(check.kind, check.spec, self.context, budget=self.budget, timeout=check.timeout)
+            return run_check(check, self.context, budget=self.budget)
 
     def stop_starting_checks(self, reason: str) -> None:
         if self.stop_reason is None:
