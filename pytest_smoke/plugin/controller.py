@@ -61,6 +61,7 @@ class SmokeController:
         self.collection_errors = 0
         self.timeline = Timeline()
         self.summary: RunSummary | None = None
+        self.document: dict[str, Any] | None = None  # the report document, once published
         self.rollout_failure: str | None = None
         self.tested: Any = None  # DeploymentState when the checks started: a rollback acts only on it
         self.start_notes: list[str] = []
@@ -382,16 +383,17 @@ class SmokeController:
         )
         self.summary.notifications = published.notifications
         self.summary.notes.extend(published.problems)
+        self.document = published.document
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         from ..report.terminal import render
 
-        if self.summary is None:
+        if self.summary is None or self.document is None:
             return
         terminalreporter.section("smoke verdict", sep="=")
         from ..checks.http import printable
 
-        for text, markup in render(self.summary, self.smoke):
+        for text, markup in render(self.document):
             terminalreporter.write_line(printable(self.redactor.text(text)), **markup)
         for sent in self.summary.notifications:
             markup = {"yellow": True} if sent["status"] != "sent" else {}

@@ -30,6 +30,7 @@ class Destinations:
 
 @dataclass
 class Published:
+    document: dict[str, Any]  # what every output was rendered from; the terminal renders it too
     notifications: list[dict[str, Any]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # outputs that could not be written
 
@@ -39,8 +40,8 @@ def publish(summary: RunSummary, smoke: SmokeConfig, redactor: Redactor, to: Des
     from ..report import document as report_document
     from ..report import json_report, junit, markdown
 
-    published = Published()
     document = report_document.build(summary, smoke, redactor, finished_at=time.time())
+    published = Published(document)
 
     if summary.decision.action != "not_evaluated":
         names = list(smoke.section("rollback_strategy").get("notify_channels") or [])
@@ -67,4 +68,5 @@ def publish(summary: RunSummary, smoke: SmokeConfig, redactor: Redactor, to: Des
         guarded("pytest's JUnit file", lambda: junit.hoist_testcase_properties(pytest_junit))
     if junit_path:
         guarded("the smoke JUnit file", lambda: junit.write(document, junit_path))
+    document["notes"] = [*document["notes"], *published.problems]
     return published

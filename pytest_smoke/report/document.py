@@ -1,19 +1,37 @@
-"""One report document per run, the single source for the JSON, Markdown, JUnit and notification
-outputs. Versioned; its JSON Schema ships as ``pytest_smoke/schema/smoke-report.schema.json``."""
+"""One report document per run, the single source for every output: the terminal verdict, JSON,
+Markdown, JUnit and notifications. Remediation is chosen here, once. Versioned; its JSON Schema
+ships as ``pytest_smoke/schema/smoke-report.schema.json``."""
 
 from __future__ import annotations
 
+import shlex
 import time
 from typing import TYPE_CHECKING, Any, Mapping
 
 from .. import __version__
 from .remediation import IMPACT, fill, remedy, remedy_kind
-from .terminal import CRITICAL_TAILS, remediation_values, rerun_command
 
 if TYPE_CHECKING:
     from ..config import SmokeConfig
     from ..model import RunSummary
     from ..redact import Redactor
+
+# What follows "✗ CRITICAL: Smoke tests failed" in every output, by rollback status.
+CRITICAL_TAILS = {
+    "completed": " - Rollback completed",
+    "failed": " - ROLLBACK FAILED",
+    "still_failing": " - ROLLED BACK, STILL FAILING",
+    "superseded": " - Rollback stood down (the Deployment changed since the checks)",
+    "dry_run": " - Rollback dry run",
+    "refused": " - Rollback refused",
+    "awaiting_confirmation": " - Rollback awaiting ops confirmation",
+}
+
+
+def rerun_command(smoke: SmokeConfig) -> str:
+    env = f" --smoke-env {shlex.quote(smoke.environment)}" if smoke.environment else ""
+    return f"pytest --smoke-config {shlex.quote(str(smoke.path))}{env}"
+
 
 SCHEMA_VERSION = "2"  # 2: three outcomes (not_evaluated, not_run, not_selected), inconclusive and partial runs
 
@@ -24,7 +42,32 @@ def iso(stamp: float | None) -> str | None:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(stamp)) + f".{int(stamp * 1000) % 1000:03d}Z"
 
 
-def build(summary: "RunSummary", smoke: "SmokeConfig", redactor: "Redactor", finished_at: float | None = None) -> dict[str, Any]:
+def remediation_values(smoke: SmokeConfig, summary: RunSummary) -> dict[str, str]:
+    """What remediation steps fill in: the Deployment, its namespace and the manual command."""
+    strategy = smoke.section("rollback_strategy")
+    plan = getattr(summary.rollback, "plan", None)
+    deployment = strategy.get("deployment") or "DEPLOYMENT"
+    namespace = strategy.get("namespace", "default")
+    # Without a plan, a bare "rollout undo" could bring back a revision a smoke run rejected: name one.
+    manual = plan.manual_command if plan else (
+        f"kubectl rollout undo deployment/{deployment} -n {namespace} --to-revision=<a known-good revision>"
+    )
+    return {"deployment": deployment, "namespace": namespace, "manual_command": manual}
+
+
+# Remediation for a rollback that did not end well, by its status.
+ROLLBACK_REMEDIES = {
+    "failed": "rollback_failed",
+    "still_failing": "rollback_failed",
+    "awaiting_confirmation": "rollback_awaiting",
+    "superseded": "rollback_refused",
+    "dry_run": "rollback_refused",
+    "refused": "rollback_refused",
+    "not_configured": "rollback_refused",
+}
+
+
+def build(summary: RunSummary, smoke: SmokeConfig, redactor: Redactor, finished_at: float | None = None) -> dict[str, Any]:
     verdict, decision, rollback, timeline = summary.verdict, summary.decision, summary.rollback, summary.timeline
     values = remediation_values(smoke, summary)
     overrides = smoke.data.get("remediation")
@@ -46,6 +89,7 @@ def build(summary: "RunSummary", smoke: "SmokeConfig", redactor: "Redactor", fin
             "facts": o.facts,
             "rollback": o.rollback,
             "attributed_to": o.attributed_to,
+            "order": o.order,
         }
         if o.severity in ("critical", "warning") or (o.required and o.status == "not_run"):
             fix = remedy(remedy_kind(o), overrides)
@@ -87,7 +131,8 @@ def build(summary: "RunSummary", smoke: "SmokeConfig", redactor: "Redactor", fin
             "critical_count": decision.critical_count,
             "threshold": decision.threshold,
         },
-        "rollback": _rollback(rollback),
+        "rollback": _rollback(rollback, overrides, values),
+        "manual_rollback_command": values["manual_command"],
         "timeline": [{"event": name, "at": iso(stamp)} for name, stamp in events if stamp],
         "checks": checks,
         "exit_status": summary.exit_status,
@@ -99,10 +144,11 @@ def build(summary: "RunSummary", smoke: "SmokeConfig", redactor: "Redactor", fin
     return redacted
 
 
-def _rollback(rollback: Any) -> dict[str, Any] | None:
+def _rollback(rollback: Any, overrides: Any, values: dict[str, str]) -> dict[str, Any] | None:
     if rollback is None:
         return None
     plan = rollback.plan
+    remedy_name = ROLLBACK_REMEDIES.get(rollback.status)
     return {
         "status": rollback.status,
         "message": rollback.message,
@@ -118,6 +164,8 @@ def _rollback(rollback: Any) -> dict[str, Any] | None:
         "progress": rollback.progress,
         "started_at": iso(rollback.started_at),
         "finished_at": iso(rollback.finished_at),
+        "target_verified": bool(plan and plan.details.get("verified")),
+        "next_steps": [fill(step, values) for step in remedy(remedy_name, overrides).steps] if remedy_name else [],
     }
 
 

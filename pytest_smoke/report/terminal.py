@@ -1,29 +1,20 @@
-"""The terminal verdict, in the seed's three shapes: passed, warnings only, critical."""
+"""The terminal verdict, in the seed's three shapes (passed, warnings only, critical) plus the
+inconclusive and partial runs. Rendered from the report document, like every other output, so
+the remediation and the wording are chosen once (in ``document.build``)."""
 
 from __future__ import annotations
 
-import shlex
+import calendar
 import time
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import Any, Iterator, Mapping
 
-from ..verdict import RAN
-from .remediation import IMPACT, fill, remedy, remedy_kind
+from ..verdict import KIND_RANK, RAN
+from .document import CRITICAL_TAILS
 
-if TYPE_CHECKING:
-    from ..config import SmokeConfig
-    from ..model import RunSummary
+Line = tuple[str, dict[str, bool]]
+Document = Mapping[str, Any]
 
 KIND_TITLES = {"health": "Health Check", "dependency": "Dependency", "critical_path": "Critical Path", "custom": "Smoke Test"}
-# What follows "✗ CRITICAL: Smoke tests failed" in every output, by rollback status.
-CRITICAL_TAILS = {
-    "completed": " - Rollback completed",
-    "failed": " - ROLLBACK FAILED",
-    "still_failing": " - ROLLED BACK, STILL FAILING",
-    "superseded": " - Rollback stood down (the Deployment changed since the checks)",
-    "dry_run": " - Rollback dry run",
-    "refused": " - Rollback refused",
-    "awaiting_confirmation": " - Rollback awaiting ops confirmation",
-}
 ROLLBACK_HEADLINES = {
     "completed": "Automatic rollback completed",
     "failed": "ROLLBACK FAILED: alert ops team immediately",
@@ -36,74 +27,71 @@ ROLLBACK_HEADLINES = {
 }
 
 
-def remediation_values(smoke: "SmokeConfig", summary: "RunSummary") -> dict[str, str]:
-    strategy = smoke.section("rollback_strategy")
-    plan = getattr(summary.rollback, "plan", None)
-    deployment = strategy.get("deployment") or "DEPLOYMENT"
-    namespace = strategy.get("namespace", "default")
-    # Without a plan, a bare "rollout undo" could bring back a revision a smoke run rejected: name one.
-    manual = plan.manual_command if plan else (
-        f"kubectl rollout undo deployment/{deployment} -n {namespace} --to-revision=<a known-good revision>"
-    )
-    return {"deployment": deployment, "namespace": namespace, "manual_command": manual}
+def _clock(iso_stamp: str | None) -> str:
+    """A document timestamp (UTC, ISO 8601) as local wall-clock time, as a terminal shows it."""
+    if not iso_stamp:
+        return "--:--:--"
+    epoch = calendar.timegm(time.strptime(iso_stamp[:19], "%Y-%m-%dT%H:%M:%S"))
+    return time.strftime("%H:%M:%S", time.localtime(epoch))
 
 
-def rerun_command(smoke: "SmokeConfig") -> str:
-    env = f" --smoke-env {shlex.quote(smoke.environment)}" if smoke.environment else ""
-    return f"pytest --smoke-config {shlex.quote(str(smoke.path))}{env}"
+def _event(document: Document, name: str) -> str | None:
+    return next((e["at"] for e in document["timeline"] if e["event"] == name), None)
 
 
-def _clock(stamp: float | None) -> str:
-    return time.strftime("%H:%M:%S", time.localtime(stamp)) if stamp else "--:--:--"
+def _ranked(checks: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    return sorted(checks, key=lambda c: (KIND_RANK.get(c["kind"], 3), c.get("order", 0), c["nodeid"]))
 
 
-def render(summary: "RunSummary", smoke: "SmokeConfig") -> Iterator[tuple[str, dict[str, bool]]]:
-    verdict, decision = summary.verdict, summary.decision
-    values = remediation_values(smoke, summary)
-    overrides = smoke.data.get("remediation")
-    if decision.action == "not_evaluated":
-        yield f"smoke: no verdict: {decision.reason}", {"yellow": True}
+def _with(document: Document, severity: str) -> list[Mapping[str, Any]]:
+    return _ranked([c for c in document["checks"] if c["severity"] == severity])
+
+
+def render(document: Document) -> Iterator[Line]:
+    verdict, decision = document["verdict"], document["decision"]
+    if decision["action"] == "not_evaluated":
+        yield f"smoke: no verdict: {decision['reason']}", {"yellow": True}
         return
-    state = verdict.state
+    state = verdict["state"]
+    warnings = _with(document, "warning")
     if state == "critical":
-        yield from _critical(summary, values, overrides)
+        yield from _critical(document)
     elif state == "inconclusive":
-        yield from _inconclusive(summary)
+        yield from _inconclusive(document)
     else:
         if state == "partial":
-            yield from _partial(summary)
-        if verdict.warnings:
-            yield from _warnings(summary, values, overrides, headline=state != "partial")
+            yield from _partial(document)
+        if warnings:
+            yield from _warnings(document, headline=state != "partial")
         elif state == "passed":
-            yield from _passed(summary)
-    if state in ("passed", "warning", "partial") and summary.timeline.deployment_completed:
-        yield f"Deployment completed: {_clock(summary.timeline.deployment_completed)} (checks started after the rollout)", {}
-    for note in summary.notes:
-        if note:
-            yield f"Note: {note}", {}
-    yield f"Re-run: {rerun_command(smoke)}", {}
+            yield from _passed(document)
+    completed = _event(document, "deployment_completed")
+    if state in ("passed", "warning", "partial") and completed:
+        yield f"Deployment completed: {_clock(completed)} (checks started after the rollout)", {}
+    for note in document["notes"]:
+        yield f"Note: {note}", {}
+    yield f"Re-run: {document['rerun_command']}", {}
 
 
-def _group_line(title: str, outcomes: list[Any]) -> str:
-    if not outcomes:
+def _group_line(title: str, checks: list[Mapping[str, Any]]) -> str:
+    if not checks:
         return f"- {title}: none configured"
-    ran = [o for o in outcomes if o.status in RAN]
-    left_out = [o.name for o in outcomes if o.status not in RAN]
+    ran = [c for c in checks if c["status"] in RAN]
+    left_out = [c["name"] for c in checks if c["status"] not in RAN]
     tail = f"; not run: {', '.join(left_out)}" if left_out else ""
     if not ran:
         return f"- {title}: not selected ({', '.join(left_out)})"
-    bad = [o for o in ran if o.severity != "passed"]
+    bad = [c for c in ran if c["severity"] != "passed"]
     if not bad:
-        return f"- {title}: OK ({', '.join(o.name for o in ran)}){tail}"
+        return f"- {title}: OK ({', '.join(c['name'] for c in ran)}){tail}"
     words = {"passed": "flaky", "not_evaluated": "not evaluated"}
-    shown = ", ".join(f"{o.name} {words.get(o.status, 'failed')}" for o in bad)
+    shown = ", ".join(f"{c['name']} {words.get(c['status'], 'failed')}" for c in bad)
     return f"- {title}: {len(ran) - len(bad)}/{len(ran)} OK ({shown}){tail}"
 
 
-def _groups(summary: "RunSummary") -> Iterator[tuple[str, dict[str, bool]]]:
-
-    def by_kind(kind: str) -> list[Any]:
-        return [o for o in summary.verdict.outcomes if o.kind == kind]
+def _groups(document: Document) -> Iterator[Line]:
+    def by_kind(kind: str) -> list[Mapping[str, Any]]:
+        return [c for c in document["checks"] if c["kind"] == kind]
 
     yield _group_line("Health check", by_kind("health")), {}
     yield _group_line("Dependencies", by_kind("dependency")), {}
@@ -113,139 +101,125 @@ def _groups(summary: "RunSummary") -> Iterator[tuple[str, dict[str, bool]]]:
         yield _group_line("Custom smoke tests", custom), {}
 
 
-def _inconclusive(summary: "RunSummary") -> Iterator[tuple[str, dict[str, bool]]]:
-    verdict = summary.verdict
+def _inconclusive(document: Document) -> Iterator[Line]:
     yield (
         "? INCONCLUSIVE: required checks could not be evaluated - no rollback, deployment NOT verified",
         {"yellow": True, "bold": True},
     )
     yield "", {}
     yield "NOT EVALUATED (required):", {"yellow": True}
-    for number, outcome in enumerate(sorted(verdict.unverified_required, key=lambda o: o.sort_key), 1):
-        yield f"{number}. {KIND_TITLES.get(outcome.kind, 'Check')}: {outcome.name}: {outcome.reason}", {"yellow": True}
-    others = [o for o in verdict.warnings if o not in verdict.unverified_required]
+    unverified = _ranked([c for c in document["checks"] if c["required"] and c["status"] in ("not_evaluated", "not_run")])
+    for number, check in enumerate(unverified, 1):
+        yield f"{number}. {KIND_TITLES.get(check['kind'], 'Check')}: {check['name']}: {check['reason']}", {"yellow": True}
+    others = [c for c in _with(document, "warning") if c not in unverified]
     if others:
         yield "Warnings (non-critical):", {"yellow": True}
-        for outcome in others:
-            yield f"- {outcome.name}: {outcome.reason}", {"yellow": True}
+        for check in others:
+            yield f"- {check['name']}: {check['reason']}", {"yellow": True}
     yield "", {}
-    yield from _groups(summary)
+    yield from _groups(document)
     yield "Impact: the deployment is neither verified nor rolled back: the runner, not the service, is at fault", {}
     yield "Next: fix what kept the checks from running (see the reasons above), then re-run the smoke suite", {}
 
 
-def _partial(summary: "RunSummary") -> Iterator[tuple[str, dict[str, bool]]]:
-    verdict = summary.verdict
-    names = ", ".join(o.name for o in verdict.unselected_required)
-    how = "not selected or skipped" if any(o.status == "skipped" for o in verdict.unselected_required) else "not selected"
-    yield (
-        f"◐ PARTIAL: required checks {how} ({names}) - deployment NOT verified",
-        {"yellow": True, "bold": True},
-    )
-    reasons = sorted({o.reason for o in verdict.unselected_required})
-    for reason in reasons:
+def _partial(document: Document) -> Iterator[Line]:
+    unselected = [c for c in document["checks"] if c["required"] and c["status"] in ("not_selected", "skipped")]
+    names = ", ".join(c["name"] for c in unselected)
+    how = "not selected or skipped" if any(c["status"] == "skipped" for c in unselected) else "not selected"
+    yield f"◐ PARTIAL: required checks {how} ({names}) - deployment NOT verified", {"yellow": True, "bold": True}
+    for reason in sorted({c["reason"] for c in unselected}):
         yield f"- {reason}", {}
-    yield from _groups(summary)
+    yield from _groups(document)
 
 
-def _passed(summary: "RunSummary") -> Iterator[tuple[str, dict[str, bool]]]:
+def _passed(document: Document) -> Iterator[Line]:
     yield "✓ Smoke tests passed (all health checks OK)", {"green": True, "bold": True}
-    yield from _groups(summary)
+    yield from _groups(document)
     yield "Deployment stable. Monitoring active.", {"green": True}
 
 
-def _warnings(
-    summary: "RunSummary", values: dict[str, str], overrides: Any, headline: bool = True
-) -> Iterator[tuple[str, dict[str, bool]]]:
+def _warnings(document: Document, headline: bool = True) -> Iterator[Line]:
+    warnings = _with(document, "warning")
     if headline:
         yield "⚠ WARNING: Non-critical test failed (deployment continues)", {"yellow": True, "bold": True}
-    for outcome in summary.verdict.warnings:
-        label = "not evaluated: a problem of the runner" if outcome.status == "not_evaluated" else "non-critical"
-        yield f"- {KIND_TITLES.get(outcome.kind, 'Check')} {outcome.name}: {outcome.reason} ({label})", {"yellow": True}
+    for check in warnings:
+        label = "not evaluated: a problem of the runner" if check["status"] == "not_evaluated" else "non-critical"
+        yield f"- {KIND_TITLES.get(check['kind'], 'Check')} {check['name']}: {check['reason']} ({label})", {"yellow": True}
     yield "", {}
     yield "Impact: Minor feature degradation", {}
     yield "Monitoring: Alert if pattern persists", {}
-    names = ", ".join(o.name for o in summary.verdict.warnings)
-    yield f"Action: Check {names} status in next 30min", {}
-    for outcome in summary.verdict.warnings:
-        fix = remedy(remedy_kind(outcome), overrides)
-        for step in fix.steps:
-            yield f"  {outcome.name}: {fill(step, values)}", {}
+    yield f"Action: Check {', '.join(c['name'] for c in warnings)} status in next 30min", {}
+    for check in warnings:
+        for step in check["remediation"]["steps"]:
+            yield f"  {check['name']}: {step}", {}
 
 
-def _critical(summary: "RunSummary", values: dict[str, str], overrides: Any) -> Iterator[tuple[str, dict[str, bool]]]:
-    rollback, decision = summary.rollback, summary.decision
-    tail = CRITICAL_TAILS.get(getattr(rollback, "status", ""), "")
-    if rollback is None:
-        tail = f" - No automatic rollback ({decision.reason})"
+def _critical(document: Document) -> Iterator[Line]:
+    rollback, decision = document["rollback"], document["decision"]
+    tail = CRITICAL_TAILS.get(rollback["status"], "") if rollback else f" - No automatic rollback ({decision['reason']})"
     yield f"✗ CRITICAL: Smoke tests failed{tail}", {"red": True, "bold": True}
     yield "", {}
     yield "CRITICAL FAILURES:", {"red": True}
-    for number, outcome in enumerate(summary.verdict.critical, 1):
-        fix = remedy(outcome.failure_kind or "failed", overrides)
-        yield f"{number}. {KIND_TITLES.get(outcome.kind, 'Check')}: {outcome.name}: {outcome.reason}", {"red": True}
-        if outcome.attributed_to:
-            yield f"Likely cause: dependency {outcome.attributed_to} failed (counts with it toward a rollback)", {}
-        if not outcome.rollback:
+    for number, check in enumerate(_with(document, "critical"), 1):
+        fix = check["remediation"]
+        yield f"{number}. {KIND_TITLES.get(check['kind'], 'Check')}: {check['name']}: {check['reason']}", {"red": True}
+        if check["attributed_to"]:
+            yield f"Likely cause: dependency {check['attributed_to']} failed (counts with it toward a rollback)", {}
+        if not check["rollback"]:
             yield "Rollback: false for this check: it alerts, but rolling back does not fix it", {}
-        yield f"Issue: {fix.issue}", {}
-        yield f"Impact: {IMPACT.get(outcome.kind, IMPACT['custom'])}", {}
-        for step in fix.steps:
-            yield f"Next: {fill(step, values)}", {}
-    if summary.verdict.warnings:
+        yield f"Issue: {fix['issue']}", {}
+        yield f"Impact: {fix['impact']}", {}
+        for step in fix["steps"]:
+            yield f"Next: {step}", {}
+    warnings = _with(document, "warning")
+    if warnings:
         yield "", {}
         yield "Warnings (non-critical):", {"yellow": True}
-        for outcome in summary.verdict.warnings:
-            yield f"- {outcome.name}: {outcome.reason}", {"yellow": True}
+        for check in warnings:
+            yield f"- {check['name']}: {check['reason']}", {"yellow": True}
     yield "", {}
-    yield from _rollback_lines(summary, values, overrides)
+    yield from _rollback_lines(document)
     yield "", {}
-    yield from _timeline(summary)
+    yield from _timeline(document)
 
 
-def _rollback_lines(summary: "RunSummary", values: dict[str, str], overrides: Any) -> Iterator[tuple[str, dict[str, bool]]]:
-    rollback = summary.rollback
+def _rollback_lines(document: Document) -> Iterator[Line]:
+    rollback = document["rollback"]
     if rollback is None:
-        yield f"Rollback: not triggered ({summary.decision.reason})", {}
-        yield f"Manual rollback if needed: {values['manual_command']}", {}
+        yield f"Rollback: not triggered ({document['decision']['reason']})", {}
+        yield f"Manual rollback if needed: {document['manual_rollback_command']}", {}
         return
-    markup = {"red": True, "bold": True} if rollback.status in ("failed", "still_failing") else {}
-    yield f"{ROLLBACK_HEADLINES.get(rollback.status, rollback.status)}:", markup
-    plan = rollback.plan
-    if plan is not None:
-        for name, image in plan.current_images.items():
-            target = plan.target_images.get(name, "?")
-            yield f"Current: {image}", {}
-            yield f"Rollback to: {target}" + (f" (container {name})" if len(plan.current_images) > 1 else ""), {}
-        if plan.to_revision is not None:
-            verified = " (verified by an earlier green smoke run)" if plan.details.get("verified") else ""
-            yield f"Revision: {plan.from_revision} -> {plan.to_revision}{verified}", {}
-    status = rollback.progress[-1] if rollback.progress else rollback.message
-    yield f"Status: {status}", markup
-    if rollback.message and rollback.message != status:
-        yield rollback.message, markup
-    if rollback.confirmation:
-        yield f"Confirmation: {rollback.confirmation}", {}
-    if rollback.verification:
-        yield f"Verification: {rollback.verification}", {}
-    if rollback.status in ("failed", "still_failing", "superseded", "awaiting_confirmation", "dry_run", "refused", "not_configured"):
-        kind = {"failed": "rollback_failed", "still_failing": "rollback_failed", "awaiting_confirmation": "rollback_awaiting"}.get(
-            rollback.status, "rollback_refused"
-        )
-        for step in remedy(kind, overrides).steps:
-            yield f"Next: {fill(step, values)}", {}
+    status = rollback["status"]
+    markup = {"red": True, "bold": True} if status in ("failed", "still_failing") else {}
+    yield f"{ROLLBACK_HEADLINES.get(status, status)}:", markup
+    current, target = rollback["current_images"], rollback["target_images"]
+    for name, image in current.items():
+        yield f"Current: {image}", {}
+        yield f"Rollback to: {target.get(name, '?')}" + (f" (container {name})" if len(current) > 1 else ""), {}
+    if rollback["to_revision"] is not None:
+        verified = " (verified by an earlier green smoke run)" if rollback.get("target_verified") else ""
+        yield f"Revision: {rollback['from_revision']} -> {rollback['to_revision']}{verified}", {}
+    last = rollback["progress"][-1] if rollback["progress"] else rollback["message"]
+    yield f"Status: {last}", markup
+    if rollback["message"] and rollback["message"] != last:
+        yield rollback["message"], markup
+    if rollback["confirmation"]:
+        yield f"Confirmation: {rollback['confirmation']}", {}
+    if rollback["verification"]:
+        yield f"Verification: {rollback['verification']}", {}
+    for step in rollback.get("next_steps") or []:
+        yield f"Next: {step}", {}
 
 
-def _timeline(summary: "RunSummary") -> Iterator[tuple[str, dict[str, bool]]]:
-    t = summary.timeline
+def _timeline(document: Document) -> Iterator[Line]:
     yield "Timeline:", {}
-    if t.deployment_completed:
-        yield f"{_clock(t.deployment_completed)} - Deployment completed", {}
-    yield f"{_clock(t.checks_started)} - Smoke checks started", {}
-    if t.failures_detected:
-        yield f"{_clock(t.failures_detected)} - Critical failures detected", {}
-    if t.rollback_started:
-        yield f"{_clock(t.rollback_started)} - Rollback started", {}
-    if t.rollback_finished:
-        status = getattr(summary.rollback, "status", "")
-        yield f"{_clock(t.rollback_finished)} - Rollback {'complete' if status == 'completed' else 'ended: ' + status}", {}
+    rollback_status = (document["rollback"] or {}).get("status", "")
+    labels = {
+        "deployment_completed": "Deployment completed",
+        "checks_started": "Smoke checks started",
+        "failures_detected": "Critical failures detected",
+        "rollback_started": "Rollback started",
+        "rollback_finished": "Rollback complete" if rollback_status == "completed" else f"Rollback ended: {rollback_status}",
+    }
+    for event in document["timeline"]:
+        yield f"{_clock(event['at'])} - {labels.get(event['event'], event['event'])}", {}
