@@ -75,6 +75,37 @@ def test_fail_fast_skips_checks_not_yet_started(pytester, write_config, demo):
     assert result.ret == 1
 
 
+def test_fail_fast_abandons_checks_in_flight_once_a_rollback_is_due(pytester, write_config, demo, kube):
+    demo.faults.add("ready-503")
+    slow = [health(f"slow{i}", "/slow?ms=3000") for i in range(4)]  # first in item order: pytest waits on them first
+    write_config({
+        "base_url": demo.url, "fail_fast": True, "max_concurrency": 8, "max_concurrency_per_host": 8,
+        "auto_rollback": {"enabled": True, "requires_ops_confirmation": False},
+        "health_checks": [*slow, health("readiness", "/health/ready")],
+        "rollback_strategy": {"deployment": "django", "namespace": "prod", "kubeconfig": str(kube.kubeconfig)},
+    })
+    result = pytester.runpytest("--smoke-config", "smoke.json", "--smoke-report=report.json")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["*CRITICAL: Smoke tests failed - Rollback completed*"])
+    checks = {c["name"]: c for c in json.loads((pytester.path / "report.json").read_text())["checks"]}
+    assert checks["readiness"]["status"] == "failed"
+    for name in ("slow0", "slow1", "slow2", "slow3"):  # never "passed": they judged nothing
+        assert (checks[name]["status"], checks[name]["reason"]) == (
+            "not_run", "not finished: fail_fast: a rollback is due after the critical failure of readiness"
+        )
+
+
+def test_fail_fast_waits_for_checks_in_flight_when_one_failure_is_not_yet_a_rollback(pytester, write_config, demo):
+    demo.faults.add("ready-503")
+    write_config({
+        "base_url": demo.url, "fail_fast": True, "max_concurrency": 8, "max_concurrency_per_host": 8,
+        "auto_rollback": {"enabled": True, "critical_failure_threshold": 2},
+        "health_checks": [health("slow", "/slow?ms=500"), health("readiness", "/health/ready")],
+    })
+    result = pytester.runpytest("--smoke-config", "smoke.json")
+    result.assert_outcomes(passed=1, failed=1)  # the check in flight reported its own result
+
+
 def test_optional_failure_does_not_trigger_fail_fast(pytester, write_config, demo):
     demo.faults.add("ready-503")
     write_config({"base_url": demo.url, "health_checks": [health("ready", "/health/ready", required=False), health("basic", "/health")]})

@@ -12,7 +12,7 @@ import requests
 
 from pytest_smoke.checks.base import CheckFailed, CheckResult, CheckTimeout, Deadline
 from pytest_smoke.checks.http import describe_error
-from pytest_smoke.checks.scheduler import CheckScheduler, NotStarted
+from pytest_smoke.checks.scheduler import CheckScheduler, NotFinished, NotStarted
 from pytest_smoke.cluster.kube import KubeError, describe_progress, rollout_progress
 from pytest_smoke.redact import Redactor, shorten
 
@@ -103,6 +103,24 @@ def test_cancelled_checks_are_not_started_and_say_why():
         scheduler.cancel_pending("fail_fast after the critical failure of readiness")
         calls.release.set()
         with pytest.raises(NotStarted, match="fail_fast after the critical failure of readiness"):
+            scheduler.result("queued")
+    finally:
+        calls.release.set()
+        scheduler.shutdown()
+
+
+def test_abandoning_stops_waiting_for_a_check_in_flight():
+    scheduler, calls = CheckScheduler(max_workers=1), InFlight()
+    try:
+        scheduler.submit("in-flight", calls.call)  # would wait up to 5 s for release
+        scheduler.submit("queued", calls.call)
+        deadline = time.monotonic() + 2
+        while calls.now == 0 and time.monotonic() < deadline:  # until the first one is in flight
+            time.sleep(0.01)
+        scheduler.abandon("fail_fast: a rollback is due after the critical failure of readiness")
+        with pytest.raises(NotFinished, match="fail_fast: a rollback is due"):
+            scheduler.result("in-flight")
+        with pytest.raises(NotStarted):
             scheduler.result("queued")
     finally:
         calls.release.set()

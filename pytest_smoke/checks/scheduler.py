@@ -1,8 +1,9 @@
 """Run configured checks concurrently in a bounded pool, in item order.
 
 Each check stays its own pytest item: the item only waits for its future. Checks that have not
-started can be cancelled (``-x``, ``--maxfail``, ``fail_fast``); a check that has started always
-finishes within its own deadline. Plain Python, no pytest.
+started can be cancelled (``-x``, ``--maxfail``, ``fail_fast``); a check that has started finishes
+within its own deadline, unless the run abandons it (``fail_fast`` once a rollback is certain):
+then its item stops waiting at once and reports it as not finished. Plain Python, no pytest.
 
 The smoke run must never become the load that fails the service: at most ``per_host`` checks are
 in flight against one host, and a check that timed out while others to the same host were in
@@ -13,12 +14,10 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import TYPE_CHECKING, Callable, Hashable
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from typing import Callable, Hashable
 
 from .base import CheckFailed, CheckResult
-
-if TYPE_CHECKING:
-    from concurrent.futures import Future
 
 # A two-worker app server (gunicorn's common setting) must survive the defaults.
 DEFAULT_CONCURRENCY = 8
@@ -28,9 +27,17 @@ DEFAULT_PER_HOST = 2
 class NotStarted(Exception):
     """The check was cancelled before it started; ``reason`` says why."""
 
+    word = "not started"
+
     def __init__(self, reason: str):
         super().__init__(reason)
         self.reason = reason
+
+
+class NotFinished(NotStarted):
+    """The check was in flight when the run abandoned it; it judged nothing."""
+
+    word = "not finished"
 
 
 class HostGate:
@@ -79,6 +86,8 @@ class CheckScheduler:
         self._lock = threading.Lock()
         self._per_host = per_host
         self._gates: dict[str, HostGate] = {}
+        self._abandoned: Future[object] = Future()  # done once the run stops waiting for checks in flight
+        self._abandon_reason = ""
 
     def _gate(self, host: str) -> HostGate:
         with self._lock:
@@ -148,11 +157,29 @@ class CheckScheduler:
         return key in self._futures
 
     def result(self, key: Hashable) -> object:
-        """The check's result; raises its exception, or NotStarted if it was cancelled."""
+        """The check's result; raises its exception, NotStarted if it was cancelled, or
+        NotFinished if it was still in flight when the run abandoned it."""
         future = self._futures[key]
         if future.cancelled():
             raise NotStarted(self._cancel_reason or "cancelled")
+        if not future.done():
+            waiting: list[Future[object]] = [future, self._abandoned]
+            wait(waiting, return_when=FIRST_COMPLETED)
+            if future.cancelled():
+                raise NotStarted(self._cancel_reason or "cancelled")
+            if not future.done():
+                raise NotFinished(self._abandon_reason)
         return future.result()
+
+    def abandon(self, reason: str) -> None:
+        """Stop waiting: checks not started are cancelled, checks in flight are reported as not
+        finished (their threads end at their own deadline, unobserved)."""
+        self.cancel_pending(reason)
+        with self._lock:
+            if self._abandoned.done():
+                return
+            self._abandon_reason = reason
+            self._abandoned.set_result(None)
 
     def seconds(self, key: Hashable) -> float | None:
         return self._seconds.get(key)

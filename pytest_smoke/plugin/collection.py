@@ -83,9 +83,9 @@ def _make_runner(run: SmokeRun, check: Check) -> Any:
                 raise NotStarted(run.stop_reason)
             else:
                 result = run.run_one(check)
-        except NotStarted as exc:
+        except NotStarted as exc:  # NotFinished too: abandoned in flight
             attempt["outcome"] = "not_run"
-            pytest.skip(f"not started: {exc.reason}")
+            pytest.skip(f"{exc.word}: {exc.reason}")
         assert isinstance(result, CheckResult)
         attempt.update(result.facts)
         attempt["summary"] = result.summary

@@ -175,7 +175,7 @@ class SmokeController:
         reason = props.get("reason") or _reason(report)
         if str(report.when) == "???":
             reason = f"not evaluated: its worker crashed ({reason or 'no report'}); a problem of the runner"
-        elif status == STATUS_NOT_RUN and not reason.startswith("not started"):
+        elif status == STATUS_NOT_RUN and not reason.startswith(("not started", "not finished")):
             reason = f"skipped at run time: {reason} (selected, but it did not judge the deploy)"
         elif status == STATUS_SKIPPED:
             reason = f"skipped by a mark: {reason}"

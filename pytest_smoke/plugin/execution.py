@@ -50,7 +50,7 @@ class CheckExecution:
             item.add_marker(backstop, append=False)
             check = item.smoke_check
             host = target_host(check.kind, check.spec, run.config.base_url)
-            run.scheduler.submit(check.node_name, functools.partial(run.run_one, check), host=host)
+            run.scheduler.submit(check.node_name, functools.partial(run.run_pooled, check), host=host)
 
     def _wait_for_rollout(self, config: pytest.Config) -> None:
         from ..cluster import rollout_wait

@@ -77,6 +77,29 @@ class SmokeRun:
         with self.host_slots.hold(host, self.budget.remaining()):
             return run_check(check, self.context, budget=self.budget)
 
+    def run_pooled(self, check: Check) -> CheckResult:
+        """A check in the pool. With fail_fast, the first critical failure that makes a rollback
+        certain abandons the checks still in flight: the rollback does not wait for them."""
+        from ..checks import CheckFailed
+
+        try:
+            return self.run_one(check)
+        except CheckFailed:
+            if self.fail_fast and self.rollback_certain_after_one and check.required and check.rollback:
+                reason = f"fail_fast: a rollback is due after the critical failure of {check.name}"
+                self.stop_starting_checks(reason)
+                if self.scheduler is not None:
+                    self.scheduler.abandon(reason)
+            raise
+
+    @property
+    def rollback_certain_after_one(self) -> bool:
+        """One critical failure calls for a rollback: auto_rollback is on with a threshold of 1.
+        (With a higher threshold, failures a dependency explains count once: only the verdict
+        can tell, so the checks in flight are awaited.)"""
+        auto = self.config.section("auto_rollback")
+        return bool(auto.get("enabled")) and int(auto.get("critical_failure_threshold", 1)) <= 1
+
     def stop_starting_checks(self, reason: str) -> None:
         if self.stop_reason is None:
             self.stop_reason = reason
