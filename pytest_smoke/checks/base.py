@@ -97,6 +97,8 @@ class CheckContext:
     # Dependency types beyond the built-ins, by name, as plugins provide them through the
     # pytest_smoke_check_type hook (resolved by the pytest glue before the first request).
     check_types: Mapping[str, Any] = field(default_factory=dict)
+    # A keep-alive connection pool shared by the run's HTTP checks (None: a fresh connection each).
+    connections: Any = None
 
 
 class Deadline:

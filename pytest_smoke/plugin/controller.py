@@ -49,6 +49,7 @@ class SmokeController:
         self.smoke = smoke
         self.redactor = redactor
         self.outcomes: dict[str, Outcome] = {}
+        self.checks_by_node = {check.node_name: check for check in smoke.checks}
         self.selected: dict[str, bool | None] = {}  # node id -> required (None: not known yet)
         self.order: dict[str, int] = {}
         self.properties: dict[str, dict[str, Any]] = {}  # the last smoke_* properties seen per node id
@@ -213,7 +214,7 @@ class SmokeController:
         file_part, _, name = nodeid.rpartition("::")
         if not file_part.endswith(self.smoke.path.name):
             return None
-        return next((check for check in self.smoke.checks if check.node_name == name), None)
+        return self.checks_by_node.get(name)
 
     def _properties_from_config(self, nodeid: str) -> dict[str, Any]:
         check = self._config_check(nodeid)

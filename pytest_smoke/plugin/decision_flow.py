@@ -8,6 +8,7 @@ unless checks really ran and the run was not interrupted.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from dataclasses import dataclass
@@ -139,12 +140,14 @@ def _verify_after_rollback(inputs: DecisionInputs, seconds: float) -> tuple[bool
 
     if inputs.context is None:
         return True, ""
+    # Fresh connections: a kept-alive one may lead to a pod the rollback replaced.
+    context = dataclasses.replace(inputs.context, connections=None)
     required = [c for c in inputs.smoke.checks if c.required]
     budget = Deadline(seconds)
     failures, unknown = [], []
     for check in required:
         try:
-            run_check(check, inputs.context, budget=budget)
+            run_check(check, context, budget=budget)
         except CheckFailed as exc:
             failures.append(f"{check.node_name}: {exc.reason}")
         except CheckNotEvaluated as exc:

@@ -46,6 +46,7 @@ class SmokeRun:
             # Only what the checks read: no frame of ours holds a copy of the whole environment.
             environ={name: os.environ[name] for name in CHECK_ENVIRONMENT if name in os.environ},
             check_types=dict(getattr(extensions, "check_types", None) or {}),
+            connections=_connection_pool(concurrency),
         )
         self._budget: Deadline | None = None
         self.concurrency = concurrency
@@ -105,6 +106,12 @@ class SmokeRun:
             self.stop_reason = reason
         if self.scheduler is not None:
             self.scheduler.cancel_pending(reason)
+
+
+def _connection_pool(size: int) -> Any:
+    from ..checks.http import connection_pool
+
+    return connection_pool(size)
 
 
 def get_run(config: pytest.Config) -> SmokeRun | None:
