@@ -12,7 +12,7 @@ import pytest
 from pytest_smoke.redact import Redactor
 
 from helpers import health
-from servers import LocalHTTPServer
+from servers import LocalHTTPServer, free_port
 
 API_KEY = "key-SECRET-7301-abcdef"
 SID = "COOKIESECRET_q8w7e6r5t4y3u2i1"
@@ -355,11 +355,7 @@ def test_a_webhook_answer_and_a_markdown_cell_cannot_drive_the_terminal(pytester
 
 
 def test_an_error_after_a_redirect_names_the_address_it_went_to(pytester, write_config):
-    import socket
-
-    with socket.socket() as closed:
-        closed.bind(("127.0.0.1", 0))
-        dead_port = closed.getsockname()[1]
+    dead_port = free_port()  # nothing listens there
     server = Recorder(lambda r: (302, [("Location", f"http://127.0.0.1:{dead_port}/moved")], b""))
     try:
         write_config({"base_url": server.url, "health_checks": [health("moved", "/health")]})
