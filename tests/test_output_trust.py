@@ -281,6 +281,7 @@ def test_a_short_secret_is_masked_as_a_word_only():
 
 def test_custom_tests_cannot_print_a_secret_through_pytest(pytester, write_config, demo, monkeypatch):
     monkeypatch.setenv("API_KEY", API_KEY)
+    monkeypatch.setenv("COLUMNS", "200")  # room for the short summary's message on every pytest version
     write_config({"base_url": demo.url, "headers": {"X-Api-Key": "${API_KEY}"}, "health_checks": [health("basic", "/health")]})
     pytester.makepyfile(
         """
