@@ -22,12 +22,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable, Mapping, cast
 
+from .model import CheckKind
 from .redact import MIN_SECRET_LENGTH, is_secret_name
 
 SCHEMA_RESOURCE = "smoke-config.schema.json"
 
 # Sections that generate checks, the node-id prefix of their items, and their default timeouts.
-SECTIONS = {
+SECTIONS: dict[str, tuple[CheckKind, float]] = {
     "health_checks": ("health", 5.0),
     "dependency_checks": ("dependency", 5.0),
     "critical_paths": ("critical_path", 30.0),
@@ -66,7 +67,7 @@ class ConfigError(Exception):
 class Check:
     """One generated check: what to run and how it counts in the verdict."""
 
-    kind: str  # "health", "dependency" or "critical_path"
+    kind: CheckKind  # never "custom": that is a developer's own test
     name: str
     required: bool
     timeout: float
@@ -80,7 +81,7 @@ class Check:
         return f"{self.kind}[{self.name}]"
 
     @classmethod
-    def of(cls, kind: str, spec: Mapping[str, Any], location: str = "", order: int = 0) -> Check:
+    def of(cls, kind: CheckKind, spec: Mapping[str, Any], location: str = "", order: int = 0) -> Check:
         """A check from one config entry, its defaults resolved here and only here."""
         return cls(
             kind=kind,

@@ -12,11 +12,30 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Literal, Mapping
 
 if TYPE_CHECKING:  # types only: the model sits below every layer that produces these
     from .cluster.rollback import RollbackResult
     from .verdict import Decision, Verdict
+
+# What a check is, how it ended, and what the run calls for: the words every layer shares.
+CheckKind = Literal["health", "dependency", "critical_path", "custom"]
+Status = Literal["passed", "failed", "not_evaluated", "not_run", "skipped", "not_selected"]
+Action = Literal[
+    "none", "rollback", "confirm", "disabled", "below_threshold", "no_rollback_helps", "dry_run", "vetoed",
+    "inconclusive", "not_evaluated",
+]
+RollbackStatus = Literal[
+    "completed", "still_failing", "failed", "superseded", "refused", "dry_run", "awaiting_confirmation", "not_configured",
+]
+
+CHECK_KINDS: tuple[CheckKind, ...] = ("health", "dependency", "critical_path", "custom")
+
+
+def check_kind(value: Any) -> CheckKind:
+    """A kind read back from a report: one of CHECK_KINDS, else "custom" (a developer's test)."""
+    return next((kind for kind in CHECK_KINDS if kind == value), "custom")
+
 
 PREFIX = "smoke_"
 # Facts a check reports for the outputs (endpoint, HTTP status, timing, attempts, summary).

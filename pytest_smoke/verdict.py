@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any, Final, Iterable, Mapping
+
+from .model import Action, CheckKind, Status
 
 # Process exit codes. 0 to 5 keep pytest's meaning.
 EXIT_OK = 0  # everything passed, or only warnings: the deployment continues
@@ -45,12 +47,12 @@ PARTIAL = "partial"
 NO_CHECKS = "no_checks"
 
 # Statuses of an Outcome.
-STATUS_PASSED = "passed"
-STATUS_FAILED = "failed"
-STATUS_NOT_EVALUATED = "not_evaluated"  # the runner could not tell: never the service's fault
-STATUS_NOT_RUN = "not_run"  # cut off: -x/--maxfail, fail_fast, the run budget, a crash
-STATUS_SKIPPED = "skipped"  # the user's own skip marker or pytest.skip
-STATUS_NOT_SELECTED = "not_selected"  # deselected with -k, -m, --deselect, or enabled: false
+STATUS_PASSED: Final = "passed"
+STATUS_FAILED: Final = "failed"
+STATUS_NOT_EVALUATED: Final = "not_evaluated"  # the runner could not tell: never the service's fault
+STATUS_NOT_RUN: Final = "not_run"  # cut off: -x/--maxfail, fail_fast, the run budget, a crash
+STATUS_SKIPPED: Final = "skipped"  # the user's own skip marker or pytest.skip
+STATUS_NOT_SELECTED: Final = "not_selected"  # deselected with -k, -m, --deselect, or enabled: false
 RAN = (STATUS_PASSED, STATUS_FAILED, STATUS_NOT_EVALUATED)
 
 # Root cause first: a dependency failure explains the health and path failures after it.
@@ -63,9 +65,9 @@ class Outcome:
 
     nodeid: str
     name: str
-    kind: str  # health, dependency, critical_path, custom
+    kind: CheckKind
     required: bool
-    status: str  # one of the STATUS_* values
+    status: Status
     reason: str = ""
     failure_kind: str = ""
     duration: float = 0.0
@@ -187,7 +189,7 @@ class Decision:
     ``not_evaluated`` (interrupted run).
     """
 
-    action: str
+    action: Action
     reason: str
     critical_count: int = 0
     threshold: int = 1

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from ..config import SmokeConfig
-from ..model import RunSummary, Timeline, decode, facts_of
+from ..model import RunSummary, Status, Timeline, check_kind, decode, facts_of
 from ..redact import Redactor, shorten
 from ..verdict import (
     EXIT_ROLLOUT_NOT_READY,
@@ -185,7 +185,7 @@ class SmokeController:
         outcome = Outcome(
             nodeid=nodeid,
             name=str(props.get("name") or nodeid.split("::")[-1]),
-            kind=str(props.get("kind", "custom")),
+            kind=check_kind(props.get("kind")),
             required=bool(props.get("required", False)),
             status=status,
             reason=self.redactor.text(reason),
@@ -258,7 +258,7 @@ class SmokeController:
                 Outcome(
                     nodeid=nodeid,
                     name=str(props.get("name") or nodeid.split("::")[-1]),
-                    kind=str(props.get("kind", "custom")),
+                    kind=check_kind(props.get("kind")),
                     required=True if required is None else bool(props.get("required", required)),
                     status=STATUS_NOT_RUN,
                     reason="never reported: the run stopped before it (-x / --maxfail) or its worker crashed"
@@ -408,7 +408,7 @@ class SmokeController:
             terminal.write_line(self.redactor.text(message))
 
 
-def _status(report: pytest.TestReport, props: dict[str, Any]) -> str | None:
+def _status(report: pytest.TestReport, props: dict[str, Any]) -> Status | None:
     """The outcome status of one report, or None when the phase says nothing new."""
     if str(report.when) == "???":  # xdist: the worker crashed while running this item
         return STATUS_NOT_EVALUATED

@@ -17,6 +17,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Protocol
 
+from ...model import RollbackStatus
 from ..kube import (
     REJECTED,
     REJECTED_AT,
@@ -73,7 +74,7 @@ class RollbackResult:
     (the Deployment changed since the checks: stood down), refused, dry_run,
     awaiting_confirmation, not_configured."""
 
-    status: str
+    status: RollbackStatus
     message: str
     plan: Plan | None = None
     attempts: int = 0
@@ -344,7 +345,7 @@ def _execute(
     _finish(result, "failed", f"{FAILED_PREFIX} ({error})")
 
 
-def _finish(result: RollbackResult, status: str, message: str) -> RollbackResult:
+def _finish(result: RollbackResult, status: RollbackStatus, message: str) -> RollbackResult:
     result.status, result.message, result.finished_at = status, message, time.time()
     return result
 
