@@ -8,6 +8,7 @@ forms, URL passwords and ``password=`` pairs. Every output path passes text thro
 from __future__ import annotations
 
 import base64
+import html
 import json
 import re
 import threading
@@ -21,7 +22,10 @@ SECRET_NAME = re.compile(
     r"|api[-_ ]?key|credential|private[-_]?key|session|signature",
     re.IGNORECASE,
 )
-_URL_PASSWORD = re.compile(r"(?P<prefix>[a-z][a-z0-9+.-]*://[^\s:/@]*:)(?P<password>[^\s@/]+)(?=@)", re.IGNORECASE)
+# The scheme is bounded and must start a word, so a long run of letters costs linear time, not quadratic.
+_URL_PASSWORD = re.compile(
+    r"(?P<prefix>(?<![a-z0-9+.-])[a-z][a-z0-9+.-]{0,31}://[^\s:/@]*:)(?P<password>[^\s@/]+)(?=@)", re.IGNORECASE
+)
 # Values, not words: "password=x", '"password": "x"' and a "password: x" line are masked;
 # "change-password: timed out" and "reset password: connection refused" are prose, not pairs.
 _KV_PASSWORD = re.compile(
@@ -48,6 +52,7 @@ MIN_SECRET_LENGTH = 4
 SHORT_SECRET_LENGTH = 8
 # What text cut off by a producer ends with: a secret's prefix before it is masked too.
 _CUT_MARKS = ("...", "\u2026")
+MAX_CUTS = 64
 
 
 def _url_parts(text: str) -> set[str]:
@@ -87,6 +92,7 @@ def encoded_forms(text: str) -> set[str]:
     forms.add(json.dumps(text)[1:-1])
     forms.add(json.dumps(text, ensure_ascii=False)[1:-1])
     forms.add(repr(text)[1:-1])
+    forms |= {html.escape(text), html.escape(text, quote=False)}  # an HTML error page echoing a header
     forms.add(text.replace("'", "'\"'\"'"))
     forms |= _base64_forms(text)
     return {form for form in forms if len(form) >= MIN_SECRET_LENGTH}
@@ -132,19 +138,21 @@ def _leaves(value: Any) -> list[str]:
 
 
 def _mask_at_cuts(text: str, secrets: list[str]) -> str:
-    """Text cut by a producer ("...Bearer eyJhbGciOi...") keeps a secret's prefix: mask it."""
+    """Text cut by a producer ("...Bearer eyJhbGciOi...") keeps a secret's prefix: mask it.
+    Bounded work: at most MAX_CUTS marks are examined, without copying the text for each."""
+    examined = 0
     for mark in _CUT_MARKS:
         start = 0
-        while (at := text.find(mark, start)) != -1:
-            head = text[:at]
+        while examined < MAX_CUTS and (at := text.find(mark, start)) != -1:
+            examined += 1
             for secret in secrets:
                 size = next(
-                    (n for n in range(min(len(secret) - 1, len(head)), MIN_SECRET_LENGTH - 1, -1) if head.endswith(secret[:n])),
+                    (n for n in range(min(len(secret) - 1, at), MIN_SECRET_LENGTH - 1, -1) if text.endswith(secret[:n], 0, at)),
                     0,
                 )
                 if size:
-                    text = head[: len(head) - size] + MASK + text[at:]
-                    at = len(head) - size + len(MASK)
+                    text = text[: at - size] + MASK + text[at:]
+                    at = at - size + len(MASK)
                     break
             start = at + len(mark)
     return text
@@ -202,8 +210,11 @@ class Redactor:
         return _BEARER.sub(lambda m: m["scheme"] + MASK, text)
 
     def excerpt(self, text: str, limit: int) -> str:
-        """Redact, then cut to ``limit``; a known secret cut in two is masked at the cut as well."""
-        text = self.text(text)
+        """Redact, then cut to ``limit``; a known secret cut in two is masked at the cut as well.
+        Only a window a little longer than ``limit`` is redacted: a 1 MiB body costs no more."""
+        _, secrets = self._compiled()
+        window = limit + max((len(secret) for secret in secrets), default=0) + 64
+        text = self.text(text[:window] + ("..." if len(text) > window else ""))
         if len(text) <= limit:
             return text
         return self.text(text[: limit - 3] + "...")
@@ -239,8 +250,8 @@ class RedactingLogRecords:
             record = previous(*args, **kwargs)
             try:
                 message = record.getMessage()
-            except Exception:  # arguments that do not format: logging reports that itself
-                return record
+            except Exception:  # arguments that do not format: said here, redacted (logging's own report prints them raw)
+                message = f"{record.msg} [arguments that do not format: {record.args!r}]"
             record.msg, record.args = self.redactor.text(message), None
             return record
 

@@ -253,8 +253,9 @@ ODD_SECRET = "p'a\"ss/wörd+1 x"
         __import__("shlex").quote(ODD_SECRET),  # the curl line
         "p%27a%22ss%2fw%c3%b6rd%2b1%20x",  # lowercase URL encoding
         "Basic " + __import__("base64").b64encode(f"svc:{ODD_SECRET}".encode()).decode(),
+        __import__("html").escape(ODD_SECRET),  # an HTML error page echoing the header
     ],
-    ids=["json", "repr", "shell", "url-lowercase", "base64-basic"],
+    ids=["json", "repr", "shell", "url-lowercase", "base64-basic", "html"],
 )
 def test_a_secret_is_masked_in_its_encoded_forms(shown):
     assert "ss/w" not in Redactor([ODD_SECRET]).text(shown).replace("%2f", "/")
@@ -390,3 +391,38 @@ def test_config_bombs_are_usage_errors(pytester, text, env, message):
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert message in result.stderr.str()
     assert "Traceback" not in result.stderr.str() + result.stdout.str()
+
+
+def test_a_huge_body_of_letters_is_excerpted_and_the_check_fails_cleanly(pytester, write_config):
+    # A run of letters once made the URL-password rule quadratic: a 100 KB page outlived the
+    # item's backstop. It must end as the service's plain failure with a short excerpt.
+    server = Recorder(lambda r: (503, [("Content-Type", "text/plain")], b"a" * 200_000))
+    try:
+        write_config({"base_url": server.url, "health_checks": [health("letters", "/health", timeout_seconds=2)]})
+        result = run(pytester)
+    finally:
+        server.stop()
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["response: 503, * ms: aaaa*...", "1. Health Check: letters: /health returned 503 (expected 200)"])
+
+
+def test_log_arguments_that_do_not_format_are_shown_redacted_not_raw(capsys):
+    import logging
+
+    from pytest_smoke.redact import RedactingLogRecords
+
+    records = RedactingLogRecords(Redactor([API_KEY]))
+    records.install()
+    try:
+        logger = logging.getLogger("smoke-test-odd-args")
+        handler = logging.StreamHandler()
+        logger.addHandler(handler)
+        try:
+            logger.warning("calling with %s %d", API_KEY)  # one argument short
+        finally:
+            logger.removeHandler(handler)
+    finally:
+        records.uninstall()
+    err = capsys.readouterr().err
+    assert "calling with %s %d [arguments that do not format: ('***',)]" in err
+    assert API_KEY not in err and "Logging error" not in err
