@@ -77,8 +77,14 @@ class Check:
     order: int = 0  # position in the config, across sections
 
     @property
+    def param_id(self) -> str:
+        """The check's pytest parameter id: its name, non-ASCII escaped the way pytest escapes ids."""
+        return self.name if self.name.isascii() else self.name.encode("unicode_escape").decode("ascii")
+
+    @property
     def node_name(self) -> str:
-        return f"{self.kind}[{self.name}]"
+        """The item's name: the section's test function and the check's id, ``health[readiness]``."""
+        return f"{self.kind}[{self.param_id}]"
 
     @classmethod
     def of(cls, kind: CheckKind, spec: Mapping[str, Any], location: str = "", order: int = 0) -> Check:
@@ -102,6 +108,14 @@ class SmokeConfig:
     environment: str | None = None
     secrets: frozenset[str] = field(default_factory=frozenset)
     checks: list[Check] = field(default_factory=list)
+    lines: _LineFinder | None = field(default=None, repr=False, compare=False)
+
+    def line_of(self, check: Check) -> int | None:
+        """The line of the file where ``check`` is written, when the file tells (YAML and JSON do)."""
+        section, _, index = check.location.rstrip("]").partition("[")
+        if self.lines is None or not index.isdigit():
+            return None
+        return self.lines.line([section, int(index)])
 
     @property
     def enabled(self) -> bool:
@@ -186,7 +200,7 @@ def _load(file: Path, text: str, environment: str | None, base_url: str | None, 
     elif not data.get("base_url") and env.get("SMOKE_BASE_URL"):
         data["base_url"] = env["SMOKE_BASE_URL"]
 
-    config = SmokeConfig(path=file, data=data, environment=environment, secrets=frozenset(secrets))
+    config = SmokeConfig(path=file, data=data, environment=environment, secrets=frozenset(secrets), lines=lines)
     base_url_source = "--smoke-base-url" if base_url else ("SMOKE_BASE_URL" if env.get("SMOKE_BASE_URL") and not raw.get("base_url") else "")
     _check_sendable(config, lines, base_url_source)
     _check_rollback_command(config, lines)

@@ -20,6 +20,17 @@ sys.path.insert(0, str(ROOT / "example_suites" / "demo"))
 from demo_service import DemoService  # noqa: E402
 from helpers import AMQP_PASSWORD, BAD_IMAGE, GOOD_IMAGE, PG_PASSWORD, REDIS_PASSWORD, SMTP_PASSWORD, Receiver  # noqa: E402,F401
 
+# Plugins that reshape pytest's own output or order (installed for the tests of how well this
+# plugin plays with them) stay off in the pytest runs the tests start, unless a test asks for them.
+OTHER_PLUGINS_OFF = "-p no:sugar -p no:randomly"
+
+
+@pytest.fixture(autouse=True)
+def _quiet_other_plugins(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    if "pytester" in request.fixturenames:
+        request.getfixturevalue("pytester")  # it clears PYTEST_ADDOPTS when it starts: set it after
+    monkeypatch.setenv("PYTEST_ADDOPTS", OTHER_PLUGINS_OFF)
+
 
 @pytest.fixture
 def demo() -> Iterator[DemoService]:

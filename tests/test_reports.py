@@ -12,7 +12,7 @@ import pytest
 from helpers import SLACK_TOKEN, SMTP_PASSWORD, health
 from servers import free_port
 
-XSD = Path(__file__).parent / "data" / "junit.xsd"
+XSD = Path(__file__).parent / "data" / "junit-10.xsd"
 REPORT_SCHEMA = Path(__file__).resolve().parents[1] / "pytest_smoke" / "schema" / "smoke-report.schema.json"
 
 
@@ -39,6 +39,7 @@ def verdict_section(result):
     section = out.split("smoke verdict", 1)[1].split("short test summary info", 1)[0]
     section = re.sub(r"\d\d:\d\d:\d\d", "HH:MM:SS", section)
     section = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:PORT", section)
+    section = re.sub(r" --basetemp=\S+", "", section)  # pytester's own argument, in the re-run line
     lines = [line for line in section.splitlines()[1:] if not line.startswith("====")]
     return [line for line in lines if not re.fullmatch(r"\d+ (passed|failed).* in [\d.]+s", line)]
 
@@ -56,7 +57,7 @@ def test_terminal_shape_all_passed(pytester, write_config, demo):
         "- Dependencies: OK (auth)",
         "- Critical paths: OK (core-api, rate-limiting)",
         "Deployment stable. Monitoring active.",
-        "Re-run: pytest --smoke-config smoke.json",
+        "Re-run: pytest --smoke-config smoke.json -q",
     ]
 
 
@@ -77,7 +78,7 @@ def test_terminal_shape_warnings_only(pytester, write_config, demo):
         "  liveness: Check pod health and recent restarts: kubectl get pods -l app=DEPLOYMENT -n default",
         "  liveness: Read the logs of the new version: kubectl logs deploy/DEPLOYMENT -n default --since=10m",
         "  rate-limiting: Check the rate-limit middleware or gateway policy shipped with this release",
-        "Re-run: pytest --smoke-config smoke.json",
+        "Re-run: pytest --smoke-config smoke.json -q --smoke-concurrency 1",
     ]
 
 
@@ -122,7 +123,7 @@ def test_terminal_shape_critical_with_rollback(pytester, write_config, demo, kub
         "HH:MM:SS - Rollback started",
         "HH:MM:SS - Rollback complete",
         "Note: marked revision 2 as rejected: it is never a rollback target again unless a green run verifies it",
-        "Re-run: pytest --smoke-config smoke.json",
+        "Re-run: pytest --smoke-config smoke.json -q",
     ]
 
 
@@ -152,7 +153,8 @@ def test_junit_files_validate_and_carry_properties(pytester, write_config, demo,
 
     suites = {s.get("name"): s for s in ET.parse(pytester.path / "smoke.xml").getroot()}
     assert set(suites) == {"critical", "warning", "passed"}
-    assert [c.get("name") for c in suites["critical"].findall("testcase")] == ["readiness"]
+    # Named as pytest names them: the config as the class name, the item as the name.
+    assert [(c.get("classname"), c.get("name")) for c in suites["critical"].findall("testcase")] == [("smoke.json", "health[readiness]")]
     assert "Issue: The service reports it is not ready" in suites["critical"].find("testcase/failure").text
 
 

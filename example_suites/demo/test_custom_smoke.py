@@ -1,25 +1,27 @@
-"""A developer's own smoke test: a plain test function with the same markers as the config."""
-
-import os
+"""A developer's own smoke tests: plain test functions with the same markers as the config, using
+the plugin's fixtures (``smoke_http`` is a requests.Session bound to the run's resolved base URL)."""
 
 import pytest
-import requests
+
+
+@pytest.fixture
+def logged_in(smoke_http):
+    # A failure here is a failure of the service, as in the test itself.
+    login = smoke_http.post("/api/auth/login", json={"email": "test@example.com", "password": "test"})
+    smoke_http.expect(login, status=200, json={"token_type": "bearer"})
+    return smoke_http
 
 
 @pytest.mark.smoke_required
-def test_resources_round_trip():
-    base = os.environ["SMOKE_BASE_URL"]
-    with requests.Session() as http:
-        login = http.post(f"{base}/api/auth/login", json={"email": "test@example.com", "password": "test"}, timeout=5)
-        assert login.status_code == 200
-        created = http.post(f"{base}/api/resources", json={"title": "custom smoke"}, timeout=5)
-        assert created.status_code == 201
-        rid = created.json()["id"]
-        assert http.get(f"{base}/api/resources/{rid}", timeout=5).json()["title"] == "custom smoke"
-        assert http.delete(f"{base}/api/resources/{rid}", timeout=5).status_code == 204
+def test_resources_round_trip(logged_in):
+    created = logged_in.post("/api/resources", json={"title": "custom smoke"})
+    assert created.status_code == 201
+    rid = created.json()["id"]
+    assert logged_in.get(f"/api/resources/{rid}").json()["title"] == "custom smoke"
+    assert logged_in.delete(f"/api/resources/{rid}").status_code == 204
 
 
 @pytest.mark.smoke_optional
-def test_service_reports_a_version():
-    reply = requests.get(os.environ["SMOKE_BASE_URL"] + "/health/live", timeout=5)
+def test_service_reports_a_version(smoke_http):
+    reply = smoke_http.get("/health/live")
     assert reply.headers.get("X-Service-Version")

@@ -145,6 +145,10 @@ def _run_check(
     try:
         result, attempts = _with_retries(spec, deadline, attempt_once)
     except CheckFailed as failure:
+        # A failure keeps the facts a dashboard reads for a pass: where, and how long it took.
+        failure.facts.setdefault("elapsed_ms", round((time.monotonic() - started) * 1000, 1))
+        if spec.get("endpoint") or spec.get("url"):
+            failure.facts.setdefault("endpoint", spec.get("endpoint") or spec.get("url"))
         # A deadline the budget cut short says nothing about the service: it was not given its time.
         if failure.kind == "timeout" and budget is not None and (budget.expired or cut_by_budget):
             raise CheckNotEvaluated(

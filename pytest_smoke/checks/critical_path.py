@@ -8,13 +8,12 @@ afterwards whether the path passed or failed. One deadline covers all steps.
 from __future__ import annotations
 
 import json
-import shlex
 from typing import Any, Mapping
 
 from ..config import TEMPLATED_STEP_KEYS, strings_in, template_fields
-from ..redact import MASK, is_secret_name, shorten
+from ..redact import is_secret_name, shorten
 from .base import CheckContext, CheckFailed, CheckResult, Deadline
-from .http import Reply, exchange, join_url, new_session, verify_reply
+from .http import Reply, curl_command, exchange, join_url, new_session, verify_reply
 
 # Cleanup runs even when the path used up its deadline, so it has a budget of its own.
 CLEANUP_SECONDS = 5.0
@@ -115,7 +114,7 @@ def _run_step(
     where = f"step {number}/{total} ({method} {endpoint})"
 
     def fail(failure: CheckFailed) -> StepFailed:
-        curl = curl_command(ctx, method, url, headers, params, payload, session)
+        curl = curl_command(ctx.redactor, method, url, headers, params, payload, session)
         lines = [failure.details] if failure.details else []
         lines.append(f"saved so far: {_show_saved(ctx, saved)}")
         lines.append(f"reproduce: {curl}")
@@ -218,20 +217,3 @@ def _show_saved(ctx: CheckContext, saved: Mapping[str, Any]) -> str:
         return "(nothing)"
     shown = ctx.redactor.value(dict(saved))
     return ", ".join(f"{k}={shorten(v if isinstance(v, str) else json.dumps(v), 60)}" for k, v in shown.items())
-
-
-def curl_command(ctx: CheckContext, method: str, url: str, headers: Mapping[str, str], params: Any, payload: Any, session: Any) -> str:
-    """A ready-to-paste, redacted curl line for one step."""
-    from requests import Request
-
-    prepared = Request(method, url, params=params).prepare()
-    parts = ["curl", "-sS", "-X", method, prepared.url or url]
-    merged = {**{k: v for k, v in session.headers.items() if k.lower() not in ("accept-encoding", "connection", "accept")}, **headers}
-    for key, value in merged.items():
-        parts += ["-H", f"{key}: {MASK if is_secret_name(key) else value}"]
-    cookies = session.cookies.get_dict()
-    if cookies:
-        parts += ["-b", "; ".join(f"{k}={MASK}" for k in cookies)]
-    if payload is not None:
-        parts += ["-H", "Content-Type: application/json", "--data-raw", json.dumps(ctx.redactor.value(payload))]
-    return ctx.redactor.text(" ".join(shlex.quote(str(p)) for p in parts))

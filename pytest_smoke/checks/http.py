@@ -7,6 +7,7 @@ lets a requests exception escape: every failure becomes a :class:`CheckFailed` i
 from __future__ import annotations
 
 import json
+import shlex
 import socket
 import ssl
 import time
@@ -17,7 +18,7 @@ from urllib.parse import urljoin, urlsplit
 import requests
 
 from .. import __version__
-from ..redact import Redactor, shorten
+from ..redact import MASK, Redactor, is_secret_name, shorten
 from .base import CheckContext, CheckFailed, CheckNotEvaluated, CheckResult, CheckTimeout, Deadline, run_with_deadline
 
 # Requests the runner could not even build: its problem, never the service's.
@@ -385,6 +386,7 @@ def verify_reply(
             f"{request_line}\n{excerpt}",
             kind=failure_kind(reply.status, shown_endpoint),
             status=reply.status,
+            endpoint=shown_endpoint,
         )
     problems = unmet_expectations(reply, expect)
     if problems:
@@ -393,6 +395,7 @@ def verify_reply(
             f"{request_line}\n{excerpt}",
             kind="expectation",
             status=reply.status,
+            endpoint=shown_endpoint,
         )
     return CheckResult(
         summary=f"{shown_endpoint} returned {reply.status} in {reply.elapsed_ms:.0f} ms",
@@ -408,3 +411,21 @@ def check(spec: Mapping[str, Any], ctx: CheckContext) -> CheckResult:
     with new_session(ctx) as session:
         reply = exchange(session, method, url, deadline, headers=spec.get("headers"), payload=spec.get("payload"))
     return verify_reply(reply, method, url, spec.get("expected_status", 200), spec.get("expect"))
+
+
+def curl_command(
+    redactor: Redactor, method: str, url: str, headers: Mapping[str, str], params: Any, payload: Any, session: requests.Session
+) -> str:
+    """A ready-to-paste, redacted curl line for one request."""
+    prepared = requests.Request(method, url, params=params).prepare()
+    parts = ["curl", "-sS", "-X", method, prepared.url or url]
+    sent = {str(k): v.decode("latin-1") if isinstance(v, bytes) else str(v) for k, v in session.headers.items()}
+    merged = {**{k: v for k, v in sent.items() if k.lower() not in ("accept-encoding", "connection", "accept")}, **headers}
+    for key, value in merged.items():
+        parts += ["-H", f"{key}: {MASK if is_secret_name(key) else value}"]
+    cookies = session.cookies.get_dict()
+    if cookies:
+        parts += ["-b", "; ".join(f"{k}={MASK}" for k in cookies)]
+    if payload is not None:
+        parts += ["-H", "Content-Type: application/json", "--data-raw", json.dumps(redactor.value(payload))]
+    return redactor.text(" ".join(shlex.quote(str(p)) for p in parts))

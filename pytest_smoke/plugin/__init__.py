@@ -4,12 +4,13 @@ This module is the ``pytest11`` entry point: options, markers and configuration.
 config (``--smoke-config``, ini ``smoke_config`` or env ``SMOKE_CONFIG``) it does nothing else, so
 an ordinary test run is unaffected. With one, it registers the role plugins:
 
-- ``collection``: one ``pytest.Function`` per configured check (:class:`SmokeItem`);
+- ``collection``: the config as a test module, one parametrized ``pytest.Function`` per check;
 - ``execution``: when and how checks run, in every process that runs items;
 - ``controller``: tally, verdict, decision, rollback and reports, once, in the controlling
   process only (``decision_flow`` and ``publish`` are its two steps).
 
-``run`` holds the per-process state the roles share.
+``fixtures`` serves developers' own smoke tests (always registered); ``run`` holds the
+per-process state the roles share.
 """
 
 from __future__ import annotations
@@ -120,6 +121,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", f"{OPTIONAL_MARKER}: a smoke check whose failure is a warning; the deployment continues."
     )
+    from . import fixtures
+
+    if not config.pluginmanager.is_registered(fixtures):
+        config.pluginmanager.register(fixtures, "smoke-fixtures")
     path = find_config_path(config)
     if path is None:
         return
@@ -163,7 +168,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
     run.log_records = RedactingLogRecords(run.redactor)
     run.log_records.install()
-    config.pluginmanager.register(SmokeCollection(), "smoke-collection")
+    config.pluginmanager.register(SmokeCollection(run), "smoke-collection")
     config.pluginmanager.register(CheckExecution(run), "smoke-check-execution")
     if not hasattr(config, "workerinput") and not config.getoption("collectonly"):
         config.pluginmanager.register(SmokeController(config, smoke_config, run.redactor), CONTROLLER_NAME)

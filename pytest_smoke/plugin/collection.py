@@ -1,42 +1,41 @@
-"""Collection: one real ``pytest.Function`` per configured check, in a collector built from the
-config path (the config usually lives in a dot-directory that pytest never recurses into)."""
+"""Collection: the smoke config becomes a test module whose checks are real parametrized tests.
+
+Each section of the config is one test function (``health``, ``dependency``, ``critical_path``)
+parametrized by its checks, through pytest's own ``pytest_generate_tests``. So an item is what
+pytest makes of any parametrized test: ``smoke-test-hook.json::health[readiness]`` is the name
+``health`` with the parameter ``readiness``, and node ids, ``--lf``, ``--ff``, ``--sw``, ``-k``
+and ``-m`` treat it like any other test.
+
+The config usually lives in a dot-directory pytest never recurses into, so the module is added to
+the session unless the command line names the config itself (then pytest's own argument matching
+selects the checks: ``pytest --smoke-config k.json 'k.json::health[a]'`` runs one check).
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Generator, Iterator
+import types
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Generator, Iterable, cast
 
 import pytest
 
-from ..model import FACT_KEYS, encode
+from ..model import encode
 from .run import OPTIONAL_MARKER, REQUIRED_MARKER, TIMEOUT_BACKSTOP_SECONDS, SmokeRun, get_run
 
 if TYPE_CHECKING:
     from ..config import Check
 
+# The check a generated item runs; custom tests have none.
+check_key = pytest.StashKey["Check"]()
+# The argument of the generated test functions that receives the check.
+CHECK_ARGUMENT = "smoke_check"
+# One test function per config section, in config order.
+SECTION_FUNCTIONS = ("health", "dependency", "critical_path")
 
-class SmokeCollection:
-    """Registered only when a smoke config was found: adds the config's items to the session."""
 
-    @pytest.hookimpl(wrapper=True)
-    def pytest_make_collect_report(self, collector: pytest.Collector) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:
-        report = yield
-        if isinstance(collector, pytest.Session) and report.passed:
-            run = get_run(collector.config)
-            if run is not None and run.config.enabled and run.config.checks:
-                # First, so generated checks run and report before custom tests.
-                report.result.insert(0, SmokeFile.from_parent(collector, path=run.config.path.resolve()))
-        return report
-
-    @pytest.hookimpl(trylast=True)  # after conftests, which may add markers here
-    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
-        """Custom tests in a smoke run carry their marker as properties, so the controller (which
-        never collects under xdist) can classify them. Unmarked custom tests count as optional."""
-        if get_run(config) is None:
-            return
-        for item in items:
-            if not isinstance(item, SmokeItem):
-                item.user_properties[:] = [(k, v) for k, v in item.user_properties if k not in ("smoke_kind", "smoke_required", "smoke_name")]
-                item.user_properties.extend([encode("kind", "custom"), encode("required", is_required(item)), encode("name", item.name)])
+def check_of(item: pytest.Item) -> Check | None:
+    """The configured check a generated item runs, or None for a custom test."""
+    return item.stash.get(check_key, None)
 
 
 def is_required(item: pytest.Item) -> bool:
@@ -47,147 +46,128 @@ def is_required(item: pytest.Item) -> bool:
 SKIP_MARKS = ("skip", "skipif", "xfail")
 
 
-class SmokeFile(pytest.File):
-    """The smoke config as a pytest collector: one item per configured check."""
+class SmokeCollection:
+    """Registered only when a smoke config was found: puts the config's checks in the session."""
 
-    def collect(self) -> Iterator[pytest.Item]:
+    def __init__(self, run: SmokeRun):
+        self.run = run
+        self.config_path = run.config.path.resolve()
+
+    def pytest_collect_file(self, file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+        """The config named on the command line (``k.json`` or ``k.json::health[a]``)."""
+        if file_path == self.config_path and parent.session.isinitpath(file_path) and self._has_checks():
+            return SmokeFile.from_parent(parent, path=file_path)
+        return None
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_make_collect_report(self, collector: pytest.Collector) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:
+        report = yield
+        if isinstance(collector, pytest.Session) and report.passed and self._has_checks() and self._adds_every_check(collector):
+            # First, so generated checks run and report before custom tests.
+            report.result.insert(0, SmokeFile.from_parent(collector, path=self.config_path))
+        return report
+
+    def _has_checks(self) -> bool:
+        return bool(self.run.config.enabled and self.run.config.checks)
+
+    def _adds_every_check(self, session: pytest.Session) -> bool:
+        """A plain run (no arguments, or folders and files) gets every check. One that names the
+        config, or selects tests by node id, gets exactly what it names."""
+        invocation_dir = session.config.invocation_params.dir
+        for arg in session.config.args:
+            path_part, selects, _ = arg.partition("::")
+            if selects or (invocation_dir / path_part).resolve() == self.config_path:
+                return False
+        return True
+
+    @pytest.hookimpl(trylast=True)  # after other plugins' reordering (pytest-randomly) and conftests' markers
+    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        """Generated checks first, in config order, whatever the order of custom tests. Custom
+        tests carry their marker as properties, so the controller (which never collects under
+        xdist) can classify them. Unmarked custom tests count as optional."""
+        generated = sorted((item for item in items if check_of(item) is not None), key=lambda item: check_of(item).order)  # type: ignore[union-attr]
+        custom = [item for item in items if check_of(item) is None]
+        items[:] = [*generated, *custom]
+        for item in custom:
+            item.user_properties[:] = [(k, v) for k, v in item.user_properties if k not in ("smoke_kind", "smoke_required", "smoke_name")]
+            item.user_properties.extend([encode("kind", "custom"), encode("required", is_required(item)), encode("name", item.name)])
+
+
+class SmokeFile(pytest.Module):
+    """The smoke config as a test module: its object is built from the config, never imported."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
         run = get_run(self.config)
         assert run is not None
-        for check in run.config.checks:
-            yield SmokeItem.from_parent(
-                self,
-                name=check.node_name,
-                callobj=_make_runner(run, check),
-                keywords={check.kind: True},
-                smoke_check=check,
-            )
+        self.obj = _checks_module(run, timeout_marks=self.config.pluginmanager.hasplugin("timeout"))
+
+    def istestfunction(self, obj: object, name: str) -> bool:
+        """The section functions are the tests, whatever ``python_functions`` says."""
+        return name in SECTION_FUNCTIONS and callable(obj)
+
+    def istestclass(self, obj: object, name: str) -> bool:
+        return False
+
+    def collect(self) -> list[pytest.Item | pytest.Collector]:
+        collected = list(super().collect())
+        for item in collected:
+            if isinstance(item, pytest.Function) and hasattr(item, "callspec"):
+                check = cast("Check", item.callspec.params[CHECK_ARGUMENT])
+                item.stash[check_key] = check
+                item.user_properties.extend(_static_properties(check))
+        return collected
 
 
-# What one attempt of a generated check produced, for SmokeItem.runtest to report.
-attempt_key = pytest.StashKey[dict[str, Any]]()
+def _static_properties(check: Check) -> list[tuple[str, Any]]:
+    return [
+        encode("kind", check.kind),
+        encode("name", check.name),
+        encode("required", check.required),
+        encode("rollback", check.rollback),
+        encode("order", check.order),
+        encode("severity", "critical" if check.required else "warning"),
+    ]
 
 
-def _make_runner(run: SmokeRun, check: Check) -> Any:
-    from ..checks import CheckResult
-    from ..checks.scheduler import NotStarted
+def _checks_module(run: SmokeRun, timeout_marks: bool) -> types.ModuleType:
+    """A module object with one test function per section and a ``pytest_generate_tests`` that
+    parametrizes each by its checks: ids are the check names, marks say required or optional."""
+    from .generated import run_generated_check
 
-    def smoke_check(request: pytest.FixtureRequest) -> None:
-        key = check.node_name
-        attempt: dict[str, Any] = {}
-        request.node.stash[attempt_key] = attempt
-        try:
-            if run.scheduler is not None and key in run.scheduler and key not in run.consumed:
-                run.consumed.add(key)  # a rerun (pytest-rerunfailures) sends the request again
-                result = run.scheduler.result(key)
-            elif run.stop_reason is not None:
-                raise NotStarted(run.stop_reason)
-            else:
-                result = run.run_one(check)
-        except NotStarted as exc:  # NotFinished too: abandoned in flight
-            attempt["outcome"] = "not_run"
-            pytest.skip(f"{exc.word}: {exc.reason}")
-        assert isinstance(result, CheckResult)
-        attempt.update(result.facts)
-        attempt["summary"] = result.summary
-        if result.warnings:
-            attempt["warnings"] = result.warnings
+    module = types.ModuleType(run.config.path.name)
+    by_kind: dict[str, list[Any]] = {kind: [] for kind in SECTION_FUNCTIONS}
+    for check in run.config.checks:
+        by_kind[check.kind].append(pytest.param(check, id=check.param_id, marks=_marks(check, timeout_marks)))
 
-    return smoke_check
+    def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+        metafunc.parametrize(CHECK_ARGUMENT, by_kind[metafunc.function.__name__])
+
+    module.pytest_generate_tests = pytest_generate_tests  # type: ignore[attr-defined]
+    for kind, params in by_kind.items():
+        if params:
+            setattr(module, kind, _section_function(kind, run_generated_check))
+    return module
 
 
-class SmokeItem(pytest.Function):
-    """A generated check. A real ``pytest.Function``, so -k, -m, fixtures and plugins all apply."""
-
-    def __init__(self, *, smoke_check: Check, **kwargs: Any):
-        super().__init__(**kwargs)
-        self.smoke_check = smoke_check
-        marker = REQUIRED_MARKER if smoke_check.required else OPTIONAL_MARKER
-        self.add_marker(getattr(pytest.mark, marker))
+def _marks(check: Check, timeout_marks: bool) -> list[pytest.MarkDecorator]:
+    marks = [getattr(pytest.mark, REQUIRED_MARKER if check.required else OPTIONAL_MARKER)]
+    if timeout_marks:  # a backstop past the check's own deadline, only where pytest-timeout runs
         from ..checks.critical_path import CLEANUP_SECONDS
 
-        extra = CLEANUP_SECONDS if smoke_check.spec.get("cleanup") else 0.0
-        self.add_marker(pytest.mark.timeout(smoke_check.timeout + TIMEOUT_BACKSTOP_SECONDS + extra))
-        self.user_properties.extend(
-            [
-                encode("kind", smoke_check.kind),
-                encode("name", smoke_check.name),
-                encode("required", smoke_check.required),
-                encode("rollback", smoke_check.rollback),
-                encode("order", smoke_check.order),
-                encode("severity", "critical" if smoke_check.required else "warning"),
-            ]
-        )
-
-    # Properties one attempt adds; cleared before the next attempt (pytest-rerunfailures).
-    ATTEMPT_KEYS = frozenset({"outcome", "failure_kind", "reason", "internal", "warning", *FACT_KEYS})
-
-    def runtest(self) -> None:
-        from ..checks import CheckFailed, CheckNotEvaluated
-
-        self.user_properties[:] = [(k, v) for k, v in self.user_properties if k[6:] not in self.ATTEMPT_KEYS]
-        run = get_run(self.config)
-        self.stash[attempt_key] = {}
-        outcome = "not_evaluated"  # anything that escapes below is the runner's problem
-        try:
-            super().runtest()
-            outcome = self.stash[attempt_key].get("outcome", "passed")
-        except CheckFailed as failure:
-            outcome = "failed"
-            self._add("failure_kind", failure.kind)
-            self._add("reason", failure.reason)
-            raise
-        except CheckNotEvaluated as problem:
-            self._add("failure_kind", problem.kind)
-            self._add("reason", problem.reason)
-            raise
-        except pytest.skip.Exception:
-            outcome = self.stash[attempt_key].get("outcome", "skipped")
-            raise
-        finally:
-            facts = self.stash[attempt_key]
-            self._add("outcome", outcome)
-            for key in FACT_KEYS:
-                if key in facts and run is not None:
-                    self._add(key, run.redactor.value(facts[key]))
-            if facts.get("warnings") and run is not None:
-                self._add("warning", "; ".join(facts["warnings"]))
-
-    def _add(self, key: str, value: Any) -> None:
-        run = get_run(self.config)
-        if isinstance(value, str) and run is not None:
-            value = run.redactor.text(value)
-        self.user_properties.append(encode(key, value))
-
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException]) -> Any:  # type: ignore[override]
-        from ..checks import CheckFailed, CheckNotEvaluated
-        from ..redact import Redactor
-
-        run = get_run(self.config)
-        redactor = run.redactor if run else Redactor()
-        if isinstance(excinfo.value, CheckFailed):
-            failure = excinfo.value
-            severity = "critical (required check)" if self.smoke_check.required else "warning (optional check)"
-            details = f"\n{failure.details}" if failure.details else ""
-            return _printable_lines(redactor.text(f"{failure.reason}\nseverity: {severity}{details}"))
-        if isinstance(excinfo.value, CheckNotEvaluated):
-            problem = excinfo.value
-            effect = "inconclusive run (required check)" if self.smoke_check.required else "warning (optional check)"
-            details = f"\n{problem.details}" if problem.details else ""
-            if problem.internal:
-                if self.config.getoption("fulltrace"):
-                    details += "\n" + problem.internal.rstrip()
-                else:
-                    details += "\n(--full-trace shows the internal traceback)"
-            return redactor.text(f"{problem.reason}\nseverity: {effect}; never counts toward a rollback{details}")
-        # Anything else escaped the check runner: still ours, never the service's. No locals.
-        return redactor.text(f"not evaluated: {excinfo.typename}: {excinfo.value} (a problem of the runner)")
-
-    def reportinfo(self) -> tuple[Any, int | None, str]:  # noqa: D102
-        return self.path, 0, self.name  # a line number: pytest locates a skip mark's report by it
+        extra = CLEANUP_SECONDS if check.spec.get("cleanup") else 0.0
+        marks.append(pytest.mark.timeout(check.timeout + TIMEOUT_BACKSTOP_SECONDS + extra))
+    return marks
 
 
-def _printable_lines(text: str) -> str:
-    """Control characters from a service never act on a terminal or a CI log."""
-    from ..checks.http import printable
+def _section_function(kind: str, runner: Callable[[pytest.FixtureRequest, Check], None]) -> Callable[..., None]:
+    def generated_check(smoke_check: Check, request: pytest.FixtureRequest) -> None:
+        runner(request, smoke_check)
 
-    return "\n".join(printable(line) for line in text.split("\n"))
+    generated_check.__name__ = generated_check.__qualname__ = kind
+    generated_check.__doc__ = f"The {kind} checks of the smoke config."
+    return generated_check
+
+
+def generated_items(items: Iterable[pytest.Item]) -> list[pytest.Item]:
+    return [item for item in items if check_of(item) is not None]

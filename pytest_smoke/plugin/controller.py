@@ -12,7 +12,7 @@ import os
 import signal
 import threading
 import time
-from typing import Any
+from typing import Any, Generator
 
 import pytest
 
@@ -272,10 +272,18 @@ class SmokeController:
 
     # -- decide and act ----------------------------------------------------------------------------
 
-    @pytest.hookimpl(trylast=True)
-    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+    # The innermost wrapper: the verdict and the final exit status are set before any other
+    # plugin's sessionfinish reads them (pytest-json-report, pytest's JUnit writer); the reports
+    # are published after those ran (the JUnit file exists) and before the terminal summary.
+    @pytest.hookimpl(wrapper=True, trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> Generator[None, None, None]:
         try:
             self._decide(session, exitstatus)
+        except BaseException:
+            self._publish(session)
+            raise
+        try:
+            return (yield)
         finally:
             # Reports are written whatever happened: interrupted runs and failed rollbacks included.
             self._publish(session)
@@ -380,6 +388,7 @@ class SmokeController:
                 step_summary_path=os.environ.get("GITHUB_STEP_SUMMARY") or None,
                 junit_path=config.getoption("smoke_junit"),
                 pytest_junit_xunit2=xmlpath if xmlpath and config.getini("junit_family") == "xunit2" else None,
+                rerun_command=rerun_command(config, self.smoke),
             ),
         )
         self.summary.notifications = published.notifications
@@ -408,6 +417,27 @@ class SmokeController:
             terminal.write_line(self.redactor.text(message))
 
 
+def rerun_command(config: pytest.Config, smoke: SmokeConfig) -> str:
+    """The command line that reproduces this run: its own arguments, plus whatever an ini file,
+    an environment variable or PYTEST_ADDOPTS supplied that decides what the run does (the
+    config, the environment, a dry run), so that a pasted line never turns a dry run into a real
+    rollback."""
+    import shlex
+
+    args = list(config.invocation_params.args)
+
+    def given(option: str) -> bool:
+        return any(arg == option or arg.startswith(option + "=") for arg in args)
+
+    if not given("--smoke-config"):
+        args[:0] = ["--smoke-config", str(smoke.path)]
+    if smoke.environment and not given("--smoke-env"):
+        args += ["--smoke-env", smoke.environment]
+    if config.getoption("smoke_no_rollback") and not given("--smoke-no-rollback"):
+        args.append("--smoke-no-rollback")
+    return shlex.join(["pytest", *args])
+
+
 def _status(report: pytest.TestReport, props: dict[str, Any]) -> Status | None:
     """The outcome status of one report, or None when the phase says nothing new."""
     if str(report.when) == "???":  # xdist: the worker crashed while running this item
@@ -417,8 +447,10 @@ def _status(report: pytest.TestReport, props: dict[str, Any]) -> Status | None:
             return None
         return STATUS_NOT_RUN if props.get("outcome") == "not_run" else STATUS_SKIPPED  # a skip or xfail mark
     if report.failed:
+        if report.when == "setup" and props.get("outcome") == "failed":
+            return STATUS_FAILED  # the service failed a fixture's request (smoke_http): a verdict
         if report.when != "call":
-            return STATUS_NOT_EVALUATED  # a fixture or setup error: the test never got to judge
+            return STATUS_NOT_EVALUATED  # any other fixture or setup error: the test never got to judge
         # Generated checks and custom tests alike: only a verdict on the service is a failure.
         return STATUS_FAILED if props.get("outcome") == "failed" else STATUS_NOT_EVALUATED
     if report.when == "call":

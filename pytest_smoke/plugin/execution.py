@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import functools
-from types import SimpleNamespace
-from typing import Any, Generator
+from typing import TYPE_CHECKING, Any, Generator
 
 import pytest
 
 from ..model import decode, encode
-from ..redact import shorten
-from .collection import SKIP_MARKS, SmokeItem, is_required
+from ..redact import Redactor, shorten
+from .collection import SKIP_MARKS, check_of, generated_items, is_required
 from .run import CONTROLLER_NAME, TIMEOUT_BACKSTOP_SECONDS, SmokeRun
 
+if TYPE_CHECKING:
+    from ..config import Check
 
 class CheckExecution:
     """Per-process plugin object: when and how generated checks run (pool, -x, fail_fast, budget).
@@ -35,7 +36,7 @@ class CheckExecution:
         if controller is not None:
             controller.record_tested_revision()
         run.budget  # noqa: B018 - the run budget starts now, after the wait
-        items = [item for item in session.items if isinstance(item, SmokeItem)]
+        items = generated_items(session.items)
         if run.concurrency <= 1 or len(items) <= 1:
             return
         from ..checks import target_host
@@ -45,10 +46,14 @@ class CheckExecution:
         run.scheduler = CheckScheduler(min(run.concurrency, len(items)), per_host=run.per_host)
         # A pooled item only waits for its future, which the run budget bounds (queueing behind
         # the per-host limit and a retry alone included): its backstop follows the budget.
-        backstop = pytest.mark.timeout(run.budget.seconds + TIMEOUT_BACKSTOP_SECONDS + CLEANUP_SECONDS)
-        for item in items:  # in item order: health, then dependencies, then critical paths
-            item.add_marker(backstop, append=False)
-            check = item.smoke_check
+        backstop = None
+        if session.config.pluginmanager.hasplugin("timeout"):  # the mark is unknown under -p no:timeout
+            backstop = pytest.mark.timeout(run.budget.seconds + TIMEOUT_BACKSTOP_SECONDS + CLEANUP_SECONDS)
+        for item in items:  # in config order: health, then dependencies, then critical paths
+            if backstop is not None:
+                item.add_marker(backstop, append=False)
+            check = check_of(item)
+            assert check is not None
             host = target_host(check.kind, check.spec, run.config.base_url)
             run.scheduler.submit(check.node_name, functools.partial(run.run_pooled, check), host=host)
 
@@ -74,7 +79,7 @@ class CheckExecution:
             controller.rollout_completed(completed_at)
 
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
-        if isinstance(item, SmokeItem):
+        if check_of(item) is not None:
             return
         if self.run.stop_reason is None and self.run.budget.expired:
             self.run.stop_starting_checks(f"the run budget of {self.run.budget.seconds:g} s is exhausted")
@@ -82,8 +87,10 @@ class CheckExecution:
             item.user_properties.append(encode("outcome", "not_run"))
             pytest.skip(f"not started: {self.run.stop_reason}")
 
+    @pytest.hookimpl(tryfirst=True)  # before the terminal and JUnit read the failure
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """fail_fast: a critical failure stops every check that has not started."""
+        rebuild_failure_text(report)
         if not self.run.fail_fast or not report.failed or report.when != "call":
             return
         props = decode(report.user_properties)
@@ -101,12 +108,10 @@ class CheckExecution:
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         report = yield
-        # With a pool the item only waited; report how long its check really took.
-        if isinstance(item, SmokeItem) and call.when == "call" and self.run.scheduler is not None:
-            seconds = self.run.scheduler.seconds(item.smoke_check.node_name)
-            if seconds is not None:
-                report.duration = seconds
-        if not isinstance(item, SmokeItem):
+        check = check_of(item)
+        if check is not None:
+            self._generated_report(item, check, call, report)
+        else:
             outcome = self._custom_outcome(item, call, report)
             if outcome:
                 # A new list: the item's own properties must not carry one phase's outcome to the next.
@@ -115,11 +120,27 @@ class CheckExecution:
         self._redact(report)
         return report
 
+    def _generated_report(self, item: pytest.Item, check: Check, call: pytest.CallInfo[None], report: pytest.TestReport) -> None:
+        # With a pool the item only waited; report how long its check really took.
+        if call.when == "call" and self.run.scheduler is not None:
+            seconds = self.run.scheduler.seconds(check.node_name)
+            if seconds is not None:
+                report.duration = seconds
+        path = report.nodeid.partition("::")[0]
+        # Where the check is written: the config file and, for a failure, the check's line.
+        line = self.run.config.line_of(check) if report.failed else None
+        report.location = (path, None if line is None else line - 1, report.location[2])
+        if report.failed and call.excinfo is not None:
+            reason, text = describe_failure(call.excinfo.value, check, self.run.redactor, bool(item.config.getoption("fulltrace")))
+            if item.config.getoption("tbstyle") == "line":
+                text = reason  # as pytest's own --tb=line: the crash line, nothing more
+            report.longrepr = FailureText(text, CrashLine(path, line or 0, reason))  # type: ignore[assignment]
+
     @staticmethod
     def _custom_outcome(item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport) -> list[tuple[str, Any]]:
         """Narrowly: an assertion or a network error is a verdict on the service; any other
         exception in a developer's test (a KeyError, a TypeError) is a problem of the runner."""
-        from ..checks import is_service_failure
+        from ..checks import CheckFailed, is_service_failure
 
         if report.skipped and report.when in ("setup", "call"):
             if any(k == "smoke_outcome" for k, _ in report.user_properties):
@@ -127,6 +148,11 @@ class CheckExecution:
             if any(item.get_closest_marker(name) for name in SKIP_MARKS):
                 return [encode("outcome", "skipped")]
             return [encode("outcome", "not_run")]  # pytest.skip() at run time: it did not judge
+        if report.failed and call.excinfo is not None and isinstance(call.excinfo.value, CheckFailed) and report.when in ("setup", "call"):
+            # Raised through the smoke fixtures (smoke_http), in the test or in one of its fixtures
+            # (a login, a readiness wait): a verdict on the service, as a generated check's failure.
+            failure = call.excinfo.value
+            return [encode("outcome", "failed"), encode("reason", failure.reason), encode("failure_kind", failure.kind)]
         if report.failed and report.when == "call" and call.excinfo is not None:
             exc = call.excinfo.value
             if isinstance(exc, pytest.fail.Exception) or is_service_failure(exc):
@@ -151,16 +177,16 @@ class CheckExecution:
             redacted = redactor.text(text)
             if redacted != text:
                 # Duck-typed like pytest's own reprs (toterminal, reprcrash, str): no private import.
-                report.longrepr = RedactedLongrepr(  # type: ignore[assignment]
-                    redacted, getattr(report.longrepr, "reprcrash", None), redactor
-                )
+                crash = getattr(report.longrepr, "reprcrash", None)
+                crash_line = None if crash is None else CrashLine(str(crash.path), int(crash.lineno), redactor.text(str(crash.message)))
+                report.longrepr = FailureText(redacted, crash_line)  # type: ignore[assignment]
         if getattr(report, "wasxfail", None):
             report.wasxfail = redactor.text(report.wasxfail)
         report.sections = [(title, redactor.text(content)) for title, content in report.sections]
 
     def pytest_deselected(self, items: list[pytest.Item]) -> None:
         self.run.deselected_required.extend(
-            [item.nodeid, item.name] for item in items if not isinstance(item, SmokeItem) and is_required(item)
+            [item.nodeid, item.name] for item in items if check_of(item) is None and is_required(item)
         )
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
@@ -169,7 +195,7 @@ class CheckExecution:
         workeroutput = getattr(session.config, "workeroutput", None)
         if workeroutput is not None:
             workeroutput["smoke_required_custom"] = [
-                item.nodeid for item in session.items if not isinstance(item, SmokeItem) and is_required(item)
+                item.nodeid for item in session.items if check_of(item) is None and is_required(item)
             ]
             workeroutput["smoke_deselected_required"] = list(self.run.deselected_required)
 
@@ -180,17 +206,50 @@ class CheckExecution:
             self.run.log_records.uninstall()
 
 
-class RedactedLongrepr:
-    """A failure's text after redaction. Keeps the crash line (file, line, message), which the
-    short summary ("FAILED test_x - AssertionError: ...") and JUnit's message attribute read."""
+def describe_failure(exc: BaseException, check: Check, redactor: Redactor, full_trace: bool) -> tuple[str, str]:
+    """The one-line reason and the full text of a generated check's failure, redacted. Only the
+    check runner's own words: never a traceback of ours, never local variables."""
+    from ..checks import CheckFailed, CheckNotEvaluated
+    from ..checks.http import printable
 
-    def __init__(self, text: str, crash: Any, redactor: Any):
+    if isinstance(exc, CheckFailed):
+        severity = "critical (required check)" if check.required else "warning (optional check)"
+        details = f"\n{exc.details}" if exc.details else ""
+        text = redactor.text(f"{exc.reason}\nseverity: {severity}{details}")
+        text = "\n".join(printable(line) for line in text.split("\n"))  # a service's control characters never act on a terminal
+        return redactor.text(printable(exc.reason)), text
+    if isinstance(exc, CheckNotEvaluated):
+        effect = "inconclusive run (required check)" if check.required else "warning (optional check)"
+        details = f"\n{exc.details}" if exc.details else ""
+        if exc.internal:
+            details += "\n" + exc.internal.rstrip() if full_trace else "\n(--full-trace shows the internal traceback)"
+        return redactor.text(exc.reason), redactor.text(f"{exc.reason}\nseverity: {effect}; never counts toward a rollback{details}")
+    reason = redactor.text(f"not evaluated: {type(exc).__name__}: {shorten(str(exc), 200)} (a problem of the runner)")
+    return reason, reason
+
+
+class CrashLine:
+    """Where and why, in one line: what the short summary, ``--tb=line`` and JUnit's ``message``
+    attribute show. Duck-typed like pytest's own crash location: no private import."""
+
+    def __init__(self, path: str, lineno: int, message: str):
+        self.path = path
+        self.lineno = lineno
+        self.message = message
+
+    def toterminal(self, out: Any) -> None:
+        out.line(str(self))
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.lineno}: {self.message}"
+
+
+class FailureText:
+    """A failure shown as plain text (redacted, or a check's own description), with its crash line."""
+
+    def __init__(self, text: str, crash: CrashLine | None):
         self.text = text
-        self.reprcrash = (
-            None
-            if crash is None
-            else SimpleNamespace(path=crash.path, lineno=crash.lineno, message=redactor.text(crash.message))
-        )
+        self.reprcrash = crash
 
     def toterminal(self, out: Any) -> None:
         for line in self.text.splitlines():
@@ -198,3 +257,14 @@ class RedactedLongrepr:
 
     def __str__(self) -> str:
         return self.text
+
+
+def rebuild_failure_text(report: pytest.TestReport) -> None:
+    """Under xdist a report crosses to the controller with its failure as a plain string; give a
+    generated check's failure its one-line reason back from the properties it carries."""
+    if isinstance(report.longrepr, str) and report.failed:
+        props = decode(report.user_properties)
+        if props.get("reason") and props.get("kind") not in (None, "custom"):
+            line = report.location[1]
+            crash = CrashLine(report.location[0], 0 if line is None else line + 1, str(props["reason"]))
+            report.longrepr = FailureText(report.longrepr, crash)  # type: ignore[assignment]

@@ -26,6 +26,7 @@ class Destinations:
     step_summary_path: str | None = None  # $GITHUB_STEP_SUMMARY
     junit_path: str | None = None  # --smoke-junit
     pytest_junit_xunit2: str | None = None  # pytest's own --junitxml file, when its family is xunit2
+    rerun_command: str | None = None  # the command line that reproduces this run, shown in every output
 
 
 @dataclass
@@ -40,7 +41,7 @@ def publish(summary: RunSummary, smoke: SmokeConfig, redactor: Redactor, to: Des
     from ..report import document as report_document
     from ..report import json_report, junit, markdown
 
-    document = report_document.build(summary, smoke, redactor, finished_at=time.time())
+    document = report_document.build(summary, smoke, redactor, finished_at=time.time(), rerun=to.rerun_command)
     published = Published(document)
 
     if summary.decision.action != "not_evaluated":

@@ -29,6 +29,7 @@ CRITICAL_TAILS = {
 
 
 def rerun_command(smoke: SmokeConfig) -> str:
+    """The command line for a run whose own command line is not known (a report built outside pytest)."""
     env = f" --smoke-env {shlex.quote(smoke.environment)}" if smoke.environment else ""
     return f"pytest --smoke-config {shlex.quote(str(smoke.path))}{env}"
 
@@ -67,7 +68,9 @@ ROLLBACK_REMEDIES = {
 }
 
 
-def build(summary: RunSummary, smoke: SmokeConfig, redactor: Redactor, finished_at: float | None = None) -> dict[str, Any]:
+def build(
+    summary: RunSummary, smoke: SmokeConfig, redactor: Redactor, finished_at: float | None = None, rerun: str | None = None
+) -> dict[str, Any]:
     verdict, decision, rollback, timeline = summary.verdict, summary.decision, summary.rollback, summary.timeline
     values = remediation_values(smoke, summary)
     overrides = smoke.data.get("remediation")
@@ -136,7 +139,7 @@ def build(summary: RunSummary, smoke: SmokeConfig, redactor: Redactor, finished_
         "timeline": [{"event": name, "at": iso(stamp)} for name, stamp in events if stamp],
         "checks": checks,
         "exit_status": summary.exit_status,
-        "rerun_command": rerun_command(smoke),
+        "rerun_command": rerun or rerun_command(smoke),
         "notes": [n for n in summary.notes if n],
         "notifications": list(summary.notifications),
     }

@@ -1,6 +1,8 @@
 """``--smoke-junit PATH``: a JUnit file written with junit-xml, one suite per severity
 (``critical``, ``warning``, ``passed``, and ``skipped`` when any check was not started), for CI
-systems that display suites separately."""
+systems that display suites separately. It meets the Jenkins/Surefire schema that pytest's own
+xunit2 file meets, and names each test case as pytest's file does (class name from the node id's
+path, name from its last part), so two custom tests of one name in two files stay apart."""
 
 from __future__ import annotations
 
@@ -15,10 +17,11 @@ def write(document: dict[str, Any], path: str | Path) -> None:
     for severity in ("critical", "warning", "passed", "skipped"):
         cases = []
         for check in (c for c in document["checks"] if _suite_of(c) == severity):
+            classname, name = junit_names(check["nodeid"])
             case = TestCase(
-                name=check["name"],
-                classname=f"smoke.{check['kind']}",
-                elapsed_sec=check["duration_seconds"],
+                name=name,
+                classname=classname,
+                elapsed_sec=round(check["duration_seconds"], 3),
                 stdout=(check.get("facts") or {}).get("summary"),
             )
             text = "\n".join(filter(None, [check["reason"], check.get("details") or ""]))
@@ -42,7 +45,31 @@ def write(document: dict[str, Any], path: str | Path) -> None:
             suites.append(TestSuite(severity, cases, properties=properties, timestamp=document["started_at"]))
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(to_xml_report_string(suites, prettyprint=True, encoding="utf-8"), encoding="utf-8")
+    target.write_text(_surefire(to_xml_report_string(suites, prettyprint=True, encoding="utf-8")), encoding="utf-8")
+
+
+def junit_names(nodeid: str) -> tuple[str, str]:
+    """``(classname, name)`` for a node id, as pytest's ``--junitxml`` derives them:
+    ``tests/test_x.py::TestA::test_b[1]`` -> ``("tests.test_x.TestA", "test_b[1]")``."""
+    address, bracket, params = nodeid.partition("[")
+    names = address.split("::")
+    names[0] = names[0].replace("/", ".").removesuffix(".py")
+    names[-1] += bracket + params
+    return ".".join(names[:-1]), names[-1]
+
+
+def _surefire(xml: str) -> str:
+    """What junit-xml writes beyond the Surefire schema: a ``disabled`` count, which the schema
+    does not know, and float sums such as ``0.22419999999999998`` where it allows three decimals."""
+    import xml.etree.ElementTree as ET
+
+    root = ET.fromstring(xml)
+    for element in root.iter():
+        element.attrib.pop("disabled", None)
+        if "time" in element.attrib:
+            element.set("time", f"{float(element.get('time') or 0):.3f}")
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
 def _suite_of(check: dict[str, Any]) -> str:

@@ -1,0 +1,131 @@
+"""What a developer's own smoke test uses to reach what the config already names.
+
+:class:`BoundSession` is a ``requests.Session`` bound to the run's resolved base URL, with the
+config's default headers, TLS settings and a default timeout. A request that cannot reach the
+service raises :class:`CheckFailed` (a verdict on the service, with a redacted curl line), and
+:meth:`BoundSession.expect` judges a response the way a generated check does. Plain Python: the
+pytest fixtures only build one.
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+from typing import Any, Mapping
+
+import requests
+
+from ..redact import Redactor
+from .base import CheckContext, CheckFailed, Deadline
+from .http import (
+    MAX_REDIRECTS,
+    NOT_SENDABLE,
+    USER_AGENT,
+    Reply,
+    SmokeSession,
+    curl_command,
+    describe_error,
+    join_url,
+    printable,
+    verify_reply,
+)
+
+DEFAULT_TIMEOUT_SECONDS = 5.0
+
+
+class SmokeResponse(requests.Response):
+    """A response whose repr says what happened, so ``assert response.status_code == 200`` reads
+    like a generated check's failure: the status, the request, a redacted excerpt, a curl line."""
+
+    describe: Any = None  # set by the session: the request, an excerpt and a curl line, on demand
+
+    def __repr__(self) -> str:
+        return f"<Response [{self.status_code}] {self.describe()}>" if self.describe else super().__repr__()
+
+
+class BoundSession(SmokeSession):
+    """A ``requests.Session`` for custom smoke tests, bound to the run's base URL.
+
+    Relative paths are joined to the base URL, as generated checks join their endpoints; the
+    config's ``headers`` are sent; ``verify_tls``/``ca_bundle`` apply; every request gets
+    ``timeout`` unless it passes its own. Proxies from the environment are ignored, as for checks.
+    """
+
+    def __init__(self, ctx: CheckContext, timeout: float = DEFAULT_TIMEOUT_SECONDS):
+        super().__init__()
+        self.context = ctx
+        self.base_url = ctx.base_url
+        self.timeout = timeout
+        self.redactor: Redactor = ctx.redactor
+        self.headers["User-Agent"] = USER_AGENT
+        self.headers.update(ctx.headers)
+        self.verify = ctx.verify
+        self.max_redirects = MAX_REDIRECTS
+        self.trust_env = False
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+        method_name = method.decode() if isinstance(method, bytes) else str(method)
+        path = url.decode() if isinstance(url, bytes) else str(url)
+        if "://" not in path and not self.base_url:
+            raise ValueError(f"{path!r} is relative, but the smoke config sets no base URL")
+        full_url = join_url(self.base_url, path)
+        kwargs.setdefault("timeout", self.timeout)
+        curl = self.curl(method_name, full_url, kwargs)
+        try:
+            response = super().request(method_name, full_url, *args, **kwargs)
+        except NOT_SENDABLE:
+            raise  # a URL no client can send: a bug in the test, not a verdict on the service
+        except requests.RequestException as exc:
+            timeout = kwargs["timeout"]
+            seconds = float(max(timeout) if isinstance(timeout, tuple) else timeout or self.timeout)
+            failure = describe_error(exc, full_url, Deadline(seconds), f"{method_name} {full_url}")
+            failure.reason = self.redactor.text(failure.reason)
+            failure.details = f"reproduce: {curl}"
+            raise failure from None
+        response.__class__ = SmokeResponse
+
+        def describe() -> str:
+            reply = self._reply(response)
+            return printable(
+                f"{method_name} {self.redactor.text(response.url)} in {reply.elapsed_ms:.0f} ms: "
+                f"{reply.excerpt() or '(empty body)'} | reproduce: {curl}"
+            )
+
+        response.describe = describe  # type: ignore[attr-defined]
+        return response
+
+    def curl(self, method: str, url: str, kwargs: Mapping[str, Any]) -> str:
+        return curl_command(self.redactor, method, url, dict(kwargs.get("headers") or {}), kwargs.get("params"), kwargs.get("json"), self)
+
+    def expect(self, response: requests.Response, status: int | list[int] | None = 200, **expect: Any) -> None:
+        """Judge ``response`` as a generated check would: ``status`` (one code, a list, or None for
+        any 2xx/3xx) and the config's ``expect`` keys (``json``, ``headers``, ``body_contains``,
+        ``max_response_time_ms``). Raises :class:`CheckFailed` with the request and an excerpt."""
+        request = response.request
+        method = str(request.method or "GET") if request is not None else "GET"
+        try:
+            verify_reply(self._reply(response), method, self.redactor.text(response.url), status, expect or None)
+        except CheckFailed as failure:
+            failure.reason = self.redactor.text(failure.reason)
+            raise failure from None
+
+    def _reply(self, response: requests.Response) -> Reply:
+        return Reply(
+            status=response.status_code,
+            headers=response.headers,
+            body=response.content or b"",
+            elapsed_ms=response.elapsed.total_seconds() * 1000,
+            url=response.url,
+            redactor=self.redactor,
+        )
+
+
+def read_only(value: Any) -> Any:
+    """A deep read-only view: mappings become ``MappingProxyType``, lists become tuples."""
+    if isinstance(value, Mapping):
+        return MappingProxyType({key: read_only(item) for key, item in value.items()})
+    if isinstance(value, list):
+        return tuple(read_only(item) for item in value)
+    return value
+
+
+__all__ = ["BoundSession", "DEFAULT_TIMEOUT_SECONDS", "SmokeResponse", "read_only"]
