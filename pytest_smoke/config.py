@@ -63,6 +63,10 @@ class ConfigError(Exception):
         super().__init__(f"smoke config error: {prefix}{message}")
 
 
+# Printable ASCII that pytest keeps as is in an id ('%' is encoded, so the encoding is reversible).
+_ID_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) not in "%\\")
+
+
 @dataclass(frozen=True)
 class Check:
     """One generated check: what to run and how it counts in the verdict."""
@@ -78,8 +82,12 @@ class Check:
 
     @property
     def param_id(self) -> str:
-        """The check's pytest parameter id: its name, non-ASCII escaped the way pytest escapes ids."""
-        return self.name if self.name.isascii() else self.name.encode("unicode_escape").decode("ascii")
+        """The check's pytest parameter id: its name, with every character pytest would escape
+        (non-ASCII, control characters, backslashes) percent-encoded as in a URL, so the id is the
+        same on every pytest version: ``prêt`` is ``pr%C3%AAt``."""
+        from urllib.parse import quote
+
+        return quote(self.name, safe=_ID_SAFE)
 
     @property
     def node_name(self) -> str:

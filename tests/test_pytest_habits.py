@@ -311,11 +311,12 @@ def test_html_report_shows_the_facts_of_a_passing_check(pytester, write_config, 
     assert "status: 200" in html and "endpoint: /health/ready" in html
 
 
-def test_tb_line_gives_the_whole_reason(pytester, write_config, failing_demo):
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_tb_line_gives_the_whole_reason(pytester, write_config, failing_demo, workers):
     doc = three_checks(failing_demo)
     doc["health_checks"][1]["endpoint"] = "/health/ready?probe=a-long-query-string-that-goes-on"
     write_config(doc)
-    result = run(pytester, "--tb=line")
+    result = run(pytester, "--tb=line", *workers)
     reason = "/health/ready?probe=a-long-query-string-that-goes-on returned 503 (expected 200)"
     assert any(line.endswith(reason) and "smoke.json:" in line for line in result.outlines), result.stdout.str()
 
@@ -323,14 +324,15 @@ def test_tb_line_gives_the_whole_reason(pytester, write_config, failing_demo):
 # -- JUnit as CI systems read it ---------------------------------------------------------------------------
 
 
-def test_pytest_junit_has_a_one_line_message_and_the_facts_of_a_failure(pytester, write_config, failing_demo):
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_pytest_junit_has_a_one_line_message_and_the_facts_of_a_failure(pytester, write_config, failing_demo, workers):
     from junitparser import Failure, JUnitXml, Properties
 
     def properties(case):
         return {p.name: p.value for p in (case.child(Properties) or [])}
 
     write_config(three_checks(failing_demo))
-    result = run(pytester, "--junitxml=pytest.xml", "--smoke-report=report.json", "-o", "junit_family=xunit1")
+    result = run(pytester, "--junitxml=pytest.xml", "--smoke-report=report.json", "-o", "junit_family=xunit1", *workers)
     assert result.ret == EXIT_CRITICAL
     cases = {case.name: case for suite in JUnitXml.fromfile(str(pytester.path / "pytest.xml")) for case in suite}
     failed = cases["health[readiness]"]
@@ -370,3 +372,15 @@ def test_smoke_junit_meets_the_surefire_schema_and_names_tests_as_pytest_does(py
     assert ("api.test_login", "test_login") in ours and ("web.test_login", "test_login") in ours
     assert ("smoke.json", "health[readiness]") in ours
     assert ours == pytests
+
+
+def test_a_check_name_pytest_escapes_is_still_one_check(pytester, write_config, failing_demo):
+    """pytest escapes ids (non-ASCII, tabs, backslashes): the verdict must still see one check, run."""
+    write_config({"base_url": failing_demo.url, "health_checks": [health("prêt\tà\\servir", "/health/ready")]})
+    result = run(pytester, "-rA", "--smoke-report", "report.json")
+    nodeid = "smoke.json::health[pr%C3%AAt%09%C3%A0%5Cservir]"  # percent-encoded: the same on every pytest
+    assert outcomes_of(result) == {nodeid: "FAILED"}
+    [check] = json.loads((pytester.path / "report.json").read_text())["checks"]
+    assert check["status"] == "failed" and check["name"] == "prêt\tà\\servir"
+    again = run(pytester, "-rA", nodeid)
+    assert outcomes_of(again) == {nodeid: "FAILED"}

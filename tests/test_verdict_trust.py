@@ -305,7 +305,7 @@ def test_a_complete_green_run_marks_the_revision_verified_and_a_dry_run_does_not
 
 
 @pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["serial", "xdist"])
-def test_a_pass_on_rerun_is_flaky_with_and_without_xdist(pytester, write_config, demo, xdist):
+def test_a_pass_on_a_rerunfailures_rerun_is_flaky_with_and_without_xdist(pytester, write_config, demo, xdist):  # pytest 8.2+
     write_config({"base_url": demo.url, "health_checks": [health("warming", f"/flaky?key=rerun{len(xdist)}&fail=1")]})
     result = run(pytester, "--reruns", "2", *xdist)
     assert result.ret == 0

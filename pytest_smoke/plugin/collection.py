@@ -55,7 +55,7 @@ class SmokeCollection:
 
     def pytest_collect_file(self, file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
         """The config named on the command line (``k.json`` or ``k.json::health[a]``)."""
-        if file_path == self.config_path and parent.session.isinitpath(file_path) and self._has_checks():
+        if parent.session.isinitpath(file_path) and file_path.resolve() == self.config_path and self._has_checks():
             return SmokeFile.from_parent(parent, path=file_path)
         return None
 
