@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable, Mapping, cast
+from typing import Any, Iterable, Mapping, NoReturn, cast
 
 from .model import CheckKind
 from .redact import MIN_SECRET_LENGTH, is_secret_name
@@ -200,7 +200,14 @@ def _load(file: Path, text: str, environment: str | None, base_url: str | None, 
 
     selected = _select_environment(file, raw, environment, lines)
     secrets: set[str] = set()
-    data = _interpolate(file, selected, env, secrets, lines, path=(), budget=[MAX_INTERPOLATED_CHARS])
+    public = frozenset(selected.get("public_variables") or ())
+    for index, name in enumerate(selected.get("public_variables") or ()):
+        if is_secret_name(name):  # a typo here would print a credential everywhere
+            raise ConfigError(
+                file, f"{name} looks like a credential by its name: it cannot be listed as public",
+                location=f"public_variables[{index}]", line=lines.line(["public_variables", index]),
+            )
+    data = _interpolate(file, selected, env, secrets, lines, path=(), budget=[MAX_INTERPOLATED_CHARS], public=public)
     if data != selected:  # interpolated values must fit the schema too; the message must not show them
         _validate(file, data, lines, context="after ${VAR} interpolation", redact=secrets)
     if base_url:
@@ -518,19 +525,21 @@ def _interpolate(
     lines: _LineFinder,
     path: tuple[Any, ...],
     budget: list[int],
+    public: frozenset[str] = frozenset(),
 ) -> Any:
     """Fill ``${VAR}``; ``budget`` holds the characters the expanded values may still add, so a
-    value repeated through YAML aliases cannot make a large variable fill the memory."""
+    value repeated through YAML aliases cannot make a large variable fill the memory. Values of
+    the variables named in ``public`` (``public_variables``) are never secrets."""
     if isinstance(value, dict):
-        return {k: _interpolate(file, v, env, secrets, lines, path + (k,), budget) for k, v in value.items()}
+        return {k: _interpolate(file, v, env, secrets, lines, path + (k,), budget, public) for k, v in value.items()}
     if isinstance(value, list):
-        return [_interpolate(file, v, env, secrets, lines, path + (i,), budget) for i, v in enumerate(value)]
+        return [_interpolate(file, v, env, secrets, lines, path + (i,), budget, public) for i, v in enumerate(value)]
     if not isinstance(value, str) or "$" not in value:
         return value
 
     key = next((p for p in reversed(path) if isinstance(p, str)), "")
     # Where {name} templates are filled later, a value from the environment must stay data.
-    templated = bool(path) and (path[0] == "critical_paths" or path[:2] == ("rollback_strategy", "command"))
+    templated = is_templated_path(path)
 
     def substitute(match: re.Match[str]) -> str:
         if match.group(0) == "$$":
@@ -542,7 +551,7 @@ def _interpolate(
             # an address key, a value is a credential when its name says so or it sits in the
             # query string (?api_key=) or the user info (user:pass@) of the URL.
             in_credential_part = "?" in value[: match.start()] or "@" in value[match.end() :]
-            secret_key = (
+            secret_key = name not in public and (
                 key not in NOT_SECRET_KEYS
                 or (bool(path) and path[0] == "notifications")
                 or is_secret_name(name)
@@ -683,7 +692,7 @@ def _check_headers(fail: Any, path: tuple[Any, ...], headers: Any) -> None:
             fail(path + (name,), "header value cannot be sent (HTTP headers take latin-1 characters only)")
 
 
-def error_at(config: SmokeConfig, lines: _LineFinder, path: tuple[Any, ...], message: str) -> None:
+def error_at(config: SmokeConfig, lines: _LineFinder, path: tuple[Any, ...], message: str) -> NoReturn:
     """Raise the ConfigError for the value at ``path``: file, path and line."""
     raise ConfigError(config.path, message, location=format_path(path), line=lines.line(path))
 
@@ -708,6 +717,8 @@ def _build_checks(config: SmokeConfig, lines: _LineFinder) -> list[Check]:
             seen[name] = index
             if kind == "health":
                 _require_base_url(config, spec["endpoint"], (section, index, "endpoint"), lines)
+            for path, expect in _expectations(spec, (section, index)):
+                _check_expect_patterns(config, expect, path, lines)
             if kind == "critical_path":
                 _check_path_templates(config, spec, index, lines)
             checks.append(Check.of(kind, spec, location=location, order=len(checks)))
@@ -747,7 +758,29 @@ def strings_in(value: Any, path: tuple[Any, ...]) -> Iterable[tuple[tuple[Any, .
             yield from strings_in(v, path + (i,))
 
 
-TEMPLATED_STEP_KEYS = ("endpoint", "headers", "params", "payload")
+# Where a critical-path step takes {name} templates from saved values: the request, and the
+# expectations that compare with them (not body_matches or header patterns: regexes use braces).
+TEMPLATED_STEP_KEYS = ("endpoint", "headers", "params", "payload", "form")
+TEMPLATED_EXPECT_KEYS = ("json", "body_contains", "body_not_contains")
+
+
+def templated_values(step: Mapping[str, Any]) -> Iterable[tuple[tuple[Any, ...], Any]]:
+    """``(key path, value)`` for each part of a step that ``{name}`` templates fill."""
+    for key in TEMPLATED_STEP_KEYS:
+        if key in step:
+            yield (key,), step[key]
+    for key in TEMPLATED_EXPECT_KEYS:
+        if key in (step.get("expect") or {}):
+            yield ("expect", key), step["expect"][key]
+
+
+def is_templated_path(path: tuple[Any, ...]) -> bool:
+    """Whether a config path lies where critical-path templates are filled (or a rollback command)."""
+    if path[:2] == ("rollback_strategy", "command"):
+        return True
+    if len(path) < 5 or path[0] != "critical_paths" or path[2] not in ("steps", "cleanup"):
+        return False
+    return path[4] in TEMPLATED_STEP_KEYS or (path[4] == "expect" and len(path) > 5 and path[5] in TEMPLATED_EXPECT_KEYS)
 
 
 def _check_path_templates(config: SmokeConfig, spec: Mapping[str, Any], index: int, lines: _LineFinder) -> None:
@@ -756,8 +789,8 @@ def _check_path_templates(config: SmokeConfig, spec: Mapping[str, Any], index: i
         for step_index, step in enumerate(spec.get(group) or []):
             base = ("critical_paths", index, group, step_index)
             _require_base_url(config, step["endpoint"], base + ("endpoint",), lines)
-            for key in TEMPLATED_STEP_KEYS:
-                for path, text in strings_in(step.get(key), base + (key,)):
+            for where, value in templated_values(step):
+                for path, text in strings_in(value, base + where):
                     try:
                         names = template_fields(text)
                     except ValueError as exc:
@@ -772,5 +805,42 @@ def _check_path_templates(config: SmokeConfig, spec: Mapping[str, Any], index: i
                                 format_path(path),
                                 lines.line(path),
                             )
+            for name, source in (step.get("save") or {}).items():
+                if source.startswith("body~"):
+                    _check_save_pattern(config, source, base + ("save", name), lines)
             if group == "steps":
                 saved.extend(step.get("save") or {})
+
+
+def _check_save_pattern(config: SmokeConfig, source: str, path: tuple[Any, ...], lines: _LineFinder) -> None:
+    """``body~REGEX``: the regular expression must compile and have a group (the value)."""
+    try:
+        groups = re.compile(source[len("body~") :]).groups
+    except re.error as exc:
+        error_at(config, lines, path, f"{source!r} is not a valid regular expression: {exc}")
+    if groups < 1:
+        error_at(config, lines, path, f"{source!r} has no group: wrap the value in parentheses, e.g. body~name=\"csrf\" value=\"([^\"]+)\"")
+
+
+def _expectations(spec: Mapping[str, Any], base: tuple[Any, ...]) -> Iterable[tuple[tuple[Any, ...], Mapping[str, Any]]]:
+    if isinstance(spec.get("expect"), dict):
+        yield base + ("expect",), spec["expect"]
+    for group in ("steps", "cleanup"):
+        for index, step in enumerate(spec.get(group) or []):
+            if isinstance(step.get("expect"), dict):
+                yield base + (group, index, "expect"), step["expect"]
+
+
+def _check_expect_patterns(config: SmokeConfig, expect: Mapping[str, Any], path: tuple[Any, ...], lines: _LineFinder) -> None:
+    """Regular expressions in ``expect`` compile before the first request."""
+    patterns = [(path + ("body_matches",), expect["body_matches"])] if "body_matches" in expect else []
+    patterns += [
+        (path + ("headers", name, "matches"), wanted["matches"])
+        for name, wanted in (expect.get("headers") or {}).items()
+        if isinstance(wanted, dict)
+    ]
+    for where, pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            error_at(config, lines, where, f"{pattern!r} is not a valid regular expression: {exc}")

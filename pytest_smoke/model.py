@@ -39,7 +39,7 @@ def check_kind(value: Any) -> CheckKind:
 
 PREFIX = "smoke_"
 # Facts a check reports for the outputs (endpoint, HTTP status, timing, attempts, summary).
-FACT_KEYS = ("endpoint", "status", "elapsed_ms", "attempts", "summary")
+FACT_KEYS = ("endpoint", "status", "elapsed_ms", "attempts", "redirects", "summary")
 
 
 def encode(key: str, value: Any) -> tuple[str, Any]:

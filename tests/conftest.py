@@ -251,3 +251,25 @@ def smtp_server():
     inbox.port = port
     yield inbox
     controller.stop()
+
+
+# -- a real Django site under gunicorn (tests/web_app.py) ---------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def django_site_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    pytest.importorskip("django")
+    pytest.importorskip("health_check")
+    from web_app import DjangoSite
+
+    site = DjangoSite(tmp_path_factory.mktemp("django-site")).start()
+    yield site
+    site.stop()
+
+
+@pytest.fixture
+def django_site(django_site_server: Any) -> Iterator[Any]:
+    """The running Django site, with no fault switched on (and none left on afterwards)."""
+    django_site_server.fault()
+    yield django_site_server
+    django_site_server.fault()

@@ -184,7 +184,8 @@ def test_http_dependency_posts_and_checks_json(demo):
     assert result.facts["status"] == 200
     spec["payload"] = {"email": "test@example.com", "password": "nope"}
     failure, _, _ = fails(spec)
-    assert failure.reason == f"{demo.url}/api/auth/login returned 401 (expected 200)"
+    # The status, and what the body shows against the expectation.
+    assert failure.reason == f"{demo.url}/api/auth/login returned 401 (expected 200); body.token_type is missing (keys: error)"
     assert failure.kind == "http_auth"
 
 

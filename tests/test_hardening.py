@@ -38,11 +38,11 @@ def fails_on_time(spec, ctx, limit=None):
 @pytest.mark.parametrize(
     "path, expect, reason, kind",
     [
-        ("/hang", None, "GET /hang: timed out after 2 s", "timeout"),
-        ("/trickle", None, "GET /trickle: timed out after 2 s", "timeout"),
-        ("/trickle-headers", None, "GET /trickle-headers: timed out after 2 s", "timeout"),
+        ("/hang", None, "GET URL/hang: timed out after 2 s (no response)", "timeout"),
+        ("/trickle", None, "GET URL/trickle: timed out after 2 s (200 received, body still arriving)", "timeout"),
+        ("/trickle-headers", None, "GET URL/trickle-headers: timed out after 2 s (no response)", "timeout"),
         ("/reset", None, "connection reset by 127.0.0.1:PORT", "connection_reset"),
-        ("/redirect-loop", None, "redirect loop: more than 10 redirects from URL/redirect-loop", "redirect_loop"),
+        ("/redirect-loop", None, "GET URL/redirect-loop: redirect loop: /redirect-loop → 302 → /redirect-loop (again)", "redirect_loop"),
         ("/badjson", {"json": {"status": "ok"}},
          "/badjson: body is not valid JSON (Expecting property name enclosed in double quotes: line 1 column 17 (char 16))", "expectation"),
         ("/big", {"json": {"status": "ok"}}, "/big: body is not valid JSON (body larger than 1024 KiB was not read in full)", "expectation"),

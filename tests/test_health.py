@@ -32,7 +32,7 @@ def test_failure_is_one_operator_line_then_request_and_excerpt(pytester, write_c
     out = result.stdout.str()
     result.stdout.fnmatch_lines(
         [
-            "/health/ready returned 503 (expected 200)",
+            "/health/ready returned 503 (expected 200); failing: database: connection failed",
             "severity: critical (required check)",
             f"request: GET {demo.url}/health/ready",
             'response: 503, * ms: {"status": "unavailable", "database": "connection failed"}',
@@ -121,7 +121,7 @@ def test_trickling_server_fails_on_time_as_a_pytest_item(pytester, write_config,
     result = pytester.runpytest("--smoke-config", "smoke.json")
     assert time.monotonic() - started < 2 + 8  # the check's deadline plus interpreter start-up
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["GET /trickle: timed out after 2 s"])
+    result.stdout.fnmatch_lines(["GET http://127.0.0.1:*/trickle: timed out after 2 s (200 received, body still arriving)"])
 
 
 def test_k_and_m_select_generated_and_custom_checks(pytester, write_config, demo):

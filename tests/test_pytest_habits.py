@@ -317,7 +317,7 @@ def test_tb_line_gives_the_whole_reason(pytester, write_config, failing_demo, wo
     doc["health_checks"][1]["endpoint"] = "/health/ready?probe=a-long-query-string-that-goes-on"
     write_config(doc)
     result = run(pytester, "--tb=line", *workers)
-    reason = "/health/ready?probe=a-long-query-string-that-goes-on returned 503 (expected 200)"
+    reason = "/health/ready?probe=a-long-query-string-that-goes-on returned 503 (expected 200); failing: database: connection failed"
     assert any(line.endswith(reason) and "smoke.json:" in line for line in result.outlines), result.stdout.str()
 
 
@@ -337,7 +337,7 @@ def test_pytest_junit_has_a_one_line_message_and_the_facts_of_a_failure(pytester
     cases = {case.name: case for suite in JUnitXml.fromfile(str(pytester.path / "pytest.xml")) for case in suite}
     failed = cases["health[readiness]"]
     [failure] = [r for r in failed.result if isinstance(r, Failure)]
-    assert failure.message == "/health/ready returned 503 (expected 200)"
+    assert failure.message == "/health/ready returned 503 (expected 200); failing: database: connection failed"
     assert "severity: critical (required check)" in failure.text
     props = properties(failed)
     assert props["smoke_status"] == "503" and props["smoke_endpoint"] == "/health/ready"
@@ -384,3 +384,11 @@ def test_a_check_name_pytest_escapes_is_still_one_check(pytester, write_config, 
     assert check["status"] == "failed" and check["name"] == "prêt\tà\\servir"
     again = run(pytester, "-rA", nodeid)
     assert outcomes_of(again) == {nodeid: "FAILED"}
+
+
+def test_the_rerun_line_masks_options_that_hold_credentials(pytester, write_config, demo):
+    write_config(three_checks(demo))
+    result = run(pytester, "-o", "api_token=T-Secret-4410", "--smoke-report", "report.json")
+    line = rerun_line(result)
+    assert "api_token=***" in line and "T-Secret-4410" not in result.stdout.str()
+    assert "T-Secret-4410" not in (pytester.path / "report.json").read_text()

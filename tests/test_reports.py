@@ -69,7 +69,7 @@ def test_terminal_shape_warnings_only(pytester, write_config, demo):
     assert result.ret == 0
     assert verdict_section(result) == [
         "⚠ WARNING: Non-critical test failed (deployment continues)",
-        "- Health Check liveness: GET /health/live: timed out after 1 s (non-critical)",
+        "- Health Check liveness: GET http://127.0.0.1:PORT/health/live: timed out after 1 s (no response) (non-critical)",
         "- Critical Path rate-limiting: step 1/1 (GET /api/limited) rate limiting not enforced after 12 requests (no 429; got 12x 200) (non-critical)",
         "",
         "Impact: Minor feature degradation",
@@ -98,7 +98,7 @@ def test_terminal_shape_critical_with_rollback(pytester, write_config, demo, kub
         "✗ CRITICAL: Smoke tests failed - Rollback completed",
         "",
         "CRITICAL FAILURES:",
-        "1. Health Check: readiness: /health/ready returned 503 (expected 200)",
+        "1. Health Check: readiness: /health/ready returned 503 (expected 200); failing: database: connection failed",
         "Issue: The service reports it is not ready (often a dependency, such as the database)",
         "Impact: CRITICAL - Service cannot handle requests",
         "Next: Read the readiness details: kubectl logs deploy/django -n prod --since=10m",
@@ -191,7 +191,7 @@ def test_json_report_matches_its_schema_and_markdown_goes_to_the_step_summary(py
     assert report["decision"]["action"] == "disabled"
     markdown = (pytester.path / "out" / "report.md").read_text()
     assert markdown.startswith("## ✗ CRITICAL: Smoke tests failed")
-    assert "| ❌ | `readiness` | health | yes | /health/ready returned 503 (expected 200) |" in markdown
+    assert "| ❌ | `readiness` | health | yes | /health/ready returned 503 (expected 200); failing: database: connection failed |" in markdown
     assert summary.read_text() == "earlier step\n" + markdown
 
 

@@ -219,7 +219,7 @@ def test_single_critical_failure_waits_for_confirmation(pytester, write_config, 
     result.stdout.fnmatch_lines(
         [
             "✗ CRITICAL: Smoke tests failed - Rollback awaiting ops confirmation",
-            "1. Health Check: readiness: /health/ready returned 503 (expected 200)",
+            "1. Health Check: readiness: /health/ready returned 503 (expected 200); failing: database: connection failed",
             "Issue: The service reports it is not ready*",
             "Rollback awaiting ops confirmation:",
             f"Current: {BAD}",
@@ -261,7 +261,7 @@ def test_optional_timeout_is_a_warning_and_the_deployment_continues(pytester, wr
     result = run_smoke(pytester)
     assert result.ret == 0
     result.stdout.fnmatch_lines(
-        ["⚠ WARNING: Non-critical test failed (deployment continues)", "- Health Check liveness: GET /health/live: timed out after 1 s* (non-critical)"]
+        ["⚠ WARNING: Non-critical test failed (deployment continues)", "- Health Check liveness: GET http://127.0.0.1:*/health/live: timed out after 1 s* (non-critical)"]
     )
     assert deployment_patches(kube) == []
 

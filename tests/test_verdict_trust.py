@@ -397,7 +397,7 @@ def test_failures_a_dependency_explains_count_once_and_it_is_listed_first(pytest
             "✗ CRITICAL: Smoke tests failed - Rollback awaiting ops confirmation",
             "CRITICAL FAILURES:",
             "1. Dependency: database: Database connection failed*",
-            "2. Health Check: readiness: /health/ready returned 503 (expected 200)",
+            "2. Health Check: readiness: /health/ready returned 503 (expected 200); failing: database: connection failed",
             "Likely cause: dependency database failed (counts with it toward a rollback)",
             "3. Critical Path: user-login: *",
         ]
@@ -555,7 +555,7 @@ def test_a_skip_mark_on_a_generated_check_is_partial_not_an_internal_error(pytes
     write_config({"base_url": demo.url, "health_checks": [health("basic", "/health"), health("ready", "/health/ready")]})
     result = run(pytester)
     assert result.ret == 1  # the real 503 still counts
-    result.stdout.fnmatch_lines(["✗ CRITICAL: Smoke tests failed*", "1. Health Check: ready: /health/ready returned 503 (expected 200)"])
+    result.stdout.fnmatch_lines(["✗ CRITICAL: Smoke tests failed*", "1. Health Check: ready: /health/ready returned 503 (expected 200); failing: database: connection failed"])
     assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
 
 
@@ -578,7 +578,7 @@ def test_a_redirect_to_an_unusable_url_is_the_services_failure(pytester, write_c
     finally:
         server.stop()
     assert result.ret == 1
-    result.stdout.fnmatch_lines(["1. Health Check: basic: GET /health: redirected to a URL that cannot be followed*"])
+    result.stdout.fnmatch_lines(["1. Health Check: basic: GET http://127.0.0.1:*/health: redirected to a URL that cannot be followed*"])
 
 
 def test_a_hung_host_cut_by_the_budget_during_a_retry_alone_is_still_critical(pytester, write_config, demo):
@@ -593,7 +593,7 @@ def test_a_hung_host_cut_by_the_budget_during_a_retry_alone_is_still_critical(py
     result = run(pytester)
     # Each check had its full 4 s and timed out: the service's fault, whatever the retry alone did.
     assert result.ret == 1
-    result.stdout.fnmatch_lines(["✗ CRITICAL: Smoke tests failed*", "1. Health Check: live0: GET /health/live?i=0: timed out after 4 s*"])
+    result.stdout.fnmatch_lines(["✗ CRITICAL: Smoke tests failed*", "1. Health Check: live0: GET http://127.0.0.1:*/health/live?i=0: timed out after 4 s*"])
 
 
 def test_only_rollback_false_dependencies_failing_still_lets_an_unrelated_failure_count(pytester, write_config, demo, kube):

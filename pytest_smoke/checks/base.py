@@ -99,6 +99,9 @@ class CheckContext:
     check_types: Mapping[str, Any] = field(default_factory=dict)
     # A keep-alive connection pool shared by the run's HTTP checks (None: a fresh connection each).
     connections: Any = None
+    # Redirects: followed unless a check or step says otherwise, at most this many per request.
+    follow_redirects: bool = True
+    max_redirects: int = 10
 
 
 class Deadline:

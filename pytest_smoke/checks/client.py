@@ -94,7 +94,11 @@ class BoundSession(SmokeSession):
         return response
 
     def curl(self, method: str, url: str, kwargs: Mapping[str, Any]) -> str:
-        return curl_command(self.redactor, method, url, dict(kwargs.get("headers") or {}), kwargs.get("params"), kwargs.get("json"), self)
+        data = kwargs.get("data")
+        return curl_command(
+            self.redactor, method, url, session=self, headers=dict(kwargs.get("headers") or {}), params=kwargs.get("params"),
+            payload=kwargs.get("json"), form=data if isinstance(data, dict) else None, body=data if isinstance(data, str) else None,
+        )
 
     def expect(self, response: requests.Response, status: int | list[int] | None = 200, **expect: Any) -> None:
         """Judge ``response`` as a generated check would: ``status`` (one code, a list, or None for

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any, Mapping
 
-from ..config import TEMPLATED_STEP_KEYS, strings_in, template_fields
+from ..config import strings_in, template_fields, templated_values
 from ..redact import is_secret_name, shorten
 from .base import CheckContext, CheckFailed, CheckResult, Deadline
 from .http import Reply, curl_command, exchange, join_url, new_session, verify_reply
@@ -37,7 +37,7 @@ def run_path(spec: Mapping[str, Any], ctx: CheckContext) -> CheckResult:
     with new_session(ctx) as session:
         try:
             for number, step in enumerate(steps, start=1):
-                _run_step(session, ctx, step, number, len(steps), saved, deadline, "")
+                _run_step(session, ctx, step, number, len(steps), saved, deadline, "", warnings)
         except CheckFailed as failure:
             warnings += _cleanup(session, ctx, spec, saved)
             if warnings:
@@ -104,6 +104,7 @@ def _run_step(
     saved: dict[str, Any],
     deadline: Deadline,
     prefix: str,
+    warnings: list[str],
 ) -> Reply:
     method = step.get("method", "GET")
     endpoint = render(step["endpoint"], saved)
@@ -111,15 +112,21 @@ def _run_step(
     headers = {k: str(v) for k, v in render(step.get("headers") or {}, saved).items()}
     params = render(step.get("params"), saved)
     payload = render(step.get("payload"), saved)
-    where = f"step {number}/{total} ({method} {endpoint})"
+    form = render(step.get("form"), saved)
+    body, content_type = step.get("body"), step.get("content_type")
+    expect = _rendered_expect(step.get("expect"), saved)
+    follow = step.get("follow_redirects", ctx.follow_redirects)
+    title = f' "{step["name"]}"' if step.get("name") else ""
+    where = f"step {number}/{total}{title} ({method} {endpoint})"
+    sent = {"headers": headers, "params": params, "payload": payload, "form": form, "body": body, "content_type": content_type}
 
     def fail(failure: CheckFailed) -> StepFailed:
-        curl = curl_command(ctx.redactor, method, url, headers, params, payload, session)
+        curl = curl_command(ctx.redactor, method, url, session=session, **sent)
         lines = [failure.details] if failure.details else []
         lines.append(f"saved so far: {_show_saved(ctx, saved)}")
         lines.append(f"reproduce: {curl}")
         reason = failure.reason
-        for lead in (f"{method} {endpoint}", str(endpoint)):
+        for lead in (f"{method} {url}", f"{method} {endpoint}", str(endpoint)):
             if reason.startswith(lead):
                 reason = reason[len(lead) :].lstrip(" :")
                 break
@@ -131,14 +138,34 @@ def _run_step(
         if step.get("rate_limit"):
             reply = _rate_limit(session, method, url, headers, params, payload, deadline, step["rate_limit"], str(endpoint))
         else:
-            reply = exchange(session, method, url, deadline, headers=headers, params=params, payload=payload, label=f"{method} {endpoint}")
-            verify_reply(reply, method, str(endpoint), step.get("required_status"), step.get("expect"))
+            reply = exchange(
+                session, method, url, deadline, headers=headers, params=params, payload=payload, label=f"{method} {url}",
+                form=form, body=body, content_type=content_type, follow_redirects=follow, max_redirects=ctx.max_redirects,
+            )
+            result = verify_reply(reply, method, str(endpoint), step.get("required_status"), expect)
+            warnings += [f"{prefix}{where}: {warning}" for warning in result.warnings]
+            if payload is not None and reply.is_html:
+                # A form view answers a JSON body by showing the form again, often with 200.
+                warnings.append(
+                    f"{prefix}{where}: sent JSON (payload), the answer is an HTML page: "
+                    "a form view expects form data (use form instead of payload)"
+                )
         _save(ctx, reply, step.get("save") or {}, saved)
     except CheckFailed as failure:
         raise fail(failure) from None
     for cookie in session.cookies:
         ctx.redactor.add(cookie.value)
     return reply
+
+
+def _rendered_expect(expect: Mapping[str, Any] | None, saved: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """``expect`` with saved values filled where templates are allowed (json, body_contains...)."""
+    if not expect:
+        return expect
+    filled = dict(expect)
+    for (_, key), value in templated_values({"expect": expect}):
+        filled[key] = render(value, saved)
+    return filled
 
 
 def _rate_limit(session, method, url, headers, params, payload, deadline, rule, endpoint) -> Reply:  # type: ignore[no-untyped-def]
@@ -158,6 +185,11 @@ def _rate_limit(session, method, url, headers, params, payload, deadline, rule, 
 
 def _save(ctx: CheckContext, reply: Reply, rules: Mapping[str, str], saved: dict[str, Any]) -> None:
     for name, source in rules.items():
+        if source.startswith("body~"):
+            saved[name] = _save_match(reply, name, source)
+            if is_secret_name(name):
+                ctx.redactor.add(saved[name])
+            continue
         root, _, rest = source.partition(".")
         if root == "body":
             try:
@@ -190,19 +222,26 @@ def _save(ctx: CheckContext, reply: Reply, rules: Mapping[str, str], saved: dict
             ctx.redactor.add(value)
 
 
+def _save_match(reply: Reply, name: str, source: str) -> str:
+    import re
+
+    match = re.search(source[len("body~") :], reply.text)
+    if match is None:
+        raise CheckFailed(f"cannot save {name!r}: {source} does not match the response body", kind="save_missing")
+    return match.group(1) or ""
+
+
 def _cleanup(session: Any, ctx: CheckContext, spec: Mapping[str, Any], saved: dict[str, Any]) -> list[str]:
     warnings = []
     steps = list(spec.get("cleanup") or [])
     deadline = Deadline(CLEANUP_SECONDS)
     for number, step in enumerate(steps, start=1):
-        missing = [
-            f for key in TEMPLATED_STEP_KEYS for f in _fields(step.get(key)) if f not in saved
-        ]
+        missing = [f for _, value in templated_values(step) for f in _fields(value) if f not in saved]
         if missing:
             warnings.append(f"cleanup step {number} skipped: {{{missing[0]}}} was never saved")
             continue
         try:
-            _run_step(session, ctx, step, number, len(steps), saved, deadline, "cleanup ")
+            _run_step(session, ctx, step, number, len(steps), saved, deadline, "cleanup ", warnings)
         except CheckFailed as failure:
             warnings.append(f"cleanup failed: {failure.reason}")
     return warnings

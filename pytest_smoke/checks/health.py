@@ -14,5 +14,9 @@ def check(spec: Mapping[str, Any], ctx: CheckContext) -> CheckResult:
     endpoint = spec["endpoint"]
     url = join_url(ctx.base_url, endpoint)
     with new_session(ctx) as session:
-        reply = exchange(session, method, url, deadline, headers=spec.get("headers"), label=f"{method} {endpoint}")
+        # The label names the full URL: a timeout must say which host did not answer.
+        reply = exchange(
+            session, method, url, deadline, headers=spec.get("headers"), label=f"{method} {url}",
+            follow_redirects=spec.get("follow_redirects", ctx.follow_redirects), max_redirects=ctx.max_redirects,
+        )
     return verify_reply(reply, method, endpoint, spec.get("expected_status", 200), spec.get("expect"))

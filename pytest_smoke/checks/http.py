@@ -41,6 +41,7 @@ except ImportError:  # pragma: no cover
 MAX_BODY_BYTES = 1024 * 1024
 EXCERPT_CHARS = 300
 MAX_REDIRECTS = 10
+MAX_CHAIN_SHOWN = 8  # redirects shown in a message about a long chain
 USER_AGENT = f"pytest-smoke/{__version__}"
 
 
@@ -56,6 +57,27 @@ class Reply:
     truncated: bool = False
     cookies: dict[str, str] = field(default_factory=dict)
     redactor: Redactor | None = None
+    requested_url: str = ""  # before any redirect
+    redirects: list[tuple[int, str]] = field(default_factory=list)  # each redirect: its status, where it pointed
+
+    @property
+    def content_type(self) -> str:
+        return str(self.headers.get("Content-Type", "")).split(";")[0].strip().lower()
+
+    @property
+    def is_html(self) -> bool:
+        return self.content_type in ("text/html", "application/xhtml+xml")
+
+    def redirect_chain(self) -> str:
+        """``/admin/ → 302 → /admin/login/?next=/admin/ → 200``: paths while the origin stays."""
+        return describe_chain(self.requested_url or self.url, self.redirects, self.status)
+
+    def moved_elsewhere(self) -> bool:
+        """Whether redirects ended on another path (a login page), not the same path again
+        (http to https, a trailing slash added)."""
+        if not self.redirects:
+            return False
+        return urlsplit(self.requested_url).path.rstrip("/") != urlsplit(self.url).path.rstrip("/")
 
     @property
     def text(self) -> str:
@@ -72,9 +94,43 @@ class Reply:
         if is_binary(self.body):
             kind = self.headers.get("Content-Type", "unknown type")
             return f"(binary, {len(self.body)} bytes, {kind})"
-        text = printable(" ".join(self.text.split()))
+        text = printable(" ".join((html_gist(self.text) if self.is_html else self.text).split()))
         redactor = self.redactor or Redactor()
         return redactor.excerpt(text, EXCERPT_CHARS)
+
+
+def html_gist(page: str) -> str:
+    """What a person reads on an HTML page: its title and its text, without markup, styles and
+    scripts (a Django CSRF or DEBUG page starts with kilobytes of <head>)."""
+    import html
+    import re
+
+    title = re.search(r"<title[^>]*>(.*?)</title>", page, re.IGNORECASE | re.DOTALL)
+    body = re.sub(r"<(script|style|head)\b.*?</\1\s*>", " ", page, flags=re.IGNORECASE | re.DOTALL)
+    text = html.unescape(re.sub(r"<[^>]+>", " ", body))
+    heading = html.unescape(title.group(1)).strip() if title else ""
+    text = " ".join(text.split())
+    if heading and text.startswith(heading):
+        text = text[len(heading) :].lstrip()
+    return f"[{heading}] {text}" if heading else text
+
+
+def describe_chain(start: str, redirects: list[tuple[int, str]], final_status: int | None) -> str:
+    """``/admin/ → 302 → /admin/login/?next=/admin/ → 200``; full URLs once the origin changes."""
+    origin = _origin(start)
+
+    def shown(url: str) -> str:
+        if _origin(url) != origin:
+            return url
+        parts = urlsplit(url)
+        return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+
+    chain = [shown(start)]
+    for status, target in redirects:
+        chain += [str(status), shown(target)]
+    if final_status is not None:
+        chain.append(str(final_status))
+    return " → ".join(chain)
 
 
 def join_url(base_url: str | None, endpoint: str) -> str:
@@ -149,7 +205,7 @@ def new_session(ctx: CheckContext) -> requests.Session:
     session.headers["User-Agent"] = USER_AGENT
     session.headers.update(ctx.headers)
     session.verify = ctx.verify
-    session.max_redirects = MAX_REDIRECTS
+    session.max_redirects = ctx.max_redirects
     # Proxies from the environment would send smoke traffic somewhere else than the target.
     session.trust_env = False
     return session
@@ -165,15 +221,34 @@ def exchange(
     params: Mapping[str, Any] | None = None,
     payload: Any = None,
     label: str = "",
+    form: Mapping[str, Any] | None = None,
+    body: str | None = None,
+    content_type: str | None = None,
+    follow_redirects: bool = True,
+    max_redirects: int = MAX_REDIRECTS,
 ) -> Reply:
-    """Send one request and read its body, all within ``deadline``."""
+    """Send one request and read its body, all within ``deadline``. The body is ``payload``
+    (JSON), ``form`` (urlencoded) or ``body`` (raw, with ``content_type``)."""
     label = label or f"{method} {url}"
 
-    redirected: list[str] = []  # where each redirect pointed, absolute
+    redirects: list[tuple[int, str]] = []  # each redirect followed: its status and where it pointed (absolute)
 
     def note_redirect(response: requests.Response, *args: Any, **kwargs: Any) -> None:
-        if response.is_redirect:
-            redirected.append(urljoin(response.url, response.headers.get("Location", "")))
+        if response.is_redirect and follow_redirects:
+            redirects.append((response.status_code, urljoin(response.url, response.headers.get("Location", ""))))
+
+    sent_headers = dict(headers or {})
+    data: Any = None
+    if form is not None:
+        data = {key: str(value).lower() if isinstance(value, bool) else str(value) for key, value in form.items()}
+    elif body is not None:
+        data = body.encode("utf-8")
+        sent_headers.setdefault("Content-Type", content_type or "text/plain; charset=utf-8")
+    session.max_redirects = max_redirects
+    received: list[int] = []  # the status, once the headers arrived: a timeout says which side was slow
+
+    def stage() -> str:
+        return f"{received[-1]} received, body still arriving" if received else "no response"
 
     def send() -> Reply:
         started = time.monotonic()
@@ -181,34 +256,53 @@ def exchange(
         response = session.request(
             method,
             url,
-            headers=dict(headers or {}),
+            headers=sent_headers,
             params=params,
             json=payload,
+            data=data,
             timeout=(remaining, remaining),
             stream=True,
+            allow_redirects=follow_redirects,
             hooks={"response": note_redirect},
         )
         try:
-            body, truncated = _read_body(response, deadline, label)
+            received.append(response.status_code)
+            read, truncated = _read_body(response, deadline, label)
         finally:
             response.close()
         return Reply(
             status=response.status_code,
             headers=response.headers,
-            body=body,
+            body=read,
             elapsed_ms=(time.monotonic() - started) * 1000,
             url=response.url,
             truncated=truncated,
             cookies=session.cookies.get_dict(),
             redactor=getattr(session, "redactor", None),
+            requested_url=url,
+            redirects=list(redirects),
         )
 
     try:
         return run_with_deadline(send, deadline, what=label, abort=session.close)
+    except CheckTimeout as timeout:
+        timeout.reason += f" ({stage()})"
+        raise timeout from None
     except CheckFailed:
         raise
+    except requests.TooManyRedirects:
+        seen = {url}
+        for index, (_, target) in enumerate(redirects):
+            if target in seen:  # back to an address already visited: the chain up to there
+                chain = describe_chain(url, redirects[: index + 1], None)
+                raise CheckFailed(f"{label}: redirect loop: {chain} (again)", kind="redirect_loop") from None
+            seen.add(target)
+        shown = redirects[:MAX_CHAIN_SHOWN]
+        more = f" → … ({len(redirects) - len(shown)} more)" if len(redirects) > len(shown) else ""
+        chain = describe_chain(url, shown, None) + more
+        raise CheckFailed(f"{label}: redirect limit of {max_redirects} reached: {chain}", kind="redirect_limit") from None
     except NOT_SENDABLE as exc:
-        if redirected:  # the service sent us somewhere no client can go: its fault, not ours
+        if redirects:  # the service sent us somewhere no client can go: its fault, not ours
             raise CheckFailed(
                 f"{label}: redirected to a URL that cannot be followed ({_short(str(exc))})", kind="bad_redirect"
             ) from None
@@ -218,7 +312,10 @@ def exchange(
         ) from None
     except requests.RequestException as exc:
         # After a redirect the error is about the address it pointed to, not the one configured.
-        raise describe_error(exc, redirected[-1] if redirected else url, deadline, label) from None
+        failure = describe_error(exc, redirects[-1][1] if redirects else url, deadline, label)
+        if failure.kind == "timeout":
+            failure.reason += f" ({stage()})"
+        raise failure from None
     except ConnectionError as exc:  # a socket error outside requests' wrapping: still the network
         raise CheckFailed(f"{label}: {exc.__class__.__name__}: {exc}", kind="connection_error") from None
 
@@ -228,7 +325,7 @@ def _read_body(response: requests.Response, deadline: Deadline, label: str) -> t
     size = 0
     for chunk in response.iter_content(chunk_size=16384):
         if deadline.expired:
-            raise CheckTimeout(deadline.seconds, f"{label} (reading the body)")
+            raise CheckTimeout(deadline.seconds, label)  # exchange() adds what had arrived
         chunks.append(chunk)
         size += len(chunk)
         if size > MAX_BODY_BYTES:
@@ -337,6 +434,8 @@ def json_subset_mismatch(expected: Any, actual: Any, path: str = "body") -> str 
 
 def unmet_expectations(reply: Reply, expect: Mapping[str, Any] | None) -> list[str]:
     """Every ``expect`` condition the reply does not meet, in operator words."""
+    import re
+
     problems: list[str] = []
     if not expect:
         return problems
@@ -344,6 +443,10 @@ def unmet_expectations(reply: Reply, expect: Mapping[str, Any] | None) -> list[s
         problems.append(f"responded in {reply.elapsed_ms:.0f} ms (limit {expect['max_response_time_ms']:g} ms)")
     if "body_contains" in expect and expect["body_contains"] not in reply.text:
         problems.append(f"body does not contain {expect['body_contains']!r}")
+    if "body_not_contains" in expect and expect["body_not_contains"] in reply.text:
+        problems.append(f"body contains {expect['body_not_contains']!r}")
+    if "body_matches" in expect and not re.search(expect["body_matches"], reply.text):
+        problems.append(f"body does not match {expect['body_matches']!r}")
     for name, wanted in (expect.get("headers") or {}).items():
         got = reply.headers.get(name)
         if got is None and wanted is not False:
@@ -352,54 +455,113 @@ def unmet_expectations(reply: Reply, expect: Mapping[str, Any] | None) -> list[s
             problems.append(f"header {name} is present (expected absent)")
         elif isinstance(wanted, str) and got != wanted:
             problems.append(f"header {name} is {got!r}, expected {wanted!r}")
-    if "json" in expect:
-        try:
-            body = reply.json()
-        except ValueError as exc:
-            problems.append(f"body is not valid JSON ({_short(str(exc), 80)})")
-        else:
-            mismatch = json_subset_mismatch(expect["json"], body)
-            if mismatch:
-                problems.append(mismatch)
+        elif isinstance(wanted, dict) and got is not None and not re.search(wanted["matches"], got):
+            problems.append(f"header {name} is {got!r}, which does not match {wanted['matches']!r}")
+    problems += _json_problems(reply, expect)
     return problems
 
 
-def failure_kind(status: int, endpoint: str) -> str:
+def _json_problems(reply: Reply, expect: Mapping[str, Any] | None) -> list[str]:
+    if not expect or "json" not in expect:
+        return []
+    try:
+        body = reply.json()
+    except ValueError as exc:
+        return [f"body is not valid JSON ({_short(str(exc), 80)})"]
+    mismatch = json_subset_mismatch(expect["json"], body)
+    return [mismatch] if mismatch else []
+
+
+# What a health endpoint says about a component that works; anything else names a failing one.
+_HEALTHY = frozenset({"ok", "up", "pass", "passed", "healthy", "working", "true", "green", "available"})
+_STATUS_KEYS = ("status", "state", "health")
+# Top-level keys that carry a message or metadata, never a component's name.
+_NOT_COMPONENTS = frozenset({
+    *_STATUS_KEYS, "error", "errors", "message", "msg", "detail", "reason", "description", "title", "code",
+    "version", "time", "timestamp", "uptime", "service", "name",
+})
+MAX_COMPONENTS = 5
+
+
+def failing_components(reply: Reply) -> list[str]:
+    """The components a health body names as failing, in the usual shapes: django-health-check
+    (``{"Cache(alias='default')": "unavailable: ..."}``), Spring Boot Actuator
+    (``{"components": {"db": {"status": "DOWN"}}}``) and ``checks`` lists or maps."""
+    try:
+        body = reply.json()
+    except ValueError:
+        return []
+    if not isinstance(body, dict):
+        return []
+    nested = next((body[key] for key in ("components", "checks", "details") if isinstance(body.get(key), (dict, list))), None)
+    found: list[str] = []
+    if isinstance(nested, dict):
+        entries = list(nested.items())
+    elif isinstance(nested, list):
+        entries = [(str(item.get("name") or item.get("component") or index), item) for index, item in enumerate(nested) if isinstance(item, dict)]
+    else:
+        entries = [(key, value) for key, value in body.items() if key.lower() not in _NOT_COMPONENTS]
+    for name, value in entries:
+        status = next((value[key] for key in _STATUS_KEYS if isinstance(value, dict) and key in value), value)
+        if isinstance(status, bool):
+            status = "true" if status else "false"
+        if isinstance(status, str) and status.strip().lower() not in _HEALTHY:
+            found.append(f"{name}: {_short(status, 80)}" if status else str(name))
+    return found[:MAX_COMPONENTS] + ([f"{len(found) - MAX_COMPONENTS} more"] if len(found) > MAX_COMPONENTS else [])
+
+
+def failure_kind(status: int, endpoint: str, reply: Reply | None = None) -> str:
+    if reply is not None and status == 403 and "csrf" in reply.text.lower():
+        return "csrf_rejected"
     if status == 503 and "ready" in endpoint:
         return "readiness_503"
     if status in (401, 403):
         return "http_auth"
     if status >= 500:
         return "http_5xx"
+    if status == 400:
+        return "bad_request"
     return "http_status"
 
 
 def verify_reply(
     reply: Reply, method: str, shown_endpoint: str, expected_status: int | list[int] | None, expect: Mapping[str, Any] | None
 ) -> CheckResult:
-    """Raise CheckFailed unless the status and every expectation hold."""
-    request_line = f"request: {method} {reply.url}"
-    excerpt = f"response: {reply.status}, {reply.elapsed_ms:.0f} ms: {reply.excerpt() or '(empty body)'}"
+    """Raise CheckFailed unless the status and every expectation hold. A wrong status still
+    reports what the body shows (every JSON mismatch, each component a health body names as
+    failing); a redirect is named wherever it mattered."""
+    lines = [f"request: {method} {reply.requested_url or reply.url}"]
+    if reply.redirects:
+        lines.append(f"redirects: {reply.redirect_chain()}")
+    lines.append(f"response: {reply.status}, {reply.elapsed_ms:.0f} ms: {reply.excerpt() or '(empty body)'}")
+    details = "\n".join(lines)
+    after = f" after redirects ({reply.redirect_chain()})" if reply.redirects else ""
+    facts: dict[str, Any] = {"status": reply.status, "elapsed_ms": round(reply.elapsed_ms, 1), "endpoint": shown_endpoint}
+    if reply.redirects:
+        facts["redirects"] = reply.redirect_chain()
     if not status_matches(reply.status, expected_status):
-        raise CheckFailed(
-            f"{shown_endpoint} returned {reply.status} (expected {describe_expected(expected_status)})",
-            f"{request_line}\n{excerpt}",
-            kind=failure_kind(reply.status, shown_endpoint),
-            status=reply.status,
-            endpoint=shown_endpoint,
-        )
+        reason = f"{shown_endpoint} returned {reply.status} (expected {describe_expected(expected_status)}){after}"
+        components = failing_components(reply) if reply.status >= 500 else []
+        if components:
+            reason += "; failing: " + "; ".join(components)
+        else:
+            reason += "".join(f"; {problem}" for problem in _json_problems(reply, expect))
+        kind = failure_kind(reply.status, shown_endpoint, reply)
+        if components and kind == "http_5xx":
+            kind = "component_down"
+        raise CheckFailed(reason, details, kind=kind, **facts)
     problems = unmet_expectations(reply, expect)
     if problems:
-        raise CheckFailed(
-            f"{shown_endpoint}: " + "; ".join(problems),
-            f"{request_line}\n{excerpt}",
-            kind="expectation",
-            status=reply.status,
-            endpoint=shown_endpoint,
-        )
+        raise CheckFailed(f"{shown_endpoint}: " + "; ".join(problems) + after, details, kind="expectation", **facts)
+    warnings = []
+    if reply.moved_elsewhere():
+        # "200" from a login page is not the page that was asked for.
+        via = reply.redirect_chain().split(" → ", 1)[1].rsplit(" → ", 1)[0]
+        warnings.append(f"{shown_endpoint} passed via {via} (set follow_redirects: false to check the redirect itself)")
     return CheckResult(
-        summary=f"{shown_endpoint} returned {reply.status} in {reply.elapsed_ms:.0f} ms",
-        facts={"status": reply.status, "elapsed_ms": round(reply.elapsed_ms, 1), "endpoint": shown_endpoint},
+        summary=f"{shown_endpoint} returned {reply.status} in {reply.elapsed_ms:.0f} ms" + (f" via {facts['redirects']}" if reply.redirects else ""),
+        facts=facts,
+        warnings=warnings,
     )
 
 
@@ -409,23 +571,49 @@ def check(spec: Mapping[str, Any], ctx: CheckContext) -> CheckResult:
     method = spec.get("method", "GET")
     url = spec["url"]
     with new_session(ctx) as session:
-        reply = exchange(session, method, url, deadline, headers=spec.get("headers"), payload=spec.get("payload"))
+        reply = exchange(
+            session, method, url, deadline, headers=spec.get("headers"), payload=spec.get("payload"),
+            follow_redirects=spec.get("follow_redirects", ctx.follow_redirects), max_redirects=ctx.max_redirects,
+        )
     return verify_reply(reply, method, url, spec.get("expected_status", 200), spec.get("expect"))
 
 
 def curl_command(
-    redactor: Redactor, method: str, url: str, headers: Mapping[str, str], params: Any, payload: Any, session: requests.Session
+    redactor: Redactor,
+    method: str,
+    url: str,
+    *,
+    session: requests.Session,
+    headers: Mapping[str, str] | None = None,
+    params: Any = None,
+    payload: Any = None,
+    form: Mapping[str, Any] | None = None,
+    body: str | None = None,
+    content_type: str | None = None,
 ) -> str:
-    """A ready-to-paste, redacted curl line for one request."""
+    """A ready-to-paste, redacted curl line that sends what the check sent: every header the
+    session and the step set (one Content-Type), the query, and the body as JSON, form or raw."""
     prepared = requests.Request(method, url, params=params).prepare()
     parts = ["curl", "-sS", "-X", method, prepared.url or url]
     sent = {str(k): v.decode("latin-1") if isinstance(v, bytes) else str(v) for k, v in session.headers.items()}
-    merged = {**{k: v for k, v in sent.items() if k.lower() not in ("accept-encoding", "connection", "accept")}, **headers}
+    # requests' own transport headers are curl's too; a configured Accept is part of the request.
+    merged = {k: v for k, v in sent.items() if k.lower() not in ("accept-encoding", "connection") and (k.lower(), v) != ("accept", "*/*")}
+    merged.update(headers or {})
+    if payload is not None:
+        body_args = ["--data-raw", json.dumps(redactor.value(payload))]
+        merged.setdefault("Content-Type", "application/json")
+    elif form is not None:
+        body_args = [arg for key, value in form.items() for arg in ("--data-urlencode", f"{key}={MASK if is_secret_name(str(key)) else value}")]
+        merged.setdefault("Content-Type", "application/x-www-form-urlencoded")
+    elif body is not None:
+        body_args = ["--data-raw", body]
+        merged.setdefault("Content-Type", content_type or "text/plain; charset=utf-8")
+    else:
+        body_args = []
     for key, value in merged.items():
         parts += ["-H", f"{key}: {MASK if is_secret_name(key) else value}"]
     cookies = session.cookies.get_dict()
     if cookies:
         parts += ["-b", "; ".join(f"{k}={MASK}" for k in cookies)]
-    if payload is not None:
-        parts += ["-H", "Content-Type: application/json", "--data-raw", json.dumps(redactor.value(payload))]
+    parts += body_args
     return redactor.text(" ".join(shlex.quote(str(p)) for p in parts))

@@ -435,7 +435,25 @@ def rerun_command(config: pytest.Config, smoke: SmokeConfig) -> str:
         args += ["--smoke-env", smoke.environment]
     if config.getoption("smoke_no_rollback") and not given("--smoke-no-rollback"):
         args.append("--smoke-no-rollback")
-    return shlex.join(["pytest", *args])
+    return shlex.join(["pytest", *_masked_arguments(args)])
+
+
+def _masked_arguments(args: list[str]) -> list[str]:
+    """An option whose name says it holds a credential (``--api-token=...``, ``-o slack_token=...``)
+    is shown masked: the re-run line reaches reports, Slack and incident tickets."""
+    from ..redact import MASK, is_secret_name
+
+    shown: list[str] = []
+    for index, arg in enumerate(args):
+        previous = args[index - 1] if index else ""
+        name, equals, _value = arg.partition("=")
+        if equals and (name.startswith("-") or previous == "-o") and is_secret_name(name):
+            shown.append(f"{name}={MASK}")
+        elif previous.startswith("--") and "=" not in previous and is_secret_name(previous) and not arg.startswith("-"):
+            shown.append(MASK)
+        else:
+            shown.append(arg)
+    return shown
 
 
 def _status(report: pytest.TestReport, props: dict[str, Any]) -> Status | None:

@@ -47,6 +47,8 @@ class SmokeRun:
             environ={name: os.environ[name] for name in CHECK_ENVIRONMENT if name in os.environ},
             check_types=dict(getattr(extensions, "check_types", None) or {}),
             connections=_connection_pool(concurrency),
+            follow_redirects=bool(config.data.get("follow_redirects", True)),
+            max_redirects=int(config.data.get("max_redirects", 10)),
         )
         self._budget: Deadline | None = None
         self.concurrency = concurrency

@@ -37,6 +37,22 @@ CATALOGUE: dict[str, Remedy] = {
         "Read the logs for crashes: kubectl logs deploy/{deployment} -n {namespace} --previous",
     )),
     "redirect_loop": Remedy("The endpoint redirects in a loop", ("Check ingress and proxy redirect rules for the endpoint",)),
+    "redirect_limit": Remedy("The endpoint redirects more times than max_redirects allows", (
+        "Follow the chain in the reason: check ingress and app redirect rules, or raise max_redirects",
+    )),
+    "component_down": Remedy("The health endpoint names failing components (listed in the reason)", (
+        "Check each failing component from the new pods first (its Service, credentials, network policy in {namespace})",
+        "Read the logs of the new version for that component: kubectl logs deploy/{deployment} -n {namespace} --since=10m",
+    )),
+    "csrf_rejected": Remedy("The request was rejected by CSRF protection (a 403 CSRF failure page), not by the credentials", (
+        "Send the CSRF token: save it from the page or cookie (save: {{\"csrf\": \"cookies.csrftoken\"}}), "
+        "then send it as X-CSRFToken or csrfmiddlewaretoken",
+        "Save the token again after login: Django rotates it when the session changes",
+    )),
+    "bad_request": Remedy("The endpoint rejected the request as malformed (400)", (
+        "Check the body format the endpoint expects: JSON (payload) or an HTML form (form), and its field names",
+        "Compare with the excerpt in this report: it usually names the rejected field",
+    )),
     "readiness_503": Remedy("The service reports it is not ready (often a dependency, such as the database)", (
         "Read the readiness details: kubectl logs deploy/{deployment} -n {namespace} --since=10m",
         "Check the dependency checks in this report for the root cause",
