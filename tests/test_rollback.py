@@ -261,7 +261,10 @@ def test_optional_timeout_is_a_warning_and_the_deployment_continues(pytester, wr
     result = run_smoke(pytester)
     assert result.ret == 0
     result.stdout.fnmatch_lines(
-        ["⚠ WARNING: Non-critical test failed (deployment continues)", "- Health Check liveness: GET http://127.0.0.1:*/health/live: timed out after 1 s* (non-critical)"]
+        [
+            "⚠ WARNING: Non-critical test failed (deployment continues)",
+            "- Health Check liveness: GET http://127.0.0.1:*/health/live: timed out after 1 s* (non-critical)",
+        ]
     )
     assert deployment_patches(kube) == []
 

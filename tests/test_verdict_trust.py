@@ -555,7 +555,9 @@ def test_a_skip_mark_on_a_generated_check_is_partial_not_an_internal_error(pytes
     write_config({"base_url": demo.url, "health_checks": [health("basic", "/health"), health("ready", "/health/ready")]})
     result = run(pytester)
     assert result.ret == 1  # the real 503 still counts
-    result.stdout.fnmatch_lines(["✗ CRITICAL: Smoke tests failed*", "1. Health Check: ready: /health/ready returned 503 (expected 200); failing: database: connection failed"])
+    result.stdout.fnmatch_lines(
+        ["✗ CRITICAL: Smoke tests failed*", "1. Health Check: ready: /health/ready returned 503 (expected 200); failing: database: connection failed"]
+    )
     assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
 
 
