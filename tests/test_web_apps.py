@@ -279,3 +279,22 @@ def test_the_readmes_django_recipe_runs_as_written(pytester, django_site, monkey
     result = pytester.runpytest_subprocess("--smoke-config", "smoke.yaml", "--smoke-base-url", django_site.url)
     assert result.ret == 0, result.stdout.str()
     assert "✓ Smoke tests passed" in result.stdout.str() and "Warnings" not in result.stdout.str()
+
+
+def test_a_raw_body_with_its_content_type_and_a_save_pattern_that_does_not_match(pytester, write_config, django_site):
+    write_config({"base_url": django_site.url, "critical_paths": [
+        {"name": "raw-body", "steps": [
+            {"name": "csrf", "endpoint": "/api/csrf/", "save": {"csrf": "body.csrfToken"}},
+            {"name": "login", "method": "POST", "endpoint": "/api/login/", "headers": {"X-CSRFToken": "{csrf}"},
+             "body": json.dumps({"username": USER, "password": PASSWORD}), "content_type": "application/json",
+             "expect": {"json": {"username": USER}}},
+        ]},
+        {"name": "no-token-in-page", "required": False, "steps": [
+            {"name": "page", "endpoint": "/api/csrf/", "save": {"csrf": 'body~name="csrfmiddlewaretoken" value="([^"]+)"'}},
+        ]},
+    ]})
+    result = run(pytester)
+    text = result.stdout.str()
+    assert result.ret == 0, text
+    assert ('step 1/1 "page" (GET /api/csrf/) cannot save \'csrf\': body~name="csrfmiddlewaretoken" value="([^"]+)" '
+            "does not match the response body") in text
