@@ -42,7 +42,7 @@ MAX_BODY_BYTES = 1024 * 1024
 EXCERPT_CHARS = 300
 MAX_REDIRECTS = 10
 MAX_CHAIN_SHOWN = 8  # redirects shown in a message about a long chain
-USER_AGENT = f"pytest-smoke/{__version__}"
+USER_AGENT = f"pytest-deploy-smoke/{__version__}"
 
 
 @dataclass

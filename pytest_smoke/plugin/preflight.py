@@ -19,7 +19,7 @@ from ..config import ConfigError, SmokeConfig
 TYPE_LIBRARIES = {
     "postgres": ("psycopg", "pip install 'psycopg[binary]'"),
     "redis": ("redis", "pip install redis"),
-    "amqp": ("pika", "pip install 'pytest-smoke[amqp]'"),
+    "amqp": ("pika", "pip install 'pytest-deploy-smoke[amqp]'"),
 }
 KUBERNETES = ("kubernetes", "pip install kubernetes")
 JUNIT = ("junit_xml", "pip install junit-xml")

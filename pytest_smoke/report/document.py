@@ -111,7 +111,7 @@ def build(
     ]
     document: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
-        "generator": f"pytest-smoke {__version__}",
+        "generator": f"pytest-deploy-smoke {__version__}",
         "config": str(smoke.path),
         "environment": smoke.environment,
         "base_url": smoke.base_url,

@@ -1,0 +1,219 @@
+"""The ``pytest11`` entry point (``deploy_smoke``): options, markers and configuration. Without
+a smoke config (``--smoke-config``, ini ``smoke_config`` or env ``SMOKE_CONFIG``) it does nothing else, so
+an ordinary test run is unaffected. With one, it registers the role plugins:
+
+- ``collection``: the config as a test module, one parametrized ``pytest.Function`` per check;
+- ``execution``: when and how checks run, in every process that runs items;
+- ``controller``: tally, verdict, decision, rollback and reports, once, in the controlling
+  process only (``decision_flow`` and ``publish`` are its two steps).
+
+``fixtures`` serves developers' own smoke tests (always registered); ``run`` holds the
+per-process state the roles share.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from ..checks.scheduler import DEFAULT_CONCURRENCY, DEFAULT_PER_HOST
+from .run import CONTROLLER_NAME, OPTIONAL_MARKER, REQUIRED_MARKER, SmokeRun, get_run, smoke_run_key
+
+# Every pytest run loads this module through the entry point, smoke config or not: everything
+# else (YAML, JSON Schema, the checks, the controller) is imported only once a config is found.
+
+# The distribution of this plugin, and the unrelated one that holds the same import package
+# (``pytest_smoke``) and the entry point name ``smoke``: they cannot be installed together.
+DISTRIBUTION = "pytest-deploy-smoke"
+CONFLICTING_DISTRIBUTION = "pytest-smoke"
+
+
+def conflicting_distribution() -> str | None:
+    """``pytest-smoke X.Y`` when that distribution is installed too (or an older install of this
+    plugin under that name): its files and ours overwrite each other."""
+    from importlib import metadata
+
+    try:
+        return f"{CONFLICTING_DISTRIBUTION} {metadata.version(CONFLICTING_DISTRIBUTION)}"
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("smoke", "post-deploy smoke checks (pytest-smoke)")
+    group.addoption(
+        "--smoke-config",
+        metavar="PATH",
+        help="Smoke config (JSON or YAML) to generate checks from. Falls back to the "
+        "smoke_config ini option, then the SMOKE_CONFIG environment variable.",
+    )
+    group.addoption(
+        "--smoke-base-url",
+        metavar="URL",
+        help="Base URL that relative endpoints are joined to. Overrides base_url in the config; "
+        "SMOKE_BASE_URL is used when neither is set.",
+    )
+    group.addoption(
+        "--smoke-env",
+        metavar="NAME",
+        help="Apply the config's environments.NAME overrides (e.g. prod, staging).",
+    )
+    group.addoption(
+        "--smoke-no-rollback",
+        action="store_true",
+        help="Dry run: report the verdict and what the rollback would do, change nothing.",
+    )
+    group.addoption(
+        "--smoke-confirm-rollback",
+        action="store_true",
+        help="Pre-approve a rollback that needs ops confirmation (also SMOKE_CONFIRM_ROLLBACK=1).",
+    )
+    group.addoption(
+        "--smoke-report",
+        metavar="PATH",
+        help="Write the versioned JSON report (checks, verdict, decision, rollback, timeline) for dashboards.",
+    )
+    group.addoption(
+        "--smoke-markdown",
+        metavar="PATH",
+        help="Write the run as Markdown. Also appended to $GITHUB_STEP_SUMMARY when that is set.",
+    )
+    group.addoption(
+        "--smoke-junit",
+        metavar="PATH",
+        help="Write a JUnit file with one suite per severity (critical, warning, passed).",
+    )
+    group.addoption(
+        "--smoke-wait-rollout",
+        metavar="deployment/NAME",
+        help="Before any check, wait until the Deployment is fully rolled out, like kubectl rollout status "
+        "(config wait_for_rollout; namespace and credentials from it or rollback_strategy).",
+    )
+    group.addoption(
+        "--smoke-concurrency",
+        type=int,
+        metavar="N",
+        help=f"Run up to N generated checks at once (config max_concurrency; default {DEFAULT_CONCURRENCY}). "
+        "1 runs them one after another.",
+    )
+    group.addoption(
+        "--smoke-fail-fast",
+        action="store_true",
+        help="Critical-first: once a required check fails, checks not yet started are skipped (config fail_fast).",
+    )
+    parser.addini("smoke_config", "Smoke config path, relative to the ini file's directory.", type="string")
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from . import hooks
+    from .builtins import BuiltinExtensions
+
+    pluginmanager.add_hookspecs(hooks)
+    pluginmanager.register(BuiltinExtensions(), "smoke-builtin-extensions")
+
+
+def find_config_path(config: pytest.Config) -> Path | None:
+    option = config.getoption("smoke_config")
+    if option:
+        return Path(option)
+    ini = config.getini("smoke_config")
+    if ini:
+        base = config.inipath.parent if config.inipath else config.rootpath
+        return base / str(ini)
+    if os.environ.get("SMOKE_CONFIG"):
+        return Path(os.environ["SMOKE_CONFIG"])
+    return None
+
+
+@pytest.hookimpl(trylast=True)  # after conftests, which may register check types or set env
+def pytest_configure(config: pytest.Config) -> None:
+    other = conflicting_distribution()
+    if other is not None:
+        # Either package may have overwritten the other's files: no run is trustworthy.
+        raise pytest.UsageError(
+            f"{other} is installed next to {DISTRIBUTION}: both install the Python package pytest_smoke, so "
+            f"neither works. Run: pip uninstall -y {CONFLICTING_DISTRIBUTION} {DISTRIBUTION} && pip install '{DISTRIBUTION}[all]'"
+        )
+    config.addinivalue_line(
+        "markers", f"{REQUIRED_MARKER}: a smoke check whose failure is critical and can trigger a rollback."
+    )
+    config.addinivalue_line(
+        "markers", f"{OPTIONAL_MARKER}: a smoke check whose failure is a warning; the deployment continues."
+    )
+    from . import fixtures
+
+    if not config.pluginmanager.is_registered(fixtures):
+        config.pluginmanager.register(fixtures, "smoke-fixtures")
+    path = find_config_path(config)
+    if path is None:
+        return
+    from ..config import ConfigError, load_config
+    from . import preflight
+    from .collection import SmokeCollection
+    from .controller import SmokeController
+    from .execution import CheckExecution
+
+    try:
+        smoke_config = load_config(
+            path,
+            environment=config.getoption("smoke_env"),
+            base_url=config.getoption("smoke_base_url"),
+        )
+        extensions = preflight.check(
+            smoke_config,
+            resolve_type=lambda name: config.hook.pytest_smoke_check_type(name=name),
+            resolve_handler=lambda name: config.hook.pytest_smoke_rollback_handler(name=name),
+            junit_path=config.getoption("smoke_junit"),
+            wait_rollout=config.getoption("smoke_wait_rollout"),
+        )
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    concurrency = config.getoption("smoke_concurrency")
+    if concurrency is None:
+        concurrency = smoke_config.data.get("max_concurrency", DEFAULT_CONCURRENCY)
+    if concurrency < 1:
+        raise pytest.UsageError(f"--smoke-concurrency must be 1 or more, got {concurrency}")
+    fail_fast = bool(config.getoption("smoke_fail_fast") or smoke_config.data.get("fail_fast", False))
+    per_host = int(smoke_config.data.get("max_concurrency_per_host", DEFAULT_PER_HOST))
+    run = config.stash[smoke_run_key] = SmokeRun(smoke_config, concurrency, fail_fast, per_host, extensions)
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        import tempfile
+
+        from ..checks.scheduler import HostSlots
+
+        run.host_slots = HostSlots(os.path.join(tempfile.gettempdir(), f"pytest-smoke-{workerinput['testrunuid']}"), per_host)
+    from ..redact import RedactingLogRecords
+
+    run.log_records = RedactingLogRecords(run.redactor)
+    run.log_records.install()
+    config.pluginmanager.register(SmokeCollection(run), "smoke-collection")
+    config.pluginmanager.register(CheckExecution(run), "smoke-check-execution")
+    if not hasattr(config, "workerinput") and not config.getoption("collectonly"):
+        config.pluginmanager.register(SmokeController(config, smoke_config, run.redactor), CONTROLLER_NAME)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    run = get_run(config)
+    if run is None:
+        return []
+    sc = run.config
+    if not sc.enabled:
+        return [f"smoke: disabled (enabled: false in {sc.path}); no smoke checks generated"]
+    counts = {kind: sum(1 for c in sc.checks if c.kind == kind) for kind in ("health", "dependency", "critical_path")}
+    env = f", environment {sc.environment}" if sc.environment else ""
+    lines = [
+        f"smoke: {sc.path}{env}: {counts['health']} health, {counts['dependency']} dependency, "
+        f"{counts['critical_path']} critical path check(s)",
+    ]
+    if sc.base_url:
+        lines.append(f"smoke: base URL {run.redactor.text(sc.base_url)}")
+    if sc.verify is False:
+        lines.append("smoke: WARNING: verify_tls is false; TLS certificates are not checked")
+    channels = sc.section("notifications")
+    undefined = [n for n in sc.section("rollback_strategy").get("notify_channels") or [] if n not in channels]
+    if undefined:
+        lines.append(f"smoke: WARNING: notify_channels names channels not defined under notifications: {', '.join(undefined)}")
+    return lines
