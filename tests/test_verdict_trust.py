@@ -101,7 +101,8 @@ def bare_venv(tmp_path_factory):
         (
             {"dependency_checks": [{"name": "queue", "type": "amqp", "url": "amqp://127.0.0.1:1/"}]},
             [],
-            "dependency_checks[0].type: dependency type 'amqp' needs the Python package 'pika', which cannot be imported: pip install 'pytest-deploy-smoke[amqp]'",
+            "dependency_checks[0].type: dependency type 'amqp' needs the Python package 'pika', which cannot be imported: "
+            "pip install 'pytest-deploy-smoke[amqp]'",
         ),
         (
             {"rollback_strategy": {"deployment": "web"}},
