@@ -167,6 +167,7 @@ def test_the_django_recipe_without_the_save_after_login_fails_on_csrf(pytester, 
     assert result.ret == EXIT_CRITICAL
     assert 'step 3/4 "create" (POST /api/notes/) returned 403 (expected 201)' in text
     assert "Save the token again after login" in text
+    assert "saved so far: csrf=***" in text  # an anti-forgery token is shown masked, like a session
 
 
 def test_expect_compares_with_saved_values_and_unknown_names_are_config_errors(pytester, write_config, django_site):

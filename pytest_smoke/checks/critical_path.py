@@ -69,6 +69,7 @@ def _learn_secrets(ctx: CheckContext, steps: list[Mapping[str, Any]]) -> None:
 
     for step in steps:
         walk(step.get("payload"))
+        walk(step.get("form"))
         walk(step.get("headers"))
 
 
