@@ -154,8 +154,42 @@ def _mask_at_cuts(text: str, secrets: list[str]) -> str:
                     text = text[: at - size] + MASK + text[at:]
                     at = at - size + len(MASK)
                     break
-            start = at + len(mark)
+            # ... and the secret's tail after the mark ("Bearer ***...BBBBTAILSIGNATURE'"): mask it too.
+            after = at + len(mark)
+            for secret in secrets:
+                size = next(
+                    (n for n in range(min(len(secret) - 1, len(text) - after), MIN_SECRET_LENGTH - 1, -1)
+                     if text.startswith(secret[-n:], after)),
+                    0,
+                )
+                if size:
+                    text = text[:after] + MASK + text[after + size :]
+                    break
+            start = after
     return text
+
+
+# Adjacent string literals on consecutive lines, as pprint splits a long string at its spaces
+# (pytest's -l locals, assertion diffs): 'correct horse battery ' / 'staple'.
+_LITERAL = re.compile(r"'[^'\n]*'|\"[^\"\n]*\"")
+_SPLIT_LITERALS = re.compile(r"(?:'[^'\n]*'|\"[^\"\n]*\")(?:[ \t]*\n[ \t]*(?:'[^'\n]*'|\"[^\"\n]*\"))+")
+MAX_SPLIT_GROUPS = 256
+
+
+def _mask_split_literals(text: str, secrets: list[str]) -> str:
+    """A secret with spaces that pprint split over several quoted lines is masked whole."""
+    spaced = [secret for secret in secrets if " " in secret]
+    groups = 0
+
+    def join(match: re.Match[str]) -> str:
+        nonlocal groups
+        groups += 1
+        if groups > MAX_SPLIT_GROUPS:
+            return match[0]
+        joined = "".join(piece[1:-1] for piece in _LITERAL.findall(match[0]))
+        return f"'{MASK}'" if any(secret in joined for secret in spaced) else match[0]
+
+    return _SPLIT_LITERALS.sub(join, text)
 
 
 def is_secret_name(name: str) -> bool:
@@ -204,6 +238,8 @@ class Redactor:
             text = pattern.sub(MASK, text)
             if any(mark in text for mark in _CUT_MARKS):
                 text = _mask_at_cuts(text, secrets)
+            if "\n" in text and any(" " in secret for secret in secrets):
+                text = _mask_split_literals(text, secrets)
         text = _URL_PASSWORD.sub(lambda m: m["prefix"] + MASK, text)
         text = _KV_PASSWORD.sub(_mask_kv, text)
         text = _QUERY_PAIR.sub(_mask_query, text)

@@ -392,3 +392,47 @@ def test_the_rerun_line_masks_options_that_hold_credentials(pytester, write_conf
     line = rerun_line(result)
     assert "api_token=***" in line and "T-Secret-4410" not in result.stdout.str()
     assert "T-Secret-4410" not in (pytester.path / "report.json").read_text()
+
+
+def test_stepwise_stopping_at_a_critical_failure_still_gives_the_verdict(pytester, write_config, failing_demo):
+    write_config(three_checks(failing_demo))
+    result = run(pytester, "--sw", "--smoke-concurrency", "1")
+    assert result.ret == EXIT_CRITICAL, result.stdout.str()
+    assert "✗ CRITICAL: Smoke tests failed" in result.stdout.str()
+
+
+def test_a_service_failure_in_an_autouse_fixture_fails_the_checks_it_guards(pytester, write_config, failing_demo):
+    write_config(three_checks(failing_demo))
+    pytester.makeconftest('''
+import pytest
+
+@pytest.fixture(autouse=True)
+def service_ready(smoke_http):
+    smoke_http.expect(smoke_http.get("/health/ready"), status=200)
+''')
+    result = run(pytester)
+    text = result.stdout.str()
+    assert result.ret == EXIT_CRITICAL, text
+    assert "✗ CRITICAL: Smoke tests failed" in text  # not INCONCLUSIVE: the fixture judged the service
+    assert f"Health Check: basic-health: {failing_demo.url}/health/ready returned 503 (expected 200)" in text
+
+
+def test_a_symlinked_config_is_one_complete_run(pytester, demo):
+    import os
+
+    hidden = pytester.path / ".smoke"
+    hidden.mkdir()
+    (hidden / "prod.json").write_text(json.dumps(three_checks(demo)))
+    os.symlink(hidden / "prod.json", pytester.path / "smoke.json")
+    result = run(pytester, "-rA")
+    assert result.ret == 0
+    assert "✓ Smoke tests passed" in result.stdout.str() and "PARTIAL" not in result.stdout.str()
+    checks = json.loads((pytester.path / "report.json").read_text())["checks"] if (pytester.path / "report.json").exists() else None
+    assert checks is None  # no report asked: the verdict line above is the proof
+    assert set(outcomes_of(result)) == {f"smoke.json::{kind}" for kind in (
+        "health[basic-health]", "health[readiness]", "health[liveness]", "dependency[auth]")}
+
+
+def test_k_matches_a_check_name_as_written(pytester, write_config, demo):
+    write_config({"base_url": demo.url, "health_checks": [health("prêt", "/health"), health("other", "/health")]})
+    assert set(outcomes_of(run(pytester, "-rA", "-k", "prêt"))) == {"smoke.json::health[pr%C3%AAt]"}

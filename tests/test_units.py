@@ -202,3 +202,28 @@ def test_a_cut_never_keeps_a_secret_prefix():
     redactor = Redactor(["s3cret-token-42"])
     assert redactor.excerpt("x" * 20 + "s3cret-token-42" + "y" * 40, 30) == "x" * 20 + "***" + "yyyy..."  # redact, then cut
     assert redactor.text(shorten("y" * 150 + " s3cret-token-42", 160)) == "y" * 150 + " ***..."
+
+
+# -- the redactor against what pytest does to long values -------------------------------------------
+
+
+def test_a_secret_cut_in_the_middle_is_masked_on_both_sides_of_the_cut():
+    token = "eyJ" + "A" * 100 + "MIDDLE" + "B" * 100 + "TAILSIGNATUREzq7" + "C" * 60
+    shown = Redactor([token]).text(f"assert 'Bearer {token[:40]}...{token[-90:]}' != auth")
+    assert shown == "assert 'Bearer ***...***' != auth"
+
+
+def test_a_secret_with_spaces_that_pprint_split_over_lines_is_masked():
+    phrase = "correct horse battery staple orbit velvet quantum marmalade zebra lantern"
+    locals_shown = "data = {'X-Pass': 'correct horse battery staple orbit velvet quantum marmalade zebra '\n           'lantern', 'Host': 'a'}"
+    assert Redactor([phrase]).text(locals_shown) == "data = {'X-Pass': '***', 'Host': 'a'}"
+    assert Redactor([phrase]).text("a = 'one two'\nb = 'three'") == "a = 'one two'\nb = 'three'"
+
+
+def test_a_raw_json_body_in_a_curl_line_is_masked_by_key():
+    from pytest_smoke.checks.http import curl_command
+
+    with requests.Session() as session:
+        line = curl_command(Redactor(), "POST", "http://127.0.0.1:1/token", session=session,
+                            body='{"refresh_token": "rt-wxyz-3391", "user": "a"}', content_type="application/json")
+    assert "rt-wxyz-3391" not in line and '"refresh_token": "***"' in line and "Content-Type: application/json" in line

@@ -95,6 +95,8 @@ class BoundSession(SmokeSession):
 
     def curl(self, method: str, url: str, kwargs: Mapping[str, Any]) -> str:
         data = kwargs.get("data")
+        if isinstance(data, bytes):
+            data = data.decode("utf-8", errors="replace")
         return curl_command(
             self.redactor, method, url, session=self, headers=dict(kwargs.get("headers") or {}), params=kwargs.get("params"),
             payload=kwargs.get("json"), form=data if isinstance(data, dict) else None, body=data if isinstance(data, str) else None,

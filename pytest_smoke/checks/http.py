@@ -606,7 +606,7 @@ def curl_command(
         body_args = [arg for key, value in form.items() for arg in ("--data-urlencode", f"{key}={MASK if is_secret_name(str(key)) else value}")]
         merged.setdefault("Content-Type", "application/x-www-form-urlencoded")
     elif body is not None:
-        body_args = ["--data-raw", body]
+        body_args = ["--data-raw", _masked_body(redactor, body)]
         merged.setdefault("Content-Type", content_type or "text/plain; charset=utf-8")
     else:
         body_args = []
@@ -617,3 +617,12 @@ def curl_command(
         parts += ["-b", "; ".join(f"{k}={MASK}" for k in cookies)]
     parts += body_args
     return redactor.text(" ".join(shlex.quote(str(p)) for p in parts))
+
+
+def _masked_body(redactor: Redactor, body: str) -> str:
+    """A raw body that is JSON is masked by key, as a ``payload`` is (``{"refresh_token": ...}``)."""
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return body
+    return json.dumps(redactor.value(parsed)) if isinstance(parsed, (dict, list)) else body

@@ -13,6 +13,7 @@ selects the checks: ``pytest --smoke-config k.json 'k.json::health[a]'`` runs on
 
 from __future__ import annotations
 
+import os
 import types
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Generator, Iterable, cast
@@ -64,7 +65,8 @@ class SmokeCollection:
         report = yield
         if isinstance(collector, pytest.Session) and report.passed and self._has_checks() and self._adds_every_check(collector):
             # First, so generated checks run and report before custom tests.
-            report.result.insert(0, SmokeFile.from_parent(collector, path=self.config_path))
+            # The path as given, not resolved: a symlinked config keeps its own name in node ids.
+            report.result.insert(0, SmokeFile.from_parent(collector, path=Path(os.path.abspath(self.run.config.path))))
         return report
 
     def _has_checks(self) -> bool:
@@ -115,6 +117,7 @@ class SmokeFile(pytest.Module):
             if isinstance(item, pytest.Function) and hasattr(item, "callspec"):
                 check = cast("Check", item.callspec.params[CHECK_ARGUMENT])
                 item.stash[check_key] = check
+                item.extra_keyword_matches.add(check.name)  # -k matches the name as written, not only its id
                 item.user_properties.extend(_static_properties(check))
         return collected
 

@@ -36,6 +36,8 @@ from .run import smoke_run_key
 
 DETAILS_LIMIT = 4000
 CUSTOM_ORDER = 100_000  # custom tests come after every configured check
+# How pytest and xdist word a stop the user asked for: -x / --maxfail, and --sw (stepwise).
+STOPS_ASKED_FOR = ("stopping after", "Test failed, continuing from this test next run")
 NOT_EVALUATED_STATUSES = (
     pytest.ExitCode.INTERRUPTED,
     pytest.ExitCode.INTERNAL_ERROR,
@@ -212,7 +214,8 @@ class SmokeController:
 
     def _config_check(self, nodeid: str) -> Any:
         file_part, _, name = nodeid.rpartition("::")
-        if not file_part.endswith(self.smoke.path.name):
+        # The config as given (a symlink, say) or the file it points to: either may name the items.
+        if not file_part.endswith((self.smoke.path.name, self.smoke.path.resolve().name)):
             return None
         return self.checks_by_node.get(name)
 
@@ -326,8 +329,10 @@ class SmokeController:
             self._no_verdict(self.rollout_failure, EXIT_ROLLOUT_NOT_READY)
             session.exitstatus = EXIT_ROLLOUT_NOT_READY
             return
-        stopped_by_maxfail = self.interrupt_message.startswith("stopping after")
-        if (exitstatus in NOT_EVALUATED_STATUSES and not stopped_by_maxfail) or self.collection_errors:
+        # -x / --maxfail (under xdist an "interrupt"), --sw (session.shouldstop): a stop the user
+        # asked for after a failure. The verdict covers what ran; unlike Ctrl-C, it is a verdict.
+        stopped_on_purpose = self.interrupt_message.startswith(STOPS_ASKED_FOR) or bool(session.shouldstop)
+        if (exitstatus in NOT_EVALUATED_STATUSES and not stopped_on_purpose) or self.collection_errors:
             why = "collection errors" if self.collection_errors else pytest.ExitCode(exitstatus).name.lower().replace("_", " ")
             self._no_verdict(f"run ended early ({why}): no rollback", exitstatus or pytest.ExitCode.INTERRUPTED)
             return

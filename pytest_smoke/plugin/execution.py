@@ -135,6 +135,10 @@ class CheckExecution:
             if item.config.getoption("tbstyle") == "line":
                 text = reason  # as pytest's own --tb=line: the crash line, nothing more
             report.longrepr = FailureText(text, CrashLine(path, line or 0, reason))  # type: ignore[assignment]
+            # A conftest fixture (autouse: a login, a readiness wait) that found the service failing
+            # through smoke_http: a verdict on the service, for this check as for a custom test.
+            found = [(key, self.run.redactor.value(value)) for key, value in _fixture_service_failure(call, report)]
+            report.user_properties = [*report.user_properties, *found]
 
     @staticmethod
     def _custom_outcome(item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport) -> list[tuple[str, Any]]:
@@ -151,8 +155,7 @@ class CheckExecution:
         if report.failed and call.excinfo is not None and isinstance(call.excinfo.value, CheckFailed) and report.when in ("setup", "call"):
             # Raised through the smoke fixtures (smoke_http), in the test or in one of its fixtures
             # (a login, a readiness wait): a verdict on the service, as a generated check's failure.
-            failure = call.excinfo.value
-            return [encode("outcome", "failed"), encode("reason", failure.reason), encode("failure_kind", failure.kind)]
+            return _fixture_service_failure(call, report) or _service_failure(call.excinfo.value)
         if report.failed and report.when == "call" and call.excinfo is not None:
             exc = call.excinfo.value
             if isinstance(exc, pytest.fail.Exception) or is_service_failure(exc):
@@ -204,6 +207,19 @@ class CheckExecution:
             self.run.scheduler.shutdown()
         if self.run.log_records is not None:
             self.run.log_records.uninstall()
+
+
+def _service_failure(failure: Any) -> list[tuple[str, Any]]:
+    return [encode("outcome", "failed"), encode("reason", failure.reason), encode("failure_kind", failure.kind)]
+
+
+def _fixture_service_failure(call: pytest.CallInfo[None], report: pytest.TestReport) -> list[tuple[str, Any]]:
+    """A CheckFailed that a fixture raised during setup (through smoke_http): the service failed."""
+    from ..checks import CheckFailed
+
+    if report.when == "setup" and report.failed and call.excinfo is not None and isinstance(call.excinfo.value, CheckFailed):
+        return _service_failure(call.excinfo.value)
+    return []
 
 
 def describe_failure(exc: BaseException, check: Check, redactor: Redactor, full_trace: bool) -> tuple[str, str]:
