@@ -591,6 +591,15 @@ URL_SCHEMES = {"http", "https"}
 DEPENDENCY_SCHEMES = {"redis": {"redis", "rediss", "unix"}, "amqp": {"amqp", "amqps"}, "http": URL_SCHEMES}
 
 
+def _has_user_info(url: Any) -> bool:
+    from urllib.parse import urlsplit
+
+    try:
+        return isinstance(url, str) and bool(urlsplit(url).username)
+    except ValueError:
+        return False
+
+
 def _check_sendable(config: SmokeConfig, lines: _LineFinder, base_url_source: str = "") -> None:
     """Every URL needs a scheme and a host, every header must be sendable: a config that would
     make the runner fail (and blame the service) stops here, before any request."""
@@ -605,6 +614,10 @@ def _check_sendable(config: SmokeConfig, lines: _LineFinder, base_url_source: st
             where = f" (from {base_url_source})" if base_url_source else ""
             fail(("base_url",), f"base URL {problem}{where}")
     _check_headers(fail, ("headers",), data.get("headers"))
+    if _has_user_info(data.get("base_url")) and any(str(name).lower() == "authorization" for name in data.get("headers") or {}):
+        # requests would send the URL's Basic credentials and silently drop the configured header.
+        fail(("headers", "Authorization"), "base_url carries credentials (user:password@) and headers sets Authorization: "
+             "only the URL's would be sent; keep one of them")
     for index, spec in enumerate(data.get("health_checks") or []):
         _check_endpoint(fail, ("health_checks", index, "endpoint"), spec["endpoint"])
         _check_headers(fail, ("health_checks", index, "headers"), spec.get("headers"))

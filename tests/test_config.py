@@ -229,3 +229,15 @@ def test_base_url_precedence_cli_over_config_over_environment(tmp_path):
     path.write_text(json.dumps({"base_url": "http://file", "health_checks": [health("h", "/health")]}))
     assert load_config(path, env={"SMOKE_BASE_URL": "http://env"}).base_url == "http://file"
     assert load_config(path, base_url="http://cli", env={"SMOKE_BASE_URL": "http://env"}).base_url == "http://cli"
+
+
+def test_url_credentials_and_an_authorization_header_together_are_a_config_error(pytester, write_config, monkeypatch):
+    monkeypatch.setenv("SVC_PASSWORD", "svc-Secret-9911")
+    monkeypatch.setenv("SVC_TOKEN", "tok-Secret-4471")
+    write_config({"base_url": "http://svc:${SVC_PASSWORD}@127.0.0.1:9", "headers": {"Authorization": "Bearer ${SVC_TOKEN}"},
+                  "health_checks": [{"name": "h", "endpoint": "/health"}]})
+    result = pytester.runpytest("--smoke-config", "smoke.json")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    err = result.stderr.str()
+    assert "headers.Authorization: base_url carries credentials (user:password@) and headers sets Authorization" in err
+    assert "svc-Secret-9911" not in err + result.stdout.str() and "tok-Secret-4471" not in err + result.stdout.str()
