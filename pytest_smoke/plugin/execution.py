@@ -155,7 +155,7 @@ class CheckExecution:
         if report.failed and call.excinfo is not None and isinstance(call.excinfo.value, CheckFailed) and report.when in ("setup", "call"):
             # Raised through the smoke fixtures (smoke_http), in the test or in one of its fixtures
             # (a login, a readiness wait): a verdict on the service, as a generated check's failure.
-            return _fixture_service_failure(call, report) or _service_failure(call.excinfo.value)
+            return _service_failure(call.excinfo.value)
         if report.failed and report.when == "call" and call.excinfo is not None:
             exc = call.excinfo.value
             if isinstance(exc, pytest.fail.Exception) or is_service_failure(exc):
