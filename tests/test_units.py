@@ -227,3 +227,44 @@ def test_a_raw_json_body_in_a_curl_line_is_masked_by_key():
         line = curl_command(Redactor(), "POST", "http://127.0.0.1:1/token", session=session,
                             body='{"refresh_token": "rt-wxyz-3391", "user": "a"}', content_type="application/json")
     assert "rt-wxyz-3391" not in line and '"refresh_token": "***"' in line and "Content-Type: application/json" in line
+
+
+def test_a_secret_learned_after_a_text_was_redacted_is_masked_the_next_time():
+    redactor = Redactor()
+    line = "POST /login answered 500: session rt-7781-zzqp expired"
+    assert redactor.text(line) == line  # remembered as harmless
+    redactor.add("rt-7781-zzqp")  # a step saved it as a secret
+    assert redactor.text(line) == "POST /login answered 500: session *** expired"
+
+
+@pytest.mark.parametrize("text", ["PASSWORD=hunter22", "paſſword=hunter22", "url postgres://app:hunter22@db/x", "Authorization: Bearer hunter22.x"])
+def test_secret_shapes_are_masked_whatever_the_case(text):
+    assert "hunter22" not in Redactor().text(text)
+
+
+# -- helper threads --------------------------------------------------------------------------------
+
+
+def test_helper_threads_are_reused_and_a_hung_exchange_does_not_hold_up_the_next(monkeypatch):
+    import pytest_smoke.checks.base as base
+
+    pool = base.HelperThreads()
+    monkeypatch.setattr(base, "HELPERS", pool)
+    release = threading.Event()
+    used = set()
+    try:
+        for _ in range(20):  # one exchange after another: one thread serves them all
+            base.run_with_deadline(lambda: used.add(threading.get_ident()), Deadline(2), what="quick")
+            time.sleep(0.002)  # the thread goes back to the pool after it answers
+        assert len(used) == 1
+        # A hung exchange keeps its thread; the next one gets another and answers at once.
+        with pytest.raises(CheckTimeout):
+            base.run_with_deadline(lambda: release.wait(10), Deadline(0.1), what="hung")
+        other = base.run_with_deadline(lambda: threading.get_ident(), Deadline(2), what="next")
+        assert other not in used
+        used.add(other)
+    finally:
+        release.set()
+        time.sleep(0.05)
+        pool.close_idle()
+    assert [t.name for t in threading.enumerate() if t.ident in used] == []

@@ -7,6 +7,7 @@ A check function has the signature ``check(spec, ctx) -> CheckResult | str`` and
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from dataclasses import dataclass, field
@@ -134,18 +135,19 @@ def run_with_deadline(
     connection) lets the abandoned thread finish promptly; the thread is a daemon either way.
     """
     outcome: dict[str, Any] = {}
+    done = threading.Event()
 
     def target() -> None:
         try:
             outcome["value"] = func()
         except BaseException as exc:  # handed to the caller's thread below
             outcome["error"] = exc
+        finally:
+            done.set()
 
-    thread = threading.Thread(target=target, name=f"smoke-check {what}", daemon=True)
-    thread.start()
+    HELPERS.submit(target)
     # A little slack so the check's own, more specific timeout message usually wins.
-    thread.join(deadline.remaining() + 0.2)
-    if thread.is_alive():
+    if not done.wait(deadline.remaining() + 0.2):
         if abort is not None:
             try:
                 abort()
@@ -155,3 +157,66 @@ def run_with_deadline(
     if "error" in outcome:
         raise outcome["error"]
     return cast(T, outcome["value"])
+
+
+class HelperThreads:
+    """Daemon threads for :func:`run_with_deadline`, reused from one exchange to the next: on a
+    fast service, starting a thread costs more than the request. A thread held by a hung exchange
+    stays busy until the exchange ends; meanwhile a new one is started, so nothing waits for it."""
+
+    IDLE_SECONDS = 30.0  # an idle thread ends after this long
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._idle: list[_Helper] = []
+
+    def submit(self, job: Callable[[], None]) -> None:
+        with self._lock:
+            helper = self._idle.pop() if self._idle else None
+        if helper is None:
+            helper = _Helper(self)
+            helper.thread.start()
+        helper.jobs.put(job)
+
+    def close_idle(self) -> None:
+        """End the idle threads (the run is over); a busy one ends when its exchange does."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for helper in idle:
+            helper.jobs.put(None)
+        for helper in idle:
+            helper.thread.join(1.0)
+
+    def _rest(self, helper: _Helper) -> None:
+        with self._lock:
+            self._idle.append(helper)
+
+    def _retire(self, helper: _Helper) -> bool:
+        """Whether an idle helper may end: False when a job was handed to it meanwhile."""
+        with self._lock:
+            if helper in self._idle:
+                self._idle.remove(helper)
+                return True
+            return False
+
+
+class _Helper:
+    def __init__(self, pool: HelperThreads):
+        self.jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._work, args=(pool,), name="smoke-check exchange", daemon=True)
+
+    def _work(self, pool: HelperThreads) -> None:
+        while True:
+            try:
+                job = self.jobs.get(timeout=pool.IDLE_SECONDS)
+            except queue.Empty:
+                if pool._retire(self):
+                    return
+                continue  # a job is on its way
+            if job is None:
+                return
+            job()
+            pool._rest(self)
+
+
+HELPERS = HelperThreads()

@@ -530,11 +530,14 @@ def verify_reply(
     """Raise CheckFailed unless the status and every expectation hold. A wrong status still
     reports what the body shows (every JSON mismatch, each component a health body names as
     failing); a redirect is named wherever it mattered."""
-    lines = [f"request: {method} {reply.requested_url or reply.url}"]
-    if reply.redirects:
-        lines.append(f"redirects: {reply.redirect_chain()}")
-    lines.append(f"response: {reply.status}, {reply.elapsed_ms:.0f} ms: {reply.excerpt() or '(empty body)'}")
-    details = "\n".join(lines)
+
+    def details() -> str:  # only for a failure: a passing check reads no excerpt
+        lines = [f"request: {method} {reply.requested_url or reply.url}"]
+        if reply.redirects:
+            lines.append(f"redirects: {reply.redirect_chain()}")
+        lines.append(f"response: {reply.status}, {reply.elapsed_ms:.0f} ms: {reply.excerpt() or '(empty body)'}")
+        return "\n".join(lines)
+
     after = f" after redirects ({reply.redirect_chain()})" if reply.redirects else ""
     facts: dict[str, Any] = {"status": reply.status, "elapsed_ms": round(reply.elapsed_ms, 1), "endpoint": shown_endpoint}
     if reply.redirects:
@@ -549,10 +552,10 @@ def verify_reply(
         kind = failure_kind(reply.status, shown_endpoint, reply)
         if components and kind == "http_5xx":
             kind = "component_down"
-        raise CheckFailed(reason, details, kind=kind, **facts)
+        raise CheckFailed(reason, details(), kind=kind, **facts)
     problems = unmet_expectations(reply, expect)
     if problems:
-        raise CheckFailed(f"{shown_endpoint}: " + "; ".join(problems) + after, details, kind="expectation", **facts)
+        raise CheckFailed(f"{shown_endpoint}: " + "; ".join(problems) + after, details(), kind="expectation", **facts)
     warnings = []
     if reply.moved_elsewhere():
         # "200" from a login page is not the page that was asked for.

@@ -13,6 +13,7 @@ selects the checks: ``pytest --smoke-config k.json 'k.json::health[a]'`` runs on
 
 from __future__ import annotations
 
+import functools
 import os
 import types
 from pathlib import Path
@@ -154,13 +155,19 @@ def _checks_module(run: SmokeRun, timeout_marks: bool) -> types.ModuleType:
 
 
 def _marks(check: Check, timeout_marks: bool) -> list[pytest.MarkDecorator]:
-    marks = [getattr(pytest.mark, REQUIRED_MARKER if check.required else OPTIONAL_MARKER)]
+    marks = [_marker(REQUIRED_MARKER if check.required else OPTIONAL_MARKER)]
     if timeout_marks:  # a backstop past the check's own deadline, only where pytest-timeout runs
         from ..checks.critical_path import CLEANUP_SECONDS
 
         extra = CLEANUP_SECONDS if check.spec.get("cleanup") else 0.0
-        marks.append(pytest.mark.timeout(check.timeout + TIMEOUT_BACKSTOP_SECONDS + extra))
+        marks.append(_marker("timeout", check.timeout + TIMEOUT_BACKSTOP_SECONDS + extra))
     return marks
+
+
+@functools.lru_cache(maxsize=64)  # a thousand checks share a few marks; a mark is immutable
+def _marker(name: str, *args: float) -> pytest.MarkDecorator:
+    decorator: pytest.MarkDecorator = getattr(pytest.mark, name)
+    return decorator(*args) if args else decorator
 
 
 def _section_function(kind: str, runner: Callable[[pytest.FixtureRequest, Check], None]) -> Callable[..., None]:

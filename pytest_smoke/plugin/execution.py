@@ -203,8 +203,11 @@ class CheckExecution:
             workeroutput["smoke_deselected_required"] = list(self.run.deselected_required)
 
     def pytest_unconfigure(self) -> None:
+        from ..checks.base import HELPERS
+
         if self.run.scheduler is not None:
             self.run.scheduler.shutdown()
+        HELPERS.close_idle()
         if self.run.log_records is not None:
             self.run.log_records.uninstall()
 
