@@ -370,7 +370,6 @@ def format_path(path: Iterable[Any]) -> str:
 def _validate(
     file: Path, data: Any, lines: _LineFinder, context: str = "", redact: Iterable[str] = ()
 ) -> None:
-    import jsonschema  # deferred: only needed when a config is actually loaded
 
     errors = list(_validator().iter_errors(data))
     if not errors:
