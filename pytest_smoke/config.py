@@ -22,24 +22,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable, Mapping, NoReturn, cast
 
-from .model import CheckKind
+from .model import SECTIONS, Check
 from .redact import MIN_SECRET_LENGTH, is_secret_name
 
 SCHEMA_RESOURCE = "smoke-config.schema.json"
-
-# Sections that generate checks, the node-id prefix of their items, and their default timeouts.
-SECTIONS: dict[str, tuple[CheckKind, float]] = {
-    "health_checks": ("health", 5.0),
-    "dependency_checks": ("dependency", 5.0),
-    "critical_paths": ("critical_path", 30.0),
-}
-
-
-
-def default_timeout(kind: str) -> float:
-    """A check's timeout when its config entry sets none."""
-    return next(seconds for section_kind, seconds in SECTIONS.values() if section_kind == kind)
-
 
 # Values interpolated under these keys are addresses, not credentials, so they stay readable.
 # A password inside a URL is still masked by the redactor's URL rule.
@@ -61,52 +47,6 @@ class ConfigError(Exception):
         where = self.file + (f":{line}" if line else "")
         prefix = f"{where}: {location}: " if location else f"{where}: "
         super().__init__(f"smoke config error: {prefix}{message}")
-
-
-# Printable ASCII that pytest keeps as is in an id ('%' is encoded, so the encoding is reversible).
-_ID_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) not in "%\\")
-
-
-@dataclass(frozen=True)
-class Check:
-    """One generated check: what to run and how it counts in the verdict."""
-
-    kind: CheckKind  # never "custom": that is a developer's own test
-    name: str
-    required: bool
-    timeout: float
-    spec: Mapping[str, Any]
-    location: str  # e.g. "health_checks[1]"
-    rollback: bool = True  # False: a failure alerts but does not count toward the rollback threshold
-    order: int = 0  # position in the config, across sections
-
-    @property
-    def param_id(self) -> str:
-        """The check's pytest parameter id: its name, with every character pytest would escape
-        (non-ASCII, control characters, backslashes) percent-encoded as in a URL, so the id is the
-        same on every pytest version: ``prêt`` is ``pr%C3%AAt``."""
-        from urllib.parse import quote
-
-        return quote(self.name, safe=_ID_SAFE)
-
-    @property
-    def node_name(self) -> str:
-        """The item's name: the section's test function and the check's id, ``health[readiness]``."""
-        return f"{self.kind}[{self.param_id}]"
-
-    @classmethod
-    def of(cls, kind: CheckKind, spec: Mapping[str, Any], location: str = "", order: int = 0) -> Check:
-        """A check from one config entry, its defaults resolved here and only here."""
-        return cls(
-            kind=kind,
-            name=str(spec.get("name", kind)),
-            required=bool(spec.get("required", True)),
-            timeout=float(spec.get("timeout_seconds", default_timeout(kind))),
-            spec=spec,
-            location=location,
-            rollback=bool(spec.get("rollback", True)),
-            order=order,
-        )
 
 
 @dataclass

@@ -1,4 +1,9 @@
-"""The run's data, and how a check's result travels on its pytest report. Plain Python, no pytest.
+"""The run's data types, and how a check's result travels on its pytest report. Plain Python, no pytest.
+
+Every layer speaks these words: a :class:`Check` (its defaults resolved once, here), the
+:class:`Outcome` of a check, the :class:`Verdict` over all of them, the :class:`Decision` it calls
+for, the :class:`RollbackResult`, and :class:`RunSummary`, which the report document is built from.
+The functions that produce them live in their own layers (config, checks, verdict, cluster).
 
 A generated item (or a custom test in a smoke run) carries what the controller needs in
 ``report.user_properties`` as ``smoke_<key>`` pairs, because under pytest-xdist the controller
@@ -12,11 +17,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Literal, Mapping
-
-if TYPE_CHECKING:  # types only: the model sits below every layer that produces these
-    from .cluster.rollback import RollbackResult
-    from .verdict import Decision, Verdict
+from typing import Any, Final, Iterable, Literal, Mapping
+from urllib.parse import quote
 
 # What a check is, how it ended, and what the run calls for: the words every layer shares.
 CheckKind = Literal["health", "dependency", "critical_path", "custom"]
@@ -36,6 +38,293 @@ def check_kind(value: Any) -> CheckKind:
     """A kind read back from a report: one of CHECK_KINDS, else "custom" (a developer's test)."""
     return next((kind for kind in CHECK_KINDS if kind == value), "custom")
 
+
+# Sections that generate checks, the node-id prefix of their items, and their default timeouts.
+SECTIONS: dict[str, tuple[CheckKind, float]] = {
+    "health_checks": ("health", 5.0),
+    "dependency_checks": ("dependency", 5.0),
+    "critical_paths": ("critical_path", 30.0),
+}
+
+
+
+def default_timeout(kind: str) -> float:
+    """A check's timeout when its config entry sets none."""
+    return next(seconds for section_kind, seconds in SECTIONS.values() if section_kind == kind)
+
+
+# Printable ASCII that pytest keeps as is in an id ('%' is encoded, so the encoding is reversible).
+_ID_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) not in "%\\")
+
+
+@dataclass(frozen=True)
+class Check:
+    """One generated check: what to run and how it counts in the verdict."""
+
+    kind: CheckKind  # never "custom": that is a developer's own test
+    name: str
+    required: bool
+    timeout: float
+    spec: Mapping[str, Any]
+    location: str  # e.g. "health_checks[1]"
+    rollback: bool = True  # False: a failure alerts but does not count toward the rollback threshold
+    order: int = 0  # position in the config, across sections
+
+    @property
+    def param_id(self) -> str:
+        """The check's pytest parameter id: its name, with every character pytest would escape
+        (non-ASCII, control characters, backslashes) percent-encoded as in a URL, so the id is the
+        same on every pytest version: ``prêt`` is ``pr%C3%AAt``."""
+        return quote(self.name, safe=_ID_SAFE)
+
+    @property
+    def node_name(self) -> str:
+        """The item's name: the section's test function and the check's id, ``health[readiness]``."""
+        return f"{self.kind}[{self.param_id}]"
+
+    @classmethod
+    def of(cls, kind: CheckKind, spec: Mapping[str, Any], location: str = "", order: int = 0) -> Check:
+        """A check from one config entry, its defaults resolved here and only here."""
+        return cls(
+            kind=kind,
+            name=str(spec.get("name", kind)),
+            required=bool(spec.get("required", True)),
+            timeout=float(spec.get("timeout_seconds", default_timeout(kind))),
+            spec=spec,
+            location=location,
+            rollback=bool(spec.get("rollback", True)),
+            order=order,
+        )
+
+
+# -- outcomes, the verdict and the decision --------------------------------------------------------
+
+CRITICAL = "critical"
+WARNING = "warning"
+PASSED = "passed"
+SKIPPED = "skipped"
+NOT_RUN = "not_run"
+NOT_SELECTED = "not_selected"
+INCONCLUSIVE = "inconclusive"
+PARTIAL = "partial"
+NO_CHECKS = "no_checks"
+
+# Statuses of an Outcome.
+STATUS_PASSED: Final = "passed"
+STATUS_FAILED: Final = "failed"
+STATUS_NOT_EVALUATED: Final = "not_evaluated"  # the runner could not tell: never the service's fault
+STATUS_NOT_RUN: Final = "not_run"  # cut off: -x/--maxfail, fail_fast, the run budget, a crash
+STATUS_SKIPPED: Final = "skipped"  # the user's own skip marker or pytest.skip
+STATUS_NOT_SELECTED: Final = "not_selected"  # deselected with -k, -m, --deselect, or enabled: false
+RAN = (STATUS_PASSED, STATUS_FAILED, STATUS_NOT_EVALUATED)
+
+# Root cause first: a dependency failure explains the health and path failures after it.
+KIND_RANK = {"dependency": 0, "health": 1, "critical_path": 2, "custom": 3}
+
+
+@dataclass
+class Outcome:
+    """One check's result as the verdict sees it."""
+
+    nodeid: str
+    name: str
+    kind: CheckKind
+    required: bool
+    status: Status
+    reason: str = ""
+    failure_kind: str = ""
+    duration: float = 0.0
+    finished_at: float = field(default_factory=time.time)
+    facts: dict[str, Any] = field(default_factory=dict)
+    details: str = ""
+    warning: str = ""  # a passing check that still deserves attention: flaky, failed cleanup
+    rollback: bool = True  # False: its failure alerts but does not count toward a rollback
+    order: int = 0  # config order (custom tests after, in collection order)
+    attributed_to: str = ""  # the failed dependency that likely explains this failure
+
+    @property
+    def severity(self) -> str:
+        if self.status == STATUS_PASSED:
+            return WARNING if self.warning else PASSED
+        if self.status == STATUS_FAILED:
+            return CRITICAL if self.required else WARNING
+        if self.status == STATUS_NOT_EVALUATED:
+            return WARNING
+        return {STATUS_NOT_RUN: NOT_RUN, STATUS_NOT_SELECTED: NOT_SELECTED}.get(self.status, SKIPPED)
+
+    @property
+    def sort_key(self) -> tuple[int, int, str]:
+        return (KIND_RANK.get(self.kind, 3), self.order, self.nodeid)
+
+
+@dataclass
+class Verdict:
+    outcomes: list[Outcome]
+
+    def __post_init__(self) -> None:
+        self.outcomes = sorted(self.outcomes, key=lambda o: (o.order, o.nodeid))
+        failed_dependencies = [o.name for o in self.critical if o.kind == "dependency"]
+        for outcome in self.critical:
+            explained = outcome.kind != "dependency" and failed_dependencies
+            outcome.attributed_to = ", ".join(failed_dependencies) if explained else ""
+
+    def _by_severity(self, severity: str) -> list[Outcome]:
+        return sorted((o for o in self.outcomes if o.severity == severity), key=lambda o: o.sort_key)
+
+    @property
+    def critical(self) -> list[Outcome]:
+        """Critical failures, root cause (dependencies) first, then config order."""
+        return self._by_severity(CRITICAL)
+
+    @property
+    def warnings(self) -> list[Outcome]:
+        return self._by_severity(WARNING)
+
+    @property
+    def passed(self) -> list[Outcome]:
+        return self._by_severity(PASSED)
+
+    @property
+    def unverified_required(self) -> list[Outcome]:
+        """Required checks that were not evaluated or never ran: the run proves nothing about them."""
+        return [o for o in self.outcomes if o.required and o.status in (STATUS_NOT_EVALUATED, STATUS_NOT_RUN)]
+
+    @property
+    def unselected_required(self) -> list[Outcome]:
+        """Required checks the user left out of this run (deselected, disabled or skipped)."""
+        return [o for o in self.outcomes if o.required and o.status in (STATUS_NOT_SELECTED, STATUS_SKIPPED)]
+
+    @property
+    def complete(self) -> bool:
+        """Every required check selected, run and evaluated."""
+        return not self.unverified_required and not self.unselected_required
+
+    @property
+    def state(self) -> str:
+        if not any(o.status in RAN or o.status == STATUS_NOT_RUN for o in self.outcomes):
+            return NO_CHECKS
+        if self.critical:
+            return CRITICAL
+        if self.unverified_required:
+            return INCONCLUSIVE
+        if self.unselected_required:
+            return PARTIAL
+        if self.warnings:
+            return WARNING
+        return PASSED
+
+    @property
+    def verified(self) -> bool:
+        """A complete green run: the only kind that may mark a revision as known-good."""
+        return self.state in (PASSED, WARNING) and self.complete
+
+    def rollback_failures(self) -> list[Outcome]:
+        """The critical failures that count toward the rollback threshold.
+
+        A failed dependency is the likely root cause of the health, path and custom failures
+        beside it: they count once, with it. A check with ``rollback: false`` never counts; when
+        only such dependencies failed, the failures beside them count once together.
+        """
+        critical = self.critical
+        dependencies = [o for o in critical if o.kind == "dependency"]
+        others = [o for o in critical if o.kind != "dependency" and o.rollback]
+        if any(o.rollback for o in dependencies):
+            return [o for o in dependencies if o.rollback]  # the others count with them
+        if dependencies:
+            # Only dependencies that a rollback cannot fix failed: what they may explain counts
+            # once, so an unrelated bad deploy is still caught, never doubled.
+            return others[:1]
+        return others
+
+
+@dataclass
+class Decision:
+    """What the verdict calls for. ``action`` is one of:
+
+    ``none`` (nothing to do), ``rollback`` (do it now), ``confirm`` (needs ops confirmation),
+    ``disabled`` (auto_rollback is off), ``below_threshold``, ``no_rollback_helps`` (every
+    critical failure says ``rollback: false``), ``dry_run`` (--smoke-no-rollback), ``vetoed``
+    (a pytest_smoke_decision hook said no), ``inconclusive`` (a required check was not evaluated),
+    ``not_evaluated`` (interrupted run).
+    """
+
+    action: Action
+    reason: str
+    critical_count: int = 0
+    threshold: int = 1
+
+    @property
+    def wants_rollback(self) -> bool:
+        return self.action in ("rollback", "confirm", "dry_run")
+
+
+# -- the rollback -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Target:
+    deployment: str
+    namespace: str = "default"
+    container: str | None = None
+    context: str | None = None
+    kubeconfig: str | None = None
+    request_timeout: float = 10.0
+
+    @property
+    def ref(self) -> str:
+        return f"deployment/{self.deployment} -n {self.namespace}"
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any], defaults: Mapping[str, Any] | None = None) -> "Target | None":
+        """A target from a config block (``rollback_strategy``, ``wait_for_rollout``), with
+        ``defaults`` filling namespace and credentials the block leaves out."""
+        defaults = defaults or {}
+        if not settings.get("deployment"):
+            return None
+        return cls(
+            deployment=settings["deployment"],
+            namespace=settings.get("namespace") or defaults.get("namespace") or "default",
+            container=settings.get("container"),
+            context=settings.get("context") or defaults.get("context"),
+            kubeconfig=settings.get("kubeconfig") or defaults.get("kubeconfig"),
+        )
+
+    def kubectl(self, *args: str) -> str:
+        context = f" --context {self.context}" if self.context else ""
+        return "kubectl " + " ".join(args) + f" -n {self.namespace}{context}"
+
+
+@dataclass
+class Plan:
+    handler: str
+    target: Target | None
+    manual_command: str
+    from_revision: int | None = None
+    to_revision: int | None = None
+    current_images: dict[str, str] = field(default_factory=dict)
+    target_images: dict[str, str] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RollbackResult:
+    """``status``: completed, still_failing (rolled back, verification failed), failed, superseded
+    (the Deployment changed since the checks: stood down), refused, dry_run,
+    awaiting_confirmation, not_configured."""
+
+    status: RollbackStatus
+    message: str
+    plan: Plan | None = None
+    attempts: int = 0
+    progress: list[str] = field(default_factory=list)
+    started_at: float | None = None
+    finished_at: float | None = None
+    confirmation: str = ""
+    verification: str = ""
+    notes: list[str] = field(default_factory=list)  # marks left on the cluster (rejected revision)
+
+
+# -- on the pytest report --------------------------------------------------------------------------
 
 PREFIX = "smoke_"
 # Facts a check reports for the outputs (endpoint, HTTP status, timing, attempts, summary).

@@ -19,11 +19,36 @@ budget). Only a failure counts toward a rollback. The seed's failure-handling ta
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
-from typing import Any, Final, Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
-from .model import Action, CheckKind, Status
+from .model import (
+    CRITICAL,
+    INCONCLUSIVE,
+    NO_CHECKS,
+    NOT_RUN,
+    NOT_SELECTED,
+    PARTIAL,
+    PASSED,
+    RAN,
+    SKIPPED,
+    STATUS_FAILED,
+    STATUS_NOT_EVALUATED,
+    STATUS_NOT_RUN,
+    STATUS_NOT_SELECTED,
+    STATUS_PASSED,
+    STATUS_SKIPPED,
+    WARNING,
+    Decision,
+    Outcome,
+    Verdict,
+)
+
+# The words of the verdict are the model's; importable from here too, where they are produced.
+__all__ = [
+    "CRITICAL", "INCONCLUSIVE", "NO_CHECKS", "NOT_RUN", "NOT_SELECTED", "PARTIAL", "PASSED", "RAN", "SKIPPED",
+    "STATUS_FAILED", "STATUS_NOT_EVALUATED", "STATUS_NOT_RUN", "STATUS_NOT_SELECTED", "STATUS_PASSED",
+    "STATUS_SKIPPED", "WARNING", "Decision", "Outcome", "Verdict", "classify", "decide", "exit_code",
+]
 
 # Process exit codes. 0 to 5 keep pytest's meaning.
 EXIT_OK = 0  # everything passed, or only warnings: the deployment continues
@@ -36,167 +61,10 @@ EXIT_ROLLBACK_FAILED = 10  # a rollback was attempted and failed: a human must a
 EXIT_ROLLOUT_NOT_READY = 11  # --smoke-wait-rollout: the deployment never finished rolling out; no check ran
 EXIT_INCONCLUSIVE = 12  # a required check was not evaluated or never ran: the deploy is not verified
 
-CRITICAL = "critical"
-WARNING = "warning"
-PASSED = "passed"
-SKIPPED = "skipped"
-NOT_RUN = "not_run"
-NOT_SELECTED = "not_selected"
-INCONCLUSIVE = "inconclusive"
-PARTIAL = "partial"
-NO_CHECKS = "no_checks"
-
-# Statuses of an Outcome.
-STATUS_PASSED: Final = "passed"
-STATUS_FAILED: Final = "failed"
-STATUS_NOT_EVALUATED: Final = "not_evaluated"  # the runner could not tell: never the service's fault
-STATUS_NOT_RUN: Final = "not_run"  # cut off: -x/--maxfail, fail_fast, the run budget, a crash
-STATUS_SKIPPED: Final = "skipped"  # the user's own skip marker or pytest.skip
-STATUS_NOT_SELECTED: Final = "not_selected"  # deselected with -k, -m, --deselect, or enabled: false
-RAN = (STATUS_PASSED, STATUS_FAILED, STATUS_NOT_EVALUATED)
-
-# Root cause first: a dependency failure explains the health and path failures after it.
-KIND_RANK = {"dependency": 0, "health": 1, "critical_path": 2, "custom": 3}
-
-
-@dataclass
-class Outcome:
-    """One check's result as the verdict sees it."""
-
-    nodeid: str
-    name: str
-    kind: CheckKind
-    required: bool
-    status: Status
-    reason: str = ""
-    failure_kind: str = ""
-    duration: float = 0.0
-    finished_at: float = field(default_factory=time.time)
-    facts: dict[str, Any] = field(default_factory=dict)
-    details: str = ""
-    warning: str = ""  # a passing check that still deserves attention: flaky, failed cleanup
-    rollback: bool = True  # False: its failure alerts but does not count toward a rollback
-    order: int = 0  # config order (custom tests after, in collection order)
-    attributed_to: str = ""  # the failed dependency that likely explains this failure
-
-    @property
-    def severity(self) -> str:
-        if self.status == STATUS_PASSED:
-            return WARNING if self.warning else PASSED
-        if self.status == STATUS_FAILED:
-            return CRITICAL if self.required else WARNING
-        if self.status == STATUS_NOT_EVALUATED:
-            return WARNING
-        return {STATUS_NOT_RUN: NOT_RUN, STATUS_NOT_SELECTED: NOT_SELECTED}.get(self.status, SKIPPED)
-
-    @property
-    def sort_key(self) -> tuple[int, int, str]:
-        return (KIND_RANK.get(self.kind, 3), self.order, self.nodeid)
-
-
-@dataclass
-class Verdict:
-    outcomes: list[Outcome]
-
-    def __post_init__(self) -> None:
-        self.outcomes = sorted(self.outcomes, key=lambda o: (o.order, o.nodeid))
-        failed_dependencies = [o.name for o in self.critical if o.kind == "dependency"]
-        for outcome in self.critical:
-            explained = outcome.kind != "dependency" and failed_dependencies
-            outcome.attributed_to = ", ".join(failed_dependencies) if explained else ""
-
-    def _by_severity(self, severity: str) -> list[Outcome]:
-        return sorted((o for o in self.outcomes if o.severity == severity), key=lambda o: o.sort_key)
-
-    @property
-    def critical(self) -> list[Outcome]:
-        """Critical failures, root cause (dependencies) first, then config order."""
-        return self._by_severity(CRITICAL)
-
-    @property
-    def warnings(self) -> list[Outcome]:
-        return self._by_severity(WARNING)
-
-    @property
-    def passed(self) -> list[Outcome]:
-        return self._by_severity(PASSED)
-
-    @property
-    def unverified_required(self) -> list[Outcome]:
-        """Required checks that were not evaluated or never ran: the run proves nothing about them."""
-        return [o for o in self.outcomes if o.required and o.status in (STATUS_NOT_EVALUATED, STATUS_NOT_RUN)]
-
-    @property
-    def unselected_required(self) -> list[Outcome]:
-        """Required checks the user left out of this run (deselected, disabled or skipped)."""
-        return [o for o in self.outcomes if o.required and o.status in (STATUS_NOT_SELECTED, STATUS_SKIPPED)]
-
-    @property
-    def complete(self) -> bool:
-        """Every required check selected, run and evaluated."""
-        return not self.unverified_required and not self.unselected_required
-
-    @property
-    def state(self) -> str:
-        if not any(o.status in RAN or o.status == STATUS_NOT_RUN for o in self.outcomes):
-            return NO_CHECKS
-        if self.critical:
-            return CRITICAL
-        if self.unverified_required:
-            return INCONCLUSIVE
-        if self.unselected_required:
-            return PARTIAL
-        if self.warnings:
-            return WARNING
-        return PASSED
-
-    @property
-    def verified(self) -> bool:
-        """A complete green run: the only kind that may mark a revision as known-good."""
-        return self.state in (PASSED, WARNING) and self.complete
-
-    def rollback_failures(self) -> list[Outcome]:
-        """The critical failures that count toward the rollback threshold.
-
-        A failed dependency is the likely root cause of the health, path and custom failures
-        beside it: they count once, with it. A check with ``rollback: false`` never counts; when
-        only such dependencies failed, the failures beside them count once together.
-        """
-        critical = self.critical
-        dependencies = [o for o in critical if o.kind == "dependency"]
-        others = [o for o in critical if o.kind != "dependency" and o.rollback]
-        if any(o.rollback for o in dependencies):
-            return [o for o in dependencies if o.rollback]  # the others count with them
-        if dependencies:
-            # Only dependencies that a rollback cannot fix failed: what they may explain counts
-            # once, so an unrelated bad deploy is still caught, never doubled.
-            return others[:1]
-        return others
 
 
 def classify(outcomes: Iterable[Outcome]) -> Verdict:
     return Verdict(list(outcomes))
-
-
-@dataclass
-class Decision:
-    """What the verdict calls for. ``action`` is one of:
-
-    ``none`` (nothing to do), ``rollback`` (do it now), ``confirm`` (needs ops confirmation),
-    ``disabled`` (auto_rollback is off), ``below_threshold``, ``no_rollback_helps`` (every
-    critical failure says ``rollback: false``), ``dry_run`` (--smoke-no-rollback), ``vetoed``
-    (a pytest_smoke_decision hook said no), ``inconclusive`` (a required check was not evaluated),
-    ``not_evaluated`` (interrupted run).
-    """
-
-    action: Action
-    reason: str
-    critical_count: int = 0
-    threshold: int = 1
-
-    @property
-    def wants_rollback(self) -> bool:
-        return self.action in ("rollback", "confirm", "dry_run")
 
 
 def decide(verdict: Verdict, auto_rollback: Mapping[str, Any], *, dry_run: bool = False) -> Decision:

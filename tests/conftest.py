@@ -91,6 +91,14 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.S
     server.stop()
 
 
+@pytest.fixture
+def pushgateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.Server]:
+    """A fresh Pushgateway per test: pushed groups never leak from one test to the next."""
+    server = servers.start_pushgateway(tmp_path_factory.mktemp("pushgateway"))
+    yield server
+    server.stop()
+
+
 @pytest.fixture(scope="session")
 def redis_auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.Server]:
     server = servers.start_redis(tmp_path_factory.mktemp("redis-auth"), password=REDIS_PASSWORD)

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 import pytest
 
 from pytest_smoke.checks import CheckContext, CheckFailed, run_check
-from pytest_smoke.config import Check
+from pytest_smoke.model import Check
 from pytest_smoke.redact import Redactor
 
 from helpers import AMQP_PASSWORD, PG_PASSWORD, REDIS_PASSWORD, SEED_CONFIG, health
@@ -325,7 +325,7 @@ def test_a_plugin_adds_a_rollback_handler_through_the_hook(pytester, write_confi
     pytester.makeconftest(
         """
         from pathlib import Path
-        from pytest_smoke.cluster.rollback import Plan
+        from pytest_smoke.model import Plan
 
         class ArgoUndo:
             def plan(self, target, strategy):

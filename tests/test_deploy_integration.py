@@ -125,7 +125,7 @@ def test_a_check_that_passes_after_retries_is_reported_flaky(pytester, write_con
 
 def test_retries_give_up_and_fail_with_the_last_reason(demo):
     from pytest_smoke.checks import CheckContext, CheckFailed, run_check
-    from pytest_smoke.config import Check
+    from pytest_smoke.model import Check
 
     spec = health("cold", "/flaky?key=b&fail=9", retries=2, retry_interval_seconds=0.05)
     with pytest.raises(CheckFailed) as failure:
@@ -135,7 +135,7 @@ def test_retries_give_up_and_fail_with_the_last_reason(demo):
 
 def test_retries_never_exceed_the_checks_own_deadline(demo):
     from pytest_smoke.checks import CheckContext, CheckFailed, run_check
-    from pytest_smoke.config import Check
+    from pytest_smoke.model import Check
 
     spec = health("cold", "/flaky?key=c&fail=99", retries=50, retry_interval_seconds=0.4, timeout_seconds=1.5)
     started = time.monotonic()
@@ -146,7 +146,7 @@ def test_retries_never_exceed_the_checks_own_deadline(demo):
 
 def test_initial_delay_is_part_of_the_deadline(demo):
     from pytest_smoke.checks import CheckContext, run_check
-    from pytest_smoke.config import Check
+    from pytest_smoke.model import Check
 
     spec = health("late", "/health", initial_delay_seconds=0.3, timeout_seconds=5)
     started = time.monotonic()

@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from pytest_smoke.checks import CheckContext, CheckFailed, run_check
-from pytest_smoke.config import Check
+from pytest_smoke.model import Check
 
 from helpers import BAD_IMAGE, Receiver, health, run_in_background
 from servers import free_port

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from pytest_smoke.checks import CheckContext, CheckFailed, run_check
-from pytest_smoke.config import Check
+from pytest_smoke.model import Check
 from pytest_smoke.redact import Redactor
 
 LOGIN = {"method": "POST", "endpoint": "/api/auth/login", "payload": {"email": "test@example.com", "password": "test"}}

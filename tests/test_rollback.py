@@ -10,7 +10,8 @@ import pytest
 
 from pytest_smoke.cluster.kube import VERIFIED
 from pytest_smoke.cluster.rollback import carry_out, plan_rollback
-from pytest_smoke.verdict import EXIT_ROLLBACK_FAILED, Outcome, classify, decide
+from pytest_smoke.model import Outcome
+from pytest_smoke.verdict import EXIT_ROLLBACK_FAILED, classify, decide
 
 from helpers import BAD_IMAGE as BAD
 from helpers import GOOD_IMAGE as GOOD
@@ -453,7 +454,7 @@ def test_decision_hook_can_veto(pytester, write_config, demo, kube):
     write_config(smoke_doc(demo, kube))
     pytester.makeconftest(
         """
-        from pytest_smoke.verdict import Decision
+        from pytest_smoke.model import Decision
 
         results = []
 

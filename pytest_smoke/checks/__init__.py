@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import importlib
 import time
-from typing import Any, Callable, Mapping, Union
+from typing import Any, Callable, Mapping, Union, cast
 
-from ..config import Check
+from ..model import Check
 from .base import CheckContext, CheckFailed, CheckNotEvaluated, CheckResult, CheckTimeout, Deadline, run_with_deadline
 
 CheckFunction = Callable[[Mapping[str, Any], CheckContext], Union[CheckResult, str, None]]
@@ -69,11 +69,12 @@ def is_service_failure(exc: BaseException) -> bool:
     return any(word in name for word in ("Connection", "Timeout", "OperationalError"))
 
 
-def target_host(kind: str, spec: Mapping[str, Any], base_url: str | None) -> str | None:
+def target_host(check: Check, base_url: str | None) -> str | None:
     """The HTTP host:port a check sends to, so concurrency can be bounded per host; None for the
     other protocols (one connection each, to services of their own)."""
     from urllib.parse import urlsplit
 
+    kind, spec = check.kind, check.spec
     if kind == "health":
         endpoint = spec["endpoint"]
     elif kind == "critical_path":
@@ -99,35 +100,36 @@ def run_check(check: Check, ctx: CheckContext, budget: Deadline | None = None) -
     cuts short, or that it leaves no time to start, is not evaluated.
     """
     try:
-        return _run_check(check.kind, check.name, check.spec, ctx, budget, check.timeout)
+        return _run_check(check, ctx, budget)
     except (CheckFailed, CheckNotEvaluated):
         raise
     except (Exception, SystemExit) as exc:  # a bug, a custom type's own error: not the service's fault
         raise CheckNotEvaluated.from_exception(exc) from None
 
 
-def _run_check(
-    kind: str, name: str, spec: Mapping[str, Any], ctx: CheckContext, budget: Deadline | None, timeout: float
-) -> CheckResult:
-    started = time.monotonic()
-    grace = GUARD_GRACE_SECONDS
-    builtin = True
-    func: CheckFunction | None
-    if kind == "health":
+def _check_function(check: Check, ctx: CheckContext) -> tuple[CheckFunction, bool, float]:
+    """The function that runs ``check``, whether it is built in (it keeps its own deadline), and
+    the slack past its timeout before the outer guard gives up on it."""
+    if check.kind == "health":
         from .health import check as health_check
 
-        func = health_check
-    elif kind == "critical_path":
+        return cast(CheckFunction, health_check), True, GUARD_GRACE_SECONDS
+    if check.kind == "critical_path":
         from .critical_path import CLEANUP_SECONDS, run_path
 
-        func = run_path
-        grace += CLEANUP_SECONDS if spec.get("cleanup") else 0
-    else:
-        builtin_func = builtin_check_type(spec["type"])
-        func = ctx.check_types.get(spec["type"]) or builtin_func
-        if func is None:
-            raise CheckNotEvaluated(f"not evaluated: unknown dependency type {spec['type']!r}", kind="unknown_type")
-        builtin = func is builtin_func
+        return cast(CheckFunction, run_path), True, GUARD_GRACE_SECONDS + (CLEANUP_SECONDS if check.spec.get("cleanup") else 0)
+    type_name = check.spec["type"]
+    builtin = builtin_check_type(type_name)
+    func = ctx.check_types.get(type_name) or builtin
+    if func is None:
+        raise CheckNotEvaluated(f"not evaluated: unknown dependency type {type_name!r}", kind="unknown_type")
+    return func, func is builtin, GUARD_GRACE_SECONDS
+
+
+def _run_check(check: Check, ctx: CheckContext, budget: Deadline | None) -> CheckResult:
+    started = time.monotonic()
+    spec, name, timeout = check.spec, check.name, check.timeout
+    func, builtin, grace = _check_function(check, ctx)
 
     budget_left = budget.remaining() if budget is not None else None
     budget_message = f"not evaluated: the run budget of {budget.seconds if budget else 0:g} s ran out"

@@ -3,15 +3,16 @@ passively declare ``queue`` to prove it exists."""
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from ..specs import AmqpSpec
 from .base import CheckContext, CheckFailed, CheckResult, Deadline, run_with_deadline
 
 DEFAULT_URL = "amqp://guest:guest@localhost:5672/%2F"
 
 
-def check(spec: Mapping[str, Any], ctx: CheckContext) -> CheckResult:
+def check(spec: AmqpSpec, ctx: CheckContext) -> CheckResult:
     import logging
 
     import pika  # deferred: keeps an HTTP-only run light

@@ -12,6 +12,7 @@ from typing import Any, Mapping
 
 from ..config import strings_in, template_fields, templated_values
 from ..redact import is_secret_name, shorten
+from ..specs import CriticalPathSpec, StepSpec
 from .base import CheckContext, CheckFailed, CheckResult, Deadline
 from .http import Reply, curl_command, exchange, join_url, new_session, verify_reply
 
@@ -28,7 +29,7 @@ class StepFailed(CheckFailed):
     pass
 
 
-def run_path(spec: Mapping[str, Any], ctx: CheckContext) -> CheckResult:
+def run_path(spec: CriticalPathSpec, ctx: CheckContext) -> CheckResult:
     deadline = Deadline(spec.get("timeout_seconds", 30))
     saved: dict[str, Any] = {}
     steps = list(spec["steps"])
@@ -51,7 +52,7 @@ def run_path(spec: Mapping[str, Any], ctx: CheckContext) -> CheckResult:
     )
 
 
-def _learn_secrets(ctx: CheckContext, steps: list[Mapping[str, Any]]) -> None:
+def _learn_secrets(ctx: CheckContext, steps: list[StepSpec]) -> None:
     """Literal values under secret-looking keys (a login password) are secrets too."""
 
     def walk(value: Any, key: str = "") -> None:
@@ -99,7 +100,7 @@ def render(value: Any, saved: Mapping[str, Any]) -> Any:
 def _run_step(
     session: Any,
     ctx: CheckContext,
-    step: Mapping[str, Any],
+    step: StepSpec,
     number: int,
     total: int,
     saved: dict[str, Any],
@@ -232,7 +233,7 @@ def _save_match(reply: Reply, name: str, source: str) -> str:
     return match.group(1) or ""
 
 
-def _cleanup(session: Any, ctx: CheckContext, spec: Mapping[str, Any], saved: dict[str, Any]) -> list[str]:
+def _cleanup(session: Any, ctx: CheckContext, spec: CriticalPathSpec, saved: dict[str, Any]) -> list[str]:
     warnings = []
     steps = list(spec.get("cleanup") or [])
     deadline = Deadline(CLEANUP_SECONDS)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
-
+from ..specs import HealthCheckSpec
 from .base import CheckContext, CheckResult, Deadline
 from .http import exchange, join_url, new_session, verify_reply
 
 
-def check(spec: Mapping[str, Any], ctx: CheckContext) -> CheckResult:
+def check(spec: HealthCheckSpec, ctx: CheckContext) -> CheckResult:
     deadline = Deadline(spec.get("timeout_seconds", 5))
     method = spec.get("method", "GET")
     endpoint = spec["endpoint"]

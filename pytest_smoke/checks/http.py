@@ -19,6 +19,7 @@ import requests
 
 from .. import __version__
 from ..redact import MASK, Redactor, is_secret_name, shorten
+from ..specs import HttpDependencySpec
 from .base import CheckContext, CheckFailed, CheckNotEvaluated, CheckResult, CheckTimeout, Deadline, run_with_deadline
 
 # Requests the runner could not even build: its problem, never the service's.
@@ -568,7 +569,7 @@ def verify_reply(
     )
 
 
-def check(spec: Mapping[str, Any], ctx: CheckContext) -> CheckResult:
+def check(spec: HttpDependencySpec, ctx: CheckContext) -> CheckResult:
     """The ``http`` dependency check: a full URL, e.g. the auth service's token endpoint."""
     deadline = Deadline(spec.get("timeout_seconds", 5))
     method = spec.get("method", "GET")

@@ -6,10 +6,11 @@ import math
 import re
 from typing import Any, Mapping
 
+from ..specs import PostgresSpec
 from .base import CheckContext, CheckFailed, CheckNotEvaluated, CheckResult, Deadline, run_with_deadline
 
 
-def check(spec: Mapping[str, Any], ctx: CheckContext) -> CheckResult:
+def check(spec: PostgresSpec, ctx: CheckContext) -> CheckResult:
     import psycopg  # deferred: keeps an HTTP-only run light
     from psycopg.conninfo import conninfo_to_dict
 

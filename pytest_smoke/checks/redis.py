@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import shlex
-from typing import Any, Mapping
 from urllib.parse import urlsplit
 
+from ..specs import RedisSpec
 from .base import CheckContext, CheckFailed, CheckResult, Deadline, run_with_deadline
 
 DEFAULT_URL = "redis://localhost:6379/0"
 
 
-def check(spec: Mapping[str, Any], ctx: CheckContext) -> CheckResult:
+def check(spec: RedisSpec, ctx: CheckContext) -> CheckResult:
     import redis  # deferred: keeps an HTTP-only run light
 
     timeout = float(spec.get("timeout_seconds", 3))

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import socket
 import time
-from typing import Any, Mapping
 
+from ..specs import TcpSpec
 from .base import CheckContext, CheckFailed, CheckResult
 
 
-def check(spec: Mapping[str, Any], ctx: CheckContext) -> CheckResult:
+def check(spec: TcpSpec, ctx: CheckContext) -> CheckResult:
     host, port = spec["host"], int(spec["port"])
     timeout = float(spec.get("timeout_seconds", 5))
     where = f"{host}:{port}"

@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
+from ..model import Target
+
 REVISION = "deployment.kubernetes.io/revision"
 VERIFIED = "pytest-smoke.dev/verified"
 VERIFIED_AT = "pytest-smoke.dev/verified-at"
@@ -57,39 +59,6 @@ LEASE = "pytest-smoke.dev/rollback-lease"
 
 class LeaseHeld(KubeError):
     """Another smoke run is rolling this Deployment back right now."""
-
-
-@dataclass
-class Target:
-    deployment: str
-    namespace: str = "default"
-    container: str | None = None
-    context: str | None = None
-    kubeconfig: str | None = None
-    request_timeout: float = 10.0
-
-    @property
-    def ref(self) -> str:
-        return f"deployment/{self.deployment} -n {self.namespace}"
-
-    @classmethod
-    def from_settings(cls, settings: Mapping[str, Any], defaults: Mapping[str, Any] | None = None) -> "Target | None":
-        """A target from a config block (``rollback_strategy``, ``wait_for_rollout``), with
-        ``defaults`` filling namespace and credentials the block leaves out."""
-        defaults = defaults or {}
-        if not settings.get("deployment"):
-            return None
-        return cls(
-            deployment=settings["deployment"],
-            namespace=settings.get("namespace") or defaults.get("namespace") or "default",
-            container=settings.get("container"),
-            context=settings.get("context") or defaults.get("context"),
-            kubeconfig=settings.get("kubeconfig") or defaults.get("kubeconfig"),
-        )
-
-    def kubectl(self, *args: str) -> str:
-        context = f" --context {self.context}" if self.context else ""
-        return "kubectl " + " ".join(args) + f" -n {self.namespace}{context}"
 
 
 class Kube:

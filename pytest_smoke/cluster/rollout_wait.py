@@ -10,7 +10,8 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, Mapping
 
-from .kube import Kube, KubeError, KubeUsageError, Target, describe_progress
+from ..model import Target
+from .kube import Kube, KubeError, KubeUsageError, describe_progress
 
 DEFAULT_TIMEOUT_SECONDS = 300.0
 

@@ -25,7 +25,7 @@ from ..model import encode
 from .run import OPTIONAL_MARKER, REQUIRED_MARKER, TIMEOUT_BACKSTOP_SECONDS, SmokeRun, get_run
 
 if TYPE_CHECKING:
-    from ..config import Check
+    from ..model import Check
 
 # The check a generated item runs; custom tests have none.
 check_key = pytest.StashKey["Check"]()

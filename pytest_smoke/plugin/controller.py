@@ -17,10 +17,7 @@ from typing import Any, Generator
 import pytest
 
 from ..config import SmokeConfig
-from ..model import RunSummary, Status, Timeline, check_kind, decode, facts_of
-from ..redact import Redactor, shorten
-from ..verdict import (
-    EXIT_ROLLOUT_NOT_READY,
+from ..model import (
     STATUS_FAILED,
     STATUS_NOT_EVALUATED,
     STATUS_NOT_RUN,
@@ -29,9 +26,15 @@ from ..verdict import (
     STATUS_SKIPPED,
     Decision,
     Outcome,
-    classify,
-    exit_code,
+    RunSummary,
+    Status,
+    Timeline,
+    check_kind,
+    decode,
+    facts_of,
 )
+from ..redact import Redactor, shorten
+from ..verdict import EXIT_ROLLOUT_NOT_READY, classify, exit_code
 from .run import smoke_run_key
 
 DETAILS_LIMIT = 4000
@@ -65,6 +68,7 @@ class SmokeController:
         self.timeline = Timeline()
         self.summary: RunSummary | None = None
         self.document: dict[str, Any] | None = None  # the report document, once published
+        self.monitoring: list[dict[str, Any]] = []  # the metrics file and push, once published
         self.rollout_failure: str | None = None
         self.tested: Any = None  # DeploymentState when the checks started: a rollback acts only on it
         self.start_notes: list[str] = []
@@ -102,7 +106,8 @@ class SmokeController:
 
     def record_tested_revision(self) -> None:
         """What is deployed as the checks start: a later rollback acts only while it still runs."""
-        from ..cluster.kube import Kube, KubeError, Target
+        from ..cluster.kube import Kube, KubeError
+        from ..model import Target
 
         target = Target.from_settings(self.smoke.section("rollback_strategy"))
         if target is None:
@@ -394,9 +399,12 @@ class SmokeController:
                 junit_path=config.getoption("smoke_junit"),
                 pytest_junit_xunit2=xmlpath if xmlpath and config.getini("junit_family") == "xunit2" else None,
                 rerun_command=rerun_command(config, self.smoke),
+                metrics_path=config.getoption("smoke_metrics"),
+                pushgateway_url=config.getoption("smoke_pushgateway"),
             ),
         )
         self.summary.notifications = published.notifications
+        self.monitoring = published.monitoring
         self.summary.notes.extend(published.problems)
         self.document = published.document
 
@@ -415,6 +423,13 @@ class SmokeController:
             detail = f": {sent['detail']}" if sent["detail"] else ""
             line = self.redactor.text(f"Notification {sent['status']}: {sent['channel']}{detail}")
             terminalreporter.write_line(printable(line), **markup)
+        for fed in self.monitoring:
+            words = {"pushgateway": "Metrics pushed to the Pushgateway", "metrics_file": "Metrics written"}
+            ok = fed["status"] in ("sent", "written")
+            head = words[fed["target"]] if ok else f"Warning: metrics not {'pushed to the Pushgateway' if fed['target'] == 'pushgateway' else 'written'}"
+            detail = f" ({fed['detail']})" if fed["detail"] and ok else (f": {fed['detail']}" if fed["detail"] else "")
+            line = self.redactor.text(f"{head}: {fed['where']}{detail}")
+            terminalreporter.write_line(printable(line), **({} if ok else {"yellow": True}))
 
     def say(self, message: str) -> None:
         terminal = self.config.pluginmanager.get_plugin("terminalreporter")

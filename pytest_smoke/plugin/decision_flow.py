@@ -14,9 +14,9 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
-from ..model import RunSummary, Timeline
+from ..model import Decision, RunSummary, Timeline, Verdict
 from ..redact import shorten
-from ..verdict import Decision, Verdict, decide
+from ..verdict import decide
 
 if TYPE_CHECKING:
     from ..checks import CheckContext
@@ -72,8 +72,9 @@ def run(inputs: DecisionInputs, verdict: Verdict, timeline: Timeline) -> RunSumm
 
 
 def _roll_back(inputs: DecisionInputs, summary: RunSummary, strategy: dict[str, Any], auto_rollback: dict[str, Any]) -> Any:
-    from ..cluster.rollback import FAILED_PREFIX, RollbackInterrupted, RollbackResult, carry_out
+    from ..cluster.rollback import FAILED_PREFIX, RollbackInterrupted, carry_out
     from ..cluster.rollback.confirm import confirm
+    from ..model import RollbackResult
 
     decision, verdict, timeline = summary.decision, summary.verdict, summary.timeline
 

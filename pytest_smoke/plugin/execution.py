@@ -13,7 +13,7 @@ from .collection import SKIP_MARKS, check_of, generated_items, is_required
 from .run import CONTROLLER_NAME, TIMEOUT_BACKSTOP_SECONDS, SmokeRun
 
 if TYPE_CHECKING:
-    from ..config import Check
+    from ..model import Check
 
 class CheckExecution:
     """Per-process plugin object: when and how generated checks run (pool, -x, fail_fast, budget).
@@ -54,7 +54,7 @@ class CheckExecution:
                 item.add_marker(backstop, append=False)
             check = check_of(item)
             assert check is not None
-            host = target_host(check.kind, check.spec, run.config.base_url)
+            host = target_host(check, run.config.base_url)
             run.scheduler.submit(check.node_name, functools.partial(run.run_pooled, check), host=host)
 
     def _wait_for_rollout(self, config: pytest.Config) -> None:

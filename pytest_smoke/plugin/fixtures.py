@@ -36,7 +36,7 @@ def smoke_http(pytestconfig: pytest.Config) -> Generator[Any, None, None]:
     service fails like a generated check (reason, redacted curl line), in a test or in a fixture;
     ``smoke_http.expect(response, status=200, json=...)`` judges a response the same way."""
     from ..checks.client import BoundSession
-    from ..config import default_timeout
+    from ..model import default_timeout
 
     run = _smoke_run(pytestconfig)
     session = BoundSession(run.context, timeout=default_timeout("health"))

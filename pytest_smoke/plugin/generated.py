@@ -15,7 +15,7 @@ from ..redact import Redactor
 from .run import SmokeRun, get_run
 
 if TYPE_CHECKING:
-    from ..config import Check
+    from ..model import Check
 
 # Properties one attempt adds; cleared before the next attempt (pytest-rerunfailures).
 ATTEMPT_KEYS = frozenset({"outcome", "failure_kind", "reason", "internal", "warning", *FACT_KEYS})

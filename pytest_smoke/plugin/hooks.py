@@ -10,8 +10,8 @@ import pytest
 
 if TYPE_CHECKING:
     from ..checks import CheckFunction
-    from ..cluster.rollback import Handler, RollbackResult
-    from ..verdict import Decision, Verdict
+    from ..cluster.rollback import Handler
+    from ..model import Decision, RollbackResult, Verdict
 
 
 @pytest.hookspec(firstresult=True)

@@ -86,6 +86,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="Write a JUnit file with one suite per severity (critical, warning, passed).",
     )
     group.addoption(
+        "--smoke-metrics",
+        metavar="PATH",
+        help="Write the run's Prometheus metrics to PATH, atomically: the Prometheus text format for a *.prom "
+        "file (node-exporter's textfile collector reads only those), OpenMetrics otherwise "
+        "(config monitoring.metrics_file). Needs prometheus-client.",
+    )
+    group.addoption(
+        "--smoke-pushgateway",
+        metavar="URL",
+        help="Push the run's metrics to this Prometheus Pushgateway after the verdict and any rollback "
+        "(config monitoring.pushgateway.url; job and labels from there). A failed push is a warning, "
+        "never an error. Needs prometheus-client.",
+    )
+    group.addoption(
         "--smoke-wait-rollout",
         metavar="deployment/NAME",
         help="Before any check, wait until the Deployment is fully rolled out, like kubectl rollout status "
@@ -167,6 +181,11 @@ def pytest_configure(config: pytest.Config) -> None:
             resolve_handler=lambda name: config.hook.pytest_smoke_rollback_handler(name=name),
             junit_path=config.getoption("smoke_junit"),
             wait_rollout=config.getoption("smoke_wait_rollout"),
+            metrics_options={
+                option: config.getoption(name)
+                for option, name in (("--smoke-metrics", "smoke_metrics"), ("--smoke-pushgateway", "smoke_pushgateway"))
+                if config.getoption(name)
+            },
         )
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None

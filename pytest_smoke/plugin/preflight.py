@@ -23,6 +23,7 @@ TYPE_LIBRARIES = {
 }
 KUBERNETES = ("kubernetes", "pip install kubernetes")
 JUNIT = ("junit_xml", "pip install junit-xml")
+PROMETHEUS = ("prometheus_client", "pip install 'pytest-deploy-smoke[metrics]'")
 
 
 @dataclass
@@ -40,6 +41,7 @@ def check(
     resolve_handler: Callable[[str], Any],
     junit_path: str | None = None,
     wait_rollout: str | None = None,
+    metrics_options: dict[str, str] | None = None,
 ) -> Extensions:
     """Raise ConfigError for the first thing the run needs and cannot have; return the check types
     and the rollback handler the config names, as the ``pytest_smoke_*`` hooks resolve them."""
@@ -94,7 +96,31 @@ def check(
         _fail(smoke, "ca_bundle", f"CA bundle {smoke.data['ca_bundle']} does not exist")
     if junit_path:
         _need_library(smoke, "--smoke-junit", "--smoke-junit", JUNIT)
+    _check_monitoring(smoke, metrics_options or {})
     return found
+
+
+def _check_monitoring(smoke: SmokeConfig, options: dict[str, str]) -> None:
+    """The metrics outputs: the client library, and a Pushgateway URL that can be sent to."""
+    from urllib.parse import urlsplit
+
+    monitoring = smoke.section("monitoring")
+    wanted = [(option, value) for option, value in options.items()]
+    if (monitoring.get("pushgateway") or {}).get("url"):
+        wanted.append(("monitoring.pushgateway.url", monitoring["pushgateway"]["url"]))
+    if monitoring.get("metrics_file"):
+        wanted.append(("monitoring.metrics_file", monitoring["metrics_file"]))
+    for where, value in wanted:
+        _need_library(smoke, where, "metrics", PROMETHEUS)
+        if where.endswith("pushgateway") or where.endswith("pushgateway.url"):
+            try:
+                parts = urlsplit(value)
+                ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+                parts.port  # noqa: B018 - raises on a port that is not a number
+            except ValueError:
+                ok = False
+            if not ok:
+                _fail(smoke, where, "not an http(s) URL with a host")
 
 
 def _need_library(smoke: SmokeConfig, location: str, what: str, library: tuple[str, str]) -> None:

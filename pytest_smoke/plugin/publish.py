@@ -27,12 +27,15 @@ class Destinations:
     junit_path: str | None = None  # --smoke-junit
     pytest_junit_xunit2: str | None = None  # pytest's own --junitxml file, when its family is xunit2
     rerun_command: str | None = None  # the command line that reproduces this run, shown in every output
+    metrics_path: str | None = None  # --smoke-metrics: Prometheus text (*.prom) or OpenMetrics
+    pushgateway_url: str | None = None  # --smoke-pushgateway, over monitoring.pushgateway.url
 
 
 @dataclass
 class Published:
     document: dict[str, Any]  # what every output was rendered from; the terminal renders it too
     notifications: list[dict[str, Any]] = field(default_factory=list)
+    monitoring: list[dict[str, Any]] = field(default_factory=list)  # the metrics push and file: what happened
     problems: list[str] = field(default_factory=list)  # outputs that could not be written
 
 
@@ -49,6 +52,10 @@ def publish(summary: RunSummary, smoke: SmokeConfig, redactor: Redactor, to: Des
         if names:
             published.notifications = dispatch(document, smoke.section("notifications"), names, redactor)
             document["notifications"] = redactor.value(published.notifications)
+
+    published.monitoring = _feed_monitoring(document, smoke, redactor, to)
+    if published.monitoring:
+        document["monitoring"] = published.monitoring
 
     def guarded(what: str, action: Callable[[], None]) -> None:
         try:
@@ -71,3 +78,43 @@ def publish(summary: RunSummary, smoke: SmokeConfig, redactor: Redactor, to: Des
         guarded("the smoke JUnit file", lambda: junit.write(document, junit_path))
     document["notes"] = [*document["notes"], *published.problems]
     return published
+
+
+def _feed_monitoring(document: dict[str, Any], smoke: SmokeConfig, redactor: Redactor, to: Destinations) -> list[dict[str, Any]]:
+    """The metrics file and the Pushgateway push: each a record (what, where, status, detail); a
+    failure is a warning like a dead notification channel, never an error of the run."""
+    from ..checks.base import CheckTimeout, Deadline, run_with_deadline
+    from ..notify import pushgateway
+    from ..report import metrics
+
+    monitoring = smoke.section("monitoring")
+    settings = dict(monitoring.get("pushgateway") or {})
+    if to.pushgateway_url:
+        settings["url"] = to.pushgateway_url
+    path = to.metrics_path or monitoring.get("metrics_file")
+    if not settings.get("url") and not path:
+        return []
+    target = smoke.section("rollback_strategy") if smoke.section("rollback_strategy").get("deployment") else smoke.section("wait_for_rollout")
+    deployment = target.get("deployment")
+    labels = metrics.run_labels(document, deployment, target.get("namespace", "default") if deployment else None)
+    records: list[dict[str, Any]] = []
+    if path:
+        try:
+            metrics.write_file(document, labels, str(path))
+            records.append({"target": "metrics_file", "where": str(path), "status": "written", "detail": ""})
+        except Exception as exc:
+            records.append({"target": "metrics_file", "where": str(path), "status": "failed",
+                            "detail": redactor.excerpt(f"{exc.__class__.__name__}: {exc}", 300)})
+    if settings.get("url"):
+        url = str(settings["url"])
+        seconds = float(settings.get("timeout_seconds", pushgateway.DEFAULT_TIMEOUT_SECONDS))
+        try:
+            # One deadline for the whole push: urllib's timeout bounds each socket operation only.
+            detail = run_with_deadline(lambda: pushgateway.push(document, settings, labels), Deadline(seconds), what="Pushgateway")
+            records.append({"target": "pushgateway", "where": url, "status": "sent", "detail": detail})
+        except Exception as exc:
+            # urllib's own timeout (one socket operation) or ours (the whole push): the same to an operator.
+            timed_out = isinstance(exc, (CheckTimeout, TimeoutError)) or isinstance(getattr(exc, "reason", None), TimeoutError)
+            detail = f"no answer within {seconds:g} s; not waiting any longer" if timed_out else f"{exc.__class__.__name__}: {exc}"
+            records.append({"target": "pushgateway", "where": url, "status": "failed", "detail": redactor.excerpt(detail, 300)})
+    return [{**record, "where": redactor.text(record["where"]), "detail": redactor.text(record["detail"])} for record in records]

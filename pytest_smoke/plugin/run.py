@@ -12,7 +12,8 @@ from ..checks.scheduler import DEFAULT_PER_HOST
 if TYPE_CHECKING:
     from ..checks import CheckResult, Deadline
     from ..checks.scheduler import CheckScheduler
-    from ..config import Check, SmokeConfig
+    from ..config import SmokeConfig
+    from ..model import Check
 
 REQUIRED_MARKER = "smoke_required"
 OPTIONAL_MARKER = "smoke_optional"
@@ -74,7 +75,7 @@ class SmokeRun:
     def run_one(self, check: Check) -> CheckResult:
         from ..checks import run_check, target_host
 
-        host = target_host(check.kind, check.spec, self.config.base_url) if self.host_slots else None
+        host = target_host(check, self.config.base_url) if self.host_slots else None
         if host is None or self.host_slots is None:
             return run_check(check, self.context, budget=self.budget)
         with self.host_slots.hold(host, self.budget.remaining()):

@@ -8,7 +8,7 @@ import calendar
 import time
 from typing import Any, Iterator, Mapping
 
-from ..verdict import KIND_RANK, RAN
+from ..model import KIND_RANK, RAN
 from .document import CRITICAL_TAILS
 
 Line = tuple[str, dict[str, bool]]

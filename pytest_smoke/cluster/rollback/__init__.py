@@ -14,10 +14,9 @@ import os
 import socket
 import time
 import uuid
-from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Protocol
 
-from ...model import RollbackStatus
+from ...model import Plan, RollbackResult, RollbackStatus, Target
 from ..kube import (
     REJECTED,
     REJECTED_AT,
@@ -26,7 +25,6 @@ from ..kube import (
     Kube,
     KubeError,
     LeaseHeld,
-    Target,
     revision_of,
 )
 
@@ -54,36 +52,6 @@ class RollbackInterrupted(BaseException):
 FAILED_PREFIX = "ROLLBACK FAILED: alert ops team immediately"
 HOLDER = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
 LEASE_MARGIN_SECONDS = 30.0
-
-
-@dataclass
-class Plan:
-    handler: str
-    target: Target | None
-    manual_command: str
-    from_revision: int | None = None
-    to_revision: int | None = None
-    current_images: dict[str, str] = field(default_factory=dict)
-    target_images: dict[str, str] = field(default_factory=dict)
-    details: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class RollbackResult:
-    """``status``: completed, still_failing (rolled back, verification failed), failed, superseded
-    (the Deployment changed since the checks: stood down), refused, dry_run,
-    awaiting_confirmation, not_configured."""
-
-    status: RollbackStatus
-    message: str
-    plan: Plan | None = None
-    attempts: int = 0
-    progress: list[str] = field(default_factory=list)
-    started_at: float | None = None
-    finished_at: float | None = None
-    confirmation: str = ""
-    verification: str = ""
-    notes: list[str] = field(default_factory=list)  # marks left on the cluster (rejected revision)
 
 
 class Handler(Protocol):

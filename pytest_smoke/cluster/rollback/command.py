@@ -12,8 +12,9 @@ from typing import Any, Callable, Mapping
 
 from ...config import COMMAND_PLACEHOLDERS as PLACEHOLDERS
 from ...config import COMMAND_TOKEN as TOKEN
-from ..kube import Kube, Target
-from . import Plan, RollbackError, RollbackRefused
+from ...model import Plan, Target
+from ..kube import Kube
+from . import RollbackError, RollbackRefused
 
 OUTPUT_EXCERPT = 400
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping
 
-from ..kube import REJECTED, REJECTED_AT, REJECTED_REASON, VERIFIED, Kube, Target, containers_of, revision_of
-from . import Plan, RollbackRefused, change_cause_op, guarded_patch
+from ...model import Plan, Target
+from ..kube import REJECTED, REJECTED_AT, REJECTED_REASON, VERIFIED, Kube, containers_of, revision_of
+from . import RollbackRefused, change_cause_op, guarded_patch
 
 
 def choose_target(deployment: dict[str, Any], replicasets: list[dict[str, Any]]) -> tuple[int, dict[str, Any]]:

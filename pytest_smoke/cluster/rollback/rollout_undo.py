@@ -7,8 +7,9 @@ from __future__ import annotations
 import copy
 from typing import Any, Callable, Mapping
 
-from ..kube import Kube, Target, containers_of, revision_of
-from . import Plan, change_cause_op, guarded_patch
+from ...model import Plan, Target
+from ..kube import Kube, containers_of, revision_of
+from . import change_cause_op, guarded_patch
 from .previous_image import read_revisions
 
 HASH_LABEL = "pod-template-hash"
