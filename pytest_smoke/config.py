@@ -155,6 +155,7 @@ def _load(file: Path, text: str, environment: str | None, base_url: str | None, 
     elif not data.get("base_url") and env.get("SMOKE_BASE_URL"):
         data["base_url"] = env["SMOKE_BASE_URL"]
 
+    secrets |= _written_credentials(data)
     config = SmokeConfig(path=file, data=data, environment=environment, secrets=frozenset(secrets), lines=lines)
     base_url_source = "--smoke-base-url" if base_url else ("SMOKE_BASE_URL" if env.get("SMOKE_BASE_URL") and not raw.get("base_url") else "")
     _check_sendable(config, lines, base_url_source)
@@ -601,13 +602,30 @@ def _check_sendable(config: SmokeConfig, lines: _LineFinder, base_url_source: st
         if problem:
             fail(("auto_rollback", "approval_url"), f"URL {problem}")
     for name, channel in (data.get("notifications") or {}).items():
-        for key in ("url", "webhook_url"):
+        for key in ("url", "webhook_url", "events_url", "api_url"):
             if isinstance(channel, dict) and channel.get(key):
                 problem = url_problem(channel[key], URL_SCHEMES)
                 if problem:
                     fail(("notifications", name, key), f"URL {problem}")
         if isinstance(channel, dict):
             _check_headers(fail, ("notifications", name, "headers"), channel.get("headers"))
+
+
+# Keys of a notification channel whose value is a credential even when written in the file itself.
+CHANNEL_CREDENTIALS = ("routing_key", "api_key", "password", "webhook_url")
+
+
+def _written_credentials(data: Mapping[str, Any]) -> set[str]:
+    """Credentials written as literals (not ``${VAR}``) where the output may echo them: channel
+    keys, and the credential headers (Authorization, X-Api-Key...) of the channels and the Pushgateway."""
+    found: set[str] = set()
+    blocks = [c for c in (data.get("notifications") or {}).values() if isinstance(c, dict)]
+    blocks.append(((data.get("monitoring") or {}).get("pushgateway")) or {})
+    for block in blocks:
+        headers = block.get("headers") or {}
+        values = [block.get(key) for key in CHANNEL_CREDENTIALS] + [v for k, v in headers.items() if is_secret_name(str(k))]
+        found |= {value for value in values if isinstance(value, str) and len(value) >= MIN_SECRET_LENGTH}
+    return found
 
 
 def url_problem(url: str, schemes: set[str]) -> str | None:

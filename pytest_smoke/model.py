@@ -362,3 +362,4 @@ class RunSummary:
     notes: list[str] = field(default_factory=list)
     notifications: list[dict[str, Any]] = field(default_factory=list)
     exit_status: int = 0
+    tested_revision: int | None = None  # the Deployment's revision as the checks started, when it could be read

@@ -20,7 +20,7 @@ MASK = "***"
 
 SECRET_NAME = re.compile(
     r"(?:^|[-_. ])pass(?:$|[-_. ])|passw(?:or)?d|passphrase|pwd|secret|token|authori[sz]ation|cookie"
-    r"|api[-_ ]?key|credential|private[-_]?key|session|signature|csrf|xsrf",
+    r"|api[-_ ]?key|routing[-_ ]?key|credential|private[-_]?key|session|signature|csrf|xsrf",
     re.IGNORECASE,
 )
 # The scheme is bounded and must start a word, so a long run of letters costs linear time, not quadratic.

@@ -1,4 +1,5 @@
-"""Notification channels: ``slack``, ``webhook`` and ``email``.
+"""Notification channels: ``slack``, ``webhook`` and ``email``, and the incident channels
+``pagerduty``, ``opsgenie`` and ``incident-webhook`` (see ``incident.py``).
 
 ``rollback_strategy.notify_channels`` names channels defined under ``notifications``. A channel is
 told about events in its ``notify_on`` list (default: rollback, rollback_failed,
@@ -19,7 +20,11 @@ SENDERS = {
     "slack": "pytest_smoke.notify.slack",
     "webhook": "pytest_smoke.notify.webhook",
     "email": "pytest_smoke.notify.email",
+    "pagerduty": "pytest_smoke.notify.pagerduty",
+    "opsgenie": "pytest_smoke.notify.opsgenie",
+    "incident-webhook": "pytest_smoke.notify.incident_webhook",
 }
+INCIDENT_TYPES = frozenset({"pagerduty", "opsgenie", "incident-webhook"})
 DEFAULT_NOTIFY_ON = ("rollback", "rollback_failed", "awaiting_confirmation", "rollback_refused", "critical")
 ROLLBACK_EVENTS = {
     "completed": "rollback",
@@ -39,6 +44,14 @@ def event_of(document: Mapping[str, Any]) -> str:
     return str(document["verdict"]["state"])
 
 
+
+def notify_on_default(channel_type: str) -> tuple[str, ...]:
+    """The events a channel hears unless its ``notify_on`` says otherwise; an incident channel
+    also hears a green run, to resolve what an earlier run opened."""
+    from .incident import DEFAULT_NOTIFY_ON as INCIDENT_NOTIFY_ON
+
+    return INCIDENT_NOTIFY_ON if channel_type in INCIDENT_TYPES else DEFAULT_NOTIFY_ON
+
 CHANNEL_DEADLINE_SECONDS = 15.0
 
 
@@ -49,16 +62,16 @@ def dispatch(
     redactor: Redactor,
     deadline_seconds: float = CHANNEL_DEADLINE_SECONDS,
 ) -> list[dict[str, Any]]:
-    """Send to each named channel; returns one record per channel: name, type, status, detail.
+    """Send to each named channel; returns one record per channel: name, type, status, detail
+    (and ``ticket`` when the service opened one).
 
-    Channels are sent in parallel, each within one total deadline whatever its server does (a
-    trickling webhook included): a late channel is a warning and never holds the run.
+    Incident channels go first, so that the other channels' messages name the ticket; within each
+    wave channels are sent in parallel, each within one total deadline whatever its server does
+    (a trickling webhook included): a late channel is a warning and never holds the run.
     """
-    from ..checks.base import CheckTimeout, Deadline, run_with_deadline
-
     event = event_of(document)
     results: list[dict[str, Any] | None] = []
-    pending = []
+    pending: list[tuple[int, str, Mapping[str, Any]]] = []
     for name in names:
         channel = channels.get(name)
         if channel is None:
@@ -66,11 +79,31 @@ def dispatch(
                 results.append({"channel": name, "type": None, "status": "skipped",
                                 "detail": f"channel {name!r} is not defined under notifications"})
             continue
-        if event not in channel.get("notify_on", DEFAULT_NOTIFY_ON):
+        if event not in channel.get("notify_on", notify_on_default(channel["type"])):
             continue
         results.append(None)
         pending.append((len(results) - 1, name, channel))
 
+    incidents = [entry for entry in pending if entry[2]["type"] in INCIDENT_TYPES]
+    _send_wave(incidents, document, event, results, redactor, deadline_seconds)
+    tickets = [r["ticket"] for r in results if r is not None and r.get("ticket")]
+    told = {**document, "incidents": tickets} if tickets else document
+    _send_wave([entry for entry in pending if entry not in incidents], told, event, results, redactor, deadline_seconds)
+    return [r for r in results if r is not None]
+
+
+def _send_wave(
+    pending: list[tuple[int, str, Mapping[str, Any]]],
+    document: Mapping[str, Any],
+    event: str,
+    results: list[dict[str, Any] | None],
+    redactor: Redactor,
+    deadline_seconds: float,
+) -> None:
+    from ..checks.base import CheckTimeout, Deadline, run_with_deadline
+
+    if not pending:
+        return
     deadline = Deadline(deadline_seconds)
     threads = []
     for index, name, channel in pending:
@@ -85,8 +118,12 @@ def dispatch(
                 results[index] = {"channel": name, "type": channel["type"], "status": "failed",
                                   "detail": redactor.excerpt(f"{exc.__class__.__name__}: {exc}", 300)}
             else:
-                results[index] = {"channel": name, "type": channel["type"], "status": "sent",
-                                  "detail": redactor.excerpt(detail or "", 300)}
+                ticket = getattr(detail, "ticket", None)
+                text = str(getattr(detail, "detail", detail) or "")
+                record = {"channel": name, "type": channel["type"], "status": "sent", "detail": redactor.excerpt(text, 300)}
+                if ticket:
+                    record["ticket"] = redactor.excerpt(str(ticket), 200)
+                results[index] = record
 
         thread = threading.Thread(target=send, name=f"smoke-notify {name}", daemon=True)
         thread.start()
@@ -97,4 +134,3 @@ def dispatch(
         if results[index] is None:
             results[index] = {"channel": name, "type": channel["type"], "status": "failed",
                               "detail": f"no answer within {deadline_seconds:g} s; not waiting any longer"}
-    return [r for r in results if r is not None]

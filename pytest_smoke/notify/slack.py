@@ -24,6 +24,8 @@ def payload(document: Mapping[str, Any], event: str) -> dict[str, Any]:
         fix = check.get("remediation") or {}
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text":
             f"*{check['name']}* ({check['severity']}): {check['reason']}\n_Issue:_ {fix.get('issue', '')}"}})
+    for ticket in document.get("incidents") or []:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"*Incident ticket created:* {ticket}"}})
     rollback = document.get("rollback")
     if rollback:
         text = f"*Rollback:* {rollback['message']}"

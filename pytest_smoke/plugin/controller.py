@@ -386,6 +386,7 @@ class SmokeController:
         if self.smoke.verify is False:
             self.summary.notes.insert(0, "verify_tls is false: TLS certificates were not checked")
         self.summary.notes[:0] = self.start_notes
+        self.summary.tested_revision = getattr(self.tested, "revision", None)
         config = self.config
         xmlpath = config.getoption("xmlpath", None)
         published = publish.publish(
@@ -420,9 +421,12 @@ class SmokeController:
             terminalreporter.write_line(printable(self.redactor.text(text)), **markup)
         for sent in self.summary.notifications:
             markup = {"yellow": True} if sent["status"] != "sent" else {}
-            detail = f": {sent['detail']}" if sent["detail"] else ""
-            line = self.redactor.text(f"Notification {sent['status']}: {sent['channel']}{detail}")
-            terminalreporter.write_line(printable(line), **markup)
+            detail = f": {sent['detail']}" if sent["detail"] and not sent.get("ticket") else ""
+            lines = [f"Notification {sent['status']}: {sent['channel']}{detail}"]
+            if sent.get("ticket"):  # as the seed prints it, with the id the service returned
+                lines.append(f"Incident ticket created: {sent['ticket']}")
+            for line in lines:
+                terminalreporter.write_line(printable(self.redactor.text(line)), **markup)
         for fed in self.monitoring:
             words = {"pushgateway": "Metrics pushed to the Pushgateway", "metrics_file": "Metrics written"}
             ok = fed["status"] in ("sent", "written")

@@ -94,9 +94,7 @@ def _feed_monitoring(document: dict[str, Any], smoke: SmokeConfig, redactor: Red
     path = to.metrics_path or monitoring.get("metrics_file")
     if not settings.get("url") and not path:
         return []
-    target = smoke.section("rollback_strategy") if smoke.section("rollback_strategy").get("deployment") else smoke.section("wait_for_rollout")
-    deployment = target.get("deployment")
-    labels = metrics.run_labels(document, deployment, target.get("namespace", "default") if deployment else None)
+    labels = metrics.run_labels(document)
     records: list[dict[str, Any]] = []
     if path:
         try:

@@ -56,6 +56,16 @@ def remediation_values(smoke: SmokeConfig, summary: RunSummary) -> dict[str, str
     return {"deployment": deployment, "namespace": namespace, "manual_command": manual}
 
 
+def deployment_of(smoke: SmokeConfig, summary: RunSummary) -> dict[str, Any] | None:
+    """The Deployment the run verified: from rollback_strategy, else wait_for_rollout; its revision
+    as the checks started (None when the cluster could not be read)."""
+    for section in ("rollback_strategy", "wait_for_rollout"):
+        settings = smoke.section(section)
+        if settings.get("deployment"):
+            return {"name": settings["deployment"], "namespace": settings.get("namespace", "default"), "revision": summary.tested_revision}
+    return None
+
+
 # Remediation for a rollback that did not end well, by its status.
 ROLLBACK_REMEDIES = {
     "failed": "rollback_failed",
@@ -136,6 +146,7 @@ def build(
         },
         "rollback": _rollback(rollback, overrides, values),
         "manual_rollback_command": values["manual_command"],
+        "deployment": deployment_of(smoke, summary),
         "timeline": [{"event": name, "at": iso(stamp)} for name, stamp in events if stamp],
         "checks": checks,
         "exit_status": summary.exit_status,

@@ -33,8 +33,11 @@ LAST_SUCCESS = "smoke_last_success_timestamp_seconds"
 OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text"
 
 
-def run_labels(document: Mapping[str, Any], deployment: str | None, namespace: str | None) -> dict[str, str]:
-    return {"deployment": deployment or "", "namespace": namespace or "", "environment": document.get("environment") or ""}
+def run_labels(document: Mapping[str, Any]) -> dict[str, str]:
+    """The deployment, namespace and environment the run verified ("" where the config names none)."""
+    deployment = document.get("deployment") or {}
+    return {"deployment": deployment.get("name") or "", "namespace": deployment.get("namespace") or "",
+            "environment": document.get("environment") or ""}
 
 
 def registry(document: Mapping[str, Any], labels: Mapping[str, str], last_success: float | None = None) -> Any:
