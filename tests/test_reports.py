@@ -247,7 +247,8 @@ def test_slack_webhook_and_email_are_notified_without_leaking_secrets(pytester, 
     result.stdout.fnmatch_lines(
         [
             "Notification sent: slack-ops: posted to Slack",
-            "Notification sent: incidents: Incident ticket created: INC-2026-0542",
+            "Notification sent: incidents",
+            "Incident ticket created: INC-2026-0542",  # the seed's line, with the id the service returned
             "Notification sent: email-on-call: mailed 1 recipient(s)",
             "Notification skipped: pagerduty: channel 'pagerduty' is not defined under notifications",
         ]

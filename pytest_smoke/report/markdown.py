@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from .chart import gantt
 from .document import headline
 
 ICONS = {"passed": "✅", "critical": "❌", "warning": "⚠️", "skipped": "⏭️", "not_run": "⛔", "not_selected": "➖"}
@@ -69,6 +70,9 @@ def render(document: dict[str, Any]) -> str:
     if document["timeline"]:
         lines += ["", "### Timeline", ""]
         lines += [f"- `{event['at']}` {event['event'].replace('_', ' ')}" for event in document["timeline"]]
+    chart = gantt(document)
+    if chart:  # GitHub renders it; elsewhere it reads as text
+        lines += ["", "```mermaid", chart.rstrip("\n"), "```"]
     lines += ["", f"Re-run: `{document['rerun_command']}`", ""]
     return "\n".join(lines)
 
