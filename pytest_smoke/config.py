@@ -583,12 +583,15 @@ def _check_sendable(config: SmokeConfig, lines: _LineFinder, base_url_source: st
     for index, spec in enumerate(data.get("health_checks") or []):
         _check_endpoint(fail, ("health_checks", index, "endpoint"), spec["endpoint"])
         _check_headers(fail, ("health_checks", index, "headers"), spec.get("headers"))
+        url = spec["endpoint"] if "://" in spec["endpoint"] else data.get("base_url")
+        _check_certificate_expectation(fail, ("health_checks", index), spec, url, data.get("verify_tls", True))
     for index, spec in enumerate(data.get("dependency_checks") or []):
         schemes = DEPENDENCY_SCHEMES.get(spec.get("type", ""))
         if schemes and spec.get("url"):
             problem = url_problem(spec["url"], schemes)
             if problem:
                 fail(("dependency_checks", index, "url"), f"URL {problem}")
+        _check_certificate_expectation(fail, ("dependency_checks", index), spec, spec.get("url"), data.get("verify_tls", True))
         _check_headers(fail, ("dependency_checks", index, "headers"), spec.get("headers"))
     for index, spec in enumerate(data.get("critical_paths") or []):
         for group in ("steps", "cleanup"):
@@ -626,6 +629,17 @@ def _written_credentials(data: Mapping[str, Any]) -> set[str]:
         values = [block.get(key) for key in CHANNEL_CREDENTIALS] + [v for k, v in headers.items() if is_secret_name(str(k))]
         found |= {value for value in values if isinstance(value, str) and len(value) >= MIN_SECRET_LENGTH}
     return found
+
+
+def _check_certificate_expectation(fail: Any, path: tuple[Any, ...], spec: Mapping[str, Any], url: str | None, verify: Any) -> None:
+    """``expect.certificate_expires_in_days`` reads the certificate of a verified HTTPS connection."""
+    if "certificate_expires_in_days" not in (spec.get("expect") or {}):
+        return
+    where = path + ("expect", "certificate_expires_in_days")
+    if verify is False:
+        fail(where, "reads the certificate of a verified TLS connection, and verify_tls is false")
+    if url and not str(url).lower().startswith("https://"):
+        fail(where, "needs an https:// URL; this check sends to http://")
 
 
 def url_problem(url: str, schemes: set[str]) -> str | None:

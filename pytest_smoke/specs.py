@@ -21,6 +21,7 @@ class ExpectSpec(TypedDict, total=False):
     body_matches: str
     headers: dict[str, Any]  # name -> value, {"matches": regex}, or false (must be absent)
     max_response_time_ms: float
+    certificate_expires_in_days: int
 
 
 class _CheckCommon(TypedDict, total=False):
@@ -83,6 +84,13 @@ class TcpSpec(_DependencyRequired, _CheckCommon, total=False):
 
 class _RateLimitRequired(TypedDict):
     requests: int
+
+
+class GrpcSpec(_DependencyRequired, _CheckCommon, total=False):
+    host: str
+    port: int
+    service: str  # "" (the default): the server as a whole
+    tls: bool
 
 
 class RateLimitSpec(_RateLimitRequired, total=False):

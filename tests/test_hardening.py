@@ -326,3 +326,40 @@ def test_a_signal_during_the_rollback_reports_the_state_and_alerts(pytester, wri
     assert f"interrupted by {signame} during the rollback: the rollout state is unknown; check deployment/django -n prod now" in report["rollback"]["message"]
     assert [p["body"]["event"] for p in receiver.posts] == ["rollback_failed"]
     assert "Traceback" not in out
+
+
+# -- certificate expiry ----------------------------------------------------------------------------
+
+
+def test_a_certificate_that_expires_soon_fails_a_required_check_and_warns_an_optional_one(pytester, write_config, tls, ca, tmp_path):
+    soon = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=5, hours=1)
+    short_lived, long_lived = tls("localhost", not_after=soon), tls("localhost")
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    expect = {"certificate_expires_in_days": 14}
+    write_config({"ca_bundle": str(bundle), "health_checks": [
+        health("renewed", f"https://localhost:{long_lived.port}/health", expect=expect),
+        health("front", f"https://localhost:{short_lived.port}/health", expect=expect),
+        health("admin", f"https://localhost:{short_lived.port}/health", expect=expect, required=False)]})
+    result = pytester.runpytest("--smoke-config", "smoke.json", "--smoke-report", "report.json")
+    assert result.ret == 1
+    when = soon.strftime("%Y-%m-%d %H:%M UTC")
+    result.stdout.fnmatch_lines([f"*Health Check: front: certificate of localhost expires in 5.0 days, on {when} "
+                                 "(subject O=trustme*, issuer O=trustme*): fewer than the 14 days required*"])
+    report = json.loads((pytester.path / "report.json").read_text())
+    by_name = {c["name"]: c for c in report["checks"]}
+    assert (by_name["front"]["severity"], by_name["admin"]["severity"], by_name["renewed"]["severity"]) == ("critical", "warning", "passed")
+    assert by_name["front"]["failure_kind"] == "certificate_expiring"
+    assert "valid for" in by_name["renewed"]["facts"]["summary"]
+
+
+def test_a_certificate_expectation_over_plain_http_or_unverified_tls_is_a_config_error(pytester, write_config):
+    write_config({"base_url": "http://127.0.0.1:9", "health_checks": [health("h", "/health", expect={"certificate_expires_in_days": 7})]})
+    result = pytester.runpytest("--smoke-config", "smoke.json")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(["*health_checks?0?.expect.certificate_expires_in_days: needs an https:// URL; this check sends to http://*"])
+    write_config({"base_url": "https://127.0.0.1:9", "verify_tls": False,
+                  "health_checks": [health("h", "/health", expect={"certificate_expires_in_days": 7})]})
+    result = pytester.runpytest("--smoke-config", "smoke.json")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(["*certificate_expires_in_days: reads the certificate of a verified TLS connection, and verify_tls is false*"])

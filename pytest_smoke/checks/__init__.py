@@ -22,6 +22,7 @@ BUILTIN_TYPES = {
     "http": "pytest_smoke.checks.http",
     "amqp": "pytest_smoke.checks.amqp",
     "tcp": "pytest_smoke.checks.tcp",
+    "grpc": "pytest_smoke.checks.grpc",
 }
 # Slack past a check's own timeout before the outer guard gives up on a misbehaving check type.
 GUARD_GRACE_SECONDS = 0.5

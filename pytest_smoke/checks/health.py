@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..specs import HealthCheckSpec
 from .base import CheckContext, CheckResult, Deadline
-from .http import exchange, join_url, new_session, verify_reply
+from .http import exchange, join_url, new_session, verify_reply, with_certificate
 
 
 def check(spec: HealthCheckSpec, ctx: CheckContext) -> CheckResult:
@@ -18,4 +18,5 @@ def check(spec: HealthCheckSpec, ctx: CheckContext) -> CheckResult:
             session, method, url, deadline, headers=spec.get("headers"), label=f"{method} {url}",
             follow_redirects=spec.get("follow_redirects", ctx.follow_redirects), max_redirects=ctx.max_redirects,
         )
-    return verify_reply(reply, method, endpoint, spec.get("expected_status", 200), spec.get("expect"))
+    result = verify_reply(reply, method, endpoint, spec.get("expected_status", 200), spec.get("expect"))
+    return with_certificate(result, url, ctx, spec, deadline)

@@ -579,7 +579,15 @@ def check(spec: HttpDependencySpec, ctx: CheckContext) -> CheckResult:
             session, method, url, deadline, headers=spec.get("headers"), payload=spec.get("payload"),
             follow_redirects=spec.get("follow_redirects", ctx.follow_redirects), max_redirects=ctx.max_redirects,
         )
-    return verify_reply(reply, method, url, spec.get("expected_status", 200), spec.get("expect"))
+    return with_certificate(verify_reply(reply, method, url, spec.get("expected_status", 200), spec.get("expect")), url, ctx, spec, deadline)
+
+
+def with_certificate(result: CheckResult, url: str, ctx: CheckContext, spec: Mapping[str, Any], deadline: Deadline) -> CheckResult:
+    """The certificate expectation, after everything else held: the summary says how long it lasts."""
+    days = (spec.get("expect") or {}).get("certificate_expires_in_days")
+    if days is not None:
+        result.summary += "; " + check_certificate(url, ctx, int(days), deadline)
+    return result
 
 
 def curl_command(
@@ -630,3 +638,41 @@ def _masked_body(redactor: Redactor, body: str) -> str:
     except ValueError:
         return body
     return json.dumps(redactor.value(parsed)) if isinstance(parsed, (dict, list)) else body
+
+
+def check_certificate(url: str, ctx: CheckContext, min_days: int, deadline: Deadline) -> str:
+    """``expect.certificate_expires_in_days``: the served leaf certificate must stay valid for
+    ``min_days`` more days. Raises CheckFailed naming the subject, the issuer and the date;
+    returns a summary otherwise. A TLS handshake of its own, verified as the check's request was."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() != "https" or not parts.hostname:
+        raise CheckNotEvaluated(f"not evaluated: certificate_expires_in_days needs an https:// URL, got {_origin(url)}", kind="config")
+    host, port = parts.hostname, parts.port or 443
+    context = ssl.create_default_context(cafile=ctx.verify if isinstance(ctx.verify, str) else None)
+
+    def handshake() -> Any:
+        with socket.create_connection((host, port), timeout=max(deadline.remaining(), 0.1)) as raw:
+            with context.wrap_socket(raw, server_hostname=host) as tls:
+                return tls.getpeercert()
+
+    try:
+        certificate = run_with_deadline(handshake, deadline, what=f"TLS handshake with {host}:{port}")
+    except (OSError, ssl.SSLError) as exc:
+        raise CheckFailed(f"certificate of {host}:{port} could not be read: {exc}", kind="tls_error") from None
+    expires = ssl.cert_time_to_seconds(certificate["notAfter"])
+    days = (expires - time.time()) / 86400
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(expires))
+    who = f"subject {_dn(certificate.get('subject'))}, issuer {_dn(certificate.get('issuer'))}"
+    if days < min_days:
+        raise CheckFailed(
+            f"certificate of {host} expires in {max(days, 0):.1f} days, on {when} ({who}): fewer than the {min_days} days required",
+            kind="certificate_expiring", endpoint=f"{host}:{port}",
+        )
+    return f"certificate of {host} valid for {days:.0f} more days (until {when})"
+
+
+def _dn(name: Any) -> str:
+    """``((('commonName', 'web.example'),),)`` -> ``CN=web.example``."""
+    short = {"commonName": "CN", "organizationName": "O", "organizationalUnitName": "OU", "countryName": "C"}
+    pairs = [f"{short.get(key, key)}={value}" for rdn in name or () for key, value in rdn]
+    return ", ".join(pairs) or "(none)"

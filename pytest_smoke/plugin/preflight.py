@@ -20,6 +20,7 @@ TYPE_LIBRARIES = {
     "postgres": ("psycopg", "pip install 'psycopg[binary]'"),
     "redis": ("redis", "pip install redis"),
     "amqp": ("pika", "pip install 'pytest-deploy-smoke[amqp]'"),
+    "grpc": ("grpc_health.v1.health_pb2_grpc", "pip install 'pytest-deploy-smoke[grpc]'"),
 }
 KUBERNETES = ("kubernetes", "pip install kubernetes")
 JUNIT = ("junit_xml", "pip install junit-xml")

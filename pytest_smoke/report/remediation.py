@@ -33,6 +33,22 @@ CATALOGUE: dict[str, Remedy] = {
         "Inspect the certificate: openssl s_client -connect HOST:443 -servername HOST",
         "Point ca_bundle at the right CA rather than turning verify_tls off",
     )),
+    "certificate_expiring": Remedy("The served TLS certificate expires soon (the reason names the date, subject and issuer)", (
+        "Check the renewal: kubectl get certificate -n {namespace} (cert-manager) or the issuer's dashboard",
+        "Inspect what is served: openssl s_client -connect HOST:443 -servername HOST | openssl x509 -noout -dates -subject -issuer",
+        "A rollback does not renew a certificate: set rollback: false on this check so it alerts without rolling back",
+    )),
+    "grpc_not_serving": Remedy("The gRPC health service reports NOT_SERVING", (
+        "Read the logs of the new version: kubectl logs deploy/{deployment} -n {namespace} --since=10m",
+        "Check what the server's health servicer depends on (its database, its upstreams)",
+    )),
+    "grpc_service_unknown": Remedy("The gRPC server does not know the service name the check asks about", (
+        "Check the service name in the smoke config against the server's registered services",
+        "A new version that dropped or renamed a service breaks its clients: compare with the previous image",
+    )),
+    "grpc_no_health": Remedy("The gRPC server does not implement grpc.health.v1.Health", (
+        "Register the standard health servicer (grpcio-health-checking) in the new version, as the previous one did",
+    )),
     "connection_reset": Remedy("The connection broke mid-response", (
         "Read the logs for crashes: kubectl logs deploy/{deployment} -n {namespace} --previous",
     )),
