@@ -30,7 +30,8 @@ SCHEMA_RESOURCE = "smoke-config.schema.json"
 # Values interpolated under these keys are addresses, not credentials, so they stay readable.
 # A password inside a URL is still masked by the redactor's URL rule.
 NOT_SECRET_KEYS = frozenset(
-    {"base_url", "endpoint", "url", "host", "name", "method", "namespace", "deployment", "container", "context", "type"}
+    {"base_url", "endpoint", "url", "host", "name", "method", "namespace", "deployment", "container", "context", "type",
+     "query", "condition", "window", "unit"}
 )
 
 _VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -727,8 +728,26 @@ def _build_checks(config: SmokeConfig, lines: _LineFinder) -> list[Check]:
                 _check_expect_patterns(config, expect, path, lines)
             if kind == "critical_path":
                 _check_path_templates(config, spec, index, lines)
+            if kind == "metric":
+                _check_metric(config, spec, (section, index), lines)
             checks.append(Check.of(kind, spec, location=location, order=len(checks)))
     return checks
+
+
+def _check_metric(config: SmokeConfig, spec: Mapping[str, Any], path: tuple[Any, ...], lines: _LineFinder) -> None:
+    """A metric check's condition parses and its URL can be sent to, before any request."""
+    from .specs import parse_condition
+
+    try:
+        parse_condition(spec["condition"])
+    except ValueError as exc:
+        error_at(config, lines, path + ("condition",), str(exc))
+    problem = url_problem(spec["url"], URL_SCHEMES)
+    if problem:
+        error_at(config, lines, path + ("url",), f"URL {problem}")
+    if spec.get("count", 1) > 1 and spec.get("interval", 0) * (spec["count"] - 1) >= spec.get("timeout_seconds", 10):
+        error_at(config, lines, path + ("interval",), f"{spec['count']} measurements {spec.get('interval', 0):g} s apart "
+                 f"do not fit in timeout_seconds ({spec.get('timeout_seconds', 10):g} s)")
 
 
 def _require_base_url(config: SmokeConfig, endpoint: str, path: tuple[Any, ...], lines: _LineFinder) -> None:

@@ -21,7 +21,7 @@ from typing import Any, Final, Iterable, Literal, Mapping
 from urllib.parse import quote
 
 # What a check is, how it ended, and what the run calls for: the words every layer shares.
-CheckKind = Literal["health", "dependency", "critical_path", "custom"]
+CheckKind = Literal["health", "dependency", "critical_path", "metric", "custom"]
 Status = Literal["passed", "failed", "not_evaluated", "not_run", "skipped", "not_selected"]
 Action = Literal[
     "none", "rollback", "confirm", "disabled", "below_threshold", "no_rollback_helps", "dry_run", "vetoed",
@@ -31,7 +31,7 @@ RollbackStatus = Literal[
     "completed", "still_failing", "failed", "superseded", "refused", "dry_run", "awaiting_confirmation", "not_configured",
 ]
 
-CHECK_KINDS: tuple[CheckKind, ...] = ("health", "dependency", "critical_path", "custom")
+CHECK_KINDS: tuple[CheckKind, ...] = ("health", "dependency", "critical_path", "metric", "custom")
 
 
 def check_kind(value: Any) -> CheckKind:
@@ -44,6 +44,7 @@ SECTIONS: dict[str, tuple[CheckKind, float]] = {
     "health_checks": ("health", 5.0),
     "dependency_checks": ("dependency", 5.0),
     "critical_paths": ("critical_path", 30.0),
+    "metric_checks": ("metric", 10.0),
 }
 
 
@@ -119,7 +120,7 @@ STATUS_NOT_SELECTED: Final = "not_selected"  # deselected with -k, -m, --deselec
 RAN = (STATUS_PASSED, STATUS_FAILED, STATUS_NOT_EVALUATED)
 
 # Root cause first: a dependency failure explains the health and path failures after it.
-KIND_RANK = {"dependency": 0, "health": 1, "critical_path": 2, "custom": 3}
+KIND_RANK = {"dependency": 0, "health": 1, "critical_path": 2, "metric": 3, "custom": 4}
 
 
 @dataclass

@@ -8,7 +8,10 @@ the check's one deadline). Third-party check types receive a plain mapping: thei
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, TypedDict, Union
+import operator
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, TypedDict, Union
 
 StatusSpec = Union[int, List[int]]
 Headers = Dict[str, str]
@@ -82,6 +85,28 @@ class TcpSpec(_DependencyRequired, _CheckCommon, total=False):
     port: int
 
 
+class _MetricRequired(TypedDict):
+    name: str
+    url: str  # the Prometheus-compatible API's base URL
+    query: str  # PromQL; {window} is the time since the rollout, else ``window``
+    condition: str  # "result < 0.01"
+
+
+class MetricCheckSpec(_MetricRequired, _CheckCommon, total=False):
+    """An entry of ``metric_checks``."""
+
+    window: str  # a Prometheus duration, "5m"
+    series: str  # "all" (every series must meet the condition) or "any"
+    unit: str  # "percent" shows a ratio as a percentage; any other word is appended
+    count: int
+    interval: float
+    failure_limit: int
+    headers: Headers
+    bearer_token: str
+    username: str
+    password: str
+
+
 class _RateLimitRequired(TypedDict):
     requests: int
 
@@ -128,3 +153,35 @@ class CriticalPathSpec(_PathRequired, _CheckCommon, total=False):
     """An entry of ``critical_paths``."""
 
     cleanup: list[StepSpec]
+
+
+# -- the condition of a metric check ---------------------------------------------------------------
+
+OPERATORS: dict[str, Callable[[float, float], bool]] = {
+    "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq, "!=": operator.ne,
+}
+MIRRORED = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
+_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+_CONDITION = re.compile(rf"^\s*(?:result\s*(<=|>=|==|!=|<|>)\s*({_NUMBER})|({_NUMBER})\s*(<=|>=|==|!=|<|>)\s*result)\s*$")
+
+
+@dataclass(frozen=True)
+class Condition:
+    """``result OP threshold``, as written (a mirrored ``0.95 <= result`` is stored as ``result >= 0.95``)."""
+
+    op: str
+    threshold: float
+    text: str
+
+    def holds(self, value: float) -> bool:
+        return OPERATORS[self.op](value, self.threshold)
+
+
+def parse_condition(text: str) -> Condition:
+    """Raises ValueError with a message for the config error."""
+    match = _CONDITION.match(text)
+    if not match:
+        raise ValueError(f"condition {text!r} is not a comparison of result with a number (e.g. \"result < 0.01\")")
+    if match.group(1):
+        return Condition(match.group(1), float(match.group(2)), text.strip())
+    return Condition(MIRRORED[match.group(4)], float(match.group(3)), text.strip())

@@ -80,7 +80,7 @@ def target_host(check: Check, base_url: str | None) -> str | None:
         endpoint = spec["endpoint"]
     elif kind == "critical_path":
         endpoint = spec["steps"][0]["endpoint"]
-    elif spec.get("type") == "http":
+    elif kind == "dependency" and spec.get("type") == "http":
         endpoint = spec["url"]
     else:
         return None
@@ -119,6 +119,10 @@ def _check_function(check: Check, ctx: CheckContext) -> tuple[CheckFunction, boo
         from .critical_path import CLEANUP_SECONDS, run_path
 
         return cast(CheckFunction, run_path), True, GUARD_GRACE_SECONDS + (CLEANUP_SECONDS if check.spec.get("cleanup") else 0)
+    if check.kind == "metric":
+        from .metric import check as metric_check
+
+        return cast(CheckFunction, metric_check), True, GUARD_GRACE_SECONDS
     type_name = check.spec["type"]
     builtin = builtin_check_type(type_name)
     func = ctx.check_types.get(type_name) or builtin

@@ -103,6 +103,8 @@ class CheckContext:
     # Redirects: followed unless a check or step says otherwise, at most this many per request.
     follow_redirects: bool = True
     max_redirects: int = 10
+    # When the rollout completed (--smoke-wait-rollout), for metric checks' {window}; None: unknown.
+    deployed_at: float | None = None
 
 
 class Deadline:

@@ -32,7 +32,7 @@ check_key = pytest.StashKey["Check"]()
 # The argument of the generated test functions that receives the check.
 CHECK_ARGUMENT = "smoke_check"
 # One test function per config section, in config order.
-SECTION_FUNCTIONS = ("health", "dependency", "critical_path")
+SECTION_FUNCTIONS = ("health", "dependency", "critical_path", "metric")
 
 
 def check_of(item: pytest.Item) -> Check | None:

@@ -75,6 +75,7 @@ class CheckExecution:
             if controller is not None:
                 controller.rollout_failed(message)
             pytest.exit(message, returncode=EXIT_ROLLOUT_NOT_READY)
+        self.run.context.deployed_at = completed_at  # metric checks' {window} starts here
         if controller is not None:
             controller.rollout_completed(completed_at)
 

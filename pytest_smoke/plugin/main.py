@@ -221,11 +221,11 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     sc = run.config
     if not sc.enabled:
         return [f"smoke: disabled (enabled: false in {sc.path}); no smoke checks generated"]
-    counts = {kind: sum(1 for c in sc.checks if c.kind == kind) for kind in ("health", "dependency", "critical_path")}
+    counts = {kind: sum(1 for c in sc.checks if c.kind == kind) for kind in ("health", "dependency", "critical_path", "metric")}
     env = f", environment {sc.environment}" if sc.environment else ""
     lines = [
         f"smoke: {sc.path}{env}: {counts['health']} health, {counts['dependency']} dependency, "
-        f"{counts['critical_path']} critical path check(s)",
+        f"{counts['critical_path']} critical path" + (f", {counts['metric']} metric" if counts["metric"] else "") + " check(s)",
     ]
     if sc.base_url:
         lines.append(f"smoke: base URL {run.redactor.text(sc.base_url)}")

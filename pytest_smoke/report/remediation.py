@@ -49,6 +49,14 @@ CATALOGUE: dict[str, Remedy] = {
     "grpc_no_health": Remedy("The gRPC server does not implement grpc.health.v1.Health", (
         "Register the standard health servicer (grpcio-health-checking) in the new version, as the previous one did",
     )),
+    "metric_condition": Remedy("The new version's metrics break the condition (error rate, latency) under real traffic", (
+        "Compare with the previous version in the dashboard over the same window",
+        "Read the logs of the new version: kubectl logs deploy/{deployment} -n {namespace} --since=10m",
+    )),
+    "metric_inconclusive": Remedy("The metric could not be judged: no data, NaN, a query error or Prometheus unreachable", (
+        "Run the query in Prometheus's UI; check the metric names and labels and that the target is scraped",
+        "With no traffic yet, widen the window or give the check an initial_delay_seconds",
+    )),
     "connection_reset": Remedy("The connection broke mid-response", (
         "Read the logs for crashes: kubectl logs deploy/{deployment} -n {namespace} --previous",
     )),
@@ -139,6 +147,7 @@ IMPACT = {
     "health": "CRITICAL - Service cannot handle requests",
     "dependency": "CRITICAL - A required dependency is unavailable",
     "critical_path": "CRITICAL - Core functionality broken",
+    "metric": "CRITICAL - The new version misbehaves under real traffic",
     "custom": "CRITICAL - A required smoke test failed",
 }
 

@@ -14,7 +14,7 @@ from .document import CRITICAL_TAILS
 Line = tuple[str, dict[str, bool]]
 Document = Mapping[str, Any]
 
-KIND_TITLES = {"health": "Health Check", "dependency": "Dependency", "critical_path": "Critical Path", "custom": "Smoke Test"}
+KIND_TITLES = {"health": "Health Check", "dependency": "Dependency", "critical_path": "Critical Path", "metric": "Metric", "custom": "Smoke Test"}
 ROLLBACK_HEADLINES = {
     "completed": "Automatic rollback completed",
     "failed": "ROLLBACK FAILED: alert ops team immediately",
@@ -96,6 +96,9 @@ def _groups(document: Document) -> Iterator[Line]:
     yield _group_line("Health check", by_kind("health")), {}
     yield _group_line("Dependencies", by_kind("dependency")), {}
     yield _group_line("Critical paths", by_kind("critical_path")), {}
+    metrics = by_kind("metric")
+    if metrics:
+        yield _group_line("Metrics", metrics), {}
     custom = by_kind("custom")
     if custom:
         yield _group_line("Custom smoke tests", custom), {}
