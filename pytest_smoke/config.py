@@ -615,21 +615,34 @@ def _check_sendable(config: SmokeConfig, lines: _LineFinder, base_url_source: st
             _check_headers(fail, ("notifications", name, "headers"), channel.get("headers"))
 
 
-# Keys of a notification channel whose value is a credential even when written in the file itself.
-CHANNEL_CREDENTIALS = ("routing_key", "api_key", "password", "webhook_url")
+# Keys of a notification channel whose value is a credential even when written in the file itself
+# (a webhook's URL often carries its token in the path).
+CHANNEL_CREDENTIALS = ("routing_key", "api_key", "password", "webhook_url", "url")
 
 
 def _written_credentials(data: Mapping[str, Any]) -> set[str]:
     """Credentials written as literals (not ``${VAR}``) where the output may echo them: channel
     keys, and the credential headers (Authorization, X-Api-Key...) of the channels and the Pushgateway."""
     found: set[str] = set()
-    blocks = [c for c in (data.get("notifications") or {}).values() if isinstance(c, dict)]
-    blocks.append(((data.get("monitoring") or {}).get("pushgateway")) or {})
-    for block in blocks:
+    channels = [(c, CHANNEL_CREDENTIALS) for c in (data.get("notifications") or {}).values() if isinstance(c, dict)]
+    # The Pushgateway's URL is an address (shown in the verdict); only its password would be a secret.
+    pushgateway = ((data.get("monitoring") or {}).get("pushgateway")) or {}
+    for block, keys in [*channels, (pushgateway, ())]:
         headers = block.get("headers") or {}
-        values = [block.get(key) for key in CHANNEL_CREDENTIALS] + [v for k, v in headers.items() if is_secret_name(str(k))]
+        values = [block.get(key) for key in keys] + [v for k, v in headers.items() if is_secret_name(str(k))]
+        values += [url_password(block.get(key)) for key in ("url", "events_url", "api_url")]
         found |= {value for value in values if isinstance(value, str) and len(value) >= MIN_SECRET_LENGTH}
     return found
+
+
+def url_password(url: Any) -> str | None:
+    """The password of a ``user:password@`` URL, or None."""
+    from urllib.parse import urlsplit
+
+    try:
+        return urlsplit(url).password if isinstance(url, str) else None
+    except ValueError:
+        return None
 
 
 def _check_certificate_expectation(fail: Any, path: tuple[Any, ...], spec: Mapping[str, Any], url: str | None, verify: Any) -> None:

@@ -45,7 +45,7 @@ def test_the_markdown_report_draws_the_run_and_mermaid_renders_it(pytester, writ
     assert lines[0] == "gantt" and "    dateFormat YYYY-MM-DDTHH:mm:ss.SSS" in lines
     bars = {line.split(" :")[0].strip(): line.split(" :")[1].split(",")[0] for line in lines if ", c" in line}
     # Mermaid gives ";" and "#" a meaning in a task line: they are dropped, the rest kept.
-    assert bars == {"live": "done", "ready the database 1 ✗ failed": "crit", "optional ⚠ failed": "crit"}
+    assert bars == {"✓ live": "done", "✗ ready the database 1 failed": "crit", "✗ optional failed (optional)": "crit"}
     assert "Failures detected :milestone" in chart
 
     # A rollback gets its own section; Mermaid parses and draws all of it.
@@ -56,7 +56,7 @@ def test_the_markdown_report_draws_the_run_and_mermaid_renders_it(pytester, writ
     with_rollback = gantt(report)
     assert "    section Rollback\n    Rollback completed :done, r0, " in with_rollback
     svg = render(tmp_path, with_rollback)
-    assert "ready the database 1 ✗ failed" in svg and "Rollback completed" in svg and "crit" in svg
+    assert "✗ ready the database 1 failed" in svg and "Rollback completed" in svg and "crit" in svg
 
 
 def test_a_run_with_nothing_timed_draws_no_chart(pytester, write_config, demo):

@@ -108,13 +108,33 @@ def test_a_pushgateway_that_never_answers_costs_its_timeout_not_the_run(pytester
 def test_push_credentials_never_reach_the_output(pytester, write_config, demo, monkeypatch):
     monkeypatch.setenv("PGW_TOKEN", TOKEN)
     closed = free_port()
-    write_config(config(demo, monitoring={"pushgateway": {"url": f"http://pusher:{TOKEN}@127.0.0.1:{closed}",
+    write_config(config(demo, monitoring={"pushgateway": {"url": f"http://127.0.0.1:{closed}",
                                                           "headers": {"Authorization": "Bearer ${PGW_TOKEN}"}}}))
     result = pytester.runpytest("--smoke-config", "smoke.json", "--smoke-env", "production", "--smoke-report", "report.json", "-vv", "-l")
     assert result.ret == 0
     assert "metrics not pushed" in result.stdout.str()
     assert TOKEN not in result.stdout.str() + result.stderr.str()
     assert TOKEN not in (pytester.path / "report.json").read_text()
+    # Credentials in the URL: prometheus-client would not send them and urllib's error would show them.
+    for given in (["--smoke-pushgateway", f"http://pusher:{TOKEN}@127.0.0.1:{closed}"], []):
+        if not given:
+            write_config(config(demo, monitoring={"pushgateway": {"url": f"http://pusher:{TOKEN}@127.0.0.1"}}))
+        result = pytester.runpytest("--smoke-config", "smoke.json", "--smoke-env", "production", *given)
+        assert result.ret == 4
+        result.stderr.fnmatch_lines(["*pushgateway*: carries credentials (user:password@): put them in monitoring.pushgateway.headers*"])
+        assert TOKEN not in result.stdout.str() + result.stderr.str()
+
+
+def test_a_run_replaces_the_previous_runs_series(pytester, write_config, demo, pushgateway):
+    write_config(config(demo))
+    assert pytester.runpytest("--smoke-config", "smoke.json", "--smoke-env", "production", "--smoke-pushgateway", pushgateway.url).ret == 0
+    assert value(pushed(pushgateway), "smoke_check_success", check="live") == 1
+    # Nothing selected this time: the earlier run's check series must not linger as if fresh.
+    result = pytester.runpytest("--smoke-config", "smoke.json", "--smoke-env", "production", "--smoke-pushgateway", pushgateway.url, "-k", "nomatch")
+    assert result.ret == 5
+    found = pushed(pushgateway)
+    assert not [key for key in found if key[0] == "smoke_check_success"]
+    assert value(found, "smoke_last_success_timestamp_seconds", deployment="web", smoke_record="last_success") > 0
 
 
 def test_a_prometheus_server_scrapes_the_pushed_verdict(pytester, write_config, demo, pushgateway, tmp_path_factory):

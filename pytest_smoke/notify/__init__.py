@@ -84,11 +84,15 @@ def dispatch(
         results.append(None)
         pending.append((len(results) - 1, name, channel))
 
+    from ..checks.base import Deadline
+
+    # One deadline for both waves: the second gets what the first left.
+    deadline = Deadline(deadline_seconds)
     incidents = [entry for entry in pending if entry[2]["type"] in INCIDENT_TYPES]
-    _send_wave(incidents, document, event, results, redactor, deadline_seconds)
+    _send_wave(incidents, document, event, results, redactor, deadline)
     tickets = [r["ticket"] for r in results if r is not None and r.get("ticket")]
     told = {**document, "incidents": tickets} if tickets else document
-    _send_wave([entry for entry in pending if entry not in incidents], told, event, results, redactor, deadline_seconds)
+    _send_wave([entry for entry in pending if entry not in incidents], told, event, results, redactor, deadline)
     return [r for r in results if r is not None]
 
 
@@ -98,13 +102,13 @@ def _send_wave(
     event: str,
     results: list[dict[str, Any] | None],
     redactor: Redactor,
-    deadline_seconds: float,
+    deadline: Any,
 ) -> None:
-    from ..checks.base import CheckTimeout, Deadline, run_with_deadline
+    from ..checks.base import CheckTimeout, run_with_deadline
 
     if not pending:
         return
-    deadline = Deadline(deadline_seconds)
+    deadline_seconds = deadline.seconds
     threads = []
     for index, name, channel in pending:
         def send(index: int = index, name: str = name, channel: Mapping[str, Any] = channel) -> None:

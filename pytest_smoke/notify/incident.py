@@ -37,7 +37,9 @@ def action(event: str) -> tuple[str, str]:
 
 
 def dedup_key(document: Mapping[str, Any]) -> str:
-    """One incident per Deployment and revision: ``pytest-smoke/production/shop/web/rev-7``."""
+    """One incident per Deployment and revision: ``pytest-smoke/production/shop/web/rev-7``. Without
+    a Deployment, per service address (two services whose configs share a file name never share an
+    incident)."""
     deployment = document.get("deployment") or {}
     parts = ["pytest-smoke", document.get("environment") or "default"]
     if deployment:
@@ -45,7 +47,7 @@ def dedup_key(document: Mapping[str, Any]) -> str:
         if deployment.get("revision") is not None:
             parts.append(f"rev-{deployment['revision']}")
     else:
-        parts.append(str(document.get("config", "")))
+        parts.append(str(document.get("base_url") or document.get("config", "")))
     return "/".join(parts)
 
 

@@ -1,9 +1,10 @@
 """Push the run's metrics to a Prometheus Pushgateway, for the monitoring dashboard.
 
-The push is a POST (``pushadd``): it replaces the metric families this run sends and keeps the
-others in the group, so ``smoke_last_success_timestamp_seconds`` (sent only by a verified run)
-survives a failed one. The group is the job plus the deployment, namespace and environment and
-any configured ``labels``. A Pushgateway that is down or slow is a warning, as a dead
+The run's group (the job plus the deployment, namespace and environment and any configured
+``labels``) is replaced whole by a PUT, so no series of an earlier run outlives it (a check that
+did not run this time is absent, not stale). ``smoke_last_success_timestamp_seconds`` lives in a
+group of its own (``smoke_record="last_success"``), pushed only by a verified run, so it survives
+the failed runs after it. A Pushgateway that is down or slow is a warning, as a dead
 notification channel is: it never changes the exit status and never delays the rollback (the
 push happens after it).
 """
@@ -20,7 +21,8 @@ DEFAULT_TIMEOUT_SECONDS = 10.0
 
 def push(document: Mapping[str, Any], settings: Mapping[str, Any], labels: Mapping[str, str]) -> str:
     """Push, within ``timeout_seconds`` in all; returns what was pushed where. Raises on failure."""
-    from prometheus_client.exposition import default_handler, pushadd_to_gateway
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.exposition import default_handler, push_to_gateway
 
     url = str(settings["url"]).rstrip("/")
     job = str(settings.get("job") or DEFAULT_JOB)
@@ -31,7 +33,13 @@ def push(document: Mapping[str, Any], settings: Mapping[str, Any], labels: Mappi
     def handler(url: str, method: str, timeout: float | None, headers: list[tuple[str, str]], data: bytes) -> Any:
         return default_handler(url, method, timeout, [*headers, *extra_headers], data)
 
-    reg = metrics.registry(document, labels)
-    pushadd_to_gateway(url, job=job, registry=reg, grouping_key=grouping, timeout=timeout, handler=handler)
+    reg = metrics.registry(document, labels, with_last_success=False)
+    push_to_gateway(url, job=job, registry=reg, grouping_key=grouping, timeout=timeout, handler=handler)
+    stamp = metrics.verified_at(document)
+    if stamp is not None:
+        record = CollectorRegistry(auto_describe=True)
+        metrics.add_last_success(record, labels, stamp)
+        push_to_gateway(url, job=job, registry=record, grouping_key={**grouping, "smoke_record": "last_success"},
+                        timeout=timeout, handler=handler)
     group = ", ".join(f"{k}={v}" for k, v in sorted(grouping.items()))
     return f"job={job}" + (f", {group}" if group else "")

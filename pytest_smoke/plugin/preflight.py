@@ -117,9 +117,13 @@ def _check_monitoring(smoke: SmokeConfig, options: dict[str, str]) -> None:
             try:
                 parts = urlsplit(value)
                 ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+                credentials = bool(parts.username or parts.password)
                 parts.port  # noqa: B018 - raises on a port that is not a number
             except ValueError:
-                ok = False
+                ok, credentials = False, "@" in value
+            if credentials:  # prometheus-client would not send them, and an error would show them
+                _fail(smoke, where, "carries credentials (user:password@): put them in monitoring.pushgateway.headers "
+                      "(Authorization: Basic or Bearer ${VAR}) instead")
             if not ok:
                 _fail(smoke, where, "not an http(s) URL with a host")
 

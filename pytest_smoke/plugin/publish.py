@@ -7,6 +7,7 @@ Every output is rendered from one report document. Each output is independent: o
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
@@ -15,6 +16,10 @@ if TYPE_CHECKING:
     from ..config import SmokeConfig
     from ..model import RunSummary
     from ..redact import Redactor
+
+
+# The metrics' own deadline is the push's timeout_seconds; this only bounds a feeder that hangs.
+MONITORING_JOIN_SECONDS = 60.0
 
 
 @dataclass
@@ -47,13 +52,21 @@ def publish(summary: RunSummary, smoke: SmokeConfig, redactor: Redactor, to: Des
     document = report_document.build(summary, smoke, redactor, finished_at=time.time(), rerun=to.rerun_command)
     published = Published(document)
 
+    # The metrics go out while the channels are told: the run waits for the slower of the two,
+    # never for both one after the other.
+    monitoring: list[list[dict[str, Any]]] = []
+    feeder = threading.Thread(target=lambda: monitoring.append(_feed_monitoring(document, smoke, redactor, to)),
+                              name="smoke-monitoring", daemon=True)
+    feeder.start()
     if summary.decision.action != "not_evaluated":
         names = list(smoke.section("rollback_strategy").get("notify_channels") or [])
         if names:
             published.notifications = dispatch(document, smoke.section("notifications"), names, redactor)
             document["notifications"] = redactor.value(published.notifications)
-
-    published.monitoring = _feed_monitoring(document, smoke, redactor, to)
+    feeder.join(MONITORING_JOIN_SECONDS)
+    published.monitoring = monitoring[0] if monitoring else [
+        {"target": "pushgateway", "where": "", "status": "failed", "detail": "the metrics did not finish in time; not waiting any longer"}
+    ]
     if published.monitoring:
         document["monitoring"] = published.monitoring
 
@@ -64,13 +77,17 @@ def publish(summary: RunSummary, smoke: SmokeConfig, redactor: Redactor, to: Des
             published.problems.append(redactor.text(f"could not write {what}: {exc.__class__.__name__}: {exc}"))
 
     json_path, markdown_path, step_summary, junit_path = to.json_path, to.markdown_path, to.step_summary_path, to.junit_path
+    text_holder: list[str] = []
     pytest_junit = to.pytest_junit_xunit2
     if json_path:
         guarded("the JSON report", lambda: json_report.write(document, json_path))
-    text = redactor.text(markdown.render(document)) if markdown_path or step_summary else ""
-    if markdown_path:
+    text = ""
+    if markdown_path or step_summary:
+        guarded("the Markdown report", lambda: text_holder.append(redactor.text(markdown.render(document))))
+        text = text_holder[0] if text_holder else ""
+    if markdown_path and text:
         guarded("the Markdown report", lambda: markdown.write(text, markdown_path))
-    if step_summary:
+    if step_summary and text:
         guarded("$GITHUB_STEP_SUMMARY", lambda: markdown.write(text, step_summary, append=True))
     if pytest_junit and os.path.exists(pytest_junit):
         guarded("pytest's JUnit file", lambda: junit.hoist_testcase_properties(pytest_junit))

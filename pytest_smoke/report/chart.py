@@ -13,10 +13,21 @@ DATE_FORMAT = "YYYY-MM-DDTHH:mm:ss.SSS"  # dayjs, as Mermaid parses it
 _NOT_IN_NAME = re.compile(r"[^\w .,()\[\]/+@=-]+", re.UNICODE)
 MAX_BARS = 200  # beyond this a chart is unreadable; the table above lists every check
 TAGS = {"passed": "done", "failed": "crit", "not_evaluated": "active"}
+# Each bar starts with its outcome's mark, so no check name can begin a line with a Mermaid
+# keyword ("section", "excludes", "click", "dateFormat").
+MARKS = {"passed": "✓", "failed": "✗", "not_evaluated": "?"}
 
 
 def gantt(document: Mapping[str, Any]) -> str:
-    """The chart's Mermaid source, or "" when no check has a time to show."""
+    """The chart's Mermaid source, or "" when no check has a time to show or a time cannot be read
+    (a secret that looks like a year masks it in the redacted document): no chart beats a crash."""
+    try:
+        return _gantt(document)
+    except (ValueError, KeyError, TypeError):
+        return ""
+
+
+def _gantt(document: Mapping[str, Any]) -> str:
     bars = [check for check in document["checks"] if check["status"] in TAGS and check.get("finished_at")]
     if not bars:
         return ""
@@ -40,9 +51,9 @@ def gantt(document: Mapping[str, Any]) -> str:
 
     for index, check in enumerate(sorted(bars, key=start_of)[:MAX_BARS]):
         end, start = _time(check["finished_at"]), start_of(check)
-        word = {"passed": "", "failed": " ✗ failed" if check["required"] else " ⚠ failed", "not_evaluated": " ? not evaluated"}[check["status"]]
+        word = {"passed": "", "failed": " failed" if check["required"] else " failed (optional)", "not_evaluated": " not evaluated"}[check["status"]]
         end = max(end, start + timedelta(milliseconds=1))  # a zero-length bar would not be drawn
-        lines.append(f"    {_name(check['name'])}{word} :{TAGS[check['status']]}, c{index}, {_format(start)}, {_format(end)}")
+        lines.append(f"    {MARKS[check['status']]} {_name(check['name'])}{word} :{TAGS[check['status']]}, c{index}, {_format(start)}, {_format(end)}")
     rollback = document.get("rollback") or {}
     if rollback.get("started_at"):
         finished = rollback.get("finished_at") or document["finished_at"]

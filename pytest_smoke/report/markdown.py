@@ -59,11 +59,10 @@ def render(document: dict[str, Any]) -> str:
         if rollback.get("manual_command"):
             lines += ["", "```bash", rollback["manual_command"], "```"]
     told = list(document.get("notifications") or [])
-    if told or document.get("incidents"):
+    if told:
         lines += ["", "### Incidents and notifications", ""]
-        lines += [f"- Incident ticket created: `{_cell(ticket)}`" for ticket in document.get("incidents") or []]
         for sent in told:
-            ticket = f" · incident ticket `{_cell(sent['ticket'])}`" if sent.get("ticket") else ""
+            ticket = f" · incident ticket {_cell(sent['ticket'])}" if sent.get("ticket") else ""
             lines.append(f"- {_cell(sent['channel'])} ({_cell(sent.get('type'))}): {sent['status']}{ticket}")
     if document.get("notes"):
         lines += ["", "### Notes", ""] + [f"- {_cell(note)}" for note in document["notes"]]

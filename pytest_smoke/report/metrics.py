@@ -40,9 +40,10 @@ def run_labels(document: Mapping[str, Any]) -> dict[str, str]:
             "environment": document.get("environment") or ""}
 
 
-def registry(document: Mapping[str, Any], labels: Mapping[str, str], last_success: float | None = None) -> Any:
+def registry(document: Mapping[str, Any], labels: Mapping[str, str], last_success: float | None = None, with_last_success: bool = True) -> Any:
     """A CollectorRegistry holding the run's metrics. ``last_success`` is the previous verified
-    run's timestamp, kept when this run is not verified (a text file has no memory of its own)."""
+    run's timestamp, kept when this run is not verified (a text file has no memory of its own);
+    ``with_last_success=False`` leaves that metric out (the Pushgateway keeps it in a group of its own)."""
     from prometheus_client import CollectorRegistry, Counter, Enum, Gauge, Info
 
     reg = CollectorRegistry(auto_describe=True)
@@ -99,11 +100,21 @@ def registry(document: Mapping[str, Any], labels: Mapping[str, str], last_succes
     finished = _timestamp(document.get("finished_at"))
     Gauge("smoke_run_timestamp_seconds", "When the run finished (Unix time)", run_names, registry=reg).labels(**run).set(finished or 0)
     Gauge("smoke_run_exit_status", "The run's exit status", run_names, registry=reg).labels(**run).set(int(document.get("exit_status", 0)))
-    verified = bool(verdict.get("verified"))
-    stamp = finished if verified else last_success
-    if stamp:
-        Gauge(LAST_SUCCESS, "When a run last verified this deployment (Unix time)", run_names, registry=reg).labels(**run).set(stamp)
+    stamp = finished if verdict.get("verified") else last_success
+    if stamp and with_last_success:
+        add_last_success(reg, run, stamp)
     return reg
+
+
+def add_last_success(reg: Any, labels: Mapping[str, str], stamp: float) -> None:
+    from prometheus_client import Gauge
+
+    Gauge(LAST_SUCCESS, "When a run last verified this deployment (Unix time)", list(labels), registry=reg).labels(**labels).set(stamp)
+
+
+def verified_at(document: Mapping[str, Any]) -> float | None:
+    """When this run verified the deployment, or None (not verified)."""
+    return _timestamp(document.get("finished_at")) if document["verdict"].get("verified") else None
 
 
 def exposition(reg: Any, openmetrics: bool) -> bytes:
@@ -164,9 +175,13 @@ def _version(distribution: str) -> str:
 
 
 def _timestamp(iso: str | None) -> float | None:
+    """None when absent or unreadable (a secret that looks like a year can mask part of it)."""
     if not iso:
         return None
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+    try:
+        return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 def _seconds_between(start: str | None, end: str | None) -> float | None:
