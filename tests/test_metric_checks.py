@@ -149,13 +149,13 @@ def test_a_condition_that_is_not_a_comparison_is_a_config_error(pytester, write_
     result.stderr.fnmatch_lines(["*metric_checks?0?.condition: condition \"__import__('os').system('x')\" is not a comparison of result with a number*"])
 
 
-def test_the_readme_metric_configs_load(tmp_path):
+def test_the_documented_metric_configs_load(tmp_path):
     from pathlib import Path
 
     from pytest_smoke.config import load_config
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    blocks = [block.split("```", 1)[0] for block in readme.split("```yaml\n")[1:] if block.startswith("metric_checks:")]
+    page = (Path(__file__).resolve().parents[1] / "docs" / "writing-checks.md").read_text()
+    blocks = [block.split("```", 1)[0] for block in page.split("```yaml\n")[1:] if block.startswith("metric_checks:")]
     assert len(blocks) == 2
     for number, block in enumerate(blocks):
         path = tmp_path / f"metrics-{number}.yaml"

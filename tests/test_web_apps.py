@@ -269,11 +269,11 @@ def test_public_variables_keep_the_address_readable(pytester, write_config, djan
     assert "public_variables[0]: DB_PASSWORD looks like a credential" in refused.stderr.str()
 
 
-def test_the_readmes_django_recipe_runs_as_written(pytester, django_site, monkeypatch):
+def test_the_documented_django_recipe_runs_as_written(pytester, django_site, monkeypatch):
     from pathlib import Path
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    section = readme.split("### Recipe: a Django app", 1)[1]
+    page = (Path(__file__).resolve().parents[1] / "docs" / "writing-checks.md").read_text()
+    section = page.split("## Recipe: a Django app", 1)[1]
     recipe = section.split("```yaml\n", 1)[1].split("```", 1)[0]
     (pytester.path / "smoke.yaml").write_text(recipe)
     monkeypatch.setenv("SMOKE_PASSWORD", PASSWORD)
