@@ -41,14 +41,18 @@ class _HealthRequired(TypedDict):
     endpoint: str
 
 
-class HealthCheckSpec(_HealthRequired, _CheckCommon, total=False):
-    """An entry of ``health_checks``."""
+class _OneRequest(TypedDict, total=False):
+    """What a single HTTP request and its answer take: a health check, an ``http`` dependency."""
 
     method: str
     expected_status: StatusSpec
     headers: Headers
     expect: ExpectSpec
     follow_redirects: bool
+
+
+class HealthCheckSpec(_HealthRequired, _OneRequest, _CheckCommon, total=False):
+    """An entry of ``health_checks``."""
 
 
 class _DependencyRequired(TypedDict):
@@ -66,13 +70,8 @@ class RedisSpec(_DependencyRequired, _CheckCommon, total=False):
     command: str
 
 
-class HttpDependencySpec(_DependencyRequired, _CheckCommon, total=False):
+class HttpDependencySpec(_DependencyRequired, _OneRequest, _CheckCommon, total=False):
     url: str
-    method: str
-    expected_status: StatusSpec
-    headers: Headers
-    expect: ExpectSpec
-    follow_redirects: bool
 
 
 class AmqpSpec(_DependencyRequired, _CheckCommon, total=False):

@@ -6,11 +6,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
-from servers import LocalHTTPServer
+from incident_receivers import Receiver as BaseReceiver
 
 SEED_CONFIG = Path(__file__).parent / "data" / "seed-smoke-test-hook.json"
 
@@ -73,29 +72,16 @@ def run_in_background(pytester, *args):
     )
 
 
-class Receiver:
-    """Captures webhook and Slack posts; answers with ``reply``."""
+class Receiver(BaseReceiver):
+    """Captures webhook and Slack posts (``posts``); answers with ``reply``."""
 
     def __init__(self, reply=None, status=200):
-        self.posts = []
-        outer = self
+        self.reply, self.status = reply, status
+        super().__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
+    @property
+    def posts(self):
+        return self.received
 
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                outer.posts.append({"path": self.path, "headers": dict(self.headers), "body": json.loads(body)})
-                data = json.dumps(reply or {"ok": True}).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.http = LocalHTTPServer(Handler)
-        self.url = self.http.url
-
-    def stop(self):
-        self.http.stop()
+    def answer(self, request):
+        return self.status, {}, self.reply or {"ok": True}

@@ -212,24 +212,14 @@ def start_rabbitmq(base: Path, user: str, password: str) -> Server:
 def start_pushgateway(base: Path) -> Server:
     """Debian's prometheus-pushgateway on a free port, its persistence file in ``base`` (Debian's
     build defaults to one shared file under /var/lib/prometheus)."""
-    binary = _binary("prometheus-pushgateway")
-    base.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    cmd = [binary, f"--web.listen-address=127.0.0.1:{port}", f"--persistence.file={base / 'pushgateway.data'}", "--log.level=warn"]
-    log = open(base / "pushgateway.log", "wb")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=log, start_new_session=True)
-    server = Server(port=port, procs=[proc], url=f"http://127.0.0.1:{port}", cleanup=[log.close])
-    try:
-        wait_for_port(port, 15, proc)
-    except Exception:
-        server.stop()
-        raise
-    return server
+    cmd = [_binary("prometheus-pushgateway"), f"--web.listen-address=127.0.0.1:{port}",
+           f"--persistence.file={base / 'pushgateway.data'}", "--log.level=warn"]
+    return _start_logged(cmd, base, port, "pushgateway", 15)
 
 
 def start_prometheus(base: Path, scrape_targets: list[str], honor_labels: bool = True) -> Server:
     """Debian's prometheus, scraping ``scrape_targets`` (host:port) every second, its data in ``base``."""
-    binary = _binary("prometheus")
     base.mkdir(parents=True, exist_ok=True)
     port = free_port()
     targets = ", ".join(f"'{target}'" for target in scrape_targets)
@@ -238,15 +228,19 @@ def start_prometheus(base: Path, scrape_targets: list[str], honor_labels: bool =
         f"scrape_configs:\n  - job_name: targets\n    honor_labels: {str(honor_labels).lower()}\n"
         f"    static_configs:\n      - targets: [{targets}]\n"
     )
-    cmd = [
-        binary, f"--config.file={base / 'prometheus.yml'}", f"--storage.tsdb.path={base / 'data'}",
-        f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn",
-    ]
-    log = open(base / "prometheus.log", "wb")
+    cmd = [_binary("prometheus"), f"--config.file={base / 'prometheus.yml'}", f"--storage.tsdb.path={base / 'data'}",
+           f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"]
+    return _start_logged(cmd, base, port, "prometheus", 30)
+
+
+def _start_logged(cmd: list[str], base: Path, port: int, name: str, seconds: float) -> Server:
+    """Start ``cmd`` with its output in ``base/NAME.log``; return once it listens on ``port``."""
+    base.mkdir(parents=True, exist_ok=True)
+    log = open(base / f"{name}.log", "wb")
     proc = subprocess.Popen(cmd, stdout=log, stderr=log, start_new_session=True)
     server = Server(port=port, procs=[proc], url=f"http://127.0.0.1:{port}", cleanup=[log.close])
     try:
-        wait_for_port(port, 30, proc)
+        wait_for_port(port, seconds, proc)
     except Exception:
         server.stop()
         raise

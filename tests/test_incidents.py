@@ -15,25 +15,25 @@ ROUTING_KEY = "R0UT1NGKEYpd00000000000000000042"  # 32 characters, as PagerDuty 
 OPSGENIE_KEY = "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9"
 
 
-@pytest.fixture
-def pagerduty():
-    server = PagerDuty()
+def serve(receiver_class):
+    server = receiver_class()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def pagerduty():
+    yield from serve(PagerDuty)
 
 
 @pytest.fixture
 def opsgenie():
-    server = Opsgenie()
-    yield server
-    server.stop()
+    yield from serve(Opsgenie)
 
 
 @pytest.fixture
 def ticketing():
-    server = Ticketing()
-    yield server
-    server.stop()
+    yield from serve(Ticketing)
 
 
 @pytest.fixture
