@@ -302,7 +302,7 @@ def test_unknown_type_is_a_config_error_listing_known_types(pytester, write_conf
     write_config({"dependency_checks": [{"name": "x", "type": "mongo"}]})
     result = pytester.runpytest("--smoke-config", "smoke.json")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*dependency_checks[[]0[]].type: unknown dependency type 'mongo' (built in: postgres, redis, http, amqp, tcp; "
+    result.stderr.fnmatch_lines(["*dependency_checks[[]0[]].type: unknown dependency type 'mongo' (built in: postgres, redis, http, amqp, tcp, grpc; "
                                  "a plugin adds one by implementing pytest_smoke_check_type)*"])
 
 
