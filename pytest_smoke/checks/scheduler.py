@@ -48,6 +48,7 @@ class HostGate:
         self._in_flight: set[int] = set()
         self._peak: dict[int, int] = {}  # per check: the most checks in flight to the host at once
         self._exclusive = False
+        self._alone_waiting = 0  # "alone" waiters wait for another condition than a free slot
         self._condition = threading.Condition()
         # Set once a check timed out with nothing else in flight: the host itself is slow or hung,
         # so later crowded timeouts count at once (one extra timeout per host at most).
@@ -56,9 +57,13 @@ class HostGate:
     def enter(self, token: int, alone: bool = False) -> None:
         with self._condition:
             if alone:
-                self._condition.wait_for(lambda: not self._exclusive)
-                self._exclusive = True
-                self._condition.wait_for(lambda: not self._in_flight)
+                self._alone_waiting += 1
+                try:
+                    self._condition.wait_for(lambda: not self._exclusive)
+                    self._exclusive = True
+                    self._condition.wait_for(lambda: not self._in_flight)
+                finally:
+                    self._alone_waiting -= 1
             else:
                 self._condition.wait_for(lambda: not self._exclusive and len(self._in_flight) < self.limit)
             self._in_flight.add(token)
@@ -71,7 +76,12 @@ class HostGate:
             self._in_flight.discard(token)
             if alone:
                 self._exclusive = False
-            self._condition.notify_all()
+            # One freed slot is for one waiter; waking them all only to send most back to sleep
+            # costs more than a fast check. An "alone" waiter needs everyone told.
+            if alone or self._exclusive or self._alone_waiting:
+                self._condition.notify_all()
+            else:
+                self._condition.notify()
             return self._peak.pop(token, 1) - 1
 
 
