@@ -160,17 +160,23 @@ def test_generated_checks_are_reported_before_custom_tests(pytester, write_confi
     assert lines == ["smoke.json::health[basic]", "test_custom.py::test_custom"]
 
 
-def test_each_item_carries_a_pytest_timeout_backstop(pytester, write_config, demo):
-    write_config(suite(demo, health("basic", "/health", timeout_seconds=3)))
+def test_a_check_run_one_by_one_carries_a_pytest_timeout_backstop_and_a_pooled_one_waits_bounded(pytester, write_config, demo):
     pytester.makeconftest(
         """
-        def pytest_collection_modifyitems(items):
-            for item in items:
-                print("TIMEOUT", item.name, item.get_closest_marker("timeout").args[0])
+        def pytest_runtest_setup(item):
+            mark = item.get_closest_marker("timeout")
+            print("TIMEOUT", item.name, mark.args[0] if mark else None)
         """
     )
+    write_config(suite(demo, health("basic", "/health", timeout_seconds=3)))
     result = pytester.runpytest("--smoke-config", "smoke.json", "-s")
-    result.stdout.fnmatch_lines(["TIMEOUT health[[]basic[]] 13.0"])
+    result.stdout.fnmatch_lines(["*TIMEOUT health[[]basic[]] 13.0"])
+    # In the pool, an item only waits for its result, and that wait is bounded by the run budget
+    # (CheckScheduler.result): no pytest-timeout timer per item.
+    write_config(suite(demo, health("basic", "/health", timeout_seconds=3), health("other", "/health/live")))
+    result = pytester.runpytest("--smoke-config", "smoke.json", "-s")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["*TIMEOUT health[[]basic[]] None", "*TIMEOUT health[[]other[]] None"])
 
 
 def test_headers_from_config_are_sent_and_interpolated_secrets_never_shown(pytester, write_config, demo, monkeypatch):

@@ -268,3 +268,18 @@ def test_helper_threads_are_reused_and_a_hung_exchange_does_not_hold_up_the_next
         time.sleep(0.05)
         pool.close_idle()
     assert [t.name for t in threading.enumerate() if t.ident in used] == []
+
+
+def test_waiting_for_a_pooled_check_is_bounded_even_when_the_check_overruns_its_deadline():
+    release = threading.Event()
+    scheduler = CheckScheduler(max_workers=1)
+    try:
+        scheduler.submit("stuck", lambda: release.wait(10))
+        started = time.monotonic()
+        with pytest.raises(NotFinished) as caught:
+            scheduler.result("stuck", timeout=0.3)
+        assert time.monotonic() - started < 3
+        assert caught.value.reason == "no result 0.3 s after it was due: the check overran its own deadline"
+    finally:
+        release.set()
+        scheduler.shutdown()

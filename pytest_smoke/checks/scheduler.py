@@ -166,18 +166,21 @@ class CheckScheduler:
     def __contains__(self, key: Hashable) -> bool:
         return key in self._futures
 
-    def result(self, key: Hashable) -> object:
+    def result(self, key: Hashable, timeout: float | None = None) -> object:
         """The check's result; raises its exception, NotStarted if it was cancelled, or
-        NotFinished if it was still in flight when the run abandoned it."""
+        NotFinished if it was still in flight when the run abandoned it or ``timeout`` passed (a
+        backstop: every check keeps its own deadline, so only a bug of ours gets this far)."""
         future = self._futures[key]
         if future.cancelled():
             raise NotStarted(self._cancel_reason or "cancelled")
         if not future.done():
             waiting: list[Future[object]] = [future, self._abandoned]
-            wait(waiting, return_when=FIRST_COMPLETED)
+            wait(waiting, timeout=timeout, return_when=FIRST_COMPLETED)
             if future.cancelled():
                 raise NotStarted(self._cancel_reason or "cancelled")
             if not future.done():
+                if not self._abandoned.done():
+                    raise NotFinished(f"no result {timeout:g} s after it was due: the check overran its own deadline")
                 raise NotFinished(self._abandon_reason)
         return future.result()
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable, Generator, Iterable, cast
 import pytest
 
 from ..model import encode
-from .run import OPTIONAL_MARKER, REQUIRED_MARKER, TIMEOUT_BACKSTOP_SECONDS, SmokeRun, get_run
+from .run import OPTIONAL_MARKER, REQUIRED_MARKER, SmokeRun, get_run
 
 if TYPE_CHECKING:
     from ..model import Check
@@ -103,7 +103,7 @@ class SmokeFile(pytest.Module):
         super().__init__(*args, **kwargs)
         run = get_run(self.config)
         assert run is not None
-        self.obj = _checks_module(run, timeout_marks=self.config.pluginmanager.hasplugin("timeout"))
+        self.obj = _checks_module(run)
 
     def istestfunction(self, obj: object, name: str) -> bool:
         """The section functions are the tests, whatever ``python_functions`` says."""
@@ -134,7 +134,7 @@ def _static_properties(check: Check) -> list[tuple[str, Any]]:
     ]
 
 
-def _checks_module(run: SmokeRun, timeout_marks: bool) -> types.ModuleType:
+def _checks_module(run: SmokeRun) -> types.ModuleType:
     """A module object with one test function per section and a ``pytest_generate_tests`` that
     parametrizes each by its checks: ids are the check names, marks say required or optional."""
     from .generated import run_generated_check
@@ -142,7 +142,7 @@ def _checks_module(run: SmokeRun, timeout_marks: bool) -> types.ModuleType:
     module = types.ModuleType(run.config.path.name)
     by_kind: dict[str, list[Any]] = {kind: [] for kind in SECTION_FUNCTIONS}
     for check in run.config.checks:
-        by_kind[check.kind].append(pytest.param(check, id=check.param_id, marks=_marks(check, timeout_marks)))
+        by_kind[check.kind].append(pytest.param(check, id=check.param_id, marks=[_marker(REQUIRED_MARKER if check.required else OPTIONAL_MARKER)]))
 
     def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize(CHECK_ARGUMENT, by_kind[metafunc.function.__name__])
@@ -154,14 +154,9 @@ def _checks_module(run: SmokeRun, timeout_marks: bool) -> types.ModuleType:
     return module
 
 
-def _marks(check: Check, timeout_marks: bool) -> list[pytest.MarkDecorator]:
-    marks = [_marker(REQUIRED_MARKER if check.required else OPTIONAL_MARKER)]
-    if timeout_marks:  # a backstop past the check's own deadline, only where pytest-timeout runs
-        from ..checks.critical_path import CLEANUP_SECONDS
-
-        extra = CLEANUP_SECONDS if check.spec.get("cleanup") else 0.0
-        marks.append(_marker("timeout", check.timeout + TIMEOUT_BACKSTOP_SECONDS + extra))
-    return marks
+def backstop_mark(seconds: float) -> pytest.MarkDecorator:
+    """pytest-timeout's mark for a check run one by one (see CheckExecution)."""
+    return _marker("timeout", seconds)
 
 
 @functools.lru_cache(maxsize=64)  # a thousand checks share a few marks; a mark is immutable

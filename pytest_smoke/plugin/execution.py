@@ -9,7 +9,7 @@ import pytest
 
 from ..model import decode, encode
 from ..redact import Redactor, shorten
-from .collection import SKIP_MARKS, check_of, generated_items, is_required
+from .collection import SKIP_MARKS, backstop_mark, check_of, generated_items, is_required
 from .run import CONTROLLER_NAME, TIMEOUT_BACKSTOP_SECONDS, SmokeRun
 
 if TYPE_CHECKING:
@@ -29,7 +29,10 @@ class CheckExecution:
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtestloop(self, session: pytest.Session) -> None:
         run = self.run
-        if session.config.getoption("collectonly") or hasattr(session.config, "workerinput"):
+        if session.config.getoption("collectonly"):
+            return
+        if hasattr(session.config, "workerinput"):  # an xdist worker runs its checks one by one
+            _add_backstops(session.config, generated_items(session.items))
             return
         self._wait_for_rollout(session.config)
         controller = session.config.pluginmanager.get_plugin(CONTROLLER_NAME)
@@ -38,20 +41,15 @@ class CheckExecution:
         run.budget  # noqa: B018 - the run budget starts now, after the wait
         items = generated_items(session.items)
         if run.concurrency <= 1 or len(items) <= 1:
+            _add_backstops(session.config, items)
             return
         from ..checks import target_host
-        from ..checks.critical_path import CLEANUP_SECONDS
         from ..checks.scheduler import CheckScheduler
 
+        # A pooled item only waits for its future, and that wait has its own backstop (the run
+        # budget): no pytest-timeout timer per item, which would cost more than a fast check.
         run.scheduler = CheckScheduler(min(run.concurrency, len(items)), per_host=run.per_host)
-        # A pooled item only waits for its future, which the run budget bounds (queueing behind
-        # the per-host limit and a retry alone included): its backstop follows the budget.
-        backstop = None
-        if session.config.pluginmanager.hasplugin("timeout"):  # the mark is unknown under -p no:timeout
-            backstop = pytest.mark.timeout(run.budget.seconds + TIMEOUT_BACKSTOP_SECONDS + CLEANUP_SECONDS)
         for item in items:  # in config order: health, then dependencies, then critical paths
-            if backstop is not None:
-                item.add_marker(backstop, append=False)
             check = check_of(item)
             assert check is not None
             host = target_host(check, run.config.base_url)
@@ -211,6 +209,20 @@ class CheckExecution:
         HELPERS.close_idle()
         if self.run.log_records is not None:
             self.run.log_records.uninstall()
+
+
+def _add_backstops(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Checks run one by one in this process: where pytest-timeout runs, each gets a timer past its
+    own deadline, a backstop against a bug of ours (the check normally fails first, cleanly)."""
+    if not config.pluginmanager.hasplugin("timeout"):  # the mark is unknown under -p no:timeout
+        return
+    from ..checks.critical_path import CLEANUP_SECONDS
+
+    for item in items:
+        check = check_of(item)
+        assert check is not None
+        extra = CLEANUP_SECONDS if check.spec.get("cleanup") else 0.0
+        item.add_marker(backstop_mark(check.timeout + TIMEOUT_BACKSTOP_SECONDS + extra))
 
 
 def _service_failure(failure: Any) -> list[tuple[str, Any]]:
