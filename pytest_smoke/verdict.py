@@ -21,34 +21,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
-from .model import (
-    CRITICAL,
-    INCONCLUSIVE,
-    NO_CHECKS,
-    NOT_RUN,
-    NOT_SELECTED,
-    PARTIAL,
-    PASSED,
-    RAN,
-    SKIPPED,
-    STATUS_FAILED,
-    STATUS_NOT_EVALUATED,
-    STATUS_NOT_RUN,
-    STATUS_NOT_SELECTED,
-    STATUS_PASSED,
-    STATUS_SKIPPED,
-    WARNING,
-    Decision,
-    Outcome,
-    Verdict,
-)
-
-# The words of the verdict are the model's; importable from here too, where they are produced.
-__all__ = [
-    "CRITICAL", "INCONCLUSIVE", "NO_CHECKS", "NOT_RUN", "NOT_SELECTED", "PARTIAL", "PASSED", "RAN", "SKIPPED",
-    "STATUS_FAILED", "STATUS_NOT_EVALUATED", "STATUS_NOT_RUN", "STATUS_NOT_SELECTED", "STATUS_PASSED",
-    "STATUS_SKIPPED", "WARNING", "Decision", "Outcome", "Verdict", "classify", "decide", "exit_code",
-]
+from .model import INCONCLUSIVE, Decision, Outcome, Verdict
 
 # Process exit codes. 0 to 5 keep pytest's meaning.
 EXIT_OK = 0  # everything passed, or only warnings: the deployment continues
