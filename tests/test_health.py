@@ -176,7 +176,30 @@ def test_a_check_run_one_by_one_carries_a_pytest_timeout_backstop_and_a_pooled_o
     write_config(suite(demo, health("basic", "/health", timeout_seconds=3), health("other", "/health/live")))
     result = pytester.runpytest("--smoke-config", "smoke.json", "-s")
     assert result.ret == 0
-    result.stdout.fnmatch_lines(["*TIMEOUT health[[]basic[]] None", "*TIMEOUT health[[]other[]] None"])
+    result.stdout.fnmatch_lines(["*TIMEOUT health[[]basic[]] 0", "*TIMEOUT health[[]other[]] 0"])
+
+
+def test_a_global_pytest_timeout_never_cuts_a_pooled_checks_wait(pytester, write_config, demo):
+    # Two 1.5 s answers, one at a time per host: the second item waits 3 s for its result.
+    write_config(suite(demo, health("slow-a", "/slow?ms=1500", timeout_seconds=8), health("slow-b", "/slow?ms=1500", timeout_seconds=8),
+                       max_concurrency_per_host=1))
+    result = pytester.runpytest("--smoke-config", "smoke.json", "--timeout", "1")
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(["✓ Smoke tests passed*"])
+
+
+def test_checks_queued_for_a_host_are_not_started_once_fail_fast_stops_the_run(pytester, write_config, demo):
+    demo.faults.add("ready-503")
+    waiting = [health(f"slow-{i}", f"/slow?ms=2000&i={i}", timeout_seconds=5) for i in range(5)]
+    write_config(suite(demo, health("ready", "/health/ready"), *waiting, max_concurrency_per_host=1, fail_fast=True,
+                       auto_rollback={"enabled": True, "requires_ops_confirmation": False}))
+    started = time.monotonic()
+    result = pytester.runpytest("--smoke-config", "smoke.json", "--smoke-no-rollback")
+    elapsed = time.monotonic() - started
+    assert result.ret == 1
+    sent = [path for _, path in demo.requests if path.startswith("/slow")]
+    assert len(sent) <= 1  # at most the one already in flight when the failure came in
+    assert elapsed < 8
 
 
 def test_headers_from_config_are_sent_and_interpolated_secrets_never_shown(pytester, write_config, demo, monkeypatch):

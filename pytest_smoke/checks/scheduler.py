@@ -49,26 +49,43 @@ class HostGate:
         self._peak: dict[int, int] = {}  # per check: the most checks in flight to the host at once
         self._exclusive = False
         self._alone_waiting = 0  # "alone" waiters wait for another condition than a free slot
+        self._closed = False  # the run stopped starting checks: nobody waiting gets a slot
         self._condition = threading.Condition()
         # Set once a check timed out with nothing else in flight: the host itself is slow or hung,
         # so later crowded timeouts count at once (one extra timeout per host at most).
         self.timed_out_alone = False
 
-    def enter(self, token: int, alone: bool = False) -> None:
+    def enter(self, token: int, alone: bool = False) -> bool:
+        """Wait for a slot; False (no slot taken) once the gate is closed: the check must not start."""
         with self._condition:
             if alone:
                 self._alone_waiting += 1
                 try:
-                    self._condition.wait_for(lambda: not self._exclusive)
+                    self._condition.wait_for(lambda: self._closed or not self._exclusive)
+                    if self._closed:
+                        return False
                     self._exclusive = True
-                    self._condition.wait_for(lambda: not self._in_flight)
+                    self._condition.wait_for(lambda: self._closed or not self._in_flight)
+                    if self._closed:
+                        self._exclusive = False
+                        self._condition.notify_all()
+                        return False
                 finally:
                     self._alone_waiting -= 1
             else:
-                self._condition.wait_for(lambda: not self._exclusive and len(self._in_flight) < self.limit)
+                self._condition.wait_for(lambda: self._closed or (not self._exclusive and len(self._in_flight) < self.limit))
+                if self._closed:
+                    return False
             self._in_flight.add(token)
             for other in self._in_flight:
                 self._peak[other] = max(self._peak.get(other, 1), len(self._in_flight))
+            return True
+
+    def close(self) -> None:
+        """The run stops starting checks (fail_fast, -x, the run is over): wake every waiter."""
+        with self._condition:
+            self._closed = True
+            self._condition.notify_all()
 
     def leave(self, token: int, alone: bool = False) -> int:
         """Leave; returns the most checks that were in flight to this host beside this one."""
@@ -118,7 +135,8 @@ class CheckScheduler:
 
     def _run_gated(self, func: Callable[[], object], host: str) -> object:
         gate, token = self._gate(host), threading.get_ident()
-        gate.enter(token)
+        if not gate.enter(token):  # queued for the host when the run stopped starting checks
+            raise NotStarted(self._cancel_reason or self._abandon_reason or "the run stopped starting checks")
         try:
             return func()
         except CheckFailed as failure:
@@ -141,7 +159,10 @@ class CheckScheduler:
         from .base import CheckNotEvaluated
 
         token = threading.get_ident()
-        gate.enter(token, alone=True)
+        if not gate.enter(token, alone=True):
+            # The run stopped before the retry: a timeout in a crowd may be our own load's doing.
+            raise CheckNotEvaluated(f"not evaluated: {failure.reason} while {crowd}, and the run stopped before the retry "
+                                    "alone", kind="timeout_in_crowd")
         try:
             if gate.timed_out_alone:  # another check found the host hung while this one waited
                 raise failure
@@ -180,7 +201,7 @@ class CheckScheduler:
                 raise NotStarted(self._cancel_reason or "cancelled")
             if not future.done():
                 if not self._abandoned.done():
-                    raise NotFinished(f"no result {timeout:g} s after it was due: the check overran its own deadline")
+                    raise NotFinished(f"no result within {round(timeout or 0, 1):g} s (the run budget and a backstop): the check overran its own deadline")
                 raise NotFinished(self._abandon_reason)
         return future.result()
 
@@ -201,8 +222,11 @@ class CheckScheduler:
         with self._lock:
             if self._cancel_reason is None:
                 self._cancel_reason = reason
+            gates = list(self._gates.values())
         for future in self._futures.values():
             future.cancel()
+        for gate in gates:  # checks queued for a host slot do not start either
+            gate.close()
 
     def shutdown(self) -> None:
         """Cancel what has not started; wait for the rest (each is bounded by its deadline)."""

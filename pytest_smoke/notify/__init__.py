@@ -53,6 +53,7 @@ def notify_on_default(channel_type: str) -> tuple[str, ...]:
     return INCIDENT_NOTIFY_ON if channel_type in INCIDENT_TYPES else DEFAULT_NOTIFY_ON
 
 CHANNEL_DEADLINE_SECONDS = 15.0
+SECOND_WAVE_SECONDS = 5.0  # the least the other channels get after the incident channels
 
 
 def dispatch(
@@ -86,13 +87,16 @@ def dispatch(
 
     from ..checks.base import Deadline
 
-    # One deadline for both waves: the second gets what the first left.
+    # One deadline for both waves: the second gets what the first left, and at least a few
+    # seconds, so that slow incident channels cannot silence the others.
     deadline = Deadline(deadline_seconds)
     incidents = [entry for entry in pending if entry[2]["type"] in INCIDENT_TYPES]
     _send_wave(incidents, document, event, results, redactor, deadline)
     tickets = [r["ticket"] for r in results if r is not None and r.get("ticket")]
     told = {**document, "incidents": tickets} if tickets else document
-    _send_wave([entry for entry in pending if entry not in incidents], told, event, results, redactor, deadline)
+    others = [entry for entry in pending if entry not in incidents]
+    second = deadline if not incidents else Deadline(max(deadline.remaining(), min(SECOND_WAVE_SECONDS, deadline_seconds)))
+    _send_wave(others, told, event, results, redactor, second)
     return [r for r in results if r is not None]
 
 
@@ -108,7 +112,7 @@ def _send_wave(
 
     if not pending:
         return
-    deadline_seconds = deadline.seconds
+    deadline_seconds = round(deadline.seconds, 1)
     threads = []
     for index, name, channel in pending:
         def send(index: int = index, name: str = name, channel: Mapping[str, Any] = channel) -> None:

@@ -187,7 +187,7 @@ class SmokeController:
             reason = f"skipped at run time: {reason} (selected, but it did not judge the deploy)"
         elif status == STATUS_SKIPPED:
             reason = f"skipped by a mark: {reason}"
-        elif status == STATUS_NOT_EVALUATED and not props.get("reason"):
+        elif status == STATUS_NOT_EVALUATED and not props.get("reason") and "a problem of the runner" not in reason:
             reason = f"not evaluated: {report.when} error: {reason} (a problem of the runner, not of the service)"
         outcome = Outcome(
             nodeid=nodeid,

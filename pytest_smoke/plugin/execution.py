@@ -31,8 +31,10 @@ class CheckExecution:
         run = self.run
         if session.config.getoption("collectonly"):
             return
-        if hasattr(session.config, "workerinput"):  # an xdist worker runs its checks one by one
-            _add_backstops(session.config, generated_items(session.items))
+        if hasattr(session.config, "workerinput"):
+            # An xdist worker runs its checks one by one, each after waiting for a host slot
+            # shared with the other workers (at most the run budget).
+            _add_backstops(session.config, generated_items(session.items), queueing=run.budget.seconds)
             return
         self._wait_for_rollout(session.config)
         controller = session.config.pluginmanager.get_plugin(CONTROLLER_NAME)
@@ -47,9 +49,13 @@ class CheckExecution:
         from ..checks.scheduler import CheckScheduler
 
         # A pooled item only waits for its future, and that wait has its own backstop (the run
-        # budget): no pytest-timeout timer per item, which would cost more than a fast check.
+        # budget): no pytest-timeout timer per item, which would cost more than a fast check. The
+        # mark timeout(0) says so, over a global --timeout that would cut the wait short.
+        no_timer = backstop_mark(0) if session.config.pluginmanager.hasplugin("timeout") else None
         run.scheduler = CheckScheduler(min(run.concurrency, len(items)), per_host=run.per_host)
         for item in items:  # in config order: health, then dependencies, then critical paths
+            if no_timer is not None:
+                item.add_marker(no_timer, append=False)
             check = check_of(item)
             assert check is not None
             host = target_host(check, run.config.base_url)
@@ -211,9 +217,10 @@ class CheckExecution:
             self.run.log_records.uninstall()
 
 
-def _add_backstops(config: pytest.Config, items: list[pytest.Item]) -> None:
+def _add_backstops(config: pytest.Config, items: list[pytest.Item], queueing: float = 0.0) -> None:
     """Checks run one by one in this process: where pytest-timeout runs, each gets a timer past its
-    own deadline, a backstop against a bug of ours (the check normally fails first, cleanly)."""
+    own deadline (and ``queueing``, the longest wait for a host slot), a backstop against a bug of
+    ours: the check normally ends first, cleanly."""
     if not config.pluginmanager.hasplugin("timeout"):  # the mark is unknown under -p no:timeout
         return
     from ..checks.critical_path import CLEANUP_SECONDS
@@ -222,7 +229,7 @@ def _add_backstops(config: pytest.Config, items: list[pytest.Item]) -> None:
         check = check_of(item)
         assert check is not None
         extra = CLEANUP_SECONDS if check.spec.get("cleanup") else 0.0
-        item.add_marker(backstop_mark(check.timeout + TIMEOUT_BACKSTOP_SECONDS + extra))
+        item.add_marker(backstop_mark(check.timeout + TIMEOUT_BACKSTOP_SECONDS + extra + queueing), append=False)
 
 
 def _service_failure(failure: Any) -> list[tuple[str, Any]]:

@@ -18,8 +18,9 @@ if TYPE_CHECKING:
     from ..redact import Redactor
 
 
-# The metrics' own deadline is the push's timeout_seconds; this only bounds a feeder that hangs.
-MONITORING_JOIN_SECONDS = 60.0
+# Past the push's own timeout_seconds, how long the run waits for the metrics (a file write included).
+MONITORING_SLACK_SECONDS = 5.0
+DEFAULT_PUSH_SECONDS = 10.0  # notify.pushgateway.DEFAULT_TIMEOUT_SECONDS, without importing the client here
 
 
 @dataclass
@@ -54,19 +55,21 @@ def publish(summary: RunSummary, smoke: SmokeConfig, redactor: Redactor, to: Des
 
     # The metrics go out while the channels are told: the run waits for the slower of the two,
     # never for both one after the other.
-    monitoring: list[list[dict[str, Any]]] = []
-    feeder = threading.Thread(target=lambda: monitoring.append(_feed_monitoring(document, smoke, redactor, to)),
-                              name="smoke-monitoring", daemon=True)
+    records: list[dict[str, Any]] = []  # each output adds its record as it finishes
+    feeder = threading.Thread(target=_feed_monitoring, args=(document, smoke, redactor, to, records), name="smoke-monitoring", daemon=True)
     feeder.start()
     if summary.decision.action != "not_evaluated":
         names = list(smoke.section("rollback_strategy").get("notify_channels") or [])
         if names:
             published.notifications = dispatch(document, smoke.section("notifications"), names, redactor)
             document["notifications"] = redactor.value(published.notifications)
-    feeder.join(MONITORING_JOIN_SECONDS)
-    published.monitoring = monitoring[0] if monitoring else [
-        {"target": "pushgateway", "where": "", "status": "failed", "detail": "the metrics did not finish in time; not waiting any longer"}
-    ]
+    settings = _pushgateway_settings(smoke, to)
+    seconds = float(settings.get("timeout_seconds", DEFAULT_PUSH_SECONDS))
+    feeder.join(seconds + MONITORING_SLACK_SECONDS)  # the push keeps its own deadline; this only bounds a stuck feeder
+    published.monitoring = list(records)
+    if feeder.is_alive() and settings.get("url") and not any(r["target"] == "pushgateway" for r in published.monitoring):
+        published.monitoring.append({"target": "pushgateway", "where": redactor.text(settings["url"]), "status": "failed",
+                                     "detail": f"no answer within {seconds:g} s; not waiting any longer"})
     if published.monitoring:
         document["monitoring"] = published.monitoring
 
@@ -97,39 +100,46 @@ def publish(summary: RunSummary, smoke: SmokeConfig, redactor: Redactor, to: Des
     return published
 
 
-def _feed_monitoring(document: dict[str, Any], smoke: SmokeConfig, redactor: Redactor, to: Destinations) -> list[dict[str, Any]]:
-    """The metrics file and the Pushgateway push: each a record (what, where, status, detail); a
-    failure is a warning like a dead notification channel, never an error of the run."""
+def _pushgateway_settings(smoke: SmokeConfig, to: Destinations) -> dict[str, Any]:
+    settings = dict(smoke.section("monitoring").get("pushgateway") or {})
+    if to.pushgateway_url:
+        settings["url"] = to.pushgateway_url
+    return settings
+
+
+def _feed_monitoring(document: dict[str, Any], smoke: SmokeConfig, redactor: Redactor, to: Destinations, out: list[dict[str, Any]]) -> None:
+    """The metrics file and the Pushgateway push, each a record in ``out`` (what, where, status,
+    detail) as soon as it is done; a failure is a warning like a dead notification channel, never
+    an error of the run."""
     from ..checks.base import CheckTimeout, Deadline, run_with_deadline
+
+    settings = _pushgateway_settings(smoke, to)
+    path = to.metrics_path or smoke.section("monitoring").get("metrics_file")
+    if not settings.get("url") and not path:
+        return
     from ..notify import pushgateway
     from ..report import metrics
 
-    monitoring = smoke.section("monitoring")
-    settings = dict(monitoring.get("pushgateway") or {})
-    if to.pushgateway_url:
-        settings["url"] = to.pushgateway_url
-    path = to.metrics_path or monitoring.get("metrics_file")
-    if not settings.get("url") and not path:
-        return []
     labels = metrics.run_labels(document)
-    records: list[dict[str, Any]] = []
+
+    def record(target: str, where: str, status: str, detail: str) -> None:
+        out.append({"target": target, "where": redactor.text(where), "status": status, "detail": redactor.text(detail)})
+
     if path:
         try:
             metrics.write_file(document, labels, str(path))
-            records.append({"target": "metrics_file", "where": str(path), "status": "written", "detail": ""})
+            record("metrics_file", str(path), "written", "")
         except Exception as exc:
-            records.append({"target": "metrics_file", "where": str(path), "status": "failed",
-                            "detail": redactor.excerpt(f"{exc.__class__.__name__}: {exc}", 300)})
+            record("metrics_file", str(path), "failed", redactor.excerpt(f"{exc.__class__.__name__}: {exc}", 300))
     if settings.get("url"):
         url = str(settings["url"])
         seconds = float(settings.get("timeout_seconds", pushgateway.DEFAULT_TIMEOUT_SECONDS))
         try:
             # One deadline for the whole push: urllib's timeout bounds each socket operation only.
             detail = run_with_deadline(lambda: pushgateway.push(document, settings, labels), Deadline(seconds), what="Pushgateway")
-            records.append({"target": "pushgateway", "where": url, "status": "sent", "detail": detail})
+            record("pushgateway", url, "sent", detail)
         except Exception as exc:
             # urllib's own timeout (one socket operation) or ours (the whole push): the same to an operator.
             timed_out = isinstance(exc, (CheckTimeout, TimeoutError)) or isinstance(getattr(exc, "reason", None), TimeoutError)
             detail = f"no answer within {seconds:g} s; not waiting any longer" if timed_out else f"{exc.__class__.__name__}: {exc}"
-            records.append({"target": "pushgateway", "where": url, "status": "failed", "detail": redactor.excerpt(detail, 300)})
-    return [{**record, "where": redactor.text(record["where"]), "detail": redactor.text(record["detail"])} for record in records]
+            record("pushgateway", url, "failed", redactor.excerpt(detail, 300))
