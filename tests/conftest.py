@@ -10,8 +10,12 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
+import trustme  # noqa: F401 - see below
 import yaml
 
+# cryptography (under trustme) must be imported before any test that uses pytester: pytester drops
+# the modules a test imported when the test ends, and cryptography's compiled core cannot be
+# imported a second time in one process ("curve must be an EllipticCurve instance").
 import servers
 from servers import free_port
 

@@ -10,6 +10,7 @@ from concurrent import futures
 
 import grpc
 import pytest
+import trustme
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 SERVING, NOT_SERVING = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
@@ -89,8 +90,6 @@ def test_a_closed_port_is_unavailable(pytester, write_config):
 
 
 def test_tls_is_verified_against_the_ca_bundle(pytester, write_config, tmp_path):
-    import trustme
-
     ca = trustme.CA()
     leaf = ca.issue_cert("localhost")
     credentials = grpc.ssl_server_credentials([(leaf.private_key_pem.bytes(), leaf.cert_chain_pems[0].bytes())])
