@@ -207,8 +207,8 @@ class Redactor:
     def __init__(self, secrets: Iterable[str] = ()):
         self._lock = threading.Lock()
         self._secrets: set[str] = set()
-        self._pattern: re.Pattern[str] | None = None
-        self._sorted: list[str] = []
+        # (pattern of every known secret or None, secrets longest first); None: to be built again.
+        self._state: tuple[re.Pattern[str] | None, list[str]] | None = None
         self._memo: dict[str, str] = {}  # text -> redacted, forgotten whenever a secret is learned
         self.add(*secrets)
 
@@ -221,20 +221,22 @@ class Redactor:
                         continue
                     self._secrets.update(encoded_forms(text))
                     self._secrets.update(_url_parts(text))
-                    self._pattern = None
+                    self._state = None
                     self._memo = {}
 
     def _compiled(self) -> tuple[re.Pattern[str] | None, list[str]]:
+        state = self._state  # built once per set of secrets; read without the lock
+        if state is not None:
+            return state
         with self._lock:
-            if self._pattern is None:
+            if self._state is None:
                 secrets = sorted(self._secrets, key=len, reverse=True)
                 alternatives = [
                     re.escape(secret) if len(secret) >= SHORT_SECRET_LENGTH else rf"(?<![A-Za-z0-9]){re.escape(secret)}(?![A-Za-z0-9])"
                     for secret in secrets
                 ]
-                self._pattern = re.compile("|".join(alternatives)) if alternatives else None
-                self._sorted = secrets
-            return self._pattern, self._sorted
+                self._state = (re.compile("|".join(alternatives)) if alternatives else None, secrets)
+            return self._state
 
     def text(self, value: Any) -> str:
         text = "" if value is None else str(value)
