@@ -111,6 +111,13 @@ def bare_venv(tmp_path_factory):
         ),
         ({}, ["--smoke-wait-rollout", "deployment/web"], "--smoke-wait-rollout: waiting for the rollout needs the Python package 'kubernetes'*"),
         ({}, ["--smoke-junit", "junit.xml"], "--smoke-junit: --smoke-junit needs the Python package 'junit_xml'*"),
+        (
+            {"dependency_checks": [{"name": "api", "type": "grpc", "host": "127.0.0.1", "port": 1}]},
+            [],
+            "dependency_checks[0].type: dependency type 'grpc' needs the Python package 'grpc_health.v1.health_pb2_grpc'*",
+        ),
+        ({}, ["--smoke-pushgateway", "http://127.0.0.1:1"], "--smoke-pushgateway: metrics needs the Python package 'prometheus_client'*"),
+        ({"monitoring": {"metrics_file": "m.prom"}}, [], "monitoring.metrics_file: metrics needs the Python package 'prometheus_client'*"),
     ],
 )
 def test_a_missing_library_is_a_usage_error_naming_the_package(bare_venv, tmp_path, demo, doc_extra, args, message):
