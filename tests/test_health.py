@@ -172,18 +172,43 @@ def test_a_check_run_one_by_one_carries_a_pytest_timeout_backstop_and_a_pooled_o
     result = pytester.runpytest("--smoke-config", "smoke.json", "-s")
     result.stdout.fnmatch_lines(["*TIMEOUT health[[]basic[]] 13.0"])
     # In the pool, an item only waits for its result, and that wait is bounded by the run budget
-    # (CheckScheduler.result): no pytest-timeout timer per item.
+    # (CheckScheduler.result): no pytest-timeout timer per item. With no global timeout, no mark.
     write_config(suite(demo, health("basic", "/health", timeout_seconds=3), health("other", "/health/live")))
     result = pytester.runpytest("--smoke-config", "smoke.json", "-s")
     assert result.ret == 0
-    result.stdout.fnmatch_lines(["*TIMEOUT health[[]basic[]] 0", "*TIMEOUT health[[]other[]] 0"])
+    result.stdout.fnmatch_lines(["*TIMEOUT health[[]basic[]] None", "*TIMEOUT health[[]other[]] None"])
+    # Wherever pytest-timeout would set a timer, the mark timeout(0) says not to.
+    for args, env in ((["--timeout", "1"], {}), ([], {"PYTEST_TIMEOUT": "2"}), (["-o", "timeout=3"], {})):
+        with pytest.MonkeyPatch.context() as patch:
+            for name, value in env.items():
+                patch.setenv(name, value)
+            result = pytester.runpytest("--smoke-config", "smoke.json", "-s", *args)
+        assert result.ret == 0
+        result.stdout.fnmatch_lines(["*TIMEOUT health[[]basic[]] 0", "*TIMEOUT health[[]other[]] 0"])
+    # --timeout 0 turns timers off: no mark needed.
+    result = pytester.runpytest("--smoke-config", "smoke.json", "-s", "--timeout", "0")
+    result.stdout.fnmatch_lines(["*TIMEOUT health[[]basic[]] None"])
 
 
-def test_a_global_pytest_timeout_never_cuts_a_pooled_checks_wait(pytester, write_config, demo):
+MARK_EVERY_ITEM = """
+import pytest
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        item.add_marker(pytest.mark.timeout(1))
+"""
+
+
+@pytest.mark.parametrize("how", ["--timeout", "a conftest's mark"])
+def test_a_global_pytest_timeout_never_cuts_a_pooled_checks_wait(pytester, write_config, demo, how):
     # Two 1.5 s answers, one at a time per host: the second item waits 3 s for its result.
     write_config(suite(demo, health("slow-a", "/slow?ms=1500", timeout_seconds=8), health("slow-b", "/slow?ms=1500", timeout_seconds=8),
                        max_concurrency_per_host=1))
-    result = pytester.runpytest("--smoke-config", "smoke.json", "--timeout", "1")
+    if how == "--timeout":
+        result = pytester.runpytest("--smoke-config", "smoke.json", "--timeout", "1")
+    else:
+        pytester.makeconftest(MARK_EVERY_ITEM)
+        result = pytester.runpytest("--smoke-config", "smoke.json")
     assert result.ret == 0, result.stdout.str()
     result.stdout.fnmatch_lines(["✓ Smoke tests passed*"])
 

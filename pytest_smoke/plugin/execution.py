@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from typing import TYPE_CHECKING, Any, Generator
 
 import pytest
@@ -50,12 +51,14 @@ class CheckExecution:
 
         # A pooled item only waits for its future, and that wait has its own backstop (the run
         # budget): no pytest-timeout timer per item, which would cost more than a fast check. The
-        # mark timeout(0) says so, over a global --timeout that would cut the wait short.
-        no_timer = backstop_mark(0) if session.config.pluginmanager.hasplugin("timeout") else None
+        # mark timeout(0) says so where a timer would be set (a global --timeout, a conftest's
+        # mark); elsewhere no mark at all, which pytest-timeout reads fastest.
+        has_timeout = session.config.pluginmanager.hasplugin("timeout")
+        global_timeout = has_timeout and _global_timeout_set(session.config)
         run.scheduler = CheckScheduler(min(run.concurrency, len(items)), per_host=run.per_host)
         for item in items:  # in config order: health, then dependencies, then critical paths
-            if no_timer is not None:
-                item.add_marker(no_timer, append=False)
+            if global_timeout or (has_timeout and item.get_closest_marker("timeout") is not None):
+                item.add_marker(backstop_mark(0), append=False)
             check = check_of(item)
             assert check is not None
             host = target_host(check, run.config.base_url)
@@ -215,6 +218,20 @@ class CheckExecution:
         HELPERS.close_idle()
         if self.run.log_records is not None:
             self.run.log_records.uninstall()
+
+
+def _global_timeout_set(config: pytest.Config) -> bool:
+    """Whether pytest-timeout would time every test: --timeout, else PYTEST_TIMEOUT, else the
+    ``timeout`` ini key, the order pytest-timeout reads them in (zero sets no timer; an unreadable
+    value is answered yes, which only costs a mark)."""
+    for value in (config.getoption("timeout", None), os.environ.get("PYTEST_TIMEOUT"), config.getini("timeout")):
+        if value is None or value == "":
+            continue
+        try:
+            return float(value) > 0
+        except (TypeError, ValueError):
+            return True
+    return False
 
 
 def _add_backstops(config: pytest.Config, items: list[pytest.Item], queueing: float = 0.0) -> None:
