@@ -178,6 +178,10 @@ def test_a_secret_that_looks_like_a_year_never_costs_the_reports(pytester, write
     assert result.ret == 0
     result.stdout.fnmatch_lines(["✓ Smoke tests passed*"])
     assert (pytester.path / "report.md").exists() and (pytester.path / "report.json").exists()
+    # The plugin's own timestamps are kept readable, so the chart is drawn and dashboards get a time.
+    document = json.loads((pytester.path / "report.json").read_text())
+    assert document["started_at"].startswith(time.strftime("%Y")) and document["checks"][0]["finished_at"].startswith(time.strftime("%Y"))
+    assert "```mermaid" in (pytester.path / "report.md").read_text()
 
 
 def test_both_waves_of_channels_share_one_deadline():

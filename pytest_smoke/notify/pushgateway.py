@@ -19,6 +19,11 @@ DEFAULT_JOB = "pytest_smoke"
 DEFAULT_TIMEOUT_SECONDS = 10.0
 
 
+def timeout_of(settings: Mapping[str, Any]) -> float:
+    """The whole push's deadline: ``timeout_seconds``, else 10 s."""
+    return float(settings.get("timeout_seconds", DEFAULT_TIMEOUT_SECONDS))
+
+
 def push(document: Mapping[str, Any], settings: Mapping[str, Any], labels: Mapping[str, str]) -> str:
     """Push, within ``timeout_seconds`` in all; returns what was pushed where. Raises on failure."""
     from prometheus_client import CollectorRegistry
@@ -26,7 +31,7 @@ def push(document: Mapping[str, Any], settings: Mapping[str, Any], labels: Mappi
 
     url = str(settings["url"]).rstrip("/")
     job = str(settings.get("job") or DEFAULT_JOB)
-    timeout = float(settings.get("timeout_seconds", DEFAULT_TIMEOUT_SECONDS))
+    timeout = timeout_of(settings)
     extra_headers = [(str(k), str(v)) for k, v in (settings.get("headers") or {}).items()]
     grouping = {**{k: v for k, v in labels.items() if v}, **{str(k): str(v) for k, v in (settings.get("labels") or {}).items()}}
 

@@ -20,7 +20,6 @@ if TYPE_CHECKING:
 
 # Past the push's own timeout_seconds, how long the run waits for the metrics (a file write included).
 MONITORING_SLACK_SECONDS = 5.0
-DEFAULT_PUSH_SECONDS = 10.0  # notify.pushgateway.DEFAULT_TIMEOUT_SECONDS, without importing the client here
 
 
 @dataclass
@@ -47,6 +46,7 @@ class Published:
 
 def publish(summary: RunSummary, smoke: SmokeConfig, redactor: Redactor, to: Destinations) -> Published:
     from ..notify import dispatch
+    from ..notify.pushgateway import timeout_of  # prometheus-client itself is imported only to push
     from ..report import document as report_document
     from ..report import json_report, junit, markdown
 
@@ -64,7 +64,7 @@ def publish(summary: RunSummary, smoke: SmokeConfig, redactor: Redactor, to: Des
             published.notifications = dispatch(document, smoke.section("notifications"), names, redactor)
             document["notifications"] = redactor.value(published.notifications)
     settings = _pushgateway_settings(smoke, to)
-    seconds = float(settings.get("timeout_seconds", DEFAULT_PUSH_SECONDS))
+    seconds = timeout_of(settings)
     feeder.join(seconds + MONITORING_SLACK_SECONDS)  # the push keeps its own deadline; this only bounds a stuck feeder
     published.monitoring = list(records)
     if feeder.is_alive() and settings.get("url") and not any(r["target"] == "pushgateway" for r in published.monitoring):
@@ -133,7 +133,7 @@ def _feed_monitoring(document: dict[str, Any], smoke: SmokeConfig, redactor: Red
             record("metrics_file", str(path), "failed", redactor.excerpt(f"{exc.__class__.__name__}: {exc}", 300))
     if settings.get("url"):
         url = str(settings["url"])
-        seconds = float(settings.get("timeout_seconds", pushgateway.DEFAULT_TIMEOUT_SECONDS))
+        seconds = pushgateway.timeout_of(settings)
         try:
             # One deadline for the whole push: urllib's timeout bounds each socket operation only.
             detail = run_with_deadline(lambda: pushgateway.push(document, settings, labels), Deadline(seconds), what="Pushgateway")

@@ -20,7 +20,7 @@ MARKS = {"passed": "✓", "failed": "✗", "not_evaluated": "?"}
 
 def gantt(document: Mapping[str, Any]) -> str:
     """The chart's Mermaid source, or "" when no check has a time to show or a time cannot be read
-    (a secret that looks like a year masks it in the redacted document): no chart beats a crash."""
+    (a hand-edited document): no chart beats a crash."""
     try:
         return _gantt(document)
     except (ValueError, KeyError, TypeError):

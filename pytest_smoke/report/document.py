@@ -155,7 +155,24 @@ def build(
         "notifications": list(summary.notifications),
     }
     redacted: dict[str, Any] = redactor.value(document)
+    _keep_timestamps(redacted, document)
     return redacted
+
+
+def _keep_timestamps(redacted: dict[str, Any], document: Mapping[str, Any]) -> None:
+    """Put back the timestamps the plugin wrote: made from the clock, they hold no secret, and a
+    short secret that looks like a year ("2026") would otherwise mask them and leave every
+    consumer (the chart, dashboards) with an unreadable time."""
+    for key in ("started_at", "finished_at"):
+        redacted[key] = document[key]
+    for masked, original in zip(redacted["checks"], document["checks"]):
+        masked["finished_at"] = original["finished_at"]
+    for masked, original in zip(redacted["timeline"], document["timeline"]):
+        masked["at"] = original["at"]
+    if redacted.get("rollback") and document.get("rollback"):
+        for key in ("started_at", "finished_at"):
+            if key in document["rollback"]:
+                redacted["rollback"][key] = document["rollback"][key]
 
 
 def _rollback(rollback: Any, overrides: Any, values: dict[str, str]) -> dict[str, Any] | None:
