@@ -172,25 +172,14 @@ def test_a_check_run_one_by_one_carries_a_pytest_timeout_backstop_and_a_pooled_o
     result = pytester.runpytest("--smoke-config", "smoke.json", "-s")
     result.stdout.fnmatch_lines(["*TIMEOUT health[[]basic[]] 13.0"])
     # In the pool, an item only waits for its result, and that wait is bounded by the run budget
-    # (CheckScheduler.result): no pytest-timeout timer per item. With no global timeout, no mark.
+    # (CheckScheduler.result): no mark, and no pytest-timeout timer (see the next test).
     write_config(suite(demo, health("basic", "/health", timeout_seconds=3), health("other", "/health/live")))
     result = pytester.runpytest("--smoke-config", "smoke.json", "-s")
     assert result.ret == 0
     result.stdout.fnmatch_lines(["*TIMEOUT health[[]basic[]] None", "*TIMEOUT health[[]other[]] None"])
-    # Wherever pytest-timeout would set a timer, the mark timeout(0) says not to.
-    for args, env in ((["--timeout", "1"], {}), ([], {"PYTEST_TIMEOUT": "2"}), (["-o", "timeout=3"], {})):
-        with pytest.MonkeyPatch.context() as patch:
-            for name, value in env.items():
-                patch.setenv(name, value)
-            result = pytester.runpytest("--smoke-config", "smoke.json", "-s", *args)
-        assert result.ret == 0
-        result.stdout.fnmatch_lines(["*TIMEOUT health[[]basic[]] 0", "*TIMEOUT health[[]other[]] 0"])
-    # --timeout 0 turns timers off: no mark needed.
-    result = pytester.runpytest("--smoke-config", "smoke.json", "-s", "--timeout", "0")
-    result.stdout.fnmatch_lines(["*TIMEOUT health[[]basic[]] None"])
 
 
-MARK_EVERY_ITEM = """
+MARK_AT_COLLECTION = """
 import pytest
 
 def pytest_collection_modifyitems(items):
@@ -198,19 +187,39 @@ def pytest_collection_modifyitems(items):
         item.add_marker(pytest.mark.timeout(1))
 """
 
+# Found by review: a mark added as each item starts, after the run loop began, once set a timer.
+MARK_AS_THE_ITEM_STARTS = """
+import pytest
 
-@pytest.mark.parametrize("how", ["--timeout", "a conftest's mark"])
-def test_a_global_pytest_timeout_never_cuts_a_pooled_checks_wait(pytester, write_config, demo, how):
-    # Two 1.5 s answers, one at a time per host: the second item waits 3 s for its result.
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    item.add_marker(pytest.mark.timeout(1))
+    yield
+"""
+
+
+@pytest.mark.parametrize("how", ["--timeout", "a mark at collection", "a mark as the item starts, thread method", "-p pytest_timeout, one by one"])
+def test_a_global_pytest_timeout_never_cuts_a_checks_wait(pytester, write_config, demo, monkeypatch, how):
+    # Two 1.5 s answers, one at a time per host: the second item waits 3 s for its result. With the
+    # thread method a timer would end the whole process (exit 1, no verdict, no report).
     write_config(suite(demo, health("slow-a", "/slow?ms=1500", timeout_seconds=8), health("slow-b", "/slow?ms=1500", timeout_seconds=8),
                        max_concurrency_per_host=1))
+    args = ["--smoke-config", "smoke.json", "--smoke-report", "report.json"]
     if how == "--timeout":
-        result = pytester.runpytest("--smoke-config", "smoke.json", "--timeout", "1")
-    else:
-        pytester.makeconftest(MARK_EVERY_ITEM)
-        result = pytester.runpytest("--smoke-config", "smoke.json")
+        args += ["--timeout", "1"]
+    elif how == "a mark at collection":
+        pytester.makeconftest(MARK_AT_COLLECTION)
+    elif how.startswith("a mark as the item starts"):
+        pytester.makeconftest(MARK_AS_THE_ITEM_STARTS)
+        args += ["--timeout-method", "thread"]
+    else:  # loaded under its module name, checks run one by one with their own backstops
+        monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+        args = ["-p", "deploy_smoke", "-p", "pytest_timeout", *args, "--timeout", "1", "--smoke-concurrency", "1"]
+    result = pytester.runpytest_subprocess(*args)
     assert result.ret == 0, result.stdout.str()
     result.stdout.fnmatch_lines(["✓ Smoke tests passed*"])
+    assert (pytester.path / "report.json").exists()
+
 
 
 def test_checks_queued_for_a_host_are_not_started_once_fail_fast_stops_the_run(pytester, write_config, demo):

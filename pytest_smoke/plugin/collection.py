@@ -155,7 +155,7 @@ def _checks_module(run: SmokeRun) -> types.ModuleType:
 
 
 def backstop_mark(seconds: float) -> pytest.MarkDecorator:
-    """pytest-timeout's mark for a generated check (see CheckExecution); 0: no timer."""
+    """pytest-timeout's mark for a generated check run one by one (see CheckExecution)."""
     return _marker("timeout", seconds)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import os
 from typing import TYPE_CHECKING, Any, Generator
 
 import pytest
@@ -49,20 +48,24 @@ class CheckExecution:
         from ..checks import target_host
         from ..checks.scheduler import CheckScheduler
 
-        # A pooled item only waits for its future, and that wait has its own backstop (the run
-        # budget): no pytest-timeout timer per item, which would cost more than a fast check. The
-        # mark timeout(0) says so where a timer would be set (a global --timeout, a conftest's
-        # mark); elsewhere no mark at all, which pytest-timeout reads fastest.
-        has_timeout = session.config.pluginmanager.hasplugin("timeout")
-        global_timeout = has_timeout and _global_timeout_set(session.config)
         run.scheduler = CheckScheduler(min(run.concurrency, len(items)), per_host=run.per_host)
         for item in items:  # in config order: health, then dependencies, then critical paths
-            if global_timeout or (has_timeout and item.get_closest_marker("timeout") is not None):
-                item.add_marker(backstop_mark(0), append=False)
             check = check_of(item)
             assert check is not None
             host = target_host(check, run.config.base_url)
             run.scheduler.submit(check.node_name, functools.partial(run.run_pooled, check), host=host)
+
+    @pytest.hookimpl(tryfirst=True, optionalhook=True)
+    def pytest_timeout_set_timer(self, item: pytest.Item, settings: Any) -> bool | None:
+        """pytest-timeout's own hook: no timer on a pooled check's item. The item only waits for
+        its result, and that wait has its own bound (the run budget, then "not finished"); a timer
+        would cut a healthy check's wait short, or with the thread method end the whole process
+        before any verdict. Whatever set the timeout (--timeout, an ini key, a conftest's mark
+        added at any time), it is vetoed here, where the timer would start."""
+        check = check_of(item)
+        if check is not None and self.run.scheduler is not None and check.node_name in self.run.scheduler:
+            return True
+        return None
 
     def _wait_for_rollout(self, config: pytest.Config) -> None:
         from ..cluster import rollout_wait
@@ -220,25 +223,16 @@ class CheckExecution:
             self.run.log_records.uninstall()
 
 
-def _global_timeout_set(config: pytest.Config) -> bool:
-    """Whether pytest-timeout would time every test: --timeout, else PYTEST_TIMEOUT, else the
-    ``timeout`` ini key, the order pytest-timeout reads them in (zero sets no timer; an unreadable
-    value is answered yes, which only costs a mark)."""
-    for value in (config.getoption("timeout", None), os.environ.get("PYTEST_TIMEOUT"), config.getini("timeout")):
-        if value is None or value == "":
-            continue
-        try:
-            return float(value) > 0
-        except (TypeError, ValueError):
-            return True
-    return False
+def timeout_plugin_loaded(config: pytest.Config) -> bool:
+    """pytest-timeout, registered by its entry point ("timeout") or by module (``-p pytest_timeout``)."""
+    return any(config.pluginmanager.hasplugin(name) for name in ("timeout", "pytest_timeout"))
 
 
 def _add_backstops(config: pytest.Config, items: list[pytest.Item], queueing: float = 0.0) -> None:
     """Checks run one by one in this process: where pytest-timeout runs, each gets a timer past its
     own deadline (and ``queueing``, the longest wait for a host slot), a backstop against a bug of
     ours: the check normally ends first, cleanly."""
-    if not config.pluginmanager.hasplugin("timeout"):  # the mark is unknown under -p no:timeout
+    if not timeout_plugin_loaded(config):  # the mark is unknown under -p no:timeout
         return
     from ..checks.critical_path import CLEANUP_SECONDS
 
