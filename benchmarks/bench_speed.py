@@ -84,91 +84,106 @@ def bare_requests_per_call(url: str, count: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--only", choices=["overhead"], help="row 2 alone (per-check overhead), e.g. with --repeat 21 for a steadier median")
     args = parser.parse_args()
-    rows = []
+    rows: list[tuple[str, str, str]] = []
     with DemoService() as service, tempfile.TemporaryDirectory() as tmp:
         # Separate folders, so no run collects another variant's tests.
-        work, empty_dir, tavern_root = Path(tmp) / "smoke", Path(tmp) / "empty", Path(tmp) / "tavern-root"
-        for folder in (work, empty_dir, tavern_root):
+        root = Path(tmp)
+        work, empty_dir = root / "smoke", root / "empty"
+        for folder in (work, empty_dir):
             folder.mkdir()
             (folder / "pytest.ini").write_text("[pytest]\n")
         (empty_dir / "test_empty.py").write_text("def test_nothing():\n    pass\n")
-        base = service.url
-
-        # 1. 60 checks at 200 ms.
-        # The service here takes many requests at once, so the per-host bound is raised to the pool's.
-        cfg = write(work, "sixty.json", {"base_url": base, "max_concurrency": 16, "max_concurrency_per_host": 16,
-                                         "health_checks": [health(f"h{i}", f"/slow?ms=200&i={i}") for i in range(60)]})
         empty = lambda: pytest_wall(empty_dir)  # noqa: E731
-        concurrent = lambda: pytest_wall(work, "--smoke-config", cfg)  # noqa: E731
-        sequential = lambda: pytest_wall(work, "--smoke-config", cfg, "--smoke-concurrency", "1")  # noqa: E731
-        variants = [empty, concurrent, sequential]
-        tavern_dir = None
-        tavern_note = "not installed (pip install tavern)"
-        if shutil.which("tavern-ci") or _importable("tavern"):
-            tavern_dir = tavern_files(tavern_root, base, 60, 200)
-            probe = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "."], cwd=tavern_dir,
-                                   capture_output=True, text=True, timeout=120)
-            if probe.returncode == 0:
-                variants.append(lambda: pytest_wall(tavern_dir, "."))
-            else:  # e.g. Tavern 3.7 imports pytest internals that pytest 9.2 removed
-                tavern_note = "installed but does not load with this pytest"
-                tavern_dir = None
-        results = median_of(args.repeat, *variants)
-        empty_s, conc_s, seq_s = results[:3]
-        speedup = (seq_s - empty_s) / (conc_s - empty_s)
-        rows.append((
-            "60 checks at 200 ms, concurrent (16, 16 per host)",
-            f"{conc_s:.2f} s wall, {conc_s - empty_s:.2f} s over empty pytest",
-            f"{speedup:.1f}x faster than sequential over empty pytest ({seq_s / conc_s:.1f}x wall)",
-        ))
-        rows.append(("60 checks at 200 ms, --smoke-concurrency 1", f"{seq_s:.2f} s wall, {seq_s - empty_s:.2f} s over empty pytest", "baseline"))
-        if tavern_dir is not None:
-            rows.append(("60 Tavern YAML tests, same requests", f"{results[3]:.2f} s wall", f"{results[3] / conc_s:.1f}x slower than concurrent smoke"))
-        else:
-            rows.append(("Tavern", tavern_note, ""))
-
-        # 2. 1000 checks at 0 ms: overhead per check over bare requests and over a hand-written
-        # pytest + requests suite (one parametrized test, one Session), side by side.
-        cfg = write(work, "thousand.json", {"base_url": base, "health_checks": [health(f"z{i}", f"/health?i={i}") for i in range(1000)]})
-        hand_dir = Path(tmp) / "hand"
-        hand_dir.mkdir()
-        (hand_dir / "pytest.ini").write_text("[pytest]\n")
-        (hand_dir / "test_hand.py").write_text(
-            "import pytest\nimport requests\n\nSESSION = requests.Session()\n\n\n"
-            "@pytest.mark.parametrize('i', range(1000))\ndef test_health(i):\n"
-            f"    assert SESSION.get('{base}/health?i=%d' % i, timeout=5).status_code == 200\n"
-        )
-        smoke_1000, hand_1000, empty_s = median_of(
-            args.repeat, lambda: pytest_wall(work, "--smoke-config", cfg), lambda: pytest_wall(hand_dir), empty
-        )
-        bare = statistics.median(bare_requests_per_call(base + "/health", 1000) for _ in range(args.repeat))
-        per_check = (smoke_1000 - empty_s) / 1000
-        per_hand = (hand_1000 - empty_s) / 1000
-        rows.append((
-            "1000 checks at 0 ms",
-            f"{per_check * 1000:.2f} ms per check over empty pytest",
-            f"hand-written pytest + requests {per_hand * 1000:.2f} ms per test ({(per_check - per_hand) * 1000:+.2f} ms); "
-            f"bare requests loop {bare * 1000:.2f} ms per call",
-        ))
-
-        # 3. 10 hanging checks, 2 s timeouts.
-        service.faults.add("live-hang")
-        cfg = write(work, "hang.json", {"base_url": base, "health_checks": [health(f"hang{i}", f"/health/live?i={i}", timeout=2) for i in range(10)]})
-        (hang_s,) = median_of(max(1, args.repeat - 1), lambda: pytest_wall(work, "--smoke-config", cfg))
-        service.faults.discard("live-hang")
-        rows.append(("10 hung checks, 2 s timeouts", f"{hang_s:.2f} s wall ({hang_s - empty_s:.2f} s over empty pytest)", "sequential would be 20 s"))
-
-        # 4. Start-up.
-        cfg = write(work, "one.json", {"base_url": base, "health_checks": [health("one", "/health")]})
-        smoke_one, bare_one = median_of(args.repeat, lambda: pytest_wall(work, "--smoke-config", cfg), empty)
-        rows.append(("start-up: one check vs bare pytest", f"{smoke_one:.2f} s vs {bare_one:.2f} s", f"+{(smoke_one - bare_one) * 1000:.0f} ms"))
+        if args.only is None:
+            rows += sixty_checks(work, root, empty, service.url, args.repeat)
+        rows.append(per_check_overhead(work, root, empty, service.url, args.repeat))
+        if args.only is None:
+            rows += hung_checks_and_start_up(work, empty, service, args.repeat)
 
     print(f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, median of {args.repeat}\n")
     print("| Scenario | Measured | Comparison |")
     print("| --- | --- | --- |")
     for row in rows:
         print("| " + " | ".join(row) + " |")
+
+
+def sixty_checks(work: Path, root: Path, empty, base: str, repeat: int) -> list[tuple[str, str, str]]:
+    """Row 1: 60 checks at 200 ms, concurrent vs one at a time (vs Tavern, if installed)."""
+    # The service here takes many requests at once, so the per-host bound is raised to the pool's.
+    cfg = write(work, "sixty.json", {"base_url": base, "max_concurrency": 16, "max_concurrency_per_host": 16,
+                                     "health_checks": [health(f"h{i}", f"/slow?ms=200&i={i}") for i in range(60)]})
+    concurrent = lambda: pytest_wall(work, "--smoke-config", cfg)  # noqa: E731
+    sequential = lambda: pytest_wall(work, "--smoke-config", cfg, "--smoke-concurrency", "1")  # noqa: E731
+    variants = [empty, concurrent, sequential]
+    tavern_dir = None
+    tavern_note = "not installed (pip install tavern)"
+    if shutil.which("tavern-ci") or _importable("tavern"):
+        tavern_root = root / "tavern-root"
+        tavern_root.mkdir()
+        (tavern_root / "pytest.ini").write_text("[pytest]\n")
+        tavern_dir = tavern_files(tavern_root, base, 60, 200)
+        probe = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "."], cwd=tavern_dir,
+                               capture_output=True, text=True, timeout=120)
+        if probe.returncode == 0:
+            variants.append(lambda: pytest_wall(tavern_dir, "."))
+        else:  # e.g. Tavern 3.7 imports pytest internals that pytest 9.2 removed
+            tavern_note = "installed but does not load with this pytest"
+            tavern_dir = None
+    results = median_of(repeat, *variants)
+    empty_s, conc_s, seq_s = results[:3]
+    speedup = (seq_s - empty_s) / (conc_s - empty_s)
+    rows = [
+        ("60 checks at 200 ms, concurrent (16, 16 per host)", f"{conc_s:.2f} s wall, {conc_s - empty_s:.2f} s over empty pytest",
+         f"{speedup:.1f}x faster than sequential over empty pytest ({seq_s / conc_s:.1f}x wall)"),
+        ("60 checks at 200 ms, --smoke-concurrency 1", f"{seq_s:.2f} s wall, {seq_s - empty_s:.2f} s over empty pytest", "baseline"),
+    ]
+    if tavern_dir is not None:
+        rows.append(("60 Tavern YAML tests, same requests", f"{results[3]:.2f} s wall", f"{results[3] / conc_s:.1f}x slower than concurrent smoke"))
+    else:
+        rows.append(("Tavern", tavern_note, ""))
+    return rows
+
+
+def per_check_overhead(work: Path, root: Path, empty, base: str, repeat: int) -> tuple[str, str, str]:
+    """Row 2: 1000 checks at 0 ms, against a hand-written pytest + requests suite (one parametrized
+    test, one Session) and a bare requests loop, side by side."""
+    cfg = write(work, "thousand.json", {"base_url": base, "health_checks": [health(f"z{i}", f"/health?i={i}") for i in range(1000)]})
+    hand_dir = root / "hand"
+    hand_dir.mkdir()
+    (hand_dir / "pytest.ini").write_text("[pytest]\n")
+    (hand_dir / "test_hand.py").write_text(
+        "import pytest\nimport requests\n\nSESSION = requests.Session()\n\n\n"
+        "@pytest.mark.parametrize('i', range(1000))\ndef test_health(i):\n"
+        f"    assert SESSION.get('{base}/health?i=%d' % i, timeout=5).status_code == 200\n"
+    )
+    smoke_1000, hand_1000, empty_s = median_of(repeat, lambda: pytest_wall(work, "--smoke-config", cfg), lambda: pytest_wall(hand_dir), empty)
+    bare = statistics.median(bare_requests_per_call(base + "/health", 1000) for _ in range(repeat))
+    per_check = (smoke_1000 - empty_s) / 1000
+    per_hand = (hand_1000 - empty_s) / 1000
+    return (
+        "1000 checks at 0 ms",
+        f"{per_check * 1000:.2f} ms per check over empty pytest",
+        f"hand-written pytest + requests {per_hand * 1000:.2f} ms per test ({(per_check - per_hand) * 1000:+.2f} ms); "
+        f"bare requests loop {bare * 1000:.2f} ms per call",
+    )
+
+
+def hung_checks_and_start_up(work: Path, empty, service: DemoService, repeat: int) -> list[tuple[str, str, str]]:
+    """Rows 3 and 4: ten hung checks with 2 s timeouts; start-up with one check."""
+    base = service.url
+    empty_s = median_of(repeat, empty)[0]
+    service.faults.add("live-hang")
+    cfg = write(work, "hang.json", {"base_url": base, "health_checks": [health(f"hang{i}", f"/health/live?i={i}", timeout=2) for i in range(10)]})
+    (hang_s,) = median_of(max(1, repeat - 1), lambda: pytest_wall(work, "--smoke-config", cfg))
+    service.faults.discard("live-hang")
+    cfg = write(work, "one.json", {"base_url": base, "health_checks": [health("one", "/health")]})
+    smoke_one, bare_one = median_of(repeat, lambda: pytest_wall(work, "--smoke-config", cfg), empty)
+    return [
+        ("10 hung checks, 2 s timeouts", f"{hang_s:.2f} s wall ({hang_s - empty_s:.2f} s over empty pytest)", "sequential would be 20 s"),
+        ("start-up: one check vs bare pytest", f"{smoke_one:.2f} s vs {bare_one:.2f} s", f"+{(smoke_one - bare_one) * 1000:.0f} ms"),
+    ]
 
 
 def _importable(name: str) -> bool:

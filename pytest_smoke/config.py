@@ -187,9 +187,9 @@ def _check_rollback_command(config: SmokeConfig, lines: _LineFinder) -> None:
 
 
 def _parse(file: Path, text: str) -> Any:
-    import yaml
-
     if file.suffix.lower() in (".yaml", ".yml"):
+        import yaml  # a JSON config does without it
+
         try:
             _refuse_alias_bombs(file, yaml.compose(text, Loader=yaml.SafeLoader))
             data = yaml.safe_load(text)
