@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -216,6 +217,46 @@ def test_a_global_pytest_timeout_never_cuts_a_checks_wait(pytester, write_config
         monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
         args = ["-p", "deploy_smoke", "-p", "pytest_timeout", *args, "--timeout", "1", "--smoke-concurrency", "1"]
     result = pytester.runpytest_subprocess(*args)
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(["✓ Smoke tests passed*"])
+    assert (pytester.path / "report.json").exists()
+
+
+OBSERVE_TIMERS = """
+def pytest_timeout_set_timer(item, settings):
+    print("SETTIMER", item.name, settings.timeout, settings.func_only)
+"""
+
+
+def test_a_pooled_checks_timer_starts_past_the_bound_of_its_wait(pytester, write_config, demo):
+    # Found by review: declining the timer left a developer's hung fixture unbounded. The timer
+    # still starts, longer by the wait's own bound (run budget 20 s + backstop 10 s + cleanup).
+    pytester.makeconftest(OBSERVE_TIMERS)
+    write_config(suite(demo, health("a", "/health"), health("b", "/health/live"), timeout_seconds=20))
+    result = pytester.runpytest("--smoke-config", "smoke.json", "-s", "--timeout", "2")
+    assert result.ret == 0
+    timers = {name: float(seconds) for name, seconds in re.findall(r"SETTIMER (\S+) ([\d.]+)", result.stdout.str())}
+    assert set(timers) == {"health[a]", "health[b]"}
+    assert all(2 + 20 + 10 - 1 < seconds <= 2 + 20 + 10 + 30 for seconds in timers.values()), timers
+
+
+SLOW_READINESS_FIXTURE = """
+import time
+
+import pytest
+
+@pytest.fixture(autouse=True, scope="session")
+def wait_until_ready():
+    time.sleep(11.5)
+"""
+
+
+def test_a_one_by_one_checks_backstop_never_times_a_developers_fixture(pytester, write_config, demo):
+    # Found by review: the backstop (timeout + 10 s) timed setup too, and with the thread method
+    # a slow autouse readiness wait ended a healthy run with exit 1 and no verdict.
+    pytester.makeconftest(SLOW_READINESS_FIXTURE)
+    write_config(suite(demo, health("basic", "/health", timeout_seconds=1)))
+    result = pytester.runpytest_subprocess("--smoke-config", "smoke.json", "--smoke-report", "report.json", "--timeout-method", "thread")
     assert result.ret == 0, result.stdout.str()
     result.stdout.fnmatch_lines(["✓ Smoke tests passed*"])
     assert (pytester.path / "report.json").exists()

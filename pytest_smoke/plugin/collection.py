@@ -154,15 +154,18 @@ def _checks_module(run: SmokeRun) -> types.ModuleType:
     return module
 
 
+@functools.lru_cache(maxsize=64)  # checks with the same timeout share one mark
 def backstop_mark(seconds: float) -> pytest.MarkDecorator:
-    """pytest-timeout's mark for a generated check run one by one (see CheckExecution)."""
-    return _marker("timeout", seconds)
+    """pytest-timeout's mark for a generated check run one by one (see CheckExecution): on the
+    check's own call only, so a developer's fixture (an autouse readiness wait) is never cut by a
+    timer meant for the check."""
+    return pytest.mark.timeout(seconds, func_only=True)
 
 
-@functools.lru_cache(maxsize=64)  # a thousand checks share a few marks; a mark is immutable
-def _marker(name: str, *args: float) -> pytest.MarkDecorator:
+@functools.lru_cache(maxsize=8)  # a thousand checks share two marks; a mark is immutable
+def _marker(name: str) -> pytest.MarkDecorator:
     decorator: pytest.MarkDecorator = getattr(pytest.mark, name)
-    return decorator(*args) if args else decorator
+    return decorator
 
 
 def _section_function(kind: str, runner: Callable[[pytest.FixtureRequest, Check], None]) -> Callable[..., None]:

@@ -57,15 +57,19 @@ class CheckExecution:
 
     @pytest.hookimpl(tryfirst=True, optionalhook=True)
     def pytest_timeout_set_timer(self, item: pytest.Item, settings: Any) -> bool | None:
-        """pytest-timeout's own hook: no timer on a pooled check's item. The item only waits for
-        its result, and that wait has its own bound (the run budget, then "not finished"); a timer
-        would cut a healthy check's wait short, or with the thread method end the whole process
-        before any verdict. Whatever set the timeout (--timeout, an ini key, a conftest's mark
-        added at any time), it is vetoed here, where the timer would start."""
+        """pytest-timeout's own hook, for a pooled check's item: its call only waits for the
+        result, a wait with its own bound (the run budget, then "not finished"). A timer inside
+        that bound would cut a healthy check's wait short, or with the thread method end the whole
+        process before any verdict; none at all would leave a developer's hung fixture (an autouse
+        readiness wait) unbounded. So whatever set the timeout (--timeout, an ini key, a mark added
+        at any time), the timer starts as asked, longer by the wait's bound."""
         check = check_of(item)
-        if check is not None and self.run.scheduler is not None and check.node_name in self.run.scheduler:
-            return True
-        return None
+        if check is None or self.run.scheduler is None or check.node_name not in self.run.scheduler:
+            return None
+        longer = settings._replace(timeout=settings.timeout + self.run.pooled_wait_bound())
+        others = item.config.pluginmanager.subset_hook_caller("pytest_timeout_set_timer", remove_plugins=[self])
+        others(item=item, settings=longer)  # pytest-timeout's own timer, and any other plugin's
+        return True
 
     def _wait_for_rollout(self, config: pytest.Config) -> None:
         from ..cluster import rollout_wait

@@ -12,7 +12,7 @@ import pytest
 
 from ..model import FACT_KEYS, PREFIX, encode
 from ..redact import Redactor
-from .run import TIMEOUT_BACKSTOP_SECONDS, SmokeRun, get_run
+from .run import SmokeRun, get_run
 
 if TYPE_CHECKING:
     from ..model import Check
@@ -68,14 +68,13 @@ def run_generated_check(request: pytest.FixtureRequest, check: Check) -> None:
 
 
 def _result_of(run: SmokeRun, check: Check) -> Any:
-    from ..checks.critical_path import CLEANUP_SECONDS
     from ..checks.scheduler import NotStarted
 
     key = check.node_name
     if run.scheduler is not None and key in run.scheduler and key not in run.consumed:
         run.consumed.add(key)  # a rerun (pytest-rerunfailures) sends the request again
         # The backstop of a pooled check: the run budget bounds every check, queueing included.
-        return run.scheduler.result(key, timeout=run.budget.remaining() + TIMEOUT_BACKSTOP_SECONDS + CLEANUP_SECONDS)
+        return run.scheduler.result(key, timeout=run.pooled_wait_bound())
     if run.stop_reason is not None:
         raise NotStarted(run.stop_reason)
     return run.run_one(check)

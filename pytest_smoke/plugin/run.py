@@ -72,6 +72,13 @@ class SmokeRun:
             self._budget = Deadline(self.config.timeout)
         return self._budget
 
+    def pooled_wait_bound(self) -> float:
+        """How long a pooled item may still wait for its result: the run budget, a critical
+        path's cleanup and a backstop (every check keeps its own deadline; past this, "not finished")."""
+        from ..checks.critical_path import CLEANUP_SECONDS
+
+        return self.budget.remaining() + TIMEOUT_BACKSTOP_SECONDS + CLEANUP_SECONDS
+
     def run_one(self, check: Check) -> CheckResult:
         from ..checks import run_check, target_host
 
