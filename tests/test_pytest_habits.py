@@ -392,6 +392,10 @@ def test_the_rerun_line_masks_options_that_hold_credentials(pytester, write_conf
     line = rerun_line(result)
     assert "api_token=***" in line and "T-Secret-4410" not in result.stdout.str()
     assert "T-Secret-4410" not in (pytester.path / "report.json").read_text()
+    # Found by review: "session" in a name is not a credential when it names a duration.
+    result = run(pytester, "-o", "session_timeout=600", "-o", "session_token=S-4410")
+    line = rerun_line(result)
+    assert "session_timeout=600" in line and "session_token=***" in line and "S-4410" not in result.stdout.str()
 
 
 def test_stepwise_stopping_at_a_critical_failure_still_gives_the_verdict(pytester, write_config, failing_demo):

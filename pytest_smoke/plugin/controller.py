@@ -467,13 +467,17 @@ def _masked_arguments(args: list[str]) -> list[str]:
     is shown masked: the re-run line reaches reports, Slack and incident tickets."""
     from ..redact import MASK, is_secret_name
 
+    def holds_credential(name: str) -> bool:
+        # A duration is a setting, whatever its name: --session-timeout must paste back as given.
+        return is_secret_name(name) and not name.lower().endswith("timeout")
+
     shown: list[str] = []
     for index, arg in enumerate(args):
         previous = args[index - 1] if index else ""
         name, equals, _value = arg.partition("=")
-        if equals and (name.startswith("-") or previous == "-o") and is_secret_name(name):
+        if equals and (name.startswith("-") or previous == "-o") and holds_credential(name):
             shown.append(f"{name}={MASK}")
-        elif previous.startswith("--") and "=" not in previous and is_secret_name(previous) and not arg.startswith("-"):
+        elif previous.startswith("--") and "=" not in previous and holds_credential(previous) and not arg.startswith("-"):
             shown.append(MASK)
         else:
             shown.append(arg)
