@@ -223,7 +223,7 @@ def test_maxfail_cutting_off_a_required_check_is_inconclusive(pytester, write_co
     result = run(pytester, "-x")
     assert result.ret == EXIT_INCONCLUSIVE
     result.stdout.fnmatch_lines(
-        [INCONCLUSIVE, "1. Health Check: readiness: never reported: the run stopped before it (-x / --maxfail)*"]
+        [INCONCLUSIVE, "1. Health Check: readiness: never reported: the run stopped before it (-x, --maxfail, a session timeout)*"]
     )
 
 

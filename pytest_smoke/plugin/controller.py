@@ -269,7 +269,7 @@ class SmokeController:
                     kind=check_kind(props.get("kind")),
                     required=True if required is None else bool(props.get("required", required)),
                     status=STATUS_NOT_RUN,
-                    reason="never reported: the run stopped before it (-x / --maxfail) or its worker crashed"
+                    reason="never reported: the run stopped before it (-x, --maxfail, a session timeout) or its worker crashed"
                     + (" (its marker is unknown, so it counts as required)" if required is None and not props else ""),
                     rollback=bool(props.get("rollback", True)),
                     order=self.order.get(nodeid, CUSTOM_ORDER),
