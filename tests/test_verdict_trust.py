@@ -227,6 +227,18 @@ def test_maxfail_cutting_off_a_required_check_is_inconclusive(pytester, write_co
     )
 
 
+def test_a_session_timeout_cutting_off_required_checks_is_inconclusive(pytester, write_config, demo):
+    pytest_timeout = pytest.importorskip("pytest_timeout")
+    if not hasattr(pytest_timeout, "SESSION_TIMEOUT_KEY"):
+        pytest.skip("--session-timeout needs pytest-timeout 2.3")
+    # One 1.5 s answer at a time: the session timeout stops the run after the first item.
+    write_config({"base_url": demo.url, "max_concurrency_per_host": 1,
+                  "health_checks": [health(f"slow-{i}", f"/slow?ms=1500&i={i}", timeout_seconds=5) for i in range(3)]})
+    result = run(pytester, "--session-timeout", "1")
+    assert result.ret == EXIT_INCONCLUSIVE
+    result.stdout.fnmatch_lines([INCONCLUSIVE, "*slow-2: never reported: the run stopped before it (-x, --maxfail, a session timeout)*"])
+
+
 def test_a_crashed_worker_on_a_required_custom_test_is_inconclusive(pytester, write_config, demo):
     write_config({"base_url": demo.url, "health_checks": [health("basic", "/health")]})
     pytester.makepyfile(

@@ -227,7 +227,7 @@ class CheckExecution:
             self.run.log_records.uninstall()
 
 
-def timeout_plugin_loaded(config: pytest.Config) -> bool:
+def _timeout_plugin_loaded(config: pytest.Config) -> bool:
     """pytest-timeout, registered by its entry point ("timeout") or by module (``-p pytest_timeout``)."""
     return any(config.pluginmanager.hasplugin(name) for name in ("timeout", "pytest_timeout"))
 
@@ -236,7 +236,7 @@ def _add_backstops(config: pytest.Config, items: list[pytest.Item], queueing: fl
     """Checks run one by one in this process: where pytest-timeout runs, each gets a timer past its
     own deadline (and ``queueing``, the longest wait for a host slot), a backstop against a bug of
     ours: the check normally ends first, cleanly."""
-    if not timeout_plugin_loaded(config):  # the mark is unknown under -p no:timeout
+    if not _timeout_plugin_loaded(config):  # the mark is unknown under -p no:timeout
         return
     from ..checks.critical_path import CLEANUP_SECONDS
 

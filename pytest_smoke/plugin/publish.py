@@ -56,14 +56,16 @@ def publish(summary: RunSummary, smoke: SmokeConfig, redactor: Redactor, to: Des
     # The metrics go out while the channels are told: the run waits for the slower of the two,
     # never for both one after the other.
     records: list[dict[str, Any]] = []  # each output adds its record as it finishes
-    feeder = threading.Thread(target=_feed_monitoring, args=(document, smoke, redactor, to, records), name="smoke-monitoring", daemon=True)
+    settings = _pushgateway_settings(smoke, to)
+    metrics_path = to.metrics_path or smoke.section("monitoring").get("metrics_file")
+    feeder = threading.Thread(target=_feed_monitoring, args=(document, settings, metrics_path, redactor, records),
+                              name="smoke-monitoring", daemon=True)
     feeder.start()
     if summary.decision.action != "not_evaluated":
         names = list(smoke.section("rollback_strategy").get("notify_channels") or [])
         if names:
             published.notifications = dispatch(document, smoke.section("notifications"), names, redactor)
             document["notifications"] = redactor.value(published.notifications)
-    settings = _pushgateway_settings(smoke, to)
     seconds = timeout_of(settings)
     feeder.join(seconds + MONITORING_SLACK_SECONDS)  # the push keeps its own deadline; this only bounds a stuck feeder
     published.monitoring = list(records)
@@ -107,14 +109,14 @@ def _pushgateway_settings(smoke: SmokeConfig, to: Destinations) -> dict[str, Any
     return settings
 
 
-def _feed_monitoring(document: dict[str, Any], smoke: SmokeConfig, redactor: Redactor, to: Destinations, out: list[dict[str, Any]]) -> None:
+def _feed_monitoring(
+    document: dict[str, Any], settings: dict[str, Any], path: str | None, redactor: Redactor, out: list[dict[str, Any]]
+) -> None:
     """The metrics file and the Pushgateway push, each a record in ``out`` (what, where, status,
     detail) as soon as it is done; a failure is a warning like a dead notification channel, never
     an error of the run."""
     from ..checks.base import CheckTimeout, Deadline, run_with_deadline
 
-    settings = _pushgateway_settings(smoke, to)
-    path = to.metrics_path or smoke.section("monitoring").get("metrics_file")
     if not settings.get("url") and not path:
         return
     from ..notify import pushgateway
