@@ -197,6 +197,7 @@ def _mask_split_literals(text: str, secrets: list[str]) -> str:
     return _SPLIT_LITERALS.sub(join, text)
 
 
+@functools.lru_cache(maxsize=1024)  # the same few keys, once per check of a large report
 def is_secret_name(name: str) -> bool:
     return bool(SECRET_NAME.search(name))
 

@@ -107,7 +107,8 @@ class CheckScheduler:
         from concurrent.futures import ThreadPoolExecutor
 
         self._pool = ThreadPoolExecutor(max_workers=max(1, max_workers), thread_name_prefix="smoke-check")
-        self._futures: dict[Hashable, Future[object]] = {}
+        self._futures: dict[Hashable, Future[object]] = {}  # until an item takes the result
+        self._submitted: set[Hashable] = set()
         self._seconds: dict[Hashable, float] = {}
         self._cancel_reason: str | None = None
         self._lock = threading.Lock()
@@ -132,6 +133,7 @@ class CheckScheduler:
                 self._seconds[key] = time.monotonic() - started
 
         self._futures[key] = self._pool.submit(timed)
+        self._submitted.add(key)
 
     def _run_gated(self, func: Callable[[], object], host: str) -> object:
         gate, token = self._gate(host), threading.get_ident()
@@ -185,10 +187,11 @@ class CheckScheduler:
         return result
 
     def __contains__(self, key: Hashable) -> bool:
-        return key in self._futures
+        """Whether the check was submitted to the pool (its result may have been taken since)."""
+        return key in self._submitted
 
     def result(self, key: Hashable, timeout: float | None = None) -> object:
-        """The check's result; raises its exception, NotStarted if it was cancelled, or
+        """The check's result, taken once; raises its exception, NotStarted if it was cancelled, or
         NotFinished if it was still in flight when the run abandoned it or ``timeout`` passed (a
         backstop: every check keeps its own deadline, so only a bug of ours gets this far)."""
         future = self._futures[key]
@@ -203,6 +206,9 @@ class CheckScheduler:
                 if not self._abandoned.done():
                     raise NotFinished(f"no result within {round(timeout or 0, 1):g} s (the run budget and a backstop): the check overran its own deadline")
                 raise NotFinished(self._abandon_reason)
+        # A finished future (its lock, condition and result) would otherwise live until the run
+        # ends, and every garbage collection of a large run would walk it again.
+        del self._futures[key]
         return future.result()
 
     def abandon(self, reason: str) -> None:
