@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable, Mapping, NoReturn, cast
+from typing import Any, Callable, Iterable, Mapping, NoReturn, cast
 
 from .model import SECTIONS, Check
 from .redact import MIN_SECRET_LENGTH, is_secret_name
@@ -126,6 +126,7 @@ def load_config(
 def _load(file: Path, text: str, environment: str | None, base_url: str | None, env: Mapping[str, str]) -> SmokeConfig:
     raw = _parse(file, text)
     lines = _LineFinder(text)
+    _reject_nan(file, raw, lines)
     _validate(file, raw, lines)
     environments = raw.get("environments") or {}
     if len(environments) > MAX_ENVIRONMENTS:
@@ -309,10 +310,24 @@ def format_path(path: Iterable[Any]) -> str:
 # -- schema validation -----------------------------------------------------------------------------
 
 
+def _reject_nan(file: Path, node: Any, lines: _LineFinder, path: tuple[str | int, ...] = ()) -> None:
+    """NaN (JSON's non-standard NaN, YAML's .nan) passes every bound of the schema, since it compares
+    false with any number; as a timeout or threshold it would mean nothing."""
+    if isinstance(node, float) and node != node:
+        raise ConfigError(file, "NaN is not allowed here: give a number", location=format_path(path), line=lines.line(list(path)))
+    if isinstance(node, dict):
+        for key, value in node.items():
+            _reject_nan(file, value, lines, (*path, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            _reject_nan(file, value, lines, (*path, index))
+
+
 def _validate(
     file: Path, data: Any, lines: _LineFinder, context: str = "", redact: Iterable[str] = ()
 ) -> None:
-
+    if _fits_schema(data):
+        return
     errors = list(_validator().iter_errors(data))
     if not errors:
         return
@@ -326,6 +341,29 @@ def _validate(
 
         message = Redactor(redact).text(message)
     raise ConfigError(file, message, location=format_path(path), line=lines.line(path))
+
+
+def _fits_schema(data: Any) -> bool:
+    """True only when the document is certainly valid; jsonschema decides (and explains) the rest."""
+    from .schema.quick import Unsure
+
+    check = _quick_check()
+    if check is None:
+        return False
+    try:
+        return check(data)
+    except Unsure:
+        return False
+
+
+@lru_cache(maxsize=1)
+def _quick_check() -> Callable[[Any], bool] | None:
+    from .schema.quick import Unsure, compile_schema
+
+    try:
+        return compile_schema(schema())
+    except Unsure:  # a keyword it does not know: jsonschema checks every document
+        return None
 
 
 @lru_cache(maxsize=1)

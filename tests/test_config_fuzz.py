@@ -13,6 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pytest_smoke import ConfigError, load_config
+from pytest_smoke.config import schema
+from pytest_smoke.schema.quick import Unsure, compile_schema
 
 from helpers import SEED_CONFIG
 
@@ -65,6 +67,97 @@ def mutated(draw):
         except (KeyError, IndexError, TypeError):
             continue
     return doc
+
+
+# Values near what a config holds: the other types a field is confused with, and the boundaries.
+near_values = st.sampled_from(
+    [None, True, False, 0, 1, -1, 0.5, 1.0, 2.0, 86400, 86401, 1e300, float("nan"), "", " ", "x", "/health", "health",
+     "GET", "get", "POST", "2xx", "200", "http://127.0.0.1:9", "${X}", "a\n", "__x", "x" * 300, [], {}, ["a"], ["a", "a"], {"a": 1}]
+) | st.integers() | st.floats() | st.text(max_size=12)
+
+
+@st.composite
+def nearly_valid(draw):
+    """The seed config with one to three scalars (or entries) changed: most stay valid or miss by one rule."""
+    doc = copy.deepcopy(BASE)
+    for _ in range(draw(st.integers(1, 3))):
+        path = draw(st.sampled_from(ALL_PATHS))
+        parent = doc
+        try:
+            for part in path[:-1]:
+                parent = parent[part]
+            action = draw(st.sampled_from(["replace", "replace", "delete"]))
+            if action == "replace":
+                parent[path[-1]] = draw(near_values)
+            elif isinstance(parent, dict):
+                del parent[path[-1]]
+        except (KeyError, IndexError, TypeError):
+            continue
+    return doc
+
+
+QUICK_CHECK = compile_schema(schema())
+
+
+@settings(max_examples=600, deadline=None)
+@given(doc=nearly_valid() | mutated())
+def test_the_quick_schema_check_answers_as_jsonschema_does(doc):
+    """The loader trusts a "valid" from pytest_smoke.schema.quick without asking jsonschema: the
+    two must agree wherever the quick check answers at all."""
+    import jsonschema
+
+    try:
+        quick = QUICK_CHECK(doc)
+    except Unsure:
+        return
+    errors = [error.message for error in jsonschema.Draft202012Validator(schema()).iter_errors(doc)]
+    assert quick == (not errors), errors
+
+
+def test_the_quick_schema_check_knows_every_keyword_of_the_shipped_schema():
+    # If the schema gains a keyword the quick check does not know, every load falls back to
+    # jsonschema: correct, but slow. This test says so before a benchmark does.
+    assert QUICK_CHECK(copy.deepcopy(BASE)) is True
+
+
+@pytest.mark.parametrize(
+    "value, valid",
+    # NaN compares false with every bound, so the schema lets it through; the loader rejects it after.
+    [(True, False), (1, True), (1.0, True), (0, False), (float("nan"), True), ("5", False), (10**30, False)],
+)
+def test_the_quick_check_and_jsonschema_agree_on_numbers_and_booleans(value, valid):
+    import jsonschema
+
+    doc = copy.deepcopy(BASE)
+    doc["timeout_seconds"] = value
+    assert jsonschema.Draft202012Validator(schema()).is_valid(doc) is valid
+    assert QUICK_CHECK(doc) is valid
+
+
+@pytest.mark.parametrize(
+    "name, text",
+    [
+        ("smoke.json", '{"base_url": "http://127.0.0.1:9",\n "health_checks": [{"name": "a", "endpoint": "/a", "timeout_seconds": NaN}]}'),
+        ("smoke.yaml", "base_url: http://127.0.0.1:9\nhealth_checks:\n  - name: a\n    endpoint: /a\n    timeout_seconds: .nan\n"),
+    ],
+)
+def test_nan_is_rejected_with_its_path_and_line(tmp_path, no_network, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    assert str(error.value) == f"smoke config error: {path}:{error.value.line}: health_checks[0].timeout_seconds: NaN is not allowed here: give a number"
+    assert error.value.line in (2, 5)
+
+
+def test_a_yaml_date_is_left_to_jsonschema_and_named_in_the_error(tmp_path, no_network):
+    path = tmp_path / "smoke.yaml"
+    path.write_text("base_url: http://127.0.0.1:9\ntimeout_seconds: 2026-11-29\nhealth_checks:\n  - {name: a, endpoint: /a}\n")
+    with pytest.raises(Unsure):
+        QUICK_CHECK(yaml.safe_load(path.read_text()))
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    assert error.value.location == "timeout_seconds"
 
 
 @pytest.fixture
