@@ -38,11 +38,21 @@ def health(name: str, endpoint: str, timeout: float = 5) -> dict:
     return {"name": name, "endpoint": endpoint, "timeout_seconds": timeout}
 
 
-def pytest_wall(workdir: Path, *args: str) -> float:
+# Every variant runs in the same plain environment: pytest with the plugins this package installs
+# (pytest-timeout, pytest-xdist), and pytest-smoke itself only where a smoke config is run. The
+# test-only plugins of a development checkout (hypothesis, pytest-randomly, pytest-sugar, ...) are
+# no user's baseline; they would only add their own noise to every variant.
+PLAIN_PYTEST = ("-p", "xdist.plugin", "-p", "pytest_timeout")
+SMOKE_PLUGIN = ("-p", "pytest_smoke.plugin.main")
+
+
+def pytest_wall(workdir: Path, *args: str, autoload: bool = False) -> float:
+    plugins = () if autoload else PLAIN_PYTEST + (SMOKE_PLUGIN if "--smoke-config" in args else ())
+    env = dict(os.environ) if autoload else dict(os.environ, PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
     started = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
-        cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600,
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *plugins, *args],
+        cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600, env=env,
     )
     return time.perf_counter() - started
 
@@ -131,7 +141,7 @@ def sixty_checks(work: Path, root: Path, empty, base: str, repeat: int) -> list[
         probe = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "."], cwd=tavern_dir,
                                capture_output=True, text=True, timeout=120)
         if probe.returncode == 0:
-            variants.append(lambda: pytest_wall(tavern_dir, "."))
+            variants.append(lambda: pytest_wall(tavern_dir, ".", autoload=True))  # Tavern is a plugin itself
         else:  # e.g. Tavern 3.7 imports pytest internals that pytest 9.2 removed
             tavern_note = "installed but does not load with this pytest"
             tavern_dir = None

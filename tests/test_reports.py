@@ -61,6 +61,17 @@ def test_terminal_shape_all_passed(pytester, write_config, demo):
     ]
 
 
+def test_a_large_passing_group_is_one_short_line(pytester, write_config, demo):
+    write_config({"base_url": demo.url, "health_checks": [health(f"h{i}", f"/health?i={i}") for i in range(25)]})
+    result = pytester.runpytest("--smoke-config", "smoke.json", "-q")
+    assert result.ret == 0
+    assert "- Health check: OK (h0, h1, h2, h3, h4, h5, h6, h7, h8, h9 and 15 more)" in verdict_section(result)
+    # Eleven names take no more room than ten and a count: all are shown.
+    write_config({"base_url": demo.url, "health_checks": [health(f"h{i}", f"/health?i={i}") for i in range(11)]})
+    result = pytester.runpytest("--smoke-config", "smoke.json", "-q")
+    assert "- Health check: OK (h0, h1, h2, h3, h4, h5, h6, h7, h8, h9, h10)" in verdict_section(result)
+
+
 def test_terminal_shape_warnings_only(pytester, write_config, demo):
     demo.faults.update({"live-hang", "no-rate-limit"})
     write_config(doc(demo))

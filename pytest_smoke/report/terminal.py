@@ -73,6 +73,18 @@ def render(document: Document) -> Iterator[Line]:
     yield f"Re-run: {document['rerun_command']}", {}
 
 
+# A passing group lists this many names; past that, a count (a 1000-check run is one line, not 1000
+# names). Failures, and checks that did not run, are always named in full.
+PASSED_NAMES_SHOWN = 10
+
+
+def _names(checks: list[Mapping[str, Any]]) -> str:
+    names = [str(c["name"]) for c in checks]
+    if len(names) <= PASSED_NAMES_SHOWN + 1:
+        return ", ".join(names)
+    return f"{', '.join(names[:PASSED_NAMES_SHOWN])} and {len(names) - PASSED_NAMES_SHOWN} more"
+
+
 def _group_line(title: str, checks: list[Mapping[str, Any]]) -> str:
     if not checks:
         return f"- {title}: none configured"
@@ -83,7 +95,7 @@ def _group_line(title: str, checks: list[Mapping[str, Any]]) -> str:
         return f"- {title}: not selected ({', '.join(left_out)})"
     bad = [c for c in ran if c["severity"] != "passed"]
     if not bad:
-        return f"- {title}: OK ({', '.join(c['name'] for c in ran)}){tail}"
+        return f"- {title}: OK ({_names(ran)}){tail}"
     words = {"passed": "flaky", "not_evaluated": "not evaluated"}
     shown = ", ".join(f"{c['name']} {words.get(c['status'], 'failed')}" for c in bad)
     return f"- {title}: {len(ran) - len(bad)}/{len(ran)} OK ({shown}){tail}"
