@@ -126,7 +126,7 @@ def load_config(
 def _load(file: Path, text: str, environment: str | None, base_url: str | None, env: Mapping[str, str]) -> SmokeConfig:
     raw = _parse(file, text)
     lines = _LineFinder(text)
-    _reject_nan(file, raw, lines)
+    _reject_what_json_cannot_say(file, raw, lines)
     _validate(file, raw, lines)
     environments = raw.get("environments") or {}
     if len(environments) > MAX_ENVIRONMENTS:
@@ -310,17 +310,23 @@ def format_path(path: Iterable[Any]) -> str:
 # -- schema validation -----------------------------------------------------------------------------
 
 
-def _reject_nan(file: Path, node: Any, lines: _LineFinder, path: tuple[str | int, ...] = ()) -> None:
-    """NaN (JSON's non-standard NaN, YAML's .nan) passes every bound of the schema, since it compares
-    false with any number; as a timeout or threshold it would mean nothing."""
+def _reject_what_json_cannot_say(file: Path, node: Any, lines: _LineFinder, path: tuple[str | int, ...] = ()) -> None:
+    """Two things a YAML (or lenient JSON) parser gives that JSON Schema cannot judge. NaN passes
+    every bound, since it compares false with any number: as a timeout it would mean nothing. A key
+    that is not a string (YAML reads an unquoted 1, true or a date as one) escapes propertyNames."""
     if isinstance(node, float) and node != node:
         raise ConfigError(file, "NaN is not allowed here: give a number", location=format_path(path), line=lines.line(list(path)))
     if isinstance(node, dict):
         for key, value in node.items():
-            _reject_nan(file, value, lines, (*path, key))
+            if not isinstance(key, str):
+                raise ConfigError(
+                    file, f"the key {key} is not a string (YAML reads an unquoted number, true/false or a date as one): quote it",
+                    location=format_path(path), line=lines.line(list(path)),
+                )
+            _reject_what_json_cannot_say(file, value, lines, (*path, key))
     elif isinstance(node, list):
         for index, value in enumerate(node):
-            _reject_nan(file, value, lines, (*path, index))
+            _reject_what_json_cannot_say(file, value, lines, (*path, index))
 
 
 def _validate(

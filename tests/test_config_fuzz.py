@@ -150,6 +150,23 @@ def test_nan_is_rejected_with_its_path_and_line(tmp_path, no_network, name, text
     assert error.value.line in (2, 5)
 
 
+@pytest.mark.parametrize(
+    "text, location",
+    [
+        ("base_url: http://127.0.0.1:9\nenvironments:\n  1: {}\n  a: {}\n", "environments"),
+        ("base_url: http://127.0.0.1:9\nmonitoring:\n  pushgateway:\n    labels: {true: x}\n", "monitoring.pushgateway.labels"),
+    ],
+)
+def test_a_key_yaml_read_as_a_number_or_boolean_is_a_config_error(tmp_path, no_network, text, location):
+    # Before: sorted() over mixed keys raised a TypeError out of the loader (a traceback), or
+    # jsonschema's message showed a Python repr.
+    path = tmp_path / "smoke.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match="is not a string .*: quote it") as error:
+        load_config(path)
+    assert error.value.location == location
+
+
 def test_a_yaml_date_is_left_to_jsonschema_and_named_in_the_error(tmp_path, no_network):
     path = tmp_path / "smoke.yaml"
     path.write_text("base_url: http://127.0.0.1:9\ntimeout_seconds: 2026-11-29\nhealth_checks:\n  - {name: a, endpoint: /a}\n")

@@ -23,6 +23,16 @@ def test_checks_run_concurrently_yet_report_in_order(pytester, write_config, dem
     result.stdout.fnmatch_lines([f"*health[[]b{i}[]] PASSED*" for i in range(6)])
 
 
+def test_a_whole_float_in_an_integer_setting_runs_as_that_integer(pytester, write_config, demo):
+    # JSON Schema counts 2.0 as an integer; the pool once received the float and every check came
+    # out "not evaluated" (urllib3: 'float' object cannot be interpreted as an integer).
+    write_config({"base_url": demo.url, "health_checks": barrier_checks(2), "max_concurrency": 2.0, "max_concurrency_per_host": 2.0})
+    result = pytester.runpytest("--smoke-config", "smoke.json")
+    assert result.ret == 0
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["✓ Smoke tests passed*"])
+
+
 def test_concurrency_one_runs_checks_one_after_another(pytester, write_config, demo):
     checks = [health(f"b{i}", "/barrier?n=3&wait=1", timeout_seconds=4, required=False) for i in range(2)]
     write_config({"base_url": demo.url, "health_checks": checks})
