@@ -320,7 +320,7 @@ def _reject_what_json_cannot_say(file: Path, node: Any, lines: _LineFinder, path
         for key, value in node.items():
             if not isinstance(key, str):
                 raise ConfigError(
-                    file, f"the key {key} is not a string (YAML reads an unquoted number, true/false or a date as one): quote it",
+                    file, f"the key {key} is not a string (YAML reads an unquoted number, true/false, yes/no, on/off or a date as one): quote it",
                     location=format_path(path), line=lines.line(list(path)),
                 )
             _reject_what_json_cannot_say(file, value, lines, (*path, key))

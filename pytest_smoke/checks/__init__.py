@@ -7,6 +7,7 @@ resolves them and hands them over in ``CheckContext.check_types``. There is no g
 
 from __future__ import annotations
 
+import functools
 import importlib
 import time
 from typing import Any, Callable, Mapping, Union, cast
@@ -73,8 +74,6 @@ def is_service_failure(exc: BaseException) -> bool:
 def target_host(check: Check, base_url: str | None) -> str | None:
     """The HTTP host:port a check sends to, so concurrency can be bounded per host; None for the
     other protocols (one connection each, to services of their own)."""
-    from urllib.parse import urlsplit
-
     kind, spec = check.kind, check.spec
     if kind == "health":
         endpoint = spec["endpoint"]
@@ -84,7 +83,13 @@ def target_host(check: Check, base_url: str | None) -> str | None:
         endpoint = spec["url"]
     else:
         return None
-    url = endpoint if "://" in endpoint else (base_url or "")
+    return _host_of(endpoint if "://" in endpoint else (base_url or ""))
+
+
+@functools.lru_cache(maxsize=256)  # most checks share the base URL
+def _host_of(url: str) -> str | None:
+    from urllib.parse import urlsplit
+
     try:
         parts = urlsplit(url)
         return f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}" if parts.hostname else None

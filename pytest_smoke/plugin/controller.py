@@ -8,6 +8,7 @@ never collects under xdist: each report carries its check's required/optional st
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import threading
@@ -220,9 +221,13 @@ class SmokeController:
     def _config_check(self, nodeid: str) -> Any:
         file_part, _, name = nodeid.rpartition("::")
         # The config as given (a symlink, say) or the file it points to: either may name the items.
-        if not file_part.endswith((self.smoke.path.name, self.smoke.path.resolve().name)):
+        if not file_part.endswith(self._config_names):
             return None
         return self.checks_by_node.get(name)
+
+    @functools.cached_property
+    def _config_names(self) -> tuple[str, str]:
+        return (self.smoke.path.name, self.smoke.path.resolve().name)  # resolved once, not per item
 
     def _properties_from_config(self, nodeid: str) -> dict[str, Any]:
         check = self._config_check(nodeid)
