@@ -19,6 +19,41 @@ from pytest_smoke.redact import Redactor, shorten
 # -- the scheduler ---------------------------------------------------------------------------------
 
 
+def test_fail_fast_cancelling_from_a_pool_thread_while_items_take_their_results():
+    """An item takes its result (and the scheduler forgets the future) while a failing check, on a
+    pool thread, cancels what has not started: neither may break the other. Before, the cancel
+    walked the live dict and could raise "dictionary changed size during iteration", turning the
+    critical failure that asked for fail_fast into an error of the runner."""
+    scheduler = CheckScheduler(max_workers=4)
+    problems: list[BaseException] = []
+    taking = threading.Event()
+
+    def canceller():
+        assert taking.wait(timeout=10)
+        for _ in range(200):
+            try:
+                scheduler.cancel_pending("fail_fast")
+            except BaseException as exc:  # noqa: B036 - whatever escapes is the finding
+                problems.append(exc)
+        return CheckResult(summary="cancelled")
+
+    for index in range(3000):
+        scheduler.submit(index, lambda: CheckResult(summary="ok"))
+    scheduler.submit("canceller", canceller)
+    deadline = time.monotonic() + 10
+    while scheduler.seconds(2999) is None and time.monotonic() < deadline:  # the last one has run
+        time.sleep(0.01)
+    taking.set()
+    results = []
+    for index in range(3000):
+        results.append(scheduler.result(index, timeout=5))  # each forgets its future
+        time.sleep(0)  # as pytest's loop between items: the canceller runs meanwhile
+    assert scheduler.result("canceller", timeout=10).summary == "cancelled"
+    scheduler.shutdown()
+    assert problems == []
+    assert len(results) == 3000 and "canceller" in scheduler and 2999 in scheduler  # still known as submitted
+
+
 class InFlight:
     """Counts calls in flight at once; each call waits until ``release`` is set (bounded)."""
 

@@ -132,8 +132,10 @@ class CheckScheduler:
             finally:
                 self._seconds[key] = time.monotonic() - started
 
-        self._futures[key] = self._pool.submit(timed)
-        self._submitted.add(key)
+        future = self._pool.submit(timed)
+        with self._lock:
+            self._futures[key] = future
+            self._submitted.add(key)
 
     def _run_gated(self, func: Callable[[], object], host: str) -> object:
         gate, token = self._gate(host), threading.get_ident()
@@ -208,7 +210,8 @@ class CheckScheduler:
                 raise NotFinished(self._abandon_reason)
         # A finished future (its lock, condition and result) would otherwise live until the run
         # ends, and every garbage collection of a large run would walk it again.
-        del self._futures[key]
+        with self._lock:  # cancel_pending (on a pool thread, for fail_fast) reads the dict
+            del self._futures[key]
         return future.result()
 
     def abandon(self, reason: str) -> None:
@@ -229,7 +232,8 @@ class CheckScheduler:
             if self._cancel_reason is None:
                 self._cancel_reason = reason
             gates = list(self._gates.values())
-        for future in self._futures.values():
+            futures = list(self._futures.values())  # items take theirs out meanwhile
+        for future in futures:
             future.cancel()
         for gate in gates:  # checks queued for a host slot do not start either
             gate.close()
