@@ -48,27 +48,6 @@ def paths(doc, prefix=()):
 ALL_PATHS = [p for p in paths(BASE) if p]
 
 
-@st.composite
-def mutated(draw):
-    doc = copy.deepcopy(BASE)
-    for _ in range(draw(st.integers(1, 3))):
-        path = draw(st.sampled_from(ALL_PATHS))
-        parent = doc
-        try:
-            for part in path[:-1]:
-                parent = parent[part]
-            action = draw(st.sampled_from(["replace", "delete", "add"]))
-            if action == "replace":
-                parent[path[-1]] = draw(values)
-            elif action == "delete" and isinstance(parent, dict):
-                del parent[path[-1]]
-            elif isinstance(parent, dict):
-                parent[draw(st.text(min_size=1, max_size=10))] = draw(values)
-        except (KeyError, IndexError, TypeError):
-            continue
-    return doc
-
-
 # Values near what a config holds: the other types a field is confused with, and the boundaries.
 near_values = st.sampled_from(
     [None, True, False, 0, 1, -1, 0.5, 1.0, 2.0, 86400, 86401, 1e300, float("nan"), "", " ", "x", "/health", "health",
@@ -77,8 +56,8 @@ near_values = st.sampled_from(
 
 
 @st.composite
-def nearly_valid(draw):
-    """The seed config with one to three scalars (or entries) changed: most stay valid or miss by one rule."""
+def changed(draw, replacements, actions=("replace", "delete", "add")):
+    """The seed config with one to three values replaced, deleted, or added under a new key."""
     doc = copy.deepcopy(BASE)
     for _ in range(draw(st.integers(1, 3))):
         path = draw(st.sampled_from(ALL_PATHS))
@@ -86,14 +65,25 @@ def nearly_valid(draw):
         try:
             for part in path[:-1]:
                 parent = parent[part]
-            action = draw(st.sampled_from(["replace", "replace", "delete"]))
+            action = draw(st.sampled_from(actions))
             if action == "replace":
-                parent[path[-1]] = draw(near_values)
-            elif isinstance(parent, dict):
+                parent[path[-1]] = draw(replacements)
+            elif action == "delete" and isinstance(parent, dict):
                 del parent[path[-1]]
+            elif action == "add" and isinstance(parent, dict):
+                parent[draw(st.text(min_size=1, max_size=10))] = draw(replacements)
         except (KeyError, IndexError, TypeError):
             continue
     return doc
+
+
+def mutated():
+    return changed(values)
+
+
+def nearly_valid():
+    """Most stay valid or miss by one rule."""
+    return changed(near_values, actions=("replace", "replace", "delete"))
 
 
 QUICK_CHECK = compile_schema(schema())
