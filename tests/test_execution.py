@@ -33,6 +33,26 @@ def test_a_whole_float_in_an_integer_setting_runs_as_that_integer(pytester, writ
     result.stdout.fnmatch_lines(["✓ Smoke tests passed*"])
 
 
+def test_a_whole_float_status_is_that_status(pytester, write_config, demo):
+    # expected_status: 200.0 fits the schema; the check used to end "not evaluated" (TypeError), exit 12.
+    write_config({"base_url": demo.url, "health_checks": [health("h", "/health", expected_status=200.0),
+                                                          health("r", "/health/ready", expected_status=[200.0, 204])]})
+    result = pytester.runpytest("--smoke-config", "smoke.json")
+    assert result.ret == 0
+    result.assert_outcomes(passed=2)
+    demo.faults.add("ready-503")
+    result = pytester.runpytest("--smoke-config", "smoke.json")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["*/health/ready returned 503 (expected 200 or 204)*"])
+
+
+def test_the_config_named_twice_with_keep_duplicates_still_reaches_a_verdict(pytester, write_config, demo):
+    write_config({"base_url": demo.url, "health_checks": [health("h", "/health")]})
+    result = pytester.runpytest("--smoke-config", "smoke.json", ".", "smoke.json", "--keep-duplicates")
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(["✓ Smoke tests passed*"])
+
+
 def test_concurrency_one_runs_checks_one_after_another(pytester, write_config, demo):
     checks = [health(f"b{i}", "/barrier?n=3&wait=1", timeout_seconds=4, required=False) for i in range(2)]
     write_config({"base_url": demo.url, "health_checks": checks})

@@ -391,20 +391,21 @@ def _short(text: str, limit: int = 160) -> str:
 # -- expectations ----------------------------------------------------------------------------------
 
 
+def _statuses(expected: int | list[int]) -> list[int]:
+    # JSON Schema counts 200.0 as an integer, so the config may hold one.
+    return [int(status) for status in (expected if isinstance(expected, list) else [expected])]
+
+
 def status_matches(status: int, expected: int | list[int] | None) -> bool:
     if expected is None:
         return 200 <= status < 300
-    if isinstance(expected, int):
-        return status == expected
-    return status in expected
+    return status in _statuses(expected)
 
 
 def describe_expected(expected: int | list[int] | None) -> str:
     if expected is None:
         return "any 2xx"
-    if isinstance(expected, int):
-        return str(expected)
-    return " or ".join(str(s) for s in expected)
+    return " or ".join(str(s) for s in _statuses(expected))
 
 
 def json_subset_mismatch(expected: Any, actual: Any, path: str = "body") -> str | None:

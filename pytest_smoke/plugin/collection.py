@@ -145,8 +145,8 @@ def _checks_module(run: SmokeRun) -> types.ModuleType:
         by_kind[check.kind].append(pytest.param(check, id=check.param_id, marks=[_marker(REQUIRED_MARKER if check.required else OPTIONAL_MARKER)]))
 
     def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-        # Taken, not read: a large config's parameter sets need not outlive collection.
-        metafunc.parametrize(CHECK_ARGUMENT, by_kind.pop(metafunc.function.__name__))
+        # Read, not taken: pytest collects the module twice under --keep-duplicates.
+        metafunc.parametrize(CHECK_ARGUMENT, by_kind[metafunc.function.__name__])
 
     module.pytest_generate_tests = pytest_generate_tests  # type: ignore[attr-defined]
     for kind, params in by_kind.items():
