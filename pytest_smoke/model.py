@@ -28,7 +28,8 @@ Action = Literal[
     "inconclusive", "not_evaluated",
 ]
 RollbackStatus = Literal[
-    "completed", "still_failing", "failed", "superseded", "refused", "dry_run", "awaiting_confirmation", "not_configured",
+    "completed", "unmarked", "still_failing", "failed", "superseded", "refused", "dry_run", "awaiting_confirmation",
+    "not_configured",
 ]
 
 CHECK_KINDS: tuple[CheckKind, ...] = ("health", "dependency", "critical_path", "metric", "custom")
@@ -161,6 +162,9 @@ class Outcome:
 @dataclass
 class Verdict:
     outcomes: list[Outcome]
+    # Why the results cannot be attributed to one settled revision (a rollout under way as the
+    # checks started, a change while they ran): the run is inconclusive, whatever failed.
+    unattributed: str = ""
 
     def __post_init__(self) -> None:
         self.outcomes = sorted(self.outcomes, key=lambda o: (o.order, o.nodeid))
@@ -204,6 +208,8 @@ class Verdict:
     def state(self) -> str:
         if not any(o.status in RAN or o.status == STATUS_NOT_RUN for o in self.outcomes):
             return NO_CHECKS
+        if self.unattributed:
+            return INCONCLUSIVE
         if self.critical:
             return CRITICAL
         if self.unverified_required:
@@ -269,7 +275,8 @@ class Target:
     container: str | None = None
     context: str | None = None
     kubeconfig: str | None = None
-    request_timeout: float = 10.0
+    request_timeout: float = 10.0  # the most one API call may take
+    deadline: float | None = None  # time.monotonic() by which every API call must be over (the rollback's)
 
     @property
     def ref(self) -> str:
@@ -309,8 +316,9 @@ class Plan:
 
 @dataclass
 class RollbackResult:
-    """``status``: completed, still_failing (rolled back, verification failed), failed, superseded
-    (the Deployment changed since the checks: stood down), refused, dry_run,
+    """``status``: completed, unmarked (rolled back, but the rejection mark could not be written),
+    still_failing (rolled back, verification failed), failed, superseded (the Deployment changed
+    since the checks: stood down), refused (due, but not safe or not this run's to do), dry_run,
     awaiting_confirmation, not_configured."""
 
     status: RollbackStatus

@@ -30,7 +30,7 @@ EXIT_INTERRUPTED = 2  # Ctrl-C, SIGTERM, collection errors: no verdict, no rollb
 EXIT_INTERNAL_ERROR = 3  # pytest's INTERNALERROR: no verdict, no rollback
 EXIT_USAGE = 4  # config or usage error: nothing was checked, nothing was rolled back
 EXIT_NO_CHECKS = 5  # nothing was collected
-EXIT_ROLLBACK_FAILED = 10  # a rollback was attempted and failed: a human must act now
+EXIT_ROLLBACK_FAILED = 10  # a rollback was due and did not happen, or not whole: a human must act now
 EXIT_ROLLOUT_NOT_READY = 11  # --smoke-wait-rollout: the deployment never finished rolling out; no check ran
 EXIT_INCONCLUSIVE = 12  # a required check was not evaluated or never ran: the deploy is not verified
 
@@ -45,6 +45,8 @@ def decide(verdict: Verdict, auto_rollback: Mapping[str, Any], *, dry_run: bool 
     counted = verdict.rollback_failures()
     count = len(counted)
     threshold = int(auto_rollback.get("critical_failure_threshold", 1))
+    if verdict.unattributed:
+        return Decision("inconclusive", f"{verdict.unattributed}: no rollback, nothing marked", 0, threshold)
     if not critical:
         if verdict.state == INCONCLUSIVE:
             names = ", ".join(o.name for o in verdict.unverified_required)
@@ -81,11 +83,16 @@ def _attribution(critical: list[Outcome], counted: list[Outcome]) -> str:
     return f"; {len(attributed)} other failure(s) attributed to {roots} count with it"
 
 
+# A rollback was due and a human must act: it failed, the rolled-back version fails too, it was
+# refused (unsafe, or another run holds the lease), or its rejection mark is missing.
+ROLLBACK_NEEDS_A_HUMAN = ("failed", "still_failing", "refused", "unmarked")
+
+
 def exit_code(verdict: Verdict, rollback_status: str | None) -> int:
-    if rollback_status in ("failed", "still_failing"):
+    if rollback_status in ROLLBACK_NEEDS_A_HUMAN:
         return EXIT_ROLLBACK_FAILED
-    if verdict.critical:
-        return EXIT_CRITICAL
     if verdict.state == INCONCLUSIVE:
         return EXIT_INCONCLUSIVE
+    if verdict.critical:
+        return EXIT_CRITICAL
     return EXIT_OK

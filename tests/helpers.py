@@ -85,3 +85,17 @@ class Receiver(BaseReceiver):
 
     def answer(self, request):
         return self.status, {}, self.reply or {"ok": True}
+
+
+def roll_back(action, strategy, auto, **kwargs):
+    """``carry_out`` as the plugin calls it: with what runs now recorded as the tested revision
+    (pass ``tested=`` to say otherwise)."""
+    from pytest_smoke.cluster.kube import Kube
+    from pytest_smoke.cluster.rollback import carry_out
+    from pytest_smoke.model import Target
+
+    kwargs.setdefault("confirm", None)
+    if "tested" not in kwargs:
+        target = Target.from_settings(strategy)
+        kwargs["tested"] = Kube(target).state() if target is not None else None
+    return carry_out(action, strategy, auto, **kwargs)

@@ -7,7 +7,9 @@ merge / JSON merge / JSON patches (with ``test`` ops), and a rollout whose statu
 few polls, the way the deployment controller's would.
 
 Modes: ``paused`` (a Deployment field), ``stuck`` (a rollout that never completes),
-``deadline`` (ProgressDeadlineExceeded), ``forbidden`` (403 on every write).
+``deadline`` (ProgressDeadlineExceeded), ``forbidden`` (403 on every write). Fault rules
+(:meth:`KubeDouble.fault`) answer a chosen call with a status, late, trickled, or applied with the
+answer lost, a given number of times. ``?dryRun=All`` is honoured: checked, never stored.
 """
 
 from __future__ import annotations
@@ -121,6 +123,7 @@ class KubeDouble:
         # updates that move resourceVersion but never the pod template.
         self.status_churn = False
         self.slow_seconds = 0.0  # delay before every answer (an API server that does not answer)
+        self.rules: list[dict[str, Any]] = []  # see fault()
         self.stuck = False
         self.deadline_exceeded = False
         self.lock = threading.RLock()
@@ -129,6 +132,23 @@ class KubeDouble:
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def fault(self, method: str, path: str, *, status: int | None = None, times: int = 1, delay: float = 0.0,
+              apply: bool = False, trickle: bool = False, endless: bool = False) -> None:
+        """Answer the next ``times`` calls of ``method`` to a path matching the regex ``path``:
+        with ``status`` (a Status body); after ``delay`` seconds; ``apply``: do the write, then
+        answer ``status`` (or nothing in time: a lost answer); ``trickle``: one byte every 0.5 s;
+        ``endless``: a 200 list that never ends (a broken proxy)."""
+        self.rules.append({"method": method, "path": path, "status": status, "times": times, "delay": delay,
+                           "apply": apply, "trickle": trickle, "endless": endless})
+
+    def _rule_for(self, method: str, path: str) -> dict[str, Any] | None:
+        with self.lock:
+            for rule in self.rules:
+                if rule["times"] > 0 and rule["method"] == method and re.search(rule["path"], path):
+                    rule["times"] -= 1
+                    return rule
+        return None
 
     def start(self) -> "KubeDouble":
         self._thread.start()
@@ -197,13 +217,17 @@ class KubeDouble:
             self._roll(deployment, complete=True)
         return deployment
 
-    def deploy(self, namespace: str, name: str, images: dict[str, str]) -> None:
-        """What a CD pipeline does: set new images, creating a new revision, fully rolled out."""
+    def deploy(self, namespace: str, name: str, images: dict[str, str], complete: bool = True,
+               init_images: dict[str, str] | None = None) -> None:
+        """What a CD pipeline does: set new images, creating a new revision, fully rolled out
+        (``complete=False``: just applied, the controller has not observed it yet)."""
         with self.lock:
             deployment = self.deployments[(namespace, name)]
-            patch = {"spec": {"template": {"spec": {"containers": [{"name": c, "image": i} for c, i in images.items()]}}}}
-            deployment.update(strategic_merge(deployment, patch))
-            self._roll(deployment, complete=True)
+            pod: dict[str, Any] = {"containers": [{"name": c, "image": i} for c, i in images.items()]}
+            if init_images:
+                pod["initContainers"] = [{"name": c, "image": i} for c, i in init_images.items()]
+            deployment.update(strategic_merge(deployment, {"spec": {"template": {"spec": pod}}}))
+            self._roll(deployment, complete=complete)
 
     def images(self, namespace: str, name: str) -> dict[str, str]:
         with self.lock:
@@ -273,6 +297,7 @@ class KubeDouble:
         else:
             reason = "NewReplicaSetAvailable" if updated >= replicas else "ReplicaSetUpdated"
             conditions.append({"type": "Progressing", "status": "True", "reason": reason})
+        self._refresh_replicasets(deployment, updated)
         deployment["status"] = {
             "observedGeneration": deployment["metadata"]["generation"] if deployment.get("_polls", 1) > 0 else deployment["metadata"]["generation"] - 1,
             "replicas": replicas + (replicas - updated),
@@ -282,6 +307,18 @@ class KubeDouble:
             "unavailableReplicas": 0,
             "conditions": conditions,
         }
+
+    def _refresh_replicasets(self, deployment: dict[str, Any], updated: int) -> None:
+        """The new ReplicaSet has the updated pods ready; the previous one the rest, until done."""
+        meta = deployment["metadata"]
+        current = int(meta["annotations"].get(REVISION, 0))
+        owned = sorted(self.owned_replicasets(meta["namespace"], meta["name"]), key=lambda rs: int(rs["metadata"]["annotations"][REVISION]))
+        replicas = deployment["spec"]["replicas"]
+        older = [rs for rs in owned if int(rs["metadata"]["annotations"][REVISION]) < current]
+        for rs in owned:
+            revision = int(rs["metadata"]["annotations"][REVISION])
+            ready = updated if revision == current else (replicas - updated if older and rs is older[-1] else 0)
+            rs["status"] = {"replicas": ready, "readyReplicas": ready, "availableReplicas": ready}
 
     def poll(self, deployment: dict[str, Any]) -> None:
         """Each read moves an unfinished rollout along, unless the rollout is stuck."""
@@ -320,6 +357,32 @@ def _handler(api: KubeDouble) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
+        def trickle(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            try:
+                for _ in range(120):  # bounded: one minute at most
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+                    time.sleep(0.5)
+            except OSError:
+                pass
+
+        def endless(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()  # no length: the body ends when the connection does
+            try:
+                self.wfile.write(b'{"kind": "ReplicaSetList", "items": [')
+                chunk = b'{"metadata": {"name": "x"}},' * 4096
+                for _ in range(100_000):  # bounded, but far past any cap
+                    self.wfile.write(chunk)
+            except OSError:
+                pass
+            self.close_connection = True
+
         def do_GET(self) -> None:
             self.handle_request("GET")
 
@@ -336,15 +399,28 @@ def _handler(api: KubeDouble) -> type[BaseHTTPRequestHandler]:
                 api.requests.append((method, path))
             if api.slow_seconds:
                 time.sleep(api.slow_seconds)
+            rule = api._rule_for(method, path)
+            self._rule = rule
+            if rule and rule["delay"] and not rule["apply"]:
+                time.sleep(rule["delay"])
+            if rule and rule["trickle"]:
+                return self.trickle()
+            if rule and rule["endless"]:
+                return self.endless()
+            if rule and rule["status"] and not rule["apply"]:
+                if method == "PATCH":
+                    self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                return self.send(rule["status"], _status(rule["status"], "InternalError", f"injected {rule['status']}"))
+            self._dry_run = "dryRun" in query
             kind = self.headers.get("Content-Type", "").split(";")[0]
             if method == "PATCH":
                 self._body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"null")
                 if "/spec/template" in json.dumps(self._body) or '"template"' in json.dumps(self._body):
                     kind = api.fail_patches.get("template") and "template" or kind  # a write to the pod template
-            if method == "PATCH" and api.fail_next_patch:
+            if method == "PATCH" and api.fail_next_patch and not self._dry_run:
                 code, api.fail_next_patch = api.fail_next_patch, None
                 return self.send(code, _status(code, "Conflict", "the object has been modified; please apply your changes to the latest version"))
-            if method == "PATCH" and kind in api.fail_patches:
+            if method == "PATCH" and kind in api.fail_patches and not self._dry_run:
                 code = api.fail_patches[kind]
                 reason = {409: "Conflict", 404: "NotFound", 500: "InternalError"}.get(code, "Error")
                 return self.send(code, _status(code, reason, f"injected {code} for {kind}"))
@@ -387,7 +463,8 @@ def _handler(api: KubeDouble) -> type[BaseHTTPRequestHandler]:
         def patch(self, resource: str, obj: dict[str, Any]) -> None:
             body = self._body
             kind = self.headers.get("Content-Type", "").split(";")[0]
-            api.patches.append((resource, kind, body))
+            if not self._dry_run:
+                api.patches.append((resource, kind, body))
             try:
                 if kind == "application/strategic-merge-patch+json":
                     updated = strategic_merge(api.public(obj), body)
@@ -401,6 +478,8 @@ def _handler(api: KubeDouble) -> type[BaseHTTPRequestHandler]:
                 return self.send(422, _status(422, "Invalid", str(exc)))
             except (KeyError, IndexError, ValueError, TypeError) as exc:
                 return self.send(422, _status(422, "Invalid", f"invalid patch: {exc}"))
+            if self._dry_run:
+                return self.send(200, updated)
             template_before = json.dumps(obj.get("spec", {}).get("template"), sort_keys=True)
             for key in ("metadata", "spec"):
                 obj[key] = updated.get(key, obj[key])
@@ -408,6 +487,12 @@ def _handler(api: KubeDouble) -> type[BaseHTTPRequestHandler]:
             if resource == "deployments" and json.dumps(obj["spec"]["template"], sort_keys=True) != template_before:
                 if not obj["spec"].get("paused"):
                     api._roll(obj)
+            rule = self._rule
+            if rule and rule["apply"]:
+                if rule["delay"]:
+                    time.sleep(rule["delay"])  # applied; the answer comes after the client gave up
+                if rule["status"]:
+                    return self.send(rule["status"], _status(rule["status"], "Timeout", "the gateway timed out"))
             if api.lose_template_answer and "/spec/template" in json.dumps(body):
                 # Applied, but the answer is lost (a gateway timeout): the client cannot tell.
                 code, api.lose_template_answer = api.lose_template_answer, None

@@ -190,14 +190,15 @@ def test_rbac_grants_exactly_what_the_code_calls():
 def test_the_kube_double_sees_only_permitted_calls(tmp_path):
     """Run a real rollback and check every request it made against the Role."""
     from pytest_smoke.cluster.kube import REQUIRED_PERMISSIONS
-    from pytest_smoke.cluster.rollback import carry_out
+
+    from helpers import roll_back
 
     api = KubeDouble().start()
     try:
         api.add_deployment("django", {"django": "django:v1"})
         api.deploy("prod", "django", {"django": "django:v2"})
         strategy = {"deployment": "django", "namespace": "prod", "kubeconfig": str(api.write_kubeconfig(tmp_path / "kc"))}
-        assert carry_out("rollback", strategy, {"rollback_timeout_seconds": 20}, confirm=None).status == "completed"
+        assert roll_back("rollback", strategy, {"rollback_timeout_seconds": 20}, confirm=None).status == "completed"
     finally:
         api.stop()
     verbs = {"GET": "get", "PATCH": "patch"}

@@ -222,11 +222,12 @@ def strategy(kube, **extra):
 
 def test_a_second_run_stands_down_while_a_rollback_holds_the_lease(kube):
     from pytest_smoke.cluster.kube import LEASE
-    from pytest_smoke.cluster.rollback import carry_out
+
+    from helpers import roll_back
 
     holder = json.dumps({"holder": "ci-runner-7/4242/abcd", "expires": time.time() + 60})
     kube.deployments[("prod", "django")]["metadata"]["annotations"][LEASE] = holder
-    result = carry_out("rollback", strategy(kube), {"rollback_timeout_seconds": 10}, confirm=None)
+    result = roll_back("rollback", strategy(kube), {"rollback_timeout_seconds": 10}, confirm=None)
     assert result.status == "refused"
     assert result.message.startswith("standing down: another smoke run (ci-runner-7/4242/abcd) is rolling back deployment/django -n prod")
     assert kube.images("prod", "django") == {"django": BAD_IMAGE}
@@ -234,10 +235,11 @@ def test_a_second_run_stands_down_while_a_rollback_holds_the_lease(kube):
 
 def test_an_expired_lease_is_taken_over_and_released_after(kube):
     from pytest_smoke.cluster.kube import LEASE
-    from pytest_smoke.cluster.rollback import carry_out
+
+    from helpers import roll_back
 
     kube.deployments[("prod", "django")]["metadata"]["annotations"][LEASE] = json.dumps({"holder": "gone", "expires": time.time() - 5})
-    result = carry_out("rollback", strategy(kube), {"rollback_timeout_seconds": 20}, confirm=None)
+    result = roll_back("rollback", strategy(kube), {"rollback_timeout_seconds": 20}, confirm=None)
     assert result.status == "completed"
     assert LEASE not in kube.deployments[("prod", "django")]["metadata"]["annotations"]
 
@@ -254,12 +256,12 @@ def test_an_expired_lease_is_taken_over_and_released_after(kube):
 @pytest.mark.parametrize("action", ["rollback", "confirm"])
 def test_api_errors_give_a_clear_rollback_failed(kube, setup, cause, action):
     # The same outcome whether or not ops confirmation is configured: a human must act.
-    from pytest_smoke.cluster.rollback import carry_out
+    from helpers import roll_back
 
     setup(kube)
     cause = cause.format(url=kube.url)
     started = time.monotonic()
-    result = carry_out(action, strategy(kube), {"rollback_timeout_seconds": 2}, confirm=lambda plan: (True, "test"))
+    result = roll_back(action, strategy(kube), {"rollback_timeout_seconds": 2}, confirm=lambda plan: (True, "test"))
     assert result.status == "failed"
     assert result.message.startswith("ROLLBACK FAILED: alert ops team immediately (")
     assert cause in result.message

@@ -9,13 +9,13 @@ from http.server import BaseHTTPRequestHandler
 import pytest
 
 from pytest_smoke.cluster.kube import VERIFIED
-from pytest_smoke.cluster.rollback import carry_out, plan_rollback
+from pytest_smoke.cluster.rollback import plan_rollback
 from pytest_smoke.model import Outcome
 from pytest_smoke.verdict import EXIT_ROLLBACK_FAILED, classify, decide
 
 from helpers import BAD_IMAGE as BAD
 from helpers import GOOD_IMAGE as GOOD
-from helpers import deployment_patches, smoke_doc
+from helpers import deployment_patches, roll_back, smoke_doc
 from kube_double import KubeDouble
 from servers import LocalHTTPServer
 
@@ -84,15 +84,16 @@ def test_previous_image_plan_and_rollback(kube):
     assert plan.current_images == {"django": BAD} and plan.target_images == {"django": GOOD}
     assert plan.manual_command == f"kubectl set image deployment/django django={GOOD} -n prod"
     progress = []
-    result = carry_out("rollback", strategy_for(kube), {"rollback_timeout_seconds": 20}, confirm=None, progress=progress.append)
+    result = roll_back("rollback", strategy_for(kube), {"rollback_timeout_seconds": 20}, confirm=None, progress=progress.append)
     assert result.status == "completed", result.message
     assert kube.images("prod", "django") == {"django": GOOD}
     assert kube.revision("prod", "django") == 3  # the old ReplicaSet comes back as a new revision
     kind, ops = deployment_patches(kube)[0][1:]
-    # kubectl set image semantics, guarded: only while the pod template is still the planned one.
+    # The whole pod template of revision 1, guarded: only while the template is still the planned one.
     assert kind == "application/json-patch+json"
     assert ops[0]["op"] == "test" and ops[0]["path"] == "/spec/template"
-    assert {"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": GOOD} in ops
+    written = next(op["value"] for op in ops if op["path"] == "/spec/template" and op["op"] == "replace")
+    assert written["spec"]["containers"] == [{"name": "django", "image": GOOD}]
     assert any(p.startswith("Rolling back 1/3 pods") for p in progress)
     assert progress[-1] == "Rollback complete: 3/3 pods updated and available"
 
@@ -105,7 +106,7 @@ def test_only_the_named_container_is_rolled_back(tmp_path):
         kubeconfig = api.write_kubeconfig(tmp_path / "kc")
         strategy = {"deployment": "shop", "namespace": "prod", "kubeconfig": str(kubeconfig)}
         assert plan_rollback(strategy).target_images == {"web": "web:1", "worker": "worker:1"}
-        result = carry_out("rollback", {**strategy, "container": "worker"}, {"rollback_timeout_seconds": 20}, confirm=None)
+        result = roll_back("rollback", {**strategy, "container": "worker"}, {"rollback_timeout_seconds": 20}, confirm=None)
         assert result.status == "completed"
         assert api.images("prod", "shop") == {"web": "web:2", "worker": "worker:1"}
     finally:
@@ -114,9 +115,11 @@ def test_only_the_named_container_is_rolled_back(tmp_path):
 
 def test_paused_deployment_is_refused(kube):
     kube.deployments[("prod", "django")]["spec"]["paused"] = True
-    result = carry_out("rollback", strategy_for(kube), {}, confirm=None)
+    result = roll_back("rollback", strategy_for(kube), {}, confirm=None)
     assert result.status == "refused"
-    assert result.message == "rollback refused: deployment/django is paused; resume it or roll back by hand"
+    assert result.message == (
+        "ROLLBACK REFUSED: a rollback was due and did not happen: deployment/django is paused; resume it or roll back by hand"
+    )
     assert deployment_patches(kube) == []
 
 
@@ -125,7 +128,7 @@ def test_no_earlier_revision_is_refused(tmp_path):
     try:
         api.add_deployment("fresh", {"fresh": "fresh:1"})
         strategy = {"deployment": "fresh", "namespace": "prod", "kubeconfig": str(api.write_kubeconfig(tmp_path / "kc"))}
-        result = carry_out("rollback", strategy, {}, confirm=None)
+        result = roll_back("rollback", strategy, {}, confirm=None)
         assert result.status == "refused"
         assert "has no earlier revision to roll back to (current revision 1)" in result.message
     finally:
@@ -134,14 +137,14 @@ def test_no_earlier_revision_is_refused(tmp_path):
 
 def test_forbidden_rollback_fails_with_the_api_message(kube):
     kube.forbidden = True
-    result = carry_out("rollback", strategy_for(kube, max_rollback_attempts=2), {"rollback_timeout_seconds": 5}, confirm=None)
+    result = roll_back("rollback", strategy_for(kube, max_rollback_attempts=2), {"rollback_timeout_seconds": 5}, confirm=None)
     assert result.status == "failed"
     assert result.message.startswith("ROLLBACK FAILED: alert ops team immediately (patch deployment/django -n prod: 403 Forbidden")
 
 
 def test_max_rollback_attempts_bounds_the_retries(kube):
     kube.fail_patches["template"] = 500
-    result = carry_out("rollback", strategy_for(kube, max_rollback_attempts=3), {"rollback_timeout_seconds": 10}, confirm=None)
+    result = roll_back("rollback", strategy_for(kube, max_rollback_attempts=3), {"rollback_timeout_seconds": 10}, confirm=None)
     assert result.status == "failed" and result.attempts == 3
     assert [p.split(":")[0] for p in result.progress] == ["attempt 1/3 failed", "attempt 2/3 failed", "attempt 3/3 failed"]
     assert "500 Internal Server Error" in result.message
@@ -150,7 +153,7 @@ def test_max_rollback_attempts_bounds_the_retries(kube):
 def test_rollout_that_never_completes_fails_within_the_rollback_timeout(kube):
     kube.stuck = True
     started = time.monotonic()
-    result = carry_out("rollback", strategy_for(kube), {"rollback_timeout_seconds": 3}, confirm=None)
+    result = roll_back("rollback", strategy_for(kube), {"rollback_timeout_seconds": 3}, confirm=None)
     assert result.status == "failed"
     assert "rollout did not finish within" in result.message
     assert time.monotonic() - started < 3 + 2
@@ -158,13 +161,13 @@ def test_rollout_that_never_completes_fails_within_the_rollback_timeout(kube):
 
 def test_progress_deadline_exceeded_fails_the_rollback(kube):
     kube.deadline_exceeded = True
-    result = carry_out("rollback", strategy_for(kube), {"rollback_timeout_seconds": 10}, confirm=None)
+    result = roll_back("rollback", strategy_for(kube), {"rollback_timeout_seconds": 10}, confirm=None)
     assert result.status == "failed"
     assert "exceeded its progress deadline" in result.message
 
 
 def test_rollout_undo_restores_the_whole_template_guarded_by_the_template(kube):
-    result = carry_out("rollback", strategy_for(kube, type="rollout-undo"), {"rollback_timeout_seconds": 20}, confirm=None)
+    result = roll_back("rollback", strategy_for(kube, type="rollout-undo"), {"rollback_timeout_seconds": 20}, confirm=None)
     assert result.status == "completed", result.message
     assert result.plan.manual_command == "kubectl rollout undo deployment/django --to-revision=1 -n prod"
     kind, ops = deployment_patches(kube)[0][1:]
@@ -190,7 +193,7 @@ def test_command_handler_runs_real_kubectl_without_a_shell(kube, monkeypatch):
         kube, type="command",
         command=["kubectl", "set", "image", "deployment/{deployment}", "{container}={previous_image}", "-n", "{namespace}"],
     )
-    result = carry_out("rollback", strategy, {"rollback_timeout_seconds": 30}, confirm=None)
+    result = roll_back("rollback", strategy, {"rollback_timeout_seconds": 30}, confirm=None)
     assert result.status == "completed", result.message
     assert result.plan.details["argv"] == ["kubectl", "set", "image", "deployment/django", f"django={GOOD}", "-n", "prod"]
     assert kube.images("prod", "django") == {"django": GOOD}
@@ -199,7 +202,7 @@ def test_command_handler_runs_real_kubectl_without_a_shell(kube, monkeypatch):
 
 def test_command_handler_failure_is_a_failed_rollback(kube):
     strategy = {"type": "command", "command": ["sh", "-c", "echo helm says no >&2; exit 3"]}
-    result = carry_out("rollback", strategy, {"rollback_timeout_seconds": 5}, confirm=None)
+    result = roll_back("rollback", strategy, {"rollback_timeout_seconds": 5}, confirm=None)
     assert result.status == "failed"
     assert "sh exited with 3: helm says no" in result.message
 
@@ -318,12 +321,24 @@ def test_custom_required_test_failure_is_critical(pytester, write_config, demo, 
 
 
 def test_rollback_failure_has_its_own_exit_code(pytester, write_config, demo, kube):
-    kube.forbidden = True
+    kube.fail_patches["template"] = 500  # the API refuses the rollback's write itself
     demo.faults.add("ready-503")
     write_config(smoke_doc(demo, kube))
     result = run_smoke(pytester, "--smoke-confirm-rollback")
     assert result.ret == EXIT_ROLLBACK_FAILED
-    result.stdout.fnmatch_lines(["✗ CRITICAL: Smoke tests failed - ROLLBACK FAILED", "Status: ROLLBACK FAILED: alert ops team immediately (*403 Forbidden*"])
+    result.stdout.fnmatch_lines(["✗ CRITICAL: Smoke tests failed - ROLLBACK FAILED", "ROLLBACK FAILED: alert ops team immediately (patch deployment/django -n prod: 500 *"])
+
+
+def test_credentials_that_may_not_patch_stop_the_run_before_any_check(pytester, write_config, demo, kube):
+    kube.forbidden = True  # RBAC: get, but no patch (checked by a server-side dry run)
+    demo.faults.add("ready-503")
+    write_config(smoke_doc(demo, kube))
+    result = run_smoke(pytester, "--smoke-confirm-rollback")
+    assert result.ret == 4
+    result.stdout.fnmatch_lines(["*smoke: rollback_strategy: patch deployment/django -n prod (dry run): 403 Forbidden*"
+                                 "no check was run and nothing was rolled back*"])
+    assert demo.requests == []  # not one request reached the service
+    assert deployment_patches(kube) == []
 
 
 def test_dry_run_reports_the_plan_and_changes_nothing(pytester, write_config, demo, kube):
@@ -356,10 +371,13 @@ class ApprovalServer:
 
             def do_GET(self):
                 outer.polls += 1
-                status = outer.answers[min(outer.polls - 1, len(outer.answers) - 1)]
+                answer = outer.answers[min(outer.polls - 1, len(outer.answers) - 1)]
+                status, body = answer if isinstance(answer, tuple) else (answer, b'{"approved": true}' if answer == 200 else b"")
                 self.send_response(status)
-                self.send_header("Content-Length", "0")
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
+                self.wfile.write(body)
 
         self.http = LocalHTTPServer(Handler, "/gate/confirm-rollback")
         self.url = self.http.url
@@ -374,7 +392,11 @@ class ApprovalServer:
         ([404, 404, 200], True, "Confirmation: approved through the approval URL"),
         ([404, 403], False, "Confirmation: denied through the approval URL (403)"),
         ([503], False, "Confirmation: approval URL did not approve within 3 s (last: HTTP 503)"),
+        ([(200, b'{"approved": false}')], False, 'Confirmation: approval URL did not approve within 3 s (last: HTTP 200, "approved" is false)'),
+        ([(200, b'{"approved": true, "revision": 7}')], False,
+         "Confirmation: not approved: the approval names revision 7, this rollback moves away from revision 2"),
     ],
+    ids=["200", "403", "503", "approved-false", "other-revision"],
 )
 def test_approval_url_gate(pytester, write_config, demo, kube, monkeypatch, answers, rolled_back, message):
     monkeypatch.delenv("SMOKE_CONFIRM_ROLLBACK", raising=False)

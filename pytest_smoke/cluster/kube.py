@@ -12,6 +12,7 @@ import os
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
+from urllib.parse import quote, urlencode
 
 from ..model import Target
 
@@ -27,6 +28,9 @@ LEASE_ATTEMPTS = 3
 MAX_LEASE_SECONDS = 3600.0
 CHANGE_CAUSE = "kubernetes.io/change-cause"
 POLL_SECONDS = 1.0
+# The most any one API answer may hold. A Deployment's ReplicaSet list is kilobytes; a proxy that
+# never stops sending must not take the runner's memory.
+MAX_ANSWER_BYTES = 32 * 1024 * 1024
 # Every (API group, resource, verb) this module calls; example_suites/kubernetes/rbac.yaml grants
 # exactly these plus "watch" on deployments (kubectl rollout status needs it), checked by a test.
 REQUIRED_PERMISSIONS = (
@@ -40,14 +44,19 @@ REQUIRED_PERMISSIONS = (
 class KubeError(Exception):
     """A Kubernetes API problem in operator words; ``status`` is the API's HTTP status, if it answered."""
 
-    def __init__(self, message: str, status: int | None = None):
+    def __init__(self, message: str, status: int | None = None, timeout: bool = False):
         super().__init__(message)
         self.status = status
+        self.timeout = timeout  # no answer in time: a write may have been applied all the same
 
     @property
     def conflict(self) -> bool:
         """409 Conflict or 422 (a failed JSON-patch ``test``): someone else wrote first."""
         return self.status in (409, 422)
+
+
+class KubeCredentialsError(KubeError):
+    """The kubeconfig, its context or the service account cannot be loaded: a config error, exit 4."""
 
 
 class KubeUsageError(KubeError):
@@ -80,54 +89,107 @@ class Kube:
                 source += f", context {target.context}" if target.context else ""
             else:
                 source = "the in-cluster service account"
-            raise KubeError(f"cannot load Kubernetes credentials from {source}: {exc}") from None
+            raise KubeCredentialsError(f"cannot load Kubernetes credentials from {source}: {exc}") from None
         self.server = configuration.host
-        # One attempt per call: urllib3's silent retries would multiply every deadline here.
-        configuration.retries = False
-        api_client = client.ApiClient(configuration)
-        self.apps = client.AppsV1Api(api_client)
-        self._api_exception = client.exceptions.ApiException
+        self._configuration = configuration
+        # The client's connection pool carries its TLS settings, client certificates and proxy; the
+        # exchange itself is ours, so that every answer is read within one deadline and a byte cap
+        # (the generated API reads an error answer whole, at any size and speed).
+        self._pool = client.ApiClient(configuration).rest_client.pool_manager
 
-    def _call(self, what: str, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    # -- one exchange ------------------------------------------------------------------------------
+
+    def _seconds(self, what: str) -> float:
+        """The most this call may take: the per-call bound, within the rollback's deadline."""
         seconds = max(0.5, self.target.request_timeout)
+        if self.target.deadline is not None:
+            left = self.target.deadline - time.monotonic()
+            if left <= 0.05:
+                raise KubeError(f"{what}: no time left within rollback_timeout_seconds")
+            seconds = min(seconds, left)
+        return seconds
+
+    def _call(self, what: str, method: str, path: str, body: Any = None, content_type: str | None = None,
+              query: Mapping[str, str] | None = None) -> Any:
+        from ..checks.base import CheckTimeout, Deadline, run_with_deadline
+
+        seconds = self._seconds(what)
+        url = self.server.rstrip("/") + path + (f"?{urlencode(query)}" if query else "")
+        headers = {"Accept": "application/json", "User-Agent": "pytest-deploy-smoke"}
+        settings: Mapping[str, Any] = self._configuration.auth_settings() or {}  # refreshes an expiring token
+        for setting in settings.values():
+            if setting.get("in") == "header" and setting.get("value"):
+                headers[setting["key"]] = setting["value"]
+        data = None
+        if body is not None:
+            headers["Content-Type"] = content_type or "application/json"
+            data = json.dumps(body).encode()
+        deadline = Deadline(seconds)
+
+        def exchange() -> tuple[int, str, str, bytes]:
+            import urllib3
+
+            response = self._pool.request(
+                method, url, body=data, headers=headers, preload_content=False, redirect=False, retries=False,
+                timeout=urllib3.Timeout(connect=seconds, read=seconds),
+            )
+            try:
+                return response.status, response.reason or "", response.headers.get("Content-Type", ""), _read_capped(response, deadline, what)
+            finally:
+                response.release_conn()
+
         try:
-            response = func(*args, _preload_content=False, _request_timeout=seconds, **kwargs)
-        except self._api_exception as exc:
-            raise KubeError(f"{what}: {_api_message(exc)}", status=getattr(exc, "status", None)) from None
+            status, reason, received_type, raw = run_with_deadline(exchange, deadline, what=what, abort=self._pool.clear)
+        except (CheckTimeout, TimeoutError):
+            raise KubeError(f"{what}: the Kubernetes API at {self.server} did not answer within {seconds:g} s", timeout=True) from None
+        except KubeError:
+            raise
         except Exception as exc:  # urllib3 connection errors and the like
             if "Timeout" in exc.__class__.__name__ or "timed out" in str(exc):
-                raise KubeError(f"{what}: the Kubernetes API at {self.server} did not answer within {seconds:g} s") from None
+                raise KubeError(f"{what}: the Kubernetes API at {self.server} did not answer within {seconds:g} s", timeout=True) from None
             raise KubeError(f"{what}: cannot reach the Kubernetes API at {self.server} ({exc.__class__.__name__})") from None
+        if not 200 <= status <= 299:
+            raise KubeError(f"{what}: {_api_message(status, reason, raw)}", status=status)
         try:
-            return json.loads(response.data)
+            return json.loads(raw)
         except ValueError:  # a proxy's login page, an HTML error page: not the Kubernetes API
-            content_type = (getattr(response, "headers", None) or {}).get("Content-Type", "unknown")
             raise KubeError(
-                f"{what}: {self.server} answered {content_type}, not JSON: is it the Kubernetes API (or a proxy's login page)?"
+                f"{what}: {self.server} answered {received_type or 'unknown'}, not JSON: is it the Kubernetes API (or a proxy's login page)?"
             ) from None
 
+    # -- reads and writes --------------------------------------------------------------------------
+
+    def _path(self, resource: str, name: str | None = None) -> str:
+        path = f"/apis/apps/v1/namespaces/{quote(self.target.namespace, safe='')}/{resource}"
+        return path + (f"/{quote(name, safe='')}" if name else "")
+
     def state(self) -> "DeploymentState":
-        """What is deployed now: the revision, the pod template and its images."""
+        """What is deployed now: the revision, the pod template and its images, and whether it is settled."""
         deployment = self.deployment()
         template = deployment["spec"]["template"]
         cause = (deployment["metadata"].get("annotations") or {}).get(CHANGE_CAUSE, "")
-        return DeploymentState(revision_of(deployment), json.loads(json.dumps(template)), containers_of(template), str(cause)[:200])
+        unsettled = unsettled_reason(deployment, self.replicasets(deployment))
+        return DeploymentState(
+            revision_of(deployment), json.loads(json.dumps(template)), containers_of(template), str(cause)[:200], unsettled
+        )
 
     def deployment(self) -> dict[str, Any]:
         t = self.target
-        deployment: dict[str, Any] = self._call(f"read {t.ref}", self.apps.read_namespaced_deployment, t.deployment, t.namespace)
+        deployment: dict[str, Any] = self._call(f"read {t.ref}", "GET", self._path("deployments", t.deployment))
+        if not isinstance(deployment, dict) or not isinstance(deployment.get("spec"), dict):
+            raise KubeError(f"read {t.ref}: the answer is not a Deployment")
         return deployment
 
     def replicasets(self, deployment: dict[str, Any]) -> list[dict[str, Any]]:
         """The Deployment's own ReplicaSets (by owner reference uid), oldest revision first."""
         labels = deployment["spec"]["selector"].get("matchLabels") or {}
         selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
-        items = self._call(
-            f"list replicasets of {self.target.ref}",
-            self.apps.list_namespaced_replica_set,
-            self.target.namespace,
-            label_selector=selector,
-        )["items"]
+        answer = self._call(
+            f"list replicasets of {self.target.ref}", "GET", self._path("replicasets"), query={"labelSelector": selector}
+        )
+        items = answer.get("items") if isinstance(answer, dict) else None
+        if not isinstance(items, list):
+            raise KubeError(f"list replicasets of {self.target.ref}: the answer is not a ReplicaSet list")
         uid = deployment["metadata"]["uid"]
         owned = [rs for rs in items if any(o.get("uid") == uid for o in rs["metadata"].get("ownerReferences") or [])]
         return sorted(owned, key=revision_of)
@@ -135,7 +197,7 @@ class Kube:
     def patch_deployment(self, body: Any, content_type: str) -> dict[str, Any]:
         t = self.target
         patched: dict[str, Any] = self._call(
-            f"patch {t.ref}", self.apps.patch_namespaced_deployment, t.deployment, t.namespace, body, _content_type=content_type
+            f"patch {t.ref}", "PATCH", self._path("deployments", t.deployment), body, content_type
         )
         return patched
 
@@ -155,14 +217,10 @@ class Kube:
             if current and current.get("holder") != holder and expires > now:
                 until = time.strftime("%H:%M:%S", time.localtime(min(expires, now + 86400)))
                 raise LeaseHeld(
-                    f"another smoke run ({str(current.get('holder'))[:80]}) is rolling back {self.target.ref} (lease until {until})"
+                    f"another smoke run ({str(current.get('holder'))[:80]}) holds the rollback lease on {self.target.ref} (until {until})"
                 )
             value = json.dumps({"holder": holder, "expires": round(now + ttl, 3)})
-            ops: list[dict[str, Any]] = [{"op": "test", "path": "/metadata/resourceVersion", "value": meta["resourceVersion"]}]
-            if "annotations" not in meta or meta["annotations"] is None:
-                ops.append({"op": "add", "path": "/metadata/annotations", "value": {LEASE: value}})
-            else:
-                ops.append({"op": "add", "path": "/metadata/annotations/" + _pointer(LEASE), "value": value})
+            ops = [_test_version(meta), *_annotation_ops(meta, {LEASE: value})]
             try:
                 self.patch_deployment(ops, "application/json-patch+json")
                 return
@@ -173,26 +231,27 @@ class Kube:
 
     def release_lease(self, holder: str) -> None:
         deployment = self.deployment()
-        current = _read_lease((deployment["metadata"].get("annotations") or {}).get(LEASE))
+        meta = deployment["metadata"]
+        current = _read_lease((meta.get("annotations") or {}).get(LEASE))
         if not current or current.get("holder") != holder:
             return
-        self.patch_deployment({"metadata": {"annotations": {LEASE: None}}}, "application/merge-patch+json")
+        # Guarded: a lease another run took after ours expired is never removed by us.
+        self.patch_deployment([_test_version(meta), *_annotation_ops(meta, {LEASE: None})], "application/json-patch+json")
 
-    def annotate_replicaset(self, name: str, annotations: Mapping[str, str | None]) -> None:
-        """Merge-patch annotations onto a ReplicaSet; None removes one."""
-        self._call(
-            f"annotate replicaset/{name}",
-            self.apps.patch_namespaced_replica_set,
-            name,
-            self.target.namespace,
-            {"metadata": {"annotations": annotations}},
-            _content_type="application/merge-patch+json",
-        )
+    def patch_replicaset(self, replicaset: dict[str, Any], annotations: Mapping[str, str | None]) -> None:
+        """Set (or, with None, remove) annotations on a ReplicaSet, only if it is still exactly what
+        was read: a JSON patch with a ``test`` on resourceVersion. A conflict raises KubeError."""
+        meta = replicaset["metadata"]
+        ops = [_test_version(meta), *_annotation_ops(meta, annotations)]
+        self._call(f"annotate replicaset/{meta['name']}", "PATCH", self._path("replicasets", meta["name"]), ops,
+                   "application/json-patch+json")
 
     def wait_for_rollout(self, timeout: float, progress: Callable[[str], None], describe: Callable[["Progress"], str] | None = None) -> "Progress":
         """Poll like ``kubectl rollout status`` until done, failed or out of time."""
         describe = describe or describe_progress
         end = time.monotonic() + timeout
+        if self.target.deadline is not None:
+            end = min(end, self.target.deadline)
         last = ""
         while True:
             state = rollout_progress(self.deployment())
@@ -279,6 +338,7 @@ class DeploymentState:
     template: dict[str, Any]
     images: dict[str, str]
     change_cause: str = ""
+    unsettled: str = ""  # why the answers cannot come from this revision alone ("" once it is settled)
 
     def describe(self) -> str:
         return f"revision {self.revision} ({', '.join(self.images.values()) or 'no images'})"
@@ -322,9 +382,90 @@ def containers_of(template: dict[str, Any]) -> dict[str, str]:
     return {c["name"]: c.get("image", "") for c in template["spec"].get("containers") or []}
 
 
-def _api_message(exc: Any) -> str:
+def check_rollback_access(kube: Kube, state: DeploymentState) -> None:
+    """Before the first check: the named container exists, and the credentials may patch the
+    Deployment and its ReplicaSets (server-side dry runs: nothing is changed). Raises KubeError
+    (KubeUsageError for a missing container)."""
+    container = kube.target.container
+    if container and container not in state.images:
+        raise KubeUsageError(
+            f"container {container!r} is not in {kube.target.ref} (containers: {', '.join(state.images) or 'none'})"
+        )
+    t = kube.target
+    dry_run = {"dryRun": "All"}
+    kube._call(f"patch {t.ref} (dry run)", "PATCH", kube._path("deployments", t.deployment), {}, "application/merge-patch+json", dry_run)
+    deployment = kube.deployment()
+    live = [rs for rs in kube.replicasets(deployment) if revision_of(rs) == revision_of(deployment)]
+    if live:
+        name = live[0]["metadata"]["name"]
+        kube._call(f"patch replicaset/{name} (dry run)", "PATCH", kube._path("replicasets", name), {}, "application/merge-patch+json", dry_run)
+
+
+def _api_message(status: int, reason: str, raw: bytes) -> str:
+    """``403 Forbidden: <the API's message>`` from a Status answer; the reason phrase otherwise."""
     try:
-        message = json.loads(exc.body).get("message") or exc.reason
+        message = json.loads(raw).get("message") or reason
     except (TypeError, ValueError, AttributeError):
-        message = exc.reason
-    return f"{exc.status} {exc.reason}: {message}" if message != exc.reason else f"{exc.status} {exc.reason}"
+        message = reason
+    message = str(message)[:300]
+    return f"{status} {reason}: {message}" if message != reason else f"{status} {reason}"
+
+
+def _read_capped(response: Any, deadline: Any, what: str) -> bytes:
+    """The whole body, read piece by piece: over MAX_ANSWER_BYTES or past the deadline is an error."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        if deadline.expired:
+            raise TimeoutError(what)
+        chunk = response.read1(65536)
+        if not chunk:
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > MAX_ANSWER_BYTES:
+            raise KubeError(f"{what}: the answer is over {MAX_ANSWER_BYTES // (1024 * 1024)} MiB: not the Kubernetes API (a broken proxy?)")
+        chunks.append(chunk)
+
+
+def _test_version(meta: Mapping[str, Any]) -> dict[str, Any]:
+    return {"op": "test", "path": "/metadata/resourceVersion", "value": meta["resourceVersion"]}
+
+
+def _annotation_ops(meta: Mapping[str, Any], annotations: Mapping[str, str | None]) -> list[dict[str, Any]]:
+    """JSON patch ops that set (None: remove) annotations on an object read as ``meta``."""
+    present = meta.get("annotations")
+    if present is None:
+        values = {k: v for k, v in annotations.items() if v is not None}
+        return [{"op": "add", "path": "/metadata/annotations", "value": values}] if values else []
+    ops: list[dict[str, Any]] = []
+    for key, value in annotations.items():
+        path = "/metadata/annotations/" + _pointer(key)
+        if value is not None:
+            ops.append({"op": "add", "path": path, "value": value})
+        elif key in present:
+            ops.append({"op": "remove", "path": path})
+    return ops
+
+
+def unsettled_reason(deployment: dict[str, Any], replicasets: list[dict[str, Any]]) -> str:
+    """Why answers may come from more than one revision: a rollout under way, old pods still ready;
+    "" when every ready pod runs the current template."""
+    try:
+        progress = rollout_progress(deployment)
+    except KubeError as exc:
+        return str(exc)
+    name = deployment["metadata"].get("name", "")
+    if not progress.observed:
+        return f"deployment/{name}: the controller has not observed the latest change yet"
+    if progress.updated < progress.replicas:
+        return f"deployment/{name} is rolling out: {progress.updated}/{progress.replicas} pods run the latest template"
+    if progress.available < progress.updated:
+        return f"deployment/{name} is rolling out: {progress.available} of {progress.updated} updated pods available"
+    current = revision_of(deployment)
+    old_ready = sum(
+        int((rs.get("status") or {}).get("readyReplicas") or 0) for rs in replicasets if revision_of(rs) != current
+    )
+    if progress.total > progress.updated or old_ready:
+        old = max(old_ready, progress.total - progress.updated)
+        return f"deployment/{name} is rolling out: {old} pod(s) of an older revision still running"
+    return ""

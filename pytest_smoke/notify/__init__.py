@@ -30,6 +30,7 @@ ROLLBACK_EVENTS = {
     "completed": "rollback",
     "failed": "rollback_failed",
     "still_failing": "rollback_failed",
+    "unmarked": "rollback_failed",
     "superseded": "rollback_refused",
     "awaiting_confirmation": "awaiting_confirmation",
     "refused": "rollback_refused",

@@ -40,6 +40,7 @@ from .run import smoke_run_key
 
 DETAILS_LIMIT = 4000
 CUSTOM_ORDER = 100_000  # custom tests come after every configured check
+TESTED_READ_ATTEMPTS = 3  # reading what is deployed as the checks start: a passing 503 is retried
 # How pytest and xdist word a stop the user asked for: -x / --maxfail, and --sw (stepwise).
 STOPS_ASKED_FOR = ("stopping after", "Test failed, continuing from this test next run")
 NOT_EVALUATED_STATUSES = (
@@ -72,6 +73,8 @@ class SmokeController:
         self.monitoring: list[dict[str, Any]] = []  # the metrics file and push, once published
         self.rollout_failure: str | None = None
         self.tested: Any = None  # DeploymentState when the checks started: a rollback acts only on it
+        self.tested_error = ""  # why it could not be read
+        self.rollout_failure_status = EXIT_ROLLOUT_NOT_READY
         self.start_notes: list[str] = []
         # SIGTERM (a Job deleted, a pipeline cancelled) means: during the checks, stop like Ctrl-C
         # (reports, no rollback); during the rollback, report the state and alert; afterwards,
@@ -101,22 +104,49 @@ class SmokeController:
         self.timeline.deployment_completed = completed_at
         self.timeline.checks_started = time.time()
 
-    def rollout_failed(self, message: str) -> None:
-        """--smoke-wait-rollout gave up: no check runs, the run ends without a verdict."""
+    def rollout_failed(self, message: str, exit_status: int = EXIT_ROLLOUT_NOT_READY) -> None:
+        """No check may run (--smoke-wait-rollout gave up, the rollback target is unusable): the
+        run ends without a verdict."""
         self.rollout_failure = message
+        self.rollout_failure_status = exit_status
 
     def record_tested_revision(self) -> None:
-        """What is deployed as the checks start: a later rollback acts only while it still runs."""
-        from ..cluster.kube import Kube, KubeError
+        """What is deployed as the checks start, and whether it is settled: a rollback acts only
+        while it still runs, and only a settled revision is ever marked. Read with bounded retries;
+        a target that cannot be used at all (not found, forbidden, no such container) stops the
+        run before the first check, as a config error."""
+        from ..cluster.kube import Kube, KubeError, check_rollback_access
         from ..model import Target
+        from ..verdict import EXIT_USAGE
 
-        target = Target.from_settings(self.smoke.section("rollback_strategy"))
+        strategy = self.smoke.section("rollback_strategy")
+        target = Target.from_settings(strategy)
         if target is None:
             return
-        try:
-            self.tested = Kube(target).state()
-        except KubeError as exc:
-            self.start_notes.append(f"could not record the tested revision ({exc}); a rollback is guarded by its plan only")
+        error = ""
+        for attempt in range(1, TESTED_READ_ATTEMPTS + 1):
+            try:
+                kube = Kube(target)
+                self.tested = kube.state()
+                if self.smoke.section("auto_rollback").get("enabled") and not self.config.getoption("smoke_no_rollback"):
+                    check_rollback_access(kube, self.tested)
+                return
+            except KubeError as exc:
+                if exc.status in (401, 403, 404) or exc.__class__.__name__ in ("KubeCredentialsError", "KubeUsageError"):
+                    self.tested = None
+                    self._stop_before_checks(f"rollback_strategy: {exc}", EXIT_USAGE)
+                error = str(exc)
+            if attempt < TESTED_READ_ATTEMPTS:
+                time.sleep(0.5 * attempt)
+        self.tested_error = error
+        self.start_notes.append(
+            f"could not record the tested revision ({error}): a rollback that is due is refused, and nothing is marked"
+        )
+
+    def _stop_before_checks(self, message: str, exit_status: int) -> None:
+        text = self.redactor.text(f"smoke: {message}: no check was run and nothing was rolled back")
+        self.rollout_failed(text, exit_status)
+        pytest.exit(text, returncode=exit_status)
 
     # -- tally -------------------------------------------------------------------------------------
 
@@ -336,8 +366,8 @@ class SmokeController:
 
         verdict = classify(self._all_outcomes())
         if self.rollout_failure:
-            self._no_verdict(self.rollout_failure, EXIT_ROLLOUT_NOT_READY)
-            session.exitstatus = EXIT_ROLLOUT_NOT_READY
+            self._no_verdict(self.rollout_failure, self.rollout_failure_status)
+            session.exitstatus = self.rollout_failure_status
             return
         # -x / --maxfail (under xdist an "interrupt"), --sw (session.shouldstop): a stop the user
         # asked for after a failure. The verdict covers what ran; unlike Ctrl-C, it is a verdict.
@@ -370,6 +400,7 @@ class SmokeController:
             dry_run=bool(self.config.getoption("smoke_no_rollback")),
             confirmed=bool(self.config.getoption("smoke_confirm_rollback")),
             tested=self.tested,
+            tested_error=self.tested_error,
             context=run.context if run is not None else None,
             handler=run.rollback_handler if run is not None else None,
             say=self.say,

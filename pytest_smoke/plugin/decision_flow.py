@@ -34,6 +34,7 @@ class DecisionInputs:
     dry_run: bool  # --smoke-no-rollback
     confirmed: bool  # --smoke-confirm-rollback
     tested: DeploymentState | None  # what was deployed as the checks started
+    tested_error: str  # why ``tested`` could not be read ("" when it was, or nothing asked for it)
     context: CheckContext | None  # to re-run the required checks after a rollback
     handler: Any  # the rollback handler the hooks resolved for rollback_strategy.type (None: built-in)
     say: Callable[[str], None]  # a progress line on the terminal
@@ -46,6 +47,7 @@ def run(inputs: DecisionInputs, verdict: Verdict, timeline: Timeline) -> RunSumm
     smoke = inputs.smoke
     auto_rollback = smoke.section("auto_rollback")
     strategy = smoke.section("rollback_strategy")
+    verdict.unattributed = _unattributed(inputs.tested, strategy)
     decision = decide(verdict, auto_rollback, dry_run=inputs.dry_run)
     override = inputs.hook.pytest_smoke_decision(config=inputs.pytest_config, verdict=verdict, decision=decision)
     if isinstance(override, Decision):
@@ -87,6 +89,7 @@ def _roll_back(inputs: DecisionInputs, summary: RunSummary, strategy: dict[str, 
             timeout=float(auto_rollback.get("confirmation_timeout_seconds", 60)),
             question=f"Roll back now? {plan.manual_command}",
             verify=inputs.smoke.verify,
+            revision=plan.from_revision,
         )
 
     if decision.action == "rollback":
@@ -100,6 +103,7 @@ def _roll_back(inputs: DecisionInputs, summary: RunSummary, strategy: dict[str, 
             confirm=ask,
             progress=lambda message: inputs.say(f"smoke: {message}"),
             tested=inputs.tested,
+            tested_error=inputs.tested_error,
             handler=inputs.handler,
             reason=f"{decision.reason}: " + ", ".join(o.nodeid.rpartition("::")[2] or o.name for o in verdict.critical),
         )
@@ -160,31 +164,47 @@ def _verify_after_rollback(inputs: DecisionInputs, seconds: float) -> tuple[bool
     return True, f"after rollback all {len(required)} required checks pass"
 
 
+def _unattributed(tested: DeploymentState | None, strategy: dict[str, Any]) -> str:
+    """Why the results cannot be attributed to one settled revision, or "": read the Deployment
+    again now that the checks are over and compare it with what ran as they started."""
+    from ..cluster.kube import Kube, KubeError
+    from ..cluster.rollback import target_from
+
+    if tested is None:
+        return ""  # not recorded: a rollback refuses on its own, and nothing is marked
+    if tested.unsettled:
+        return f"a rollout was in progress as the checks started ({tested.unsettled}): the checks cannot be attributed to one revision"
+    target = target_from(strategy)
+    if target is None:
+        return ""
+    try:
+        now = Kube(target).state()
+    except KubeError:
+        return ""  # the rollback and the verified mark read it again, guarded, before any write
+    if now.template != tested.template:
+        return (
+            f"{target.ref} changed while the checks ran ({tested.describe()} -> {now.describe()}): "
+            "the checks cannot be attributed to one revision"
+        )
+    if now.unsettled:
+        return f"a rollout started while the checks ran ({now.unsettled}): the checks cannot be attributed to one revision"
+    return ""
+
+
 def _mark_verified(tested: DeploymentState | None, strategy: dict[str, Any]) -> str:
     """Annotate the live ReplicaSet so a later rollback prefers this known-good revision."""
-    from ..cluster.kube import REJECTED, REJECTED_AT, REJECTED_REASON, VERIFIED, VERIFIED_AT, Kube, KubeError, revision_of
+    from ..cluster.kube import Kube, KubeError
+    from ..cluster.marks import verify
     from ..cluster.rollback import target_from
 
     target = target_from(strategy)
     if target is None:
         return ""
+    if tested is None:
+        return "did not mark the revision as verified: the revision the checks tested was not recorded"
     try:
-        kube = Kube(target)
-        deployment = kube.deployment()
-        current = revision_of(deployment)
-        if tested is None:
-            return "did not mark the revision as verified: the revision the checks tested was not recorded"
-        if deployment["spec"]["template"] != tested.template:
-            return f"did not mark revision {current} as verified: {target.ref} changed while the checks ran"
-        live = [rs for rs in kube.replicasets(deployment) if revision_of(rs) == current]
-        if not live:
-            return f"could not mark revision {current} as verified: no ReplicaSet carries it"
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        # A green run lifts an earlier rejection: this revision is known-good now.
-        marks = {VERIFIED: "true", VERIFIED_AT: stamp, REJECTED: None, REJECTED_AT: None, REJECTED_REASON: None}
-        kube.annotate_replicaset(live[0]["metadata"]["name"], marks)
-        return f"marked revision {current} of {target.ref} as verified"
+        return verify(Kube(target), tested)
     except KubeError as exc:
-        return f"could not mark the revision as verified: {exc}"
+        return f"did not mark revision {tested.revision} as verified: {exc}"
     except Exception as exc:  # unexpected API content: a note, never a crash of a green run
         return f"could not mark the revision as verified: {exc.__class__.__name__}: {exc}"

@@ -89,6 +89,8 @@ def check(
         kubeconfig = settings.get("kubeconfig")
         if kubeconfig and not os.path.isfile(os.path.expanduser(kubeconfig)):
             _fail(smoke, f"{section}.kubeconfig", f"kubeconfig file {kubeconfig} does not exist")
+    if strategy.get("deployment"):
+        _check_kube_credentials(smoke, strategy)
     if handler == "command" and strategy.get("command"):
         program = strategy["command"][0]
         if not (os.path.isfile(program) if os.sep in program else shutil.which(program)):
@@ -99,6 +101,21 @@ def check(
         _need_library(smoke, "--smoke-junit", "--smoke-junit", JUNIT)
     _check_monitoring(smoke, metrics_options or {})
     return found
+
+
+def _check_kube_credentials(smoke: SmokeConfig, strategy: dict[str, Any]) -> None:
+    """The kubeconfig (or the service account) loads, with the context named: no request is sent."""
+    from ..cluster.kube import Kube, KubeError
+    from ..model import Target
+
+    target = Target.from_settings(strategy)
+    if target is None:
+        return
+    try:
+        Kube(target)
+    except KubeError as exc:
+        where = "rollback_strategy.context" if strategy.get("context") else "rollback_strategy.kubeconfig"
+        _fail(smoke, where, str(exc))
 
 
 def _check_monitoring(smoke: SmokeConfig, options: dict[str, str]) -> None:

@@ -19,11 +19,12 @@ if TYPE_CHECKING:
 # What follows "✗ CRITICAL: Smoke tests failed" in every output, by rollback status.
 CRITICAL_TAILS = {
     "completed": " - Rollback completed",
+    "unmarked": " - Rollback completed, REJECTION MARK NOT WRITTEN",
     "failed": " - ROLLBACK FAILED",
     "still_failing": " - ROLLED BACK, STILL FAILING",
     "superseded": " - Rollback stood down (the Deployment changed since the checks)",
     "dry_run": " - Rollback dry run",
-    "refused": " - Rollback refused",
+    "refused": " - ROLLBACK REFUSED",
     "awaiting_confirmation": " - Rollback awaiting ops confirmation",
 }
 
@@ -70,6 +71,7 @@ def deployment_of(smoke: SmokeConfig, summary: RunSummary) -> dict[str, Any] | N
 ROLLBACK_REMEDIES = {
     "failed": "rollback_failed",
     "still_failing": "rollback_failed",
+    "unmarked": "rollback_unmarked",
     "awaiting_confirmation": "rollback_awaiting",
     "superseded": "rollback_refused",
     "dry_run": "rollback_refused",
@@ -137,6 +139,7 @@ def build(
             "verified": verdict.verified and decision.action != "not_evaluated",
             "not_evaluated_required": [o.name for o in verdict.unverified_required],
             "not_selected_required": [o.name for o in verdict.unselected_required],
+            "unattributed": verdict.unattributed,
         },
         "decision": {
             "action": decision.action,
@@ -210,6 +213,8 @@ def headline(document: Mapping[str, Any]) -> str:
     if state == "critical":
         tail = CRITICAL_TAILS.get(rollback.get("status", ""), "")
         return f"✗ CRITICAL: Smoke tests failed{tail}"
+    if state == "inconclusive" and document["verdict"].get("unattributed"):
+        return "? INCONCLUSIVE: the checks cannot be attributed to one revision - no rollback, nothing marked, deployment NOT verified"
     if state == "inconclusive":
         return "? INCONCLUSIVE: required checks could not be evaluated - no rollback, deployment NOT verified"
     if state == "partial":

@@ -24,7 +24,7 @@ DECISION_STATES = [
     "inconclusive", "not_evaluated",
 ]
 ROLLBACK_STATES = [
-    "none", "completed", "still_failing", "failed", "superseded", "refused", "dry_run", "awaiting_confirmation",
+    "none", "completed", "unmarked", "still_failing", "failed", "superseded", "refused", "dry_run", "awaiting_confirmation",
     "not_configured",
 ]
 RUN_LABELS = ("deployment", "namespace", "environment")

@@ -128,13 +128,18 @@ CATALOGUE: dict[str, Remedy] = {
         "Fix the config value the reason names; the service was not asked",
     )),
     "config": Remedy("The check's settings could not be used", ("Fix the config value the reason names",)),
-    "rollback_refused": Remedy("The automatic rollback was refused as unsafe", (
+    "rollback_refused": Remedy("The automatic rollback did not happen: it was unsafe, or not this run's to do", (
         "Review history: kubectl rollout history deployment/{deployment} -n {namespace}",
         "Roll back by hand if needed: {manual_command}",
     )),
     "rollback_failed": Remedy("ROLLBACK FAILED: alert ops team immediately", (
         "Roll back by hand: {manual_command}",
         "Watch it: kubectl rollout status deployment/{deployment} -n {namespace}",
+        "Review history: kubectl rollout history deployment/{deployment} -n {namespace}",
+    )),
+    "rollback_unmarked": Remedy("Rolled back, but the revision rolled away from is not marked rejected", (
+        "Mark it by hand so no later run rolls forward onto it: kubectl annotate rs <its ReplicaSet> -n {namespace} "
+        "pytest-smoke.dev/rejected=true --overwrite",
         "Review history: kubectl rollout history deployment/{deployment} -n {namespace}",
     )),
     "rollback_awaiting": Remedy("A rollback is waiting for ops confirmation", (

@@ -17,10 +17,11 @@ Document = Mapping[str, Any]
 KIND_TITLES = {"health": "Health Check", "dependency": "Dependency", "critical_path": "Critical Path", "metric": "Metric", "custom": "Smoke Test"}
 ROLLBACK_HEADLINES = {
     "completed": "Automatic rollback completed",
+    "unmarked": "ROLLED BACK, REJECTION MARK NOT WRITTEN: alert ops team",
     "failed": "ROLLBACK FAILED: alert ops team immediately",
     "still_failing": "ROLLED BACK, STILL FAILING: alert ops team immediately",
     "superseded": "Rollback stood down: the Deployment changed since the checks started",
-    "refused": "Automatic rollback refused",
+    "refused": "ROLLBACK REFUSED: the rollback that was due did not happen: alert ops team",
     "dry_run": "Dry run (--smoke-no-rollback): rollback NOT performed",
     "awaiting_confirmation": "Rollback awaiting ops confirmation",
     "not_configured": "Automatic rollback not possible",
@@ -117,6 +118,9 @@ def _groups(document: Document) -> Iterator[Line]:
 
 
 def _inconclusive(document: Document) -> Iterator[Line]:
+    if document["verdict"].get("unattributed"):
+        yield from _unattributed(document)
+        return
     yield (
         "? INCONCLUSIVE: required checks could not be evaluated - no rollback, deployment NOT verified",
         {"yellow": True, "bold": True},
@@ -135,6 +139,22 @@ def _inconclusive(document: Document) -> Iterator[Line]:
     yield from _groups(document)
     yield "Impact: the deployment is neither verified nor rolled back: the runner, not the service, is at fault", {}
     yield "Next: fix what kept the checks from running (see the reasons above), then re-run the smoke suite", {}
+
+
+def _unattributed(document: Document) -> Iterator[Line]:
+    yield (
+        "? INCONCLUSIVE: the checks cannot be attributed to one revision - no rollback, nothing marked, deployment NOT verified",
+        {"yellow": True, "bold": True},
+    )
+    yield f"Reason: {document['verdict']['unattributed']}", {"yellow": True}
+    failed = _with(document, "critical")
+    if failed:
+        yield "Failed while the Deployment was not settled (not counted against any revision):", {"yellow": True}
+        for check in failed:
+            yield f"- {KIND_TITLES.get(check['kind'], 'Check')} {check['name']}: {check['reason']}", {"yellow": True}
+    yield "", {}
+    yield from _groups(document)
+    yield "Next: wait until the rollout is complete (or pass --smoke-wait-rollout), then re-run the smoke suite", {}
 
 
 def _partial(document: Document) -> Iterator[Line]:
@@ -205,7 +225,7 @@ def _rollback_lines(document: Document) -> Iterator[Line]:
         yield f"Manual rollback if needed: {document['manual_rollback_command']}", {}
         return
     status = rollback["status"]
-    markup = {"red": True, "bold": True} if status in ("failed", "still_failing") else {}
+    markup = {"red": True, "bold": True} if status in ("failed", "still_failing", "refused", "unmarked") else {}
     yield f"{ROLLBACK_HEADLINES.get(status, status)}:", markup
     current, target = rollback["current_images"], rollback["target_images"]
     for name, image in current.items():

@@ -19,13 +19,10 @@ from typing import Any, Callable, Mapping, Protocol
 from ...model import Plan, RollbackResult, RollbackStatus, Target
 from ..kube import (
     REJECTED,
-    REJECTED_AT,
-    REJECTED_REASON,
     DeploymentState,
     Kube,
     KubeError,
     LeaseHeld,
-    revision_of,
 )
 
 BUILTIN_HANDLERS = {
@@ -95,17 +92,19 @@ def carry_out(
     confirm: Callable[[Plan], tuple[bool, str]],
     progress: Callable[[str], None] = lambda message: None,
     tested: DeploymentState | None = None,
+    tested_error: str = "",
     reason: str = "",
     handler: Handler | None = None,
 ) -> RollbackResult:
     """Plan, confirm if ``action == "confirm"``, then execute with bounded attempts and a deadline.
 
-    ``tested`` is what was deployed when the checks started: the rollback acts only while the
-    Deployment still runs that pod template, so a fix deployed meanwhile is never reverted. Before
-    changing anything it takes a lease on the Deployment, so a second smoke run that decides to
-    roll back at the same time stands down instead of rolling back twice. The revision rolled away
-    from is marked rejected (``reason``), so no later run rolls forward to it. ``handler`` is the
-    one a plugin provided for ``strategy["type"]``; None means the built-in of that name.
+    ``tested`` is what was deployed, settled, when the checks started: the rollback acts only while
+    the Deployment still runs that pod template, so a fix deployed meanwhile is never reverted, and
+    without it (``tested_error`` says why it could not be read) nothing is written. Before changing
+    anything it takes a lease on the Deployment, so a second smoke run that decides to roll back at
+    the same time stands down instead of rolling back twice. The revision rolled away from is marked
+    rejected (``reason``), so no later run rolls forward to it. ``handler`` is the one a plugin
+    provided for ``strategy["type"]``; None means the built-in of that name.
     """
     handler_name = strategy.get("type", "previous-image")
     if handler_name in ("previous-image", "rollout-undo") and not strategy.get("deployment"):
@@ -117,17 +116,27 @@ def carry_out(
     target = target_from(strategy)
     if target is not None:
         target.request_timeout = min(target.request_timeout, timeout)
+        target.deadline = time.monotonic() + timeout
     try:
         handler = handler or get_handler(handler_name)
         plan = handler.plan(target, strategy)
-        moved_on = _moved_on(target, tested.template if tested is not None else None, plan)
+        if target is not None and tested is None:
+            raise RollbackRefused(
+                f"the revision the checks tested was not recorded ({tested_error or 'no answer'}): "
+                f"rolling back without it could revert a fix deployed meanwhile"
+            )
+        if tested is not None and tested.unsettled:
+            raise RollbackRefused(f"the checks cannot be attributed to one revision ({tested.unsettled})")
+        moved_on = _moved_on(target, tested, plan)
     except RollbackRefused as exc:
-        return RollbackResult("refused", f"rollback refused: {exc}")
+        if action == "dry_run":
+            return RollbackResult("dry_run", f"dry run (--smoke-no-rollback): a real run would refuse: {exc}")
+        return RollbackResult("refused", f"{REFUSED_PREFIX}: {exc}")
     except KubeError as exc:
         # A rollback is due (now or once confirmed) and the API cannot even be read: a human must
         # act, whether or not confirmation was configured. Only a dry run just reports it.
         if action == "dry_run":
-            return RollbackResult("refused", f"cannot plan the rollback: {exc}")
+            return RollbackResult("dry_run", f"dry run (--smoke-no-rollback): cannot plan the rollback: {exc}")
         return RollbackResult("failed", f"{FAILED_PREFIX} (cannot plan the rollback: {exc})")
     if moved_on:
         return RollbackResult("superseded", moved_on, plan)
@@ -144,6 +153,8 @@ def carry_out(
             return RollbackResult(
                 "awaiting_confirmation", f"rollback awaiting ops confirmation ({confirmation})", plan, confirmation=confirmation
             )
+        if target is not None:  # the wait for ops is not the rollback's time
+            target.deadline = time.monotonic() + timeout
 
     lease = None
     try:
@@ -151,18 +162,22 @@ def carry_out(
             lease = Kube(target)
             lease.acquire_lease(HOLDER, timeout + LEASE_MARGIN_SECONDS)
     except LeaseHeld as exc:
-        return RollbackResult("refused", f"standing down: {exc}", plan, confirmation=confirmation)
+        return RollbackResult(
+            "refused", f"{REFUSED_PREFIX}: {exc}; this run changed nothing: make sure that run's rollback completes",
+            plan, confirmation=confirmation,
+        )
     except KubeError as exc:
         now = time.time()
         return RollbackResult("failed", f"{FAILED_PREFIX} ({exc})", plan, attempts=1, started_at=now, finished_at=now, confirmation=confirmation)
-    # What the checks tested; when it could not be recorded, what runs at planning time stands in.
-    baseline = tested.template if tested is not None else plan.details.get("live_template")
     result = RollbackResult("failed", "", plan, started_at=time.time(), confirmation=confirmation)
     try:
-        _execute(handler, result, strategy, timeout, progress, target, baseline, tested)
+        _execute(handler, result, strategy, timeout, progress, target, tested)
     finally:
         # From the first write on, nothing may lose what was done: a signal or an error here only
-        # adds a note to the result that is reported.
+        # changes what is reported, never what was written.
+        if target is not None:  # the marks and the release get time of their own past the rollout wait
+            target.deadline = max(target.deadline or 0.0, time.monotonic() + MARK_SECONDS)
+
         def release_lease() -> None:
             if lease is not None:
                 lease.release_lease(HOLDER)
@@ -175,80 +190,81 @@ def carry_out(
                 finish()
             except RollbackInterrupted as exc:
                 result.notes.append(f"{exc} while {step}")
-            except Exception as exc:  # noqa: BLE001 - the lease expires on its own; the rest is a note
-                result.notes.append(f"could not finish {step}: {exc.__class__.__name__}: {exc}")
+            except Exception as exc:  # noqa: BLE001 - the lease expires on its own; the mark is reported below
+                if step.startswith("marking"):
+                    _unmarked(result, f"{exc.__class__.__name__}: {exc}" if not isinstance(exc, KubeError) else str(exc))
+                else:
+                    result.notes.append(f"could not finish {step}: {exc.__class__.__name__}: {exc}")
     return result
 
 
-def _moved_on(target: Target | None, baseline: dict[str, Any] | None, plan: Plan | None = None) -> str:
-    """Why the Deployment no longer runs what was tested (``baseline``), or "".
+def _moved_on(target: Target | None, tested: DeploymentState | None, plan: Plan | None = None) -> str:
+    """Why the Deployment no longer runs what was tested, or "".
 
-    Our own write (the plan's target images with our change-cause) is not a move: a write whose
-    answer was lost still counts as written.
+    This run's own write (its change-cause names this run) is not a move: a write whose answer was
+    lost still counts as written. Another run's identical write is a move: it is not ours to report.
     """
-    if target is None or baseline is None:
+    if target is None or tested is None:
         return ""
     now = Kube(target).state()
-    if now.template == baseline:
+    if now.template == tested.template:
         return ""
-    if plan is not None and plan.target_images and _is_our_write(now, plan):
+    if plan is not None and _is_our_write(now, plan):
         plan.details["written"] = True
         return ""
     cause = f" ({now.change_cause})" if now.change_cause else ""
-    was = "the tested revision"
-    if plan is not None and plan.from_revision:
-        images = ", ".join(plan.current_images.values())
-        was = f"revision {plan.from_revision}" + (f" ({images})" if images else "")
     return (
-        f"standing down: {target.ref} changed since the checks started: {was} -> "
+        f"standing down: {target.ref} changed since the checks started: {tested.describe()} -> "
         f"{now.describe()}{cause}; the checks did not test what runs now"
     )
 
 
 def _is_our_write(now: DeploymentState, plan: Plan) -> bool:
-    wanted = plan.target_images
-    return all(now.images.get(name) == image for name, image in wanted.items()) and (
-        not plan.details.get("live_template") or now.change_cause.startswith(CHANGE_CAUSE_PREFIX) or plan.handler == "command"
-    )
+    if plan.handler == "command":
+        return False  # its writes are its program's; it reports success by its exit code
+    wanted = plan.details.get("template")
+    return now.change_cause == our_change_cause(plan) and (wanted is None or now.template == wanted)
 
 
 CHANGE_CAUSE_PREFIX = "pytest-smoke rollback to revision"
+REFUSED_PREFIX = "ROLLBACK REFUSED: a rollback was due and did not happen"
+UNMARKED_PREFIX = "ROLLED BACK, REJECTION MARK NOT WRITTEN: alert ops team"
+MARK_SECONDS = 10.0  # what the rejection mark and the lease release get past the rollout wait
+
+
+def our_change_cause(plan: Plan) -> str:
+    """The change-cause this run writes: it names the run, so only this run recognises the write."""
+    return f"{CHANGE_CAUSE_PREFIX} {plan.to_revision} by {HOLDER}"
 
 
 def _reject(result: RollbackResult, reason: str, tested: DeploymentState | None) -> None:
-    """Mark the revision rolled away from, so no later run rolls forward (or back) to it. A rejection
-    wins over an earlier verification; only a later complete green run lifts it."""
+    """Mark the revision rolled away from, so no later run rolls forward (or back) to it."""
+    from ..marks import reject
+
     plan = result.plan
     if plan is None or plan.target is None or not plan.details.get("written"):
         return
-    from_revision = plan.from_revision or (tested.revision if tested is not None else None)
-    if not from_revision:
-        return
-    kube = Kube(plan.target)
-    for replicaset in kube.replicasets(kube.deployment()):
-        if revision_of(replicaset) != from_revision:
-            continue
-        if tested is not None and not _same_template(replicaset["spec"]["template"], tested.template):
-            result.notes.append(f"not marking revision {from_revision} as rejected: it is not the revision the checks tested")
-            return
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        marks = {REJECTED: "true", REJECTED_AT: stamp, REJECTED_REASON: (reason or "smoke checks failed")[:250]}
-        kube.annotate_replicaset(replicaset["metadata"]["name"], marks)
-        result.notes.append(
-            f"marked revision {from_revision} as rejected: it is never a rollback target again unless a green run verifies it"
+    if tested is None:
+        return _unmarked(result, "the tested revision was not recorded")
+    result.notes.append(reject(Kube(plan.target), tested, reason))
+
+
+def _unmarked(result: RollbackResult, why: str) -> None:
+    """Rolled back, but the rejection is not on the cluster: a later run could roll forward onto it."""
+    plan = result.plan
+    revision = plan.from_revision if plan is not None else None
+    what = f"revision {revision} is not marked rejected ({why}): a later run could roll forward onto it"
+    if plan is not None and plan.target is not None:
+        t = plan.target
+        what += (
+            f"; mark it by hand: kubectl annotate rs <the ReplicaSet of revision {revision}> -n {t.namespace} "
+            f"{REJECTED}=true --overwrite"
         )
-        return
-
-
-def _same_template(replicaset_template: dict[str, Any], template: dict[str, Any]) -> bool:
-    """A ReplicaSet's template carries the pod-template-hash label the Deployment's does not."""
-    import copy
-
-    clean = copy.deepcopy(replicaset_template)
-    (clean.get("metadata") or {}).get("labels", {}).pop("pod-template-hash", None)
-    other = copy.deepcopy(template)
-    (other.get("metadata") or {}).get("labels", {}).pop("pod-template-hash", None)
-    return clean == other
+    if result.status == "completed":
+        result.status = "unmarked"
+        result.message = f"{UNMARKED_PREFIX} ({what})"
+    else:
+        result.notes.append(what)
 
 
 def _execute(
@@ -258,9 +274,10 @@ def _execute(
     timeout: float,
     progress: Callable[[str], None],
     target: Target | None,
-    baseline: dict[str, Any] | None,
     tested: DeploymentState | None,
 ) -> None:
+    """Write (bounded attempts), then wait for the rollout; report what the cluster shows."""
+
     def record(message: str) -> None:
         result.progress.append(message)
         progress(message)
@@ -271,6 +288,8 @@ def _execute(
     deadline = time.monotonic() + timeout
     error = ""
     for attempt in range(1, attempts + 1):
+        if plan.details.get("written"):
+            break
         result.attempts = attempt
         remaining = deadline - time.monotonic()
         if remaining <= 0:
@@ -280,37 +299,50 @@ def _execute(
             if attempt > 1 or result.confirmation:
                 # Plan again from what runs now (a confirmation can take minutes, a retry follows a
                 # failed write), but only while it is still what was tested.
-                moved_on = _moved_on(target, baseline, plan)
+                moved_on = _moved_on(target, tested, plan)
                 if moved_on:
                     _finish(result, "superseded", moved_on)
                     return
-                if not plan.details.get("written"):
-                    result.plan = plan = handler.plan(target, strategy)
-            if plan.details.get("written") and target is not None:
-                # Our write went through (its answer may have been lost): wait again, write nothing.
-                Kube(target).wait_for_rollout(remaining, record)
-                _finish(result, "completed", "rollback complete")
-                return
+                if plan.details.get("written"):
+                    break
+                result.plan = plan = handler.plan(target, strategy)
             handler.execute(plan, strategy, remaining, record)
+            plan.details["written"] = True
         except RollbackInterrupted as exc:
             error = f"{exc}: the rollout state is unknown; check {plan.target.ref if plan.target else 'the deployment'} now"
-            break
+            _finish(result, "failed", f"{FAILED_PREFIX} ({error})")
+            return
         except Exception as exc:  # noqa: BLE001 - API errors, malformed API data, our own bugs: never lose the plan
             error = str(exc) if isinstance(exc, (KubeError, RollbackError, RollbackRefused)) else (
                 f"internal error: {exc.__class__.__name__}: {exc}"
             )
             record(f"attempt {attempt}/{attempts} failed: {error}")
+            # What happened in the cluster, not what the client saw: read it back.
             try:
-                moved_on = _moved_on(target, baseline, plan)
-            except Exception:  # noqa: BLE001
-                moved_on = ""
-            if moved_on and not plan.details.get("written"):
+                moved_on = _moved_on(target, tested, plan)
+            except Exception as read_error:  # noqa: BLE001
+                moved_on, error = "", f"{error}; reading it back failed too: {read_error}"
+            if moved_on and plan.handler == "command":
+                # Its program may have changed it before failing: report what runs, retry nothing.
+                now = moved_on.partition(" -> ")[2].partition("; the checks")[0]
+                _finish(result, "failed", f"{FAILED_PREFIX} ({error}; {target.ref if target else 'the deployment'} now runs {now})")
+                return
+            if moved_on:
                 _finish(result, "superseded", moved_on)
                 return
-            continue
-        _finish(result, "completed", "rollback complete")
+    if not plan.details.get("written"):
+        _finish(result, "failed", f"{FAILED_PREFIX} ({error})")
         return
-    _finish(result, "failed", f"{FAILED_PREFIX} ({error})")
+    if target is not None:
+        try:
+            Kube(target).wait_for_rollout(max(deadline - time.monotonic(), 0.0), record)
+        except RollbackInterrupted as exc:
+            _finish(result, "failed", f"{FAILED_PREFIX} ({exc}: the rollout state is unknown; check {target.ref} now)")
+            return
+        except Exception as exc:  # noqa: BLE001 - the write is done; the rollout did not finish
+            _finish(result, "failed", f"{FAILED_PREFIX} (written, but {exc})")
+            return
+    _finish(result, "completed", "rollback complete")
 
 
 def _finish(result: RollbackResult, status: RollbackStatus, message: str) -> RollbackResult:
@@ -339,10 +371,10 @@ def guarded_patch(kube: Kube, plan: Plan, ops: list[dict[str, Any]]) -> None:
 
 def change_cause_op(kube: Kube, plan: Plan) -> dict[str, Any]:
     """The JSON patch op that says who changed the Deployment (``kubectl rollout history`` shows it),
-    and lets a retry recognise its own write."""
+    and lets this run, and only this run, recognise its own write."""
     from ..kube import CHANGE_CAUSE, _pointer
 
-    value = f"{CHANGE_CAUSE_PREFIX} {plan.to_revision}"
+    value = our_change_cause(plan)
     annotations = kube.deployment()["metadata"].get("annotations")
     if annotations is None:
         return {"op": "add", "path": "/metadata/annotations", "value": {CHANGE_CAUSE: value}}

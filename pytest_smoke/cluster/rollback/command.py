@@ -13,7 +13,6 @@ from typing import Any, Callable, Mapping
 from ...config import COMMAND_PLACEHOLDERS as PLACEHOLDERS
 from ...config import COMMAND_TOKEN as TOKEN
 from ...model import Plan, Target
-from ..kube import Kube
 from . import RollbackError, RollbackRefused
 
 OUTPUT_EXCERPT = 400
@@ -71,7 +70,8 @@ class Command:
 
     def execute(self, plan: Plan, strategy: Mapping[str, Any], timeout: float, progress: Callable[[str], None]) -> None:
         argv = plan.details["argv"]
-        plan.details["written"] = True  # from here on the command may have changed production
+        # Written only once it exits 0 (carry_out then waits for the rollout); a failure reads the
+        # Deployment back and reports what runs, and nothing is marked.
         try:
             completed = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
         except FileNotFoundError:
@@ -82,8 +82,6 @@ class Command:
         if completed.returncode != 0:
             raise RollbackError(f"{argv[0]} exited with {completed.returncode}: {output[-OUTPUT_EXCERPT:]}")
         progress(f"{argv[0]}: {output[-OUTPUT_EXCERPT:] or 'done'}")
-        if plan.target is not None:
-            Kube(plan.target).wait_for_rollout(timeout, progress)
 
 
 def _quote(arg: str) -> str:

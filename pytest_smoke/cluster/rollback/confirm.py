@@ -1,10 +1,9 @@
 """Ops confirmation for a rollback: pre-approval, an approval URL, or a prompt on a terminal.
 
 Order: ``--smoke-confirm-rollback`` / ``SMOKE_CONFIRM_ROLLBACK=1`` (approved in the pipeline),
-then the ``approval_url`` gate (polled until it answers 200 with a body that is not HTML, like
-Flagger's confirm-rollout webhook; 403 or 410 is an explicit no; a redirect is never followed and
-means "not approved"), then an interactive prompt when a terminal is attached
-(default no). Every wait is bounded by ``confirmation_timeout_seconds``.
+then the ``approval_url`` gate (polled until it answers 200 with the JSON object
+``{"approved": true}``; an approval is given, never inferred from a status code), then an
+interactive prompt when a terminal is attached (default no). Every wait is bounded by ``confirmation_timeout_seconds``.
 """
 
 from __future__ import annotations
@@ -12,11 +11,12 @@ from __future__ import annotations
 import os
 import select
 import time
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
 
 from ...checks.base import CheckTimeout
 
 APPROVAL_POLL_SECONDS = 1.0
+APPROVAL_BYTES = 8192  # an approval is a small JSON object; the rest of a larger answer is not read
 TRUTHY = {"1", "true", "yes", "y"}
 
 
@@ -24,7 +24,11 @@ def preapproved(flag: bool, environ: Mapping[str, str]) -> bool:
     return flag or environ.get("SMOKE_CONFIRM_ROLLBACK", "").strip().lower() in TRUTHY
 
 
-def poll_approval_url(url: str, timeout: float, verify: bool | str = True) -> tuple[bool, str]:
+def poll_approval_url(url: str, timeout: float, verify: bool | str = True, revision: int | None = None) -> tuple[bool, str]:
+    """Poll until the URL approves, denies, or the time is up. Only ``200`` with the JSON object
+    ``{"approved": true}`` approves (with ``"revision": N``, only a rollback away from revision N);
+    ``403``/``410`` or ``{"approved": false, "denied": true}`` deny at once; a redirect or an HTML
+    page is "not approved" at once (a login page); anything else is "not yet"."""
     import requests
 
     end = time.monotonic() + timeout
@@ -43,16 +47,55 @@ def poll_approval_url(url: str, timeout: float, verify: bool | str = True) -> tu
                 if 300 <= status < 400:
                     return False, (
                         f"not approved: the approval URL redirected ({status}, to a login page?); "
-                        "only a 200 from the URL itself approves"
+                        'only a 200 with {"approved": true} from the URL itself approves'
                     )
-                if status == 200 and ("html" in content_type.lower() or head.lstrip()[:15].lower().startswith((b"<!doctype html", b"<html"))):
-                    return False, "not approved: the approval URL answered an HTML page (a login page?), not an approval"
-                if status == 200:
-                    return True, "approved through the approval URL"
                 if status in (403, 410):
                     return False, f"denied through the approval URL ({status})"
-                last = f"HTTP {status}"
+                if status == 200:
+                    answer = approval_of(content_type, head, revision)
+                    if answer is True:
+                        return True, "approved through the approval URL"
+                    if answer.startswith(FINAL):
+                        return False, answer[len(FINAL):]
+                    last = f"HTTP 200, {answer}"
+                else:
+                    last = f"HTTP {status}"
             time.sleep(min(APPROVAL_POLL_SECONDS, max(end - time.monotonic(), 0)))
+
+
+FINAL = "final:"  # an answer that ends the wait at once
+
+
+def approval_of(content_type: str, body: bytes, revision: int | None) -> "Literal[True] | str":
+    """True for an approval; otherwise what came back, in words (prefixed FINAL when it is final)."""
+    import json
+
+    text = body.decode("utf-8", "replace").lstrip("\ufeff \t\r\n")
+    lowered = text[:2048].lower()
+    if "html" in content_type.lower() or lowered.startswith("<") or "<html" in lowered or "<body" in lowered:
+        return FINAL + "not approved: the approval URL answered an HTML or XML page (a login page?), not an approval"
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return f'not JSON: {_excerpt(text)}'
+    if not isinstance(data, dict) or "approved" not in data:
+        return f'no "approved" in {_excerpt(text)}'
+    if data["approved"] is not True:
+        if data.get("denied") is True:
+            return FINAL + f"denied through the approval URL ({_excerpt(text)})"
+        return f'"approved" is {_excerpt(json.dumps(data["approved"]))}'
+    named = data.get("revision")
+    if named is not None and revision is not None and str(named) != str(revision):
+        return FINAL + (
+            f"not approved: the approval names revision {_excerpt(str(named))}, this rollback moves away from revision {revision}"
+        )
+    return True
+
+
+def _excerpt(text: str) -> str:
+    """A short, printable excerpt of what a server sent (control bytes escaped)."""
+    flat = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[:120])
+    return flat[:80] + ("..." if len(flat) > 80 or len(text) > 120 else "")
 
 
 def _ask(session: Any, url: str, seconds: float, verify: bool | str) -> tuple[int, str, bytes]:
@@ -62,8 +105,8 @@ def _ask(session: Any, url: str, seconds: float, verify: bool | str) -> tuple[in
 
     def get() -> tuple[int, str, bytes]:
         with session.get(url, timeout=seconds, verify=verify, allow_redirects=False, stream=True) as response:
-            head = response.raw.read(512, decode_content=True) or b""
-            return response.status_code, response.headers.get("Content-Type", ""), head
+            body = response.raw.read(APPROVAL_BYTES, decode_content=True) or b""
+            return response.status_code, response.headers.get("Content-Type", ""), body
 
     return run_with_deadline(get, Deadline(seconds), what="approval URL", abort=session.close)
 
@@ -96,11 +139,12 @@ def confirm(
     question: str,
     interactive: bool = True,
     verify: bool | str = True,
+    revision: int | None = None,
 ) -> tuple[bool, str]:
     if preapproved(flag, environ):
         return True, "pre-approved (--smoke-confirm-rollback / SMOKE_CONFIRM_ROLLBACK)"
     if approval_url:
-        return poll_approval_url(approval_url, timeout, verify)
+        return poll_approval_url(approval_url, timeout, verify, revision)
     if interactive and not os.environ.get("CI"):
         answer = prompt_on_terminal(question, timeout)
         if answer is not None:

@@ -1,21 +1,27 @@
-"""``previous-image``: ``kubectl set image`` back to the images of a safe earlier revision.
+"""``previous-image``: back to the pod template of a safe earlier revision, images first.
 
-The target revision is the newest one an earlier green smoke run marked as verified, else the
-previous revision. Only images change: a strategic merge patch by container name.
+The target revision is the newest one an earlier green smoke run marked as verified (once any was),
+else the previous revision. What is written is that revision's whole pod template: every container,
+init container and sidecar, so the result is a template that ran before, never a mix of two
+revisions. The manual command is ``kubectl set image`` when only images differ. With
+``rollback_strategy.container`` only that container's image changes (the user's choice, for
+containers versioned apart).
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Callable, Mapping
 
 from ...model import Plan, Target
-from ..kube import REJECTED, REJECTED_AT, REJECTED_REASON, VERIFIED, Kube, containers_of, revision_of
+from ..kube import REJECTED, REJECTED_AT, REJECTED_REASON, VERIFIED, VERIFIED_AT, Kube, revision_of
+from ..marks import without_hash
 from . import RollbackRefused, change_cause_op, guarded_patch
 
 
 def choose_target(deployment: dict[str, Any], replicasets: list[dict[str, Any]]) -> tuple[int, dict[str, Any]]:
-    """The newest verified earlier revision not rejected since; when none was ever verified, the
-    newest earlier one not rejected by a smoke run."""
+    """The newest verified earlier revision not rejected since; when no revision of this Deployment
+    was ever verified, the newest earlier one not rejected by a smoke run."""
     name = deployment["metadata"]["name"]
     if deployment["spec"].get("paused"):
         raise RollbackRefused(f"deployment/{name} is paused; resume it or roll back by hand")
@@ -27,20 +33,31 @@ def choose_target(deployment: dict[str, Any], replicasets: list[dict[str, Any]])
     def marks(rs: dict[str, Any]) -> dict[str, str]:
         return rs["metadata"].get("annotations") or {}
 
-    # Once a smoke run has verified any revision, only verified ones are targets: never an older,
-    # untested one. A rejection (made later) always wins over a verification.
-    ever_verified = [rs for rs in older if marks(rs).get(VERIFIED) == "true"]
-    candidates = [rs for rs in (ever_verified or older) if marks(rs).get(REJECTED) != "true"]
-    if not candidates:
-        rejected = ", ".join(
-            f"revision {revision_of(rs)} (rejected {marks(rs).get(REJECTED_AT, '')}: {marks(rs).get(REJECTED_REASON, '')})"
-            for rs in sorted(older, key=revision_of, reverse=True)
-        )
+    def rejected(rs: dict[str, Any]) -> bool:
+        return marks(rs).get(REJECTED) == "true"
+
+    # Once a smoke run has verified any revision (the live one included, and one rejected since:
+    # verified-at stays as history), only verified ones are targets: never an untested one.
+    ever_verified = any(marks(rs).get(VERIFIED) == "true" or marks(rs).get(VERIFIED_AT) for rs in replicasets)
+    candidates = [rs for rs in older if not rejected(rs) and (marks(rs).get(VERIFIED) == "true" or not ever_verified)]
+    if candidates:
+        return current, max(candidates, key=revision_of)
+
+    def describe(rs: dict[str, Any]) -> str:
+        if rejected(rs):
+            return f"revision {revision_of(rs)} (rejected {marks(rs).get(REJECTED_AT, '')}: {marks(rs).get(REJECTED_REASON, '')})"
+        return f"revision {revision_of(rs)} (never verified)"
+
+    listed = ", ".join(describe(rs) for rs in sorted(older, key=revision_of, reverse=True))
+    if ever_verified:
         raise RollbackRefused(
-            f"deployment/{name} has no safe earlier revision: every one was rolled away from by a smoke run "
-            f"({rejected}); rolling back would bring a rejected version back"
+            f"deployment/{name} has no earlier revision that a smoke run verified and none rejected since ({listed}); "
+            "rolling back would bring an untested or rejected version back"
         )
-    return current, max(candidates, key=revision_of)
+    raise RollbackRefused(
+        f"deployment/{name} has no safe earlier revision: every one was rolled away from by a smoke run "
+        f"({listed}); rolling back would bring a rejected version back"
+    )
 
 
 def read_revisions(target: Target | None) -> tuple[dict[str, Any], int, dict[str, Any]]:
@@ -52,52 +69,71 @@ def read_revisions(target: Target | None) -> tuple[dict[str, Any], int, dict[str
     return deployment, current_revision, chosen
 
 
+def images_of(template: dict[str, Any]) -> dict[str, str]:
+    """Every image of a pod template by container name, init containers (and native sidecars) included."""
+    spec = template.get("spec") or {}
+    return {c["name"]: c.get("image", "") for key in ("initContainers", "containers") for c in spec.get(key) or []}
+
+
 class PreviousImage:
     name = "previous-image"
 
     def plan(self, target: Target | None, strategy: Mapping[str, Any]) -> Plan:
         assert target is not None
         deployment, current_revision, chosen = read_revisions(target)
-        current = containers_of(deployment["spec"]["template"])
-        wanted = containers_of(chosen["spec"]["template"])
+        live = deployment["spec"]["template"]
+        restored = without_hash(chosen["spec"]["template"])
+        current, wanted = images_of(live), images_of(restored)
         if target.container:
             if target.container not in current:
                 raise RollbackRefused(
                     f"container {target.container!r} is not in deployment/{target.deployment} (containers: {', '.join(current)})"
                 )
-            wanted = {target.container: wanted.get(target.container, current[target.container])}
-        changed = {name: image for name, image in wanted.items() if name in current and current[name] != image}
+            restored = _with_image(live, target.container, wanted.get(target.container, current[target.container]))
+            wanted = images_of(restored)
+        changed = {name: image for name, image in wanted.items() if current.get(name) != image}
         if not changed:
             raise RollbackRefused(
                 f"revision {revision_of(chosen)} runs the same images as revision {current_revision}; nothing to roll back"
             )
-        settings = " ".join(f"{name}={image}" for name, image in changed.items())
+        only_images = _with_images(live, wanted) == restored
+        manual = (
+            target.kubectl("set", "image", f"deployment/{target.deployment}", " ".join(f"{n}={i}" for n, i in changed.items()))
+            if only_images and set(current) == set(wanted)
+            else target.kubectl("rollout", "undo", f"deployment/{target.deployment}", f"--to-revision={revision_of(chosen)}")
+        )
         return Plan(
             handler=self.name,
             target=target,
-            manual_command=target.kubectl("set", "image", f"deployment/{target.deployment}", settings),
+            manual_command=manual,
             from_revision=current_revision,
             to_revision=revision_of(chosen),
-            current_images={name: current[name] for name in changed},
+            current_images={name: current.get(name, "") for name in changed},
             target_images=changed,
             details={
                 "verified": (chosen["metadata"].get("annotations") or {}).get(VERIFIED) == "true",
-                "live_template": deployment["spec"]["template"],
+                "live_template": live,
+                "template": restored,
             },
         )
 
     def execute(self, plan: Plan, strategy: Mapping[str, Any], timeout: float, progress: Callable[[str], None]) -> None:
         assert plan.target is not None
         kube = Kube(plan.target)
-        containers = plan.details["live_template"]["spec"]["containers"]
-        ops = [
-            {"op": "replace", "path": f"/spec/template/spec/containers/{index}/image", "value": plan.target_images[c["name"]]}
-            for index, c in enumerate(containers)
-            if c["name"] in plan.target_images
-        ]
-        ops.append(change_cause_op(kube, plan))
+        ops = [{"op": "replace", "path": "/spec/template", "value": plan.details["template"]}, change_cause_op(kube, plan)]
         guarded_patch(kube, plan, ops)
         progress(f"patched deployment/{plan.target.deployment}: " + ", ".join(f"{n}={i}" for n, i in plan.target_images.items()))
-        kube.wait_for_rollout(timeout, progress)
 
 
+def _with_image(template: dict[str, Any], container: str, image: str) -> dict[str, Any]:
+    return _with_images(template, {container: image})
+
+
+def _with_images(template: dict[str, Any], images: Mapping[str, str]) -> dict[str, Any]:
+    """``template`` with the images of the named containers (init containers too) replaced."""
+    result = copy.deepcopy(template)
+    for key in ("initContainers", "containers"):
+        for container in (result.get("spec") or {}).get(key) or []:
+            if container["name"] in images:
+                container["image"] = images[container["name"]]
+    return result

@@ -4,15 +4,13 @@ concurrent change (another deploy, another rollback) is never overwritten."""
 
 from __future__ import annotations
 
-import copy
 from typing import Any, Callable, Mapping
 
 from ...model import Plan, Target
-from ..kube import Kube, containers_of, revision_of
+from ..kube import Kube, revision_of
+from ..marks import without_hash
 from . import change_cause_op, guarded_patch
-from .previous_image import read_revisions
-
-HASH_LABEL = "pod-template-hash"
+from .previous_image import images_of, read_revisions
 
 
 class RolloutUndo:
@@ -21,16 +19,15 @@ class RolloutUndo:
     def plan(self, target: Target | None, strategy: Mapping[str, Any]) -> Plan:
         assert target is not None
         deployment, current_revision, chosen = read_revisions(target)
-        template = copy.deepcopy(chosen["spec"]["template"])
-        (template.get("metadata") or {}).get("labels", {}).pop(HASH_LABEL, None)
+        template = without_hash(chosen["spec"]["template"])
         return Plan(
             handler=self.name,
             target=target,
             manual_command=target.kubectl("rollout", "undo", f"deployment/{target.deployment}", f"--to-revision={revision_of(chosen)}"),
             from_revision=current_revision,
             to_revision=revision_of(chosen),
-            current_images=containers_of(deployment["spec"]["template"]),
-            target_images=containers_of(template),
+            current_images=images_of(deployment["spec"]["template"]),
+            target_images=images_of(template),
             details={"template": template, "live_template": deployment["spec"]["template"]},
         )
 
@@ -40,4 +37,3 @@ class RolloutUndo:
         ops = [{"op": "replace", "path": "/spec/template", "value": plan.details["template"]}, change_cause_op(kube, plan)]
         guarded_patch(kube, plan, ops)
         progress(f"restored the pod template of revision {plan.to_revision}")
-        kube.wait_for_rollout(timeout, progress)
