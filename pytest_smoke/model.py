@@ -229,8 +229,9 @@ class Verdict:
         """The critical failures that count toward the rollback threshold.
 
         A failed dependency is the likely root cause of the health, path and custom failures
-        beside it: they count once, with it. A check with ``rollback: false`` never counts; when
-        only such dependencies failed, the failures beside them count once together.
+        beside it: they count once, with it. A check with ``rollback: false`` never counts, and
+        neither does what it explains: when only such dependencies failed, every other failure is
+        attributed to them, and rolling back cannot help (docs/exit-codes.md).
         """
         critical = self.critical
         dependencies = [o for o in critical if o.kind == "dependency"]
@@ -238,9 +239,7 @@ class Verdict:
         if any(o.rollback for o in dependencies):
             return [o for o in dependencies if o.rollback]  # the others count with them
         if dependencies:
-            # Only dependencies that a rollback cannot fix failed: what they may explain counts
-            # once, so an unrelated bad deploy is still caught, never doubled.
-            return others[:1]
+            return []  # an outage of what the deploy did not change: explained, never rolled back
         return others
 
 

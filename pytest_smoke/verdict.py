@@ -55,8 +55,10 @@ def decide(verdict: Verdict, auto_rollback: Mapping[str, Any], *, dry_run: bool 
     explained = _attribution(critical, counted)
     if count == 0:
         names = ", ".join(o.name for o in critical if not o.rollback) or ", ".join(o.name for o in critical)
+        attributed = [o.name for o in critical if o.attributed_to]
+        because = f", which explains {', '.join(attributed)}" if attributed else ""
         return Decision(
-            "no_rollback_helps", f"rolling back does not fix {names} (rollback: false){explained}", 0, threshold
+            "no_rollback_helps", f"rolling back does not fix {names} (rollback: false){because}", 0, threshold
         )
     if not auto_rollback.get("enabled", False):
         return Decision("disabled", "auto_rollback is not enabled", count, threshold)

@@ -134,17 +134,20 @@ class KubeDouble:
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def fault(self, method: str, path: str, *, status: int | None = None, times: int = 1, delay: float = 0.0,
-              apply: bool = False, trickle: bool = False, endless: bool = False) -> None:
+              apply: bool = False, trickle: bool = False, endless: bool = False, body: str = "") -> None:
         """Answer the next ``times`` calls of ``method`` to a path matching the regex ``path``:
         with ``status`` (a Status body); after ``delay`` seconds; ``apply``: do the write, then
         answer ``status`` (or nothing in time: a lost answer); ``trickle``: one byte every 0.5 s;
-        ``endless``: a 200 list that never ends (a broken proxy)."""
+        ``endless``: a 200 list that never ends (a broken proxy); ``body``: only a request whose
+        body holds this text."""
         self.rules.append({"method": method, "path": path, "status": status, "times": times, "delay": delay,
-                           "apply": apply, "trickle": trickle, "endless": endless})
+                           "apply": apply, "trickle": trickle, "endless": endless, "body": body})
 
-    def _rule_for(self, method: str, path: str) -> dict[str, Any] | None:
+    def _rule_for(self, method: str, path: str, body: bytes = b"") -> dict[str, Any] | None:
         with self.lock:
             for rule in self.rules:
+                if rule["body"] and rule["body"].encode() not in body:
+                    continue
                 if rule["times"] > 0 and rule["method"] == method and re.search(rule["path"], path):
                     rule["times"] -= 1
                     return rule
@@ -399,7 +402,8 @@ def _handler(api: KubeDouble) -> type[BaseHTTPRequestHandler]:
                 api.requests.append((method, path))
             if api.slow_seconds:
                 time.sleep(api.slow_seconds)
-            rule = api._rule_for(method, path)
+            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0)) if method == "PATCH" else b""
+            rule = api._rule_for(method, path, raw)
             self._rule = rule
             if rule and rule["delay"] and not rule["apply"]:
                 time.sleep(rule["delay"])
@@ -408,13 +412,11 @@ def _handler(api: KubeDouble) -> type[BaseHTTPRequestHandler]:
             if rule and rule["endless"]:
                 return self.endless()
             if rule and rule["status"] and not rule["apply"]:
-                if method == "PATCH":
-                    self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 return self.send(rule["status"], _status(rule["status"], "InternalError", f"injected {rule['status']}"))
             self._dry_run = "dryRun" in query
             kind = self.headers.get("Content-Type", "").split(";")[0]
             if method == "PATCH":
-                self._body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"null")
+                self._body = json.loads(raw or b"null")
                 if "/spec/template" in json.dumps(self._body) or '"template"' in json.dumps(self._body):
                     kind = api.fail_patches.get("template") and "template" or kind  # a write to the pod template
             if method == "PATCH" and api.fail_next_patch and not self._dry_run:
@@ -457,10 +459,15 @@ def _handler(api: KubeDouble) -> type[BaseHTTPRequestHandler]:
                             obj["metadata"]["resourceVersion"] = api._next_rv()
                     return self.send(200, api.public(obj))
                 if method == "PATCH":
-                    return self.patch(resource, obj)
+                    late = self.patch(resource, obj)
+                    if late is None:
+                        return
+            if method == "PATCH" and late is not None:  # applied; answered late, outside the lock
+                time.sleep(late[0])
+                return self.send(*late[1:]) if late[1] else self.send(200, api.public(obj))
             return self.send(405, _status(405, "MethodNotAllowed", "method not allowed"))
 
-        def patch(self, resource: str, obj: dict[str, Any]) -> None:
+        def patch(self, resource: str, obj: dict[str, Any]) -> tuple[float, int | None, Any] | None:
             body = self._body
             kind = self.headers.get("Content-Type", "").split(";")[0]
             if not self._dry_run:
@@ -488,11 +495,9 @@ def _handler(api: KubeDouble) -> type[BaseHTTPRequestHandler]:
                 if not obj["spec"].get("paused"):
                     api._roll(obj)
             rule = self._rule
-            if rule and rule["apply"]:
-                if rule["delay"]:
-                    time.sleep(rule["delay"])  # applied; the answer comes after the client gave up
-                if rule["status"]:
-                    return self.send(rule["status"], _status(rule["status"], "Timeout", "the gateway timed out"))
+            if rule and rule["apply"]:  # applied; the answer comes late (after the client gave up) or lost
+                status = rule["status"]
+                return rule["delay"], status, _status(status, "Timeout", "the gateway timed out") if status else None
             if api.lose_template_answer and "/spec/template" in json.dumps(body):
                 # Applied, but the answer is lost (a gateway timeout): the client cannot tell.
                 code, api.lose_template_answer = api.lose_template_answer, None

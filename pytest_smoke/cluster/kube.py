@@ -24,6 +24,12 @@ VERIFIED_AT = "pytest-smoke.dev/verified-at"
 REJECTED = "pytest-smoke.dev/rejected"
 REJECTED_AT = "pytest-smoke.dev/rejected-at"
 REJECTED_REASON = "pytest-smoke.dev/rejected-reason"
+# On the Deployment, written in the same guarded patch as the rollback itself: the pod-template
+# hashes rolled away from (newest last). A rejection that holds even when the ReplicaSet's own mark
+# could not be written, so a re-run can never roll forward onto it.
+ROLLED_BACK_FROM = "pytest-smoke.dev/rolled-back-from"
+ROLLED_BACK_FROM_KEPT = 10
+HASH_LABEL = "pod-template-hash"
 LEASE_ATTEMPTS = 3
 MAX_LEASE_SECONDS = 3600.0
 CHANGE_CAUSE = "kubernetes.io/change-cause"
@@ -141,12 +147,12 @@ class Kube:
         try:
             status, reason, received_type, raw = run_with_deadline(exchange, deadline, what=what, abort=self._pool.clear)
         except (CheckTimeout, TimeoutError):
-            raise KubeError(f"{what}: the Kubernetes API at {self.server} did not answer within {seconds:g} s", timeout=True) from None
+            raise KubeError(f"{what}: the Kubernetes API at {self.server} did not answer within {_seconds_text(seconds)} s", timeout=True) from None
         except KubeError:
             raise
         except Exception as exc:  # urllib3 connection errors and the like
             if "Timeout" in exc.__class__.__name__ or "timed out" in str(exc):
-                raise KubeError(f"{what}: the Kubernetes API at {self.server} did not answer within {seconds:g} s", timeout=True) from None
+                raise KubeError(f"{what}: the Kubernetes API at {self.server} did not answer within {_seconds_text(seconds)} s", timeout=True) from None
             raise KubeError(f"{what}: cannot reach the Kubernetes API at {self.server} ({exc.__class__.__name__})") from None
         if not 200 <= status <= 299:
             raise KubeError(f"{what}: {_api_message(status, reason, raw)}", status=status)
@@ -371,6 +377,20 @@ def _parse_time(text: str) -> float | None:
         return None
 
 
+def rolled_back_from(deployment: dict[str, Any]) -> list[dict[str, Any]]:
+    """The Deployment's record of templates a smoke run rolled away from; malformed reads as empty."""
+    raw = (deployment["metadata"].get("annotations") or {}).get(ROLLED_BACK_FROM)
+    try:
+        entries = json.loads(raw) if raw else []
+    except (TypeError, ValueError):
+        return []
+    return [e for e in entries if isinstance(e, dict) and isinstance(e.get("hash"), str)] if isinstance(entries, list) else []
+
+
+def template_hash_of(replicaset: dict[str, Any]) -> str:
+    return str((replicaset["metadata"].get("labels") or {}).get(HASH_LABEL, ""))
+
+
 def revision_of(obj: dict[str, Any]) -> int:
     try:
         return int((obj["metadata"].get("annotations") or {}).get(REVISION, 0))
@@ -409,6 +429,11 @@ def _api_message(status: int, reason: str, raw: bytes) -> str:
         message = reason
     message = str(message)[:300]
     return f"{status} {reason}: {message}" if message != reason else f"{status} {reason}"
+
+
+def _seconds_text(seconds: float) -> str:
+    """A bound as people write it: 2, not 1.98132 (what was left of a 2 s deadline)."""
+    return f"{round(seconds + 0.05):g}" if seconds >= 1 else f"{seconds:.1f}"
 
 
 def _read_capped(response: Any, deadline: Any, what: str) -> bytes:

@@ -11,6 +11,7 @@ this Deployment before" survives a rejection (see ``previous_image.choose_target
 from __future__ import annotations
 
 import copy
+import json
 import time
 from typing import Any, Callable
 
@@ -18,12 +19,16 @@ from .kube import (
     REJECTED,
     REJECTED_AT,
     REJECTED_REASON,
+    ROLLED_BACK_FROM,
     VERIFIED,
     VERIFIED_AT,
     DeploymentState,
     Kube,
     KubeError,
+    _pointer,
     revision_of,
+    rolled_back_from,
+    template_hash_of,
     unsettled_reason,
 )
 
@@ -103,5 +108,29 @@ def verify(kube: Kube, tested: DeploymentState) -> str:
         return f"no ReplicaSet carries revision {tested.revision}"
 
     marks: dict[str, str | None] = {VERIFIED: "true", VERIFIED_AT: _stamp(), REJECTED: None, REJECTED_AT: None, REJECTED_REASON: None}
-    _write(kube, find, marks)
+    replicaset = _write(kube, find, marks)
+    _lift_record(kube, tested, template_hash_of(replicaset))
     return f"marked revision {tested.revision} of {ref} as verified"
+
+
+def _lift_record(kube: Kube, tested: DeploymentState, template_hash: str) -> None:
+    """Take a verified template out of the Deployment's rolled-back-from record, guarded by the
+    template and the record as read."""
+    for attempt in range(1, MARK_ATTEMPTS + 1):
+        deployment = kube.deployment()
+        record = rolled_back_from(deployment)
+        if not any(entry["hash"] == template_hash for entry in record):
+            return
+        path = "/metadata/annotations/" + _pointer(ROLLED_BACK_FROM)
+        ops = [
+            {"op": "test", "path": "/spec/template", "value": tested.template},
+            {"op": "test", "path": path, "value": deployment["metadata"]["annotations"][ROLLED_BACK_FROM]},
+            {"op": "replace", "path": path, "value": json.dumps([e for e in record if e["hash"] != template_hash])},
+        ]
+        try:
+            kube.patch_deployment(ops, "application/json-patch+json")
+            return
+        except KubeError as exc:
+            if not exc.conflict or attempt == MARK_ATTEMPTS:
+                raise MarkNotWritten(f"verified, but the Deployment's rolled-back-from record still lists it: {exc}") from None
+        time.sleep(0.1 * attempt)

@@ -198,7 +198,9 @@ def _critical(document: Document) -> Iterator[Line]:
     for number, check in enumerate(_with(document, "critical"), 1):
         fix = check["remediation"]
         yield f"{number}. {KIND_TITLES.get(check['kind'], 'Check')}: {check['name']}: {check['reason']}", {"red": True}
-        if check["attributed_to"]:
+        if check["attributed_to"] and decision["action"] == "no_rollback_helps":
+            yield f"Likely cause: dependency {check['attributed_to']} failed (rollback: false: a rollback does not fix it)", {}
+        elif check["attributed_to"]:
             yield f"Likely cause: dependency {check['attributed_to']} failed (counts with it toward a rollback)", {}
         if not check["rollback"]:
             yield "Rollback: false for this check: it alerts, but rolling back does not fix it", {}

@@ -19,6 +19,7 @@ from typing import Any, Callable, Mapping, Protocol
 from ...model import Plan, RollbackResult, RollbackStatus, Target
 from ..kube import (
     REJECTED,
+    ROLLED_BACK_FROM,
     DeploymentState,
     Kube,
     KubeError,
@@ -47,7 +48,12 @@ class RollbackInterrupted(BaseException):
 
 
 FAILED_PREFIX = "ROLLBACK FAILED: alert ops team immediately"
-HOLDER = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
+def new_holder() -> str:
+    """Who this rollback is: the lease holder and the change-cause name it, and only it."""
+    return f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
+
+
+READ_BACK_SECONDS = 10.0  # after an ambiguous answer: time to read the Deployment back and wait on our write
 LEASE_MARGIN_SECONDS = 30.0
 
 
@@ -120,6 +126,7 @@ def carry_out(
     try:
         handler = handler or get_handler(handler_name)
         plan = handler.plan(target, strategy)
+        holder = plan.details["holder"] = new_holder()
         if target is not None and tested is None:
             raise RollbackRefused(
                 f"the revision the checks tested was not recorded ({tested_error or 'no answer'}): "
@@ -160,7 +167,7 @@ def carry_out(
     try:
         if target is not None:
             lease = Kube(target)
-            lease.acquire_lease(HOLDER, timeout + LEASE_MARGIN_SECONDS)
+            lease.acquire_lease(holder, timeout + LEASE_MARGIN_SECONDS)
     except LeaseHeld as exc:
         return RollbackResult(
             "refused", f"{REFUSED_PREFIX}: {exc}; this run changed nothing: make sure that run's rollback completes",
@@ -180,7 +187,7 @@ def carry_out(
 
         def release_lease() -> None:
             if lease is not None:
-                lease.release_lease(HOLDER)
+                lease.release_lease(holder)
 
         def reject() -> None:
             _reject(result, reason, tested)
@@ -191,8 +198,15 @@ def carry_out(
             except RollbackInterrupted as exc:
                 result.notes.append(f"{exc} while {step}")
             except Exception as exc:  # noqa: BLE001 - the lease expires on its own; the mark is reported below
-                if step.startswith("marking"):
-                    _unmarked(result, f"{exc.__class__.__name__}: {exc}" if not isinstance(exc, KubeError) else str(exc))
+                why = str(exc) if isinstance(exc, KubeError) else f"{exc.__class__.__name__}: {exc}"
+                written_plan = result.plan or plan
+                if step.startswith("marking") and not (written_plan.details.get("from_hash") and written_plan.details.get("template")):
+                    _unmarked(result, why, tested)
+                elif step.startswith("marking"):
+                    result.notes.append(
+                        f"the ReplicaSet of revision {written_plan.from_revision} was not marked rejected ({why}); the rejection holds "
+                        f"all the same: the rollback's own write recorded it on the Deployment ({ROLLED_BACK_FROM})"
+                    )
                 else:
                     result.notes.append(f"could not finish {step}: {exc.__class__.__name__}: {exc}")
     return result
@@ -234,7 +248,7 @@ MARK_SECONDS = 10.0  # what the rejection mark and the lease release get past th
 
 def our_change_cause(plan: Plan) -> str:
     """The change-cause this run writes: it names the run, so only this run recognises the write."""
-    return f"{CHANGE_CAUSE_PREFIX} {plan.to_revision} by {HOLDER}"
+    return f"{CHANGE_CAUSE_PREFIX} {plan.to_revision} by {plan.details.get('holder', '')}"
 
 
 def _reject(result: RollbackResult, reason: str, tested: DeploymentState | None) -> None:
@@ -245,14 +259,14 @@ def _reject(result: RollbackResult, reason: str, tested: DeploymentState | None)
     if plan is None or plan.target is None or not plan.details.get("written"):
         return
     if tested is None:
-        return _unmarked(result, "the tested revision was not recorded")
+        return _unmarked(result, "the tested revision was not recorded", tested)
     result.notes.append(reject(Kube(plan.target), tested, reason))
 
 
-def _unmarked(result: RollbackResult, why: str) -> None:
+def _unmarked(result: RollbackResult, why: str, tested: DeploymentState | None) -> None:
     """Rolled back, but the rejection is not on the cluster: a later run could roll forward onto it."""
     plan = result.plan
-    revision = plan.from_revision if plan is not None else None
+    revision = (plan.from_revision if plan is not None else None) or (tested.revision if tested is not None else None)
     what = f"revision {revision} is not marked rejected ({why}): a later run could roll forward onto it"
     if plan is not None and plan.target is not None:
         t = plan.target
@@ -305,7 +319,9 @@ def _execute(
                     return
                 if plan.details.get("written"):
                     break
+                holder = plan.details.get("holder")
                 result.plan = plan = handler.plan(target, strategy)
+                plan.details["holder"] = holder
             handler.execute(plan, strategy, remaining, record)
             plan.details["written"] = True
         except RollbackInterrupted as exc:
@@ -317,7 +333,11 @@ def _execute(
                 f"internal error: {exc.__class__.__name__}: {exc}"
             )
             record(f"attempt {attempt}/{attempts} failed: {error}")
-            # What happened in the cluster, not what the client saw: read it back.
+            # What happened in the cluster, not what the client saw: read it back (with time to do
+            # so even when the write used up the rollback's).
+            if target is not None and target.deadline is not None:
+                target.deadline = max(target.deadline, time.monotonic() + READ_BACK_SECONDS)
+                deadline = max(deadline, time.monotonic() + READ_BACK_SECONDS)
             try:
                 moved_on = _moved_on(target, tested, plan)
             except Exception as read_error:  # noqa: BLE001
@@ -369,13 +389,22 @@ def guarded_patch(kube: Kube, plan: Plan, ops: list[dict[str, Any]]) -> None:
     plan.details["written"] = True
 
 
-def change_cause_op(kube: Kube, plan: Plan) -> dict[str, Any]:
-    """The JSON patch op that says who changed the Deployment (``kubectl rollout history`` shows it),
-    and lets this run, and only this run, recognise its own write."""
-    from ..kube import CHANGE_CAUSE, _pointer
+def restore_template(kube: Kube, plan: Plan) -> None:
+    """Write the plan's pod template, guarded by the template it was planned from, with two
+    annotations in the same patch: the change-cause (``kubectl rollout history`` shows it; it names
+    this run, so that only this run recognises the write) and the record of the template rolled
+    away from (the rejection that no failed ReplicaSet mark can lose)."""
+    import json
 
-    value = our_change_cause(plan)
-    annotations = kube.deployment()["metadata"].get("annotations")
-    if annotations is None:
-        return {"op": "add", "path": "/metadata/annotations", "value": {CHANGE_CAUSE: value}}
-    return {"op": "add", "path": "/metadata/annotations/" + _pointer(CHANGE_CAUSE), "value": value}
+    from ..kube import CHANGE_CAUSE, ROLLED_BACK_FROM, ROLLED_BACK_FROM_KEPT, _annotation_ops, rolled_back_from
+
+    deployment = kube.deployment()
+    record = rolled_back_from(deployment)
+    rejected_hash = plan.details.get("from_hash")
+    if rejected_hash:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        record = [e for e in record if e["hash"] != rejected_hash]
+        record.append({"revision": plan.from_revision, "hash": rejected_hash, "at": stamp})
+    annotations = {CHANGE_CAUSE: our_change_cause(plan), ROLLED_BACK_FROM: json.dumps(record[-ROLLED_BACK_FROM_KEPT:])}
+    ops = [{"op": "replace", "path": "/spec/template", "value": plan.details["template"]}]
+    guarded_patch(kube, plan, ops + _annotation_ops(deployment["metadata"], annotations))

@@ -14,9 +14,19 @@ import copy
 from typing import Any, Callable, Mapping
 
 from ...model import Plan, Target
-from ..kube import REJECTED, REJECTED_AT, REJECTED_REASON, VERIFIED, VERIFIED_AT, Kube, revision_of
+from ..kube import (
+    REJECTED,
+    REJECTED_AT,
+    REJECTED_REASON,
+    VERIFIED,
+    VERIFIED_AT,
+    Kube,
+    revision_of,
+    rolled_back_from,
+    template_hash_of,
+)
 from ..marks import without_hash
-from . import RollbackRefused, change_cause_op, guarded_patch
+from . import RollbackRefused, restore_template
 
 
 def choose_target(deployment: dict[str, Any], replicasets: list[dict[str, Any]]) -> tuple[int, dict[str, Any]]:
@@ -33,8 +43,10 @@ def choose_target(deployment: dict[str, Any], replicasets: list[dict[str, Any]])
     def marks(rs: dict[str, Any]) -> dict[str, str]:
         return rs["metadata"].get("annotations") or {}
 
+    record = {entry["hash"]: entry for entry in rolled_back_from(deployment)}
+
     def rejected(rs: dict[str, Any]) -> bool:
-        return marks(rs).get(REJECTED) == "true"
+        return marks(rs).get(REJECTED) == "true" or template_hash_of(rs) in record
 
     # Once a smoke run has verified any revision (the live one included, and one rejected since:
     # verified-at stays as history), only verified ones are targets: never an untested one.
@@ -44,8 +56,10 @@ def choose_target(deployment: dict[str, Any], replicasets: list[dict[str, Any]])
         return current, max(candidates, key=revision_of)
 
     def describe(rs: dict[str, Any]) -> str:
-        if rejected(rs):
+        if marks(rs).get(REJECTED) == "true":
             return f"revision {revision_of(rs)} (rejected {marks(rs).get(REJECTED_AT, '')}: {marks(rs).get(REJECTED_REASON, '')})"
+        if rejected(rs):
+            return f"revision {revision_of(rs)} (rolled away from {record[template_hash_of(rs)].get('at', '')})"
         return f"revision {revision_of(rs)} (never verified)"
 
     listed = ", ".join(describe(rs) for rs in sorted(older, key=revision_of, reverse=True))
@@ -60,13 +74,16 @@ def choose_target(deployment: dict[str, Any], replicasets: list[dict[str, Any]])
     )
 
 
-def read_revisions(target: Target | None) -> tuple[dict[str, Any], int, dict[str, Any]]:
-    """The live Deployment, its current revision and the ReplicaSet to roll back to."""
+def read_revisions(target: Target | None) -> tuple[dict[str, Any], int, dict[str, Any], str]:
+    """The live Deployment, its current revision, the ReplicaSet to roll back to and the
+    pod-template hash of the current one (what the rollback moves away from)."""
     assert target is not None
     kube = Kube(target)
     deployment = kube.deployment()
-    current_revision, chosen = choose_target(deployment, kube.replicasets(deployment))
-    return deployment, current_revision, chosen
+    replicasets = kube.replicasets(deployment)
+    current_revision, chosen = choose_target(deployment, replicasets)
+    current = [rs for rs in replicasets if revision_of(rs) == current_revision]
+    return deployment, current_revision, chosen, template_hash_of(current[0]) if current else ""
 
 
 def images_of(template: dict[str, Any]) -> dict[str, str]:
@@ -80,7 +97,7 @@ class PreviousImage:
 
     def plan(self, target: Target | None, strategy: Mapping[str, Any]) -> Plan:
         assert target is not None
-        deployment, current_revision, chosen = read_revisions(target)
+        deployment, current_revision, chosen, current_hash = read_revisions(target)
         live = deployment["spec"]["template"]
         restored = without_hash(chosen["spec"]["template"])
         current, wanted = images_of(live), images_of(restored)
@@ -114,14 +131,13 @@ class PreviousImage:
                 "verified": (chosen["metadata"].get("annotations") or {}).get(VERIFIED) == "true",
                 "live_template": live,
                 "template": restored,
+                "from_hash": current_hash,
             },
         )
 
     def execute(self, plan: Plan, strategy: Mapping[str, Any], timeout: float, progress: Callable[[str], None]) -> None:
         assert plan.target is not None
-        kube = Kube(plan.target)
-        ops = [{"op": "replace", "path": "/spec/template", "value": plan.details["template"]}, change_cause_op(kube, plan)]
-        guarded_patch(kube, plan, ops)
+        restore_template(Kube(plan.target), plan)
         progress(f"patched deployment/{plan.target.deployment}: " + ", ".join(f"{n}={i}" for n, i in plan.target_images.items()))
 
 

@@ -9,7 +9,7 @@ from typing import Any, Callable, Mapping
 from ...model import Plan, Target
 from ..kube import Kube, revision_of
 from ..marks import without_hash
-from . import change_cause_op, guarded_patch
+from . import restore_template
 from .previous_image import images_of, read_revisions
 
 
@@ -18,7 +18,7 @@ class RolloutUndo:
 
     def plan(self, target: Target | None, strategy: Mapping[str, Any]) -> Plan:
         assert target is not None
-        deployment, current_revision, chosen = read_revisions(target)
+        deployment, current_revision, chosen, current_hash = read_revisions(target)
         template = without_hash(chosen["spec"]["template"])
         return Plan(
             handler=self.name,
@@ -28,12 +28,10 @@ class RolloutUndo:
             to_revision=revision_of(chosen),
             current_images=images_of(deployment["spec"]["template"]),
             target_images=images_of(template),
-            details={"template": template, "live_template": deployment["spec"]["template"]},
+            details={"template": template, "live_template": deployment["spec"]["template"], "from_hash": current_hash},
         )
 
     def execute(self, plan: Plan, strategy: Mapping[str, Any], timeout: float, progress: Callable[[str], None]) -> None:
         assert plan.target is not None
-        kube = Kube(plan.target)
-        ops = [{"op": "replace", "path": "/spec/template", "value": plan.details["template"]}, change_cause_op(kube, plan)]
-        guarded_patch(kube, plan, ops)
+        restore_template(Kube(plan.target), plan)
         progress(f"restored the pod template of revision {plan.to_revision}")

@@ -1,0 +1,362 @@
+"""Every write to the cluster is exact, and every report of one is true (issue 31), and results are
+attributed only to a settled revision (issue 29). Against the apps/v1 test double with fault rules
+(a status per call, late, trickled, endless or lost answers), through the real kubernetes client;
+each test asserts the Deployment's and the ReplicaSets' final state, not only what was reported."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+
+from pytest_smoke.cluster.kube import ROLLED_BACK_FROM, Kube
+from pytest_smoke.cluster.rollback.confirm import approval_of
+from pytest_smoke.model import Target
+from pytest_smoke.verdict import EXIT_ROLLBACK_FAILED, exit_code
+
+from helpers import BAD_IMAGE as BAD
+from helpers import GOOD_IMAGE as GOOD
+from helpers import deployment_patches, health, roll_back, smoke_doc
+from kube_double import KubeDouble
+
+HOTFIX = "django:v1.24.0-hotfix"
+FAST = {"rollback_timeout_seconds": 20}
+
+
+def strategy_for(api, name="django", **extra):
+    return {"type": "previous-image", "deployment": name, "namespace": "prod", "kubeconfig": str(api.kubeconfig), **extra}
+
+
+def marks(api, name="django"):
+    """revision -> the smoke annotations of its ReplicaSet."""
+    return {
+        int(rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"]): {
+            k.rpartition("/")[2]: v for k, v in rs["metadata"]["annotations"].items() if k.startswith("pytest-smoke.dev/")
+        }
+        for rs in api.owned_replicasets("prod", name)
+    }
+
+
+def state(api, name="django"):
+    return Kube(Target.from_settings(strategy_for(api, name))).state()
+
+
+def run(pytester, *args):
+    return pytester.runpytest("--smoke-config", "smoke.json", "-p", "no:cacheprovider", *args)
+
+
+# -- no write without a recorded, settled tested revision --------------------------------------------
+
+
+def test_a_503_on_the_first_read_is_retried_and_a_read_that_never_succeeds_refuses_the_rollback(pytester, write_config, demo, kube):
+    demo.faults.add("ready-503")
+    write_config(smoke_doc(demo, kube, confirm=False))
+    kube.fault("GET", "/deployments/django$", status=503, times=1)
+    assert run(pytester).ret == 1  # retried: recorded, rolled back
+    assert kube.images("prod", "django") == {"django": GOOD}
+
+    kube.deploy("prod", "django", {"django": HOTFIX})
+    patches = len(deployment_patches(kube))
+    kube.fault("GET", "/deployments/django$", status=503, times=3)  # every read as the checks start
+    result = run(pytester)
+    assert result.ret == EXIT_ROLLBACK_FAILED
+    result.stdout.fnmatch_lines([
+        "✗ CRITICAL: Smoke tests failed - ROLLBACK REFUSED",
+        "*the revision the checks tested was not recorded (read deployment/django -n prod: 503 *): "
+        "rolling back without it could revert a fix deployed meanwhile*",
+    ])
+    assert kube.images("prod", "django") == {"django": HOTFIX} and len(deployment_patches(kube)) == patches
+    assert kube.revision("prod", "django") == 4 and "rejected" not in marks(kube)[4]  # the hotfix is untouched
+
+
+def test_a_deployment_still_rolling_out_is_inconclusive_never_rolled_back_or_marked(pytester, write_config, demo, kube):
+    kube.stuck = True
+    kube.deploy("prod", "django", {"django": HOTFIX}, complete=False)  # 0/3 pods updated: old pods answer
+    demo.faults.add("ready-503")
+    write_config(smoke_doc(demo, kube, confirm=False))
+    result = run(pytester)
+    assert result.ret == 12
+    result.stdout.fnmatch_lines([
+        "? INCONCLUSIVE: the checks cannot be attributed to one revision - no rollback, nothing marked, deployment NOT verified",
+        "Reason: a rollout was in progress as the checks started (deployment/django is rolling out: 0/3 pods run the latest "
+        "template): the checks cannot be attributed to one revision*",
+        "- Health Check readiness: /health/ready returned 503*",
+    ])
+    assert kube.images("prod", "django") == {"django": HOTFIX} and deployment_patches(kube) == []
+    assert not any(m.get("rejected") for m in marks(kube).values())
+
+    demo.faults.clear()  # green, but still mid-rollout: never marked verified either
+    assert run(pytester).ret == 12
+    assert not any(m.get("verified") for m in marks(kube).values())
+
+
+def test_a_pipeline_expected_failure_while_rolling_out_waits_when_asked(pytester, write_config, demo, kube):
+    kube.deploy("prod", "django", {"django": HOTFIX}, complete=False)  # finishes over a few polls
+    write_config({**smoke_doc(demo, kube, confirm=False), "wait_for_rollout": {"deployment": "django", "timeout_seconds": 20}})
+    result = run(pytester)
+    assert result.ret == 0
+    assert marks(kube)[3].get("verified") == "true"
+
+
+# -- approvals are given, never inferred ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "content_type, body, expected",
+    [
+        ("application/json", b'{"approved": true}', True),
+        ("application/json", b'{"approved": true, "revision": 2}', True),
+        ("application/json", b'{"approved": false}', '"approved" is false'),
+        ("application/json", b'{"approved": "true"}', '"approved" is "true"'),
+        ("application/json", b"", "not JSON: "),
+        ("text/plain", b"OK", "not JSON: OK"),
+        ("application/json", b'{"approved": true, "revision": 5}', "final:not approved: the approval names revision 5, "
+                                                                   "this rollback moves away from revision 2"),
+        ("application/json", b'{"approved": false, "denied": true}', 'final:denied through the approval URL ({"approved": false, "denied": true})'),
+        ("text/plain", b"<!-- sso --><html><body>Sign in</body></html>", "final:not approved: the approval URL answered an HTML or XML page*"),
+        ("text/plain", b"<head><title>Login</title></head>", "final:not approved: *HTML or XML page*"),
+        ("application/xml", b'<?xml version="1.0"?><html xmlns="http://www.w3.org/1999/xhtml"/>', "final:not approved: *HTML or XML*"),
+        ("application/json", b'{"approved": "\x1b[2K\x1b[1Gyes"}', 'not JSON: {"approved": "\\x1b[2K\\x1b[1Gyes"}'),  # control bytes escaped
+    ],
+)
+def test_only_an_explicit_approval_approves(content_type, body, expected):
+    import fnmatch
+
+    answer = approval_of(content_type, body, 2)
+    assert answer is True if expected is True else fnmatch.fnmatchcase(str(answer), expected + ("" if "*" in expected else "*"))
+
+
+# -- every mark is guarded, and a rejection is never lost -------------------------------------------
+
+
+def test_a_failed_rejection_mark_still_rejects_and_a_re_run_never_rolls_forward(kube):
+    kube.fault("PATCH", "/replicasets/", status=500, times=20)  # every ReplicaSet mark fails
+    result = roll_back("rollback", strategy_for(kube), FAST, reason="readiness")
+    assert result.status == "completed", result.message
+    assert any(f"the rejection holds all the same: the rollback's own write recorded it on the Deployment ({ROLLED_BACK_FROM})" in n
+               for n in result.notes)
+    again = roll_back("rollback", strategy_for(kube), FAST, reason="readiness")  # the same failing config
+    assert again.status == "refused" and "no safe earlier revision" in again.message
+    assert kube.images("prod", "django") == {"django": GOOD}  # never forward onto BAD
+
+
+def test_a_command_rollback_whose_mark_fails_is_unmarked_exit_10(kube, tmp_path):
+    script = tmp_path / "undo.sh"
+    script.write_text(f"#!/bin/sh\nexec kubectl --kubeconfig {kube.kubeconfig} -n prod set image deployment/django django={GOOD}\n")
+    script.chmod(0o755)
+    kube.fault("PATCH", "/replicasets/", status=500, times=20)
+    result = roll_back("rollback", strategy_for(kube, type="command", command=[str(script)]), FAST, reason="readiness")
+    assert result.status == "unmarked", result.message
+    assert result.message.startswith("ROLLED BACK, REJECTION MARK NOT WRITTEN: alert ops team (revision 2 is not marked rejected")
+    assert exit_code(_critical_verdict(), result.status) == EXIT_ROLLBACK_FAILED
+
+
+def _critical_verdict():
+    from pytest_smoke.model import Outcome
+    from pytest_smoke.verdict import classify
+
+    return classify([Outcome(nodeid="r", name="r", kind="health", required=True, status="failed")])
+
+
+def test_a_green_runs_verified_mark_never_lifts_a_rejection_made_meanwhile(kube):
+    from pytest_smoke.cluster.marks import MarkNotWritten, verify
+
+    tested = state(kube)  # run A tested revision 2 and is green
+    kube.fault("GET", "/replicasets$", delay=3.0, times=1)  # A's ReplicaSet list is slow
+    outcome = {}
+
+    def mark():
+        try:
+            outcome["note"] = verify(Kube(Target.from_settings(strategy_for(kube))), tested)
+        except MarkNotWritten as exc:
+            outcome["error"] = str(exc)
+
+    a = threading.Thread(target=mark)
+    a.start()
+    time.sleep(0.3)
+    b = roll_back("rollback", strategy_for(kube), FAST, tested=tested, reason="readiness")  # run B fails and rolls back
+    a.join(20)
+    assert b.status == "completed"
+    assert "changed while the checks ran" in outcome.get("error", ""), outcome
+    assert marks(kube)[2].get("rejected") == "true" and "verified" not in marks(kube)[2]
+
+
+def test_a_rejection_replaces_verified_and_a_green_run_replaces_the_rejection(kube):
+    from pytest_smoke.cluster.marks import verify
+
+    verify(Kube(Target.from_settings(strategy_for(kube))), state(kube))  # revision 2 verified
+    assert marks(kube)[2]["verified"] == "true"
+    kube.deploy("prod", "django", {"django": HOTFIX})  # revision 3, fails
+    assert roll_back("rollback", strategy_for(kube), FAST, reason="readiness").status == "completed"
+    # Rolled back onto verified revision 2's template (now revision 4); 3 is rejected, not verified.
+    assert marks(kube)[3].get("rejected") == "true" and "verified" not in marks(kube)[3]
+    assert kube.images("prod", "django") == {"django": BAD}
+    kube.deploy("prod", "django", {"django": HOTFIX})  # the same version, healthy now: revision 5
+    verify(Kube(Target.from_settings(strategy_for(kube))), state(kube))
+    m = marks(kube)[5]
+    assert m["verified"] == "true" and "rejected" not in m
+    record = json.loads(kube.deployments[("prod", "django")]["metadata"]["annotations"][ROLLED_BACK_FROM])
+    assert record == []  # the Deployment's record lifted with it
+
+
+# -- whole templates -----------------------------------------------------------------------------------
+
+
+def test_previous_image_restores_init_containers_and_sidecars_too(tmp_path):
+    api = KubeDouble().start()
+    try:
+        api.add_deployment("shop", {"web": "web:4"})
+        api.deploy("prod", "shop", {"web": "web:4", "proxy": "envoy:1.30"}, init_images={"migrate": "migrate:4"})
+        api.deploy("prod", "shop", {"web": "web:5", "proxy": "envoy:1.31"}, init_images={"migrate": "migrate:5"})
+        api.kubeconfig = api.write_kubeconfig(tmp_path / "kc")
+        result = roll_back("rollback", strategy_for(api, "shop"), FAST)
+        assert result.status == "completed", result.message
+        spec = api.deployments[("prod", "shop")]["spec"]["template"]["spec"]
+        assert {c["name"]: c["image"] for c in spec["containers"]} == {"web": "web:4", "proxy": "envoy:1.30"}
+        assert {c["name"]: c["image"] for c in spec["initContainers"]} == {"migrate": "migrate:4"}
+        assert result.plan.target_images == {"migrate": "migrate:4", "web": "web:4", "proxy": "envoy:1.30"}
+    finally:
+        api.stop()
+
+
+# -- report what happened in the cluster -----------------------------------------------------------
+
+
+def test_a_command_that_fails_every_attempt_is_rollback_failed_and_marks_nothing(kube):
+    result = roll_back("rollback", strategy_for(kube, type="command", command=["false", "{deployment}"], max_rollback_attempts=2), FAST)
+    assert result.status == "failed" and result.attempts == 2
+    assert result.message.startswith("ROLLBACK FAILED: alert ops team immediately (false exited with 1")
+    assert exit_code(_critical_verdict(), result.status) == EXIT_ROLLBACK_FAILED
+    assert not any(m.get("rejected") for m in marks(kube).values())
+
+
+def test_a_write_applied_but_answered_after_the_client_gave_up_is_reported_from_the_cluster(kube):
+    kube.fault("PATCH", "/deployments/django$", apply=True, delay=4.0, times=1, body="/spec/template")
+    result = roll_back("rollback", strategy_for(kube), {"rollback_timeout_seconds": 3}, reason="readiness")
+    assert result.status == "completed", result.message
+    assert any("did not answer within 3 s" in line for line in result.progress), result.progress
+    assert kube.images("prod", "django") == {"django": GOOD}
+    assert marks(kube)[2].get("rejected") == "true"
+
+
+def test_a_rollback_another_run_made_is_never_claimed(kube):
+    tested = state(kube)
+    other = {}
+
+    def approve_after_another_run_rolled_back(plan):
+        other["result"] = roll_back("rollback", strategy_for(kube), FAST, tested=tested)
+        return True, "approved"
+
+    result = roll_back("confirm", strategy_for(kube), FAST, tested=tested, confirm=approve_after_another_run_rolled_back)
+    assert other["result"].status == "completed"
+    assert result.status == "superseded", result.message
+    assert f"revision 2 ({BAD}) -> revision 3 ({GOOD}) (pytest-smoke rollback to revision 1 by " in result.message
+    assert len([p for p in deployment_patches(kube) if "/spec/template" in json.dumps(p[2])]) == 1
+
+
+# -- bounded reads ------------------------------------------------------------------------------------
+
+
+def test_a_trickled_plan_read_ends_within_the_rollback_timeout(kube):
+    tested = state(kube)
+    kube.fault("GET", "/deployments/django$", trickle=True, times=1)
+    started = time.monotonic()
+    result = roll_back("rollback", strategy_for(kube), {"rollback_timeout_seconds": 2}, tested=tested)
+    assert time.monotonic() - started < 5
+    assert result.status == "failed"
+    assert "read deployment/django -n prod: the Kubernetes API at http://127.0.0.1:" in result.message
+    assert "did not answer within 2 s" in result.message and "ProtocolError" not in result.message
+
+
+def test_an_endless_replicaset_list_is_cut_at_the_cap(kube):
+    tested = state(kube)
+    kube.fault("GET", "/replicasets$", endless=True, times=1)
+    result = roll_back("rollback", strategy_for(kube), {"rollback_timeout_seconds": 20}, tested=tested)
+    assert result.status == "failed"
+    assert "the answer is over 32 MiB: not the Kubernetes API (a broken proxy?)" in result.message
+    assert deployment_patches(kube) == []
+
+
+def test_a_lease_held_by_another_run_is_exit_10_never_a_quiet_exit_1(kube):
+    lease = json.dumps({"holder": "ci-runner/1/dead", "expires": time.time() + 600})
+    kube.deployments[("prod", "django")]["metadata"]["annotations"]["pytest-smoke.dev/rollback-lease"] = lease
+    result = roll_back("rollback", strategy_for(kube), FAST)
+    assert result.status == "refused"
+    assert "another smoke run (ci-runner/1/dead) holds the rollback lease" in result.message
+    assert "this run changed nothing" in result.message
+    assert exit_code(_critical_verdict(), result.status) == EXIT_ROLLBACK_FAILED
+    assert deployment_patches(kube) == []
+
+
+# -- targets are verified revisions only -------------------------------------------------------------
+
+
+def test_a_second_failing_run_never_rolls_back_onto_a_revision_no_run_tested(tmp_path):
+    from pytest_smoke.cluster.marks import verify
+
+    api = KubeDouble().start()
+    try:
+        api.add_deployment("kinto", {"kinto": "kinto:26.3.0"})
+        api.deploy("prod", "kinto", {"kinto": "kinto:26.4.0"})
+        api.kubeconfig = api.write_kubeconfig(tmp_path / "kc")
+        verify(Kube(Target.from_settings(strategy_for(api, "kinto"))), state(api, "kinto"))  # 26.4.0 green
+        api.deploy("prod", "kinto", {"kinto": "kinto:26.5.0"})
+        first = roll_back("rollback", strategy_for(api, "kinto"), FAST, reason="database down")
+        assert first.status == "completed" and api.images("prod", "kinto") == {"kinto": "kinto:26.4.0"}
+        second = roll_back("rollback", strategy_for(api, "kinto"), FAST, reason="database down")  # still down
+        assert second.status == "refused"
+        assert "no earlier revision that a smoke run verified and none rejected since" in second.message
+        assert "revision 1 (never verified)" in second.message
+        assert api.images("prod", "kinto") == {"kinto": "kinto:26.4.0"}
+        assert all(not (m.get("verified") and m.get("rejected")) for m in marks(api, "kinto").values())
+    finally:
+        api.stop()
+
+
+# -- checked before the first request -----------------------------------------------------------------
+
+
+def test_a_kube_context_that_does_not_exist_is_a_config_error_before_any_check(pytester, write_config, demo, kube):
+    write_config(smoke_doc(demo, kube, strategy={"context": "prod-eu"}))
+    result = run(pytester)
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(["*smoke.json: rollback_strategy.context: cannot load Kubernetes credentials from kubeconfig *, "
+                                 "context prod-eu: *"])
+    assert demo.requests == [] and kube.requests == []
+
+
+@pytest.mark.parametrize(
+    "strategy, message",
+    [
+        ({"deployment": "djangoo"}, '*rollback_strategy: read deployment/djangoo -n prod: 404 Not Found: deployments.apps "djangoo" not found*'),
+        ({"container": "web"}, "*rollback_strategy: container 'web' is not in deployment/django -n prod (containers: django)*"),
+    ],
+    ids=["no-such-deployment", "no-such-container"],
+)
+def test_a_rollback_target_that_does_not_exist_stops_the_run_before_any_check(pytester, write_config, demo, kube, strategy, message):
+    write_config(smoke_doc(demo, kube, strategy=strategy))
+    result = run(pytester)
+    assert result.ret == 4
+    result.stdout.fnmatch_lines([message])
+    assert demo.requests == [] and deployment_patches(kube) == []
+
+
+# -- rollback: false means what the docs say -----------------------------------------------------------
+
+
+def test_failures_a_rollback_false_dependency_explains_never_roll_back(pytester, write_config, demo, kube):
+    doc = smoke_doc(demo, kube, confirm=False)
+    doc["dependency_checks"] = [{"name": "postgres-backend", "type": "tcp", "host": "127.0.0.1", "port": 1, "rollback": False,
+                                 "timeout_seconds": 2}]
+    doc["health_checks"].append(health("login-page", "/health/ready"))
+    demo.faults.add("ready-503")  # the app's readiness fails with the database
+    write_config(doc)
+    result = run(pytester)
+    assert result.ret == 1
+    result.stdout.fnmatch_lines([
+        "✗ CRITICAL: Smoke tests failed - No automatic rollback (rolling back does not fix postgres-backend (rollback: false), "
+        "which explains readiness, login-page)",
+    ])
+    assert deployment_patches(kube) == [] and not any(m.get("rejected") for m in marks(kube).values())
