@@ -360,3 +360,24 @@ def test_failures_a_rollback_false_dependency_explains_never_roll_back(pytester,
         "which explains readiness, login-page)",
     ])
     assert deployment_patches(kube) == [] and not any(m.get("rejected") for m in marks(kube).values())
+
+
+def test_verification_re_runs_the_required_custom_test_that_caused_the_rollback(pytester, write_config, demo, kube):
+    pytester.makepyfile(test_profile='''
+        import pytest
+
+        @pytest.mark.smoke_required
+        def test_profile_has_an_email(smoke_http):
+            assert "email" in smoke_http.get("/health/ready").text
+    ''')
+    demo.faults.add("ready-503")
+    doc = smoke_doc(demo, kube, confirm=False, strategy={"verify_after_rollback": True})
+    doc["health_checks"] = [health("basic-health", "/health")]  # only the custom test fails
+    write_config(doc)
+    result = run(pytester, "test_profile.py", "smoke.json")
+    assert result.ret == 10  # rolled back, and the test that caused it still fails
+    result.stdout.fnmatch_lines([
+        "✗ CRITICAL: Smoke tests failed - ROLLED BACK, STILL FAILING",
+        "Verification: after rollback 1/3 required checks and failed custom tests still fail: test_profile_has_an_email: AssertionError*",
+    ])
+    assert [p for _, p in demo.requests].count("/health/ready") == 2

@@ -81,8 +81,10 @@ class SmokeController:
         # finish writing reports.
         self.phase = "checks"
         self._previous_sigterm: Any = None
+        self.session: pytest.Session | None = None
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
+        self.session = session
         if threading.current_thread() is threading.main_thread():
             self._previous_sigterm = signal.signal(signal.SIGTERM, self._on_sigterm)
 
@@ -405,7 +407,57 @@ class SmokeController:
             handler=run.rollback_handler if run is not None else None,
             say=self.say,
             started=started,
+            rerun_custom=self.rerun_failed_custom,
         )
+
+    def rerun_failed_custom(self, budget: Any) -> list[tuple[str, Status, str]]:
+        """After a rollback: run each required custom test that failed once more, through pytest's
+        own setup, call and teardown hooks (nothing is reported to the terminal or the tally).
+        Returns (name, passed / failed / not_evaluated, reason) per test."""
+        from ..checks import CheckNotEvaluated
+
+        failed = [o for o in self.outcomes.values() if o.kind == "custom" and o.required and o.status == STATUS_FAILED]
+        items = {item.nodeid: item for item in (self.session.items if self.session is not None else [])}
+        results: list[tuple[str, Status, str]] = []
+        for outcome in failed:
+            item = items.get(outcome.nodeid)
+            if item is None:
+                results.append((outcome.name, STATUS_NOT_EVALUATED, "not collected in this process (-n): re-run it by hand"))
+                continue
+            if budget.expired:
+                results.append((outcome.name, STATUS_NOT_EVALUATED, "no time left within verify_timeout_seconds"))
+                continue
+            if not isinstance(item, pytest.Function):
+                results.append((outcome.name, STATUS_NOT_EVALUATED, "not a test function: re-run it by hand"))
+                continue
+            # A fresh item of the same function: the first one's fixtures were released at its teardown.
+            item = pytest.Function.from_parent(
+                item.parent, name=item.name, callspec=getattr(item, "callspec", None), callobj=item.obj,
+                originalname=item.originalname,
+            )
+            status: Status = STATUS_PASSED
+            reason = ""
+            try:
+                item.ihook.pytest_runtest_setup(item=item)
+                try:
+                    item.ihook.pytest_runtest_call(item=item)
+                except CheckNotEvaluated as exc:
+                    status, reason = STATUS_NOT_EVALUATED, str(exc)
+                except Exception as exc:  # an assertion, a CheckFailed: the service's answer
+                    status, reason = STATUS_FAILED, f"{exc.__class__.__name__}: {exc}"
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException as exc:  # a setup error, a skip: not evaluated  # noqa: BLE001
+                if exc.__class__.__name__ == "RollbackInterrupted":
+                    raise
+                status, reason = STATUS_NOT_EVALUATED, f"setup: {exc.__class__.__name__}: {exc}"
+            finally:
+                try:
+                    item.ihook.pytest_runtest_teardown(item=item, nextitem=None)
+                except Exception:  # noqa: BLE001 - a teardown error does not change the answer
+                    pass
+            results.append((outcome.name, status, self.redactor.text(shorten(reason, 200))))
+        return results
 
     def _no_verdict(self, reason: str, exit_status: int) -> None:
         """Record a run that ends without a verdict: never a rollback, reports still written."""

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
-from ..model import Decision, RunSummary, Timeline, Verdict
+from ..model import Decision, RunSummary, Status, Timeline, Verdict
 from ..redact import shorten
 from ..verdict import decide
 
@@ -39,6 +39,8 @@ class DecisionInputs:
     handler: Any  # the rollback handler the hooks resolved for rollback_strategy.type (None: built-in)
     say: Callable[[str], None]  # a progress line on the terminal
     started: Callable[[RunSummary], None]  # the summary exists: an interrupt from here on reports it
+    # Re-run the required custom tests that failed (after a rollback): (name, status, reason) each
+    rerun_custom: Callable[[Any], list[tuple[str, Status, str]]] = lambda budget: []
 
 
 def run(inputs: DecisionInputs, verdict: Verdict, timeline: Timeline) -> RunSummary:
@@ -140,28 +142,34 @@ def _verify(inputs: DecisionInputs, rollback: Any, seconds: float) -> None:
 
 
 def _verify_after_rollback(inputs: DecisionInputs, seconds: float) -> tuple[bool, str]:
-    """Re-run the required generated checks once against the rolled-back version."""
+    """Re-run the required generated checks, and the required custom tests that failed, once
+    against the rolled-back version."""
     from ..checks import CheckFailed, CheckNotEvaluated, Deadline, run_check
 
-    if inputs.context is None:
-        return True, ""
     # Fresh connections: a kept-alive one may lead to a pod the rollback replaced.
-    context = dataclasses.replace(inputs.context, connections=None)
-    required = [c for c in inputs.smoke.checks if c.required]
+    context = dataclasses.replace(inputs.context, connections=None) if inputs.context is not None else None
+    required = [c for c in inputs.smoke.checks if c.required] if context is not None else []
     budget = Deadline(seconds)
     failures, unknown = [], []
     for check in required:
+        assert context is not None
         try:
             run_check(check, context, budget=budget)
         except CheckFailed as exc:
             failures.append(f"{check.node_name}: {exc.reason}")
         except CheckNotEvaluated as exc:
             unknown.append(f"{check.node_name}: {exc.reason}")
+    # The custom tests that failed are part of the verdict that rolled back: they are re-run too.
+    custom = inputs.rerun_custom(budget)
+    failures += [f"{name}: {reason}" for name, status, reason in custom if status == "failed"]
+    unknown += [f"{name}: {reason}" for name, status, reason in custom if status == "not_evaluated"]
+    total = len(required) + len(custom)
+    what = f"required checks{' and failed custom tests' if custom else ''}"
     if failures:
-        return False, f"after rollback {len(failures)}/{len(required)} required checks still fail: " + "; ".join(failures)
+        return False, f"after rollback {len(failures)}/{total} {what} still fail: " + "; ".join(failures)
     if unknown:
-        return True, f"after rollback {len(unknown)}/{len(required)} required checks could not be evaluated: " + "; ".join(unknown)
-    return True, f"after rollback all {len(required)} required checks pass"
+        return True, f"after rollback {len(unknown)}/{total} {what} could not be evaluated (not verified): " + "; ".join(unknown)
+    return True, f"after rollback all {total} {what} pass"
 
 
 def _unattributed(tested: DeploymentState | None, strategy: dict[str, Any]) -> str:
