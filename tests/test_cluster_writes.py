@@ -381,3 +381,24 @@ def test_verification_re_runs_the_required_custom_test_that_caused_the_rollback(
         "Verification: after rollback 1/3 required checks and failed custom tests still fail: test_profile_has_an_email: AssertionError*",
     ])
     assert [p for _, p in demo.requests].count("/health/ready") == 2
+
+
+def test_a_deployment_running_other_than_what_the_pipeline_deployed_stands_down(pytester, write_config, demo, kube):
+    demo.faults.add("ready-503")
+    write_config(smoke_doc(demo, kube, confirm=False))
+    result = run(pytester, f"--smoke-expect-image=django={HOTFIX}")  # the pipeline shipped the hotfix; BAD runs
+    assert result.ret == 12
+    result.stdout.fnmatch_lines([
+        f"*deployment/django -n prod runs django={BAD}, not what the pipeline deployed (django={HOTFIX}): "
+        "the checks would not test what the pipeline deployed*",
+    ])
+    assert demo.requests == [] and deployment_patches(kube) == []
+    assert run(pytester, f"--smoke-expect-image=django={BAD}").ret == 1  # what it says it deployed: judged as usual
+    assert kube.images("prod", "django") == {"django": GOOD}
+
+
+def test_expect_image_without_a_deployment_is_a_config_error(pytester, write_config, demo):
+    write_config({"base_url": demo.url, "health_checks": [health("basic", "/health")]})
+    result = run(pytester, "--smoke-expect-image=django")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(["*smoke.json: --smoke-expect-image: takes CONTAINER=IMAGE, got 'django'*"])

@@ -402,6 +402,16 @@ def containers_of(template: dict[str, Any]) -> dict[str, str]:
     return {c["name"]: c.get("image", "") for c in template["spec"].get("containers") or []}
 
 
+def image_mismatch(state: DeploymentState, expected: Mapping[str, str], ref: str) -> str:
+    """Why the Deployment does not run what the pipeline said it deployed, or ""."""
+    wrong = {name: image for name, image in expected.items() if state.images.get(name) != image}
+    if not wrong:
+        return ""
+    runs = ", ".join(f"{name}={state.images.get(name, '(no such container)')}" for name in wrong)
+    wanted = ", ".join(f"{name}={image}" for name, image in wrong.items())
+    return f"{ref} runs {runs}, not what the pipeline deployed ({wanted})"
+
+
 def check_rollback_access(kube: Kube, state: DeploymentState) -> None:
     """Before the first check: the named container exists, and the credentials may patch the
     Deployment and its ReplicaSets (server-side dry runs: nothing is changed). Raises KubeError

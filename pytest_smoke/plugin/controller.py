@@ -117,9 +117,9 @@ class SmokeController:
         while it still runs, and only a settled revision is ever marked. Read with bounded retries;
         a target that cannot be used at all (not found, forbidden, no such container) stops the
         run before the first check, as a config error."""
-        from ..cluster.kube import Kube, KubeError, check_rollback_access
+        from ..cluster.kube import Kube, KubeError, check_rollback_access, image_mismatch
         from ..model import Target
-        from ..verdict import EXIT_USAGE
+        from ..verdict import EXIT_INCONCLUSIVE, EXIT_USAGE
 
         strategy = self.smoke.section("rollback_strategy")
         target = Target.from_settings(strategy)
@@ -130,6 +130,10 @@ class SmokeController:
             try:
                 kube = Kube(target)
                 self.tested = kube.state()
+                run = self.config.stash.get(smoke_run_key, None)
+                other = image_mismatch(self.tested, run.expected_images if run is not None else {}, target.ref)
+                if other:
+                    self._stop_before_checks(f"{other}: the checks would not test what the pipeline deployed", EXIT_INCONCLUSIVE)
                 if self.smoke.section("auto_rollback").get("enabled") and not self.config.getoption("smoke_no_rollback"):
                     check_rollback_access(kube, self.tested)
                 return
@@ -403,6 +407,7 @@ class SmokeController:
             confirmed=bool(self.config.getoption("smoke_confirm_rollback")),
             tested=self.tested,
             tested_error=self.tested_error,
+            expected_images=run.expected_images if run is not None else {},
             context=run.context if run is not None else None,
             handler=run.rollback_handler if run is not None else None,
             say=self.say,

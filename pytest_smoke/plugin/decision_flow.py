@@ -35,6 +35,7 @@ class DecisionInputs:
     confirmed: bool  # --smoke-confirm-rollback
     tested: DeploymentState | None  # what was deployed as the checks started
     tested_error: str  # why ``tested`` could not be read ("" when it was, or nothing asked for it)
+    expected_images: dict[str, str]  # what the pipeline deployed, by container (--smoke-expect-image)
     context: CheckContext | None  # to re-run the required checks after a rollback
     handler: Any  # the rollback handler the hooks resolved for rollback_strategy.type (None: built-in)
     say: Callable[[str], None]  # a progress line on the terminal
@@ -49,7 +50,7 @@ def run(inputs: DecisionInputs, verdict: Verdict, timeline: Timeline) -> RunSumm
     smoke = inputs.smoke
     auto_rollback = smoke.section("auto_rollback")
     strategy = smoke.section("rollback_strategy")
-    verdict.unattributed = _unattributed(inputs.tested, strategy)
+    verdict.unattributed = _unattributed(inputs.tested, strategy, inputs.expected_images)
     decision = decide(verdict, auto_rollback, dry_run=inputs.dry_run)
     override = inputs.hook.pytest_smoke_decision(config=inputs.pytest_config, verdict=verdict, decision=decision)
     if isinstance(override, Decision):
@@ -172,10 +173,11 @@ def _verify_after_rollback(inputs: DecisionInputs, seconds: float) -> tuple[bool
     return True, f"after rollback all {total} {what} pass"
 
 
-def _unattributed(tested: DeploymentState | None, strategy: dict[str, Any]) -> str:
+def _unattributed(tested: DeploymentState | None, strategy: dict[str, Any], expected: dict[str, str]) -> str:
     """Why the results cannot be attributed to one settled revision, or "": read the Deployment
-    again now that the checks are over and compare it with what ran as they started."""
-    from ..cluster.kube import Kube, KubeError
+    again now that the checks are over and compare it with what ran as they started (and with
+    what the pipeline said it deployed)."""
+    from ..cluster.kube import Kube, KubeError, image_mismatch
     from ..cluster.rollback import target_from
 
     if tested is None:
@@ -196,7 +198,8 @@ def _unattributed(tested: DeploymentState | None, strategy: dict[str, Any]) -> s
         )
     if now.unsettled:
         return f"a rollout started while the checks ran ({now.unsettled}): the checks cannot be attributed to one revision"
-    return ""
+    other = image_mismatch(now, expected, target.ref)
+    return f"{other} as the checks ended: the checks did not test the deploy" if other else ""
 
 
 def _mark_verified(tested: DeploymentState | None, strategy: dict[str, Any]) -> str:

@@ -106,6 +106,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "(config wait_for_rollout; namespace and credentials from it or rollback_strategy).",
     )
     group.addoption(
+        "--smoke-expect-image",
+        action="append",
+        default=[],
+        metavar="CONTAINER=IMAGE",
+        help="What the pipeline deployed (repeatable; config rollback_strategy.expect_images). If the "
+        "Deployment runs another image in that container when the checks start or end, the run stands "
+        "down: exit 12, no rollback, no mark.",
+    )
+    group.addoption(
         "--smoke-concurrency",
         type=int,
         metavar="N",
@@ -181,6 +190,7 @@ def pytest_configure(config: pytest.Config) -> None:
             resolve_handler=lambda name: config.hook.pytest_smoke_rollback_handler(name=name),
             junit_path=config.getoption("smoke_junit"),
             wait_rollout=config.getoption("smoke_wait_rollout"),
+            expect_images=config.getoption("smoke_expect_image") or [],
             metrics_options={
                 option: config.getoption(name)
                 for option, name in (("--smoke-metrics", "smoke_metrics"), ("--smoke-pushgateway", "smoke_pushgateway"))

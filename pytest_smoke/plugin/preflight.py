@@ -33,6 +33,8 @@ class Extensions:
 
     check_types: dict[str, Any] = field(default_factory=dict)  # dependency type -> check function
     rollback_handler: Any = None  # for rollback_strategy.type; None when no strategy is set
+    # What the pipeline deployed (rollback_strategy.expect_images, then --smoke-expect-image)
+    expected_images: dict[str, str] = field(default_factory=dict)
 
 
 def check(
@@ -43,6 +45,7 @@ def check(
     junit_path: str | None = None,
     wait_rollout: str | None = None,
     metrics_options: dict[str, str] | None = None,
+    expect_images: list[str] | None = None,
 ) -> Extensions:
     """Raise ConfigError for the first thing the run needs and cannot have; return the check types
     and the rollback handler the config names, as the ``pytest_smoke_*`` hooks resolve them."""
@@ -91,6 +94,15 @@ def check(
             _fail(smoke, f"{section}.kubeconfig", f"kubeconfig file {kubeconfig} does not exist")
     if strategy.get("deployment"):
         _check_kube_credentials(smoke, strategy)
+    found.expected_images = dict(strategy.get("expect_images") or {})
+    for value in expect_images or []:
+        container, _, image = value.partition("=")
+        if not container.strip() or not image.strip():
+            _fail(smoke, "--smoke-expect-image", f"takes CONTAINER=IMAGE, got {value!r}")
+        found.expected_images[container.strip()] = image.strip()
+    if found.expected_images and not strategy.get("deployment"):
+        where = "--smoke-expect-image" if expect_images else "rollback_strategy.expect_images"
+        _fail(smoke, where, "needs rollback_strategy.deployment: the Deployment whose images are compared")
     if handler == "command" and strategy.get("command"):
         program = strategy["command"][0]
         if not (os.path.isfile(program) if os.sep in program else shutil.which(program)):

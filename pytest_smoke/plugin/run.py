@@ -38,6 +38,7 @@ class SmokeRun:
 
         self.config = config
         self.rollback_handler = getattr(extensions, "rollback_handler", None)
+        self.expected_images: dict[str, str] = dict(getattr(extensions, "expected_images", None) or {})
         self.redactor = Redactor(config.secrets)
         self.context = CheckContext(
             base_url=config.base_url,
