@@ -402,3 +402,18 @@ def test_expect_image_without_a_deployment_is_a_config_error(pytester, write_con
     result = run(pytester, "--smoke-expect-image=django")
     assert result.ret == 4
     result.stderr.fnmatch_lines(["*smoke.json: --smoke-expect-image: takes CONTAINER=IMAGE, got 'django'*"])
+
+
+def test_a_required_test_pytest_cannot_run_is_inconclusive_never_a_rollback(pytester, write_config, demo, kube):
+    pytester.makepyfile(test_async='''
+        import pytest
+
+        @pytest.mark.smoke_required
+        async def test_checkout_flow(smoke_http):
+            assert False, "never reached: no async plugin runs it"
+    ''')
+    write_config(smoke_doc(demo, kube, confirm=False))
+    result = run(pytester, "-p", "no:asyncio", "-p", "no:anyio", "test_async.py", "smoke.json")
+    assert result.ret == 12  # pytest 9 fails it, pytest 8 skips it: neither is the service's answer
+    result.stdout.fnmatch_lines(["? INCONCLUSIVE: required checks could not be evaluated - no rollback, deployment NOT verified"])
+    assert deployment_patches(kube) == []

@@ -173,6 +173,14 @@ class CheckExecution:
             return _service_failure(call.excinfo.value)
         if report.failed and report.when == "call" and call.excinfo is not None:
             exc = call.excinfo.value
+            if not _test_function_ran(item, call.excinfo):
+                # pytest failed it without calling it (an async def with no async plugin, on pytest 9):
+                # pytest could not run it, whatever the exception says.
+                message = shorten(str(exc), 200)
+                return [
+                    encode("outcome", "not_evaluated"),
+                    encode("reason", f"not evaluated: pytest could not run it ({message}); a problem of the runner, not of the service"),
+                ]
             if isinstance(exc, pytest.fail.Exception) or is_service_failure(exc):
                 return [encode("outcome", "failed")]
             message = shorten(str(exc), 200)
@@ -322,3 +330,12 @@ def rebuild_failure_text(report: pytest.TestReport) -> None:
             line = report.location[1]
             crash = CrashLine(report.location[0], 0 if line is None else line + 1, str(props["reason"]))
             report.longrepr = FailureText(report.longrepr, crash)  # type: ignore[assignment]
+
+
+def _test_function_ran(item: pytest.Item, excinfo: pytest.ExceptionInfo[BaseException]) -> bool:
+    """Whether the failure came from inside the test function (a frame of it is on the traceback).
+    Items that are not Python functions (a plugin's own items) are taken at their word."""
+    code = getattr(getattr(item, "obj", None), "__code__", None)
+    if code is None:
+        return True
+    return any(entry.frame.code.raw is code for entry in excinfo.traceback)
