@@ -228,8 +228,11 @@ def test_a_second_run_stands_down_while_a_rollback_holds_the_lease(kube):
     holder = json.dumps({"holder": "ci-runner-7/4242/abcd", "expires": time.time() + 60})
     kube.deployments[("prod", "django")]["metadata"]["annotations"][LEASE] = holder
     result = roll_back("rollback", strategy(kube), {"rollback_timeout_seconds": 10}, confirm=None)
-    assert result.status == "refused"
-    assert result.message.startswith("standing down: another smoke run (ci-runner-7/4242/abcd) is rolling back deployment/django -n prod")
+    assert result.status == "refused"  # exit 10: this run did not roll back, a human makes sure one did
+    assert result.message.startswith(
+        "ROLLBACK REFUSED: a rollback was due and did not happen: another smoke run (ci-runner-7/4242/abcd) "
+        "holds the rollback lease on deployment/django -n prod"
+    )
     assert kube.images("prod", "django") == {"django": BAD_IMAGE}
 
 
@@ -256,12 +259,16 @@ def test_an_expired_lease_is_taken_over_and_released_after(kube):
 @pytest.mark.parametrize("action", ["rollback", "confirm"])
 def test_api_errors_give_a_clear_rollback_failed(kube, setup, cause, action):
     # The same outcome whether or not ops confirmation is configured: a human must act.
+    from pytest_smoke.cluster.kube import Kube
+    from pytest_smoke.model import Target
+
     from helpers import roll_back
 
+    tested = Kube(Target.from_settings(strategy(kube))).state()  # as the checks started
     setup(kube)
     cause = cause.format(url=kube.url)
     started = time.monotonic()
-    result = roll_back(action, strategy(kube), {"rollback_timeout_seconds": 2}, confirm=lambda plan: (True, "test"))
+    result = roll_back(action, strategy(kube), {"rollback_timeout_seconds": 2}, confirm=lambda plan: (True, "test"), tested=tested)
     assert result.status == "failed"
     assert result.message.startswith("ROLLBACK FAILED: alert ops team immediately (")
     assert cause in result.message

@@ -193,7 +193,7 @@ def test_json_report_matches_its_schema_and_markdown_goes_to_the_step_summary(py
     jsonschema.validate(report, json.loads(REPORT_SCHEMA.read_text()))
     assert report["verdict"] == {
         "state": "critical", "critical": 1, "warnings": 1, "passed": 4, "skipped": 0,
-        "verified": False, "not_evaluated_required": [], "not_selected_required": [],
+        "verified": False, "not_evaluated_required": [], "not_selected_required": [], "unattributed": "",
     }
     ready = next(c for c in report["checks"] if c["name"] == "readiness")
     assert ready["severity"] == "critical" and ready["failure_kind"] == "readiness_503"

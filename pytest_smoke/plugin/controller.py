@@ -117,7 +117,7 @@ class SmokeController:
         while it still runs, and only a settled revision is ever marked. Read with bounded retries;
         a target that cannot be used at all (not found, forbidden, no such container) stops the
         run before the first check, as a config error."""
-        from ..cluster.kube import Kube, KubeError, check_rollback_access, image_mismatch
+        from ..cluster.kube import Kube, KubeCredentialsError, KubeError, KubeUsageError, check_rollback_access, image_mismatch
         from ..model import Target
         from ..verdict import EXIT_INCONCLUSIVE, EXIT_USAGE
 
@@ -126,6 +126,7 @@ class SmokeController:
         if target is None:
             return
         error = ""
+        can_write = bool(self.smoke.section("auto_rollback").get("enabled")) and not self.config.getoption("smoke_no_rollback")
         for attempt in range(1, TESTED_READ_ATTEMPTS + 1):
             try:
                 kube = Kube(target)
@@ -134,16 +135,20 @@ class SmokeController:
                 other = image_mismatch(self.tested, run.expected_images if run is not None else {}, target.ref)
                 if other:
                     self._stop_before_checks(f"{other}: the checks would not test what the pipeline deployed", EXIT_INCONCLUSIVE)
-                if self.smoke.section("auto_rollback").get("enabled") and not self.config.getoption("smoke_no_rollback"):
+                if can_write:
                     check_rollback_access(kube, self.tested)
                 return
             except KubeError as exc:
-                if exc.status in (401, 403, 404) or exc.__class__.__name__ in ("KubeCredentialsError", "KubeUsageError"):
+                unusable = exc.status in (401, 403, 404) or isinstance(exc, (KubeCredentialsError, KubeUsageError))
+                if unusable and can_write:  # a rollback that is on could never happen: a config error
                     self.tested = None
                     self._stop_before_checks(f"rollback_strategy: {exc}", EXIT_USAGE)
                 error = str(exc)
+                if unusable:
+                    break
             if attempt < TESTED_READ_ATTEMPTS:
                 time.sleep(0.5 * attempt)
+        self.tested = None
         self.tested_error = error
         self.start_notes.append(
             f"could not record the tested revision ({error}): a rollback that is due is refused, and nothing is marked"

@@ -191,6 +191,7 @@ def pytest_configure(config: pytest.Config) -> None:
             junit_path=config.getoption("smoke_junit"),
             wait_rollout=config.getoption("smoke_wait_rollout"),
             expect_images=config.getoption("smoke_expect_image") or [],
+            dry_run=bool(config.getoption("smoke_no_rollback")),
             metrics_options={
                 option: config.getoption(name)
                 for option, name in (("--smoke-metrics", "smoke_metrics"), ("--smoke-pushgateway", "smoke_pushgateway"))

@@ -46,6 +46,7 @@ def check(
     wait_rollout: str | None = None,
     metrics_options: dict[str, str] | None = None,
     expect_images: list[str] | None = None,
+    dry_run: bool = False,
 ) -> Extensions:
     """Raise ConfigError for the first thing the run needs and cannot have; return the check types
     and the rollback handler the config names, as the ``pytest_smoke_*`` hooks resolve them."""
@@ -92,7 +93,9 @@ def check(
         kubeconfig = settings.get("kubeconfig")
         if kubeconfig and not os.path.isfile(os.path.expanduser(kubeconfig)):
             _fail(smoke, f"{section}.kubeconfig", f"kubeconfig file {kubeconfig} does not exist")
-    if strategy.get("deployment"):
+    if strategy.get("deployment") and smoke.section("auto_rollback").get("enabled") and not dry_run:
+        # Only a rollback that can happen needs the cluster up front; the tested revision and the
+        # verified mark are notes when it cannot be reached.
         _check_kube_credentials(smoke, strategy)
     found.expected_images = dict(strategy.get("expect_images") or {})
     for value in expect_images or []:
