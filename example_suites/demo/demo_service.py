@@ -101,8 +101,7 @@ def _handler(service: DemoService) -> type[BaseHTTPRequestHandler]:
                 self.wfile.write(data)
 
         def body(self) -> Any:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
+            raw = self.request_body
             try:
                 return json.loads(raw) if raw else {}
             except ValueError:
@@ -120,6 +119,10 @@ def _handler(service: DemoService) -> type[BaseHTTPRequestHandler]:
             return None
 
         def route(self, method: str) -> None:
+            # The whole request is read before any answer, errors included: bytes left unread on a
+            # kept-alive connection would be parsed as the next request.
+            length = int(self.headers.get("Content-Length") or 0)
+            self.request_body = self.rfile.read(length) if length > 0 else b""
             path = self.path.split("?", 1)[0]
             with service.lock:
                 service.requests.append((method, path))

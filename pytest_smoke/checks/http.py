@@ -151,6 +151,11 @@ class SmokeSession(requests.Session):
     redactor: Redactor | None = None
     shared: requests.adapters.HTTPAdapter | None = None  # the run's connection pool: never closed here
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.mount("https://", ExchangeAdapter())
+        self.mount("http://", ExchangeAdapter())
+
     def close(self) -> None:
         for adapter in self.adapters.values():
             if adapter is not self.shared:
@@ -189,11 +194,38 @@ def printable(text: str) -> str:
     return "".join(ch if ch.isprintable() or ch == " " else repr(ch)[1:-1] for ch in text)
 
 
+class ExchangeAdapter(requests.adapters.HTTPAdapter):
+    """Keeps a connection alive only after an exchange known to be complete. A server may answer an
+    error before it reads the request body (Python's http.server, several small frameworks): the
+    unread bytes stay on the connection and become "the next request", and whichever check takes
+    that connection from the pool reads the server's answer to them (a spurious 400). So after an
+    error answer to a request with a body, the connection is closed once its answer is read, and
+    the pool opens a fresh one."""
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
+        response = super().send(request, *args, **kwargs)
+        if request.body is not None and response.status_code >= 400:
+            _close_on_release(response.raw)
+        return response
+
+
+def _close_on_release(raw: Any) -> None:
+    release = raw.release_conn
+
+    def close_then_release() -> None:
+        connection = getattr(raw, "connection", None)
+        if connection is not None:
+            connection.close()  # urllib3 replaces a closed connection on its next use
+        release()
+
+    raw.release_conn = close_then_release
+
+
 def connection_pool(size: int) -> requests.adapters.HTTPAdapter:
     """One keep-alive connection pool for a run's checks, as a hand-written requests suite keeps
     one Session: no TCP (and TLS) handshake per check. Thread-safe (urllib3's PoolManager); cookies
     and headers stay per check, in each check's own session."""
-    return requests.adapters.HTTPAdapter(pool_connections=16, pool_maxsize=max(1, size))
+    return ExchangeAdapter(pool_connections=16, pool_maxsize=max(1, size))
 
 
 def new_session(ctx: CheckContext) -> requests.Session:
