@@ -326,7 +326,9 @@ def test_rollback_failure_has_its_own_exit_code(pytester, write_config, demo, ku
     write_config(smoke_doc(demo, kube))
     result = run_smoke(pytester, "--smoke-confirm-rollback")
     assert result.ret == EXIT_ROLLBACK_FAILED
-    result.stdout.fnmatch_lines(["✗ CRITICAL: Smoke tests failed - ROLLBACK FAILED", "ROLLBACK FAILED: alert ops team immediately (patch deployment/django -n prod: 500 *"])
+    result.stdout.fnmatch_lines(
+        ["✗ CRITICAL: Smoke tests failed - ROLLBACK FAILED", "ROLLBACK FAILED: alert ops team immediately (patch deployment/django -n prod: 500 *"]
+    )
 
 
 def test_credentials_that_may_not_patch_stop_the_run_before_any_check(pytester, write_config, demo, kube):
