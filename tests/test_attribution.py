@@ -75,3 +75,48 @@ def test_the_demo_faults_report_only_the_failures_they_explain(pytester, monkeyp
     for name, reason in failed.items():  # each one is one of the two faults, never a stray 400
         assert "/health/ready returned 503" in reason or "/api/auth/login) returned 500" in reason \
             or "/api/auth/login returned 500" in reason, (name, reason)
+
+
+def test_early_hints_before_the_answer_are_skipped_like_100_continue(pytester, write_config):
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.settimeout(0.2)  # the accept loop checks ``stop`` this often
+    stop = threading.Event()
+
+    def serve():  # a real server that sends 103 Early Hints first, as Node's writeEarlyHints does
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(5)
+                request = b""
+                while b"\r\n\r\n" not in request:
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        break
+                    request += chunk
+                body = b'{"status": "ok"}'
+                conn.sendall(b"HTTP/1.1 103 Early Hints\r\nLink: </app.css>; rel=preload\r\n\r\n"
+                             b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
+                             b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        write_config({"base_url": url, "health_checks": [health("ready", "/health", expect={"json": {"status": "ok"}})]})
+        result = run(pytester)
+    finally:
+        stop.set()
+        listener.close()
+        thread.join(5)
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["✓ Smoke tests passed (all health checks OK)"])

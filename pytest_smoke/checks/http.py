@@ -6,6 +6,7 @@ lets a requests exception escape: every failure becomes a :class:`CheckFailed` i
 
 from __future__ import annotations
 
+import http.client
 import json
 import shlex
 import socket
@@ -16,6 +17,8 @@ from typing import Any, Mapping
 from urllib.parse import urljoin, urlsplit
 
 import requests
+import urllib3.connection
+import urllib3.connectionpool
 
 from .. import __version__
 from ..redact import MASK, Redactor, is_secret_name, shorten
@@ -194,13 +197,45 @@ def printable(text: str) -> str:
     return "".join(ch if ch.isprintable() or ch == " " else repr(ch)[1:-1] for ch in text)
 
 
+class _SkipsInterimAnswers(http.client.HTTPResponse):
+    """http.client skips only ``100 Continue``; a ``103 Early Hints`` (Node's writeEarlyHints, h2o,
+    CDNs) would be read as the final answer. Every informational answer but ``101`` is skipped."""
+
+    def _read_status(self) -> tuple[str, int, str]:
+        while True:
+            version, status, reason = super()._read_status()  # type: ignore[misc]
+            if not (101 < status < 200):
+                return version, status, reason
+            http.client.parse_headers(self.fp)  # the interim answer's headers: read and dropped
+
+
+class _Connection(urllib3.connection.HTTPConnection):
+    response_class = _SkipsInterimAnswers
+
+
+class _TLSConnection(urllib3.connection.HTTPSConnection):
+    response_class = _SkipsInterimAnswers
+
+
+class _Pool(urllib3.connectionpool.HTTPConnectionPool):
+    ConnectionCls = _Connection
+
+
+class _TLSPool(urllib3.connectionpool.HTTPSConnectionPool):
+    ConnectionCls = _TLSConnection
+
+
 class ExchangeAdapter(requests.adapters.HTTPAdapter):
     """Keeps a connection alive only after an exchange known to be complete. A server may answer an
     error before it reads the request body (Python's http.server, several small frameworks): the
     unread bytes stay on the connection and become "the next request", and whichever check takes
     that connection from the pool reads the server's answer to them (a spurious 400). So after an
     error answer to a request with a body, the connection is closed once its answer is read, and
-    the pool opens a fresh one."""
+    the pool opens a fresh one. Informational answers (``103 Early Hints``) are skipped, as ``100`` is."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _Pool, "https": _TLSPool}
 
     def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
         response = super().send(request, *args, **kwargs)
