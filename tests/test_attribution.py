@@ -77,20 +77,30 @@ def test_the_demo_faults_report_only_the_failures_they_explain(pytester, monkeyp
             or "/api/auth/login returned 500" in reason, (name, reason)
 
 
-def test_early_hints_before_the_answer_are_skipped_like_100_continue(pytester, write_config):
-    import socket
-    import threading
+class RawServer:
+    """A real TCP server on 127.0.0.1 that reads one request head and sends ``answer`` bytes, then
+    closes: for answers no HTTP library would produce. ``stop()`` ends it."""
 
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    listener.settimeout(0.2)  # the accept loop checks ``stop`` this often
-    stop = threading.Event()
+    def __init__(self, answer: bytes):
+        import socket
+        import threading
 
-    def serve():  # a real server that sends 103 Early Hints first, as Node's writeEarlyHints does
-        while not stop.is_set():
+        self.answer = answer
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(8)
+        self.listener.settimeout(0.2)  # the accept loop checks ``stopped`` this often
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        import socket
+
+        while not self.stopped.is_set():
             try:
-                conn, _ = listener.accept()
+                conn, _ = self.listener.accept()
             except socket.timeout:
                 continue
             except OSError:
@@ -103,20 +113,41 @@ def test_early_hints_before_the_answer_are_skipped_like_100_continue(pytester, w
                     if not chunk:
                         break
                     request += chunk
-                body = b'{"status": "ok"}'
-                conn.sendall(b"HTTP/1.1 103 Early Hints\r\nLink: </app.css>; rel=preload\r\n\r\n"
-                             b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
-                             b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+                conn.sendall(self.answer)
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
+    def stop(self):
+        self.stopped.set()
+        self.thread.join(5)
+        self.listener.close()
+
+
+def ok_json(body: bytes, head: bytes = b"") -> bytes:
+    return (head + b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
+            b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+
+
+def judged(pytester, write_config, answer: bytes, **check):
+    server = RawServer(answer)
     try:
-        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
-        write_config({"base_url": url, "health_checks": [health("ready", "/health", expect={"json": {"status": "ok"}})]})
-        result = run(pytester)
+        write_config({"base_url": server.url, "health_checks": [health("ready", "/health", **check)]})
+        return run(pytester)
     finally:
-        stop.set()
-        listener.close()
-        thread.join(5)
+        server.stop()
+
+
+def test_early_hints_before_the_answer_are_skipped_like_100_continue(pytester, write_config):
+    # As Node's writeEarlyHints, h2o and some CDNs send them.
+    hints = b"HTTP/1.1 103 Early Hints\r\nLink: </app.css>; rel=preload\r\n\r\n"
+    result = judged(pytester, write_config, ok_json(b'{"status": "ok"}', head=hints), expect={"json": {"status": "ok"}})
     assert result.ret == 0
     result.stdout.fnmatch_lines(["✓ Smoke tests passed (all health checks OK)"])
+
+
+def test_what_the_service_sent_wrongly_is_its_failure_never_the_runners(pytester, write_config):
+    deep = judged(pytester, write_config, ok_json(b"[" * 3000 + b"]" * 3000), expect={"json": {"status": "ok"}})
+    assert deep.ret == 1  # a failure of the service: never "not evaluated (RecursionError)"
+    deep.stdout.fnmatch_lines(["1. Health Check: ready: *body is not valid JSON (nested too deeply to read)*"])
+    garbage = judged(pytester, write_config, b"HELLO \x1b[2K not http\r\n\r\n")
+    assert garbage.ret == 1
+    garbage.stdout.fnmatch_lines(["1. Health Check: ready: 127.0.0.1:* answered something that is not HTTP: *"])
+    assert "cannot reach" not in garbage.stdout.str() and "\x1b[2K" not in garbage.stdout.str()

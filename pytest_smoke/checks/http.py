@@ -90,7 +90,10 @@ class Reply:
     def json(self) -> Any:
         if self.truncated:
             raise ValueError(f"body larger than {MAX_BODY_BYTES // 1024} KiB was not read in full")
-        return json.loads(self.body)
+        try:
+            return json.loads(self.body)
+        except RecursionError:  # what the service sent, not a fault of ours
+            raise ValueError("nested too deeply to read") from None
 
     def excerpt(self) -> str:
         """A short, printable, redacted excerpt: redacted before it is cut (a cut secret no longer
@@ -448,6 +451,10 @@ def describe_error(exc: requests.RequestException, url: str, deadline: Deadline,
         return CheckFailed(f"response from {where} could not be decoded: {_short(text)}", kind="bad_response")
     if isinstance(exc, (requests.exceptions.ChunkedEncodingError,)) or "IncompleteRead" in text:
         return CheckFailed(f"connection to {where} closed mid-response", kind="connection_reset")
+    bad = next((e for e in chain if isinstance(e, http.client.HTTPException)), None)
+    if bad is not None:  # it answered, with something that is not HTTP (a garbage status line)
+        answered = _short(str(bad.args[0]) if bad.args else bad.__class__.__name__)
+        return CheckFailed(f"{where} answered something that is not HTTP: {printable(answered)!r}", kind="bad_response")
     return CheckFailed(f"cannot reach {where}: {_short(str(chain[-1]))}", kind="connection_error")
 
 
@@ -703,7 +710,7 @@ def _masked_body(redactor: Redactor, body: str) -> str:
     """A raw body that is JSON is masked by key, as a ``payload`` is (``{"refresh_token": ...}``)."""
     try:
         parsed = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return body
     return json.dumps(redactor.value(parsed)) if isinstance(parsed, (dict, list)) else body
 

@@ -102,7 +102,9 @@ def _query(spec: Mapping[str, Any], ctx: CheckContext, query: str, deadline: Dea
         raise CheckNotEvaluated(f"Prometheus at {url} is unreachable ({_short_error(exc)})", kind="metric_inconclusive") from None
     try:
         answer = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
+        answer = {}
+    if not isinstance(answer, dict):  # a list, a string: not the Prometheus API's envelope
         answer = {}
     if response.status_code != 200 or answer.get("status") != "success":
         error = answer.get("error") or response.reason
