@@ -15,6 +15,7 @@ one input of the report document, which every renderer reads.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Final, Iterable, Literal, Mapping
@@ -71,6 +72,7 @@ class Check:
     location: str  # e.g. "health_checks[1]"
     rollback: bool = True  # False: a failure alerts but does not count toward the rollback threshold
     order: int = 0  # position in the config, across sections
+    precondition: bool = False  # True: it proves the runner's setup; its failure makes the run inconclusive
 
     @property
     def param_id(self) -> str:
@@ -96,6 +98,7 @@ class Check:
             location=location,
             rollback=bool(spec.get("rollback", True)),
             order=order,
+            precondition=bool(spec.get("precondition", False)),
         )
 
 
@@ -142,7 +145,9 @@ class Outcome:
     warning: str = ""  # a passing check that still deserves attention: flaky, failed cleanup
     rollback: bool = True  # False: its failure alerts but does not count toward a rollback
     order: int = 0  # config order (custom tests after, in collection order)
-    attributed_to: str = ""  # the failed dependency that likely explains this failure
+    attributed_to: str = ""  # the failed dependency (or the shared cause) that likely explains this failure
+    precondition: bool = False  # it proves the runner's setup (a login, a token), not the deploy
+    shared_cause: str = ""  # the cause it shares with an earlier failure, which counts for both
 
     @property
     def severity(self) -> str:
@@ -208,7 +213,7 @@ class Verdict:
     def state(self) -> str:
         if not any(o.status in RAN or o.status == STATUS_NOT_RUN for o in self.outcomes):
             return NO_CHECKS
-        if self.unattributed:
+        if self.attribution_problem:
             return INCONCLUSIVE
         if self.critical:
             return CRITICAL
@@ -219,6 +224,25 @@ class Verdict:
         if self.warnings:
             return WARNING
         return PASSED
+
+    @property
+    def failed_preconditions(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.precondition and o.status == STATUS_FAILED]
+
+    @property
+    def attribution_problem(self) -> str:
+        """Why no failure here can be put down to the deploy: the revision was not settled, or a
+        check that proves the runner's own setup (a precondition) failed. "" when there is none."""
+        if self.unattributed:
+            return self.unattributed
+        failed = self.failed_preconditions
+        if failed:
+            first = failed[0]
+            return (
+                f"precondition {', '.join(o.name for o in failed)} failed ({first.reason}): the runner's own setup "
+                "(credentials, network, a test account) is at fault, not the deploy"
+            )
+        return ""
 
     @property
     def verified(self) -> bool:
@@ -240,7 +264,43 @@ class Verdict:
             return [o for o in dependencies if o.rollback]  # the others count with them
         if dependencies:
             return []  # an outage of what the deploy did not change: explained, never rolled back
-        return others
+        return _one_per_cause(others)
+
+
+# Failures that name one shared cause count once: every check that got 401/403 (the same smoke
+# credentials refused), every one refused or unresolved at the same address.
+SHARED_CAUSES = {
+    "http_auth": "credentials refused (401/403)",
+    "db_auth": "database credentials refused",
+    "redis_auth": "Redis credentials refused",
+    "queue_auth": "queue credentials refused",
+}
+_ADDRESS = re.compile(r"(?:connection refused at|DNS lookup failed for|TLS error at) ([^\s:]+(?::\d+)?)")
+
+
+def _cause_of(outcome: Outcome) -> str:
+    if outcome.failure_kind in SHARED_CAUSES:
+        return SHARED_CAUSES[outcome.failure_kind]
+    if outcome.failure_kind in ("connection_refused", "dns_failure", "tls_error"):
+        match = _ADDRESS.search(outcome.reason)
+        if match:
+            return f"{outcome.failure_kind.replace('_', ' ')} at {match.group(1)}"
+    return ""
+
+
+def _one_per_cause(failures: list[Outcome]) -> list[Outcome]:
+    """The first failure of each shared cause stands for it; the rest are attributed to it."""
+    seen: dict[str, Outcome] = {}
+    counted = []
+    for outcome in failures:
+        cause = _cause_of(outcome)
+        if cause and cause in seen:
+            outcome.shared_cause = f"{cause}, as {seen[cause].name}"
+            continue
+        if cause:
+            seen[cause] = outcome
+        counted.append(outcome)
+    return counted
 
 
 @dataclass

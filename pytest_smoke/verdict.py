@@ -45,8 +45,8 @@ def decide(verdict: Verdict, auto_rollback: Mapping[str, Any], *, dry_run: bool 
     counted = verdict.rollback_failures()
     count = len(counted)
     threshold = int(auto_rollback.get("critical_failure_threshold", 1))
-    if verdict.unattributed:
-        return Decision("inconclusive", f"{verdict.unattributed}: no rollback, nothing marked", 0, threshold)
+    if verdict.attribution_problem:
+        return Decision("inconclusive", f"{verdict.attribution_problem}: no rollback, nothing marked", 0, threshold)
     if not critical:
         if verdict.state == INCONCLUSIVE:
             names = ", ".join(o.name for o in verdict.unverified_required)
@@ -79,10 +79,15 @@ def decide(verdict: Verdict, auto_rollback: Mapping[str, Any], *, dry_run: bool 
 
 def _attribution(critical: list[Outcome], counted: list[Outcome]) -> str:
     attributed = [o for o in critical if o.attributed_to]
-    if not attributed:
-        return ""
-    roots = ", ".join(sorted({o.attributed_to for o in attributed}))
-    return f"; {len(attributed)} other failure(s) attributed to {roots} count with it"
+    shared = [o for o in critical if o.shared_cause and not o.attributed_to]
+    text = ""
+    if attributed:
+        roots = ", ".join(sorted({o.attributed_to for o in attributed}))
+        text += f"; {len(attributed)} other failure(s) attributed to {roots} count with it"
+    if shared:
+        causes = ", ".join(sorted({o.shared_cause.partition(", as ")[0] for o in shared}))
+        text += f"; {len(shared)} other failure(s) share one cause ({causes}) and count once"
+    return text
 
 
 # A rollback was due and a human must act: it failed, the rolled-back version fails too, it was

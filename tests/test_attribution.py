@@ -151,3 +151,42 @@ def test_what_the_service_sent_wrongly_is_its_failure_never_the_runners(pytester
     assert garbage.ret == 1
     garbage.stdout.fnmatch_lines(["1. Health Check: ready: 127.0.0.1:* answered something that is not HTTP: *"])
     assert "cannot reach" not in garbage.stdout.str() and "\x1b[2K" not in garbage.stdout.str()
+
+
+def test_every_check_refused_with_the_same_credentials_is_one_cause(pytester, write_config, demo, kube):
+    from helpers import deployment_patches, smoke_doc
+
+    demo.faults.add("profile-401")  # the smoke user's token is refused everywhere
+    doc = smoke_doc(demo, kube, confirm=True)
+    doc["health_checks"] = [health(f"profile-{i}", "/api/user/profile") for i in range(3)]
+    doc["critical_paths"] = []
+    write_config(doc)
+    result = run(pytester)
+    assert result.ret == 1
+    result.stdout.fnmatch_lines([
+        "✗ CRITICAL: Smoke tests failed - Rollback awaiting ops confirmation",  # one cause: not "multiple failures"
+        "Same cause: credentials refused (401/403), as profile-0 (counts once, with it)",
+    ])
+    assert "multiple failures detected" not in result.stdout.str()
+    assert deployment_patches(kube) == []
+
+
+def test_a_failed_precondition_is_inconclusive_never_a_rollback(pytester, write_config, demo, kube):
+    from helpers import deployment_patches, smoke_doc
+
+    doc = smoke_doc(demo, kube, confirm=False)
+    doc["critical_paths"] = [{
+        "name": "smoke-user-can-log-in", "precondition": True,  # the pipeline's secret is stale
+        "steps": [{"method": "POST", "endpoint": "/api/auth/login", "payload": {"email": "test@example.com", "password": "rotated"}}],
+    }]
+    demo.faults.add("ready-503")  # a real failure too: it must not count while the runner's setup is broken
+    write_config(doc)
+    result = run(pytester)
+    assert result.ret == 12
+    result.stdout.fnmatch_lines([
+        "? INCONCLUSIVE: the results cannot be attributed to the deploy - no rollback, nothing marked, deployment NOT verified",
+        "Reason: precondition smoke-user-can-log-in failed (step 1/1 (POST /api/auth/login) returned 401*): the runner's own "
+        "setup (credentials, network, a test account) is at fault, not the deploy",
+        "Next: fix the runner's setup the precondition names*",
+    ])
+    assert deployment_patches(kube) == []

@@ -79,7 +79,7 @@ def test_a_deployment_still_rolling_out_is_inconclusive_never_rolled_back_or_mar
     result = run(pytester)
     assert result.ret == 12
     result.stdout.fnmatch_lines([
-        "? INCONCLUSIVE: the checks cannot be attributed to one revision - no rollback, nothing marked, deployment NOT verified",
+        "? INCONCLUSIVE: the results cannot be attributed to the deploy - no rollback, nothing marked, deployment NOT verified",
         "Reason: a rollout was in progress as the checks started (deployment/django is rolling out: 0/3 pods run the latest "
         "template): the checks cannot be attributed to one revision*",
         "- Health Check readiness: /health/ready returned 503*",

@@ -367,7 +367,7 @@ def test_a_green_run_never_verifies_a_revision_it_did_not_test(pytester, write_c
         server.stop()
     assert result.ret == 12  # a change while the checks ran: they cannot be attributed to one revision
     result.stdout.fnmatch_lines([
-        "? INCONCLUSIVE: the checks cannot be attributed to one revision - no rollback, nothing marked, deployment NOT verified",
+        "? INCONCLUSIVE: the results cannot be attributed to the deploy - no rollback, nothing marked, deployment NOT verified",
         f"Reason: deployment/django -n prod changed while the checks ran (revision 2 ({BAD}) -> revision 3 ({HOTFIX})): *",
     ])
     assert not any(rs["metadata"]["annotations"].get("pytest-smoke.dev/verified") for rs in kube.owned_replicasets("prod", "django"))

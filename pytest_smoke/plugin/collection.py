@@ -129,6 +129,7 @@ def _static_properties(check: Check) -> list[tuple[str, Any]]:
         encode("name", check.name),
         encode("required", check.required),
         encode("rollback", check.rollback),
+        *([encode("precondition", True)] if check.precondition else []),
         encode("order", check.order),
         encode("severity", "critical" if check.required else "warning"),
     ]

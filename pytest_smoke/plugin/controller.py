@@ -246,6 +246,7 @@ class SmokeController:
             warning=self.redactor.text(props.get("warning") or "") if status == STATUS_PASSED else "",
             rollback=bool(props.get("rollback", True)),
             order=int(props.get("order", self.order.get(nodeid, CUSTOM_ORDER))),
+            precondition=bool(props.get("precondition", False)),
         )
         reruns = self.reruns.get(nodeid, 0)
         if reruns and status == STATUS_PASSED:
@@ -274,7 +275,10 @@ class SmokeController:
         check = self._config_check(nodeid)
         if check is None:
             return {}
-        return {"required": check.required, "kind": check.kind, "name": check.name, "rollback": check.rollback, "order": check.order}
+        return {
+            "required": check.required, "kind": check.kind, "name": check.name, "rollback": check.rollback, "order": check.order,
+            "precondition": check.precondition,
+        }
 
     def _all_outcomes(self) -> list[Outcome]:
         for nodeid in self.unknown_required:

@@ -104,6 +104,8 @@ def build(
             "facts": o.facts,
             "rollback": o.rollback,
             "attributed_to": o.attributed_to,
+            "shared_cause": o.shared_cause,
+            "precondition": o.precondition,
             "order": o.order,
         }
         if o.severity in ("critical", "warning") or (o.required and o.status == "not_run"):
@@ -139,7 +141,7 @@ def build(
             "verified": verdict.verified and decision.action != "not_evaluated",
             "not_evaluated_required": [o.name for o in verdict.unverified_required],
             "not_selected_required": [o.name for o in verdict.unselected_required],
-            "unattributed": verdict.unattributed,
+            "unattributed": verdict.attribution_problem,
         },
         "decision": {
             "action": decision.action,
@@ -214,7 +216,7 @@ def headline(document: Mapping[str, Any]) -> str:
         tail = CRITICAL_TAILS.get(rollback.get("status", ""), "")
         return f"✗ CRITICAL: Smoke tests failed{tail}"
     if state == "inconclusive" and document["verdict"].get("unattributed"):
-        return "? INCONCLUSIVE: the checks cannot be attributed to one revision - no rollback, nothing marked, deployment NOT verified"
+        return "? INCONCLUSIVE: the results cannot be attributed to the deploy - no rollback, nothing marked, deployment NOT verified"
     if state == "inconclusive":
         return "? INCONCLUSIVE: required checks could not be evaluated - no rollback, deployment NOT verified"
     if state == "partial":

@@ -143,18 +143,21 @@ def _inconclusive(document: Document) -> Iterator[Line]:
 
 def _unattributed(document: Document) -> Iterator[Line]:
     yield (
-        "? INCONCLUSIVE: the checks cannot be attributed to one revision - no rollback, nothing marked, deployment NOT verified",
+        "? INCONCLUSIVE: the results cannot be attributed to the deploy - no rollback, nothing marked, deployment NOT verified",
         {"yellow": True, "bold": True},
     )
     yield f"Reason: {document['verdict']['unattributed']}", {"yellow": True}
     failed = _with(document, "critical")
     if failed:
-        yield "Failed while the Deployment was not settled (not counted against any revision):", {"yellow": True}
+        yield "Failed (not counted against the deploy):", {"yellow": True}
         for check in failed:
             yield f"- {KIND_TITLES.get(check['kind'], 'Check')} {check['name']}: {check['reason']}", {"yellow": True}
     yield "", {}
     yield from _groups(document)
-    yield "Next: wait until the rollout is complete (or pass --smoke-wait-rollout), then re-run the smoke suite", {}
+    if any(c.get("precondition") and c["status"] == "failed" for c in document["checks"]):
+        yield "Next: fix the runner's setup the precondition names (the smoke credentials, the network), then re-run", {}
+    else:
+        yield "Next: wait until the rollout is complete (or pass --smoke-wait-rollout), then re-run the smoke suite", {}
 
 
 def _partial(document: Document) -> Iterator[Line]:
@@ -202,6 +205,8 @@ def _critical(document: Document) -> Iterator[Line]:
             yield f"Likely cause: dependency {check['attributed_to']} failed (rollback: false: a rollback does not fix it)", {}
         elif check["attributed_to"]:
             yield f"Likely cause: dependency {check['attributed_to']} failed (counts with it toward a rollback)", {}
+        if check.get("shared_cause"):
+            yield f"Same cause: {check['shared_cause']} (counts once, with it)", {}
         if not check["rollback"]:
             yield "Rollback: false for this check: it alerts, but rolling back does not fix it", {}
         yield f"Issue: {fix['issue']}", {}
