@@ -81,11 +81,11 @@ class RawServer:
     """A real TCP server on 127.0.0.1 that reads one request head and sends ``answer`` bytes, then
     closes: for answers no HTTP library would produce. ``stop()`` ends it."""
 
-    def __init__(self, answer: bytes):
+    def __init__(self, answer: bytes, request_end: bytes = b"\r\n\r\n"):
         import socket
         import threading
 
-        self.answer = answer
+        self.answer, self.request_end = answer, request_end
         self.listener = socket.socket()
         self.listener.bind(("127.0.0.1", 0))
         self.listener.listen(8)
@@ -108,7 +108,7 @@ class RawServer:
             with conn:
                 conn.settimeout(5)
                 request = b""
-                while b"\r\n\r\n" not in request:
+                while self.request_end not in request:
                     chunk = conn.recv(4096)
                     if not chunk:
                         break
@@ -190,3 +190,22 @@ def test_a_failed_precondition_is_inconclusive_never_a_rollback(pytester, write_
         "Next: fix the runner's setup the precondition names*",
     ])
     assert deployment_patches(kube) == []
+
+
+def test_a_server_that_answers_redis_hello_with_a_plain_string_fails_the_check(write_config):
+    from pytest_smoke.checks import CheckContext, CheckFailed, run_check
+    from pytest_smoke.model import Check
+    from pytest_smoke.redact import Redactor
+
+    server = RawServer(b"+OK\r\n", request_end=b"\r\n")  # not a RESP3 map: redis-py cannot read it as HELLO's answer
+    try:
+        url = server.url.replace("http://", "redis://") + "/0?protocol=3"
+        check = Check.of("dependency", {"name": "cache", "type": "redis", "url": url, "timeout_seconds": 3})
+        try:
+            run_check(check, CheckContext(redactor=Redactor()))
+        except CheckFailed as failure:  # the server's answer: never "not evaluated (AttributeError)"
+            assert failure.reason.startswith(f"Redis at {url.split('//')[1].split('/')[0]} answered something that is not the Redis protocol")
+        else:
+            raise AssertionError("a server that does not speak Redis passed the check")
+    finally:
+        server.stop()

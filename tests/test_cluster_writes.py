@@ -348,8 +348,11 @@ def test_a_rollback_target_that_does_not_exist_stops_the_run_before_any_check(py
 
 def test_failures_a_rollback_false_dependency_explains_never_roll_back(pytester, write_config, demo, kube):
     doc = smoke_doc(demo, kube, confirm=False)
-    doc["dependency_checks"] = [{"name": "postgres-backend", "type": "tcp", "host": "127.0.0.1", "port": 1, "rollback": False,
-                                 "timeout_seconds": 2}]
+    from servers import free_port
+
+    # The real psycopg client against a Postgres that is down (nothing listens on its port).
+    dsn = f"postgresql://app:pg-Secret-1@127.0.0.1:{free_port()}/app"
+    doc["dependency_checks"] = [{"name": "postgres-backend", "type": "postgres", "dsn": dsn, "rollback": False, "timeout_seconds": 2}]
     doc["health_checks"].append(health("login-page", "/health/ready"))
     demo.faults.add("ready-503")  # the app's readiness fails with the database
     write_config(doc)

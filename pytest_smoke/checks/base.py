@@ -123,6 +123,19 @@ class Deadline:
         return self._clock() >= self._end
 
 
+def raised_while_reading(exc: BaseException, markers: tuple[str, ...]) -> bool:
+    """Whether ``exc`` was raised while a client library read a peer's answer: a frame of its
+    traceback is in one of ``markers`` (a path fragment of the library's parser, or a function
+    name). Such an error is about what the peer sent, not about the runner."""
+    tb = exc.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if any(marker in code.co_filename.replace("\\", "/") or marker == code.co_name for marker in markers):
+            return True
+        tb = tb.tb_next
+    return False
+
+
 def run_with_deadline(
     func: Callable[[], T],
     deadline: Deadline,

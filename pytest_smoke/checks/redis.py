@@ -6,9 +6,11 @@ import shlex
 from urllib.parse import urlsplit
 
 from ..specs import RedisSpec
-from .base import CheckContext, CheckFailed, CheckResult, Deadline, run_with_deadline
+from .base import CheckContext, CheckFailed, CheckResult, Deadline, raised_while_reading, run_with_deadline
 
 DEFAULT_URL = "redis://localhost:6379/0"
+# Where redis-py reads and parses a server's answer: an error raised there is about the answer.
+READING_FRAMES = ("/redis/_parsers/", "read_response", "on_connect", "on_connect_check_health")
 
 
 def check(spec: RedisSpec, ctx: CheckContext) -> CheckResult:
@@ -50,5 +52,13 @@ def check(spec: RedisSpec, ctx: CheckContext) -> CheckResult:
         raise CheckFailed(f"Redis unavailable: {reason} at {where}", kind="redis_down") from None
     except redis.RedisError as exc:
         raise CheckFailed(f"Redis unavailable: {exc}", kind="redis_down") from None
+    except (AttributeError, TypeError, ValueError, IndexError, UnicodeError) as exc:
+        if not raised_while_reading(exc, READING_FRAMES):
+            raise  # ours: not evaluated
+        # redis-py choked on what the server sent (a plain string to HELLO): the server's answer.
+        raise CheckFailed(
+            f"Redis at {where} answered something that is not the Redis protocol ({exc.__class__.__name__}: {str(exc)[:120]})",
+            kind="redis_down",
+        ) from None
     finally:
         client.close()
