@@ -618,22 +618,6 @@ def test_a_hung_host_cut_by_the_budget_during_a_retry_alone_is_still_critical(py
     result.stdout.fnmatch_lines(["✗ CRITICAL: Smoke tests failed*", "1. Health Check: live0: GET http://127.0.0.1:*/health/live?i=0: timed out after 4 s*"])
 
 
-def test_only_rollback_false_dependencies_failing_explain_the_rest_and_never_roll_back(pytester, write_config, demo, kube):
-    # docs/exit-codes.md: such an outage alerts (exit 1) but never rolls back, and neither do the
-    # failures beside it that it explains (issue 29: a healthy version was rolled back for it).
-    demo.faults.add("ready-503")
-    doc = smoke_doc(demo, kube, confirm=False)
-    doc["dependency_checks"] = [{"name": "payments-sandbox", "type": "tcp", "host": "127.0.0.1", "port": servers.free_port(), "rollback": False}]
-    write_config(doc)
-    result = run(pytester)
-    assert result.ret == 1
-    result.stdout.fnmatch_lines([
-        "✗ CRITICAL: Smoke tests failed - No automatic rollback (rolling back does not fix payments-sandbox (rollback: false), "
-        "which explains readiness)",
-    ])
-    assert deployment_patches(kube) == []
-
-
 def test_a_required_test_skipped_at_run_time_is_inconclusive_not_unselected(pytester, write_config, demo):
     pytester.makepyfile(
         test_pay="""
