@@ -141,6 +141,7 @@ def _load(file: Path, text: str, environment: str | None, base_url: str | None, 
         _validate(file, _select_environment(file, raw, name, lines), lines, context=f"with environment {name!r}")
 
     selected = _select_environment(file, raw, environment, lines)
+    _refuse_variables_in_names(file, selected, lines)
     secrets: set[str] = set()
     public = frozenset(selected.get("public_variables") or ())
     for index, name in enumerate(selected.get("public_variables") or ()):
@@ -522,6 +523,25 @@ def _deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, 
 
 
 # -- interpolation ---------------------------------------------------------------------------------
+
+
+def _refuse_variables_in_names(file: Path, data: Mapping[str, Any], lines: _LineFinder) -> None:
+    """A check's name becomes its pytest node id: the -v lines, the FAILED summary, --junitxml,
+    .pytest_cache and every report show it before any redaction can act. So a name is written out,
+    never filled from ``${VAR}`` (which may hold a secret)."""
+    from .model import SECTIONS
+
+    for section in SECTIONS:
+        for index, entry in enumerate(data.get(section) or []):
+            name = entry.get("name") if isinstance(entry, dict) else None
+            if isinstance(name, str) and any(match.group(1) for match in _VAR.finditer(name)):
+                raise ConfigError(
+                    file,
+                    "a check name cannot use ${VAR}: it becomes the pytest node id, which -v, --junitxml and "
+                    ".pytest_cache show before any redaction; write the name out",
+                    location=f"{section}[{index}].name",
+                    line=lines.line([section, index, "name"]),
+                )
 
 
 def _interpolate(

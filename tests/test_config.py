@@ -241,3 +241,12 @@ def test_url_credentials_and_an_authorization_header_together_are_a_config_error
     err = result.stderr.str()
     assert "headers.Authorization: base_url carries credentials (user:password@) and headers sets Authorization" in err
     assert "svc-Secret-9911" not in err + result.stdout.str() and "tok-Secret-4471" not in err + result.stdout.str()
+
+
+def test_a_check_name_from_an_environment_variable_is_refused_before_it_reaches_a_node_id(pytester, write_config, monkeypatch):
+    monkeypatch.setenv("TENANT_TOKEN", "tenant-Secret-4711")
+    write_config({"base_url": "http://127.0.0.1:1", "health_checks": [{"name": "ready-${TENANT_TOKEN}", "endpoint": "/ready"}]})
+    result = pytester.runpytest("--smoke-config", "smoke.json", "-v", "--junitxml=junit.xml")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(["*smoke.json:*health_checks[[]0[]].name: a check name cannot use ${VAR}: it becomes the pytest node id*"])
+    assert "tenant-Secret-4711" not in result.stdout.str() + result.stderr.str()

@@ -438,3 +438,21 @@ def test_a_symlinked_config_is_one_complete_run(pytester, demo):
 def test_k_matches_a_check_name_as_written(pytester, write_config, demo):
     write_config({"base_url": demo.url, "health_checks": [health("prêt", "/health"), health("other", "/health")]})
     assert set(outcomes_of(run(pytester, "-rA", "-k", "prêt"))) == {"smoke.json::health[pr%C3%AAt]"}
+
+
+def test_a_failing_smoke_http_call_shows_the_tests_line_not_the_plugins_internals(pytester, write_config, demo):
+    pytester.makepyfile(test_profile='''
+        import pytest
+
+        @pytest.mark.smoke_required
+        def test_profile(smoke_http):
+            response = smoke_http.get("/health/ready")
+            smoke_http.expect(response, status=200)
+    ''')
+    demo.faults.add("ready-503")
+    write_config({"base_url": demo.url, "health_checks": []})
+    result = pytester.runpytest("--smoke-config", "smoke.json", "-p", "no:cacheprovider", "test_profile.py")
+    assert result.ret == 1
+    output = result.stdout.str()
+    assert "pytest_smoke/checks/" not in output and "requests/sessions.py" not in output  # frames hidden, as pytest's own
+    result.stdout.fnmatch_lines(["FAILED test_profile.py::test_profile - pytest_smoke.CheckFailed: *"])

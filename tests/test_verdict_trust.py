@@ -683,3 +683,11 @@ def test_xdist_workers_share_the_per_host_limit(pytester, write_config, two_work
     result = run(pytester, "-n", "4")
     assert result.ret == 0
     result.stdout.fnmatch_lines(["✓ Smoke tests passed (all health checks OK)"])
+
+
+def test_collection_errors_are_exit_2_even_when_the_run_goes_on_past_them(pytester, write_config, demo):
+    pytester.makepyfile(test_broken="import not_a_module_anywhere\n")
+    write_config({"base_url": demo.url, "health_checks": [health("basic", "/health")]})
+    result = run(pytester, "--continue-on-collection-errors")
+    assert result.ret == 2  # docs/exit-codes.md: no verdict, no rollback
+    result.stdout.fnmatch_lines(["smoke: no verdict: run ended early (collection errors): no rollback"])

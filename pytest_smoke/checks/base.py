@@ -26,6 +26,9 @@ class CheckFailed(Exception):
     failure for the remediation catalogue ("timeout", "connection_refused", "http_5xx", ...).
     """
 
+    # Shown as ``pytest_smoke.CheckFailed`` (its public name) in pytest's summary lines.
+    __module__ = "pytest_smoke"
+
     def __init__(self, reason: str, details: str = "", kind: str = "failed", **facts: Any):
         super().__init__(reason)
         self.reason = reason

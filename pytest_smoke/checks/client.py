@@ -62,7 +62,35 @@ class BoundSession(SmokeSession):
         self.max_redirects = MAX_REDIRECTS
         self.trust_env = False
 
+    # pytest hides frames that set __tracebackhide__: a failing request or expect() shows the
+    # test's own line and the reason, not the plugin's and requests' internals.
+    def get(self, url: str | bytes, **kwargs: Any) -> requests.Response:
+        __tracebackhide__ = True
+        return self.request("GET", url, **kwargs)
+
+    def post(self, url: str | bytes, data: Any = None, json: Any = None, **kwargs: Any) -> requests.Response:
+        __tracebackhide__ = True
+        return self.request("POST", url, data=data, json=json, **kwargs)
+
+    def put(self, url: str | bytes, data: Any = None, **kwargs: Any) -> requests.Response:
+        __tracebackhide__ = True
+        return self.request("PUT", url, data=data, **kwargs)
+
+    def patch(self, url: str | bytes, data: Any = None, **kwargs: Any) -> requests.Response:
+        __tracebackhide__ = True
+        return self.request("PATCH", url, data=data, **kwargs)
+
+    def delete(self, url: str | bytes, **kwargs: Any) -> requests.Response:
+        __tracebackhide__ = True
+        return self.request("DELETE", url, **kwargs)
+
+    def head(self, url: str | bytes, **kwargs: Any) -> requests.Response:
+        __tracebackhide__ = True
+        kwargs.setdefault("allow_redirects", False)
+        return self.request("HEAD", url, **kwargs)
+
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+        __tracebackhide__ = True
         method_name = method.decode() if isinstance(method, bytes) else str(method)
         path = url.decode() if isinstance(url, bytes) else str(url)
         if "://" not in path and not self.base_url:
@@ -106,6 +134,7 @@ class BoundSession(SmokeSession):
         """Judge ``response`` as a generated check would: ``status`` (one code, a list, or None for
         any 2xx/3xx) and the config's ``expect`` keys (``json``, ``headers``, ``body_contains``,
         ``max_response_time_ms``). Raises :class:`CheckFailed` with the request and an excerpt."""
+        __tracebackhide__ = True
         request = response.request
         method = str(request.method or "GET") if request is not None else "GET"
         try:

@@ -606,6 +606,7 @@ def verify_reply(
     """Raise CheckFailed unless the status and every expectation hold. A wrong status still
     reports what the body shows (every JSON mismatch, each component a health body names as
     failing); a redirect is named wherever it mattered."""
+    __tracebackhide__ = True  # a custom test's failure points at its own expect() line
 
     def details() -> str:  # only for a failure: a passing check reads no excerpt
         lines = [f"request: {method} {reply.requested_url or reply.url}"]

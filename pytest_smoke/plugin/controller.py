@@ -389,7 +389,11 @@ class SmokeController:
         stopped_on_purpose = self.interrupt_message.startswith(STOPS_ASKED_FOR) or bool(session.shouldstop)
         if (exitstatus in NOT_EVALUATED_STATUSES and not stopped_on_purpose) or self.collection_errors:
             why = "collection errors" if self.collection_errors else pytest.ExitCode(exitstatus).name.lower().replace("_", " ")
-            self._no_verdict(f"run ended early ({why}): no rollback", exitstatus or pytest.ExitCode.INTERRUPTED)
+            # docs/exit-codes.md: collection errors are exit 2, also when the run went on past them
+            # (--continue-on-collection-errors, xdist workers that collected different items).
+            status = pytest.ExitCode.INTERRUPTED if self.collection_errors else (exitstatus or pytest.ExitCode.INTERRUPTED)
+            self._no_verdict(f"run ended early ({why}): no rollback", status)
+            session.exitstatus = status
             return
         if verdict.state == "no_checks":
             self._no_verdict("no checks ran: no verdict, no rollback", pytest.ExitCode.NO_TESTS_COLLECTED)
