@@ -91,8 +91,9 @@ def _attribution(critical: list[Outcome], counted: list[Outcome]) -> str:
 
 
 # A rollback was due and a human must act: it failed, the rolled-back version fails too, it was
-# refused (unsafe, or another run holds the lease), or its rejection mark is missing.
-ROLLBACK_NEEDS_A_HUMAN = ("failed", "still_failing", "refused", "unmarked")
+# refused (unsafe, or another run holds the lease), no Deployment is configured to roll back, or
+# its rejection mark is missing.
+ROLLBACK_NEEDS_A_HUMAN = ("failed", "still_failing", "refused", "unmarked", "not_configured")
 
 
 def exit_code(verdict: Verdict, rollback_status: str | None) -> int:

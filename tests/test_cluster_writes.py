@@ -118,6 +118,9 @@ def test_a_pipeline_expected_failure_while_rolling_out_waits_when_asked(pytester
         ("text/plain", b"<!-- sso --><html><body>Sign in</body></html>", "final:not approved: the approval URL answered an HTML or XML page*"),
         ("text/plain", b"<head><title>Login</title></head>", "final:not approved: *HTML or XML page*"),
         ("application/xml", b'<?xml version="1.0"?><html xmlns="http://www.w3.org/1999/xhtml"/>', "final:not approved: *HTML or XML*"),
+        ("application/json", b'{"approved": false, "approved": true}', "not JSON (duplicate key approved)*"),
+        ("application/json", b'{"approved": true, "revision": 5, "revision": 2}', "not JSON (duplicate key revision)*"),
+        ("application/json", b'{"approved": true, "denied": true}', "final:denied through the approval URL*"),
         ("application/json", b'{"approved": "\x1b[2K\x1b[1Gyes"}', 'not JSON: {"approved": "\\x1b[2K\\x1b[1Gyes"}'),  # control bytes escaped
     ],
 )
@@ -420,3 +423,139 @@ def test_a_required_test_pytest_cannot_run_is_inconclusive_never_a_rollback(pyte
     assert result.ret == 12  # pytest 9 fails it, pytest 8 skips it: neither is the service's answer
     result.stdout.fnmatch_lines(["? INCONCLUSIVE: required checks could not be evaluated - no rollback, deployment NOT verified"])
     assert deployment_patches(kube) == []
+
+
+# -- found by the adversarial review ------------------------------------------------------------------
+
+
+def test_a_deploy_landing_between_the_stand_down_check_and_the_replan_is_never_reverted(kube):
+    def approve(plan):
+        # The stand-down check's ReplicaSet list is slow; the pipeline deploys a hotfix meanwhile.
+        kube.fault("GET", "/replicasets$", delay=1.5, times=1)
+        threading.Thread(target=lambda: (time.sleep(0.5), kube.deploy("prod", "django", {"django": HOTFIX}))).start()
+        return True, "approved"
+
+    result = roll_back("confirm", strategy_for(kube), FAST, confirm=approve, reason="readiness")
+    assert result.status == "superseded", result.message
+    assert kube.images("prod", "django") == {"django": HOTFIX}
+    assert not [p for p in deployment_patches(kube) if "/spec/template" in json.dumps(p[2])]
+
+
+def test_a_redeploy_of_the_tested_template_during_the_checks_is_a_change(pytester, write_config, demo, kube):
+    from http.server import BaseHTTPRequestHandler
+
+    from servers import LocalHTTPServer
+
+    class DeploysTwiceWhileChecked(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            if kube.revision("prod", "django") == 2:  # hotfix, then back: the template is the tested one again
+                kube.deploy("prod", "django", {"django": HOTFIX})
+                kube.deploy("prod", "django", {"django": BAD})
+            self.send_response(503)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    server = LocalHTTPServer(DeploysTwiceWhileChecked)
+    try:
+        doc = smoke_doc(demo, kube, confirm=False)
+        doc.update(base_url=server.url, health_checks=[health("ready", "/ready")], critical_paths=[])
+        write_config(doc)
+        result = run(pytester)
+    finally:
+        server.stop()
+    assert result.ret == 12
+    result.stdout.fnmatch_lines([f"Reason: deployment/django -n prod changed while the checks ran (revision 2 ({BAD}) -> revision 4 ({BAD})): *"])
+    assert deployment_patches(kube) == []
+
+
+def test_new_pods_failing_readiness_are_a_symptom_of_the_revision_not_a_rollout():
+    from pytest_smoke.cluster.kube import unsettled_reason
+
+    deployment = {
+        "metadata": {"name": "web", "generation": 2, "annotations": {"deployment.kubernetes.io/revision": "2"}},
+        "spec": {"replicas": 3},
+        "status": {"observedGeneration": 2, "replicas": 3, "updatedReplicas": 3, "availableReplicas": 1,
+                   "conditions": [{"type": "Progressing", "reason": "ProgressDeadlineExceeded"}]},
+    }
+    old = {"metadata": {"annotations": {"deployment.kubernetes.io/revision": "1"}}, "status": {"readyReplicas": 0}}
+    assert unsettled_reason(deployment, [old]) == ""  # every pod that answers runs revision 2
+    old["status"]["readyReplicas"] = 1
+    assert unsettled_reason(deployment, [old]) == "deployment/web is rolling out: 1 ready pod(s) of an older revision still answer"
+
+
+def test_the_verified_history_survives_the_pruning_of_old_replicasets(tmp_path):
+    from pytest_smoke.cluster.marks import verify
+
+    api = KubeDouble().start()
+    try:
+        api.add_deployment("kinto", {"kinto": "kinto:1"})
+        api.kubeconfig = api.write_kubeconfig(tmp_path / "kc")
+        verify(Kube(Target.from_settings(strategy_for(api, "kinto"))), state(api, "kinto"))  # revision 1 is green
+        api.deploy("prod", "kinto", {"kinto": "kinto:2-untested"})
+        api.deploy("prod", "kinto", {"kinto": "kinto:3-bad"})
+        for key, rs in list(api.replicasets.items()):  # revisionHistoryLimit: the controller deletes revision 1
+            if rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "1":
+                del api.replicasets[key]
+        result = roll_back("rollback", strategy_for(api, "kinto"), FAST)
+        assert result.status == "refused" and "revision 2 (never verified)" in result.message
+        assert api.images("prod", "kinto") == {"kinto": "kinto:3-bad"}
+    finally:
+        api.stop()
+
+
+def test_a_command_that_exits_0_but_changes_nothing_is_rollback_failed(kube):
+    result = roll_back("rollback", strategy_for(kube, type="command", command=["true"]), FAST)
+    assert result.status == "failed"
+    assert result.message.startswith(f"ROLLBACK FAILED: alert ops team immediately (true exited 0, but deployment/django -n prod "
+                                     f"still runs the tested revision 2 ({BAD})")
+    assert not any(m.get("rejected") for m in marks(kube).values())
+
+
+def test_previous_image_restores_a_template_that_differs_in_more_than_images(tmp_path):
+    api = KubeDouble().start()
+    try:
+        api.add_deployment("shop", {"web": "web:4"})
+        api.deploy("prod", "shop", {"web": "web:4", "proxy": "envoy:1.31"})  # a sidecar added, same app image
+        api.kubeconfig = api.write_kubeconfig(tmp_path / "kc")
+        result = roll_back("rollback", strategy_for(api, "shop"), FAST)
+        assert result.status == "completed", result.message
+        assert api.images("prod", "shop") == {"web": "web:4"}
+        assert result.plan.target_images == {"proxy": "(removed)"}
+        assert result.plan.manual_command == "kubectl rollout undo deployment/shop --to-revision=1 -n prod"
+    finally:
+        api.stop()
+
+
+def test_a_rollback_due_with_no_deployment_configured_needs_a_human():
+    from pytest_smoke.cluster.rollback import carry_out
+
+    assert carry_out("dry_run", {"type": "previous-image"}, {}, confirm=None).status == "dry_run"
+    result = carry_out("rollback", {"type": "previous-image"}, {}, confirm=None)
+    assert result.status == "not_configured" and result.message.startswith("ROLLBACK NOT POSSIBLE")
+    assert exit_code(_critical_verdict(), result.status) == EXIT_ROLLBACK_FAILED
+
+
+def test_an_exec_credential_plugin_that_hangs_is_bounded_by_the_rollback_timeout(kube, tmp_path):
+    token = json.dumps({"apiVersion": "client.authentication.k8s.io/v1beta1", "kind": "ExecCredential",
+                        "status": {"token": "kube-double-token-123"}})
+    doc = json.loads(kube.kubeconfig.read_text())
+    doc["users"][0]["user"] = {"exec": {"apiVersion": "client.authentication.k8s.io/v1beta1", "command": "/bin/sh",
+                                        "args": ["-c", f"sleep 4; echo '{token}'"], "interactiveMode": "Never"}}
+    hanging = tmp_path / "exec-kubeconfig"
+    hanging.write_text(json.dumps(doc))
+    tested = state(kube)
+    started = time.monotonic()
+    result = roll_back("rollback", {**strategy_for(kube), "kubeconfig": str(hanging)}, {"rollback_timeout_seconds": 1}, tested=tested)
+    assert time.monotonic() - started < 3
+    assert result.status == "failed"
+    assert "loading Kubernetes credentials did not finish within 1 s (an exec credential plugin?)" in result.message
+
+
+def test_a_lease_applied_but_answered_late_is_read_back_and_released(kube):
+    kube.fault("PATCH", "/deployments/django$", apply=True, delay=4.0, times=1, body="rollback-lease")
+    result = roll_back("rollback", strategy_for(kube), {"rollback_timeout_seconds": 3}, reason="readiness")
+    assert result.status == "completed", result.message
+    assert "pytest-smoke.dev/rollback-lease" not in kube.deployments[("prod", "django")]["metadata"]["annotations"]

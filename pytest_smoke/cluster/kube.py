@@ -29,11 +29,15 @@ REJECTED_REASON = "pytest-smoke.dev/rejected-reason"
 # could not be written, so a re-run can never roll forward onto it.
 ROLLED_BACK_FROM = "pytest-smoke.dev/rolled-back-from"
 ROLLED_BACK_FROM_KEPT = 10
+# On the Deployment: a smoke run has verified one of its revisions. Kept there because Kubernetes
+# prunes old ReplicaSets (revisionHistoryLimit), and with them their own verified marks.
+VERIFIED_ONCE = "pytest-smoke.dev/verified-once"
 HASH_LABEL = "pod-template-hash"
 LEASE_ATTEMPTS = 3
 MAX_LEASE_SECONDS = 3600.0
 CHANGE_CAUSE = "kubernetes.io/change-cause"
 POLL_SECONDS = 1.0
+READ_BACK_SECONDS = 10.0  # after an ambiguous answer: time to read the state back (and to wait on our write)
 # The most any one API answer may hold. A Deployment's ReplicaSet list is kilobytes; a proxy that
 # never stops sending must not take the runner's memory.
 MAX_ANSWER_BYTES = 32 * 1024 * 1024
@@ -80,15 +84,29 @@ class Kube:
     def __init__(self, target: Target):
         from kubernetes import client, config  # deferred: heavy, and only rollbacks need it
 
+        from ..checks.base import CheckTimeout, Deadline, run_with_deadline
+
         self.target = target
         configuration = client.Configuration()
-        try:
+
+        def load() -> None:
             if target.kubeconfig or not os.environ.get("KUBERNETES_SERVICE_HOST"):
                 config.load_kube_config(  # type: ignore[no-untyped-call]
                     config_file=target.kubeconfig, context=target.context, client_configuration=configuration
                 )
             else:
                 config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+
+        try:
+            # An exec credential plugin (aws, gke-gcloud-auth-plugin) runs here: within the same bound.
+            seconds = self._seconds("load Kubernetes credentials")
+            run_with_deadline(load, Deadline(seconds), what="loading Kubernetes credentials")
+        except CheckTimeout:
+            raise KubeCredentialsError(
+                f"loading Kubernetes credentials did not finish within {_seconds_text(seconds)} s (an exec credential plugin?)"
+            ) from None
+        except KubeError:
+            raise
         except Exception as exc:  # the client raises ConfigException, TypeError, OSError...
             if target.kubeconfig or not os.environ.get("KUBERNETES_SERVICE_HOST"):
                 source = f"kubeconfig {target.kubeconfig or os.environ.get('KUBECONFIG') or '~/.kube/config'}"
@@ -102,6 +120,9 @@ class Kube:
         # exchange itself is ours, so that every answer is read within one deadline and a byte cap
         # (the generated API reads an error answer whole, at any size and speed).
         self._pool = client.ApiClient(configuration).rest_client.pool_manager
+
+    def allow_read_back(self) -> None:
+        allow_read_back(self.target)
 
     # -- one exchange ------------------------------------------------------------------------------
 
@@ -122,10 +143,6 @@ class Kube:
         seconds = self._seconds(what)
         url = self.server.rstrip("/") + path + (f"?{urlencode(query)}" if query else "")
         headers = {"Accept": "application/json", "User-Agent": "pytest-deploy-smoke"}
-        settings: Mapping[str, Any] = self._configuration.auth_settings() or {}  # refreshes an expiring token
-        for setting in settings.values():
-            if setting.get("in") == "header" and setting.get("value"):
-                headers[setting["key"]] = setting["value"]
         data = None
         if body is not None:
             headers["Content-Type"] = content_type or "application/json"
@@ -135,6 +152,11 @@ class Kube:
         def exchange() -> tuple[int, str, str, bytes]:
             import urllib3
 
+            # Inside the deadline: refreshing an expiring token may run an exec credential plugin.
+            settings: Mapping[str, Any] = self._configuration.auth_settings() or {}
+            for setting in settings.values():
+                if setting.get("in") == "header" and setting.get("value"):
+                    headers[setting["key"]] = setting["value"]
             response = self._pool.request(
                 method, url, body=data, headers=headers, preload_content=False, redirect=False, retries=False,
                 timeout=urllib3.Timeout(connect=seconds, read=seconds),
@@ -231,18 +253,35 @@ class Kube:
                 self.patch_deployment(ops, "application/json-patch+json")
                 return
             except KubeError as exc:
+                if not exc.conflict and self._holds_lease(holder):
+                    return  # applied, though its answer was lost (a timeout, a gateway error)
                 if not exc.conflict or attempt == LEASE_ATTEMPTS:
                     raise
             time.sleep(0.2 * 2**attempt)  # someone else wrote in between (often the controller): read again
 
+    def _holds_lease(self, holder: str) -> bool:
+        self.allow_read_back()
+        try:
+            current = _read_lease((self.deployment()["metadata"].get("annotations") or {}).get(LEASE))
+        except KubeError:
+            return False
+        return bool(current) and current.get("holder") == holder  # type: ignore[union-attr]
+
     def release_lease(self, holder: str) -> None:
-        deployment = self.deployment()
-        meta = deployment["metadata"]
-        current = _read_lease((meta.get("annotations") or {}).get(LEASE))
-        if not current or current.get("holder") != holder:
-            return
-        # Guarded: a lease another run took after ours expired is never removed by us.
-        self.patch_deployment([_test_version(meta), *_annotation_ops(meta, {LEASE: None})], "application/json-patch+json")
+        for attempt in range(1, LEASE_ATTEMPTS + 1):
+            deployment = self.deployment()
+            meta = deployment["metadata"]
+            current = _read_lease((meta.get("annotations") or {}).get(LEASE))
+            if not current or current.get("holder") != holder:
+                return
+            # Guarded: a lease another run took after ours expired is never removed by us.
+            try:
+                self.patch_deployment([_test_version(meta), *_annotation_ops(meta, {LEASE: None})], "application/json-patch+json")
+                return
+            except KubeError as exc:
+                if not exc.conflict or attempt == LEASE_ATTEMPTS:
+                    raise
+            time.sleep(0.1 * attempt)  # the controller wrote status meanwhile: read again
 
     def patch_replicaset(self, replicaset: dict[str, Any], annotations: Mapping[str, str | None]) -> None:
         """Set (or, with None, remove) annotations on a ReplicaSet, only if it is still exactly what
@@ -269,7 +308,7 @@ class Kube:
                 progress(message)
                 last = message
             if time.monotonic() + POLL_SECONDS > end:
-                raise KubeError(f"rollout did not finish within {timeout:g} s ({message})")
+                raise KubeError(f"rollout did not finish within {_seconds_text(timeout)} s ({message})")
             time.sleep(POLL_SECONDS)
 
 
@@ -377,6 +416,13 @@ def _parse_time(text: str) -> float | None:
         return None
 
 
+def allow_read_back(target: Target) -> None:
+    """After an ambiguous answer (a timeout, a lost response), give reading back its own time, even
+    past the rollback's deadline: what happened must be known, not guessed."""
+    if target.deadline is not None:
+        target.deadline = max(target.deadline, time.monotonic() + READ_BACK_SECONDS)
+
+
 def rolled_back_from(deployment: dict[str, Any]) -> list[dict[str, Any]]:
     """The Deployment's record of templates a smoke run rolled away from; malformed reads as empty."""
     raw = (deployment["metadata"].get("annotations") or {}).get(ROLLED_BACK_FROM)
@@ -443,7 +489,7 @@ def _api_message(status: int, reason: str, raw: bytes) -> str:
 
 def _seconds_text(seconds: float) -> str:
     """A bound as people write it: 2, not 1.98132 (what was left of a 2 s deadline)."""
-    return f"{round(seconds + 0.05):g}" if seconds >= 1 else f"{seconds:.1f}"
+    return f"{round(seconds + 0.05):g}" if seconds >= 0.95 else f"{seconds:.1f}"
 
 
 def _read_capped(response: Any, deadline: Any, what: str) -> bytes:
@@ -483,24 +529,21 @@ def _annotation_ops(meta: Mapping[str, Any], annotations: Mapping[str, str | Non
 
 
 def unsettled_reason(deployment: dict[str, Any], replicasets: list[dict[str, Any]]) -> str:
-    """Why answers may come from more than one revision: a rollout under way, old pods still ready;
-    "" when every ready pod runs the current template."""
-    try:
-        progress = rollout_progress(deployment)
-    except KubeError as exc:
-        return str(exc)
-    name = deployment["metadata"].get("name", "")
-    if not progress.observed:
+    """Why the answers may come from more than one pod template: a change the controller has not
+    observed, pods not yet on the latest template, ready pods of an older ReplicaSet. "" when every
+    pod that can answer runs the latest template. Availability is not asked: new pods failing
+    their readiness probe are a symptom of the revision, not a rollout."""
+    meta, spec, status = deployment["metadata"], deployment["spec"], deployment.get("status") or {}
+    name = meta.get("name", "")
+    if int(status.get("observedGeneration") or 0) < int(meta.get("generation") or 0):
         return f"deployment/{name}: the controller has not observed the latest change yet"
-    if progress.updated < progress.replicas:
-        return f"deployment/{name} is rolling out: {progress.updated}/{progress.replicas} pods run the latest template"
-    if progress.available < progress.updated:
-        return f"deployment/{name} is rolling out: {progress.available} of {progress.updated} updated pods available"
+    replicas, updated = int(spec.get("replicas", 1)), int(status.get("updatedReplicas") or 0)
+    if updated < replicas:
+        return f"deployment/{name} is rolling out: {updated}/{replicas} pods run the latest template"
     current = revision_of(deployment)
     old_ready = sum(
         int((rs.get("status") or {}).get("readyReplicas") or 0) for rs in replicasets if revision_of(rs) != current
     )
-    if progress.total > progress.updated or old_ready:
-        old = max(old_ready, progress.total - progress.updated)
-        return f"deployment/{name} is rolling out: {old} pod(s) of an older revision still running"
+    if old_ready:
+        return f"deployment/{name} is rolling out: {old_ready} ready pod(s) of an older revision still answer"
     return ""

@@ -22,9 +22,11 @@ from .kube import (
     ROLLED_BACK_FROM,
     VERIFIED,
     VERIFIED_AT,
+    VERIFIED_ONCE,
     DeploymentState,
     Kube,
     KubeError,
+    _annotation_ops,
     _pointer,
     revision_of,
     rolled_back_from,
@@ -114,23 +116,26 @@ def verify(kube: Kube, tested: DeploymentState) -> str:
 
 
 def _lift_record(kube: Kube, tested: DeploymentState, template_hash: str) -> None:
-    """Take a verified template out of the Deployment's rolled-back-from record, guarded by the
-    template and the record as read."""
+    """On the Deployment, in one write guarded by the tested template and the values read: the
+    verified template leaves the rolled-back-from record, and ``verified-once`` is set."""
     for attempt in range(1, MARK_ATTEMPTS + 1):
         deployment = kube.deployment()
+        annotations = deployment["metadata"].get("annotations") or {}
         record = rolled_back_from(deployment)
-        if not any(entry["hash"] == template_hash for entry in record):
+        kept = [e for e in record if e["hash"] != template_hash]
+        ops: list[dict[str, Any]] = [{"op": "test", "path": "/spec/template", "value": tested.template}]
+        if len(kept) != len(record):
+            path = "/metadata/annotations/" + _pointer(ROLLED_BACK_FROM)
+            ops += [{"op": "test", "path": path, "value": annotations[ROLLED_BACK_FROM]},
+                    {"op": "replace", "path": path, "value": json.dumps(kept)}]
+        if VERIFIED_ONCE not in annotations:
+            ops += _annotation_ops(deployment["metadata"], {VERIFIED_ONCE: _stamp()})
+        if len(ops) == 1:
             return
-        path = "/metadata/annotations/" + _pointer(ROLLED_BACK_FROM)
-        ops = [
-            {"op": "test", "path": "/spec/template", "value": tested.template},
-            {"op": "test", "path": path, "value": deployment["metadata"]["annotations"][ROLLED_BACK_FROM]},
-            {"op": "replace", "path": path, "value": json.dumps([e for e in record if e["hash"] != template_hash])},
-        ]
         try:
             kube.patch_deployment(ops, "application/json-patch+json")
             return
         except KubeError as exc:
             if not exc.conflict or attempt == MARK_ATTEMPTS:
-                raise MarkNotWritten(f"verified, but the Deployment's rolled-back-from record still lists it: {exc}") from None
+                raise MarkNotWritten(f"verified, but the Deployment's own record could not be updated: {exc}") from None
         time.sleep(0.1 * attempt)

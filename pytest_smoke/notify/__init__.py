@@ -31,6 +31,7 @@ ROLLBACK_EVENTS = {
     "failed": "rollback_failed",
     "still_failing": "rollback_failed",
     "unmarked": "rollback_failed",
+    "not_configured": "rollback_failed",
     "superseded": "rollback_refused",
     "awaiting_confirmation": "awaiting_confirmation",
     "refused": "rollback_refused",

@@ -191,7 +191,7 @@ def _unattributed(tested: DeploymentState | None, strategy: dict[str, Any], expe
         now = Kube(target).state()
     except KubeError:
         return ""  # the rollback and the verified mark read it again, guarded, before any write
-    if now.template != tested.template:
+    if now.template != tested.template or now.revision != tested.revision:  # a re-deploy of it is a change too
         return (
             f"{target.ref} changed while the checks ran ({tested.describe()} -> {now.describe()}): "
             "the checks cannot be attributed to one revision"

@@ -25,6 +25,7 @@ CRITICAL_TAILS = {
     "superseded": " - Rollback stood down (the Deployment changed since the checks)",
     "dry_run": " - Rollback dry run",
     "refused": " - ROLLBACK REFUSED",
+    "not_configured": " - ROLLBACK NOT POSSIBLE (no Deployment configured)",
     "awaiting_confirmation": " - Rollback awaiting ops confirmation",
 }
 

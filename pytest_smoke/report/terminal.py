@@ -24,7 +24,7 @@ ROLLBACK_HEADLINES = {
     "refused": "ROLLBACK REFUSED: the rollback that was due did not happen: alert ops team",
     "dry_run": "Dry run (--smoke-no-rollback): rollback NOT performed",
     "awaiting_confirmation": "Rollback awaiting ops confirmation",
-    "not_configured": "Automatic rollback not possible",
+    "not_configured": "ROLLBACK NOT POSSIBLE: no Deployment to roll back is configured: alert ops team",
 }
 
 
@@ -232,7 +232,7 @@ def _rollback_lines(document: Document) -> Iterator[Line]:
         yield f"Manual rollback if needed: {document['manual_rollback_command']}", {}
         return
     status = rollback["status"]
-    markup = {"red": True, "bold": True} if status in ("failed", "still_failing", "refused", "unmarked") else {}
+    markup = {"red": True, "bold": True} if status in ("failed", "still_failing", "refused", "unmarked", "not_configured") else {}
     yield f"{ROLLBACK_HEADLINES.get(status, status)}:", markup
     current, target = rollback["current_images"], rollback["target_images"]
     for name, image in current.items():

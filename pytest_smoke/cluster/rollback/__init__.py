@@ -18,12 +18,14 @@ from typing import Any, Callable, Mapping, Protocol
 
 from ...model import Plan, RollbackResult, RollbackStatus, Target
 from ..kube import (
+    READ_BACK_SECONDS,
     REJECTED,
     ROLLED_BACK_FROM,
     DeploymentState,
     Kube,
     KubeError,
     LeaseHeld,
+    allow_read_back,
 )
 
 BUILTIN_HANDLERS = {
@@ -53,7 +55,7 @@ def new_holder() -> str:
     return f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
 
 
-READ_BACK_SECONDS = 10.0  # after an ambiguous answer: time to read the Deployment back and wait on our write
+
 LEASE_MARGIN_SECONDS = 30.0
 
 
@@ -114,10 +116,10 @@ def carry_out(
     """
     handler_name = strategy.get("type", "previous-image")
     if handler_name in ("previous-image", "rollout-undo") and not strategy.get("deployment"):
-        return RollbackResult(
-            "not_configured",
-            "rollback_strategy.deployment is not set: nothing can be rolled back automatically",
-        )
+        missing = "rollback_strategy.deployment is not set: nothing can be rolled back automatically"
+        if action == "dry_run":
+            return RollbackResult("dry_run", f"dry run (--smoke-no-rollback): {missing}")
+        return RollbackResult("not_configured", f"ROLLBACK NOT POSSIBLE: {missing}")
     timeout = float(auto_rollback.get("rollback_timeout_seconds", 60))
     target = target_from(strategy)
     if target is not None:
@@ -175,6 +177,12 @@ def carry_out(
         )
     except KubeError as exc:
         now = time.time()
+        if lease is not None:  # a lease written whose answer was lost: never leave it behind
+            try:
+                lease.allow_read_back()
+                lease.release_lease(holder)
+            except Exception:  # noqa: BLE001 - it expires on its own
+                pass
         return RollbackResult("failed", f"{FAILED_PREFIX} ({exc})", plan, attempts=1, started_at=now, finished_at=now, confirmation=confirmation)
     result = RollbackResult("failed", "", plan, started_at=time.time(), confirmation=confirmation)
     try:
@@ -221,7 +229,7 @@ def _moved_on(target: Target | None, tested: DeploymentState | None, plan: Plan 
     if target is None or tested is None:
         return ""
     now = Kube(target).state()
-    if now.template == tested.template:
+    if now.template == tested.template and now.revision == tested.revision:
         return ""
     if plan is not None and _is_our_write(now, plan):
         plan.details["written"] = True
@@ -322,7 +330,20 @@ def _execute(
                 holder = plan.details.get("holder")
                 result.plan = plan = handler.plan(target, strategy)
                 plan.details["holder"] = holder
+                live = plan.details.get("live_template")
+                if tested is not None and live is not None and live != tested.template:
+                    # Changed between the read above and the plan's own read: never write over it.
+                    _finish(result, "superseded", _moved_on(target, tested, plan) or (
+                        f"standing down: {target.ref if target else 'the deployment'} changed while the rollback was planned"
+                    ))
+                    return
             handler.execute(plan, strategy, remaining, record)
+            if plan.handler == "command" and target is not None and tested is not None:
+                now = Kube(target).state()  # its exit code says it ran, not what it changed
+                if now.template == tested.template and now.revision == tested.revision:
+                    raise RollbackError(
+                        f"{plan.details['argv'][0]} exited 0, but {target.ref} still runs the tested {tested.describe()}"
+                    )
             plan.details["written"] = True
         except RollbackInterrupted as exc:
             error = f"{exc}: the rollout state is unknown; check {plan.target.ref if plan.target else 'the deployment'} now"
@@ -335,8 +356,8 @@ def _execute(
             record(f"attempt {attempt}/{attempts} failed: {error}")
             # What happened in the cluster, not what the client saw: read it back (with time to do
             # so even when the write used up the rollback's).
-            if target is not None and target.deadline is not None:
-                target.deadline = max(target.deadline, time.monotonic() + READ_BACK_SECONDS)
+            if target is not None:
+                allow_read_back(target)
                 deadline = max(deadline, time.monotonic() + READ_BACK_SECONDS)
             try:
                 moved_on = _moved_on(target, tested, plan)
@@ -344,8 +365,8 @@ def _execute(
                 moved_on, error = "", f"{error}; reading it back failed too: {read_error}"
             if moved_on and plan.handler == "command":
                 # Its program may have changed it before failing: report what runs, retry nothing.
-                now = moved_on.partition(" -> ")[2].partition("; the checks")[0]
-                _finish(result, "failed", f"{FAILED_PREFIX} ({error}; {target.ref if target else 'the deployment'} now runs {now})")
+                runs = moved_on.partition(" -> ")[2].partition("; the checks")[0]
+                _finish(result, "failed", f"{FAILED_PREFIX} ({error}; {target.ref if target else 'the deployment'} now runs {runs})")
                 return
             if moved_on:
                 _finish(result, "superseded", moved_on)

@@ -75,14 +75,14 @@ def approval_of(content_type: str, body: bytes, revision: int | None) -> "Litera
     if "html" in content_type.lower() or lowered.startswith("<") or "<html" in lowered or "<body" in lowered:
         return FINAL + "not approved: the approval URL answered an HTML or XML page (a login page?), not an approval"
     try:
-        data = json.loads(text)
-    except ValueError:
-        return f'not JSON: {_excerpt(text)}'
+        data = json.loads(text, object_pairs_hook=_no_duplicate_keys)
+    except ValueError as exc:
+        return f"not JSON ({exc}): {_excerpt(text)}" if "duplicate" in str(exc) else f"not JSON: {_excerpt(text)}"
     if not isinstance(data, dict) or "approved" not in data:
         return f'no "approved" in {_excerpt(text)}'
+    if data.get("denied") is True:  # a no anywhere in the answer wins
+        return FINAL + f"denied through the approval URL ({_excerpt(text)})"
     if data["approved"] is not True:
-        if data.get("denied") is True:
-            return FINAL + f"denied through the approval URL ({_excerpt(text)})"
         return f'"approved" is {_excerpt(json.dumps(data["approved"]))}'
     named = data.get("revision")
     if named is not None and revision is not None and str(named) != str(revision):
@@ -90,6 +90,15 @@ def approval_of(content_type: str, body: bytes, revision: int | None) -> "Litera
             f"not approved: the approval names revision {_excerpt(str(named))}, this rollback moves away from revision {revision}"
         )
     return True
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An approval whose keys repeat ("approved": false, "approved": true) is ambiguous: refused."""
+    keys = [key for key, _ in pairs]
+    repeated = sorted({key for key in keys if keys.count(key) > 1})
+    if repeated:
+        raise ValueError(f"duplicate key {', '.join(repeated)}")
+    return dict(pairs)
 
 
 def _excerpt(text: str) -> str:

@@ -20,6 +20,7 @@ from ..kube import (
     REJECTED_REASON,
     VERIFIED,
     VERIFIED_AT,
+    VERIFIED_ONCE,
     Kube,
     revision_of,
     rolled_back_from,
@@ -50,7 +51,9 @@ def choose_target(deployment: dict[str, Any], replicasets: list[dict[str, Any]])
 
     # Once a smoke run has verified any revision (the live one included, and one rejected since:
     # verified-at stays as history), only verified ones are targets: never an untested one.
-    ever_verified = any(marks(rs).get(VERIFIED) == "true" or marks(rs).get(VERIFIED_AT) for rs in replicasets)
+    ever_verified = bool((deployment["metadata"].get("annotations") or {}).get(VERIFIED_ONCE)) or any(
+        marks(rs).get(VERIFIED) == "true" or marks(rs).get(VERIFIED_AT) for rs in replicasets
+    )
     candidates = [rs for rs in older if not rejected(rs) and (marks(rs).get(VERIFIED) == "true" or not ever_verified)]
     if candidates:
         return current, max(candidates, key=revision_of)
@@ -108,10 +111,11 @@ class PreviousImage:
                 )
             restored = _with_image(live, target.container, wanted.get(target.container, current[target.container]))
             wanted = images_of(restored)
-        changed = {name: image for name, image in wanted.items() if current.get(name) != image}
-        if not changed:
+        names = [*wanted, *(name for name in current if name not in wanted)]
+        changed = {name: wanted.get(name, "(removed)") for name in names if current.get(name) != wanted.get(name)}
+        if without_hash(live) == restored:
             raise RollbackRefused(
-                f"revision {revision_of(chosen)} runs the same images as revision {current_revision}; nothing to roll back"
+                f"revision {revision_of(chosen)} runs the same pod template as revision {current_revision}; nothing to roll back"
             )
         only_images = _with_images(live, wanted) == restored
         manual = (
@@ -125,7 +129,7 @@ class PreviousImage:
             manual_command=manual,
             from_revision=current_revision,
             to_revision=revision_of(chosen),
-            current_images={name: current.get(name, "") for name in changed},
+            current_images={name: current.get(name, "(none)") for name in changed},
             target_images=changed,
             details={
                 "verified": (chosen["metadata"].get("annotations") or {}).get(VERIFIED) == "true",
