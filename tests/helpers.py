@@ -61,8 +61,14 @@ def smoke_doc(demo, kube, *, confirm=True, threshold=1, strategy=None, **auto):
 
 
 def deployment_patches(api):
-    """Patches that change the Deployment (not the rollback lease annotation)."""
-    return [p for p in api.patches if p[0] == "deployments" and "rollback-lease" not in json.dumps(p[2])]
+    """Patches that change the Deployment's pod template: a rollback (not the lease, not the
+    bookkeeping annotations a green run writes)."""
+    return [p for p in api.patches if p[0] == "deployments" and "template" in json.dumps(p[2]) and not _only_tests_template(p[2])]
+
+
+def _only_tests_template(body):
+    """A JSON patch whose template op is only a ``test`` (a guard), not a write."""
+    return isinstance(body, list) and not any(op.get("path", "").startswith("/spec/template") and op.get("op") != "test" for op in body)
 
 
 def run_in_background(pytester, *args):

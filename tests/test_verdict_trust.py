@@ -191,7 +191,8 @@ class DeepJSON(BaseHTTPRequestHandler):
         pass
 
 
-def test_a_recursion_error_while_reading_the_body_is_not_evaluated(pytester, write_config, kube):
+def test_a_body_nested_too_deeply_is_the_services_failure_never_the_runners(pytester, write_config, kube):
+    # Issue 29: what the peer sent and no parser can read is its failure, with a bound on depth.
     server = LocalHTTPServer(DeepJSON)
     try:
         write_config(
@@ -204,8 +205,8 @@ def test_a_recursion_error_while_reading_the_body_is_not_evaluated(pytester, wri
         result = run(pytester)
     finally:
         server.stop()
-    assert result.ret == EXIT_INCONCLUSIVE
-    result.stdout.fnmatch_lines([INCONCLUSIVE, "1. Health Check: deep: not evaluated: RecursionError: *"])
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["1. Health Check: deep: /: body is not valid JSON (nested too deeply to read)*"])
     assert verified_revisions(kube) == []
 
 
