@@ -15,7 +15,6 @@ one input of the report document, which every renderer reads.
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Final, Iterable, Literal, Mapping
@@ -227,7 +226,12 @@ class Verdict:
 
     @property
     def failed_preconditions(self) -> list[Outcome]:
-        return [o for o in self.outcomes if o.precondition and o.status == STATUS_FAILED]
+        """Required preconditions that failed the way the runner's own setup fails (refused
+        credentials, a name that does not resolve, TLS); a 500 or a timeout is the service's."""
+        return [
+            o for o in self.outcomes
+            if o.precondition and o.required and o.status == STATUS_FAILED and o.failure_kind in RUNNER_SETUP_FAILURES
+        ]
 
     @property
     def attribution_problem(self) -> str:
@@ -264,28 +268,30 @@ class Verdict:
             return [o for o in dependencies if o.rollback]  # the others count with them
         if dependencies:
             return []  # an outage of what the deploy did not change: explained, never rolled back
-        return _one_per_cause(others)
+        return others
+
+    def independent_causes(self) -> list[Outcome]:
+        """The counted failures, one per shared cause: what "multiple failures: roll back at once"
+        compares (the threshold counts every failure, so a real breakage is never held back)."""
+        return _one_per_cause(self.rollback_failures())
 
 
-# Failures that name one shared cause count once: every check that got 401/403 (the same smoke
-# credentials refused), every one refused or unresolved at the same address.
+# Failures that name one shared cause are one cause: every check whose credentials were refused
+# (401/403, a database or a cache saying no). A crashlooping service refusing every connection is
+# not merged: that is the deploy, and it must roll back at once.
+# How a precondition fails when the runner's setup is at fault, not the service.
+RUNNER_SETUP_FAILURES = frozenset({"http_auth", "db_auth", "redis_auth", "queue_auth", "csrf_rejected", "dns_failure", "tls_error"})
+
 SHARED_CAUSES = {
     "http_auth": "credentials refused (401/403)",
     "db_auth": "database credentials refused",
     "redis_auth": "Redis credentials refused",
     "queue_auth": "queue credentials refused",
 }
-_ADDRESS = re.compile(r"(?:connection refused at|DNS lookup failed for|TLS error at) ([^\s:]+(?::\d+)?)")
 
 
 def _cause_of(outcome: Outcome) -> str:
-    if outcome.failure_kind in SHARED_CAUSES:
-        return SHARED_CAUSES[outcome.failure_kind]
-    if outcome.failure_kind in ("connection_refused", "dns_failure", "tls_error"):
-        match = _ADDRESS.search(outcome.reason)
-        if match:
-            return f"{outcome.failure_kind.replace('_', ' ')} at {match.group(1)}"
-    return ""
+    return SHARED_CAUSES.get(outcome.failure_kind, "")
 
 
 def _one_per_cause(failures: list[Outcome]) -> list[Outcome]:

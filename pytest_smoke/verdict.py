@@ -44,6 +44,7 @@ def decide(verdict: Verdict, auto_rollback: Mapping[str, Any], *, dry_run: bool 
     critical = verdict.critical
     counted = verdict.rollback_failures()
     count = len(counted)
+    causes = len(verdict.independent_causes())
     threshold = int(auto_rollback.get("critical_failure_threshold", 1))
     if verdict.attribution_problem:
         return Decision("inconclusive", f"{verdict.attribution_problem}: no rollback, nothing marked", 0, threshold)
@@ -68,9 +69,10 @@ def decide(verdict: Verdict, auto_rollback: Mapping[str, Any], *, dry_run: bool 
         )
     if dry_run:
         return Decision("dry_run", "--smoke-no-rollback: dry run, nothing is changed", count, threshold)
-    if auto_rollback.get("requires_ops_confirmation", True) and count == 1:
-        return Decision("confirm", f"1 critical failure{explained}: rollback needs ops confirmation", count, threshold)
-    if count > 1:
+    if auto_rollback.get("requires_ops_confirmation", True) and causes == 1:
+        failures = "1 critical failure" if count == 1 else f"{count} critical failures, one cause"
+        return Decision("confirm", f"{failures}{explained}: rollback needs ops confirmation", count, threshold)
+    if causes > 1:
         return Decision(
             "rollback", f"multiple failures detected ({count} critical{explained}): immediate rollback", count, threshold
         )

@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 from http.server import BaseHTTPRequestHandler
 
+import pytest
+
 from helpers import health
 from servers import LocalHTTPServer
 
@@ -209,3 +211,94 @@ def test_a_server_that_answers_redis_hello_with_a_plain_string_fails_the_check(w
             raise AssertionError("a server that does not speak Redis passed the check")
     finally:
         server.stop()
+
+
+# -- found by the second adversarial review -------------------------------------------------------------
+
+
+@pytest.mark.skipif(pytest.version_tuple < (9,), reason="subtests are built into pytest 9")
+def test_a_required_custom_test_failing_in_a_subtest_is_critical(pytester, write_config, demo):
+    pytester.makepyfile(test_fields='''
+        import pytest
+
+        @pytest.mark.smoke_required
+        def test_readiness_fields(smoke_http, subtests):
+            reply = smoke_http.get("/health/ready")
+            with subtests.test(field="status"):
+                assert reply.status_code == 200, f"readiness answered {reply.status_code}"
+    ''')
+    demo.faults.add("ready-503")
+    write_config({"base_url": demo.url, "health_checks": []})
+    result = run(pytester, "test_fields.py")
+    assert result.ret == 1  # never "passed", never verified
+    result.stdout.fnmatch_lines(["1. Smoke Test: test_readiness_fields: 1 failed subtest(s): AssertionError: readiness answered 503*"])
+
+
+def test_a_precondition_that_fails_by_the_services_fault_counts_like_any_failure(pytester, write_config, demo, kube):
+    from helpers import deployment_patches, smoke_doc
+
+    doc = smoke_doc(demo, kube, confirm=False)
+    doc["critical_paths"][0]["precondition"] = True  # the login: but it answers 500, the service's fault
+    demo.faults.add("login-500")
+    write_config(doc)
+    result = run(pytester)
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["✗ CRITICAL: Smoke tests failed - Rollback completed"])
+    assert deployment_patches(kube)
+
+
+def test_shared_credentials_are_one_cause_but_never_hold_back_a_crashloop():
+    from pytest_smoke.model import Outcome
+    from pytest_smoke.verdict import classify, decide
+
+    def failed(name, kind, reason):
+        return Outcome(nodeid=name, name=name, kind="health", required=True, status="failed", failure_kind=kind, reason=reason)
+
+    refused = [failed(f"c{i}", "connection_refused", "connection refused at web:80") for i in range(3)]
+    assert decide(classify(refused), {"enabled": True, "critical_failure_threshold": 2}).action == "rollback"
+    denied = [failed(f"a{i}", "http_auth", "returned 401") for i in range(3)]
+    decision = decide(classify(denied), {"enabled": True, "critical_failure_threshold": 2})
+    assert decision.action == "confirm"  # past the threshold, but one cause: a human confirms
+    assert "2 other failure(s) share one cause (credentials refused (401/403)) and count once" in decision.reason
+    optional = failed("login", "http_auth", "returned 401")
+    optional.precondition, optional.required = True, False
+    assert classify([optional, *refused]).attribution_problem == ""  # an optional precondition stops nothing
+
+
+def test_a_success_answered_before_the_body_was_read_never_reaches_the_next_check(pytester, write_config):
+    class AcceptsBeforeReading(AnswersBeforeReading):
+        def do_POST(self):
+            self.answer(202, {"queued": True})  # the body is left on the connection
+
+    server = LocalHTTPServer(AcceptsBeforeReading)
+    try:
+        write_config({
+            "base_url": server.url,
+            "health_checks": [health(f"h{i}", f"/health/{i}") for i in range(3)],
+            "critical_paths": [
+                {"name": "enqueue", "steps": [{"method": "POST", "endpoint": "/api/jobs", "payload": {"x": "y" * 2000}}]},
+                {"name": "browse", "steps": [{"endpoint": "/api/catalog"}]},
+            ],
+        })
+        result = run(pytester, "--smoke-concurrency", "1")
+    finally:
+        server.stop()
+    result.assert_outcomes(passed=5)
+
+
+def test_endless_informational_answers_are_the_services_failure_not_a_hang(pytester, write_config):
+    hints = b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n" * 50
+    result = judged(pytester, write_config, ok_json(b'{"status": "ok"}', head=hints))
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["1. Health Check: ready: * answered something that is not HTTP: *more than 10 informational (1xx) answers*"])
+
+
+def test_a_redis_error_of_ours_while_encoding_is_not_blamed_on_the_server(redis_server):
+    from pytest_smoke.checks import CheckContext, CheckNotEvaluated, run_check
+    from pytest_smoke.model import Check
+    from pytest_smoke.redact import Redactor
+
+    url = redis_server.url.rstrip("/") + ("&" if "?" in redis_server.url else "?") + "encoding=ascii"
+    check = Check.of("dependency", {"name": "cache", "type": "redis", "url": url, "command": "GET café", "timeout_seconds": 3})
+    with pytest.raises(CheckNotEvaluated):  # our config cannot be sent: nothing about a healthy Redis
+        run_check(check, CheckContext(redactor=Redactor()))

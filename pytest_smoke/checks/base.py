@@ -127,16 +127,19 @@ class Deadline:
 
 
 def raised_while_reading(exc: BaseException, markers: tuple[str, ...]) -> bool:
-    """Whether ``exc`` was raised while a client library read a peer's answer: a frame of its
-    traceback is in one of ``markers`` (a path fragment of the library's parser, or a function
-    name). Such an error is about what the peer sent, not about the runner."""
+    """Whether ``exc`` was raised where a client library reads a peer's answer: the frame that
+    raised it is in one of ``markers`` (a path fragment of the library's parser, or a function
+    name). Such an error is about what the peer sent; one raised while encoding what we send
+    (an encoding error) is ours."""
+    if isinstance(exc, UnicodeEncodeError):
+        return False
     tb = exc.__traceback__
-    while tb is not None:
-        code = tb.tb_frame.f_code
-        if any(marker in code.co_filename.replace("\\", "/") or marker == code.co_name for marker in markers):
-            return True
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
         tb = tb.tb_next
-    return False
+    code = tb.tb_frame.f_code
+    return any(marker in code.co_filename.replace("\\", "/") or marker == code.co_name for marker in markers)
 
 
 def run_with_deadline(

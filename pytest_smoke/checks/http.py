@@ -200,16 +200,20 @@ def printable(text: str) -> str:
     return "".join(ch if ch.isprintable() or ch == " " else repr(ch)[1:-1] for ch in text)
 
 
+MAX_INTERIM_ANSWERS = 10
+
+
 class _SkipsInterimAnswers(http.client.HTTPResponse):
     """http.client skips only ``100 Continue``; a ``103 Early Hints`` (Node's writeEarlyHints, h2o,
     CDNs) would be read as the final answer. Every informational answer but ``101`` is skipped."""
 
     def _read_status(self) -> tuple[str, int, str]:
-        while True:
+        for _ in range(MAX_INTERIM_ANSWERS + 1):
             version, status, reason = super()._read_status()  # type: ignore[misc]
             if not (101 < status < 200):
                 return version, status, reason
             http.client.parse_headers(self.fp)  # the interim answer's headers: read and dropped
+        raise http.client.HTTPException(f"more than {MAX_INTERIM_ANSWERS} informational (1xx) answers before the answer")
 
 
 class _Connection(urllib3.connection.HTTPConnection):
@@ -232,9 +236,9 @@ class ExchangeAdapter(requests.adapters.HTTPAdapter):
     """Keeps a connection alive only after an exchange known to be complete. A server may answer an
     error before it reads the request body (Python's http.server, several small frameworks): the
     unread bytes stay on the connection and become "the next request", and whichever check takes
-    that connection from the pool reads the server's answer to them (a spurious 400). So after an
-    error answer to a request with a body, the connection is closed once its answer is read, and
-    the pool opens a fresh one. Informational answers (``103 Early Hints``) are skipped, as ``100`` is."""
+    that connection from the pool reads the server's answer to them (a spurious 400). So after any
+    answer to a request with a body, the connection is closed once its answer is read, and the pool
+    opens a fresh one. Informational answers (``103 Early Hints``) are skipped, as ``100`` is."""
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
@@ -242,7 +246,9 @@ class ExchangeAdapter(requests.adapters.HTTPAdapter):
 
     def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
         response = super().send(request, *args, **kwargs)
-        if request.body is not None and response.status_code >= 400:
+        if request.body is not None:
+            # Whatever the answer (a 202, a 303 to follow, an error), nothing says the server read
+            # the whole body first: that connection is not reused.
             _close_on_release(response.raw)
         return response
 

@@ -10,7 +10,8 @@ from .base import CheckContext, CheckFailed, CheckResult, Deadline, raised_while
 
 DEFAULT_URL = "redis://localhost:6379/0"
 # Where redis-py reads and parses a server's answer: an error raised there is about the answer.
-READING_FRAMES = ("/redis/_parsers/", "read_response", "on_connect", "on_connect_check_health")
+READING_FRAMES = ("/redis/_parsers/resp2.py", "/redis/_parsers/resp3.py", "/redis/_parsers/base.py", "read_response",
+                  "_read_response", "on_connect", "on_connect_check_health")
 
 
 def check(spec: RedisSpec, ctx: CheckContext) -> CheckResult:

@@ -41,6 +41,7 @@ from .run import smoke_run_key
 DETAILS_LIMIT = 4000
 CUSTOM_ORDER = 100_000  # custom tests come after every configured check
 TESTED_READ_ATTEMPTS = 3  # reading what is deployed as the checks start: a passing 503 is retried
+SUBTEST_REPORTS = ("SubtestReport", "SubTestReport")  # pytest 9's own, and pytest-subtests's
 # How pytest and xdist word a stop the user asked for: -x / --maxfail, and --sw (stepwise).
 STOPS_ASKED_FOR = ("stopping after", "Test failed, continuing from this test next run")
 NOT_EVALUATED_STATUSES = (
@@ -66,6 +67,7 @@ class SmokeController:
         self.unknown_required: set[str] = set()  # crashed before any report: required or not is looked up late
         self.interrupt_message = ""
         self.rerun_reasons: dict[str, str] = {}
+        self.failed_subtests: dict[str, list[str]] = {}  # node id -> reasons of its failed subtests
         self.collection_errors = 0
         self.timeline = Timeline()
         self.summary: RunSummary | None = None
@@ -209,11 +211,23 @@ class SmokeController:
             props = self.properties.get(nodeid) or self._properties_from_config(nodeid)
             if not props:
                 self.unknown_required.add(nodeid)
+        if type(report).__name__ in SUBTEST_REPORTS:
+            # A subtest's report (pytest 9's subtests, pytest-subtests): it judges part of its test,
+            # whose own report may still say "passed". Its failure is remembered for that test.
+            if report.failed:
+                self.failed_subtests.setdefault(nodeid, []).append(_reason(report))
+            return
         if str(report.outcome) == "rerun":  # pytest-rerunfailures: the final report comes later
             self.reruns[nodeid] = self.reruns.get(nodeid, 0) + 1
             self.rerun_reasons.setdefault(nodeid, props.get("reason") or _reason(report))
             return
         status = _status(report, props)
+        failed_subtests = self.failed_subtests.get(nodeid) if report.when == "call" else None
+        if failed_subtests and status in (STATUS_PASSED, STATUS_NOT_EVALUATED):
+            first = failed_subtests[0]
+            answered = first.startswith(("AssertionError", "Failed", "pytest_smoke.CheckFailed", "CheckFailed", "assert "))
+            status = STATUS_FAILED if answered else STATUS_NOT_EVALUATED
+            props = {**props, "reason": f"{len(failed_subtests)} failed subtest(s): {first}"}
         if status is None:
             return
         previous = self.outcomes.get(nodeid)
@@ -432,7 +446,7 @@ class SmokeController:
         """After a rollback: run each required custom test that failed once more, through pytest's
         own setup, call and teardown hooks (nothing is reported to the terminal or the tally).
         Returns (name, passed / failed / not_evaluated, reason) per test."""
-        from ..checks import CheckNotEvaluated
+        from ..checks import CheckFailed, CheckNotEvaluated, is_service_failure
 
         failed = [o for o in self.outcomes.values() if o.kind == "custom" and o.required and o.status == STATUS_FAILED]
         items = {item.nodeid: item for item in (self.session.items if self.session is not None else [])}
@@ -461,8 +475,12 @@ class SmokeController:
                     item.ihook.pytest_runtest_call(item=item)
                 except CheckNotEvaluated as exc:
                     status, reason = STATUS_NOT_EVALUATED, str(exc)
-                except Exception as exc:  # an assertion, a CheckFailed: the service's answer
-                    status, reason = STATUS_FAILED, f"{exc.__class__.__name__}: {exc}"
+                except (Exception, pytest.fail.Exception) as exc:
+                    # As the first run judged it: an assertion, pytest.fail, a CheckFailed or a network
+                    # error is the service's answer; any other exception is the test's own problem.
+                    answered = isinstance(exc, (CheckFailed, pytest.fail.Exception)) or is_service_failure(exc)
+                    status = STATUS_FAILED if answered else STATUS_NOT_EVALUATED
+                    reason = f"{exc.__class__.__name__}: {exc}"
             except (KeyboardInterrupt, SystemExit):
                 raise
             except BaseException as exc:  # a setup error, a skip: not evaluated  # noqa: BLE001
