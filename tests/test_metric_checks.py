@@ -60,7 +60,9 @@ def prometheus(target, tmp_path_factory):
         # Bounded wait until rate() has two scrapes to work with.
         deadline = time.monotonic() + 40
         while time.monotonic() < deadline:
-            answer = requests.get(server.url + "/api/v1/query", params={"query": "sum(rate(http_requests_total[30s]))"}, timeout=5).json()
+            response = requests.get(server.url + "/api/v1/query", params={"query": "sum(rate(http_requests_total[30s]))"}, timeout=5)
+            # A Prometheus still starting (or busy replaying its WAL on a loaded machine) answers 503.
+            answer = response.json() if response.status_code == 200 else {"data": {"result": []}}
             if answer["data"]["result"] and float(answer["data"]["result"][0]["value"][1]) > 0:
                 break
             time.sleep(0.5)
