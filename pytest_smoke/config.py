@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, NoReturn, cast
 
 from .model import SECTIONS, Check
-from .redact import MIN_SECRET_LENGTH, is_secret_name
+from .redact import MIN_SECRET_LENGTH, is_secret_name, shorten
 
 SCHEMA_RESOURCE = "smoke-config.schema.json"
 
@@ -110,17 +110,46 @@ def load_config(
     """Read, validate and interpolate ``path``; raise :class:`ConfigError` on any problem."""
     env = os.environ if env is None else env
     file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(file, "file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(file, f"cannot read file: {exc.__class__.__name__}: {exc}") from None
+    text = _read_text(file)
 
     try:
         return _load(file, text, environment, base_url, env)
     except RecursionError:
         raise ConfigError(file, "the document is nested too deeply") from None
+
+
+# A smoke config is a few kilobytes; parsing (YAML most of all) and validating a larger one costs
+# seconds per megabyte, and /dev/zero or a FIFO would never end.
+MAX_CONFIG_BYTES = 2 * 1024 * 1024
+
+
+def _read_text(file: Path) -> str:
+    """The file's text: only a regular file, only up to MAX_CONFIG_BYTES, UTF-8 with or without a BOM."""
+    import stat
+
+    try:
+        info = file.stat()
+    except FileNotFoundError:
+        raise ConfigError(file, "file not found") from None
+    except OSError as exc:
+        raise ConfigError(file, f"cannot read file: {exc.__class__.__name__}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file (a device, a FIFO or a socket)"
+        raise ConfigError(file, f"{kind}: give the path of a config file")
+    if info.st_size > MAX_CONFIG_BYTES:
+        raise ConfigError(file, f"the file is {info.st_size} bytes: a config may have at most {MAX_CONFIG_BYTES} bytes")
+    try:
+        with open(file, "rb") as handle:
+            raw = handle.read(MAX_CONFIG_BYTES + 1)  # the file may have grown since stat()
+    except OSError as exc:
+        raise ConfigError(file, f"cannot read file: {exc.__class__.__name__}: {exc.strerror or exc}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(file, f"the file has more than {MAX_CONFIG_BYTES} bytes: a config may have at most {MAX_CONFIG_BYTES} bytes")
+    try:
+        # A byte order mark (Windows editors write one) is accepted alike in JSON and YAML.
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(file, f"not UTF-8 text (byte {exc.start} cannot be decoded)") from None
 
 
 def _load(file: Path, text: str, environment: str | None, base_url: str | None, env: Mapping[str, str]) -> SmokeConfig:
@@ -162,6 +191,7 @@ def _load(file: Path, text: str, environment: str | None, base_url: str | None, 
     config = SmokeConfig(path=file, data=data, environment=environment, secrets=frozenset(secrets), lines=lines)
     base_url_source = "--smoke-base-url" if base_url else ("SMOKE_BASE_URL" if env.get("SMOKE_BASE_URL") and not raw.get("base_url") else "")
     _check_sendable(config, lines, base_url_source)
+    _check_published_labels(config, lines)
     _check_rollback_command(config, lines)
     config.checks = _build_checks(config, lines)
     return config
@@ -192,9 +222,12 @@ def _parse(file: Path, text: str) -> Any:
     if file.suffix.lower() in (".yaml", ".yml"):
         import yaml  # a JSON config does without it
 
+        loader = _yaml_loader()
         try:
-            _refuse_alias_bombs(file, yaml.compose(text, Loader=yaml.SafeLoader))
-            data = yaml.safe_load(text)
+            root = yaml.compose(text, Loader=loader)
+            _refuse_alias_bombs(file, root)
+            _refuse_duplicate_yaml_keys(file, root)
+            data = None if root is None else loader("").construct_document(root)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
@@ -221,7 +254,9 @@ def _parse(file: Path, text: str) -> Any:
 # hundreds of millions once expanded, which every later step (validation, interpolation) would walk.
 MAX_EXPANDED_VALUES = 100_000
 # Characters ${VAR} values may add in all; and environments one file may hold (each is validated).
-MAX_INTERPOLATED_CHARS = 10_000_000
+MAX_INTERPOLATED_CHARS = 1_000_000
+# One ${VAR} value (a token, a URL, a certificate fits); every one is also a secret to mask in all output.
+MAX_VARIABLE_CHARS = 64 * 1024
 MAX_ENVIRONMENTS = 100
 
 
@@ -252,6 +287,37 @@ def _refuse_alias_bombs(file: Path, root: Any) -> None:
         raise ConfigError(file, f"the document {how}: refusing to load it")
 
 
+def _yaml_loader() -> Any:
+    """libyaml's safe loader where PyYAML was built with it (four times faster), else PyYAML's."""
+    import yaml
+
+    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _refuse_duplicate_yaml_keys(file: Path, root: Any) -> None:
+    """YAML keeps the last of two equal keys without a word; JSON here refuses them, and so does YAML.
+    (A ``<<`` merge key overriding what it merges is YAML's own rule and stays allowed.)"""
+    import yaml
+
+    seen_nodes: set[int] = set()
+    pending = [] if root is None else [root]
+    while pending:
+        node = pending.pop()
+        if id(node) in seen_nodes:
+            continue
+        seen_nodes.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            keys: set[tuple[str, str]] = set()
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+                    if (key.tag, key.value) in keys:
+                        raise ConfigError(file, f"duplicate key {shorten(key.value, 60)!r}", line=key.start_mark.line + 1)
+                    keys.add((key.tag, key.value))
+                pending += [key, value]
+        elif isinstance(node, yaml.SequenceNode):
+            pending += node.value
+
+
 class _DuplicateKey(Exception):
     pass
 
@@ -277,7 +343,7 @@ class _LineFinder:
 
         if self._root is False:
             try:
-                self._root = yaml.compose(self._text, Loader=yaml.SafeLoader)
+                self._root = yaml.compose(self._text, Loader=_yaml_loader())
             except yaml.YAMLError:
                 self._root = None
         node = self._root
@@ -311,10 +377,20 @@ def format_path(path: Iterable[Any]) -> str:
 # -- schema validation -----------------------------------------------------------------------------
 
 
+MAX_INTEGER = 2**63
+
+
 def _reject_what_json_cannot_say(file: Path, node: Any, lines: _LineFinder, path: tuple[str | int, ...] = ()) -> None:
-    """Two things a YAML (or lenient JSON) parser gives that JSON Schema cannot judge. NaN passes
+    """What a YAML (or lenient JSON) parser gives that JSON Schema cannot judge. NaN passes
     every bound, since it compares false with any number: as a timeout it would mean nothing. A key
-    that is not a string (YAML reads an unquoted 1, true or a date as one) escapes propertyNames."""
+    that is not a string (YAML reads an unquoted 1, true or a date as one) escapes propertyNames.
+    An integer of thousands of digits cannot even be printed in an error message."""
+    if isinstance(node, int) and not -MAX_INTEGER <= node <= MAX_INTEGER:
+        # YAML reads 0x + 5,000 hex digits without a limit; no setting needs a number this large.
+        raise ConfigError(
+            file, f"a number of {node.bit_length()} bits is out of range (at most 2**63)",
+            location=format_path(path), line=lines.line(list(path)),
+        )
     if isinstance(node, float) and node != node:
         raise ConfigError(file, "NaN is not allowed here: give a number", location=format_path(path), line=lines.line(list(path)))
     if isinstance(node, dict):
@@ -574,6 +650,13 @@ def _interpolate(
         name, default = match.group(1), match.group(2)
         if name in env:
             resolved = env[name]
+            if len(resolved) > MAX_VARIABLE_CHARS:
+                raise ConfigError(
+                    file,
+                    f"environment variable {name} holds {len(resolved)} characters: a ${{VAR}} value may have at most {MAX_VARIABLE_CHARS}",
+                    location=format_path(path),
+                    line=lines.line(path),
+                )
             # Anything under notifications (webhook URLs, SMTP credentials) is a credential. Under
             # an address key, a value is a credential when its name says so or it sits in the
             # query string (?api_key=) or the user info (user:pass@) of the URL.
@@ -679,6 +762,18 @@ def _check_sendable(config: SmokeConfig, lines: _LineFinder, base_url_source: st
             _check_headers(fail, ("notifications", name, "headers"), channel.get("headers"))
 
 
+def _check_published_labels(config: SmokeConfig, lines: _LineFinder) -> None:
+    """Pushgateway labels and the job travel in the clear in the push URL's path and show on every
+    dashboard: no masking can act there, so a secret (a ${VAR} value) is refused before any request."""
+    pushgateway = (config.data.get("monitoring") or {}).get("pushgateway") or {}
+    named = [(("job",), pushgateway.get("job"))] + [(("labels", key), value) for key, value in (pushgateway.get("labels") or {}).items()]
+    for where, value in named:
+        if isinstance(value, str) and any(secret in value for secret in config.secrets):
+            error_at(config, lines, ("monitoring", "pushgateway", *where),
+                     "a Pushgateway label is sent in the clear (the push URL's path, every dashboard), and this value "
+                     "comes from a ${VAR} the run treats as a secret: list the variable under public_variables, or write the value out")
+
+
 # Keys of a notification channel whose value is a credential even when written in the file itself
 # (a webhook's URL often carries its token in the path).
 CHANNEL_CREDENTIALS = ("routing_key", "api_key", "password", "webhook_url", "url")
@@ -696,6 +791,10 @@ def _written_credentials(data: Mapping[str, Any]) -> set[str]:
         values = [block.get(key) for key in keys] + [v for k, v in headers.items() if is_secret_name(str(k))]
         values += [url_password(block.get(key)) for key in ("url", "events_url", "api_url")]
         found |= {value for value in values if isinstance(value, str) and len(value) >= MIN_SECRET_LENGTH}
+    # The password of any URL written with one (a DSN, base_url): a client library may print it
+    # without the URL around it (libpq reads "app:Pa55@W0rd@host" as host "W0rd@host").
+    passwords = (url_password(text) for _, text in strings_in(data, ()) if "://" in text and "@" in text)
+    found |= {password for password in passwords if password and len(password) >= MIN_SECRET_LENGTH}
     return found
 
 

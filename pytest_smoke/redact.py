@@ -24,8 +24,9 @@ SECRET_NAME = re.compile(
     re.IGNORECASE,
 )
 # The scheme is bounded and must start a word, so a long run of letters costs linear time, not quadratic.
+# The password runs to the last "@" of the authority: an unencoded "@" in it ("Pa55@W0rd") is common.
 _URL_PASSWORD = re.compile(
-    r"(?P<prefix>(?<![a-z0-9+.-])[a-z][a-z0-9+.-]{0,31}://[^\s:/@]*:)(?P<password>[^\s@/]+)(?=@)", re.IGNORECASE
+    r"(?P<prefix>(?<![a-z0-9+.-])[a-z][a-z0-9+.-]{0,31}://[^\s:/@]*:)(?P<password>[^\s/?#]+)(?=@)", re.IGNORECASE
 )
 # Values, not words: "password=x", '"password": "x"' and a "password: x" line are masked;
 # "change-password: timed out" and "reset password: connection refused" are prose, not pairs.
@@ -49,6 +50,7 @@ _SECRET_QUERY_PART = re.compile(
 )
 _WHOLE_NAME_ONLY = frozenset({"code", "state_token"})
 MIN_SECRET_LENGTH = 4
+MIN_PIECE_LENGTH = 6  # a shorter piece of a split secret is a common word ("user", "admin")
 # A short secret ("prod", a 4-digit PIN) is masked as a whole word only, not inside "production".
 SHORT_SECRET_LENGTH = 8
 # What text cut off by a producer ends with: a secret's prefix before it is masked too.
@@ -89,18 +91,56 @@ def _mask_query(match: re.Match[str]) -> str:
     return match["key"] + MASK if is_secret_query_name(match["name"]) else match[0]
 
 
+# How many times a service may have escaped a secret it echoes (JSON inside JSON inside a log line).
+ESCAPE_DEPTH = 3
+
+
 def encoded_forms(text: str) -> set[str]:
     """The forms a secret takes in the places output comes from: URL encoding (either case),
-    a JSON string, a Python repr, a shell-quoted word and base64 (as in a Basic header)."""
-    forms = {text, quote(text, safe=""), quote_plus(text)}
+    a JSON string (escaped up to ESCAPE_DEPTH times), a Python repr, a shell-quoted word, base64
+    (as in a Basic header), hex and upper or lower case (as services echo a key they reject)."""
+    forms = {text, text.upper(), text.lower(), quote(text, safe=""), quote_plus(text)}
     forms |= {re.sub(r"%[0-9A-F]{2}", lambda m: m[0].lower(), form) for form in list(forms)}
-    forms.add(json.dumps(text)[1:-1])
-    forms.add(json.dumps(text, ensure_ascii=False)[1:-1])
+    for ascii_only in (True, False):
+        escaped = text
+        for _ in range(ESCAPE_DEPTH):
+            escaped = json.dumps(escaped, ensure_ascii=ascii_only)[1:-1]
+            forms.add(escaped)
     forms.add(repr(text)[1:-1])
+    raw = text.encode("utf-8", "surrogatepass")
+    forms |= {raw.hex(), raw.hex().upper()}
     forms |= {html.escape(text), html.escape(text, quote=False)}  # an HTML error page echoing a header
     forms.add(text.replace("'", "'\"'\"'"))
     forms |= _base64_forms(text)
     return {form for form in forms if len(form) >= MIN_SECRET_LENGTH}
+
+
+def escaped_pattern(text: str) -> str | None:
+    """A pattern for a secret holding a quote, a backslash or a slash as it reads after any number
+    of JSON escapings (a service echoing the request inside a JSON string inside a JSON string):
+    each such character may follow any run of backslashes."""
+    if not any(ch in text for ch in '"\\/'):
+        return None
+    return "".join(r"\\*" + re.escape(ch) if ch in '"\\/' else re.escape(ch) for ch in text)
+
+
+def _pieces(text: str) -> set[str]:
+    """Where a library splits a secret at an "@" or a ":" (libpq reads ``user:Pa55@W0rd@host`` as
+    host ``W0rd@host``), each piece leaks alone: a piece long enough to mean something is a secret too."""
+    if ("@" not in text and ":" not in text) or "://" in text:  # a URL's own parts: _url_parts
+        return set()
+    return {piece for piece in re.split(r"[@:]", text) if len(piece) >= MIN_PIECE_LENGTH and piece != text}
+
+
+def escape_controls(text: str) -> str:
+    """Escape every control character (ESC, CR, BEL, NUL, the Unicode line separators) except the
+    newline and the tab, so multi-line text (a traceback, captured output) prints as text and can
+    never move the cursor, erase a line or forge one on a terminal or in a CI log."""
+    return _CONTROLS.sub(lambda m: repr(m[0])[1:-1] if m[0] not in "\u2028\u2029" else f"\\u{ord(m[0]):04x}", text)
+
+
+# C0 and C1 controls but newline and tab, DEL, and the invisible ones that reorder or hide text.
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]")
 
 
 def _base64_forms(text: str) -> set[str]:
@@ -208,6 +248,7 @@ class Redactor:
     def __init__(self, secrets: Iterable[str] = ()):
         self._lock = threading.Lock()
         self._secrets: set[str] = set()
+        self._escaped: set[str] = set()  # patterns of secrets with characters JSON escapes, at any depth
         # (pattern of every known secret or None, secrets longest first); None: to be built again.
         self._state: tuple[re.Pattern[str] | None, list[str]] | None = None
         self._memo: dict[str, str] = {}  # text -> redacted, forgotten whenever a secret is learned
@@ -221,7 +262,12 @@ class Redactor:
                     if len(text) < MIN_SECRET_LENGTH:
                         continue
                     self._secrets.update(encoded_forms(text))
+                    for piece in _pieces(text):
+                        self._secrets.update(encoded_forms(piece))
                     self._secrets.update(_url_parts(text))
+                    escaped = escaped_pattern(text)
+                    if escaped:
+                        self._escaped.add(escaped)
                     self._state = None
                     self._memo = {}
 
@@ -236,6 +282,7 @@ class Redactor:
                     re.escape(secret) if len(secret) >= SHORT_SECRET_LENGTH else rf"(?<![A-Za-z0-9]){re.escape(secret)}(?![A-Za-z0-9])"
                     for secret in secrets
                 ]
+                alternatives = sorted(self._escaped, key=len, reverse=True) + alternatives
                 self._state = (re.compile("|".join(alternatives)) if alternatives else None, secrets)
             return self._state
 

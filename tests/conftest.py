@@ -145,7 +145,8 @@ class FaultServer:
     /hang: accepts, never answers. /trickle: headers, then one body byte a second.
     /trickle-headers: one header byte a second. /reset: closes mid-response with RST.
     /redirect-loop: redirects to itself. /big: a 50 MB body. /badjson: 200 with broken JSON.
-    /gzip-bomb: 1 MB of gzip that inflates to 200 MB. Every connection thread ends within ``max_seconds``.
+    /gzip-bomb: 1 MB of gzip that inflates to 200 MB. The first path segment picks the mode
+    (/big/api/v1/query is /big). Every connection thread ends within ``max_seconds``.
     """
 
     def __init__(self, max_seconds: float = 20.0):
@@ -174,7 +175,8 @@ class FaultServer:
         conn.settimeout(2)
         try:
             request = conn.recv(65536).decode("latin-1")
-            path = request.split(" ", 2)[1] if " " in request else "/"
+            # The first path segment names the mode: /gzip-bomb/api/v1/query?query=up is /gzip-bomb.
+            path = "/" + (request.split(" ", 2)[1] if " " in request else "/").split("?")[0].split("/")[1]
             if path == "/hang":
                 while time.monotonic() < end and not self._stop.is_set():
                     time.sleep(0.1)

@@ -129,7 +129,7 @@ def test_an_error_answer_is_a_warning_with_the_services_own_message(pytester, wr
     write_config(config(demo, channels(pagerduty)))
     result = run(pytester)
     assert result.ret == 1  # the verdict's own exit status: a dead channel never changes it
-    result.stdout.fnmatch_lines(["Notification failed: pd: RuntimeError: PagerDuty answered 400: Event object is invalid; "
+    result.stdout.fnmatch_lines(["Notification failed: pd: PagerDuty answered 400: Event object is invalid; "
                                  "Length of 'routing_key' is incorrect (should be 32 characters)"])
 
 
@@ -147,7 +147,7 @@ def test_a_short_retry_after_is_honoured_once_and_a_long_one_is_reported(pyteste
     result = run(pytester)
     assert time.monotonic() - started < 30
     assert len(pagerduty.received) == 1
-    result.stdout.fnmatch_lines(["Notification failed: pd: RuntimeError: PagerDuty answered 429 (rate limited; Retry-After: 120 s)"])
+    result.stdout.fnmatch_lines(["Notification failed: pd: PagerDuty answered 429 (rate limited; Retry-After: 120 s)"])
 
 
 def test_routing_and_api_keys_never_reach_any_output(pytester, write_config, demo, pagerduty, opsgenie, monkeypatch):
@@ -162,7 +162,7 @@ def test_routing_and_api_keys_never_reach_any_output(pytester, write_config, dem
     write_config(doc)
     result = run(pytester, "-vv", "-l")
     assert result.ret == 1
-    result.stdout.fnmatch_lines(["Notification failed: genie: RuntimeError: Opsgenie answered 401: Key format is not valid! (GenieKey ***)"])
+    result.stdout.fnmatch_lines(["Notification failed: genie: Opsgenie answered 401: Key format is not valid! (GenieKey ***)"])
     outputs = result.stdout.str() + result.stderr.str() + (pytester.path / "report.json").read_text() + (pytester.path / "report.md").read_text()
     for secret in (ROUTING_KEY, bad_key, "LITERALKEYinTheFile0000000000042"):
         assert secret not in outputs

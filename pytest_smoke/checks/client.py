@@ -15,8 +15,9 @@ from typing import Any, Mapping
 import requests
 
 from ..redact import Redactor
-from .base import CheckContext, CheckFailed, Deadline
+from .base import CheckContext, CheckFailed, Deadline, run_with_deadline
 from .http import (
+    MAX_BODY_BYTES,
     MAX_REDIRECTS,
     NOT_SENDABLE,
     USER_AGENT,
@@ -26,6 +27,7 @@ from .http import (
     describe_error,
     join_url,
     printable,
+    read_body,
     verify_reply,
 )
 
@@ -47,8 +49,13 @@ class BoundSession(SmokeSession):
 
     Relative paths are joined to the base URL, as generated checks join their endpoints; the
     config's ``headers`` are sent; ``verify_tls``/``ca_bundle`` apply; every request gets
-    ``timeout`` unless it passes its own. Proxies from the environment are ignored, as for checks.
+    ``timeout`` unless it passes its own, and that timeout bounds the whole exchange, body
+    included. A body is read up to ``max_body_bytes`` after decompression (1 MiB; more is a
+    failure, never memory growth), unless the request asks for ``stream=True`` and reads it
+    itself. Proxies from the environment are ignored, as for checks.
     """
+
+    max_body_bytes = MAX_BODY_BYTES
 
     def __init__(self, ctx: CheckContext, timeout: float = DEFAULT_TIMEOUT_SECONDS):
         super().__init__()
@@ -96,16 +103,42 @@ class BoundSession(SmokeSession):
         if "://" not in path and not self.base_url:
             raise ValueError(f"{path!r} is relative, but the smoke config sets no base URL")
         full_url = join_url(self.base_url, path)
-        kwargs.setdefault("timeout", self.timeout)
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self.timeout
+        timeout = kwargs["timeout"]
+        # The timeout bounds the whole exchange, body included: a trickling server cannot stretch it.
+        deadline = Deadline(float(max(timeout) if isinstance(timeout, tuple) else timeout))
+        streamed = bool(kwargs.pop("stream", False))
         curl = self.curl(method_name, full_url, kwargs)
+        label = f"{method_name} {self.redactor.text(full_url)}"
+
+        def send() -> requests.Response:
+            answer = super(BoundSession, self).request(method_name, full_url, *args, stream=True, **kwargs)
+            if not streamed:
+                try:
+                    body, over = read_body(answer, deadline, label, self.max_body_bytes)
+                finally:
+                    answer.close()
+                if over:
+                    raise CheckFailed(
+                        f"{label}: body over {self.max_body_bytes // 1024} KiB after decompression: not read further "
+                        "(smoke_http.max_body_bytes raises the limit)",
+                        kind="body_too_large",
+                        details=f"reproduce: {curl}",
+                    )
+                answer._content = body
+            return answer
+
         try:
-            response = super().request(method_name, full_url, *args, **kwargs)
+            response = run_with_deadline(send, deadline, what=label, abort=self.close)
         except NOT_SENDABLE:
             raise  # a URL no client can send: a bug in the test, not a verdict on the service
+        except CheckFailed as failure:  # the deadline, or the body cap
+            failure.reason = self.redactor.text(failure.reason)
+            failure.details = failure.details or f"reproduce: {curl}"
+            raise failure.with_traceback(None) from None  # the test's line, not the plugin's threads
         except requests.RequestException as exc:
-            timeout = kwargs["timeout"]
-            seconds = float(max(timeout) if isinstance(timeout, tuple) else timeout or self.timeout)
-            failure = describe_error(exc, full_url, Deadline(seconds), f"{method_name} {full_url}")
+            failure = describe_error(exc, full_url, deadline, f"{method_name} {full_url}")
             failure.reason = self.redactor.text(failure.reason)
             failure.details = f"reproduce: {curl}"
             raise failure from None

@@ -250,6 +250,12 @@ class ExchangeAdapter(requests.adapters.HTTPAdapter):
             # Whatever the answer (a 202, a 303 to follow, an error), nothing says the server read
             # the whole body first: that connection is not reused.
             _close_on_release(response.raw)
+        if response.is_redirect and kwargs.get("stream"):
+            # requests reads a redirect's body whole before it follows it: a bomb there would fill
+            # the memory. Read it here, capped, and never reuse the connection it may not have drained.
+            _close_on_release(response.raw)
+            response._content = response.raw.read(MAX_BODY_BYTES, decode_content=True) or b""
+            response.close()
         return response
 
 
@@ -344,7 +350,7 @@ def exchange(
         )
         try:
             received.append(response.status_code)
-            read, truncated = _read_body(response, deadline, label)
+            read, truncated = read_body(response, deadline, label)
         finally:
             response.close()
         return Reply(
@@ -397,7 +403,9 @@ def exchange(
         raise CheckFailed(f"{label}: {exc.__class__.__name__}: {exc}", kind="connection_error") from None
 
 
-def _read_body(response: requests.Response, deadline: Deadline, label: str) -> tuple[bytes, bool]:
+def read_body(response: requests.Response, deadline: Deadline, label: str, limit: int = MAX_BODY_BYTES) -> tuple[bytes, bool]:
+    """The body of a streamed response, decompressed, up to ``limit`` bytes and within ``deadline``;
+    and whether there was more (a gzip bomb stops here, at the limit, whatever it inflates to)."""
     chunks: list[bytes] = []
     size = 0
     for chunk in response.iter_content(chunk_size=16384):
@@ -405,8 +413,8 @@ def _read_body(response: requests.Response, deadline: Deadline, label: str) -> t
             raise CheckTimeout(deadline.seconds, label)  # exchange() adds what had arrived
         chunks.append(chunk)
         size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            return b"".join(chunks)[:MAX_BODY_BYTES], True
+        if size > limit:
+            return b"".join(chunks)[:limit], True
     return b"".join(chunks), False
 
 

@@ -15,12 +15,14 @@ AnalysisTemplate and Flagger decide from the new version's real traffic.
 
 from __future__ import annotations
 
+import http.client
 import math
 import time
 from typing import Any, Mapping
 
 from ..specs import Condition, MetricCheckSpec, parse_condition
-from .base import CheckContext, CheckFailed, CheckNotEvaluated, CheckResult, Deadline, run_with_deadline
+from .base import CheckContext, CheckFailed, CheckNotEvaluated, CheckResult, CheckTimeout, Deadline
+from .http import MAX_BODY_BYTES, SmokeSession, exchange
 
 DEFAULT_WINDOW = "5m"
 MIN_WINDOW_SECONDS = 30  # shorter than two scrapes gives rate() nothing to work with
@@ -80,36 +82,46 @@ def _api(spec: Mapping[str, Any]) -> str:
 
 def _query(spec: Mapping[str, Any], ctx: CheckContext, query: str, deadline: Deadline) -> list[tuple[dict[str, str], float]]:
     """The instant vector (or scalar) the query returns, as (labels, value) pairs."""
-    import requests
+    import base64
 
     headers = {str(k): str(v) for k, v in (spec.get("headers") or {}).items()}
     if spec.get("bearer_token"):
         headers["Authorization"] = f"Bearer {spec['bearer_token']}"
-    auth = (spec["username"], spec.get("password", "")) if spec.get("username") else None
+    elif spec.get("username"):
+        pair = f"{spec['username']}:{spec.get('password', '')}".encode()
+        headers["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
     url = _api(spec)
-
-    def send() -> Any:
-        with requests.Session() as session:
-            session.trust_env = False  # never through a proxy from the environment
-            return session.get(url, params={"query": query}, headers=headers, auth=auth, verify=ctx.verify,
-                               timeout=max(deadline.remaining(), 0.1))
-
+    # The checks' own exchange: one total deadline, the body capped after decompression (an endless
+    # or bombed answer stops there), credentials dropped on a redirect to another origin.
+    session = SmokeSession()
+    session.trust_env = False  # never through a proxy from the environment
+    session.verify = ctx.verify
+    session.redactor = ctx.redactor
     try:
-        response = run_with_deadline(send, deadline, what=f"Prometheus query at {url}")
-    except CheckFailed:  # the deadline: Prometheus did not answer, which says nothing about the service
+        response = exchange(session, "GET", url, deadline, headers=headers, params={"query": query}, label=f"Prometheus query at {url}")
+    except CheckTimeout:  # Prometheus did not answer, which says nothing about the service
         raise CheckNotEvaluated(f"Prometheus at {url} did not answer within {deadline.seconds:g} s", kind="metric_inconclusive") from None
-    except requests.RequestException as exc:
-        raise CheckNotEvaluated(f"Prometheus at {url} is unreachable ({_short_error(exc)})", kind="metric_inconclusive") from None
+    except CheckNotEvaluated:
+        raise
+    except CheckFailed as exc:
+        raise CheckNotEvaluated(f"Prometheus at {url} is unreachable ({exc.reason})", kind="metric_inconclusive") from None
+    finally:
+        session.close()
+    if response.truncated:
+        raise CheckNotEvaluated(
+            f"Prometheus answered more than {MAX_BODY_BYTES // 1024} KiB (after decompression): not read further; "
+            "aggregate the query (sum by, topk) so it returns a few series", kind="metric_inconclusive",
+        )
     try:
         answer = response.json()
     except (ValueError, RecursionError):
         answer = {}
     if not isinstance(answer, dict):  # a list, a string: not the Prometheus API's envelope
         answer = {}
-    if response.status_code != 200 or answer.get("status") != "success":
-        error = answer.get("error") or response.reason
+    if response.status != 200 or answer.get("status") != "success":
+        error = answer.get("error") or http.client.responses.get(response.status, "")
         kind = f" {answer['errorType']}" if answer.get("errorType") else ""
-        raise CheckNotEvaluated(f"query failed: Prometheus answered {response.status_code}{kind}: {error}", kind="metric_inconclusive")
+        raise CheckNotEvaluated(f"query failed: Prometheus answered {response.status}{kind}: {error}", kind="metric_inconclusive")
     data = answer.get("data") or {}
     if data.get("resultType") == "scalar":
         return [({}, _number(data["result"][1]))]
@@ -151,9 +163,3 @@ def _number(text: Any) -> float:
         return math.nan
 
 
-def _short_error(exc: Exception) -> str:
-    text = str(exc)
-    for marker in ("Connection refused", "Name or service not known", "timed out"):
-        if marker in text:
-            return marker.lower()
-    return text[:200]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+from typing import Any
 from urllib.parse import urlsplit
 
 from ..specs import RedisSpec
@@ -12,6 +13,49 @@ DEFAULT_URL = "redis://localhost:6379/0"
 # Where redis-py reads and parses a server's answer: an error raised there is about the answer.
 READING_FRAMES = ("/redis/_parsers/resp2.py", "/redis/_parsers/resp3.py", "/redis/_parsers/base.py", "read_response",
                   "_read_response", "on_connect", "on_connect_check_health")
+
+
+# What one check reads from a server in all: a 200 MB value is not read into memory.
+MAX_REPLY_BYTES = 1024 * 1024
+
+
+class ReplyTooLarge(Exception):
+    pass
+
+
+class _CappedSocket:
+    """A socket that refuses to receive more than ``limit`` bytes in all; the rest is delegated."""
+
+    def __init__(self, sock: Any, limit: int):
+        self._sock = sock
+        self._left = limit
+
+    def recv(self, size: int, *flags: Any) -> bytes:
+        data = self._sock.recv(size, *flags)
+        self._left -= len(data)
+        if self._left < 0:
+            raise ReplyTooLarge()
+        return data
+
+    def recv_into(self, buffer: Any, size: int = 0, *flags: Any) -> int:
+        count = self._sock.recv_into(buffer, size, *flags)
+        self._left -= count
+        if self._left < 0:
+            raise ReplyTooLarge()
+        return count
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+def _capped(connection_class: Any) -> Any:
+    """redis-py's connection class for the URL's scheme (TCP, TLS, Unix socket), reading at most MAX_REPLY_BYTES."""
+
+    class CappedConnection(connection_class):  # type: ignore[misc, valid-type]
+        def _connect(self) -> Any:
+            return _CappedSocket(super()._connect(), MAX_REPLY_BYTES)
+
+    return CappedConnection
 
 
 def check(spec: RedisSpec, ctx: CheckContext) -> CheckResult:
@@ -31,6 +75,8 @@ def check(spec: RedisSpec, ctx: CheckContext) -> CheckResult:
     client = redis.Redis.from_url(
         url, socket_connect_timeout=timeout, socket_timeout=timeout, retry=Retry(NoBackoff(), 0)
     )
+    pool = client.connection_pool
+    pool.connection_class = _capped(pool.connection_class)
 
     def probe() -> CheckResult:
         reply = client.execute_command(*command)  # type: ignore[no-untyped-call]
@@ -40,6 +86,12 @@ def check(spec: RedisSpec, ctx: CheckContext) -> CheckResult:
 
     try:
         return run_with_deadline(probe, deadline, what=f"Redis {where}", abort=client.close)
+    except ReplyTooLarge:
+        raise CheckFailed(
+            f"Redis at {where} answered {' '.join(command[:1])} with more than {MAX_REPLY_BYTES // 1024} KiB: not read further "
+            "(a smoke check reads a small reply: PING, or GET of a small key)",
+            kind="redis_command",
+        ) from None
     except redis.AuthenticationError as exc:
         raise CheckFailed(f"Redis unavailable: authentication failed at {where} ({exc})", kind="redis_auth") from None
     except redis.ResponseError as exc:

@@ -15,6 +15,7 @@ import threading
 from typing import Any, Mapping
 
 from ..redact import Redactor
+from .http_post import ChannelError
 
 SENDERS = {
     "slack": "pytest_smoke.notify.slack",
@@ -125,8 +126,9 @@ def _send_wave(
                 results[index] = {"channel": name, "type": channel["type"], "status": "failed",
                                   "detail": f"no answer within {deadline_seconds:g} s; not waiting any longer"}
             except Exception as exc:  # a dead channel is a warning, never a crash
+                said = str(exc) if isinstance(exc, ChannelError) else f"{exc.__class__.__name__}: {exc}"
                 results[index] = {"channel": name, "type": channel["type"], "status": "failed",
-                                  "detail": redactor.excerpt(f"{exc.__class__.__name__}: {exc}", 300)}
+                                  "detail": redactor.excerpt(said, 300)}
             else:
                 ticket = getattr(detail, "ticket", None)
                 text = str(getattr(detail, "detail", detail) or "")

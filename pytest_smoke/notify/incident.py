@@ -13,9 +13,9 @@ import time
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-import requests
+from ..checks.http import Reply
+from .http_post import ChannelError, post_json
 
-TIMEOUT_SECONDS = 10
 MAX_RETRY_AFTER_SECONDS = 5.0  # a longer wait is the answer itself: rate limited
 # Incident channels also hear a green run, to resolve what an earlier run opened.
 DEFAULT_NOTIFY_ON = ("rollback", "rollback_failed", "awaiting_confirmation", "rollback_refused", "critical", "passed")
@@ -64,32 +64,32 @@ def summary_line(document: Mapping[str, Any]) -> str:
     return f"{headline(document)}{where}{tail}"
 
 
-def post(url: str, body: Any, headers: Mapping[str, str], what: str) -> requests.Response:
+def post(url: str, body: Any, headers: Mapping[str, str], what: str) -> Reply:
     """POST ``body`` as JSON; on 429 with a short Retry-After, wait and try once more. Any answer
     other than 2xx raises, naming the status and the service's own error message."""
     for attempt in (1, 2):
-        response = requests.post(url, json=body, headers=dict(headers), timeout=TIMEOUT_SECONDS)
-        if response.status_code == 429 and attempt == 1:
+        response = post_json(url, body, headers, what)
+        if response.status == 429 and attempt == 1:
             wait = _retry_after(response)
             if wait is not None and wait <= MAX_RETRY_AFTER_SECONDS:
                 time.sleep(wait)
                 continue
-        if response.status_code >= 300:
-            raise RuntimeError(f"{what} answered {response.status_code}{_error_text(response)}")
+        if response.status >= 300:
+            raise ChannelError(f"{what} answered {response.status}{_error_text(response)}")
         return response
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _retry_after(response: requests.Response) -> float | None:
+def _retry_after(response: Reply) -> float | None:
     try:
         return max(0.0, float(response.headers.get("Retry-After", "")))
     except ValueError:
         return None
 
 
-def _error_text(response: requests.Response) -> str:
+def _error_text(response: Reply) -> str:
     """The service's explanation: PagerDuty's message and errors, Opsgenie's message and errors."""
-    if response.status_code == 429:
+    if response.status == 429:
         after = response.headers.get("Retry-After")
         return f" (rate limited{f'; Retry-After: {after} s' if after else ''})"
     try:

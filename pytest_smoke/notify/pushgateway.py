@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from ..redact import Redactor
 from ..report import metrics
 
 DEFAULT_JOB = "pytest_smoke"
@@ -24,8 +25,13 @@ def timeout_of(settings: Mapping[str, Any]) -> float:
     return float(settings.get("timeout_seconds", DEFAULT_TIMEOUT_SECONDS))
 
 
-def push(document: Mapping[str, Any], settings: Mapping[str, Any], labels: Mapping[str, str]) -> str:
-    """Push, within ``timeout_seconds`` in all; returns what was pushed where. Raises on failure."""
+class SecretInLabel(ValueError):
+    """A label the push would send holds a secret: label values travel in the URL path."""
+
+
+def push(document: Mapping[str, Any], settings: Mapping[str, Any], labels: Mapping[str, str], redactor: Redactor | None = None) -> str:
+    """Push, within ``timeout_seconds`` in all; returns what was pushed where. Raises on failure,
+    and refuses (:class:`SecretInLabel`) a job or label value that ``redactor`` would mask."""
     from prometheus_client import CollectorRegistry
     from prometheus_client.exposition import default_handler, push_to_gateway
 
@@ -34,6 +40,15 @@ def push(document: Mapping[str, Any], settings: Mapping[str, Any], labels: Mappi
     timeout = timeout_of(settings)
     extra_headers = [(str(k), str(v)) for k, v in (settings.get("headers") or {}).items()]
     grouping = {**{k: v for k, v in labels.items() if v}, **{str(k): str(v) for k, v in (settings.get("labels") or {}).items()}}
+
+    if redactor is not None:
+        for key, value in [("job", job), *grouping.items()]:
+            if redactor.text(value) != value:
+                raise SecretInLabel(
+                    f"not pushed: the value of {'the job' if key == 'job' else f'label {key!r}'} is a secret the run masks "
+                    "(a ${VAR} value), and label values travel in the clear in the Pushgateway's URL path and on every "
+                    "dashboard; list the variable under public_variables, or write the value out"
+                )
 
     def handler(url: str, method: str, timeout: float | None, headers: list[tuple[str, str]], data: bytes) -> Any:
         return default_handler(url, method, timeout, [*headers, *extra_headers], data)

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-import requests
-
 from ..report.document import headline
-
-TIMEOUT_SECONDS = 10
+from .http_post import ChannelError, post_json
 
 
 def escape(text: Any) -> str:
@@ -42,7 +39,7 @@ def payload(document: Mapping[str, Any], event: str) -> dict[str, Any]:
 
 
 def send(document: Mapping[str, Any], channel: Mapping[str, Any], event: str) -> str:
-    response = requests.post(channel["webhook_url"], json=payload(document, event), timeout=TIMEOUT_SECONDS)
-    if response.status_code >= 300:
-        raise RuntimeError(f"Slack answered {response.status_code}")
+    response = post_json(channel["webhook_url"], payload(document, event), {}, "Slack")
+    if response.status >= 300:
+        raise ChannelError(f"Slack answered {response.status}")
     return "posted to Slack"

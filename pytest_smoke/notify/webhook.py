@@ -4,19 +4,17 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-import requests
-
+from .http_post import ChannelError, post_json
 from .incident import Delivery
 
-TIMEOUT_SECONDS = 10
 REFERENCE_KEYS = ("incident", "ticket", "id", "key", "number")
 
 
 def send(document: Mapping[str, Any], channel: Mapping[str, Any], event: str) -> Delivery | str:
     body = {"event": event, **document}
-    response = requests.post(channel["url"], json=body, headers=dict(channel.get("headers") or {}), timeout=TIMEOUT_SECONDS)
-    if response.status_code >= 300:
-        raise RuntimeError(f"webhook answered {response.status_code}")
+    response = post_json(channel["url"], body, channel.get("headers") or {}, "the webhook")
+    if response.status >= 300:
+        raise ChannelError(f"webhook answered {response.status}")
     try:
         answer = response.json()
     except ValueError:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Generator
 import pytest
 
 from ..model import decode, encode
-from ..redact import Redactor, shorten
+from ..redact import Redactor, escape_controls, shorten
 from .collection import SKIP_MARKS, backstop_mark, check_of, generated_items, is_required
 from .run import CONTROLLER_NAME, TIMEOUT_BACKSTOP_SECONDS, SmokeRun
 
@@ -195,20 +195,25 @@ class CheckExecution:
         a skip or xfail reason) passes the redactor before any terminal, JUnit file or worker
         channel sees it."""
         redactor = self.run.redactor
+
+        def safe(text: Any) -> str:
+            # A body a custom test read may hold ESC or CR: never a forged "passed" line in a CI log.
+            return escape_controls(redactor.text(text))
+
         if isinstance(report.longrepr, tuple) and len(report.longrepr) == 3:  # a skip: (path, line, reason)
             path, line, reason = report.longrepr
-            report.longrepr = (path, line, redactor.text(reason))
+            report.longrepr = (path, line, safe(reason))
         elif report.longrepr is not None:
             text = str(report.longrepr)
-            redacted = redactor.text(text)
+            redacted = safe(text)
             if redacted != text:
                 # Duck-typed like pytest's own reprs (toterminal, reprcrash, str): no private import.
                 crash = getattr(report.longrepr, "reprcrash", None)
-                crash_line = None if crash is None else CrashLine(str(crash.path), int(crash.lineno), redactor.text(str(crash.message)))
+                crash_line = None if crash is None else CrashLine(str(crash.path), int(crash.lineno), safe(str(crash.message)))
                 report.longrepr = FailureText(redacted, crash_line)  # type: ignore[assignment]
         if getattr(report, "wasxfail", None):
-            report.wasxfail = redactor.text(report.wasxfail)
-        report.sections = [(title, redactor.text(content)) for title, content in report.sections]
+            report.wasxfail = safe(report.wasxfail)
+        report.sections = [(title, safe(content)) for title, content in report.sections]
 
     def pytest_deselected(self, items: list[pytest.Item]) -> None:
         self.run.deselected_required.extend(

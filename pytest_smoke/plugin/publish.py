@@ -138,10 +138,13 @@ def _feed_monitoring(
         seconds = pushgateway.timeout_of(settings)
         try:
             # One deadline for the whole push: urllib's timeout bounds each socket operation only.
-            detail = run_with_deadline(lambda: pushgateway.push(document, settings, labels), Deadline(seconds), what="Pushgateway")
+            detail = run_with_deadline(lambda: pushgateway.push(document, settings, labels, redactor), Deadline(seconds), what="Pushgateway")
             record("pushgateway", url, "sent", detail)
         except Exception as exc:
             # urllib's own timeout (one socket operation) or ours (the whole push): the same to an operator.
             timed_out = isinstance(exc, (CheckTimeout, TimeoutError)) or isinstance(getattr(exc, "reason", None), TimeoutError)
-            detail = f"no answer within {seconds:g} s; not waiting any longer" if timed_out else f"{exc.__class__.__name__}: {exc}"
+            detail = (
+                f"no answer within {seconds:g} s; not waiting any longer" if timed_out
+                else str(exc) if isinstance(exc, pushgateway.SecretInLabel) else f"{exc.__class__.__name__}: {exc}"
+            )
             record("pushgateway", url, "failed", redactor.excerpt(detail, 300))
