@@ -7,11 +7,14 @@ generates configs in a temporary directory, runs each variant as a real ``pytest
 prints a Markdown table of wall-clock medians. Every row's variants run interleaved in the same
 invocation, so their ratio is meaningful even on a small, noisy machine.
 
-Rows:
-1. 60 health checks at 200 ms: concurrent vs ``--smoke-concurrency 1`` vs Tavern (if installed).
+Rows (every knob at its default unless the row names one):
+1. 60 health checks at 200 ms: defaults vs the previous fixed per-host limit of 2 vs
+   ``--smoke-concurrency 1`` vs Tavern (if installed).
 2. 1000 checks at 0 ms: per-check overhead over an empty pytest run, against a bare requests loop.
-3. 10 checks that hang, 2 s timeouts.
-4. Start-up: ``pytest --smoke-config`` with one check against a bare ``pytest`` with one test.
+3. 1000 checks failing at once (connection refused) against 1000 passing ones.
+4. 30 checks at 300 ms against a real gunicorn with two sync workers, 2 s timeouts.
+5. 10 checks that hang, 2 s timeouts.
+6. Start-up: ``pytest --smoke-config`` with one check against a bare ``pytest`` with one test.
 """
 
 from __future__ import annotations
@@ -115,6 +118,8 @@ def main() -> None:
             rows += sixty_checks(work, root, empty, service.url, args.repeat)
         rows.append(per_check_overhead(work, root, empty, service.url, args.repeat))
         if args.only is None:
+            rows.append(failing_against_passing(work, empty, service.url, args.repeat))
+            rows.append(two_worker_service(work, root, empty, args.repeat))
             rows += hung_checks_and_start_up(work, empty, service, args.repeat)
 
     print(f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, median of {args.repeat}\n")
@@ -126,12 +131,13 @@ def main() -> None:
 
 def sixty_checks(work: Path, root: Path, empty, base: str, repeat: int) -> list[tuple[str, str, str]]:
     """Row 1: 60 checks at 200 ms, concurrent vs one at a time (vs Tavern, if installed)."""
-    # The service here takes many requests at once, so the per-host bound is raised to the pool's.
-    cfg = write(work, "sixty.json", {"base_url": base, "max_concurrency": 16, "max_concurrency_per_host": 16,
-                                     "health_checks": [health(f"h{i}", f"/slow?ms=200&i={i}") for i in range(60)]})
+    checks = [health(f"h{i}", f"/slow?ms=200&i={i}") for i in range(60)]
+    cfg = write(work, "sixty.json", {"base_url": base, "health_checks": checks})
+    fixed = write(work, "sixty-fixed.json", {"base_url": base, "max_concurrency_per_host": 2, "health_checks": checks})
     concurrent = lambda: pytest_wall(work, "--smoke-config", cfg)  # noqa: E731
     sequential = lambda: pytest_wall(work, "--smoke-config", cfg, "--smoke-concurrency", "1")  # noqa: E731
-    variants = [empty, concurrent, sequential]
+    two_per_host = lambda: pytest_wall(work, "--smoke-config", fixed)  # noqa: E731
+    variants = [empty, concurrent, sequential, two_per_host]
     tavern_dir = None
     tavern_note = "not installed (pip install tavern)"
     if shutil.which("tavern-ci") or _importable("tavern"):
@@ -149,15 +155,17 @@ def sixty_checks(work: Path, root: Path, empty, base: str, repeat: int) -> list[
             tavern_note = "installed but does not load with this pytest"
             tavern_dir = None
     results = median_of(repeat, *variants)
-    empty_s, conc_s, seq_s = results[:3]
+    empty_s, conc_s, seq_s, fixed_s = results[:4]
     speedup = (seq_s - empty_s) / (conc_s - empty_s)
     rows = [
-        ("60 checks at 200 ms, concurrent (16, 16 per host)", f"{conc_s:.2f} s wall, {conc_s - empty_s:.2f} s over empty pytest",
+        ("60 checks at 200 ms, defaults (adaptive per-host limit)", f"{conc_s:.2f} s wall, {conc_s - empty_s:.2f} s over empty pytest",
          f"{speedup:.1f}x faster than sequential over empty pytest ({seq_s / conc_s:.1f}x wall)"),
+        ("60 checks at 200 ms, max_concurrency_per_host 2 (the previous default)", f"{fixed_s:.2f} s wall, {fixed_s - empty_s:.2f} s over empty pytest",
+         f"{(fixed_s - empty_s) / (conc_s - empty_s):.1f}x the defaults' time over empty pytest"),
         ("60 checks at 200 ms, --smoke-concurrency 1", f"{seq_s:.2f} s wall, {seq_s - empty_s:.2f} s over empty pytest", "baseline"),
     ]
     if tavern_dir is not None:
-        rows.append(("60 Tavern YAML tests, same requests", f"{results[3]:.2f} s wall", f"{results[3] / conc_s:.1f}x slower than concurrent smoke"))
+        rows.append(("60 Tavern YAML tests, same requests", f"{results[4]:.2f} s wall", f"{results[4] / conc_s:.1f}x slower than concurrent smoke"))
     else:
         rows.append(("Tavern", tavern_note, ""))
     return rows
@@ -185,6 +193,62 @@ def per_check_overhead(work: Path, root: Path, empty, base: str, repeat: int) ->
         f"hand-written pytest + requests {per_hand * 1000:.2f} ms per test ({(per_check - per_hand) * 1000:+.2f} ms); "
         f"bare requests loop {bare * 1000:.2f} ms per call",
     )
+
+
+def failing_against_passing(work: Path, empty, base: str, repeat: int) -> tuple[str, str, str]:
+    """Row 3: 1000 checks failing at once (nothing listens on the port) against 1000 passing."""
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on: every connection is refused
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    passing = write(work, "pass1000.json", {"base_url": base, "health_checks": [health(f"p{i}", f"/health?i={i}") for i in range(1000)]})
+    failing = write(work, "fail1000.json", {"base_url": dead, "health_checks": [health(f"f{i}", f"/health?i={i}") for i in range(1000)]})
+    empty_s, pass_s, fail_s = median_of(
+        repeat, empty, lambda: pytest_wall(work, "--smoke-config", passing), lambda: pytest_wall(work, "--smoke-config", failing)
+    )
+    return ("1000 checks failing at once (connection refused)", f"{fail_s:.2f} s wall, {fail_s - empty_s:.2f} s over empty pytest",
+            f"1000 passing: {pass_s:.2f} s wall; failing costs {(fail_s - empty_s) / (pass_s - empty_s):.1f}x passing over empty pytest")
+
+
+TWO_WORKER_APP = """
+import time
+
+def app(environ, start_response):
+    time.sleep(0.3)
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [b'{"status": "ok"}']
+"""
+
+
+def two_worker_service(work: Path, root: Path, empty, repeat: int) -> tuple[str, str, str]:
+    """Row 4: 30 checks at 300 ms against gunicorn with two sync workers (its own minimum: 4.5 s)."""
+    import socket
+
+    app_dir = root / "two-worker"
+    app_dir.mkdir()
+    (app_dir / "slow_app.py").write_text(TWO_WORKER_APP)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}", "--chdir", str(app_dir), "slow_app:app"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(200):
+            with socket.socket() as client:
+                if client.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.1)
+        cfg = write(work, "two-worker.json", {"base_url": f"http://127.0.0.1:{port}",
+                                              "health_checks": [health(f"w{i}", f"/w{i}", timeout=2) for i in range(30)]})
+        report = work / "two-worker-report.json"
+        empty_s, run_s = median_of(repeat, empty, lambda: pytest_wall(work, "--smoke-config", cfg, "--smoke-report", str(report)))
+        verdict = json.loads(report.read_text())["verdict"]
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    return ("30 checks at 300 ms, gunicorn with 2 sync workers, 2 s timeouts", f"{run_s:.2f} s wall, {run_s - empty_s:.2f} s over empty pytest",
+            f"{verdict['passed']} of 30 passed, {verdict['warnings']} warnings; {(run_s - empty_s) / 4.5:.2f}x the service's own minimum (4.5 s)")
 
 
 def hung_checks_and_start_up(work: Path, empty, service: DemoService, repeat: int) -> list[tuple[str, str, str]]:

@@ -130,3 +130,18 @@ def test_the_failing_demo_command_fails(pytester, monkeypatch):
     result = pytester.runpytest("--smoke-config", "example_suites/demo/smoke-test-hook.json", "example_suites/demo")
     assert result.ret == 1
     result.stdout.fnmatch_lines(["✗ CRITICAL: Smoke tests failed*", "*readiness: /health/ready returned 503*"])
+
+
+def test_every_documented_exit_status_is_reached_by_a_test():
+    # docs/exit-codes.md is a promise per status: each one needs a test that runs pytest and
+    # asserts it (ret == N, or the ExitCode of that value); a new documented status without one fails here.
+    table = (DOCS / "exit-codes.md").read_text(encoding="utf-8")
+    documented = {int(code) for code in re.findall(r"^\| \**(\d+)\** \|", table, re.MULTILINE)}
+    assert {0, 1, 2, 3, 4, 5, 10, 11, 12} <= documented
+    sources = "\n".join(path.read_text(encoding="utf-8") for path in (ROOT / "tests").glob("test_*.py"))
+    names = {code.value: code.name for code in pytest.ExitCode}
+    for code in sorted(documented):
+        asserted = re.search(rf"\.ret == {code}\b", sources) or (
+            code in names and re.search(rf"\.ret == pytest\.ExitCode\.{names[code]}\b", sources)
+        )
+        assert asserted, f"exit status {code} is documented but no test asserts it"

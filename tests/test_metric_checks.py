@@ -119,7 +119,8 @@ def test_no_data_nan_a_bad_query_and_a_dead_prometheus_are_never_a_pass(pytester
     assert {name: c["status"] for name, c in report.items()} == dict.fromkeys(report, "not_evaluated")
     assert report["no-series"]["reason"] == "not evaluated: no-series: the query returned no data (no series: nothing to judge)"
     assert report["bad-query"]["reason"].startswith("not evaluated: bad-query: query failed: Prometheus answered 400 bad_data: ")
-    assert report["prometheus-down"]["reason"] == f"not evaluated: prometheus-down: Prometheus at {dead}/api/v1/query is unreachable (connection refused at {dead.split('//')[1]})"
+    assert report["prometheus-down"]["reason"] == (
+        f"not evaluated: prometheus-down: Prometheus at {dead}/api/v1/query is unreachable (connection refused at {dead.split('//')[1]})")
     result.stdout.fnmatch_lines(["? INCONCLUSIVE: required checks could not be evaluated - no rollback, deployment NOT verified"])
 
 

@@ -92,15 +92,19 @@ def test_a_timeout_under_load_is_retried_alone_and_says_so():
     scheduler, crowd = CheckScheduler(max_workers=2, per_host=2), threading.Event()
     attempts = []
 
+    started = threading.Event()
+
     def slow_neighbour():
+        started.wait(timeout=5)  # both in flight at once
         crowd.set()
-        time.sleep(0.3)
         return CheckResult(summary="neighbour ok")
 
     def times_out_in_a_crowd():
         attempts.append(time.monotonic())
         if len(attempts) == 1:
+            started.set()
             crowd.wait(timeout=5)
+            time.sleep(0.3)  # the neighbour answered meanwhile: the host is not silent
             raise CheckTimeout(1, "GET /slow")
         return CheckResult(summary="ok alone")
 
@@ -111,7 +115,10 @@ def test_a_timeout_under_load_is_retried_alone_and_says_so():
     finally:
         scheduler.shutdown()
     assert len(attempts) == 2
-    assert result.warnings[0] == "timed out while 1 other check(s) to h:80 were in flight; passed when retried alone (lower max_concurrency_per_host?)"
+    assert result.warnings[0] == (
+        "timed out while 1 other check(s) to h:80 were in flight, then passed when retried alone: either h:80 could not take "
+        "2 requests at once (its limit is now 2), or one of its backends hangs (1 of 3 requests to it timed out)"
+    )
 
 
 def test_a_failure_that_is_not_a_timeout_is_never_retried():

@@ -86,6 +86,23 @@ def target_host(check: Check, base_url: str | None) -> str | None:
     return _host_of(endpoint if "://" in endpoint else (base_url or ""))
 
 
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def safe_to_retry(check: Check) -> bool:
+    """Whether sending the check's requests twice is harmless: no request of it has a body or a
+    method that changes state (a login POST, a created order). Other protocols' probes are reads."""
+    spec = check.spec
+    requests = list(spec.get("steps") or []) + list(spec.get("cleanup") or []) if check.kind == "critical_path" else [spec]
+    if check.kind == "dependency" and spec.get("type") != "http":
+        return True
+    return all(
+        str(request.get("method") or "GET").upper() in SAFE_METHODS
+        and not any(request.get(key) is not None for key in ("payload", "form", "body"))
+        for request in requests
+    )
+
+
 @functools.lru_cache(maxsize=256)  # most checks share the base URL
 def _host_of(url: str) -> str | None:
     from urllib.parse import urlsplit

@@ -633,6 +633,8 @@ def verify_reply(
     facts: dict[str, Any] = {"status": reply.status, "elapsed_ms": round(reply.elapsed_ms, 1), "endpoint": shown_endpoint}
     if reply.redirects:
         facts["redirects"] = reply.redirect_chain()
+    if reply.status in (429, 503) and reply.headers.get("Retry-After"):
+        facts["retry_after"] = printable(str(reply.headers["Retry-After"]))[:40]  # a sign of overload, for the per-host limit
     if not status_matches(reply.status, expected_status):
         reason = f"{shown_endpoint} returned {reply.status} (expected {describe_expected(expected_status)}){after}"
         components = failing_components(reply) if reply.status >= 500 else []

@@ -5,9 +5,13 @@ started can be cancelled (``-x``, ``--maxfail``, ``fail_fast``); a check that ha
 within its own deadline, unless the run abandons it (``fail_fast`` once a rollback is certain):
 then its item stops waiting at once and reports it as not finished. Plain Python, no pytest.
 
-The smoke run must never become the load that fails the service: at most ``per_host`` checks are
-in flight against one host, and a check that timed out while others to the same host were in
-flight is tried once more alone before its timeout counts.
+The smoke run must never become the load that fails the service, nor crawl when the service is
+fast. Each host gets an adaptive limit of checks in flight (:class:`HostLimit`): it starts at 4,
+grows while answers come back as fast as the fastest seen from that host, and is halved on a
+timeout in a crowd, a 429 or a 503 with Retry-After (TCP's additive increase, multiplicative
+decrease, with the delay signal of Vegas; a slow answer never cuts it: slow is not overloaded).
+``max_concurrency_per_host`` fixes the limit instead. A host that answers nothing at all while a
+check times out is hung: the rest of its checks start at once, so ten hung checks cost one timeout.
 """
 
 from __future__ import annotations
@@ -19,9 +23,23 @@ from typing import Callable, Hashable
 
 from .base import CheckFailed, CheckResult
 
-# A two-worker app server (gunicorn's common setting) must survive the defaults.
-DEFAULT_CONCURRENCY = 8
-DEFAULT_PER_HOST = 2
+DEFAULT_CONCURRENCY = 16
+# Where the adaptive per-host limit starts; a two-worker app server (gunicorn's common setting)
+# answers 4 at once within twice its own time.
+ADAPTIVE_START = 4
+# Across pytest-xdist workers the per-host limit is a set of lock files: fixed, not adaptive.
+DEFAULT_PER_HOST_ACROSS_WORKERS = 2
+# An answer within this multiple of the host's fastest (plus a little jitter) shows no queueing.
+FAST_RATIO = 2.0
+FAST_SLACK_SECONDS = 0.05
+
+
+# Failures that carry no answer from the host: the connection failed or nothing came back.
+SILENT_KINDS = frozenset({"timeout", "connection_refused", "connection_reset", "connection_error", "dns_failure", "tls_error"})
+
+
+def _note(failure: CheckFailed, line: str) -> None:
+    failure.details = "\n".join(filter(None, [failure.details, line]))
 
 
 class NotStarted(Exception):
@@ -40,11 +58,61 @@ class NotFinished(NotStarted):
     word = "not finished"
 
 
+class HostLimit:
+    """How many checks may be in flight to one host: fixed, or adapted to how the host answers.
+    Not thread-safe by itself: :class:`HostGate` calls it under its lock."""
+
+    def __init__(self, fixed: int | None, ceiling: int):
+        self.fixed = fixed is not None
+        self.ceiling = max(1, ceiling if fixed is None else fixed)
+        self.current = max(1, fixed) if fixed is not None else min(ADAPTIVE_START, self.ceiling)
+        self.peak = self.current
+        self.fastest: float | None = None
+        self.cuts: list[tuple[int, int, str]] = []  # (from, to, why)
+        self.epoch = 0  # one cut per epoch: a crowd of timeouts from one limit cuts it once
+
+    def answered(self, seconds: float, crowded_at_entry: int) -> None:
+        """A check ended with an answer from the host; raise the limit if the limit was what held
+        the checks back and the answer shows no queueing."""
+        self.fastest = seconds if self.fastest is None else min(self.fastest, seconds)
+        if self.fixed or crowded_at_entry < self.current or self.current >= self.ceiling:
+            return
+        if seconds <= self.fastest * FAST_RATIO + FAST_SLACK_SECONDS:
+            self.current += 1
+            self.peak = max(self.peak, self.current)
+
+    def overloaded(self, why: str, epoch: int) -> bool:
+        """The host showed it had too much (a timeout in a crowd, 429, 503 with Retry-After):
+        halve the limit, once per epoch. True when this call cut it."""
+        if self.fixed or epoch != self.epoch or self.current <= 1:
+            return False
+        before, self.current = self.current, max(1, self.current // 2)
+        self.cuts.append((before, self.current, why))
+        self.epoch += 1
+        return True
+
+    def describe(self) -> str:
+        """"up to 12 at once, cut to 3 after a timeout" / "4 at once (fixed)"."""
+        if self.fixed:
+            return f"{self.current} at once (max_concurrency_per_host)"
+        text = f"up to {self.peak} at once"
+        if self.cuts:
+            text += ", " + ", ".join(f"cut to {after} after {why}" for _, after, why in self.cuts)
+        return text
+
+
 class HostGate:
     """At most ``limit`` checks in flight against one host; ``alone`` waits until it is the only one."""
 
-    def __init__(self, limit: int):
-        self.limit = max(1, limit)
+    def __init__(self, limit: int | None, ceiling: int = DEFAULT_CONCURRENCY):
+        self.limiter = HostLimit(limit, ceiling)
+        self._entered: dict[int, tuple[float, int, int]] = {}  # per check: when, how many in flight, the limit's epoch
+        self.last_answer = float("-inf")  # when the host last answered anything
+        self.requests = 0
+        self.timeouts = 0
+        # A check timed out while the host answered nothing at all: it hangs, whatever our load;
+        # the gate no longer holds anyone back and timeouts are not retried.
+        self.hung = False
         self._in_flight: set[int] = set()
         self._peak: dict[int, int] = {}  # per check: the most checks in flight to the host at once
         self._exclusive = False
@@ -73,10 +141,13 @@ class HostGate:
                 finally:
                     self._alone_waiting -= 1
             else:
-                self._condition.wait_for(lambda: self._closed or (not self._exclusive and len(self._in_flight) < self.limit))
+                self._condition.wait_for(
+                    lambda: self._closed or self.hung or (not self._exclusive and len(self._in_flight) < self.limiter.current)
+                )
                 if self._closed:
                     return False
             self._in_flight.add(token)
+            self._entered[token] = (time.monotonic(), len(self._in_flight), self.limiter.epoch)
             for other in self._in_flight:
                 self._peak[other] = max(self._peak.get(other, 1), len(self._in_flight))
             return True
@@ -87,23 +158,60 @@ class HostGate:
             self._closed = True
             self._condition.notify_all()
 
-    def leave(self, token: int, alone: bool = False) -> int:
-        """Leave; returns the most checks that were in flight to this host beside this one."""
+    @property
+    def limit(self) -> int:
+        return self.limiter.current
+
+    def leave(self, token: int, alone: bool = False, outcome: BaseException | None = None) -> int:
+        """Leave, with what the check ended with (None: it passed); returns the most checks that
+        were in flight to this host beside this one."""
+        return self.leave_with(token, alone, outcome)[0]
+
+    def leave_with(self, token: int, alone: bool = False, outcome: BaseException | None = None) -> tuple[int, int]:
+        """:meth:`leave`, also returning how many checks were in flight (this one included) when it entered."""
         with self._condition:
+            others = self._peak.pop(token, 1) - 1
+            crowded = self._learn(token, outcome, others)
             self._in_flight.discard(token)
             if alone:
                 self._exclusive = False
             # One freed slot is for one waiter; waking them all only to send most back to sleep
-            # costs more than a fast check. An "alone" waiter needs everyone told.
-            if alone or self._exclusive or self._alone_waiting:
+            # costs more than a fast check. An "alone" waiter (or a newly hung host) needs everyone told.
+            if alone or self._exclusive or self._alone_waiting or self.hung:
                 self._condition.notify_all()
             else:
                 self._condition.notify()
-            return self._peak.pop(token, 1) - 1
+            return others, crowded
+
+    def _learn(self, token: int, outcome: BaseException | None, others: int) -> int:
+        """What the check's end says about the host: an answer (fast or not), a sign of overload,
+        or silence. Returns how many checks were in flight when it entered."""
+        entered = self._entered.pop(token, None)
+        if entered is None:
+            return 1
+        started, crowded, epoch = entered
+        now = time.monotonic()
+        self.requests += 1
+        kind = getattr(outcome, "kind", None)
+        facts = getattr(outcome, "facts", None) or {}
+        if outcome is None or (isinstance(outcome, CheckFailed) and kind not in SILENT_KINDS):
+            self.last_answer = now
+            status = facts.get("status")
+            if status == 429 or (status == 503 and facts.get("retry_after")):
+                self.limiter.overloaded(f"{status} answers", epoch)
+            elif outcome is None:
+                self.limiter.answered(now - started, crowded)
+        elif kind == "timeout":
+            self.timeouts += 1
+            if self.last_answer < started:
+                self.hung = True  # nothing at all came back while it waited: not our load
+            elif others:
+                self.limiter.overloaded("timeouts", epoch)
+        return crowded
 
 
 class CheckScheduler:
-    def __init__(self, max_workers: int = DEFAULT_CONCURRENCY, per_host: int = DEFAULT_PER_HOST):
+    def __init__(self, max_workers: int = DEFAULT_CONCURRENCY, per_host: int | None = None):
         from concurrent.futures import ThreadPoolExecutor
 
         self._pool = ThreadPoolExecutor(max_workers=max(1, max_workers), thread_name_prefix="smoke-check")
@@ -112,23 +220,26 @@ class CheckScheduler:
         self._seconds: dict[Hashable, float] = {}
         self._cancel_reason: str | None = None
         self._lock = threading.Lock()
-        self._per_host = per_host
+        self._per_host = per_host  # None: adaptive, up to max_workers
+        self._ceiling = max(1, max_workers)
         self._gates: dict[str, HostGate] = {}
         self._abandoned: Future[object] = Future()  # done once the run stops waiting for checks in flight
         self._abandon_reason = ""
 
     def _gate(self, host: str) -> HostGate:
         with self._lock:
-            return self._gates.setdefault(host, HostGate(self._per_host))
+            return self._gates.setdefault(host, HostGate(self._per_host, self._ceiling))
 
-    def submit(self, key: Hashable, func: Callable[[], object], host: str | None = None) -> None:
+    def submit(self, key: Hashable, func: Callable[[], object], host: str | None = None, retry_safe: bool = True) -> None:
+        """Run ``func`` in the pool, within ``host``'s limit. ``retry_safe`` False: the check sends
+        a request body (a POST), so a timeout is never retried: the first attempt may still apply."""
         def timed() -> object:
             with self._lock:
                 if self._cancel_reason is not None:
                     raise NotStarted(self._cancel_reason)
             started = time.monotonic()
             try:
-                return func() if host is None else self._run_gated(func, host)
+                return func() if host is None else self._run_gated(func, host, retry_safe)
             finally:
                 self._seconds[key] = time.monotonic() - started
 
@@ -137,28 +248,48 @@ class CheckScheduler:
             self._futures[key] = future
             self._submitted.add(key)
 
-    def _run_gated(self, func: Callable[[], object], host: str) -> object:
+    def _run_gated(self, func: Callable[[], object], host: str, retry_safe: bool = True) -> object:
         gate, token = self._gate(host), threading.get_ident()
         if not gate.enter(token):  # queued for the host when the run stopped starting checks
             raise NotStarted(self._cancel_reason or self._abandon_reason or "the run stopped starting checks")
         try:
-            return func()
+            result = func()
         except CheckFailed as failure:
-            others = gate.leave(token)
+            others, crowded = gate.leave_with(token, outcome=failure)
             token = 0
             if failure.kind != "timeout" or not others:
                 raise
             crowd = f"{others} other check(s) to {host} were in flight"
-            if gate.timed_out_alone:  # the host hangs even without our load: no more retries
-                failure.details = "\n".join(filter(None, [failure.details, f"timed out while {crowd}; "
-                                                          "not retried alone: another check to it timed out alone"]))
+            if gate.hung:
+                _note(failure, f"timed out while {crowd}; not retried alone: {host} answered nothing at all meanwhile")
                 raise
-            return self._retry_alone(func, gate, host, failure, crowd)
+            if gate.timed_out_alone:  # the host hangs even without our load: no more retries
+                _note(failure, f"timed out while {crowd}; not retried alone: another check to it timed out alone")
+                raise
+            if not gate.limiter.fixed and crowded <= gate.limit:
+                # It timed out at a load the host has handled since: our load does not explain it.
+                _note(failure, f"timed out while {crowd}; not retried alone: {host} answers {gate.limit} at once")
+                raise
+            if not retry_safe:
+                from .base import CheckNotEvaluated
+
+                raise CheckNotEvaluated(
+                    f"not evaluated: {failure.reason} while {crowd}; not retried, because it sends a request body "
+                    "and its first attempt may still be applied", kind="timeout_in_crowd",
+                ) from None
+            return self._retry_alone(func, gate, host, failure, crowd, others)
+        except BaseException as error:
+            if token:
+                gate.leave(token, outcome=error)
+                token = 0
+            raise
+        else:
+            return result
         finally:
             if token:
-                gate.leave(token)
+                gate.leave(token)  # passed: an answer, and its time
 
-    def _retry_alone(self, func: Callable[[], object], gate: HostGate, host: str, failure: CheckFailed, crowd: str) -> object:
+    def _retry_alone(self, func: Callable[[], object], gate: HostGate, host: str, failure: CheckFailed, crowd: str, others: int) -> object:
         """Our own load may have caused the timeout: try once more with nothing else in flight."""
         from .base import CheckNotEvaluated
 
@@ -167,8 +298,9 @@ class CheckScheduler:
             # The run stopped before the retry: a timeout in a crowd may be our own load's doing.
             raise CheckNotEvaluated(f"not evaluated: {failure.reason} while {crowd}, and the run stopped before the retry "
                                     "alone", kind="timeout_in_crowd")
+        outcome: BaseException | None = None
         try:
-            if gate.timed_out_alone:  # another check found the host hung while this one waited
+            if gate.timed_out_alone or gate.hung:  # another check found the host hung while this one waited
                 raise failure
             result = func()
         except CheckNotEvaluated:
@@ -176,17 +308,29 @@ class CheckScheduler:
         except CheckFailed as again:
             if again is failure:
                 raise
+            outcome = again
             gate.timed_out_alone = gate.timed_out_alone or again.kind == "timeout"
             again.reason += " (also when retried alone)"
-            again.details = "\n".join(filter(None, [again.details, f"first attempt: timed out while {crowd}"]))
+            _note(again, f"first attempt: timed out while {crowd}")
             raise
         finally:
-            gate.leave(token, alone=True)
+            gate.leave(token, alone=True, outcome=outcome)
         if isinstance(result, CheckResult):
-            result.warnings.insert(
-                0, f"timed out while {crowd}; passed when retried alone (lower max_concurrency_per_host?)"
-            )
+            # A pass alone proves nothing about our load: one hung backend of several behind a load
+            # balancer looks the same. Say both, with what the host showed.
+            result.warnings.insert(0, (
+                f"timed out while {crowd}, then passed when retried alone: either {host} could not take "
+                f"{others + 1} requests at once (its limit is now {gate.limit}), or one of its backends hangs "
+                f"({gate.timeouts} of {gate.requests} requests to it timed out)"
+            ))
         return result
+
+    def host_limits(self) -> dict[str, str]:
+        """Per host: the limit it reached and when it was cut, in words."""
+        with self._lock:
+            gates = dict(self._gates)
+        return {host: gate.limiter.describe() + (" (not answering: the rest started at once)" if gate.hung else "")
+                for host, gate in sorted(gates.items())}
 
     def __contains__(self, key: Hashable) -> bool:
         """Whether the check was submitted to the pool (its result may have been taken since)."""

@@ -501,6 +501,15 @@ class SmokeController:
         summary.exit_status = int(exit_status)
         self.summary = summary
 
+    def _load_notes(self) -> list[str]:
+        """How much each host was asked to take at once, where that says something: the adaptive
+        limit was cut, or the host stopped answering ("api:443: up to 12 at once, cut to 3 after timeouts")."""
+        run = self.config.stash.get(smoke_run_key, None)
+        scheduler = getattr(run, "scheduler", None)
+        if scheduler is None:
+            return []
+        return [f"checks in flight to {host}: {text}" for host, text in scheduler.host_limits().items() if "cut to" in text or "not answering" in text]
+
     def _publish(self, session: pytest.Session) -> None:
         from . import publish
 
@@ -510,6 +519,7 @@ class SmokeController:
         if self.smoke.verify is False:
             self.summary.notes.insert(0, "verify_tls is false: TLS certificates were not checked")
         self.summary.notes[:0] = self.start_notes
+        self.summary.notes.extend(self._load_notes())
         self.summary.tested_revision = getattr(self.tested, "revision", None)
         config = self.config
         xmlpath = config.getoption("xmlpath", None)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from ..checks.scheduler import DEFAULT_CONCURRENCY, DEFAULT_PER_HOST
+from ..checks.scheduler import DEFAULT_CONCURRENCY, DEFAULT_PER_HOST_ACROSS_WORKERS
 from .run import CONTROLLER_NAME, OPTIONAL_MARKER, REQUIRED_MARKER, SmokeRun, get_run, smoke_run_key
 
 # Every pytest run loads this module through the entry point, smoke config or not: everything
@@ -206,7 +206,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if concurrency < 1:
         raise pytest.UsageError(f"--smoke-concurrency must be 1 or more, got {concurrency}")
     fail_fast = bool(config.getoption("smoke_fail_fast") or smoke_config.data.get("fail_fast", False))
-    per_host = int(smoke_config.data.get("max_concurrency_per_host", DEFAULT_PER_HOST))
+    written = smoke_config.data.get("max_concurrency_per_host")
+    per_host = None if written is None else int(written)  # None: adaptive
     run = config.stash[smoke_run_key] = SmokeRun(smoke_config, concurrency, fail_fast, per_host, extensions)
     workerinput = getattr(config, "workerinput", None)
     if workerinput is not None:
@@ -214,7 +215,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
         from ..checks.scheduler import HostSlots
 
-        run.host_slots = HostSlots(os.path.join(tempfile.gettempdir(), f"pytest-smoke-{workerinput['testrunuid']}"), per_host)
+        run.host_slots = HostSlots(os.path.join(tempfile.gettempdir(), f"pytest-smoke-{workerinput['testrunuid']}"),
+                                    per_host or DEFAULT_PER_HOST_ACROSS_WORKERS)
     from ..redact import RedactingLogRecords
 
     run.log_records = RedactingLogRecords(run.redactor)

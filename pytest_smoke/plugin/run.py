@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ..checks.scheduler import DEFAULT_PER_HOST
 
 if TYPE_CHECKING:
     from ..checks import CheckResult, Deadline
@@ -31,7 +30,7 @@ class SmokeRun:
     """Everything one process knows about this smoke run."""
 
     def __init__(
-        self, config: SmokeConfig, concurrency: int, fail_fast: bool, per_host: int = DEFAULT_PER_HOST, extensions: Any = None
+        self, config: SmokeConfig, concurrency: int, fail_fast: bool, per_host: int | None = None, extensions: Any = None
     ):
         from ..checks import CheckContext
         from ..redact import Redactor

@@ -1,0 +1,133 @@
+"""Issue 30: the per-host limit adapts to the service. Driven through the real scheduler with
+check functions that behave like a fast host, a host of limited capacity and a hung host; and one
+run against a real local server that never answers. No timing is asserted: what is asserted is
+how many checks were in flight at once, what the limit became, and what the verdict says."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from pytest_smoke.checks.base import CheckResult, CheckTimeout
+from pytest_smoke.checks.scheduler import ADAPTIVE_START, CheckScheduler
+
+from helpers import health
+
+
+class Host:
+    """Counts the checks in flight; answers as the test says."""
+
+    def __init__(self, capacity: int | None = None, hung: bool = False, seconds: float = 0.02):
+        self.capacity, self.hung, self.seconds = capacity, hung, seconds
+        self.in_flight = self.peak = 0
+        self.lock = threading.Lock()
+
+    def check(self) -> CheckResult:
+        with self.lock:
+            self.in_flight += 1
+            self.peak = max(self.peak, self.in_flight)
+            crowded = self.capacity is not None and self.in_flight > self.capacity
+        try:
+            if self.hung:
+                time.sleep(0.3)
+                raise CheckTimeout(0.3, "GET /hang")
+            time.sleep(self.seconds * (3 if crowded else 1))
+            if crowded:  # more than it can take: the last in line misses its deadline
+                raise CheckTimeout(0.1, "GET /busy")
+            return CheckResult(summary="ok")
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+
+def run_all(scheduler, host, count, key="h:80"):
+    for index in range(count):
+        scheduler.submit(index, host.check, host=key)
+    results = []
+    try:
+        for index in range(count):
+            try:
+                results.append(scheduler.result(index, timeout=30))
+            except Exception as exc:  # noqa: BLE001 - what each check ended with
+                results.append(exc)
+    finally:
+        scheduler.shutdown()
+    return results
+
+
+def test_the_limit_rises_on_a_fast_host_and_never_exceeds_max_concurrency():
+    host, scheduler = Host(), CheckScheduler(max_workers=12)
+    results = run_all(scheduler, host, 120)
+    assert all(isinstance(r, CheckResult) for r in results)
+    assert ADAPTIVE_START < host.peak <= 12
+    described = scheduler.host_limits()["h:80"]
+    assert described.startswith("up to ") and "cut" not in described and int(described.split()[2]) >= host.peak
+
+
+def test_the_limit_falls_on_a_host_that_cannot_take_the_load():
+    host, scheduler = Host(capacity=2, seconds=0.05), CheckScheduler(max_workers=16)
+    run_all(scheduler, host, 40)
+    described = scheduler.host_limits()["h:80"]
+    assert "cut to" in described and "after timeouts" in described, described
+    assert described.rsplit("cut to ", 1)[1].split()[0] in ("1", "2")
+
+
+def test_an_explicit_limit_stays_fixed():
+    host, scheduler = Host(), CheckScheduler(max_workers=16, per_host=3)
+    results = run_all(scheduler, host, 60)
+    assert all(isinstance(r, CheckResult) for r in results)
+    assert host.peak == 3
+    assert scheduler.host_limits() == {"h:80": "3 at once (max_concurrency_per_host)"}
+
+
+def test_a_hung_hosts_remaining_checks_are_not_queued_behind_its_timeouts():
+    host, scheduler = Host(hung=True), CheckScheduler(max_workers=16)
+    results = run_all(scheduler, host, 10)
+    # Every one is the service's timeout (never a pass, never "not started")...
+    assert all(isinstance(r, CheckTimeout) for r in results)
+    # ...and once the first crowd timed out with no answer at all, the other six ran together.
+    assert host.peak >= 10 - ADAPTIVE_START
+    assert scheduler.host_limits()["h:80"].endswith("(not answering: the rest started at once)")
+
+
+def test_a_check_that_sends_a_body_is_not_retried_after_a_crowded_timeout():
+    from pytest_smoke.checks.base import CheckNotEvaluated
+
+    scheduler, started, answered = CheckScheduler(max_workers=2, per_host=2), threading.Event(), threading.Event()
+    attempts = []
+
+    def neighbour():
+        started.wait(5)
+        answered.set()
+        return CheckResult(summary="ok")
+
+    def post_order():
+        attempts.append(1)
+        started.set()
+        answered.wait(5)
+        time.sleep(0.2)
+        raise CheckTimeout(1, "POST /orders")
+
+    scheduler.submit("n", neighbour, host="h:80")
+    scheduler.submit("post", post_order, host="h:80", retry_safe=False)
+    try:
+        with pytest.raises(CheckNotEvaluated) as problem:
+            scheduler.result("post", timeout=10)
+    finally:
+        scheduler.shutdown()
+    assert attempts == [1]
+    assert problem.value.reason.endswith("not retried, because it sends a request body and its first attempt may still be applied")
+
+
+def test_a_hung_host_ends_as_failures_and_the_verdict_says_it_stopped_answering(pytester, write_config, fault_server):
+    write_config({"base_url": fault_server.url, "health_checks": [health(f"c{i}", f"/hang?i={i}", timeout_seconds=1) for i in range(8)]})
+    result = pytester.runpytest("--smoke-config", "smoke.json", "-p", "no:cacheprovider", "--smoke-report", "report.json")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["✗ CRITICAL: Smoke tests failed*",
+                                 f"Note: checks in flight to 127.0.0.1:{fault_server.port}: up to 4 at once (not answering: the rest started at once)"])
+    import json
+
+    report = json.loads((pytester.path / "report.json").read_text())
+    assert [c["failure_kind"] for c in report["checks"]] == ["timeout"] * 8
