@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, NoReturn, cast
 
 from .model import SECTIONS, Check
-from .redact import MIN_SECRET_LENGTH, is_secret_name, shorten
+from .redact import MIN_SECRET_LENGTH, is_secret_name, password_pieces, shorten
 
 SCHEMA_RESOURCE = "smoke-config.schema.json"
 
@@ -120,7 +120,7 @@ def load_config(
 
 # A smoke config is a few kilobytes; parsing (YAML most of all) and validating a larger one costs
 # seconds per megabyte, and /dev/zero or a FIFO would never end.
-MAX_CONFIG_BYTES = 2 * 1024 * 1024
+MAX_CONFIG_BYTES = 1024 * 1024
 
 
 def _read_text(file: Path) -> str:
@@ -288,10 +288,11 @@ def _refuse_alias_bombs(file: Path, root: Any) -> None:
 
 
 def _yaml_loader() -> Any:
-    """libyaml's safe loader where PyYAML was built with it (four times faster), else PyYAML's."""
+    """PyYAML's own safe loader, never libyaml's: its composer recurses in C, so a deeply nested
+    document crashes the process (a segfault) where Python's raises a RecursionError we report."""
     import yaml
 
-    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return yaml.SafeLoader
 
 
 def _refuse_duplicate_yaml_keys(file: Path, root: Any) -> None:
@@ -396,8 +397,9 @@ def _reject_what_json_cannot_say(file: Path, node: Any, lines: _LineFinder, path
     if isinstance(node, dict):
         for key, value in node.items():
             if not isinstance(key, str):
+                shown = f"a number of {key.bit_length()} bits" if isinstance(key, int) and key.bit_length() > 64 else key
                 raise ConfigError(
-                    file, f"the key {key} is not a string (YAML reads an unquoted number, true/false, yes/no, on/off or a date as one): quote it",
+                    file, f"the key {shown} is not a string (YAML reads an unquoted number, true/false, yes/no, on/off or a date as one): quote it",
                     location=format_path(path), line=lines.line(list(path)),
                 )
             _reject_what_json_cannot_say(file, value, lines, (*path, key))
@@ -793,8 +795,10 @@ def _written_credentials(data: Mapping[str, Any]) -> set[str]:
         found |= {value for value in values if isinstance(value, str) and len(value) >= MIN_SECRET_LENGTH}
     # The password of any URL written with one (a DSN, base_url): a client library may print it
     # without the URL around it (libpq reads "app:Pa55@W0rd@host" as host "W0rd@host").
-    passwords = (url_password(text) for _, text in strings_in(data, ()) if "://" in text and "@" in text)
-    found |= {password for password in passwords if password and len(password) >= MIN_SECRET_LENGTH}
+    passwords = [url_password(text) for _, text in strings_in(data, ()) if "://" in text and "@" in text]
+    for password in passwords:
+        if password and len(password) >= MIN_SECRET_LENGTH:
+            found |= {password, *password_pieces(password)}
     return found
 
 

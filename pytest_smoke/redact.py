@@ -50,7 +50,7 @@ _SECRET_QUERY_PART = re.compile(
 )
 _WHOLE_NAME_ONLY = frozenset({"code", "state_token"})
 MIN_SECRET_LENGTH = 4
-MIN_PIECE_LENGTH = 6  # a shorter piece of a split secret is a common word ("user", "admin")
+MIN_PIECE_LENGTH = 6  # a shorter piece of a split password is a common word ("user", "admin")
 # A short secret ("prod", a 4-digit PIN) is masked as a whole word only, not inside "production".
 SHORT_SECRET_LENGTH = 8
 # What text cut off by a producer ends with: a secret's prefix before it is masked too.
@@ -124,12 +124,11 @@ def escaped_pattern(text: str) -> str | None:
     return "".join(r"\\*" + re.escape(ch) if ch in '"\\/' else re.escape(ch) for ch in text)
 
 
-def _pieces(text: str) -> set[str]:
-    """Where a library splits a secret at an "@" or a ":" (libpq reads ``user:Pa55@W0rd@host`` as
-    host ``W0rd@host``), each piece leaks alone: a piece long enough to mean something is a secret too."""
-    if ("@" not in text and ":" not in text) or "://" in text:  # a URL's own parts: _url_parts
-        return set()
-    return {piece for piece in re.split(r"[@:]", text) if len(piece) >= MIN_PIECE_LENGTH and piece != text}
+def password_pieces(password: str) -> set[str]:
+    """Where a client library splits a URL's password at an "@" or a ":" (libpq reads
+    ``app:Pa55@W0rd@host`` as host ``W0rd@host``), each piece leaks alone: the pieces long enough
+    to mean something are secrets too. Only for passwords: an e-mail's domain is an address."""
+    return {piece for piece in re.split(r"[@:]", password) if len(piece) >= MIN_PIECE_LENGTH and piece != password}
 
 
 def escape_controls(text: str) -> str:
@@ -140,7 +139,7 @@ def escape_controls(text: str) -> str:
 
 
 # C0 and C1 controls but newline and tab, DEL, and the invisible ones that reorder or hide text.
-_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]")
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]")
 
 
 def _base64_forms(text: str) -> set[str]:
@@ -242,6 +241,11 @@ def is_secret_name(name: str) -> bool:
     return bool(SECRET_NAME.search(name))
 
 
+# A line of pytest's assertion diff, as the long representation holds it: "E         - text".
+_DIFF_LINE = re.compile(r"^(E?\s*[-+?] )(.*)$")
+MAX_EDGE_LINES = 2000
+
+
 class Redactor:
     """Masks known secret values and secret-shaped substrings. Thread-safe to extend."""
 
@@ -262,8 +266,6 @@ class Redactor:
                     if len(text) < MIN_SECRET_LENGTH:
                         continue
                     self._secrets.update(encoded_forms(text))
-                    for piece in _pieces(text):
-                        self._secrets.update(encoded_forms(piece))
                     self._secrets.update(_url_parts(text))
                     escaped = escaped_pattern(text)
                     if escaped:
@@ -333,6 +335,29 @@ class Redactor:
             return text
         return self.text(text[: limit - 3] + "...")
 
+    def mask_line_edges(self, text: str) -> str:
+        """pytest's assertion diff ("Skipping 75 identical leading characters in diff") starts and
+        ends lines inside a value, with no cut mark: a known secret's tail at the start of a diff
+        line, or its head at the end of one, is masked."""
+        _, secrets = self._compiled()
+        if not secrets:
+            return text
+        lines = text.split("\n")
+        for index, line in enumerate(lines[:MAX_EDGE_LINES]):
+            match = _DIFF_LINE.match(line)
+            if not match:
+                continue
+            marker, body = match.group(1), match.group(2)
+            for secret in secrets:
+                tail = next((n for n in range(min(len(secret) - 1, len(body)), MIN_SECRET_LENGTH - 1, -1) if body.startswith(secret[-n:])), 0)
+                if tail:
+                    body = MASK + body[tail:]
+                head = next((n for n in range(min(len(secret) - 1, len(body)), MIN_SECRET_LENGTH - 1, -1) if body.endswith(secret[:n])), 0)
+                if head:
+                    body = body[: len(body) - head] + MASK
+            lines[index] = marker + body
+        return "\n".join(lines)
+
     def value(self, value: Any, name: str = "") -> Any:
         """Redact a JSON-like value; anything under a secret-looking key is masked whole."""
         if name and is_secret_name(name) and value not in (None, "", [], {}):
@@ -366,7 +391,7 @@ class RedactingLogRecords:
                 message = record.getMessage()
             except Exception:  # arguments that do not format: said here, redacted (logging's own report prints them raw)
                 message = f"{record.msg} [arguments that do not format: {record.args!r}]"
-            record.msg, record.args = self.redactor.text(message), None
+            record.msg, record.args = escape_controls(self.redactor.text(message)), None
             return record
 
         self._factory = make_record

@@ -273,7 +273,7 @@ def test_a_config_that_is_not_a_regular_file_is_refused_without_reading(pytester
 
 def test_a_config_over_the_size_cap_is_refused_before_parsing(pytester):
     (pytester.path / "smoke.yaml").write_text("base_url: http://x\nhealth_checks: []\n#" + "x" * (3 * 1024 * 1024) + "\n")
-    assert "a config may have at most 2097152 bytes" in config_error(pytester)
+    assert "a config may have at most 1048576 bytes" in config_error(pytester)
 
 
 def test_a_huge_variable_value_is_refused_with_its_name(pytester):
@@ -316,3 +316,128 @@ def test_a_byte_order_mark_is_accepted_alike_in_json_and_yaml(pytester, name):
     finally:
         server.stop()
     assert result.ret == 0, result.stderr.str()
+
+
+# -- the adversarial review's findings ----------------------------------------------------------------
+
+
+TOKEN = "tok_9f8e7d6c5b4a3f2e1d0c9b8a"
+
+
+def echo_server():
+    def answer(request):
+        if request.path.startswith("/esc"):
+            return 200, [("Content-Type", "text/plain")], FORGED.encode() + b"\x07 \xe2\x80\xae evil"
+        return 200, [("Content-Type", "application/json")], json.dumps({"headers": dict(request.headers)}).encode()
+
+    return Recorder(answer)
+
+
+def test_what_a_custom_test_warns_logs_and_records_is_redacted_and_escaped(pytester, write_config, monkeypatch):
+    monkeypatch.setenv("API_TOKEN", TOKEN)
+    server = echo_server()
+    try:
+        write_config({"base_url": server.url, "headers": {"Authorization": "Bearer ${API_TOKEN}"}, "health_checks": [health("h", "/ok")]})
+        pytester.makepyfile(test_custom=textwrap.dedent("""
+            import logging
+            import warnings
+
+            def test_echo(smoke_http, record_property):
+                body = smoke_http.get("/esc").text
+                echoed = smoke_http.get("/echo").json()["headers"]["Authorization"]
+                warnings.warn(UserWarning("service said: " + body))
+                warnings.warn(UserWarning("echoed auth: " + echoed))
+                logging.getLogger("mine").warning("service said: %s", body)
+                record_property("echo", echoed)
+                record_property("banner", body)
+        """))
+        result = run(pytester, "-rA", "--log-cli-level=WARNING")
+    finally:
+        server.stop()
+    shown = every_output(pytester, result)
+    assert TOKEN not in shown and TOKEN[-10:] not in shown
+    assert "\x1b[2K" not in shown and "\x07" not in shown and "\u202e" not in shown
+    result.stdout.fnmatch_lines(["*UserWarning: echoed auth: Bearer ***", "*service said: \\x1b[2K\\r*"])
+
+
+def test_a_secrets_tail_at_the_start_of_pytests_diff_is_masked(pytester, write_config, monkeypatch):
+    monkeypatch.setenv("API_TOKEN", TOKEN)
+    server = echo_server()
+    try:
+        write_config({"base_url": server.url, "headers": {"Authorization": "Bearer ${API_TOKEN}"}, "health_checks": [health("h", "/ok")]})
+        pytester.makepyfile(test_custom=textwrap.dedent("""
+            def test_diff(smoke_http):
+                auth = smoke_http.get("/echo").json()["headers"]["Authorization"]
+                assert "x" * 50 + auth + "!" == "x" * 50 + auth + "?"
+        """))
+        result = run(pytester)
+    finally:
+        server.stop()
+    assert "identical leading characters" in result.stdout.str()
+    assert TOKEN[-6:] not in every_output(pytester, result)
+
+
+def test_an_email_address_variable_does_not_mask_its_domain_everywhere(pytester, write_config, monkeypatch):
+    monkeypatch.setenv("LOGIN_EMAIL", "smoke-bot@shop-example.invalid")
+    write_config({"base_url": "http://shop-example.invalid:1", "critical_paths": [{"name": "login", "steps": [
+        {"name": "in", "method": "POST", "endpoint": "/login", "payload": {"email": "${LOGIN_EMAIL}"}}]}]})
+    result = run(pytester)
+    result.stdout.fnmatch_lines(["*DNS lookup failed for shop-example.invalid*"])
+
+
+def test_an_smtp_server_streaming_its_reply_forever_is_cut_at_the_cap():
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+    stop = threading.Event()
+
+    def flood():
+        connection, _ = listener.accept()
+        with connection:
+            line = b"220-" + b"x" * 500 + b"\r\n"
+            for _ in range(200_000):  # 100 MB at most, and the client stops long before
+                if stop.is_set():
+                    break
+                try:
+                    connection.sendall(line)
+                except OSError:
+                    break
+
+    thread = threading.Thread(target=flood, daemon=True)
+    thread.start()
+    try:
+        channels = {"mail": {"type": "email", "smtp_host": "127.0.0.1", "smtp_port": port, "starttls": False,
+                             "from": "smoke@example.invalid", "to": ["ops@example.invalid"]}}
+        results = dispatch(_critical_document(), channels, ["mail"], Redactor())
+    finally:
+        stop.set()
+        listener.close()
+        thread.join(10)
+    assert results[0]["status"] == "failed"
+    assert "reply over 64 KiB: not read further" in results[0]["detail"]
+
+
+def test_smoke_http_send_called_directly_is_bounded_too(pytester, write_config, fault_server):
+    write_config({"base_url": fault_server.url, "health_checks": [health("h", "/badjson")]})
+    pytester.makepyfile(test_custom=textwrap.dedent("""
+        import requests
+
+        def test_send(smoke_http):
+            request = smoke_http.prepare_request(requests.Request("GET", smoke_http.base_url + "/gzip-bomb"))
+            smoke_http.send(request)
+    """))
+    result = pytester.runpytest("--smoke-config", "smoke.json", "-p", "no:cacheprovider", "-k", "test_send")
+    result.stdout.fnmatch_lines(["*GET http://127.0.0.1:*/gzip-bomb: body over 1024 KiB after decompression*"])
+
+
+@pytest.mark.parametrize("text, message", [
+    ("x: " + "[" * 30000 + "]" * 30000 + "\n", "the document is nested too deeply"),
+    ("headers:\n  ? 0x" + "f" * 5000 + "\n  : v\n", "the key a number of 20000 bits is not a string"),
+])
+def test_hostile_yaml_shapes_are_usage_errors_not_crashes(pytester, text, message):
+    (pytester.path / "smoke.yaml").write_text("base_url: http://x\nhealth_checks: [{name: a, endpoint: /h}]\n" + text)
+    assert message in config_error(pytester)

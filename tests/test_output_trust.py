@@ -373,7 +373,7 @@ def test_an_error_after_a_redirect_names_the_address_it_went_to(pytester, write_
     [
         ("base_url: http://x\nhealth_checks: [{name: a, endpoint: /h, timeout_seconds: " + "9" * 5000 + "}]\n", {},
          "invalid YAML: Exceeds the limit (4300 digits) for integer string conversion"),
-        ("base_url: http://x\nhealth_checks: []\nx: [" + ",".join(f"&a{i} {i}" for i in range(100_001)) + "]\n", {},
+        ("base_url: http://x\nhealth_checks: []\nx: [" + ",".join("1" for _ in range(100_001)) + "]\n", {},
          "the document has more than 100000 values: refusing to load it"),
         ("base_url: http://x\nhealth_checks:\n- {name: a, endpoint: /h}\nenvironments:\n" + "".join(f"  e{i}: {{}}\n" for i in range(101)), {},
          "environments: 101 environments: at most 100 are supported in one file"),

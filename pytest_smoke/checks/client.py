@@ -115,18 +115,7 @@ class BoundSession(SmokeSession):
         def send() -> requests.Response:
             answer = super(BoundSession, self).request(method_name, full_url, *args, stream=True, **kwargs)
             if not streamed:
-                try:
-                    body, over = read_body(answer, deadline, label, self.max_body_bytes)
-                finally:
-                    answer.close()
-                if over:
-                    raise CheckFailed(
-                        f"{label}: body over {self.max_body_bytes // 1024} KiB after decompression: not read further "
-                        "(smoke_http.max_body_bytes raises the limit)",
-                        kind="body_too_large",
-                        details=f"reproduce: {curl}",
-                    )
-                answer._content = body
+                self._read_whole(answer, deadline, label, f"reproduce: {curl}")
             return answer
 
         try:
@@ -153,6 +142,44 @@ class BoundSession(SmokeSession):
 
         response.describe = describe  # type: ignore[attr-defined]
         return response
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        """requests' own ``send``; called directly (not through :meth:`request`) it gets the same
+        bounds: the session's timeout for the whole exchange and the body cap."""
+        __tracebackhide__ = True
+        if kwargs.get("stream"):  # from request(), which bounds it; or a test that reads the body itself
+            return super().send(request, **kwargs)
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self.timeout
+        timeout = kwargs["timeout"]
+        deadline = Deadline(float(max(timeout) if isinstance(timeout, tuple) else timeout))
+        label = f"{request.method} {self.redactor.text(request.url or '')}"
+
+        def send() -> requests.Response:
+            answer = super(BoundSession, self).send(request, **{**kwargs, "stream": True})
+            self._read_whole(answer, deadline, label, "")
+            return answer
+
+        try:
+            return run_with_deadline(send, deadline, what=label, abort=self.close)
+        except CheckFailed as failure:
+            failure.reason = self.redactor.text(failure.reason)
+            raise failure.with_traceback(None) from None
+
+    def _read_whole(self, answer: requests.Response, deadline: Deadline, label: str, details: str) -> None:
+        """Read the body within ``deadline`` and up to ``max_body_bytes``; more is a failure."""
+        try:
+            body, over = read_body(answer, deadline, label, self.max_body_bytes)
+        finally:
+            answer.close()
+        if over:
+            raise CheckFailed(
+                f"{label}: body over {self.max_body_bytes // 1024} KiB after decompression: not read further "
+                "(smoke_http.max_body_bytes raises the limit)",
+                kind="body_too_large",
+                details=details,
+            )
+        answer._content = body
 
     def curl(self, method: str, url: str, kwargs: Mapping[str, Any]) -> str:
         data = kwargs.get("data")

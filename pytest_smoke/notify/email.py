@@ -12,6 +12,36 @@ from ..report.document import headline
 from ..report.markdown import render
 
 TIMEOUT_SECONDS = 10
+MAX_REPLY_BYTES = 64 * 1024  # an SMTP reply is a few lines; smtplib reads continuation lines without end
+
+
+class _CappedReader:
+    """The server's side of the connection, read at most ``limit`` bytes per reply."""
+
+    def __init__(self, raw: Any, limit: int):
+        self._raw, self._limit, self.left = raw, limit, limit
+
+    def readline(self, size: int = -1) -> bytes:
+        line: bytes = self._raw.readline(size)
+        self.left -= len(line)
+        if self.left < 0:
+            raise smtplib.SMTPResponseException(500, f"reply over {self._limit // 1024} KiB: not read further".encode())
+        return line
+
+    def close(self) -> None:
+        self._raw.close()
+
+
+class BoundedSMTP(smtplib.SMTP):
+    """smtplib's client, reading at most MAX_REPLY_BYTES of any one reply (a server streaming
+    continuation lines forever would otherwise fill the memory of an abandoned thread)."""
+
+    def getreply(self) -> tuple[int, bytes]:
+        if self.file is None:
+            self.file = _CappedReader(self.sock.makefile("rb"), MAX_REPLY_BYTES)
+        if isinstance(self.file, _CappedReader):
+            self.file.left = MAX_REPLY_BYTES
+        return super().getreply()
 
 
 def message(document: Mapping[str, Any], channel: Mapping[str, Any], event: str) -> EmailMessage:
@@ -27,7 +57,7 @@ def message(document: Mapping[str, Any], channel: Mapping[str, Any], event: str)
 
 def send(document: Mapping[str, Any], channel: Mapping[str, Any], event: str) -> str:
     port = int(channel.get("smtp_port", 587))
-    with smtplib.SMTP(channel["smtp_host"], port, timeout=TIMEOUT_SECONDS) as smtp:
+    with BoundedSMTP(channel["smtp_host"], port, timeout=TIMEOUT_SECONDS) as smtp:
         if channel.get("starttls", True):
             context = ssl.create_default_context(cafile=channel.get("ca_bundle"))
             smtp.starttls(context=context)

@@ -34,7 +34,7 @@ from ..model import (
     decode,
     facts_of,
 )
-from ..redact import Redactor, shorten
+from ..redact import Redactor, escape_controls, shorten
 from ..verdict import EXIT_ROLLOUT_NOT_READY, classify, exit_code
 from .run import smoke_run_key
 
@@ -251,13 +251,13 @@ class SmokeController:
             kind=check_kind(props.get("kind")),
             required=bool(props.get("required", False)),
             status=status,
-            reason=self.redactor.text(reason),
+            reason=escape_controls(self.redactor.text(reason)),
             failure_kind=str(props.get("failure_kind", "") or ("crashed" if str(report.when) == "???" else "")),
             duration=float(getattr(report, "duration", 0.0)),
             finished_at=float(getattr(report, "stop", time.time())),
             facts=facts_of(props),
-            details=self.redactor.text(_details(report))[:DETAILS_LIMIT],
-            warning=self.redactor.text(props.get("warning") or "") if status == STATUS_PASSED else "",
+            details=escape_controls(self.redactor.text(_details(report))[:DETAILS_LIMIT]),
+            warning=escape_controls(self.redactor.text(props.get("warning") or "")) if status == STATUS_PASSED else "",
             rollback=bool(props.get("rollback", True)),
             order=int(props.get("order", self.order.get(nodeid, CUSTOM_ORDER))),
             precondition=bool(props.get("precondition", False)),

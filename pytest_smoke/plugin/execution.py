@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Generator
 
 import pytest
 
-from ..model import decode, encode
+from ..model import PREFIX, decode, encode
 from ..redact import Redactor, escape_controls, shorten
 from .collection import SKIP_MARKS, backstop_mark, check_of, generated_items, is_required
 from .run import CONTROLLER_NAME, TIMEOUT_BACKSTOP_SECONDS, SmokeRun
@@ -200,20 +200,41 @@ class CheckExecution:
             # A body a custom test read may hold ESC or CR: never a forged "passed" line in a CI log.
             return escape_controls(redactor.text(text))
 
+        def safe_diff(text: str) -> str:  # an assertion diff cuts values with no mark at the cut
+            return safe(redactor.mask_line_edges(text) if "identical " in text else text)
+
         if isinstance(report.longrepr, tuple) and len(report.longrepr) == 3:  # a skip: (path, line, reason)
             path, line, reason = report.longrepr
             report.longrepr = (path, line, safe(reason))
         elif report.longrepr is not None:
             text = str(report.longrepr)
-            redacted = safe(text)
+            redacted = safe_diff(text)
             if redacted != text:
                 # Duck-typed like pytest's own reprs (toterminal, reprcrash, str): no private import.
                 crash = getattr(report.longrepr, "reprcrash", None)
-                crash_line = None if crash is None else CrashLine(str(crash.path), int(crash.lineno), safe(str(crash.message)))
+                crash_line = None if crash is None else CrashLine(str(crash.path), int(crash.lineno), safe_diff(str(crash.message)))
                 report.longrepr = FailureText(redacted, crash_line)  # type: ignore[assignment]
         if getattr(report, "wasxfail", None):
             report.wasxfail = safe(report.wasxfail)
         report.sections = [(title, safe(content)) for title, content in report.sections]
+        # A test's own record_property values go to --junitxml as they are.
+        report.user_properties = [
+            (key, value if str(key).startswith(PREFIX) else _safe_value(redactor, value)) for key, value in report.user_properties
+        ]
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_warning_recorded(self, warning_message: Any) -> None:
+        """A warning's text (a test may warn with what a service said) is shown in the warnings
+        summary: redacted and escaped first, as every other output."""
+        message = warning_message.message
+        text = str(message)
+        shown = escape_controls(self.run.redactor.text(text))
+        if shown == text:
+            return
+        if isinstance(message, str):
+            warning_message.message = shown
+        else:
+            message.args = (shown,)
 
     def pytest_deselected(self, items: list[pytest.Item]) -> None:
         self.run.deselected_required.extend(
@@ -258,6 +279,11 @@ def _add_backstops(config: pytest.Config, items: list[pytest.Item], queueing: fl
         assert check is not None
         extra = CLEANUP_SECONDS if check.spec.get("cleanup") else 0.0
         item.add_marker(backstop_mark(check.timeout + TIMEOUT_BACKSTOP_SECONDS + extra + queueing), append=False)
+
+
+def _safe_value(redactor: Redactor, value: Any) -> Any:
+    value = redactor.value(value)
+    return escape_controls(value) if isinstance(value, str) else value
 
 
 def _service_failure(failure: Any) -> list[tuple[str, Any]]:

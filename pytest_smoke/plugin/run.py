@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-
 if TYPE_CHECKING:
     from ..checks import CheckResult, Deadline
     from ..checks.scheduler import CheckScheduler
