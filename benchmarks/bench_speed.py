@@ -98,7 +98,8 @@ def bare_requests_per_call(url: str, count: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--only", choices=["overhead"], help="row 2 alone (per-check overhead), e.g. with --repeat 21 for a steadier median")
+    parser.add_argument("--only", choices=["overhead", "sixty"],
+                        help="one row alone: overhead (per-check overhead, e.g. with --repeat 21 for a steadier median) or sixty (row 1)")
     args = parser.parse_args()
     # As pip does on install: an editable checkout run with PYTHONDONTWRITEBYTECODE would compile
     # the plugin from source in every run, while pytest and requests load compiled. The tree the
@@ -114,9 +115,10 @@ def main() -> None:
             (folder / "pytest.ini").write_text("[pytest]\n")
         (empty_dir / "test_empty.py").write_text("def test_nothing():\n    pass\n")
         empty = lambda: pytest_wall(empty_dir)  # noqa: E731
-        if args.only is None:
+        if args.only in (None, "sixty"):
             rows += sixty_checks(work, root, empty, service.url, args.repeat)
-        rows.append(per_check_overhead(work, root, empty, service.url, args.repeat))
+        if args.only in (None, "overhead"):
+            rows.append(per_check_overhead(work, root, empty, service.url, args.repeat))
         if args.only is None:
             rows.append(failing_against_passing(work, empty, service.url, args.repeat))
             rows.append(two_worker_service(work, root, empty, args.repeat))

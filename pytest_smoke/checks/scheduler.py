@@ -71,11 +71,11 @@ class HostLimit:
         self.cuts: list[tuple[int, int, str]] = []  # (from, to, why)
         self.epoch = 0  # one cut per epoch: a crowd of timeouts from one limit cuts it once
 
-    def answered(self, seconds: float, crowded_at_entry: int) -> None:
+    def answered(self, seconds: float, held_back: bool) -> None:
         """A check ended with an answer from the host; raise the limit if the limit was what held
-        the checks back and the answer shows no queueing."""
+        checks back (some wait for a slot) and the answer shows no queueing."""
         self.fastest = seconds if self.fastest is None else min(self.fastest, seconds)
-        if self.fixed or crowded_at_entry < self.current or self.current >= self.ceiling:
+        if self.fixed or not held_back or self.current >= self.ceiling:
             return
         if seconds <= self.fastest * FAST_RATIO + FAST_SLACK_SECONDS:
             self.current += 1
@@ -107,6 +107,7 @@ class HostGate:
     def __init__(self, limit: int | None, ceiling: int = DEFAULT_CONCURRENCY):
         self.limiter = HostLimit(limit, ceiling)
         self._entered: dict[int, tuple[float, int, int]] = {}  # per check: when, how many in flight, the limit's epoch
+        self._waiting = 0  # checks queued for a slot: the limit is what holds them back
         self.last_answer = float("-inf")  # when the host last answered anything
         self.requests = 0
         self.timeouts = 0
@@ -141,9 +142,13 @@ class HostGate:
                 finally:
                     self._alone_waiting -= 1
             else:
-                self._condition.wait_for(
-                    lambda: self._closed or self.hung or (not self._exclusive and len(self._in_flight) < self.limiter.current)
-                )
+                self._waiting += 1
+                try:
+                    self._condition.wait_for(
+                        lambda: self._closed or self.hung or (not self._exclusive and len(self._in_flight) < self.limiter.current)
+                    )
+                finally:
+                    self._waiting -= 1
                 if self._closed:
                     return False
             self._in_flight.add(token)
@@ -200,7 +205,7 @@ class HostGate:
             if status == 429 or (status == 503 and facts.get("retry_after")):
                 self.limiter.overloaded(f"{status} answers", epoch)
             elif outcome is None:
-                self.limiter.answered(now - started, crowded)
+                self.limiter.answered(now - started, held_back=self._waiting > 0 or crowded >= self.limiter.current)
         elif kind == "timeout":
             self.timeouts += 1
             if self.last_answer < started:
