@@ -333,12 +333,20 @@ def echo_server():
     return Recorder(answer)
 
 
-def test_what_a_custom_test_warns_logs_and_records_is_redacted_and_escaped(pytester, write_config, monkeypatch):
+def run_against_echo(pytester, write_config, monkeypatch, test_source, *args):
+    """A custom test reading what a service echoes: the run's token (from ${API_TOKEN}), and control bytes."""
     monkeypatch.setenv("API_TOKEN", TOKEN)
     server = echo_server()
     try:
         write_config({"base_url": server.url, "headers": {"Authorization": "Bearer ${API_TOKEN}"}, "health_checks": [health("h", "/ok")]})
-        pytester.makepyfile(test_custom=textwrap.dedent("""
+        pytester.makepyfile(test_custom=textwrap.dedent(test_source))
+        return run(pytester, *args)
+    finally:
+        server.stop()
+
+
+def test_what_a_custom_test_warns_logs_and_records_is_redacted_and_escaped(pytester, write_config, monkeypatch):
+    result = run_against_echo(pytester, write_config, monkeypatch, """
             import logging
             import warnings
 
@@ -350,10 +358,7 @@ def test_what_a_custom_test_warns_logs_and_records_is_redacted_and_escaped(pytes
                 logging.getLogger("mine").warning("service said: %s", body)
                 record_property("echo", echoed)
                 record_property("banner", body)
-        """))
-        result = run(pytester, "-rA", "--log-cli-level=WARNING")
-    finally:
-        server.stop()
+        """, "-rA", "--log-cli-level=WARNING")
     shown = every_output(pytester, result)
     assert TOKEN not in shown and TOKEN[-10:] not in shown
     assert "\x1b[2K" not in shown and "\x07" not in shown and "\u202e" not in shown
@@ -361,18 +366,11 @@ def test_what_a_custom_test_warns_logs_and_records_is_redacted_and_escaped(pytes
 
 
 def test_a_secrets_tail_at_the_start_of_pytests_diff_is_masked(pytester, write_config, monkeypatch):
-    monkeypatch.setenv("API_TOKEN", TOKEN)
-    server = echo_server()
-    try:
-        write_config({"base_url": server.url, "headers": {"Authorization": "Bearer ${API_TOKEN}"}, "health_checks": [health("h", "/ok")]})
-        pytester.makepyfile(test_custom=textwrap.dedent("""
+    result = run_against_echo(pytester, write_config, monkeypatch, """
             def test_diff(smoke_http):
                 auth = smoke_http.get("/echo").json()["headers"]["Authorization"]
                 assert "x" * 50 + auth + "!" == "x" * 50 + auth + "?"
-        """))
-        result = run(pytester)
-    finally:
-        server.stop()
+        """)
     assert "identical leading characters" in result.stdout.str()
     assert TOKEN[-6:] not in every_output(pytester, result)
 

@@ -11,7 +11,8 @@ grows while answers come back as fast as the fastest seen from that host, and is
 timeout in a crowd, a 429 or a 503 with Retry-After (TCP's additive increase, multiplicative
 decrease, with the delay signal of Vegas; a slow answer never cuts it: slow is not overloaded).
 ``max_concurrency_per_host`` fixes the limit instead. A host that answers nothing at all while a
-check times out is hung: the rest of its checks start at once, so ten hung checks cost one timeout.
+check times out, twice in a row and first in line, is hung: the rest of its checks start at once,
+so ten hung checks cost about two timeouts, not ten.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ DEFAULT_PER_HOST_ACROSS_WORKERS = 2
 FAST_RATIO = 2.0
 FAST_SLACK_SECONDS = 0.05
 
+
+HUNG_AFTER = 2  # silent timeouts in a row, each first in line, before a host counts as hung
 
 # Failures that carry no answer from the host: the connection failed or nothing came back.
 SILENT_KINDS = frozenset({"timeout", "connection_refused", "connection_reset", "connection_error", "dns_failure", "tls_error"})
@@ -111,9 +114,11 @@ class HostGate:
         self.last_answer = float("-inf")  # when the host last answered anything
         self.requests = 0
         self.timeouts = 0
-        # A check timed out while the host answered nothing at all: it hangs, whatever our load;
-        # the gate no longer holds anyone back and timeouts are not retried.
+        # HUNG_AFTER checks timed out one after another with no answer at all and nothing older in
+        # flight ahead of them: the host hangs, whatever our load. Timeouts are no longer retried,
+        # and an adaptive gate no longer holds anyone back.
         self.hung = False
+        self._silent_timeouts = 0
         self._in_flight: set[int] = set()
         self._peak: dict[int, int] = {}  # per check: the most checks in flight to the host at once
         self._exclusive = False
@@ -145,7 +150,7 @@ class HostGate:
                 self._waiting += 1
                 try:
                     self._condition.wait_for(
-                        lambda: self._closed or self.hung or (not self._exclusive and len(self._in_flight) < self.limiter.current)
+                        lambda: self._closed or self.opened or (not self._exclusive and len(self._in_flight) < self.limiter.current)
                     )
                 finally:
                     self._waiting -= 1
@@ -167,40 +172,50 @@ class HostGate:
     def limit(self) -> int:
         return self.limiter.current
 
+    @property
+    def opened(self) -> bool:
+        """A hung host's remaining checks start at once, with their own timeouts; an explicit
+        limit is the operator's and stays."""
+        return self.hung and not self.limiter.fixed
+
     def leave(self, token: int, alone: bool = False, outcome: BaseException | None = None) -> int:
         """Leave, with what the check ended with (None: it passed); returns the most checks that
         were in flight to this host beside this one."""
         return self.leave_with(token, alone, outcome)[0]
 
-    def leave_with(self, token: int, alone: bool = False, outcome: BaseException | None = None) -> tuple[int, int]:
-        """:meth:`leave`, also returning how many checks were in flight (this one included) when it entered."""
+    def leave_with(self, token: int, alone: bool = False, outcome: BaseException | None = None) -> tuple[int, bool]:
+        """:meth:`leave`, also returning whether the host answered anything while the check was in flight."""
         with self._condition:
             others = self._peak.pop(token, 1) - 1
-            crowded = self._learn(token, outcome, others)
+            limit = self.limiter.current
+            answered = self._learn(token, outcome, others)
             self._in_flight.discard(token)
             if alone:
                 self._exclusive = False
             # One freed slot is for one waiter; waking them all only to send most back to sleep
-            # costs more than a fast check. An "alone" waiter (or a newly hung host) needs everyone told.
-            if alone or self._exclusive or self._alone_waiting or self.hung:
+            # costs more than a fast check. An "alone" waiter, a raised limit or an opened gate
+            # have room for more than one.
+            if alone or self._exclusive or self._alone_waiting or self.opened or self.limiter.current > limit:
                 self._condition.notify_all()
             else:
                 self._condition.notify()
-            return others, crowded
+            return others, answered
 
-    def _learn(self, token: int, outcome: BaseException | None, others: int) -> int:
+    def _learn(self, token: int, outcome: BaseException | None, others: int) -> bool:
         """What the check's end says about the host: an answer (fast or not), a sign of overload,
-        or silence. Returns how many checks were in flight when it entered."""
+        or silence. Returns whether the host answered anything while the check was in flight."""
         entered = self._entered.pop(token, None)
         if entered is None:
-            return 1
+            return True
         started, crowded, epoch = entered
+        answered = self.last_answer >= started
         now = time.monotonic()
         self.requests += 1
         kind = getattr(outcome, "kind", None)
         facts = getattr(outcome, "facts", None) or {}
         if outcome is None or (isinstance(outcome, CheckFailed) and kind not in SILENT_KINDS):
             self.last_answer = now
+            self._silent_timeouts = 0
             status = facts.get("status")
             if status == 429 or (status == 503 and facts.get("retry_after")):
                 self.limiter.overloaded(f"{status} answers", epoch)
@@ -208,11 +223,14 @@ class HostGate:
                 self.limiter.answered(now - started, held_back=self._waiting > 0 or crowded >= self.limiter.current)
         elif kind == "timeout":
             self.timeouts += 1
-            if self.last_answer < started:
-                self.hung = True  # nothing at all came back while it waited: not our load
-            elif others:
+            # Queued behind an older check still in flight (a slow report), silence proves nothing.
+            first_in_line = all(other_started >= started for other_started, _, _ in self._entered.values())
+            if not answered and first_in_line:
+                self._silent_timeouts += 1
+                self.hung = self.hung or self._silent_timeouts >= HUNG_AFTER
+            if others and not self.hung:
                 self.limiter.overloaded("timeouts", epoch)
-        return crowded
+        return answered
 
 
 class CheckScheduler:
@@ -260,27 +278,28 @@ class CheckScheduler:
         try:
             result = func()
         except CheckFailed as failure:
-            others, crowded = gate.leave_with(token, outcome=failure)
+            others, answered = gate.leave_with(token, outcome=failure)
             token = 0
             if failure.kind != "timeout" or not others:
                 raise
             crowd = f"{others} other check(s) to {host} were in flight"
             if gate.hung:
-                _note(failure, f"timed out while {crowd}; not retried alone: {host} answered nothing at all meanwhile")
+                _note(failure, f"timed out while {crowd}; not retried alone: {host} stopped answering "
+                               f"({HUNG_AFTER} checks in a row timed out with no answer at all)")
                 raise
             if gate.timed_out_alone:  # the host hangs even without our load: no more retries
                 _note(failure, f"timed out while {crowd}; not retried alone: another check to it timed out alone")
                 raise
-            if not gate.limiter.fixed and crowded <= gate.limit:
-                # It timed out at a load the host has handled since: our load does not explain it.
-                _note(failure, f"timed out while {crowd}; not retried alone: {host} answers {gate.limit} at once")
-                raise
             if not retry_safe:
+                if answered:  # the host served others meanwhile: its own slowness, not a queue of ours
+                    _note(failure, f"timed out while {crowd}, which were answered meanwhile; not retried alone, "
+                                   "because it sends a request body and its first attempt may still be applied")
+                    raise
                 from .base import CheckNotEvaluated
 
                 raise CheckNotEvaluated(
-                    f"not evaluated: {failure.reason} while {crowd}; not retried, because it sends a request body "
-                    "and its first attempt may still be applied", kind="timeout_in_crowd",
+                    f"not evaluated: {failure.reason} while {crowd}, with no answer from {host} meanwhile; not retried, "
+                    "because it sends a request body and its first attempt may still be applied", kind="timeout_in_crowd",
                 ) from None
             return self._retry_alone(func, gate, host, failure, crowd, others)
         except BaseException as error:
@@ -334,8 +353,8 @@ class CheckScheduler:
         """Per host: the limit it reached and when it was cut, in words."""
         with self._lock:
             gates = dict(self._gates)
-        return {host: gate.limiter.describe() + (" (not answering: the rest started at once)" if gate.hung else "")
-                for host, gate in sorted(gates.items())}
+        said = {True: " (stopped answering: the rest started at once)", False: " (stopped answering: no retries alone)"}
+        return {host: gate.limiter.describe() + (said[gate.opened] if gate.hung else "") for host, gate in sorted(gates.items())}
 
     def __contains__(self, key: Hashable) -> bool:
         """Whether the check was submitted to the pool (its result may have been taken since)."""
