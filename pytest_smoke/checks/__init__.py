@@ -89,6 +89,11 @@ def target_host(check: Check, base_url: str | None) -> str | None:
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
+def allowed_seconds(check: Check) -> float:
+    """The check's own timeout: ``timeout_seconds``, else its kind's default (30 s for a critical path, 5 s otherwise)."""
+    return float(check.spec.get("timeout_seconds", 30 if check.kind == "critical_path" else 5))
+
+
 def safe_to_retry(check: Check) -> bool:
     """Whether sending the check's requests twice is harmless: no request of it has a body or a
     method that changes state (a login POST, a created order). Other protocols' probes are reads."""

@@ -78,6 +78,7 @@ class CheckTimeout(CheckFailed):
     def __init__(self, seconds: float, what: str = ""):
         prefix = f"{what}: " if what else ""
         super().__init__(f"{prefix}timed out after {seconds:g} s", kind="timeout")
+        self.seconds = seconds
 
 
 @dataclass

@@ -6,13 +6,14 @@ within its own deadline, unless the run abandons it (``fail_fast`` once a rollba
 then its item stops waiting at once and reports it as not finished. Plain Python, no pytest.
 
 The smoke run must never become the load that fails the service, nor crawl when the service is
-fast. Each host gets an adaptive limit of checks in flight (:class:`HostLimit`): it starts at 4,
-grows while answers come back as fast as the fastest seen from that host, and is halved on a
-timeout in a crowd, a 429 or a 503 with Retry-After (TCP's additive increase, multiplicative
+fast. Each host gets an adaptive limit of checks in flight (:class:`HostLimit`): it starts at 2,
+grows while answers come back as fast as the fastest seen from that host (and only while one more
+request queued behind the host's capacity would still fit the shortest timeout), and is halved on
+a timeout in a crowd, a 429 or a 503 with Retry-After (TCP's additive increase, multiplicative
 decrease, with the delay signal of Vegas; a slow answer never cuts it: slow is not overloaded).
-``max_concurrency_per_host`` fixes the limit instead. A host that answers nothing at all while a
-check times out, twice in a row and first in line, is hung: the rest of its checks start at once,
-so ten hung checks cost about two timeouts, not ten.
+``max_concurrency_per_host`` fixes the limit instead. A host that answers nothing while two checks
+time out, one sent after the other went unanswered, is hung: the rest of its checks start at
+once, so ten hung checks cost a few timeouts, not ten.
 """
 
 from __future__ import annotations
@@ -25,17 +26,20 @@ from typing import Callable, Hashable
 from .base import CheckFailed, CheckResult
 
 DEFAULT_CONCURRENCY = 16
-# Where the adaptive per-host limit starts; a two-worker app server (gunicorn's common setting)
-# answers 4 at once within twice its own time.
-ADAPTIVE_START = 4
+# Where the adaptive per-host limit starts: a two-worker app server (gunicorn's common setting)
+# takes 2 at once whatever its answers cost; more is earned by answers that show no queueing.
+ADAPTIVE_START = 2
 # Across pytest-xdist workers the per-host limit is a set of lock files: fixed, not adaptive.
 DEFAULT_PER_HOST_ACROSS_WORKERS = 2
 # An answer within this multiple of the host's fastest (plus a little jitter) shows no queueing.
-FAST_RATIO = 2.0
+FAST_RATIO = 1.5
 FAST_SLACK_SECONDS = 0.05
+# The limit grows only while the host's fastest answer, this many times over, fits the shortest
+# timeout: one request over its capacity waits about one answer's time more.
+PROBE_MARGIN = 2.5
 
 
-HUNG_AFTER = 2  # silent timeouts in a row, each first in line, before a host counts as hung
+HUNG_AFTER = 2  # silent timeouts, one sent after the other had gone unanswered, before a host counts as hung
 
 # Failures that carry no answer from the host: the connection failed or nothing came back.
 SILENT_KINDS = frozenset({"timeout", "connection_refused", "connection_reset", "connection_error", "dns_failure", "tls_error"})
@@ -74,11 +78,15 @@ class HostLimit:
         self.cuts: list[tuple[int, int, str]] = []  # (from, to, why)
         self.epoch = 0  # one cut per epoch: a crowd of timeouts from one limit cuts it once
 
-    def answered(self, seconds: float, held_back: bool) -> None:
+    def answered(self, seconds: float, held_back: bool, shortest_allowed: float) -> None:
         """A check ended with an answer from the host; raise the limit if the limit was what held
-        checks back (some wait for a slot) and the answer shows no queueing."""
+        checks back (some wait for a slot), the answer shows no queueing, and a request that does
+        queue behind the host's capacity (twice its time, and more) still fits the shortest
+        timeout of the checks to it: finding the capacity must never cost a timeout."""
         self.fastest = seconds if self.fastest is None else min(self.fastest, seconds)
         if self.fixed or not held_back or self.current >= self.ceiling:
+            return
+        if shortest_allowed and self.fastest * PROBE_MARGIN >= shortest_allowed:
             return
         if seconds <= self.fastest * FAST_RATIO + FAST_SLACK_SECONDS:
             self.current += 1
@@ -114,20 +122,22 @@ class HostGate:
         self.last_answer = float("-inf")  # when the host last answered anything
         self.requests = 0
         self.timeouts = 0
-        # HUNG_AFTER checks timed out one after another with no answer at all and nothing older in
-        # flight ahead of them: the host hangs, whatever our load. Timeouts are no longer retried,
-        # and an adaptive gate no longer holds anyone back.
+        # HUNG_AFTER checks timed out with no answer at all from the host, each sent after the
+        # previous one had already gone unanswered, each given as long as any check to the host
+        # (a short timeout on a slow report proves nothing): the host hangs, whatever our load.
+        # Timeouts are no longer retried, and an adaptive gate no longer holds anyone back.
         self.hung = False
         self._silent_timeouts = 0
+        self._silent_since = float("inf")  # when the last counted silent timeout happened
+        self.longest_allowed = 0.0  # the longest timeout of the checks submitted to this host
+        self._abandoned_short = False  # a check with a shorter timeout than others timed out
+        self.shortest_allowed = 0.0  # and the shortest (0: none known)
         self._in_flight: set[int] = set()
         self._peak: dict[int, int] = {}  # per check: the most checks in flight to the host at once
         self._exclusive = False
         self._alone_waiting = 0  # "alone" waiters wait for another condition than a free slot
         self._closed = False  # the run stopped starting checks: nobody waiting gets a slot
         self._condition = threading.Condition()
-        # Set once a check timed out with nothing else in flight: the host itself is slow or hung,
-        # so later crowded timeouts count at once (one extra timeout per host at most).
-        self.timed_out_alone = False
 
     def enter(self, token: int, alone: bool = False) -> bool:
         """Wait for a slot; False (no slot taken) once the gate is closed: the check must not start."""
@@ -178,16 +188,18 @@ class HostGate:
         limit is the operator's and stays."""
         return self.hung and not self.limiter.fixed
 
-    def leave(self, token: int, alone: bool = False, outcome: BaseException | None = None) -> int:
-        """Leave, with what the check ended with (None: it passed); returns the most checks that
-        were in flight to this host beside this one."""
-        return self.leave_with(token, alone, outcome)[0]
+    def leave(self, token: int, alone: bool = False, outcome: BaseException | None = None, sent: bool = True) -> int:
+        """Leave, with what the check ended with (None: it passed; ``sent`` False: nothing was
+        sent, nothing to learn); returns the most checks that were in flight to this host beside this one."""
+        return self.leave_with(token, alone, outcome, sent)[0]
 
-    def leave_with(self, token: int, alone: bool = False, outcome: BaseException | None = None) -> tuple[int, bool]:
+    def leave_with(self, token: int, alone: bool = False, outcome: BaseException | None = None, sent: bool = True) -> tuple[int, bool]:
         """:meth:`leave`, also returning whether the host answered anything while the check was in flight."""
         with self._condition:
             others = self._peak.pop(token, 1) - 1
             limit = self.limiter.current
+            if not sent:
+                self._entered.pop(token, None)
             answered = self._learn(token, outcome, others)
             self._in_flight.discard(token)
             if alone:
@@ -215,18 +227,23 @@ class HostGate:
         facts = getattr(outcome, "facts", None) or {}
         if outcome is None or (isinstance(outcome, CheckFailed) and kind not in SILENT_KINDS):
             self.last_answer = now
-            self._silent_timeouts = 0
+            self._silent_timeouts, self._silent_since = 0, float("inf")
             status = facts.get("status")
             if status == 429 or (status == 503 and facts.get("retry_after")):
                 self.limiter.overloaded(f"{status} answers", epoch)
             elif outcome is None:
-                self.limiter.answered(now - started, held_back=self._waiting > 0 or crowded >= self.limiter.current)
+                self.limiter.answered(now - started, self._waiting > 0 or crowded >= self.limiter.current, self.shortest_allowed)
         elif kind == "timeout":
             self.timeouts += 1
-            # Queued behind an older check still in flight (a slow report), silence proves nothing.
-            first_in_line = all(other_started >= started for other_started, _, _ in self._entered.values())
-            if not answered and first_in_line:
+            allowed = float(getattr(outcome, "seconds", 0) or 0)
+            if allowed < self.longest_allowed:
+                # A short timeout (a latency budget on a slow report) left its request running at
+                # the host: the host may be busy with our abandoned work, so silence proves nothing.
+                self._abandoned_short = True
+            after_silence = self._silent_timeouts == 0 or started >= self._silent_since
+            if not answered and after_silence and not self._abandoned_short:
                 self._silent_timeouts += 1
+                self._silent_since = now
                 self.hung = self.hung or self._silent_timeouts >= HUNG_AFTER
             if others and not self.hung:
                 self.limiter.overloaded("timeouts", epoch)
@@ -253,9 +270,19 @@ class CheckScheduler:
         with self._lock:
             return self._gates.setdefault(host, HostGate(self._per_host, self._ceiling))
 
-    def submit(self, key: Hashable, func: Callable[[], object], host: str | None = None, retry_safe: bool = True) -> None:
+    def submit(
+        self, key: Hashable, func: Callable[[], object], host: str | None = None, retry_safe: bool = True, allowed_seconds: float = 0.0
+    ) -> None:
         """Run ``func`` in the pool, within ``host``'s limit. ``retry_safe`` False: the check sends
-        a request body (a POST), so a timeout is never retried: the first attempt may still apply."""
+        a request body (a POST), so a timeout is never retried: the first attempt may still apply.
+        ``allowed_seconds``: the check's own timeout (a host is judged hung only by checks given
+        as long as any other to it)."""
+        if host is not None:
+            gate = self._gate(host)
+            with gate._condition:
+                gate.longest_allowed = max(gate.longest_allowed, allowed_seconds)
+                if allowed_seconds:
+                    gate.shortest_allowed = min(gate.shortest_allowed or allowed_seconds, allowed_seconds)
         def timed() -> object:
             with self._lock:
                 if self._cancel_reason is not None:
@@ -286,9 +313,6 @@ class CheckScheduler:
             if gate.hung:
                 _note(failure, f"timed out while {crowd}; not retried alone: {host} stopped answering "
                                f"({HUNG_AFTER} checks in a row timed out with no answer at all)")
-                raise
-            if gate.timed_out_alone:  # the host hangs even without our load: no more retries
-                _note(failure, f"timed out while {crowd}; not retried alone: another check to it timed out alone")
                 raise
             if not retry_safe:
                 if answered:  # the host served others meanwhile: its own slowness, not a queue of ours
@@ -323,22 +347,25 @@ class CheckScheduler:
             raise CheckNotEvaluated(f"not evaluated: {failure.reason} while {crowd}, and the run stopped before the retry "
                                     "alone", kind="timeout_in_crowd")
         outcome: BaseException | None = None
+        sent = True
         try:
-            if gate.timed_out_alone or gate.hung:  # another check found the host hung while this one waited
+            if gate.hung:  # another check found the host hung while this one waited
+                sent = False
+                _note(failure, f"timed out while {crowd}; not retried alone: {host} stopped answering meanwhile")
                 raise failure
             result = func()
-        except CheckNotEvaluated:
+        except CheckNotEvaluated as spent:
+            outcome = spent
             raise failure from None  # the retry ran out of budget: the first attempt had its full time
         except CheckFailed as again:
             if again is failure:
                 raise
             outcome = again
-            gate.timed_out_alone = gate.timed_out_alone or again.kind == "timeout"
             again.reason += " (also when retried alone)"
             _note(again, f"first attempt: timed out while {crowd}")
             raise
         finally:
-            gate.leave(token, alone=True, outcome=outcome)
+            gate.leave(token, alone=True, outcome=outcome, sent=sent)
         if isinstance(result, CheckResult):
             # A pass alone proves nothing about our load: one hung backend of several behind a load
             # balancer looks the same. Say both, with what the host showed.

@@ -508,7 +508,7 @@ class SmokeController:
         scheduler = getattr(run, "scheduler", None)
         if scheduler is None:
             return []
-        return [f"checks in flight to {host}: {text}" for host, text in scheduler.host_limits().items() if "cut to" in text or "not answering" in text]
+        return [f"checks in flight to {host}: {text}" for host, text in scheduler.host_limits().items() if "cut to" in text or "stopped answering" in text]
 
     def _publish(self, session: pytest.Session) -> None:
         from . import publish

@@ -45,7 +45,7 @@ class CheckExecution:
         if run.concurrency <= 1 or len(items) <= 1:
             _add_backstops(session.config, items)
             return
-        from ..checks import safe_to_retry, target_host
+        from ..checks import allowed_seconds, safe_to_retry, target_host
         from ..checks.scheduler import CheckScheduler
 
         run.scheduler = CheckScheduler(min(run.concurrency, len(items)), per_host=run.per_host)
@@ -53,7 +53,8 @@ class CheckExecution:
             check = check_of(item)
             assert check is not None
             host = target_host(check, run.config.base_url)
-            run.scheduler.submit(check.node_name, functools.partial(run.run_pooled, check), host=host, retry_safe=safe_to_retry(check))
+            run.scheduler.submit(check.node_name, functools.partial(run.run_pooled, check), host=host, retry_safe=safe_to_retry(check),
+                                 allowed_seconds=allowed_seconds(check))
 
     @pytest.hookimpl(tryfirst=True, optionalhook=True)
     def pytest_timeout_set_timer(self, item: pytest.Item, settings: Any) -> bool | None:
