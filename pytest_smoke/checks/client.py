@@ -111,9 +111,10 @@ class BoundSession(SmokeSession):
         streamed = bool(kwargs.pop("stream", False))
         curl = self.curl(method_name, full_url, kwargs)
         label = f"{method_name} {self.redactor.text(full_url)}"
+        kwargs["stream"] = True  # read below, capped and within the deadline
 
         def send() -> requests.Response:
-            answer = super(BoundSession, self).request(method_name, full_url, *args, stream=True, **kwargs)
+            answer = super(BoundSession, self).request(method_name, full_url, *args, **kwargs)
             if not streamed:
                 self._read_whole(answer, deadline, label, f"reproduce: {curl}")
             return answer
@@ -122,10 +123,10 @@ class BoundSession(SmokeSession):
             response = run_with_deadline(send, deadline, what=label, abort=self.close)
         except NOT_SENDABLE:
             raise  # a URL no client can send: a bug in the test, not a verdict on the service
-        except CheckFailed as failure:  # the deadline, or the body cap
-            failure.reason = self.redactor.text(failure.reason)
-            failure.details = failure.details or f"reproduce: {curl}"
-            raise failure.with_traceback(None) from None  # the test's line, not the plugin's threads
+        except CheckFailed as bounded:  # the deadline, or the body cap
+            bounded.reason = self.redactor.text(bounded.reason)
+            bounded.details = bounded.details or f"reproduce: {curl}"
+            raise bounded.with_traceback(None) from None  # the test's line, not the plugin's threads
         except requests.RequestException as exc:
             failure = describe_error(exc, full_url, deadline, f"{method_name} {full_url}")
             failure.reason = self.redactor.text(failure.reason)

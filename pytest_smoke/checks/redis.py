@@ -31,14 +31,14 @@ class _CappedSocket:
         self._left = limit
 
     def recv(self, size: int, *flags: Any) -> bytes:
-        data = self._sock.recv(size, *flags)
+        data: bytes = self._sock.recv(size, *flags)
         self._left -= len(data)
         if self._left < 0:
             raise ReplyTooLarge()
         return data
 
     def recv_into(self, buffer: Any, size: int = 0, *flags: Any) -> int:
-        count = self._sock.recv_into(buffer, size, *flags)
+        count: int = self._sock.recv_into(buffer, size, *flags)
         self._left -= count
         if self._left < 0:
             raise ReplyTooLarge()
@@ -51,7 +51,7 @@ class _CappedSocket:
 def _capped(connection_class: Any) -> Any:
     """redis-py's connection class for the URL's scheme (TCP, TLS, Unix socket), reading at most MAX_REPLY_BYTES."""
 
-    class CappedConnection(connection_class):  # type: ignore[misc, valid-type]
+    class CappedConnection(connection_class):  # type: ignore[misc]
         def _connect(self) -> Any:
             return _CappedSocket(super()._connect(), MAX_REPLY_BYTES)
 

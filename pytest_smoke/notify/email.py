@@ -37,7 +37,7 @@ class BoundedSMTP(smtplib.SMTP):
     continuation lines forever would otherwise fill the memory of an abandoned thread)."""
 
     def getreply(self) -> tuple[int, bytes]:
-        if self.file is None:
+        if self.file is None and self.sock is not None:
             self.file = _CappedReader(self.sock.makefile("rb"), MAX_REPLY_BYTES)
         if isinstance(self.file, _CappedReader):
             self.file.left = MAX_REPLY_BYTES
