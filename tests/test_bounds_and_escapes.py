@@ -192,8 +192,10 @@ def test_a_gzip_bomb_read_through_smoke_http_fails_cleanly_in_bounded_memory(pyt
          "-k", "test_report", "-q"],
         cwd=pytester.path, env=env, capture_output=True, text=True, timeout=120,
     )
-    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-2000:]
+    # Our cap, not the service's fault: the required test is not evaluated (INCONCLUSIVE), never a rollback.
+    assert proc.returncode == 12, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert "GET " in proc.stdout and "/gzip-bomb: body over 1024 KiB after decompression" in proc.stdout
+    assert "INCONCLUSIVE" in proc.stdout
     assert "MemoryError" not in proc.stdout + proc.stderr
 
 
@@ -227,19 +229,24 @@ def test_a_metric_api_answer_is_capped_and_bounded_in_time(pytester, write_confi
     assert result.ret != 0
 
 
-def test_a_redis_reply_over_the_cap_is_a_clear_failure(redis_server):
+def test_a_redis_reply_over_the_cap_is_not_evaluated_never_a_failure(redis_server):
     import redis as redis_client
-    from test_dependencies import dep, fails
+    from test_dependencies import dep
+
+    from pytest_smoke.checks import CheckContext, CheckNotEvaluated, run_check
+    from pytest_smoke.model import Check
 
     client = redis_client.Redis.from_url(redis_server.url)
     client.set("smoke:big", b"x" * (3 * 1024 * 1024))
     try:
-        failure, _, _ = fails(dep("cache", "redis", url=redis_server.url, command="GET smoke:big"))
+        with pytest.raises(CheckNotEvaluated) as problem:  # our limit: never counts toward a rollback
+            run_check(Check.of("dependency", dep("cache", "redis", url=redis_server.url, command="GET smoke:big")), CheckContext())
     finally:
         client.delete("smoke:big")
         client.close()
-    assert failure.reason == f"Redis at 127.0.0.1:{redis_server.port} answered GET with more than 1024 KiB: not read further " \
-                             "(a smoke check reads a small reply: PING, or GET of a small key)"
+    assert problem.value.reason == (
+        f"not evaluated: Redis at 127.0.0.1:{redis_server.port} answered GET with more than 1024 KiB: not read further "
+        "(a smoke check reads a small reply: PING, or GET of a small key)")
 
 
 # -- pieces of secrets ------------------------------------------------------------------------------

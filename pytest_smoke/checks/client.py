@@ -15,7 +15,7 @@ from typing import Any, Mapping
 import requests
 
 from ..redact import Redactor
-from .base import CheckContext, CheckFailed, Deadline, run_with_deadline
+from .base import CheckContext, CheckFailed, CheckNotEvaluated, Deadline, run_with_deadline
 from .http import (
     MAX_BODY_BYTES,
     MAX_REDIRECTS,
@@ -50,8 +50,8 @@ class BoundSession(SmokeSession):
     Relative paths are joined to the base URL, as generated checks join their endpoints; the
     config's ``headers`` are sent; ``verify_tls``/``ca_bundle`` apply; every request gets
     ``timeout`` unless it passes its own, and that timeout bounds the whole exchange, body
-    included. A body is read up to ``max_body_bytes`` after decompression (1 MiB; more is a
-    failure, never memory growth), unless the request asks for ``stream=True`` and reads it
+    included. A body is read up to ``max_body_bytes`` after decompression (1 MiB; more is not
+    evaluated, never memory growth and never a verdict on the service), unless the request asks for ``stream=True`` and reads it
     itself. Proxies from the environment are ignored, as for checks.
     """
 
@@ -123,7 +123,7 @@ class BoundSession(SmokeSession):
             response = run_with_deadline(send, deadline, what=label, abort=self.close)
         except NOT_SENDABLE:
             raise  # a URL no client can send: a bug in the test, not a verdict on the service
-        except CheckFailed as bounded:  # the deadline, or the body cap
+        except (CheckFailed, CheckNotEvaluated) as bounded:  # the deadline, or the body cap
             bounded.reason = self.redactor.text(bounded.reason)
             bounded.details = bounded.details or f"reproduce: {curl}"
             raise bounded.with_traceback(None) from None  # the test's line, not the plugin's threads
@@ -163,7 +163,7 @@ class BoundSession(SmokeSession):
 
         try:
             return run_with_deadline(send, deadline, what=label, abort=self.close)
-        except CheckFailed as failure:
+        except (CheckFailed, CheckNotEvaluated) as failure:
             failure.reason = self.redactor.text(failure.reason)
             raise failure.with_traceback(None) from None
 
@@ -174,9 +174,10 @@ class BoundSession(SmokeSession):
         finally:
             answer.close()
         if over:
-            raise CheckFailed(
-                f"{label}: body over {self.max_body_bytes // 1024} KiB after decompression: not read further "
-                "(smoke_http.max_body_bytes raises the limit)",
+            # Our limit, not the service's fault: a large answer never counts toward a rollback.
+            raise CheckNotEvaluated(
+                f"not evaluated: {label}: body over {self.max_body_bytes // 1024} KiB after decompression: not read "
+                "further (smoke_http.max_body_bytes raises the limit)",
                 kind="body_too_large",
                 details=details,
             )

@@ -7,7 +7,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..specs import RedisSpec
-from .base import CheckContext, CheckFailed, CheckResult, Deadline, raised_while_reading, run_with_deadline
+from .base import CheckContext, CheckFailed, CheckNotEvaluated, CheckResult, Deadline, raised_while_reading, run_with_deadline
 
 DEFAULT_URL = "redis://localhost:6379/0"
 # Where redis-py reads and parses a server's answer: an error raised there is about the answer.
@@ -86,10 +86,10 @@ def check(spec: RedisSpec, ctx: CheckContext) -> CheckResult:
 
     try:
         return run_with_deadline(probe, deadline, what=f"Redis {where}", abort=client.close)
-    except ReplyTooLarge:
-        raise CheckFailed(
-            f"Redis at {where} answered {' '.join(command[:1])} with more than {MAX_REPLY_BYTES // 1024} KiB: not read further "
-            "(a smoke check reads a small reply: PING, or GET of a small key)",
+    except ReplyTooLarge:  # our limit, not the service's fault: never counts toward a rollback
+        raise CheckNotEvaluated(
+            f"not evaluated: Redis at {where} answered {' '.join(command[:1])} with more than {MAX_REPLY_BYTES // 1024} KiB: "
+            "not read further (a smoke check reads a small reply: PING, or GET of a small key)",
             kind="redis_command",
         ) from None
     except redis.AuthenticationError as exc:

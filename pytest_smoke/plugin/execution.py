@@ -160,7 +160,7 @@ class CheckExecution:
     def _custom_outcome(item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport) -> list[tuple[str, Any]]:
         """Narrowly: an assertion or a network error is a verdict on the service; any other
         exception in a developer's test (a KeyError, a TypeError) is a problem of the runner."""
-        from ..checks import CheckFailed, is_service_failure
+        from ..checks import CheckFailed, CheckNotEvaluated, is_service_failure
 
         if report.skipped and report.when in ("setup", "call"):
             if any(k == "smoke_outcome" for k, _ in report.user_properties):
@@ -172,6 +172,10 @@ class CheckExecution:
             # Raised through the smoke fixtures (smoke_http), in the test or in one of its fixtures
             # (a login, a readiness wait): a verdict on the service, as a generated check's failure.
             return _service_failure(call.excinfo.value)
+        if report.failed and call.excinfo is not None and isinstance(call.excinfo.value, CheckNotEvaluated) and report.when in ("setup", "call"):
+            # Raised through the smoke fixtures for a limit of ours (a body over smoke_http's cap):
+            # it says why, and it is never a verdict on the service.
+            return [encode("outcome", "not_evaluated"), encode("reason", call.excinfo.value.reason)]
         if report.failed and report.when == "call" and call.excinfo is not None:
             exc = call.excinfo.value
             if not _test_function_ran(item, call.excinfo):
