@@ -98,8 +98,9 @@ def bare_requests_per_call(url: str, count: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--only", choices=["overhead", "sixty"],
-                        help="one row alone: overhead (per-check overhead, e.g. with --repeat 21 for a steadier median) or sixty (row 1)")
+    parser.add_argument("--only", choices=["overhead", "sixty", "two-worker", "hung"],
+                        help="some rows alone: overhead (per-check overhead, e.g. with --repeat 21 for a steadier median), "
+                             "sixty (row 1), two-worker (the two-worker service) or hung (the hung host and start-up)")
     args = parser.parse_args()
     # As pip does on install: an editable checkout run with PYTHONDONTWRITEBYTECODE would compile
     # the plugin from source in every run, while pytest and requests load compiled. The tree the
@@ -121,7 +122,9 @@ def main() -> None:
             rows.append(per_check_overhead(work, root, empty, service.url, args.repeat))
         if args.only is None:
             rows.append(failing_against_passing(work, empty, service.url, args.repeat))
+        if args.only in (None, "two-worker"):
             rows.append(two_worker_service(work, root, empty, args.repeat))
+        if args.only in (None, "hung"):
             rows += hung_checks_and_start_up(work, empty, service, args.repeat)
 
     print(f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, median of {args.repeat}\n")

@@ -116,7 +116,7 @@ def test_a_timeout_under_load_is_retried_alone_and_says_so():
         scheduler.shutdown()
     assert len(attempts) == 2
     assert result.warnings[0] == (
-        "timed out while 1 other check(s) to h:80 were in flight, then passed when retried alone: either h:80 could not take "
+        "timed out while 1 other request of ours to h:80 was in flight or unanswered, then passed when retried alone: either h:80 could not take "
         "2 requests at once (its limit is now 2), or one of its backends hangs (1 of 3 requests to it timed out)"
     )
 

@@ -14,16 +14,22 @@ decrease, with the delay signal of Vegas; a slow answer never cuts it: slow is n
 ``max_concurrency_per_host`` fixes the limit instead. A host that answers nothing while two checks
 time out, one sent after the other went unanswered, is hung: the rest of its checks start at
 once, so ten hung checks cost a few timeouts, not ten.
+
+A request we stop waiting for is not stopped at the host: a sync worker keeps serving it. Until
+the host answers a request sent after it, such an abandoned request is our own load, so a timeout
+it may explain is retried alone once it has cleared, and judged "not evaluated" if it had not.
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import dataclass
 from typing import Callable, Hashable
 
-from .base import CheckFailed, CheckResult
+from .base import CheckFailed, CheckNotEvaluated, CheckResult
 
 DEFAULT_CONCURRENCY = 16
 # Where the adaptive per-host limit starts: a two-worker app server (gunicorn's common setting)
@@ -47,6 +53,15 @@ SILENT_KINDS = frozenset({"timeout", "connection_refused", "connection_reset", "
 
 def _note(failure: CheckFailed, line: str) -> None:
     failure.details = "\n".join(filter(None, [failure.details, line]))
+
+
+def _requests(count: int) -> str:
+    return f"{count} request{'s' if count != 1 else ''}"
+
+
+def _crowd(others: int, host: str) -> str:
+    """Our other requests at the host, in words: checks in flight and requests we had abandoned."""
+    return f"{others} other {_requests(others).split(' ', 1)[1]} of ours to {host} {'was' if others == 1 else 'were'} in flight or unanswered"
 
 
 class NotStarted(Exception):
@@ -92,24 +107,38 @@ class HostLimit:
             self.current += 1
             self.peak = max(self.peak, self.current)
 
-    def overloaded(self, why: str, epoch: int) -> bool:
+    def overloaded(self, why: str, epoch: int) -> None:
         """The host showed it had too much (a timeout in a crowd, 429, 503 with Retry-After):
-        halve the limit, once per epoch. True when this call cut it."""
+        halve the limit, once per epoch."""
         if self.fixed or epoch != self.epoch or self.current <= 1:
-            return False
+            return
         before, self.current = self.current, max(1, self.current // 2)
         self.cuts.append((before, self.current, why))
         self.epoch += 1
-        return True
 
     def describe(self) -> str:
         """"up to 12 at once, cut to 3 after a timeout" / "4 at once (fixed)"."""
         if self.fixed:
             return f"{self.current} at once (max_concurrency_per_host)"
         text = f"up to {self.peak} at once"
-        if self.cuts:
-            text += ", " + ", ".join(f"cut to {after} after {why}" for _, after, why in self.cuts)
+        said: list[tuple[int, str, int]] = []  # (to, why, times): the same cut again is said once
+        for _, after, why in self.cuts:
+            if said and said[-1][:2] == (after, why):
+                said[-1] = (after, why, said[-1][2] + 1)
+            else:
+                said.append((after, why, 1))
+        for after, why, times in said:
+            text += f", cut to {after} after {why}" + (f" ({times} times)" if times != 1 else "")
         return text
+
+
+@dataclass
+class Left:
+    """What a check's end at the gate says about its host."""
+
+    others: int  # our other requests at the host meanwhile: checks in flight, abandoned ones not yet cleared
+    answered: bool  # the host answered anything while the check was in flight
+    abandoned: int | None = None  # the serial of this check's own abandoned request (it timed out)
 
 
 class HostGate:
@@ -137,40 +166,76 @@ class HostGate:
         self._exclusive = False
         self._alone_waiting = 0  # "alone" waiters wait for another condition than a free slot
         self._closed = False  # the run stopped starting checks: nobody waiting gets a slot
+        # Requests we stopped waiting for (timeouts), by serial: when. A sync worker keeps serving
+        # one until it is done, so it is our load until the host answers a request sent after it.
+        self._abandoned: dict[int, float] = {}
+        self._serials = itertools.count()
         self._condition = threading.Condition()
 
-    def enter(self, token: int, alone: bool = False) -> bool:
+    def expect(self, allowed_seconds: float) -> None:
+        """A check with this timeout will be sent to the host."""
+        with self._condition:
+            self.longest_allowed = max(self.longest_allowed, allowed_seconds)
+            if allowed_seconds:
+                self.shortest_allowed = min(self.shortest_allowed or allowed_seconds, allowed_seconds)
+
+    def _lingering(self, own: int | None) -> int:
+        """Our abandoned requests the host has not shown it is through with, ``own`` aside."""
+        return len(self._abandoned) - (own in self._abandoned)
+
+    def enter(self, token: int) -> bool:
         """Wait for a slot; False (no slot taken) once the gate is closed: the check must not start."""
         with self._condition:
-            if alone:
-                self._alone_waiting += 1
-                try:
+            self._waiting += 1
+            try:
+                self._condition.wait_for(
+                    lambda: self._closed or self.opened or (not self._exclusive and len(self._in_flight) < self.limiter.current)
+                )
+            finally:
+                self._waiting -= 1
+            if self._closed:
+                return False
+            self._claim(token)
+            return True
+
+    def enter_alone(self, token: int, own: int | None) -> int | None:
+        """Wait to be the only request of ours at the host: no check in flight and, as far as other
+        checks' answers can show, no abandoned request (``own``, the check's first attempt, aside)
+        still served. Returns how many abandoned requests still lingered when it was sent (only
+        answers to other checks clear them: with none left to run, it goes anyway), or None once
+        the gate is closed."""
+        with self._condition:
+            self._alone_waiting += 1
+            try:
+                while True:
+                    # Other checks run meanwhile: their answers show the host got through our abandoned requests.
+                    self._condition.wait_for(
+                        lambda: self._closed or self.hung or not self._lingering(own) or not (self._in_flight or self._waiting)
+                    )
                     self._condition.wait_for(lambda: self._closed or not self._exclusive)
                     if self._closed:
-                        return False
+                        return None
                     self._exclusive = True
                     self._condition.wait_for(lambda: self._closed or not self._in_flight)
-                    if self._closed:
+                    lingering = self._lingering(own)
+                    if self._closed or (lingering and self._waiting and not self.hung):
+                        # Closed, or the checks that just ended left requests behind at the host: let
+                        # the waiting checks run (and clear them) before going alone.
                         self._exclusive = False
                         self._condition.notify_all()
-                        return False
-                finally:
-                    self._alone_waiting -= 1
-            else:
-                self._waiting += 1
-                try:
-                    self._condition.wait_for(
-                        lambda: self._closed or self.opened or (not self._exclusive and len(self._in_flight) < self.limiter.current)
-                    )
-                finally:
-                    self._waiting -= 1
-                if self._closed:
-                    return False
-            self._in_flight.add(token)
-            self._entered[token] = (time.monotonic(), len(self._in_flight), self.limiter.epoch)
-            for other in self._in_flight:
-                self._peak[other] = max(self._peak.get(other, 1), len(self._in_flight))
-            return True
+                        if self._closed:
+                            return None
+                        continue
+                    self._claim(token)
+                    return lingering
+            finally:
+                self._alone_waiting -= 1
+
+    def _claim(self, token: int) -> None:
+        self._in_flight.add(token)
+        self._entered[token] = (time.monotonic(), len(self._in_flight), self.limiter.epoch)
+        for other in self._in_flight:
+            self._peak[other] = max(self._peak.get(other, 1), len(self._in_flight))
 
     def close(self) -> None:
         """The run stops starting checks (fail_fast, -x, the run is over): wake every waiter."""
@@ -188,19 +253,15 @@ class HostGate:
         limit is the operator's and stays."""
         return self.hung and not self.limiter.fixed
 
-    def leave(self, token: int, alone: bool = False, outcome: BaseException | None = None, sent: bool = True) -> int:
+    def leave(self, token: int, alone: bool = False, outcome: BaseException | None = None, sent: bool = True) -> Left:
         """Leave, with what the check ended with (None: it passed; ``sent`` False: nothing was
-        sent, nothing to learn); returns the most checks that were in flight to this host beside this one."""
-        return self.leave_with(token, alone, outcome, sent)[0]
-
-    def leave_with(self, token: int, alone: bool = False, outcome: BaseException | None = None, sent: bool = True) -> tuple[int, bool]:
-        """:meth:`leave`, also returning whether the host answered anything while the check was in flight."""
+        sent, nothing to learn)."""
         with self._condition:
             others = self._peak.pop(token, 1) - 1
             limit = self.limiter.current
             if not sent:
                 self._entered.pop(token, None)
-            answered = self._learn(token, outcome, others)
+            left = self._learn(token, outcome, others)
             self._in_flight.discard(token)
             if alone:
                 self._exclusive = False
@@ -211,14 +272,14 @@ class HostGate:
                 self._condition.notify_all()
             else:
                 self._condition.notify()
-            return others, answered
+            return left
 
-    def _learn(self, token: int, outcome: BaseException | None, others: int) -> bool:
+    def _learn(self, token: int, outcome: BaseException | None, others: int) -> Left:
         """What the check's end says about the host: an answer (fast or not), a sign of overload,
-        or silence. Returns whether the host answered anything while the check was in flight."""
+        or silence."""
         entered = self._entered.pop(token, None)
         if entered is None:
-            return True
+            return Left(others, answered=True)
         started, crowded, epoch = entered
         answered = self.last_answer >= started
         now = time.monotonic()
@@ -228,6 +289,8 @@ class HostGate:
         if outcome is None or (isinstance(outcome, CheckFailed) and kind not in SILENT_KINDS):
             self.last_answer = now
             self._silent_timeouts, self._silent_since = 0, float("inf")
+            if self._abandoned:  # it answered a request sent after these: it is through them
+                self._abandoned = {serial: when for serial, when in self._abandoned.items() if when >= started}
             status = facts.get("status")
             if status == 429 or (status == 503 and facts.get("retry_after")):
                 self.limiter.overloaded(f"{status} answers", epoch)
@@ -235,6 +298,9 @@ class HostGate:
                 self.limiter.answered(now - started, self._waiting > 0 or crowded >= self.limiter.current, self.shortest_allowed)
         elif kind == "timeout":
             self.timeouts += 1
+            others += len(self._abandoned)
+            own = next(self._serials)
+            self._abandoned[own] = now
             allowed = float(getattr(outcome, "seconds", 0) or 0)
             if allowed < self.longest_allowed:
                 # A short timeout (a latency budget on a slow report) left its request running at
@@ -247,7 +313,8 @@ class HostGate:
                 self.hung = self.hung or self._silent_timeouts >= HUNG_AFTER
             if others and not self.hung:
                 self.limiter.overloaded("timeouts", epoch)
-        return answered
+            return Left(others, answered, own)
+        return Left(others, answered)
 
 
 class CheckScheduler:
@@ -278,11 +345,8 @@ class CheckScheduler:
         ``allowed_seconds``: the check's own timeout (a host is judged hung only by checks given
         as long as any other to it)."""
         if host is not None:
-            gate = self._gate(host)
-            with gate._condition:
-                gate.longest_allowed = max(gate.longest_allowed, allowed_seconds)
-                if allowed_seconds:
-                    gate.shortest_allowed = min(gate.shortest_allowed or allowed_seconds, allowed_seconds)
+            self._gate(host).expect(allowed_seconds)
+
         def timed() -> object:
             with self._lock:
                 if self._cancel_reason is not None:
@@ -305,27 +369,25 @@ class CheckScheduler:
         try:
             result = func()
         except CheckFailed as failure:
-            others, answered = gate.leave_with(token, outcome=failure)
+            left = gate.leave(token, outcome=failure)
             token = 0
-            if failure.kind != "timeout" or not others:
+            if failure.kind != "timeout" or not left.others:
                 raise
-            crowd = f"{others} other check(s) to {host} were in flight"
+            crowd = _crowd(left.others, host)
             if gate.hung:
                 _note(failure, f"timed out while {crowd}; not retried alone: {host} stopped answering "
                                f"({HUNG_AFTER} checks in a row timed out with no answer at all)")
                 raise
             if not retry_safe:
-                if answered:  # the host served others meanwhile: its own slowness, not a queue of ours
+                if left.answered:  # the host served others meanwhile: its own slowness, not a queue of ours
                     _note(failure, f"timed out while {crowd}, which were answered meanwhile; not retried alone, "
                                    "because it sends a request body and its first attempt may still be applied")
                     raise
-                from .base import CheckNotEvaluated
-
                 raise CheckNotEvaluated(
                     f"not evaluated: {failure.reason} while {crowd}, with no answer from {host} meanwhile; not retried, "
                     "because it sends a request body and its first attempt may still be applied", kind="timeout_in_crowd",
                 ) from None
-            return self._retry_alone(func, gate, host, failure, crowd, others)
+            return self._retry_alone(func, gate, host, failure, crowd, left)
         except BaseException as error:
             if token:
                 gate.leave(token, outcome=error)
@@ -337,12 +399,14 @@ class CheckScheduler:
             if token:
                 gate.leave(token)  # passed: an answer, and its time
 
-    def _retry_alone(self, func: Callable[[], object], gate: HostGate, host: str, failure: CheckFailed, crowd: str, others: int) -> object:
-        """Our own load may have caused the timeout: try once more with nothing else in flight."""
-        from .base import CheckNotEvaluated
-
+    def _retry_alone(
+        self, func: Callable[[], object], gate: HostGate, host: str, failure: CheckFailed, crowd: str, first: Left
+    ) -> object:
+        """Our own load may have caused the timeout: try once more with nothing else of ours at the
+        host, abandoned requests included as far as the host's answers show."""
         token = threading.get_ident()
-        if not gate.enter(token, alone=True):
+        lingering = gate.enter_alone(token, own=first.abandoned)
+        if lingering is None:
             # The run stopped before the retry: a timeout in a crowd may be our own load's doing.
             raise CheckNotEvaluated(f"not evaluated: {failure.reason} while {crowd}, and the run stopped before the retry "
                                     "alone", kind="timeout_in_crowd")
@@ -361,6 +425,12 @@ class CheckScheduler:
             if again is failure:
                 raise
             outcome = again
+            if again.kind == "timeout" and lingering and not gate.hung:
+                # Still behind requests we had abandoned: neither attempt was judged on its own.
+                raise CheckNotEvaluated(
+                    f"not evaluated: {failure.reason} while {crowd}, and again when retried, while {_requests(lingering)} "
+                    f"we had stopped waiting for may still have kept {host} busy", kind="timeout_in_crowd",
+                ) from None
             again.reason += " (also when retried alone)"
             _note(again, f"first attempt: timed out while {crowd}")
             raise
@@ -371,7 +441,7 @@ class CheckScheduler:
             # balancer looks the same. Say both, with what the host showed.
             result.warnings.insert(0, (
                 f"timed out while {crowd}, then passed when retried alone: either {host} could not take "
-                f"{others + 1} requests at once (its limit is now {gate.limit}), or one of its backends hangs "
+                f"{first.others + 1} requests at once (its limit is now {gate.limit}), or one of its backends hangs "
                 f"({gate.timeouts} of {gate.requests} requests to it timed out)"
             ))
         return result
