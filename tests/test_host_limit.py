@@ -88,9 +88,9 @@ def test_a_hung_hosts_remaining_checks_are_not_queued_behind_its_timeouts():
     results = run_all(scheduler, host, 10)
     # Every one is the service's timeout (never a pass, never "not started")...
     assert all(isinstance(r, CheckTimeout) for r in results)
-    # ...and once a check sent after the first round went unanswered timed out too (no answer at
-    # all: hung), the other seven ran together.
-    assert host.peak >= 10 - ADAPTIVE_START - 1
+    # ...and once the first round timed out before the host ever answered (hung), the other eight
+    # ran together: ten hung checks cost two timeouts.
+    assert host.peak >= 10 - ADAPTIVE_START
     assert scheduler.host_limits()["h:80"].endswith("(stopped answering: the rest started at once)")
 
 
@@ -165,3 +165,29 @@ def test_a_retry_behind_requests_we_abandoned_is_not_evaluated_not_failed():
             scheduler.result("check", timeout=30)
     finally:
         scheduler.shutdown()
+
+
+def test_a_host_slow_to_start_is_not_hung_its_first_answer_ends_that():
+    # The first two requests time out (a cold start) before the host ever answered: the rest start
+    # at once, they are answered, and the two that timed out are retried alone and pass.
+    lock, calls = threading.Lock(), []
+
+    def cold_then_fast():
+        with lock:
+            calls.append(1)
+            cold = len(calls) <= ADAPTIVE_START
+        time.sleep(0.3 if cold else 0.02)
+        if cold:
+            raise CheckTimeout(0.3, "GET /cold")
+        return CheckResult(summary="ok")
+
+    scheduler = CheckScheduler(max_workers=16)
+    for index in range(10):
+        scheduler.submit(index, cold_then_fast, host="h:80", allowed_seconds=0.3)
+    try:
+        results = [scheduler.result(index, timeout=30) for index in range(10)]
+    finally:
+        scheduler.shutdown()
+    assert all(isinstance(r, CheckResult) for r in results)
+    assert sum(bool(r.warnings) for r in results) == ADAPTIVE_START  # the two retried alone say so
+    assert "stopped answering" not in scheduler.host_limits()["h:80"]

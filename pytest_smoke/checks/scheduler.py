@@ -12,8 +12,10 @@ request queued behind the host's capacity would still fit the shortest timeout),
 a timeout in a crowd, a 429 or a 503 with Retry-After (TCP's additive increase, multiplicative
 decrease, with the delay signal of Vegas; a slow answer never cuts it: slow is not overloaded).
 ``max_concurrency_per_host`` fixes the limit instead. A host that answers nothing while two checks
-time out, one sent after the other went unanswered, is hung: the rest of its checks start at
-once, so ten hung checks cost a few timeouts, not ten.
+time out (one sent after the other went unanswered, or both in the first round, before it ever
+answered) is hung: the rest of its checks start at once, so ten hung checks cost two timeouts, not
+ten. Its first answer ends that: a cold start is not a hang, and the checks that timed out are
+judged only once the round that ran at once has ended.
 
 A request we stop waiting for is not stopped at the host: a sync worker keeps serving it. Until
 the host answers a request sent after it, such an abandoned request is our own load, so a timeout
@@ -45,7 +47,7 @@ FAST_SLACK_SECONDS = 0.05
 PROBE_MARGIN = 2.5
 
 
-HUNG_AFTER = 2  # silent timeouts, one sent after the other had gone unanswered, before a host counts as hung
+HUNG_AFTER = 2  # silent timeouts (one sent after the other had gone unanswered, or any before a first answer) before a host counts as hung
 
 # Failures that carry no answer from the host: the connection failed or nothing came back.
 SILENT_KINDS = frozenset({"timeout", "connection_refused", "connection_reset", "connection_error", "dns_failure", "tls_error"})
@@ -152,9 +154,10 @@ class HostGate:
         self.requests = 0
         self.timeouts = 0
         # HUNG_AFTER checks timed out with no answer at all from the host, each sent after the
-        # previous one had already gone unanswered, each given as long as any check to the host
-        # (a short timeout on a slow report proves nothing): the host hangs, whatever our load.
-        # Timeouts are no longer retried, and an adaptive gate no longer holds anyone back.
+        # previous one had already gone unanswered (or before the host ever answered), each given
+        # as long as any check to the host (a short timeout on a slow report proves nothing): the
+        # host hangs, whatever our load. An adaptive gate no longer holds anyone back, and a
+        # timeout is not retried once the checks in flight ended unanswered too. An answer ends it.
         self.hung = False
         self._silent_timeouts = 0
         self._silent_since = float("inf")  # when the last counted silent timeout happened
@@ -216,7 +219,8 @@ class HostGate:
                     if self._closed:
                         return None
                     self._exclusive = True
-                    self._condition.wait_for(lambda: self._closed or not self._in_flight)
+                    # An opened gate lets its queued checks in whatever the exclusive claim: they are the round to wait for.
+                    self._condition.wait_for(lambda: self._closed or not (self._in_flight or (self.opened and self._waiting)))
                     lingering = self._lingering(own)
                     if self._closed or (lingering and self._waiting and not self.hung):
                         # Closed, or the checks that just ended left requests behind at the host: let
@@ -247,6 +251,13 @@ class HostGate:
     def limit(self) -> int:
         return self.limiter.current
 
+    def still_hung(self) -> bool:
+        """Whether the host is hung once the checks queued or in flight to it have ended (an answer
+        to any of them ends it): a check that timed out is judged on the whole round, not on its start."""
+        with self._condition:
+            self._condition.wait_for(lambda: self._closed or not self.hung or not (self._in_flight or self._waiting))
+            return self.hung
+
     @property
     def opened(self) -> bool:
         """A hung host's remaining checks start at once, with their own timeouts; an explicit
@@ -258,7 +269,7 @@ class HostGate:
         sent, nothing to learn)."""
         with self._condition:
             others = self._peak.pop(token, 1) - 1
-            limit = self.limiter.current
+            limit, opened = self.limiter.current, self.opened
             if not sent:
                 self._entered.pop(token, None)
             left = self._learn(token, outcome, others)
@@ -268,7 +279,7 @@ class HostGate:
             # One freed slot is for one waiter; waking them all only to send most back to sleep
             # costs more than a fast check. An "alone" waiter, a raised limit or an opened gate
             # have room for more than one.
-            if alone or self._exclusive or self._alone_waiting or self.opened or self.limiter.current > limit:
+            if alone or self._exclusive or self._alone_waiting or opened or self.opened or self.limiter.current > limit:
                 self._condition.notify_all()
             else:
                 self._condition.notify()
@@ -289,6 +300,7 @@ class HostGate:
         if outcome is None or (isinstance(outcome, CheckFailed) and kind not in SILENT_KINDS):
             self.last_answer = now
             self._silent_timeouts, self._silent_since = 0, float("inf")
+            self.hung = False  # it answers: slow to start, perhaps, but not hung
             if self._abandoned:  # it answered a request sent after these: it is through them
                 self._abandoned = {serial: when for serial, when in self._abandoned.items() if when >= started}
             status = facts.get("status")
@@ -306,7 +318,7 @@ class HostGate:
                 # A short timeout (a latency budget on a slow report) left its request running at
                 # the host: the host may be busy with our abandoned work, so silence proves nothing.
                 self._abandoned_short = True
-            after_silence = self._silent_timeouts == 0 or started >= self._silent_since
+            after_silence = self._silent_timeouts == 0 or started >= self._silent_since or self.last_answer == float("-inf")
             if not answered and after_silence and not self._abandoned_short:
                 self._silent_timeouts += 1
                 self._silent_since = now
@@ -374,7 +386,7 @@ class CheckScheduler:
             if failure.kind != "timeout" or not left.others:
                 raise
             crowd = _crowd(left.others, host)
-            if gate.hung:
+            if gate.still_hung():
                 _note(failure, f"timed out while {crowd}; not retried alone: {host} stopped answering "
                                f"({HUNG_AFTER} checks in a row timed out with no answer at all)")
                 raise
