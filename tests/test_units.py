@@ -88,7 +88,8 @@ def test_the_per_host_limit_holds_while_the_pool_is_wider():
         scheduler.shutdown()
 
 
-def test_a_timeout_under_load_is_retried_alone_and_says_so():
+def retried_alone(slow_first: bool):
+    """A check that times out beside a neighbour the host answers meanwhile, then passes alone."""
     scheduler, crowd = CheckScheduler(max_workers=2, per_host=2), threading.Event()
     attempts = []
 
@@ -108,17 +109,38 @@ def test_a_timeout_under_load_is_retried_alone_and_says_so():
             raise CheckTimeout(1, "GET /slow")
         return CheckResult(summary="ok alone")
 
+    order = [("slow", times_out_in_a_crowd), ("neighbour", slow_neighbour)]
     try:
-        scheduler.submit("neighbour", slow_neighbour, host="h:80")
-        scheduler.submit("slow", times_out_in_a_crowd, host="h:80")
+        for key, check in order if slow_first else order[::-1]:
+            scheduler.submit(key, check, host="h:80")
         result = scheduler.result("slow")
     finally:
         scheduler.shutdown()
     assert len(attempts) == 2
+    return result, scheduler
+
+
+def test_a_timeout_among_as_many_as_the_host_answered_is_retried_alone_and_says_so():
+    # The neighbour was sent second and answered in time: the host took two at once, so the pass
+    # alone is a warning, naming both explanations and the likelier one.
+    result, _ = retried_alone(slow_first=True)
     assert result.warnings[0] == (
         "timed out while 1 other request of ours to h:80 was in flight or unanswered, then passed when retried alone: either h:80 could not take "
-        "2 requests at once (its limit is now 2), or one of its backends hangs (1 of 3 requests to it timed out)"
+        "2 requests at once (its limit is now 2), or one of its backends hangs (1 of 3 requests to it timed out); the likelier: a hung "
+        "backend, since it had answered in time with 2 checks in flight"
     )
+
+
+def test_a_timeout_among_more_than_the_host_answered_is_retried_quietly():
+    # Sent as the second in flight when the host had answered only one at a time: our probing's
+    # timeout. The pass is a pass, its summary says how, and the verdict's note counts it.
+    result, scheduler = retried_alone(slow_first=False)
+    assert result.warnings == []
+    assert result.summary == ("ok alone (passed when retried alone: the first attempt timed out as one of 2 checks in flight "
+                              "to h:80, more than it had answered in time at once)")
+    assert scheduler.host_limits(notable_only=True) == {
+        "h:80": "2 at once (max_concurrency_per_host); 1 timed out among more checks than it had answered in time at once and passed when retried alone"
+    }
 
 
 def test_a_failure_that_is_not_a_timeout_is_never_retried():

@@ -403,12 +403,15 @@ def test_a_crowded_timeout_is_retried_alone_before_it_counts(pytester, write_con
     write_config({"base_url": two_worker_app, "health_checks": slow_checks(12), "max_concurrency": 12, "max_concurrency_per_host": 12})
     result = run(pytester, "--smoke-report", "report.json")
     assert result.ret == 0
+    # Each timed out among more checks than the host had yet answered in time at once: our load,
+    # so a pass alone is a pass, and the note says how many needed it.
     result.stdout.fnmatch_lines(
-        ["⚠ WARNING: Non-critical test failed (deployment continues)",
-         "*timed out while * other request* of ours to 127.0.0.1:* in flight or unanswered, then passed when retried alone: either *"]
+        ["✓ Smoke tests passed (all health checks OK)",
+         "Note: checks in flight to 127.0.0.1:*: 12 at once (max_concurrency_per_host); * timed out among more checks than it had "
+         "answered in time at once and passed when retried alone"]
     )
     report = json.loads((pytester.path / "report.json").read_text())
-    assert report["verdict"]["critical"] == 0 and report["verdict"]["passed"] + report["verdict"]["warnings"] == 12
+    assert report["verdict"]["critical"] == 0 and report["verdict"]["passed"] == 12
 
 
 # -- root cause first: a dependency outage --------------------------------------------------------

@@ -140,6 +140,7 @@ class Left:
 
     others: int  # our other requests at the host meanwhile: checks in flight, abandoned ones not yet cleared
     answered: bool  # the host answered anything while the check was in flight
+    sent_among: int = 1  # checks in flight when it was sent, itself included
     abandoned: int | None = None  # the serial of this check's own abandoned request (it timed out)
 
 
@@ -153,6 +154,10 @@ class HostGate:
         self.last_answer = float("-inf")  # when the host last answered anything
         self.requests = 0
         self.timeouts = 0
+        # The most checks in flight when one was sent that was still answered in time: a load the
+        # host has shown it takes. A timeout sent among more was our probing, not its fault.
+        self.proven = 0
+        self.quiet_retries = 0  # such timeouts that passed when retried alone
         # HUNG_AFTER checks timed out with no answer at all from the host, each sent after the
         # previous one had already gone unanswered (or before the host ever answered), each given
         # as long as any check to the host (a short timeout on a slow report proves nothing): the
@@ -251,6 +256,23 @@ class HostGate:
     def limit(self) -> int:
         return self.limiter.current
 
+    def settled_retry(self, sent_among: int) -> int:
+        """A timed-out check passed alone: count it as our probing's if it was sent among more checks
+        than the host had answered in time at once. Returns that most."""
+        with self._condition:
+            if sent_among > self.proven:
+                self.quiet_retries += 1
+            return self.proven
+
+    def describe(self) -> str:
+        """The limit in words, and the timeouts our own load caused."""
+        with self._condition:
+            text = self.limiter.describe()
+            if self.quiet_retries:
+                text += (f"; {self.quiet_retries} timed out among more checks than it had answered in time at once "
+                         "and passed when retried alone")
+            return text
+
     def still_hung(self) -> bool:
         """Whether the host is hung once the checks queued or in flight to it have ended (an answer
         to any of them ends it): a check that timed out is judged on the whole round, not on its start."""
@@ -304,6 +326,8 @@ class HostGate:
             if self._abandoned:  # it answered a request sent after these: it is through them
                 self._abandoned = {serial: when for serial, when in self._abandoned.items() if when >= started}
             status = facts.get("status")
+            if outcome is None:
+                self.proven = max(self.proven, crowded)
             if status == 429 or (status == 503 and facts.get("retry_after")):
                 self.limiter.overloaded(f"{status} answers", epoch)
             elif outcome is None:
@@ -325,8 +349,8 @@ class HostGate:
                 self.hung = self.hung or self._silent_timeouts >= HUNG_AFTER
             if others and not self.hung:
                 self.limiter.overloaded("timeouts", epoch)
-            return Left(others, answered, own)
-        return Left(others, answered)
+            return Left(others, answered, crowded, own)
+        return Left(others, answered, crowded)
 
 
 class CheckScheduler:
@@ -449,21 +473,33 @@ class CheckScheduler:
         finally:
             gate.leave(token, alone=True, outcome=outcome, sent=sent)
         if isinstance(result, CheckResult):
-            # A pass alone proves nothing about our load: one hung backend of several behind a load
-            # balancer looks the same. Say both, with what the host showed.
-            result.warnings.insert(0, (
-                f"timed out while {crowd}, then passed when retried alone: either {host} could not take "
-                f"{first.others + 1} requests at once (its limit is now {gate.limit}), or one of its backends hangs "
-                f"({gate.timeouts} of {gate.requests} requests to it timed out)"
-            ))
+            proven = gate.settled_retry(first.sent_among)
+            if first.sent_among > proven:
+                # Sent among more checks than the host had yet answered in time: our probing's timeout.
+                result.summary += (f" (passed when retried alone: the first attempt timed out as one of {first.sent_among} "
+                                   f"checks in flight to {host}, more than it had answered in time at once)")
+            else:
+                # A pass alone proves nothing about our load: one hung backend of several behind a
+                # load balancer looks the same. Say both, with what the host showed.
+                result.warnings.insert(0, (
+                    f"timed out while {crowd}, then passed when retried alone: either {host} could not take "
+                    f"{first.others + 1} requests at once (its limit is now {gate.limit}), or one of its backends hangs "
+                    f"({gate.timeouts} of {gate.requests} requests to it timed out); the likelier: a hung backend, "
+                    f"since it had answered in time with {proven} checks in flight"
+                ))
         return result
 
-    def host_limits(self) -> dict[str, str]:
-        """Per host: the limit it reached and when it was cut, in words."""
+    def host_limits(self, notable_only: bool = False) -> dict[str, str]:
+        """Per host: the limit it reached and when it was cut, in words. ``notable_only``: only
+        where that says something (a cut, timeouts of our own making, a host that stopped answering)."""
         with self._lock:
             gates = dict(self._gates)
         said = {True: " (stopped answering: the rest started at once)", False: " (stopped answering: no retries alone)"}
-        return {host: gate.limiter.describe() + (said[gate.opened] if gate.hung else "") for host, gate in sorted(gates.items())}
+        return {
+            host: gate.describe() + (said[gate.opened] if gate.hung else "")
+            for host, gate in sorted(gates.items())
+            if not notable_only or gate.limiter.cuts or gate.quiet_retries or gate.hung
+        }
 
     def __contains__(self, key: Hashable) -> bool:
         """Whether the check was submitted to the pool (its result may have been taken since)."""

@@ -503,12 +503,13 @@ class SmokeController:
 
     def _load_notes(self) -> list[str]:
         """How much each host was asked to take at once, where that says something: the adaptive
-        limit was cut, or the host stopped answering ("api:443: up to 12 at once, cut to 3 after timeouts")."""
+        limit was cut, our load timed checks out, or the host stopped answering ("api:443: up to 12
+        at once, cut to 3 after timeouts")."""
         run = self.config.stash.get(smoke_run_key, None)
         scheduler = getattr(run, "scheduler", None)
         if scheduler is None:
             return []
-        return [f"checks in flight to {host}: {text}" for host, text in scheduler.host_limits().items() if "cut to" in text or "stopped answering" in text]
+        return [f"checks in flight to {host}: {text}" for host, text in scheduler.host_limits(notable_only=True).items()]
 
     def _publish(self, session: pytest.Session) -> None:
         from . import publish
