@@ -49,9 +49,12 @@ PLAIN_PYTEST = ("-p", "xdist.plugin", "-p", "pytest_timeout")
 SMOKE_PLUGIN = ("-p", "pytest_smoke.plugin.main")
 
 
-def pytest_wall(workdir: Path, *args: str, autoload: bool = False) -> float:
+def pytest_wall(workdir: Path, *args: str, autoload: bool = False, tree: str | None = None) -> float:
+    """One pytest run's wall time; ``tree``: import pytest_smoke from this checkout instead."""
     plugins = () if autoload else PLAIN_PYTEST + (SMOKE_PLUGIN if "--smoke-config" in args else ())
     env = dict(os.environ) if autoload else dict(os.environ, PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
+    if tree:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [tree, env.get("PYTHONPATH")]))
     started = time.perf_counter()
     subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *plugins, *args],
@@ -98,6 +101,9 @@ def bare_requests_per_call(url: str, count: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--baseline", metavar="TREE",
+                        help="another checkout (say `git archive OLD | tar -x -C TREE`): the overhead row runs its "
+                             "pytest_smoke too, interleaved with this one")
     parser.add_argument("--only", choices=["overhead", "sixty", "two-worker", "hung"],
                         help="some rows alone: overhead (per-check overhead, e.g. with --repeat 21 for a steadier median), "
                              "sixty (row 1), two-worker (the two-worker service) or hung (the hung host and start-up)")
@@ -106,6 +112,8 @@ def main() -> None:
     # the plugin from source in every run, while pytest and requests load compiled. The tree the
     # runs import (another one through PYTHONPATH, for a side-by-side comparison) is compiled.
     compileall.compile_dir(_package_dir(), quiet=1)
+    if args.baseline:
+        compileall.compile_dir(os.path.join(args.baseline, "pytest_smoke"), quiet=1)
     rows: list[tuple[str, str, str]] = []
     with DemoService() as service, tempfile.TemporaryDirectory() as tmp:
         # Separate folders, so no run collects another variant's tests.
@@ -119,7 +127,7 @@ def main() -> None:
         if args.only in (None, "sixty"):
             rows += sixty_checks(work, root, empty, service.url, args.repeat)
         if args.only in (None, "overhead"):
-            rows.append(per_check_overhead(work, root, empty, service.url, args.repeat))
+            rows.append(per_check_overhead(work, root, empty, service.url, args.repeat, args.baseline))
         if args.only is None:
             rows.append(failing_against_passing(work, empty, service.url, args.repeat))
         if args.only in (None, "two-worker"):
@@ -176,9 +184,9 @@ def sixty_checks(work: Path, root: Path, empty, base: str, repeat: int) -> list[
     return rows
 
 
-def per_check_overhead(work: Path, root: Path, empty, base: str, repeat: int) -> tuple[str, str, str]:
+def per_check_overhead(work: Path, root: Path, empty, base: str, repeat: int, baseline: str | None = None) -> tuple[str, str, str]:
     """Row 2: 1000 checks at 0 ms, against a hand-written pytest + requests suite (one parametrized
-    test, one Session) and a bare requests loop, side by side."""
+    test, one Session), a bare requests loop and, with ``baseline``, another checkout, side by side."""
     cfg = write(work, "thousand.json", {"base_url": base, "health_checks": [health(f"z{i}", f"/health?i={i}") for i in range(1000)]})
     hand_dir = root / "hand"
     hand_dir.mkdir()
@@ -188,15 +196,19 @@ def per_check_overhead(work: Path, root: Path, empty, base: str, repeat: int) ->
         "@pytest.mark.parametrize('i', range(1000))\ndef test_health(i):\n"
         f"    assert SESSION.get('{base}/health?i=%d' % i, timeout=5).status_code == 200\n"
     )
-    smoke_1000, hand_1000, empty_s = median_of(repeat, lambda: pytest_wall(work, "--smoke-config", cfg), lambda: pytest_wall(hand_dir), empty)
+    variants = [lambda: pytest_wall(work, "--smoke-config", cfg), lambda: pytest_wall(hand_dir), empty]
+    if baseline:
+        variants.append(lambda: pytest_wall(work, "--smoke-config", cfg, tree=baseline))
+    smoke_1000, hand_1000, empty_s, *old = median_of(repeat, *variants)
     bare = statistics.median(bare_requests_per_call(base + "/health", 1000) for _ in range(repeat))
     per_check = (smoke_1000 - empty_s) / 1000
     per_hand = (hand_1000 - empty_s) / 1000
+    against_old = f"; the baseline checkout {(old[0] - empty_s):.2f} ms per check" if old else ""
     return (
         "1000 checks at 0 ms",
         f"{per_check * 1000:.2f} ms per check over empty pytest",
         f"hand-written pytest + requests {per_hand * 1000:.2f} ms per test ({(per_check - per_hand) * 1000:+.2f} ms); "
-        f"bare requests loop {bare * 1000:.2f} ms per call",
+        f"bare requests loop {bare * 1000:.2f} ms per call{against_old}",
     )
 
 

@@ -182,6 +182,8 @@ class HostGate:
 
     def expect(self, allowed_seconds: float) -> None:
         """A check with this timeout will be sent to the host."""
+        if self.shortest_allowed <= allowed_seconds <= self.longest_allowed:
+            return  # nothing new; the lock would only make the run's submitting wait for its checks
         with self._condition:
             self.longest_allowed = max(self.longest_allowed, allowed_seconds)
             if allowed_seconds:
@@ -370,8 +372,11 @@ class CheckScheduler:
         self._abandon_reason = ""
 
     def _gate(self, host: str) -> HostGate:
-        with self._lock:
-            return self._gates.setdefault(host, HostGate(self._per_host, self._ceiling))
+        gate = self._gates.get(host)  # without the lock once it exists: every check asks
+        if gate is None:
+            with self._lock:
+                gate = self._gates.setdefault(host, HostGate(self._per_host, self._ceiling))
+        return gate
 
     def submit(
         self, key: Hashable, func: Callable[[], object], host: str | None = None, retry_safe: bool = True, allowed_seconds: float = 0.0
@@ -384,9 +389,9 @@ class CheckScheduler:
             self._gate(host).expect(allowed_seconds)
 
         def timed() -> object:
-            with self._lock:
-                if self._cancel_reason is not None:
-                    raise NotStarted(self._cancel_reason)
+            reason = self._cancel_reason  # set once; a check it misses by a hair is stopped at its host's gate
+            if reason is not None:
+                raise NotStarted(reason)
             started = time.monotonic()
             try:
                 return func() if host is None else self._run_gated(func, host, retry_safe)
