@@ -125,6 +125,41 @@ def test_fail_fast_abandons_checks_in_flight_once_a_rollback_is_due(pytester, wr
         )
 
 
+def test_a_rollback_that_needs_no_confirmation_does_not_wait_for_checks_not_yet_started(pytester, write_config, demo, kube):
+    # Without fail_fast: the readiness 503 makes the rollback certain and nobody confirms it, so the
+    # checks still queued are not started (they could not change it); the ones in flight finish.
+    demo.faults.add("ready-503")
+    slow = [health(f"slow{i}", "/slow?ms=500") for i in range(6)]
+    write_config({
+        "base_url": demo.url,
+        "auto_rollback": {"enabled": True, "requires_ops_confirmation": False},
+        "health_checks": [health("readiness", "/health/ready"), *slow],
+        "rollback_strategy": {"deployment": "django", "namespace": "prod", "kubeconfig": str(kube.kubeconfig)},
+    })
+    result = pytester.runpytest("--smoke-config", "smoke.json", "--smoke-report=report.json")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["*CRITICAL: Smoke tests failed - Rollback completed*",
+                                 "Not run (* required): slow*: not started: a rollback is due after the critical failure of readiness; "
+                                 "no check left could change that"])
+    checks = {c["name"]: c for c in json.loads((pytester.path / "report.json").read_text())["checks"]}
+    assert checks["readiness"]["status"] == "failed"
+    outcomes = [(checks[f"slow{i}"]["status"], checks[f"slow{i}"]["reason"]) for i in range(6)]
+    not_started = ("not_run", "not started: a rollback is due after the critical failure of readiness; no check left could change that")
+    assert all(outcome in (("passed", ""), not_started) for outcome in outcomes), outcomes
+    assert outcomes.count(not_started) >= 4  # at most the first round was in flight
+
+
+def test_a_rollback_that_waits_for_confirmation_gets_every_result(pytester, write_config, demo):
+    demo.faults.add("ready-503")
+    write_config({
+        "base_url": demo.url,
+        "auto_rollback": {"enabled": True, "requires_ops_confirmation": True},
+        "health_checks": [health("readiness", "/health/ready"), *(health(f"slow{i}", "/slow?ms=100") for i in range(4))],
+    })
+    result = pytester.runpytest("--smoke-config", "smoke.json")
+    result.assert_outcomes(passed=4, failed=1)  # a person decides: every check ran
+
+
 def test_fail_fast_waits_for_checks_in_flight_when_one_failure_is_not_yet_a_rollback(pytester, write_config, demo):
     demo.faults.add("ready-503")
     write_config({

@@ -29,7 +29,8 @@ class SmokeRun:
     """Everything one process knows about this smoke run."""
 
     def __init__(
-        self, config: SmokeConfig, concurrency: int, fail_fast: bool, per_host: int | None = None, extensions: Any = None
+        self, config: SmokeConfig, concurrency: int, fail_fast: bool, per_host: int | None = None, extensions: Any = None,
+        dry_run: bool = False,
     ):
         from ..checks import CheckContext
         from ..redact import Redactor
@@ -54,6 +55,7 @@ class SmokeRun:
         self.concurrency = concurrency
         self.per_host = per_host
         self.fail_fast = fail_fast
+        self.dry_run = dry_run  # --smoke-no-rollback
         self.scheduler: CheckScheduler | None = None
         self.consumed: set[str] = set()  # checks whose pooled result an item has already reported
         self.deselected_required: list[list[str]] = []  # [node id, name] of required custom tests deselected
@@ -88,18 +90,24 @@ class SmokeRun:
             return run_check(check, self.context, budget=self.budget)
 
     def run_pooled(self, check: Check) -> CheckResult:
-        """A check in the pool. With fail_fast, the first critical failure that makes a rollback
-        certain abandons the checks still in flight: the rollback does not wait for them."""
+        """A check in the pool. A critical failure that makes a rollback certain stops the checks
+        not yet started when the rollback needs no one's confirmation (they cannot change it, and
+        the broken deploy serves traffic meanwhile); with fail_fast it also abandons the checks in
+        flight, and the rollback does not wait for them."""
         from ..checks import CheckFailed
 
         try:
             return self.run_one(check)
         except CheckFailed:
-            if self.fail_fast and self.rollback_certain_after_one and check.required and check.rollback:
-                reason = f"fail_fast: a rollback is due after the critical failure of {check.name}"
-                self.stop_starting_checks(reason)
-                if self.scheduler is not None:
-                    self.scheduler.abandon(reason)
+            if check.required and check.rollback and self.rollback_certain_after_one:
+                if self.fail_fast:
+                    reason = f"fail_fast: a rollback is due after the critical failure of {check.name}"
+                    self.stop_starting_checks(reason)
+                    if self.scheduler is not None:
+                        self.scheduler.abandon(reason)
+                elif self.rollback_needs_no_one:
+                    self.stop_starting_checks(f"a rollback is due after the critical failure of {check.name}; "
+                                              "no check left could change that")
             raise
 
     @property
@@ -109,6 +117,13 @@ class SmokeRun:
         can tell, so the checks in flight are awaited.)"""
         auto = self.config.section("auto_rollback")
         return bool(auto.get("enabled")) and int(auto.get("critical_failure_threshold", 1)) <= 1
+
+    @property
+    def rollback_needs_no_one(self) -> bool:
+        """The rollback will be written without a person's confirmation (not a dry run either):
+        a person deciding is better served by every result."""
+        auto = self.config.section("auto_rollback")
+        return not auto.get("requires_ops_confirmation", True) and not self.dry_run
 
     def stop_starting_checks(self, reason: str) -> None:
         if self.stop_reason is None:

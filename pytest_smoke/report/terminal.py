@@ -219,10 +219,21 @@ def _critical(document: Document) -> Iterator[Line]:
         yield "Warnings (non-critical):", {"yellow": True}
         for check in warnings:
             yield f"- {check['name']}: {check['reason']}", {"yellow": True}
+    yield from _not_run(document)
     yield "", {}
     yield from _rollback_lines(document)
     yield "", {}
     yield from _timeline(document)
+
+
+def _not_run(document: Document) -> Iterator[Line]:
+    """Required checks a critical run cut off (fail_fast, a certain rollback, -x): named, by reason."""
+    by_reason: dict[str, list[Mapping[str, Any]]] = {}
+    for check in document["checks"]:
+        if check["required"] and check["status"] == "not_run":
+            by_reason.setdefault(str(check["reason"]), []).append(check)
+    for reason, checks in by_reason.items():
+        yield f"Not run ({len(checks)} required): {_names(checks)}: {reason}", {"yellow": True}
 
 
 def _rollback_lines(document: Document) -> Iterator[Line]:
