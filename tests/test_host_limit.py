@@ -144,27 +144,139 @@ def test_a_hung_host_ends_as_failures_and_the_verdict_says_it_stopped_answering(
     assert [c["failure_kind"] for c in report["checks"]] == ["timeout"] * 8
 
 
-def test_a_retry_behind_requests_we_abandoned_is_not_evaluated_not_failed():
-    # A report with a short budget times out beside a check; each request we stop waiting for may
-    # still be served, and nothing else answers to show the host got through it: the retry alone
-    # that times out again judged nothing of the service's own.
-    from pytest_smoke.checks.base import CheckNotEvaluated
+class SyncServer:
+    """A sync app server with ``workers`` workers and a queue, as gunicorn's: a request we stop
+    waiting for is still served to the end, and the ones behind it wait."""
 
-    scheduler = CheckScheduler(max_workers=4)
+    def __init__(self, workers: int):
+        self.free_at = [0.0] * workers  # when each worker is next free
+        self.lock = threading.Lock()
 
-    def times_out(seconds: float):
-        def check():
-            time.sleep(0.1)
-            raise CheckTimeout(seconds, "GET /slow")
-        return check
+    def check(self, name: str, service: float, timeout: float):
+        def run() -> CheckResult:
+            now = time.monotonic()
+            with self.lock:
+                worker = min(range(len(self.free_at)), key=self.free_at.__getitem__)
+                done = max(now, self.free_at[worker]) + service
+                self.free_at[worker] = done
+            if done - now > timeout:
+                time.sleep(timeout)
+                raise CheckTimeout(timeout, f"GET /{name}")
+            time.sleep(done - now)
+            return CheckResult(summary="ok")
+        return run
 
-    scheduler.submit("report", times_out(0.1), host="h:80", allowed_seconds=0.1)
-    scheduler.submit("check", times_out(1.0), host="h:80", allowed_seconds=1.0)
+
+def outcomes_of(checks, per_host=None):
+    """Run (name, check, timeout) through one scheduler; what each ended with."""
+    scheduler = CheckScheduler(max_workers=16, per_host=per_host)
+    for name, check, timeout in checks:
+        scheduler.submit(name, check, host="h:80", allowed_seconds=timeout)
     try:
-        with pytest.raises(CheckNotEvaluated, match=r"and again when retried, while \d requests? we had stopped waiting for may still have kept h:80 busy"):
-            scheduler.result("check", timeout=30)
+        return {name: _outcome(scheduler, name) for name, _, _ in checks}
     finally:
         scheduler.shutdown()
+
+
+def test_a_check_retried_behind_its_own_abandoned_attempt_is_not_failed():
+    # One worker, answers of 0.3 s under 0.4 s timeouts: the second check times out queued behind
+    # the first, and the worker still serves that abandoned attempt when the retry comes. The host
+    # gets one timeout to get through it: the retry passes (before: a critical failure).
+    server = SyncServer(workers=1)
+    results = outcomes_of([(name, server.check(name, 0.3, 0.4), 0.4) for name in ("a", "b")])
+    assert all(isinstance(r, CheckResult) for r in results.values()), results
+
+
+def test_slow_reports_with_short_budgets_do_not_fail_the_quick_checks_behind_them():
+    # Two reports of 0.8 s with 0.2 s budgets keep both workers busy after we stop waiting; the
+    # quick checks queued behind that work of ours pass, the reports do not.
+    server = SyncServer(workers=2)
+    checks = [(f"report{i}", server.check(f"report{i}", 0.8, 0.2), 0.2) for i in range(2)]
+    checks += [(f"ok{i}", server.check(f"ok{i}", 0.05, 0.4), 0.4) for i in range(10)]
+    results = outcomes_of(checks)
+    assert all(isinstance(results[f"ok{i}"], CheckResult) for i in range(10)), results
+    assert not any(isinstance(results[f"report{i}"], CheckResult) for i in range(2)), results
+
+
+def test_a_hung_host_under_a_fixed_limit_ends_every_check():
+    # Every check that timed out waits for the round before it is judged; under a fixed limit the
+    # gate never opens, and none may be left waiting for a wake-up that never comes.
+    host = Host(hung=True)
+    results = outcomes_of([(f"c{i}", host.check, 0.3) for i in range(4)], per_host=1)
+    assert all(isinstance(r, CheckTimeout) for r in results.values()), results
+
+
+def test_a_crowded_timeout_whose_retry_the_run_could_not_evaluate_is_not_evaluated():
+    # The first attempt timed out among others (our load); the retry alone was cut by the run
+    # budget: neither judged the service, so it is not its failure.
+    from pytest_smoke.checks.base import CheckNotEvaluated
+
+    attempts, neighbour_in = [], threading.Event()
+
+    def neighbour():
+        neighbour_in.set()
+        time.sleep(0.2)
+        return CheckResult(summary="ok")
+
+    def cut_by_the_budget():
+        attempts.append(1)
+        if len(attempts) == 1:
+            neighbour_in.wait(5)
+            time.sleep(0.1)
+            raise CheckTimeout(0.1, "GET /slow")
+        raise CheckNotEvaluated("not evaluated: the run budget of 4 s ran out before the check's own 2 s were up", kind="budget")
+
+    results = outcomes_of([("slow", cut_by_the_budget, 0.1), ("neighbour", neighbour, 1.0)], per_host=2)
+    assert isinstance(results["slow"], CheckNotEvaluated), results
+    assert "the retry alone was not evaluated (not evaluated: the run budget of 4 s ran out" in str(results["slow"])
+
+
+def test_the_likelier_explanation_is_said_only_where_the_answers_show_it():
+    from pytest_smoke.checks.scheduler import HostGate
+
+    def answers(alone: float, among_others: float) -> str:
+        gate = HostGate(None)
+        gate.enter(1)
+        time.sleep(alone)
+        gate.leave(1)
+        gate.enter(2)
+        gate.enter(3)  # sent second: among others
+        time.sleep(among_others)
+        gate.leave(3)
+        gate.leave(2)
+        return gate.likelier()
+
+    assert answers(0.01, 0.3).startswith("; the likelier: our load, its answers took ")
+    assert answers(0.3, 0.3).startswith("; the likelier: a hung backend, its answers took no longer with others in flight")
+
+
+def test_a_host_that_stops_answering_after_its_first_answer_is_still_a_failure():
+    # Answered once, then silent, checks with mixed timeouts: our abandoned requests cannot explain
+    # silence that lasts a whole timeout past them, so the host is hung and every check a failure
+    # (not "not evaluated", which would leave a hung service inconclusive).
+    scheduler = CheckScheduler(max_workers=4)
+
+    def hangs(seconds: float):
+        def check():
+            time.sleep(seconds)
+            raise CheckTimeout(seconds, "GET /hang")
+        return check
+
+    scheduler.submit("quick", lambda: CheckResult(summary="ok"), host="h:80", allowed_seconds=1.0)
+    for name, seconds in (("health", 0.2), ("orders", 0.4), ("users", 0.4)):
+        scheduler.submit(name, hangs(seconds), host="h:80", allowed_seconds=seconds)
+    try:
+        outcomes = {name: _outcome(scheduler, name) for name in ("health", "orders", "users")}
+    finally:
+        scheduler.shutdown()
+    assert all(isinstance(outcome, CheckTimeout) for outcome in outcomes.values()), outcomes
+
+
+def _outcome(scheduler, key):
+    try:
+        return scheduler.result(key, timeout=30)
+    except Exception as exc:  # noqa: BLE001 - what the check ended with
+        return exc
 
 
 def test_a_host_slow_to_start_is_not_hung_its_first_answer_ends_that():

@@ -24,9 +24,9 @@ it may explain is retried alone once it has cleared, and judged "not evaluated" 
 
 from __future__ import annotations
 
-import itertools
 import threading
 import time
+from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
 from typing import Callable, Hashable
@@ -45,6 +45,10 @@ FAST_SLACK_SECONDS = 0.05
 # The limit grows only while the host's fastest answer, this many times over, fits the shortest
 # timeout: one request over its capacity waits about one answer's time more.
 PROBE_MARGIN = 2.5
+# Answers this many times slower among others than alone show the host queued them; no slower
+# than this, it did not.
+SLOWED_RATIO = 1.5
+UNSLOWED_RATIO = 1.1
 
 
 HUNG_AFTER = 2  # silent timeouts (one sent after the other had gone unanswered, or any before a first answer) before a host counts as hung
@@ -141,7 +145,6 @@ class Left:
     others: int  # our other requests at the host meanwhile: checks in flight, abandoned ones not yet cleared
     answered: bool  # the host answered anything while the check was in flight
     sent_among: int = 1  # checks in flight when it was sent, itself included
-    abandoned: int | None = None  # the serial of this check's own abandoned request (it timed out)
 
 
 class HostGate:
@@ -149,7 +152,9 @@ class HostGate:
 
     def __init__(self, limit: int | None, ceiling: int = DEFAULT_CONCURRENCY):
         self.limiter = HostLimit(limit, ceiling)
-        self._entered: dict[int, tuple[float, int, int]] = {}  # per check: when, how many in flight, the limit's epoch
+        # Per check: when it was sent, how many were in flight (itself included), the limit's epoch,
+        # and how long before that we had last abandoned a request to the host.
+        self._entered: dict[int, tuple[float, int, int, float]] = {}
         self._waiting = 0  # checks queued for a slot: the limit is what holds them back
         self.last_answer = float("-inf")  # when the host last answered anything
         self.requests = 0
@@ -158,40 +163,47 @@ class HostGate:
         # host has shown it takes. A timeout sent among more was our probing, not its fault.
         self.proven = 0
         self.quiet_retries = 0  # such timeouts that passed when retried alone
+        self._latency = [(0.0, 0), (0.0, 0)]  # answers sent alone, sent among others: (seconds summed, count)
         # HUNG_AFTER checks timed out with no answer at all from the host, each sent after the
-        # previous one had already gone unanswered (or before the host ever answered), each given
-        # as long as any check to the host (a short timeout on a slow report proves nothing): the
-        # host hangs, whatever our load. An adaptive gate no longer holds anyone back, and a
+        # previous one had already gone unanswered (or before the host ever answered), each given as
+        # long as any check still to end there, none sent within its own timeout after we abandoned a
+        # request there (the host may have been busy with that): the host hangs, whatever our load. An adaptive gate no longer holds anyone back, and a
         # timeout is not retried once the checks in flight ended unanswered too. An answer ends it.
         self.hung = False
         self._silent_timeouts = 0
         self._silent_since = float("inf")  # when the last counted silent timeout happened
-        self.longest_allowed = 0.0  # the longest timeout of the checks submitted to this host
-        self._abandoned_short = False  # a check with a shorter timeout than others timed out
-        self.shortest_allowed = 0.0  # and the shortest (0: none known)
+        self.shortest_allowed = 0.0  # the shortest timeout of the checks submitted to this host (0: none known)
+        # The timeouts of the checks submitted and of those ended (appends need no lock): a host is
+        # judged hung only by checks given as long as any still to end.
+        self._allowed_submitted: list[float] = []
+        self._allowed_ended: list[float] = []
         self._in_flight: set[int] = set()
         self._peak: dict[int, int] = {}  # per check: the most checks in flight to the host at once
         self._exclusive = False
-        self._alone_waiting = 0  # "alone" waiters wait for another condition than a free slot
+        self._other_waiting = 0  # waiters for another condition than a free slot (alone, still hung): notify_all
+        self._retries_waiting = 0  # of which retries waiting to go alone
         self._closed = False  # the run stopped starting checks: nobody waiting gets a slot
-        # Requests we stopped waiting for (timeouts), by serial: when. A sync worker keeps serving
-        # one until it is done, so it is our load until the host answers a request sent after it.
-        self._abandoned: dict[int, float] = {}
-        self._serials = itertools.count()
+        # When we stopped waiting for a request (a timeout). A sync worker keeps serving it until it
+        # is done, so it is our load until the host answers a request sent after it.
+        self._abandoned: list[float] = []
         self._condition = threading.Condition()
 
     def expect(self, allowed_seconds: float) -> None:
         """A check with this timeout will be sent to the host."""
-        if self.shortest_allowed <= allowed_seconds <= self.longest_allowed:
+        self._allowed_submitted.append(allowed_seconds)
+        if not allowed_seconds or self.shortest_allowed and self.shortest_allowed <= allowed_seconds:
             return  # nothing new; the lock would only make the run's submitting wait for its checks
         with self._condition:
-            self.longest_allowed = max(self.longest_allowed, allowed_seconds)
-            if allowed_seconds:
-                self.shortest_allowed = min(self.shortest_allowed or allowed_seconds, allowed_seconds)
+            self.shortest_allowed = min(self.shortest_allowed or allowed_seconds, allowed_seconds)
 
-    def _lingering(self, own: int | None) -> int:
-        """Our abandoned requests the host has not shown it is through with, ``own`` aside."""
-        return len(self._abandoned) - (own in self._abandoned)
+    def ended(self, allowed_seconds: float) -> None:
+        """A check :meth:`expect` announced has ended, retries and all."""
+        self._allowed_ended.append(allowed_seconds)
+
+    def _longest_pending(self) -> float:
+        pending = Counter(self._allowed_submitted)
+        pending.subtract(self._allowed_ended)
+        return max((allowed for allowed, count in pending.items() if count > 0), default=0.0)
 
     def enter(self, token: int) -> bool:
         """Wait for a slot; False (no slot taken) once the gate is closed: the check must not start."""
@@ -208,27 +220,30 @@ class HostGate:
             self._claim(token)
             return True
 
-    def enter_alone(self, token: int, own: int | None) -> int | None:
-        """Wait to be the only request of ours at the host: no check in flight and, as far as other
-        checks' answers can show, no abandoned request (``own``, the check's first attempt, aside)
-        still served. Returns how many abandoned requests still lingered when it was sent (only
-        answers to other checks clear them: with none left to run, it goes anyway), or None once
-        the gate is closed."""
+    def enter_alone(self, token: int, patience: float) -> int | None:
+        """Wait to be the only request of ours at the host: no check in flight and, as far as the
+        host shows, none we abandoned still served (the check's own first attempt included). Other
+        checks' answers clear abandoned requests; with none left to run, the host gets ``patience``
+        seconds from the latest abandonment. Returns how many abandoned requests still lingered
+        when it was sent, or None once the gate is closed."""
         with self._condition:
-            self._alone_waiting += 1
+            self._other_waiting += 1
+            self._retries_waiting += 1
             try:
                 while True:
-                    # Other checks run meanwhile: their answers show the host got through our abandoned requests.
-                    self._condition.wait_for(
-                        lambda: self._closed or self.hung or not self._lingering(own) or not (self._in_flight or self._waiting)
-                    )
+                    while not (self._closed or self.hung or not self._abandoned):
+                        idle = not (self._in_flight or self._waiting)
+                        left = max(self._abandoned) + patience - time.monotonic()
+                        if idle and left <= 0:
+                            break
+                        self._condition.wait(timeout=left if idle else None)
                     self._condition.wait_for(lambda: self._closed or not self._exclusive)
                     if self._closed:
                         return None
                     self._exclusive = True
                     # An opened gate lets its queued checks in whatever the exclusive claim: they are the round to wait for.
                     self._condition.wait_for(lambda: self._closed or not (self._in_flight or (self.opened and self._waiting)))
-                    lingering = self._lingering(own)
+                    lingering = len(self._abandoned)
                     if self._closed or (lingering and self._waiting and not self.hung):
                         # Closed, or the checks that just ended left requests behind at the host: let
                         # the waiting checks run (and clear them) before going alone.
@@ -240,11 +255,13 @@ class HostGate:
                     self._claim(token)
                     return lingering
             finally:
-                self._alone_waiting -= 1
+                self._other_waiting -= 1
+                self._retries_waiting -= 1
 
     def _claim(self, token: int) -> None:
         self._in_flight.add(token)
-        self._entered[token] = (time.monotonic(), len(self._in_flight), self.limiter.epoch)
+        now = time.monotonic()
+        self._entered[token] = (now, len(self._in_flight), self.limiter.epoch, now - max(self._abandoned, default=float("-inf")))
         for other in self._in_flight:
             self._peak[other] = max(self._peak.get(other, 1), len(self._in_flight))
 
@@ -275,11 +292,35 @@ class HostGate:
                          "and passed when retried alone")
             return text
 
-    def still_hung(self) -> bool:
-        """Whether the host is hung once the checks queued or in flight to it have ended (an answer
-        to any of them ends it): a check that timed out is judged on the whole round, not on its start."""
+    def likelier(self) -> str:
+        """Which explanation of a pass alone the host's answers favour: did they slow down with
+        others in flight? (Endpoints differ, so only a clear difference says anything.)"""
         with self._condition:
-            self._condition.wait_for(lambda: self._closed or not self.hung or not (self._in_flight or self._waiting))
+            (alone_sum, alone_n), (crowd_sum, crowd_n) = self._latency
+        if not alone_n or not crowd_n:
+            return ""
+        ratio = (crowd_sum / crowd_n) / max(alone_sum / alone_n, 1e-6)
+        if ratio >= SLOWED_RATIO:
+            return f"; the likelier: our load, its answers took {ratio:.1f}x as long with others in flight"
+        if ratio <= UNSLOWED_RATIO:
+            return f"; the likelier: a hung backend, its answers took no longer with others in flight ({ratio:.1f}x)"
+        return ""
+
+    def still_hung(self, settled: bool = False) -> bool:
+        """Whether the host is hung once the checks queued or in flight to it have ended (an answer
+        to any of them ends it): a check that timed out is judged on the whole round, not on its
+        start. ``settled``: also once the retries waiting to go alone have gone (their silence may
+        yet show it hung)."""
+        def over() -> bool:
+            busy = self._in_flight or self._waiting or (settled and self._retries_waiting)
+            return self._closed or not busy or (not self.hung and not settled)
+
+        with self._condition:
+            self._other_waiting += 1
+            try:
+                self._condition.wait_for(over)
+            finally:
+                self._other_waiting -= 1
             return self.hung
 
     @property
@@ -303,7 +344,7 @@ class HostGate:
             # One freed slot is for one waiter; waking them all only to send most back to sleep
             # costs more than a fast check. An "alone" waiter, a raised limit or an opened gate
             # have room for more than one.
-            if alone or self._exclusive or self._alone_waiting or opened or self.opened or self.limiter.current > limit:
+            if alone or self._exclusive or self._other_waiting or opened or self.opened or self.limiter.current > limit:
                 self._condition.notify_all()
             else:
                 self._condition.notify()
@@ -315,7 +356,7 @@ class HostGate:
         entered = self._entered.pop(token, None)
         if entered is None:
             return Left(others, answered=True)
-        started, crowded, epoch = entered
+        started, crowded, epoch, since_abandoned = entered
         answered = self.last_answer >= started
         now = time.monotonic()
         self.requests += 1
@@ -326,10 +367,12 @@ class HostGate:
             self._silent_timeouts, self._silent_since = 0, float("inf")
             self.hung = False  # it answers: slow to start, perhaps, but not hung
             if self._abandoned:  # it answered a request sent after these: it is through them
-                self._abandoned = {serial: when for serial, when in self._abandoned.items() if when >= started}
+                self._abandoned = [when for when in self._abandoned if when >= started]
             status = facts.get("status")
             if outcome is None:
                 self.proven = max(self.proven, crowded)
+                total, count = self._latency[crowded > 1]
+                self._latency[crowded > 1] = (total + now - started, count + 1)
             if status == 429 or (status == 503 and facts.get("retry_after")):
                 self.limiter.overloaded(f"{status} answers", epoch)
             elif outcome is None:
@@ -337,21 +380,18 @@ class HostGate:
         elif kind == "timeout":
             self.timeouts += 1
             others += len(self._abandoned)
-            own = next(self._serials)
-            self._abandoned[own] = now
-            allowed = float(getattr(outcome, "seconds", 0) or 0)
-            if allowed < self.longest_allowed:
-                # A short timeout (a latency budget on a slow report) left its request running at
-                # the host: the host may be busy with our abandoned work, so silence proves nothing.
-                self._abandoned_short = True
+            self._abandoned.append(now)
             after_silence = self._silent_timeouts == 0 or started >= self._silent_since or self.last_answer == float("-inf")
-            if not answered and after_silence and not self._abandoned_short:
+            # Given less time than another check still to end at the host (a latency budget on a slow report), or
+            # sent sooner after we abandoned a request there than its own timeout (the host may still
+            # be busy with our work): its silence proves nothing.
+            allowed = float(getattr(outcome, "seconds", 0) or 0)
+            if not answered and after_silence and since_abandoned >= allowed and allowed >= self._longest_pending():
                 self._silent_timeouts += 1
                 self._silent_since = now
                 self.hung = self.hung or self._silent_timeouts >= HUNG_AFTER
             if others and not self.hung:
                 self.limiter.overloaded("timeouts", epoch)
-            return Left(others, answered, crowded, own)
         return Left(others, answered, crowded)
 
 
@@ -383,8 +423,9 @@ class CheckScheduler:
     ) -> None:
         """Run ``func`` in the pool, within ``host``'s limit. ``retry_safe`` False: the check sends
         a request body (a POST), so a timeout is never retried: the first attempt may still apply.
-        ``allowed_seconds``: the check's own timeout (a host is judged hung only by checks given
-        as long as any other to it)."""
+        ``allowed_seconds``: the check's own timeout (the limit grows only while the host's fastest
+        answer, PROBE_MARGIN times over, fits the shortest; a host is judged hung only by checks
+        given the longest)."""
         if host is not None:
             self._gate(host).expect(allowed_seconds)
 
@@ -397,6 +438,8 @@ class CheckScheduler:
                 return func() if host is None else self._run_gated(func, host, retry_safe)
             finally:
                 self._seconds[key] = time.monotonic() - started
+                if host is not None:
+                    self._gate(host).ended(allowed_seconds)
 
         future = self._pool.submit(timed)
         with self._lock:
@@ -446,13 +489,13 @@ class CheckScheduler:
         """Our own load may have caused the timeout: try once more with nothing else of ours at the
         host, abandoned requests included as far as the host's answers show."""
         token = threading.get_ident()
-        lingering = gate.enter_alone(token, own=first.abandoned)
+        lingering = gate.enter_alone(token, patience=float(getattr(failure, "seconds", 0) or 0))
         if lingering is None:
             # The run stopped before the retry: a timeout in a crowd may be our own load's doing.
             raise CheckNotEvaluated(f"not evaluated: {failure.reason} while {crowd}, and the run stopped before the retry "
                                     "alone", kind="timeout_in_crowd")
         outcome: BaseException | None = None
-        sent = True
+        sent, inside = True, True
         try:
             if gate.hung:  # another check found the host hung while this one waited
                 sent = False
@@ -460,13 +503,15 @@ class CheckScheduler:
                 raise failure
             result = func()
         except CheckNotEvaluated as spent:
-            outcome = spent
-            raise failure from None  # the retry ran out of budget: the first attempt had its full time
+            outcome = spent  # the first attempt was crowded by our own load, the retry judged nothing
+            raise CheckNotEvaluated(f"not evaluated: {failure.reason} while {crowd}, and the retry alone was not evaluated "
+                                    f"({spent})", kind=getattr(spent, "kind", "timeout_in_crowd")) from None
         except CheckFailed as again:
             if again is failure:
                 raise
-            outcome = again
-            if again.kind == "timeout" and lingering and not gate.hung:
+            gate.leave(token, alone=True, outcome=again)  # first: its own silence may show the host hung
+            inside = False
+            if again.kind == "timeout" and lingering and not gate.still_hung(settled=True):
                 # Still behind requests we had abandoned: neither attempt was judged on its own.
                 raise CheckNotEvaluated(
                     f"not evaluated: {failure.reason} while {crowd}, and again when retried, while {_requests(lingering)} "
@@ -476,7 +521,8 @@ class CheckScheduler:
             _note(again, f"first attempt: timed out while {crowd}")
             raise
         finally:
-            gate.leave(token, alone=True, outcome=outcome, sent=sent)
+            if inside:
+                gate.leave(token, alone=True, outcome=outcome, sent=sent)
         if isinstance(result, CheckResult):
             proven = gate.settled_retry(first.sent_among)
             if first.sent_among > proven:
@@ -489,8 +535,7 @@ class CheckScheduler:
                 result.warnings.insert(0, (
                     f"timed out while {crowd}, then passed when retried alone: either {host} could not take "
                     f"{first.others + 1} requests at once (its limit is now {gate.limit}), or one of its backends hangs "
-                    f"({gate.timeouts} of {gate.requests} requests to it timed out); the likelier: a hung backend, "
-                    f"since it had answered in time with {proven} checks in flight"
+                    f"({gate.timeouts} of {gate.requests} requests to it timed out){gate.likelier()}"
                 ))
         return result
 
