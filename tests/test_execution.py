@@ -149,6 +149,21 @@ def test_a_rollback_that_needs_no_confirmation_does_not_wait_for_checks_not_yet_
     assert outcomes.count(not_started) >= 4  # at most the first round was in flight
 
 
+def test_a_rollback_a_check_could_still_veto_waits_for_every_check(pytester, write_config, demo, kube):
+    # A rollback: false dependency may explain the failure (then no rollback helps), so the checks
+    # queued behind the 503 still run, even with no confirmation.
+    demo.faults.add("ready-503")
+    write_config({
+        "base_url": demo.url,
+        "auto_rollback": {"enabled": True, "requires_ops_confirmation": False},
+        "health_checks": [health("readiness", "/health/ready"), *(health(f"slow{i}", "/slow?ms=300") for i in range(4))],
+        "dependency_checks": [{"name": "shared", "type": "http", "url": f"{demo.url}/health", "rollback": False}],
+        "rollback_strategy": {"deployment": "django", "namespace": "prod", "kubeconfig": str(kube.kubeconfig)},
+    })
+    result = pytester.runpytest("--smoke-config", "smoke.json")
+    result.assert_outcomes(passed=5, failed=1)
+
+
 def test_a_rollback_that_waits_for_confirmation_gets_every_result(pytester, write_config, demo):
     demo.faults.add("ready-503")
     write_config({

@@ -303,3 +303,38 @@ def test_a_host_slow_to_start_is_not_hung_its_first_answer_ends_that():
     assert all(isinstance(r, CheckResult) for r in results)
     assert sum(bool(r.warnings) for r in results) == ADAPTIVE_START  # the two retried alone say so
     assert "stopped answering" not in scheduler.host_limits()["h:80"]
+
+
+def test_on_error_sees_only_what_a_check_finally_ended_with():
+    # A crowded first attempt that times out is the scheduler's to judge (retried alone here, and
+    # passing): whoever acts on failures (fail_fast, a certain rollback) must not see it.
+    from pytest_smoke.checks.base import CheckFailed
+
+    seen, attempts, neighbour_in = [], [], threading.Event()
+
+    def neighbour():
+        neighbour_in.set()
+        time.sleep(0.2)
+        return CheckResult(summary="ok")
+
+    def times_out_then_passes_alone():
+        attempts.append(1)
+        if len(attempts) == 1:
+            neighbour_in.wait(5)
+            time.sleep(0.1)
+            raise CheckTimeout(0.1, "GET /slow")
+        return CheckResult(summary="ok alone")
+
+    def fails():
+        raise CheckFailed("GET /broken returned 500", kind="server_error")
+
+    scheduler = CheckScheduler(max_workers=4, per_host=2)
+    scheduler.submit("slow", times_out_then_passes_alone, host="h:80", allowed_seconds=0.1, on_error=seen.append)
+    scheduler.submit("neighbour", neighbour, host="h:80", allowed_seconds=1.0, on_error=seen.append)
+    scheduler.submit("broken", fails, host="other:80", allowed_seconds=1.0, on_error=seen.append)
+    try:
+        assert isinstance(_outcome(scheduler, "slow"), CheckResult)
+        assert isinstance(_outcome(scheduler, "broken"), CheckFailed)
+    finally:
+        scheduler.shutdown()
+    assert [str(error) for error in seen] == ["GET /broken returned 500"]

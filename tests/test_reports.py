@@ -86,11 +86,40 @@ def test_terminal_shape_warnings_only(pytester, write_config, demo):
         "Impact: Minor feature degradation",
         "Monitoring: Alert if pattern persists",
         "Action: Check liveness, rate-limiting status in next 30min",
-        "  liveness: Check pod health and recent restarts: kubectl get pods -l app=DEPLOYMENT -n default",
-        "  liveness: Read the logs of the new version: kubectl logs deploy/DEPLOYMENT -n default --since=10m",
+        # No Deployment in the config: no kubectl step with a placeholder for one.
         "  rate-limiting: Check the rate-limit middleware or gateway policy shipped with this release",
         "Re-run: pytest --smoke-config smoke.json -q --smoke-concurrency 1",
     ]
+
+
+def test_advice_names_only_what_the_config_has(pytester, write_config, demo):
+    # No rollback_strategy, no wait_for_rollout: no Deployment to name, so no kubectl command with
+    # a placeholder in any output; the advice that needs none stays.
+    demo.faults.add("ready-503")
+    write_config({"base_url": demo.url, "health_checks": [health("readiness", "/health/ready")]})
+    result = pytester.runpytest("--smoke-config", "smoke.json", "--smoke-report=report.json", "--smoke-markdown=report.md")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["Next: Check the dependency checks in this report for the root cause"])
+    outputs = result.stdout.str() + (pytester.path / "report.json").read_text() + (pytester.path / "report.md").read_text()
+    assert "DEPLOYMENT" not in outputs and "kubectl" not in outputs
+    assert json.loads((pytester.path / "report.json").read_text())["manual_rollback_command"] == ""
+
+
+def test_markdown_remediation_nests_alike_in_commonmark_and_python_markdown(pytester, write_config, demo):
+    import markdown
+    from markdown_it import MarkdownIt
+
+    demo.faults.update({"ready-503", "live-hang"})
+    write_config({"base_url": demo.url, "health_checks": [health("readiness", "/health/ready"), health("liveness", "/health/live", timeout_seconds=1)]})
+    pytester.runpytest("--smoke-config", "smoke.json", "--smoke-markdown=report.md")
+    text = (pytester.path / "report.md").read_text()
+    remediation = text.split("### Remediation", 1)[1].split("\n### ", 1)[0]
+    for html in (MarkdownIt("commonmark").render(remediation), markdown.markdown(remediation)):
+        # One numbered item per check, each with its steps in a list of its own (Python-Markdown
+        # flattened 3-space nesting into one numbered list of every line).
+        items = re.findall(r"<li>(.*?)</li>\s*(?=<li><strong>|</ol>)", html, flags=re.S)
+        assert len(items) == 2, html
+        assert all("<ul>" in item for item in items), html
 
 
 def test_terminal_shape_critical_with_rollback(pytester, write_config, demo, kube):

@@ -403,15 +403,13 @@ def test_a_crowded_timeout_is_retried_alone_before_it_counts(pytester, write_con
     write_config({"base_url": two_worker_app, "health_checks": slow_checks(12), "max_concurrency": 12, "max_concurrency_per_host": 12})
     result = run(pytester, "--smoke-report", "report.json")
     assert result.ret == 0
-    # Each timed out among more checks than the host had yet answered in time at once: our load,
-    # so a pass alone is a pass, and the note says how many needed it.
-    result.stdout.fnmatch_lines(
-        ["✓ Smoke tests passed (all health checks OK)",
-         "Note: checks in flight to 127.0.0.1:*: 12 at once (max_concurrency_per_host); * timed out among more checks than it had "
-         "answered in time at once and passed when retried alone"]
-    )
+    # A check that timed out among more than the host had yet answered in time at once passes
+    # quietly (the note counts it); one sent among fewer, near that edge, is a warning naming both
+    # explanations. Either way it passed alone, and nothing is critical.
+    result.stdout.fnmatch_lines(["Note: checks in flight to 127.0.0.1:*: 12 at once (max_concurrency_per_host)*"])
+    assert "passed when retried alone" in result.stdout.str()
     report = json.loads((pytester.path / "report.json").read_text())
-    assert report["verdict"]["critical"] == 0 and report["verdict"]["passed"] == 12
+    assert report["verdict"]["critical"] == 0 and report["verdict"]["passed"] + report["verdict"]["warnings"] == 12
 
 
 # -- root cause first: a dependency outage --------------------------------------------------------

@@ -145,6 +145,7 @@ class Left:
     others: int  # our other requests at the host meanwhile: checks in flight, abandoned ones not yet cleared
     answered: bool  # the host answered anything while the check was in flight
     sent_among: int = 1  # checks in flight when it was sent, itself included
+    abandoned_at: float | None = None  # it timed out: when we stopped waiting for it
 
 
 class HostGate:
@@ -220,12 +221,14 @@ class HostGate:
             self._claim(token)
             return True
 
-    def enter_alone(self, token: int, patience: float) -> int | None:
+    def enter_alone(self, token: int, patience: float, own: float | None = None) -> int | None:
         """Wait to be the only request of ours at the host: no check in flight and, as far as the
-        host shows, none we abandoned still served (the check's own first attempt included). Other
-        checks' answers clear abandoned requests; with none left to run, the host gets ``patience``
-        seconds from the latest abandonment. Returns how many abandoned requests still lingered
-        when it was sent, or None once the gate is closed."""
+        host shows, none we abandoned still served (the check's own first attempt, abandoned at
+        ``own``, included). Other checks' answers clear abandoned requests; with none left to run,
+        the host gets ``patience`` seconds (the check's timeout) from the latest abandonment.
+        Returns how many abandoned requests may still have been served when it was sent (its own
+        first attempt not, once it is ``patience`` old: a healthy endpoint has answered it by then,
+        so a retry still unanswered is the endpoint's failure), or None once the gate is closed."""
         with self._condition:
             self._other_waiting += 1
             self._retries_waiting += 1
@@ -244,6 +247,8 @@ class HostGate:
                     # An opened gate lets its queued checks in whatever the exclusive claim: they are the round to wait for.
                     self._condition.wait_for(lambda: self._closed or not (self._in_flight or (self.opened and self._waiting)))
                     lingering = len(self._abandoned)
+                    if own in self._abandoned and time.monotonic() - own >= patience:
+                        lingering -= 1
                     if self._closed or (lingering and self._waiting and not self.hung):
                         # Closed, or the checks that just ended left requests behind at the host: let
                         # the waiting checks run (and clear them) before going alone.
@@ -392,6 +397,7 @@ class HostGate:
                 self.hung = self.hung or self._silent_timeouts >= HUNG_AFTER
             if others and not self.hung:
                 self.limiter.overloaded("timeouts", epoch)
+            return Left(others, answered, crowded, now)
         return Left(others, answered, crowded)
 
 
@@ -410,6 +416,7 @@ class CheckScheduler:
         self._gates: dict[str, HostGate] = {}
         self._abandoned: Future[object] = Future()  # done once the run stops waiting for checks in flight
         self._abandon_reason = ""
+        self._abandon_cause: Hashable = None  # the check whose failure abandoned the run: its item takes its result
 
     def _gate(self, host: str) -> HostGate:
         gate = self._gates.get(host)  # without the lock once it exists: every check asks
@@ -419,13 +426,15 @@ class CheckScheduler:
         return gate
 
     def submit(
-        self, key: Hashable, func: Callable[[], object], host: str | None = None, retry_safe: bool = True, allowed_seconds: float = 0.0
+        self, key: Hashable, func: Callable[[], object], host: str | None = None, retry_safe: bool = True, allowed_seconds: float = 0.0,
+        on_error: Callable[[BaseException], None] | None = None,
     ) -> None:
         """Run ``func`` in the pool, within ``host``'s limit. ``retry_safe`` False: the check sends
         a request body (a POST), so a timeout is never retried: the first attempt may still apply.
         ``allowed_seconds``: the check's own timeout (the limit grows only while the host's fastest
         answer, PROBE_MARGIN times over, fits the shortest; a host is judged hung only by checks
-        given the longest)."""
+        given the longest). ``on_error``: called with what the check finally ended with (retries
+        judged), before its item sees it."""
         if host is not None:
             self._gate(host).expect(allowed_seconds)
 
@@ -436,6 +445,10 @@ class CheckScheduler:
             started = time.monotonic()
             try:
                 return func() if host is None else self._run_gated(func, host, retry_safe)
+            except BaseException as error:
+                if on_error is not None:
+                    on_error(error)
+                raise
             finally:
                 self._seconds[key] = time.monotonic() - started
                 if host is not None:
@@ -489,7 +502,7 @@ class CheckScheduler:
         """Our own load may have caused the timeout: try once more with nothing else of ours at the
         host, abandoned requests included as far as the host's answers show."""
         token = threading.get_ident()
-        lingering = gate.enter_alone(token, patience=float(getattr(failure, "seconds", 0) or 0))
+        lingering = gate.enter_alone(token, patience=float(getattr(failure, "seconds", 0) or 0), own=first.abandoned_at)
         if lingering is None:
             # The run stopped before the retry: a timeout in a crowd may be our own load's doing.
             raise CheckNotEvaluated(f"not evaluated: {failure.reason} while {crowd}, and the run stopped before the retry "
@@ -565,6 +578,8 @@ class CheckScheduler:
         if not future.done():
             waiting: list[Future[object]] = [future, self._abandoned]
             wait(waiting, timeout=timeout, return_when=FIRST_COMPLETED)
+            if not future.done() and key == self._abandon_cause:
+                wait([future], timeout=timeout)  # its own failure abandoned the run: that result is on its way
             if future.cancelled():
                 raise NotStarted(self._cancel_reason or "cancelled")
             if not future.done():
@@ -577,14 +592,15 @@ class CheckScheduler:
             del self._futures[key]
         return future.result()
 
-    def abandon(self, reason: str) -> None:
+    def abandon(self, reason: str, cause: Hashable = None) -> None:
         """Stop waiting: checks not started are cancelled, checks in flight are reported as not
-        finished (their threads end at their own deadline, unobserved)."""
+        finished (their threads end at their own deadline, unobserved), except ``cause``, the check
+        whose failure called for it: its result is on its way."""
         self.cancel_pending(reason)
         with self._lock:
             if self._abandoned.done():
                 return
-            self._abandon_reason = reason
+            self._abandon_reason, self._abandon_cause = reason, cause
             self._abandoned.set_result(None)
 
     def seconds(self, key: Hashable) -> float | None:

@@ -53,8 +53,8 @@ class CheckExecution:
             check = check_of(item)
             assert check is not None
             host = target_host(check, run.config.base_url)
-            run.scheduler.submit(check.node_name, functools.partial(run.run_pooled, check), host=host, retry_safe=safe_to_retry(check),
-                                 allowed_seconds=allowed_seconds(check))
+            run.scheduler.submit(check.node_name, functools.partial(run.run_one, check), host=host, retry_safe=safe_to_retry(check),
+                                 allowed_seconds=allowed_seconds(check), on_error=functools.partial(run.pooled_check_ended, check))
 
     @pytest.hookimpl(tryfirst=True, optionalhook=True)
     def pytest_timeout_set_timer(self, item: pytest.Item, settings: Any) -> bool | None:

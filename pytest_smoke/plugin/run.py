@@ -89,33 +89,35 @@ class SmokeRun:
         with self.host_slots.hold(host, self.budget.remaining()):
             return run_check(check, self.context, budget=self.budget)
 
-    def run_pooled(self, check: Check) -> CheckResult:
-        """A check in the pool. A critical failure that makes a rollback certain stops the checks
-        not yet started when the rollback needs no one's confirmation (they cannot change it, and
-        the broken deploy serves traffic meanwhile); with fail_fast it also abandons the checks in
-        flight, and the rollback does not wait for them."""
+    def pooled_check_ended(self, check: Check, error: BaseException) -> None:
+        """A check in the pool ended with ``error``, its retries judged. A critical failure that
+        makes a rollback certain stops the generated checks not yet started when the rollback needs
+        no one's confirmation (they cannot change it, and the broken deploy serves traffic
+        meanwhile); with fail_fast it also abandons the checks in flight."""
         from ..checks import CheckFailed
 
-        try:
-            return self.run_one(check)
-        except CheckFailed:
-            if check.required and check.rollback and self.rollback_certain_after_one:
-                if self.fail_fast:
-                    reason = f"fail_fast: a rollback is due after the critical failure of {check.name}"
-                    self.stop_starting_checks(reason)
-                    if self.scheduler is not None:
-                        self.scheduler.abandon(reason)
-                elif self.rollback_needs_no_one:
-                    self.stop_starting_checks(f"a rollback is due after the critical failure of {check.name}; "
-                                              "no check left could change that")
-            raise
+        if not (isinstance(error, CheckFailed) and check.required and check.rollback and self.rollback_certain_after_one):
+            return
+        if self.fail_fast:
+            reason = f"fail_fast: a rollback is due after the critical failure of {check.name}"
+            self.stop_starting_checks(reason)
+            if self.scheduler is not None:
+                self.scheduler.abandon(reason, cause=check.node_name)
+        elif self.rollback_needs_no_one and self.scheduler is not None:
+            # Generated checks only: a developer's own tests still run (one may be a precondition).
+            self.scheduler.cancel_pending(f"a rollback is due after the critical failure of {check.name}; "
+                                          "no check left could change that")
 
     @property
     def rollback_certain_after_one(self) -> bool:
-        """One critical failure calls for a rollback: auto_rollback is on with a threshold of 1.
+        """One critical failure calls for a rollback: auto_rollback is on with a threshold of 1, and
+        no check could still veto it: a precondition (its failure makes the run inconclusive) or a
+        ``rollback: false`` check (its failure may explain the others: then no rollback helps).
         (With a higher threshold, failures a dependency explains count once: only the verdict
         can tell, so the checks in flight are awaited.)"""
         auto = self.config.section("auto_rollback")
+        if any(check.precondition or not check.rollback for check in self.config.checks):
+            return False
         return bool(auto.get("enabled")) and int(auto.get("critical_failure_threshold", 1)) <= 1
 
     @property

@@ -9,7 +9,7 @@ import time
 from typing import TYPE_CHECKING, Any, Mapping
 
 from .. import __version__
-from .remediation import IMPACT, fill, remedy, remedy_kind
+from .remediation import IMPACT, fill_steps, remedy, remedy_kind
 
 if TYPE_CHECKING:
     from ..config import SmokeConfig
@@ -46,16 +46,20 @@ def iso(stamp: float | None) -> str | None:
 
 
 def remediation_values(smoke: SmokeConfig, summary: RunSummary) -> dict[str, str]:
-    """What remediation steps fill in: the Deployment, its namespace and the manual command."""
-    strategy = smoke.section("rollback_strategy")
+    """What remediation steps fill in: the Deployment, its namespace and the manual command, as far
+    as the config names them (no Deployment: none of the three, and steps naming them are left out)."""
     plan = getattr(summary.rollback, "plan", None)
-    deployment = strategy.get("deployment") or "DEPLOYMENT"
-    namespace = strategy.get("namespace", "default")
+    values = {"manual_command": plan.manual_command} if plan else {}
+    target = deployment_of(smoke, summary)
+    if target is None:
+        return values
+    deployment, namespace = target["name"], target["namespace"]
     # Without a plan, a bare "rollout undo" could bring back a revision a smoke run rejected: name one.
-    manual = plan.manual_command if plan else (
-        f"kubectl rollout undo deployment/{deployment} -n {namespace} --to-revision=<a known-good revision>"
-    )
-    return {"deployment": deployment, "namespace": namespace, "manual_command": manual}
+    return {
+        "deployment": deployment, "namespace": namespace,
+        "manual_command": f"kubectl rollout undo deployment/{deployment} -n {namespace} --to-revision=<a known-good revision>",
+        **values,
+    }
 
 
 def deployment_of(smoke: SmokeConfig, summary: RunSummary) -> dict[str, Any] | None:
@@ -114,7 +118,7 @@ def build(
             entry["remediation"] = {
                 "issue": fix.issue,
                 "impact": IMPACT.get(o.kind, IMPACT["custom"]) if o.severity == "critical" else "Minor feature degradation",
-                "steps": [fill(step, values) for step in fix.steps],
+                "steps": fill_steps(fix.steps, values),
             }
         checks.append(entry)
     events = [
@@ -151,7 +155,7 @@ def build(
             "threshold": decision.threshold,
         },
         "rollback": _rollback(rollback, overrides, values),
-        "manual_rollback_command": values["manual_command"],
+        "manual_rollback_command": values.get("manual_command", ""),
         "deployment": deployment_of(smoke, summary),
         "timeline": [{"event": name, "at": iso(stamp)} for name, stamp in events if stamp],
         "checks": checks,
@@ -202,7 +206,7 @@ def _rollback(rollback: Any, overrides: Any, values: dict[str, str]) -> dict[str
         "started_at": iso(rollback.started_at),
         "finished_at": iso(rollback.finished_at),
         "target_verified": bool(plan and plan.details.get("verified")),
-        "next_steps": [fill(step, values) for step in remedy(remedy_name, overrides).steps] if remedy_name else [],
+        "next_steps": fill_steps(remedy(remedy_name, overrides).steps, values) if remedy_name else [],
     }
 
 

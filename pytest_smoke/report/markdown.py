@@ -43,11 +43,12 @@ def render(document: dict[str, Any]) -> str:
         lines += ["", "### Remediation", ""]
         for number, check in enumerate(problems, 1):
             fix = check["remediation"]
+            # Four spaces: CommonMark and Python-Markdown (mkdocs) both nest the steps under the item.
             lines.append(f"{number}. **{_cell(check['name'])}** ({check['severity']}): {_cell(check['reason'])}  ")
-            lines.append(f"   Issue: {fix['issue']}  ")
-            lines.append(f"   Impact: {fix['impact']}")
+            lines.append(f"    Issue: {fix['issue']}  ")
+            lines.append(f"    Impact: {fix['impact']}")
             for step in fix["steps"]:
-                lines.append(f"   - {step}")
+                lines.append(f"    - {step}")
     rollback = document.get("rollback")
     lines += ["", "### Rollback", ""]
     if rollback is None:

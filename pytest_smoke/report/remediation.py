@@ -7,7 +7,7 @@ Teams extend or override entries from config (``remediation: {kind: {issue, step
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 
 @dataclass(frozen=True)
@@ -165,11 +165,24 @@ def remedy(kind: str, overrides: Mapping[str, Any] | None = None) -> Remedy:
     return CATALOGUE.get(kind, CATALOGUE["failed"])
 
 
-def fill(step: str, values: Mapping[str, str]) -> str:
-    try:
-        return step.format(**values)
-    except (KeyError, IndexError, ValueError):
-        return step
+# What steps may name; a run without a Deployment in its config has none of the first two.
+KNOWN_VALUES = frozenset({"deployment", "namespace", "manual_command"})
+
+
+def fill_steps(steps: Iterable[str], values: Mapping[str, str]) -> list[str]:
+    """The steps with the run's values filled in. A step naming a value the run does not have (a
+    kubectl command without a Deployment in the config) is left out: advice never shows a
+    placeholder. A team's own step with other braces stays as written."""
+    filled = []
+    for step in steps:
+        try:
+            filled.append(step.format(**values))
+        except KeyError as missing:
+            if missing.args[0] not in KNOWN_VALUES:
+                filled.append(step)
+        except (IndexError, ValueError):
+            filled.append(step)
+    return filled
 
 
 def remedy_kind(outcome: Any) -> str:

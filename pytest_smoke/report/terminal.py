@@ -240,7 +240,8 @@ def _rollback_lines(document: Document) -> Iterator[Line]:
     rollback = document["rollback"]
     if rollback is None:
         yield f"Rollback: not triggered ({document['decision']['reason']})", {}
-        yield f"Manual rollback if needed: {document['manual_rollback_command']}", {}
+        if document["manual_rollback_command"]:  # none without a Deployment in the config
+            yield f"Manual rollback if needed: {document['manual_rollback_command']}", {}
         return
     status = rollback["status"]
     markup = {"red": True, "bold": True} if status in ("failed", "still_failing", "refused", "unmarked", "not_configured") else {}
