@@ -206,11 +206,9 @@ def test_a_hung_host_under_a_fixed_limit_ends_every_check():
     assert all(isinstance(r, CheckTimeout) for r in results.values()), results
 
 
-def test_a_crowded_timeout_whose_retry_the_run_could_not_evaluate_is_not_evaluated():
-    # The first attempt timed out among others (our load); the retry alone was cut by the run
-    # budget: neither judged the service, so it is not its failure.
-    from pytest_smoke.checks.base import CheckNotEvaluated
-
+def crowded_then(retry):
+    """A check whose first attempt times out beside a neighbour the host answers meanwhile, and
+    whose retry does what ``retry`` does; and that neighbour."""
     attempts, neighbour_in = [], threading.Event()
 
     def neighbour():
@@ -218,15 +216,27 @@ def test_a_crowded_timeout_whose_retry_the_run_could_not_evaluate_is_not_evaluat
         time.sleep(0.2)
         return CheckResult(summary="ok")
 
-    def cut_by_the_budget():
+    def check():
         attempts.append(1)
         if len(attempts) == 1:
             neighbour_in.wait(5)
             time.sleep(0.1)
             raise CheckTimeout(0.1, "GET /slow")
+        return retry()
+
+    return check, neighbour
+
+
+def test_a_crowded_timeout_whose_retry_the_run_could_not_evaluate_is_not_evaluated():
+    # The first attempt timed out among others (our load); the retry alone was cut by the run
+    # budget: neither judged the service, so it is not its failure.
+    from pytest_smoke.checks.base import CheckNotEvaluated
+
+    def cut_by_the_budget():
         raise CheckNotEvaluated("not evaluated: the run budget of 4 s ran out before the check's own 2 s were up", kind="budget")
 
-    results = outcomes_of([("slow", cut_by_the_budget, 0.1), ("neighbour", neighbour, 1.0)], per_host=2)
+    slow, neighbour = crowded_then(cut_by_the_budget)
+    results = outcomes_of([("slow", slow, 0.1), ("neighbour", neighbour, 1.0)], per_host=2)
     assert isinstance(results["slow"], CheckNotEvaluated), results
     assert "the retry alone was not evaluated (not evaluated: the run budget of 4 s ran out" in str(results["slow"])
 
@@ -310,20 +320,8 @@ def test_on_error_sees_only_what_a_check_finally_ended_with():
     # passing): whoever acts on failures (fail_fast, a certain rollback) must not see it.
     from pytest_smoke.checks.base import CheckFailed
 
-    seen, attempts, neighbour_in = [], [], threading.Event()
-
-    def neighbour():
-        neighbour_in.set()
-        time.sleep(0.2)
-        return CheckResult(summary="ok")
-
-    def times_out_then_passes_alone():
-        attempts.append(1)
-        if len(attempts) == 1:
-            neighbour_in.wait(5)
-            time.sleep(0.1)
-            raise CheckTimeout(0.1, "GET /slow")
-        return CheckResult(summary="ok alone")
+    seen = []
+    times_out_then_passes_alone, neighbour = crowded_then(lambda: CheckResult(summary="ok alone"))
 
     def fails():
         raise CheckFailed("GET /broken returned 500", kind="server_error")

@@ -86,7 +86,10 @@ def test_terminal_shape_warnings_only(pytester, write_config, demo):
         "Impact: Minor feature degradation",
         "Monitoring: Alert if pattern persists",
         "Action: Check liveness, rate-limiting status in next 30min",
-        # No Deployment in the config: no kubectl step with a placeholder for one.
+        # No Deployment in the config: no kubectl step with a placeholder for one; where every step
+        # needed one, a step that says how to get them.
+        "  liveness: Read the new version's logs and restarts, and compare with the previous version (name the Deployment in "
+        "rollback_strategy and the advice gives the exact kubectl commands)",
         "  rate-limiting: Check the rate-limit middleware or gateway policy shipped with this release",
         "Re-run: pytest --smoke-config smoke.json -q --smoke-concurrency 1",
     ]

@@ -167,6 +167,8 @@ def remedy(kind: str, overrides: Mapping[str, Any] | None = None) -> Remedy:
 
 # What steps may name; a run without a Deployment in its config has none of the first two.
 KNOWN_VALUES = frozenset({"deployment", "namespace", "manual_command"})
+WITHOUT_DEPLOYMENT = ("Read the new version's logs and restarts, and compare with the previous version "
+                      "(name the Deployment in rollback_strategy and the advice gives the exact kubectl commands)")
 
 
 def fill_steps(steps: Iterable[str], values: Mapping[str, str]) -> list[str]:
@@ -182,6 +184,8 @@ def fill_steps(steps: Iterable[str], values: Mapping[str, str]) -> list[str]:
                 filled.append(step)
         except (IndexError, ValueError):
             filled.append(step)
+    if steps and not filled:  # every step needed the Deployment: say where the exact commands come from
+        filled.append(WITHOUT_DEPLOYMENT)
     return filled
 
 
