@@ -62,12 +62,14 @@ def _note(failure: CheckFailed, line: str) -> None:
 
 
 def _requests(count: int) -> str:
-    return f"{count} request{'s' if count != 1 else ''}"
+    return f"{count} request" if count == 1 else f"{count} requests"
 
 
 def _crowd(others: int, host: str) -> str:
     """Our other requests at the host, in words: checks in flight and requests we had abandoned."""
-    return f"{others} other {_requests(others).split(' ', 1)[1]} of ours to {host} {'was' if others == 1 else 'were'} in flight or unanswered"
+    if others == 1:
+        return f"1 other request of ours to {host} was in flight or unanswered"
+    return f"{others} other requests of ours to {host} were in flight or unanswered"
 
 
 class NotStarted(Exception):
