@@ -165,17 +165,16 @@ class Outcome:
 
 @dataclass
 class Verdict:
-    outcomes: list[Outcome]
+    """The outcomes of one run, classified: built by :func:`pytest_smoke.verdict.classify`."""
+
+    outcomes: list[Outcome]  # in config order
+    # The critical failures that count toward the rollback threshold, and those one per shared
+    # cause (what "multiple failures: roll back at once" compares).
+    rollback_failures: list[Outcome] = field(default_factory=list)
+    independent_causes: list[Outcome] = field(default_factory=list)
     # Why the results cannot be attributed to one settled revision (a rollout under way as the
     # checks started, a change while they ran): the run is inconclusive, whatever failed.
     unattributed: str = ""
-
-    def __post_init__(self) -> None:
-        self.outcomes = sorted(self.outcomes, key=lambda o: (o.order, o.nodeid))
-        failed_dependencies = [o.name for o in self.critical if o.kind == "dependency"]
-        for outcome in self.critical:
-            explained = outcome.kind != "dependency" and failed_dependencies
-            outcome.attributed_to = ", ".join(failed_dependencies) if explained else ""
 
     def _by_severity(self, severity: str) -> list[Outcome]:
         return sorted((o for o in self.outcomes if o.severity == severity), key=lambda o: o.sort_key)
@@ -253,61 +252,9 @@ class Verdict:
         """A complete green run: the only kind that may mark a revision as known-good."""
         return self.state in (PASSED, WARNING) and self.complete
 
-    def rollback_failures(self) -> list[Outcome]:
-        """The critical failures that count toward the rollback threshold.
 
-        A failed dependency is the likely root cause of the health, path and custom failures
-        beside it: they count once, with it. A check with ``rollback: false`` never counts, and
-        neither does what it explains: when only such dependencies failed, every other failure is
-        attributed to them, and rolling back cannot help (docs/exit-codes.md).
-        """
-        critical = self.critical
-        dependencies = [o for o in critical if o.kind == "dependency"]
-        others = [o for o in critical if o.kind != "dependency" and o.rollback]
-        if any(o.rollback for o in dependencies):
-            return [o for o in dependencies if o.rollback]  # the others count with them
-        if dependencies:
-            return []  # an outage of what the deploy did not change: explained, never rolled back
-        return others
-
-    def independent_causes(self) -> list[Outcome]:
-        """The counted failures, one per shared cause: what "multiple failures: roll back at once"
-        compares (the threshold counts every failure, so a real breakage is never held back)."""
-        return _one_per_cause(self.rollback_failures())
-
-
-# Failures that name one shared cause are one cause: every check whose credentials were refused
-# (401/403, a database or a cache saying no). A crashlooping service refusing every connection is
-# not merged: that is the deploy, and it must roll back at once.
 # How a precondition fails when the runner's setup is at fault, not the service.
 RUNNER_SETUP_FAILURES = frozenset({"http_auth", "db_auth", "redis_auth", "queue_auth", "csrf_rejected", "dns_failure", "tls_error"})
-
-SHARED_CAUSES = {
-    "http_auth": "credentials refused (401/403)",
-    "db_auth": "database credentials refused",
-    "redis_auth": "Redis credentials refused",
-    "queue_auth": "queue credentials refused",
-}
-
-
-def _cause_of(outcome: Outcome) -> str:
-    return SHARED_CAUSES.get(outcome.failure_kind, "")
-
-
-def _one_per_cause(failures: list[Outcome]) -> list[Outcome]:
-    """The first failure of each shared cause stands for it; the rest are attributed to it."""
-    seen: dict[str, Outcome] = {}
-    counted = []
-    for outcome in failures:
-        cause = _cause_of(outcome)
-        if cause and cause in seen:
-            outcome.shared_cause = f"{cause}, as {seen[cause].name}"
-            continue
-        if cause:
-            seen[cause] = outcome
-        counted.append(outcome)
-    return counted
-
 
 @dataclass
 class Decision:

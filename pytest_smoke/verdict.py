@@ -19,9 +19,10 @@ budget). Only a failure counts toward a rollback. The seed's failure-handling ta
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Iterable, Mapping
 
-from .model import INCONCLUSIVE, Decision, Outcome, Verdict
+from .model import CRITICAL, INCONCLUSIVE, Decision, Outcome, Verdict
 
 # Process exit codes. 0 to 5 keep pytest's meaning.
 EXIT_OK = 0  # everything passed, or only warnings: the deployment continues
@@ -37,14 +38,71 @@ EXIT_INCONCLUSIVE = 12  # a required check was not evaluated or never ran: the d
 
 
 def classify(outcomes: Iterable[Outcome]) -> Verdict:
-    return Verdict(list(outcomes))
+    """The verdict over copies of ``outcomes`` (the tally's own are never changed), in config
+    order, with each critical failure's attribution: the dependency that explains it, or the
+    shared cause it counts once with."""
+    ordered = sorted((dataclasses.replace(o) for o in outcomes), key=lambda o: (o.order, o.nodeid))
+    critical = sorted((o for o in ordered if o.severity == CRITICAL), key=lambda o: o.sort_key)
+    failed_dependencies = [o.name for o in critical if o.kind == "dependency"]
+    for outcome in critical:
+        explained = outcome.kind != "dependency" and failed_dependencies
+        outcome.attributed_to = ", ".join(failed_dependencies) if explained else ""
+    counted = _rollback_failures(critical)
+    return Verdict(ordered, rollback_failures=counted, independent_causes=_one_per_cause(counted))
+
+
+def _rollback_failures(critical: list[Outcome]) -> list[Outcome]:
+    """The critical failures that count toward the rollback threshold.
+
+    A failed dependency is the likely root cause of the health, path and custom failures beside
+    it: they count once, with it. A check with ``rollback: false`` never counts, and neither does
+    what it explains: when only such dependencies failed, every other failure is attributed to
+    them, and rolling back cannot help (docs/exit-codes.md).
+    """
+    dependencies = [o for o in critical if o.kind == "dependency"]
+    others = [o for o in critical if o.kind != "dependency" and o.rollback]
+    if any(o.rollback for o in dependencies):
+        return [o for o in dependencies if o.rollback]  # the others count with them
+    if dependencies:
+        return []  # an outage of what the deploy did not change: explained, never rolled back
+    return others
+
+
+# Failures that name one shared cause are one cause: every check whose credentials were refused
+# (401/403, a database or a cache saying no). A crashlooping service refusing every connection is
+# not merged: that is the deploy, and it must roll back at once.
+SHARED_CAUSES = {
+    "http_auth": "credentials refused (401/403)",
+    "db_auth": "database credentials refused",
+    "redis_auth": "Redis credentials refused",
+    "queue_auth": "queue credentials refused",
+}
+
+
+def _cause_of(outcome: Outcome) -> str:
+    return SHARED_CAUSES.get(outcome.failure_kind, "")
+
+
+def _one_per_cause(failures: list[Outcome]) -> list[Outcome]:
+    """The first failure of each shared cause stands for it; the rest are attributed to it."""
+    seen: dict[str, Outcome] = {}
+    counted = []
+    for outcome in failures:
+        cause = _cause_of(outcome)
+        if cause and cause in seen:
+            outcome.shared_cause = f"{cause}, as {seen[cause].name}"
+            continue
+        if cause:
+            seen[cause] = outcome
+        counted.append(outcome)
+    return counted
 
 
 def decide(verdict: Verdict, auto_rollback: Mapping[str, Any], *, dry_run: bool = False) -> Decision:
     critical = verdict.critical
-    counted = verdict.rollback_failures()
+    counted = verdict.rollback_failures
     count = len(counted)
-    causes = len(verdict.independent_causes())
+    causes = len(verdict.independent_causes)
     threshold = int(auto_rollback.get("critical_failure_threshold", 1))
     if verdict.attribution_problem:
         return Decision("inconclusive", f"{verdict.attribution_problem}: no rollback, nothing marked", 0, threshold)

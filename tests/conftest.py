@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import socket
 import sys
 import threading
@@ -19,21 +20,85 @@ import yaml
 import servers
 from servers import free_port
 
+
+# The modules an in-process pytester run would otherwise import afresh each run: pytester drops
+# what a run imported when it ends, and classes imported twice no longer match (a second
+# requests.cookies, a second cryptography core). Imported once here, they are kept.
+def _preimport() -> None:
+    import importlib
+    import pkgutil
+
+    import pytest_smoke
+
+    for module in pkgutil.walk_packages(pytest_smoke.__path__, "pytest_smoke."):
+        importlib.import_module(module.name)
+    for name in ("requests", "urllib3", "yaml", "jsonschema", "psycopg", "redis", "pika", "kubernetes", "grpc",
+                 "grpc_health.v1.health_pb2_grpc", "prometheus_client", "junit_xml", "xdist", "xdist.plugin", "pytest_timeout"):
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
+
+
+_preimport()
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "example_suites" / "demo"))
 from demo_service import DemoService  # noqa: E402
 from helpers import AMQP_PASSWORD, BAD_IMAGE, GOOD_IMAGE, PG_PASSWORD, REDIS_PASSWORD, SMTP_PASSWORD, Receiver  # noqa: E402,F401
 
-# Plugins that reshape pytest's own output or order (installed for the tests of how well this
-# plugin plays with them) stay off in the pytest runs the tests start, unless a test asks for them.
-OTHER_PLUGINS_OFF = "-p no:sugar -p no:randomly"
+# The pytest runs the tests start load this plugin and the two it builds on, nothing else installed:
+# autoloading every installed plugin (hypothesis, html, benchmark, ...) cost 2.5 s per child run.
+# A test that needs another plugin names it: @pytest.mark.child_plugins("rerunfailures"), or
+# @pytest.mark.child_plugins(ALL_PLUGINS) for a user's environment with everything installed.
+CHILD_PLUGINS = ("deploy_smoke", "timeout", "xdist")
+ALL_PLUGINS = "*"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--load-runs", type=int, default=3, dest="load_runs",
+        help="runs of each repeated-load test (mark slow), each with its own seeded faults; 20 before a release",
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # The tests that drive pytest itself: CI runs them once more on the oldest supported pytest.
+    for item in items:
+        if "pytester" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.pytest_integration)
 
 
 @pytest.fixture(autouse=True)
-def _quiet_other_plugins(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+def _only_the_plugins_asked_for(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     if "pytester" in request.fixturenames:
         request.getfixturevalue("pytester")  # it clears PYTEST_ADDOPTS when it starts: set it after
-    monkeypatch.setenv("PYTEST_ADDOPTS", OTHER_PLUGINS_OFF)
+    marker = request.node.get_closest_marker("child_plugins")
+    asked = marker.args if marker else ()
+    if ALL_PLUGINS in asked:
+        monkeypatch.delenv("PYTEST_ADDOPTS", raising=False)
+        monkeypatch.delenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", raising=False)
+        return
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    monkeypatch.setenv("PYTEST_ADDOPTS", " ".join(f"-p {name}" for name in (*CHILD_PLUGINS, *asked)))
+
+
+def built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None]) -> Path:
+    """A directory built once per test run, shared by every xdist worker (the first to take the
+    lock builds it, the others wait and reuse it). Without xdist it lives in this run's own
+    basetemp, so a later run never reuses what an earlier code built."""
+    import fcntl
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # shared by the workers of this run only
+    target = root / name
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (target / ".built").exists():
+            build(target)
+            (target / ".built").touch()
+    return target
 
 
 @pytest.fixture

@@ -105,3 +105,27 @@ def roll_back(action, strategy, auto, **kwargs):
         target = Target.from_settings(strategy)
         kwargs["tested"] = Kube(target).state() if target is not None else None
     return carry_out(action, strategy, auto, **kwargs)
+
+
+# -- bounds, asserted with margins relative to what they measure --------------------------------------
+# No fixed wall-clock limit: on a loaded 2-core machine start-ups and threads stretch, sleeps do not.
+# A bound is proven when the run ends nearer the bound than the behaviour it guards against.
+ENDLESS = float("inf")
+
+
+def assert_cut_short(elapsed: float, bound: float, unbounded: float = ENDLESS) -> None:
+    """``elapsed`` ended nearer ``bound`` than ``unbounded`` (what the fault would take without
+    the bound; keep it several times the bound). For a fault that never ends, five times the
+    bound plus five seconds: a bound that was ignored still fails, a slow machine does not."""
+    limit = (bound + unbounded) / 2 if unbounded != ENDLESS else 5 * bound + 5
+    assert elapsed < limit, f"took {elapsed:.1f} s: bounded at {bound:g} s, the fault lasts {unbounded:g} s"
+
+
+def session_seconds(result: Any) -> float:
+    """The child run's session time from its summary line ("... in 2.34s"): interpreter start-up
+    and plugin imports are not in it, so a loaded machine does not inflate it."""
+    import re
+
+    found = re.findall(r" in ([\d.]+)s\b", result.stdout.str())
+    assert found, result.stdout.str()[-2000:]
+    return float(found[-1])

@@ -18,7 +18,7 @@ from pytest_smoke.verdict import EXIT_ROLLBACK_FAILED, exit_code
 
 from helpers import BAD_IMAGE as BAD
 from helpers import GOOD_IMAGE as GOOD
-from helpers import deployment_patches, health, roll_back, smoke_doc
+from helpers import assert_cut_short, deployment_patches, health, roll_back, smoke_doc
 from kube_double import KubeDouble
 
 HOTFIX = "django:v1.24.0-hotfix"
@@ -267,7 +267,7 @@ def test_a_trickled_plan_read_ends_within_the_rollback_timeout(kube):
     kube.fault("GET", "/deployments/django$", trickle=True, times=1)
     started = time.monotonic()
     result = roll_back("rollback", strategy_for(kube), {"rollback_timeout_seconds": 2}, tested=tested)
-    assert time.monotonic() - started < 5
+    assert_cut_short(time.monotonic() - started, 2, unbounded=60)  # the double trickles for a minute
     assert result.status == "failed"
     assert "read deployment/django -n prod: the Kubernetes API at http://127.0.0.1:" in result.message
     assert "did not answer within 2 s" in result.message and "ProtocolError" not in result.message
@@ -546,13 +546,13 @@ def test_an_exec_credential_plugin_that_hangs_is_bounded_by_the_rollback_timeout
                         "status": {"token": "kube-double-token-123"}})
     doc = json.loads(kube.kubeconfig.read_text())
     doc["users"][0]["user"] = {"exec": {"apiVersion": "client.authentication.k8s.io/v1beta1", "command": "/bin/sh",
-                                        "args": ["-c", f"sleep 4; echo '{token}'"], "interactiveMode": "Never"}}
+                                        "args": ["-c", f"sleep 30; echo '{token}'"], "interactiveMode": "Never"}}
     hanging = tmp_path / "exec-kubeconfig"
     hanging.write_text(json.dumps(doc))
     tested = state(kube)
     started = time.monotonic()
     result = roll_back("rollback", {**strategy_for(kube), "kubeconfig": str(hanging)}, {"rollback_timeout_seconds": 1}, tested=tested)
-    assert time.monotonic() - started < 3
+    assert_cut_short(time.monotonic() - started, 1, unbounded=30)
     assert result.status == "failed"
     assert "loading Kubernetes credentials did not finish within 1 s (an exec credential plugin?)" in result.message
 

@@ -13,7 +13,7 @@ from pytest_smoke.checks import CheckContext, CheckFailed, run_check
 from pytest_smoke.model import Check
 from pytest_smoke.redact import Redactor
 
-from helpers import AMQP_PASSWORD, PG_PASSWORD, REDIS_PASSWORD, SEED_CONFIG, health
+from helpers import AMQP_PASSWORD, PG_PASSWORD, REDIS_PASSWORD, SEED_CONFIG, assert_cut_short, health, session_seconds
 from servers import free_port
 
 
@@ -86,9 +86,9 @@ def test_postgres_bad_query_fails_with_the_servers_reason(postgres_server):
 
 
 def test_postgres_statement_timeout_bounds_a_slow_query(postgres_server):
-    failure, elapsed, _ = fails(dep("db", "postgres", dsn=postgres_server.url, query="SELECT pg_sleep(10)", timeout_seconds=1))
+    failure, elapsed, _ = fails(dep("db", "postgres", dsn=postgres_server.url, query="SELECT pg_sleep(30)", timeout_seconds=1))
     assert "statement timeout" in failure.reason or "timed out" in failure.reason
-    assert elapsed < 2
+    assert_cut_short(elapsed, 1, unbounded=30)
 
 
 # -- redis -----------------------------------------------------------------------------------------
@@ -152,9 +152,9 @@ SERVER_TYPES = {
 def test_server_down_is_connection_refused(type_):
     _, key, url, prefix = SERVER_TYPES[type_]
     port = free_port()
-    failure, elapsed, _ = fails(dep("dep", type_, **{key: url.format(port=port)}))
+    failure, elapsed, _ = fails(dep("dep", type_, timeout_seconds=30, **{key: url.format(port=port)}))
     assert failure.reason == f"{prefix}: connection refused at 127.0.0.1:{port}"
-    assert elapsed < 3
+    assert_cut_short(elapsed, 0, unbounded=30)  # a refusal is final: it does not wait out the timeout
 
 
 @pytest.mark.parametrize("type_, timeout", [("postgres", 2), ("redis", 1.5), ("amqp", 2)])
@@ -164,7 +164,7 @@ def test_server_that_hangs_fails_within_the_timeout(request, type_, timeout):
     with paused(server):
         failure, elapsed, _ = fails(dep("dep", type_, timeout_seconds=timeout, **{key: server.url}))
     assert f"timed out after {timeout:g} s" in failure.reason
-    assert elapsed < timeout + 1
+    assert_cut_short(elapsed, timeout)
 
 
 # -- http and tcp ----------------------------------------------------------------------------------
@@ -292,9 +292,8 @@ def test_custom_type_that_ignores_its_timeout_is_still_stopped(pytester, write_c
         """
     )
     write_config({"dependency_checks": [{"name": "nats", "type": "sleepy", "timeout_seconds": 1}]})
-    started = time.monotonic()
     result = pytester.runpytest("--smoke-config", "smoke.json")
-    assert time.monotonic() - started < 10
+    assert_cut_short(session_seconds(result), 1, unbounded=30)
     result.stdout.fnmatch_lines(["nats: timed out after 1 s"])
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import health
+from helpers import assert_cut_short, health, session_seconds
 from kube_double import KubeDouble
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,9 +84,8 @@ def test_a_wait_for_a_kind_other_than_deployment_is_a_usage_error_before_any_req
 def test_a_rollout_that_never_finishes_stops_the_run_before_any_check(pytester, write_config, demo, rolling, mode, message):
     setattr(rolling, mode, True)
     write_config(wait_doc(demo, rolling, timeout_seconds=2))
-    started = time.monotonic()
     result = pytester.runpytest("--smoke-config", "smoke.json", "--smoke-report=report.json", "--smoke-confirm-rollback")
-    assert time.monotonic() - started < 2 + 8
+    assert_cut_short(session_seconds(result), 2)
     assert result.ret == 11
     result.stdout.fnmatch_lines([f"*{message}*"])
     assert demo.requests == []  # no check ran against a half-rolled-out service
@@ -141,7 +140,7 @@ def test_retries_never_exceed_the_checks_own_deadline(demo):
     started = time.monotonic()
     with pytest.raises(CheckFailed):
         run_check(Check.of("health", spec), CheckContext(base_url=demo.url))
-    assert time.monotonic() - started < 1.5 + 0.5
+    assert_cut_short(time.monotonic() - started, 1.5, unbounded=50 * 0.4)
 
 
 def test_initial_delay_is_part_of_the_deadline(demo):

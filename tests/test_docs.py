@@ -25,8 +25,8 @@ VERIFIED_COMMANDS = {
     "DEMO_FAULTS=ready-503,login-500 pytest --smoke-config example_suites/demo/smoke-test-hook.json example_suites/demo":
         "test_the_failing_demo_command_fails",
     'apt-get update && apt-get install -y postgresql redis-server rabbitmq-server prometheus prometheus-pushgateway make && '
-    'pip install -e ".[test]" && python3 -m pytest':
-        ".ci/run: these packages, then exactly `python3 -m pytest`",
+    'pip install -e ".[test]" && python3 -m pytest -n auto':
+        ".ci/run: these packages, then exactly `python3 -m pytest -n auto`",
     'python3 -m venv .venv && . .venv/bin/activate && pip install "pytest-deploy-smoke[all]"':
         ".ci/run: the built wheel with [all] in a fresh venv",
     'pip install "pytest-deploy-smoke[all]"': ".ci/run: the built wheel with [all] in a fresh venv",

@@ -10,7 +10,7 @@ import pytest
 from pytest_smoke.checks import CheckContext, CheckFailed, run_check
 from pytest_smoke.model import Check
 
-from helpers import health
+from helpers import assert_cut_short, health, session_seconds
 
 
 def suite(demo, *checks, **top):
@@ -113,14 +113,13 @@ def test_deadline_covers_the_whole_exchange(fault_server, path):
     elapsed = time.monotonic() - started
     assert "timed out after 1.5 s" in failure.value.reason
     assert failure.value.kind == "timeout"
-    assert elapsed < 1.5 + 1.0
+    assert_cut_short(elapsed, 1.5, unbounded=fault_server.max_seconds)
 
 
 def test_trickling_server_fails_on_time_as_a_pytest_item(pytester, write_config, fault_server):
     write_config({"base_url": fault_server.url, "health_checks": [health("trickle", "/trickle", timeout_seconds=2)]})
-    started = time.monotonic()
     result = pytester.runpytest("--smoke-config", "smoke.json")
-    assert time.monotonic() - started < 2 + 8  # the check's deadline plus interpreter start-up
+    assert_cut_short(session_seconds(result), 2, unbounded=fault_server.max_seconds)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["GET http://127.0.0.1:*/trickle: timed out after 2 s (200 received, body still arriving)"])
 
@@ -214,7 +213,7 @@ def test_a_global_pytest_timeout_never_cuts_a_checks_wait(pytester, write_config
         pytester.makeconftest(MARK_AS_THE_ITEM_STARTS)
         args += ["--timeout-method", "thread"]
     else:  # loaded under its module name, checks run one by one with their own backstops
-        monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+        monkeypatch.delenv("PYTEST_ADDOPTS")  # it names pytest-timeout by its entry point
         args = ["-p", "deploy_smoke", "-p", "pytest_timeout", *args, "--timeout", "1", "--smoke-concurrency", "1"]
     result = pytester.runpytest_subprocess(*args)
     assert result.ret == 0, result.stdout.str()
@@ -268,13 +267,10 @@ def test_checks_queued_for_a_host_are_not_started_once_fail_fast_stops_the_run(p
     waiting = [health(f"slow-{i}", f"/slow?ms=2000&i={i}", timeout_seconds=5) for i in range(5)]
     write_config(suite(demo, health("ready", "/health/ready"), *waiting, max_concurrency_per_host=1, fail_fast=True,
                        auto_rollback={"enabled": True, "requires_ops_confirmation": False}))
-    started = time.monotonic()
     result = pytester.runpytest("--smoke-config", "smoke.json", "--smoke-no-rollback")
-    elapsed = time.monotonic() - started
     assert result.ret == 1
     sent = [path for _, path in demo.requests if path.startswith("/slow")]
-    assert len(sent) <= 1  # at most the one already in flight when the failure came in
-    assert elapsed < 8
+    assert len(sent) <= 1  # at most the one already in flight when the failure came in: 2 s, not 10
 
 
 def test_headers_from_config_are_sent_and_interpolated_secrets_never_shown(pytester, write_config, demo, monkeypatch):

@@ -9,7 +9,7 @@ import time
 import pytest
 from incident_receivers import Opsgenie, PagerDuty, Ticketing
 
-from helpers import health
+from helpers import assert_cut_short, health, session_seconds
 
 ROUTING_KEY = "R0UT1NGKEYpd00000000000000000042"  # 32 characters, as PagerDuty requires
 OPSGENIE_KEY = "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9"
@@ -143,9 +143,8 @@ def test_a_short_retry_after_is_honoured_once_and_a_long_one_is_reported(pyteste
 
     pagerduty.received.clear()
     pagerduty.answers = [(429, {"Retry-After": "120"}, {"status": "throttle event", "message": "Requests are arriving too quickly"})]
-    started = time.monotonic()
     result = run(pytester)
-    assert time.monotonic() - started < 30
+    assert_cut_short(session_seconds(result), 0, unbounded=120)  # Retry-After: 120 is not waited out
     assert len(pagerduty.received) == 1
     result.stdout.fnmatch_lines(["Notification failed: pd: PagerDuty answered 429 (rate limited; Retry-After: 120 s)"])
 
@@ -200,7 +199,7 @@ def test_both_waves_of_channels_share_one_deadline():
         sent = dispatch(document, channels, ["tickets", "hook"], Redactor(), deadline_seconds=1.5)
         elapsed = time.monotonic() - started
     assert [s["status"] for s in sent] == ["failed", "failed"]
-    assert elapsed < 4.5  # one 1.5 s deadline (and its slack), not one per wave
+    assert elapsed < 3 * 1.5  # one 1.5 s deadline (and its slack), not one per wave: a margin of the deadline
 
 
 def test_a_token_in_a_webhook_path_never_reaches_the_output(pytester, write_config, demo):

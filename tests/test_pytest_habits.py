@@ -154,9 +154,9 @@ def test_the_demos_own_rerun_line_runs_the_demo(pytester):
     assert "✓ Smoke tests passed" in again.stdout
 
 
-def test_with_pytest_randomly_checks_still_run_first_in_config_order(pytester, write_config, failing_demo, monkeypatch):
+@pytest.mark.child_plugins("randomly", "pytest_jsonreport")
+def test_with_pytest_randomly_checks_still_run_first_in_config_order(pytester, write_config, failing_demo):
     pytest.importorskip("pytest_randomly")
-    monkeypatch.delenv("PYTEST_ADDOPTS")
     doc = three_checks(failing_demo)
     doc["health_checks"].append(health("second-failure", "/nope"))
     write_config(doc)
@@ -278,6 +278,7 @@ def test_without_pytest_timeout_strict_markers_and_warnings_as_errors_run(pytest
     assert "✓ Smoke tests passed" in result.stdout.str()
 
 
+@pytest.mark.child_plugins("pytest_jsonreport")
 def test_json_report_reads_the_final_exit_status(pytester, write_config, demo, failing_demo):
     pytest.importorskip("pytest_jsonreport")
     doc = three_checks(demo)
@@ -292,16 +293,17 @@ def test_json_report_reads_the_final_exit_status(pytester, write_config, demo, f
     assert json.loads((pytester.path / "jr.json").read_text())["exitcode"] == EXIT_CRITICAL
 
 
-def test_sugar_shows_the_line_of_the_failed_check_in_the_config(pytester, write_config, failing_demo, monkeypatch):
+@pytest.mark.child_plugins("sugar")
+def test_sugar_shows_the_line_of_the_failed_check_in_the_config(pytester, write_config, failing_demo):
     pytest.importorskip("pytest_sugar")
-    monkeypatch.delenv("PYTEST_ADDOPTS")
     path = write_config(three_checks(failing_demo))
     line = next(n for n, text in enumerate(path.read_text().splitlines(), 1) if '"readiness"' in text)
-    result = run(pytester, "-p", "no:randomly", "--force-sugar")
+    result = run(pytester, "--force-sugar")
     assert re.search(rf"smoke\.json\S*:{line - 1}\b|smoke\.json\S*:{line}\b", result.stdout.str()), result.stdout.str()
     assert "smoke.json:?" not in result.stdout.str()
 
 
+@pytest.mark.child_plugins("html", "metadata")
 def test_html_report_shows_the_facts_of_a_passing_check(pytester, write_config, demo):
     pytest.importorskip("pytest_html")
     write_config(three_checks(demo))

@@ -136,7 +136,8 @@ class ChaosServer:
         self.http.stop()
 
 
-def test_load_classifies_exactly_the_real_failures_every_time(pytester, write_config):
+@pytest.mark.slow
+def test_load_classifies_exactly_the_real_failures_every_time(pytester, write_config, request):
     checks = [health(f"c{i:03d}", f"/c/{i}", required=i % 2 == 0) for i in range(200)]
     write_config({"base_url": "${CHAOS_URL}", "health_checks": checks})
     pytester.makeconftest(
@@ -150,7 +151,7 @@ def test_load_classifies_exactly_the_real_failures_every_time(pytester, write_co
             print("SMOKE-THREADS-LEFT", left)
         """
     )
-    for run in range(20):
+    for run in range(request.config.getoption("load_runs")):  # each run its own seeded chaos
         chaos = ChaosServer(seed=run)
         try:
             import os

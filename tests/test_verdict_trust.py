@@ -75,21 +75,25 @@ def test_what_the_rollback_and_tls_need_is_checked_before_any_request(pytester, 
     assert demo.requests == []
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def bare_venv(tmp_path_factory):
     """A venv with the plugin but none of the client libraries (a broken or minimal install)."""
     from pathlib import Path
 
+    from conftest import built_once
+
     root = Path(__file__).resolve().parents[1]
-    venv = tmp_path_factory.mktemp("bare") / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    python = str(venv / "bin" / "python")
-    pip = [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    subprocess.run(pip + ["pytest", "pytest-timeout", "requests", "pyyaml", "jsonschema"], check=True)
-    subprocess.run(pip + ["--no-deps", str(root)], check=True, cwd=tmp_path_factory.getbasetemp())
-    return python
+
+    def build(venv):
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+        subprocess.run(pip + ["pytest", "pytest-timeout", "requests", "pyyaml", "jsonschema"], check=True)
+        subprocess.run(pip + ["--no-deps", str(root)], check=True, cwd=venv.parent)
+
+    return str(built_once(tmp_path_factory, "bare-venv", build) / "bin" / "python")
 
 
+@pytest.mark.child_plugins("*")  # the bare venv's own plugins: it has no xdist
 @pytest.mark.parametrize(
     "doc_extra, args, message",
     [
@@ -325,6 +329,7 @@ def test_a_complete_green_run_marks_the_revision_verified_and_a_dry_run_does_not
 # -- reruns: a pass after a rerun is flaky, with and without -n -------------------------------------
 
 
+@pytest.mark.child_plugins("rerunfailures")
 @pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["serial", "xdist"])
 def test_a_pass_on_a_rerunfailures_rerun_is_flaky_with_and_without_xdist(pytester, write_config, demo, xdist):  # pytest 8.2+
     write_config({"base_url": demo.url, "health_checks": [health("warming", f"/flaky?key=rerun{len(xdist)}&fail=1")]})

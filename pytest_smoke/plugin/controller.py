@@ -8,7 +8,6 @@ never collects under xdist: each report carries its check's required/optional st
 
 from __future__ import annotations
 
-import functools
 import os
 import signal
 import threading
@@ -18,28 +17,12 @@ from typing import Any, Generator
 import pytest
 
 from ..config import SmokeConfig
-from ..model import (
-    STATUS_FAILED,
-    STATUS_NOT_EVALUATED,
-    STATUS_NOT_RUN,
-    STATUS_NOT_SELECTED,
-    STATUS_PASSED,
-    STATUS_SKIPPED,
-    Decision,
-    Outcome,
-    RunSummary,
-    Status,
-    Timeline,
-    check_kind,
-    decode,
-    facts_of,
-)
-from ..redact import Redactor, escape_controls, shorten
+from ..decision import PhaseReport, Selection, Tally
+from ..model import STATUS_FAILED, STATUS_NOT_EVALUATED, STATUS_PASSED, Decision, RunSummary, Status, Timeline, decode
+from ..redact import Redactor, shorten
 from ..verdict import EXIT_ROLLOUT_NOT_READY, classify, exit_code
 from .run import smoke_run_key
 
-DETAILS_LIMIT = 4000
-CUSTOM_ORDER = 100_000  # custom tests come after every configured check
 TESTED_READ_ATTEMPTS = 3  # reading what is deployed as the checks start: a passing 503 is retried
 SUBTEST_REPORTS = ("SubtestReport", "SubTestReport")  # pytest 9's own, and pytest-subtests's
 # How pytest and xdist word a stop the user asked for: -x / --maxfail, and --sw (stepwise).
@@ -56,20 +39,15 @@ class SmokeController:
         self.config = config
         self.smoke = smoke
         self.redactor = redactor
-        self.outcomes: dict[str, Outcome] = {}
-        self.checks_by_node = {check.node_name: check for check in smoke.checks}
-        self.selected: dict[str, bool | None] = {}  # node id -> required (None: not known yet)
-        self.order: dict[str, int] = {}
-        self.properties: dict[str, dict[str, Any]] = {}  # the last smoke_* properties seen per node id
-        self.reruns: dict[str, int] = {}
-        self.deselected_required: dict[str, str] = {}  # required custom tests deselected: node id -> name
-        self.required_custom: set[str] | None = None  # under xdist, from the workers; None: not known
-        self.unknown_required: set[str] = set()  # crashed before any report: required or not is looked up late
-        self.interrupt_message = ""
-        self.rerun_reasons: dict[str, str] = {}
-        self.failed_subtests: dict[str, list[str]] = {}  # node id -> reasons of its failed subtests
-        self.collection_errors = 0
         self.timeline = Timeline()
+        path = smoke.path
+        self.tally = Tally(
+            Selection(path_names=(path.name, path.resolve().name), shown_path=str(path), checks=tuple(smoke.checks), enabled=smoke.enabled),
+            redactor,
+            self.timeline,
+        )
+        self.interrupt_message = ""
+        self.collection_errors = 0
         self.summary: RunSummary | None = None
         self.document: dict[str, Any] | None = None  # the report document, once published
         self.monitoring: list[dict[str, Any]] = []  # the metrics file and push, once published
@@ -102,6 +80,32 @@ class SmokeController:
             raise KeyboardInterrupt(name)
         if self.phase == "rollback":
             raise RollbackInterrupted(f"interrupted by {name} during the rollback")
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
+        """Before the first check, in this process only: wait for the rollout (--smoke-wait-rollout),
+        then record what is deployed. The checks (and the run budget) start when this returns."""
+        self._wait_for_rollout()
+        self.record_tested_revision()
+        return (yield)
+
+    def _wait_for_rollout(self) -> None:
+        from ..cluster import rollout_wait
+        from ..cluster.kube import KubeError
+
+        run = self.config.stash[smoke_run_key]
+        try:
+            found = rollout_wait.target_for(run.config.data, self.config.getoption("smoke_wait_rollout"))
+            if found is None:
+                return
+            target, timeout = found
+            completed_at = rollout_wait.wait(target, timeout, lambda message: self.say(f"smoke: {message}"))
+        except KubeError as exc:
+            message = self.redactor.text(f"smoke: {exc}: no check was run and nothing was rolled back")
+            self.rollout_failed(message)
+            pytest.exit(message, returncode=EXIT_ROLLOUT_NOT_READY)
+        run.context.deployed_at = completed_at  # metric checks' {window} starts here
+        self.rollout_completed(completed_at)
 
     def rollout_completed(self, completed_at: float) -> None:
         """--smoke-wait-rollout finished: the checks start now."""
@@ -171,21 +175,17 @@ class SmokeController:
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        for index, item in enumerate(session.items):
-            props = decode(item.user_properties)
-            self.selected[item.nodeid] = bool(props.get("required", False))
-            self.order[item.nodeid] = int(props.get("order", CUSTOM_ORDER + index))
+        self.tally.collected((item.nodeid, decode(item.user_properties)) for item in session.items)
         run = self.config.stash.get(smoke_run_key, None)
         if run is not None:
-            self.deselected_required.update({nodeid: name for nodeid, name in run.deselected_required})
+            self.tally.deselected_required.update(dict(run.deselected_required))
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
         """An xdist worker finished: it says which custom tests are required and which were deselected."""
         output = getattr(node, "workeroutput", None) or {}
         if "smoke_required_custom" in output:
-            self.required_custom = set(output["smoke_required_custom"])
-            self.deselected_required.update({nodeid: name for nodeid, name in output.get("smoke_deselected_required", [])})
+            self.tally.workers_said(output["smoke_required_custom"], output.get("smoke_deselected_required", []))
 
     def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
         # xdist ends a -x / --maxfail run by raising Interrupted("stopping after N failures").
@@ -193,154 +193,10 @@ class SmokeController:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
-        """Under xdist the controller never collects: each worker sends its ids (all the same)."""
-        if self.selected:
-            return
-        for index, nodeid in enumerate(ids):
-            check = self._config_check(nodeid)
-            # A custom test's marker is unknown until its first report: assume required.
-            self.selected[nodeid] = check.required if check else None
-            self.order[nodeid] = check.order if check else CUSTOM_ORDER + index
+        self.tally.collected_elsewhere(ids)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        nodeid = report.nodeid
-        props = decode(report.user_properties)
-        if props:
-            self.properties[nodeid] = props
-        else:  # a crashed xdist worker's report carries none: use the setup report's, or the config's
-            props = self.properties.get(nodeid) or self._properties_from_config(nodeid)
-            if not props:
-                self.unknown_required.add(nodeid)
-        if type(report).__name__ in SUBTEST_REPORTS:
-            # A subtest's report (pytest 9's subtests, pytest-subtests): it judges part of its test,
-            # whose own report may still say "passed". Its failure is remembered for that test.
-            if report.failed:
-                self.failed_subtests.setdefault(nodeid, []).append(_reason(report))
-            return
-        if str(report.outcome) == "rerun":  # pytest-rerunfailures: the final report comes later
-            self.reruns[nodeid] = self.reruns.get(nodeid, 0) + 1
-            self.rerun_reasons.setdefault(nodeid, props.get("reason") or _reason(report))
-            return
-        status = _status(report, props)
-        failed_subtests = self.failed_subtests.get(nodeid) if report.when == "call" else None
-        if failed_subtests and status in (STATUS_PASSED, STATUS_NOT_EVALUATED):
-            first = failed_subtests[0]
-            answered = first.startswith(("AssertionError", "Failed", "pytest_smoke.CheckFailed", "CheckFailed", "assert "))
-            status = STATUS_FAILED if answered else STATUS_NOT_EVALUATED
-            props = {**props, "reason": f"{len(failed_subtests)} failed subtest(s): {first}"}
-        if status is None:
-            return
-        previous = self.outcomes.get(nodeid)
-        if previous is not None and report.when == "teardown":
-            if previous.status == STATUS_PASSED and status == STATUS_NOT_EVALUATED:
-                previous.warning = self.redactor.text(f"teardown error: {_reason(report)}")
-                previous.reason = previous.warning
-            return  # a teardown error never hides the call's outcome
-        reason = props.get("reason") or _reason(report)
-        if str(report.when) == "???":
-            reason = f"not evaluated: its worker crashed ({reason or 'no report'}); a problem of the runner"
-        elif status == STATUS_NOT_RUN and not reason.startswith(("not started", "not finished")):
-            reason = f"skipped at run time: {reason} (selected, but it did not judge the deploy)"
-        elif status == STATUS_SKIPPED:
-            reason = f"skipped by a mark: {reason}"
-        elif status == STATUS_NOT_EVALUATED and not props.get("reason") and "a problem of the runner" not in reason:
-            reason = f"not evaluated: {report.when} error: {reason} (a problem of the runner, not of the service)"
-        outcome = Outcome(
-            nodeid=nodeid,
-            name=str(props.get("name") or nodeid.split("::")[-1]),
-            kind=check_kind(props.get("kind")),
-            required=bool(props.get("required", False)),
-            status=status,
-            reason=escape_controls(self.redactor.text(reason)),
-            failure_kind=str(props.get("failure_kind", "") or ("crashed" if str(report.when) == "???" else "")),
-            duration=float(getattr(report, "duration", 0.0)),
-            finished_at=float(getattr(report, "stop", time.time())),
-            facts=facts_of(props),
-            details=escape_controls(self.redactor.text(_details(report))[:DETAILS_LIMIT]),
-            warning=escape_controls(self.redactor.text(props.get("warning") or "")) if status == STATUS_PASSED else "",
-            rollback=bool(props.get("rollback", True)),
-            order=int(props.get("order", self.order.get(nodeid, CUSTOM_ORDER))),
-            precondition=bool(props.get("precondition", False)),
-        )
-        reruns = self.reruns.get(nodeid, 0)
-        if reruns and status == STATUS_PASSED:
-            first = self.redactor.text(self.rerun_reasons.get(nodeid, ""))
-            outcome.warning = f"flaky: passed on rerun {reruns} (pytest-rerunfailures); first failure: {first}"
-        elif reruns:
-            outcome.reason += f" (also on {reruns} rerun(s))"
-        if outcome.warning:
-            outcome.reason = outcome.warning
-        self.outcomes[nodeid] = outcome
-        if outcome.severity == "critical" and self.timeline.failures_detected is None:
-            self.timeline.failures_detected = outcome.finished_at
-
-    def _config_check(self, nodeid: str) -> Any:
-        file_part, _, name = nodeid.rpartition("::")
-        # The config as given (a symlink, say) or the file it points to: either may name the items.
-        if not file_part.endswith(self._config_names):
-            return None
-        return self.checks_by_node.get(name)
-
-    @functools.cached_property
-    def _config_names(self) -> tuple[str, str]:
-        return (self.smoke.path.name, self.smoke.path.resolve().name)  # resolved once, not per item
-
-    def _properties_from_config(self, nodeid: str) -> dict[str, Any]:
-        check = self._config_check(nodeid)
-        if check is None:
-            return {}
-        return {
-            "required": check.required, "kind": check.kind, "name": check.name, "rollback": check.rollback, "order": check.order,
-            "precondition": check.precondition,
-        }
-
-    def _all_outcomes(self) -> list[Outcome]:
-        for nodeid in self.unknown_required:
-            if nodeid in self.outcomes:  # unknown marker: required, unless the workers said otherwise
-                known = self.required_custom
-                self.outcomes[nodeid].required = True if known is None else nodeid in known
-        return [*self.outcomes.values(), *self._unreported_outcomes()]
-
-    def _unreported_outcomes(self) -> list[Outcome]:
-        """Required checks the user did not select, and selected items that never reported."""
-        missing: list[Outcome] = [
-            Outcome(nodeid=nodeid, name=name, kind="custom", required=True, status=STATUS_NOT_SELECTED,
-                    reason="not selected: deselected (-k, -m or --deselect)", order=CUSTOM_ORDER, duration=0.0)
-            for nodeid, name in self.deselected_required.items()
-            if nodeid not in self.outcomes
-        ]
-        selected_names = {nodeid.rpartition("::")[2] for nodeid in self.selected if self._config_check(nodeid)}
-        why = f"enabled: false in {self.smoke.path}" if not self.smoke.enabled else "deselected (-k, -m or --deselect)"
-        for check in self.smoke.checks:
-            if check.node_name not in selected_names:
-                missing.append(
-                    Outcome(
-                        nodeid=f"{self.smoke.path}::{check.node_name}", name=check.name, kind=check.kind,
-                        required=check.required, status=STATUS_NOT_SELECTED, reason=f"not selected: {why}",
-                        rollback=check.rollback, order=check.order, duration=0.0,
-                    )
-                )
-        for nodeid, required in self.selected.items():
-            if nodeid in self.outcomes:
-                continue
-            props = self.properties.get(nodeid) or self._properties_from_config(nodeid)
-            if required is None and self.required_custom is not None:
-                required = nodeid in self.required_custom
-            missing.append(
-                Outcome(
-                    nodeid=nodeid,
-                    name=str(props.get("name") or nodeid.split("::")[-1]),
-                    kind=check_kind(props.get("kind")),
-                    required=True if required is None else bool(props.get("required", required)),
-                    status=STATUS_NOT_RUN,
-                    reason="never reported: the run stopped before it (-x, --maxfail, a session timeout) or its worker crashed"
-                    + (" (its marker is unknown, so it counts as required)" if required is None and not props else ""),
-                    rollback=bool(props.get("rollback", True)),
-                    order=self.order.get(nodeid, CUSTOM_ORDER),
-                    duration=0.0,
-                )
-            )
-        return missing
+        self.tally.record(phase_report(report))
 
     # -- decide and act ----------------------------------------------------------------------------
 
@@ -391,9 +247,8 @@ class SmokeController:
                 signal.signal(signal.SIGINT, previous_sigint)
 
     def _decide_once(self, session: pytest.Session, exitstatus: int) -> None:
-        from . import decision_flow
+        from .. import decision
 
-        verdict = classify(self._all_outcomes())
         if self.rollout_failure:
             self._no_verdict(self.rollout_failure, self.rollout_failure_status)
             session.exitstatus = self.rollout_failure_status
@@ -409,27 +264,31 @@ class SmokeController:
             self._no_verdict(f"run ended early ({why}): no rollback", status)
             session.exitstatus = status
             return
+        verdict = classify(self.tally.all_outcomes())
         if verdict.state == "no_checks":
             self._no_verdict("no checks ran: no verdict, no rollback", pytest.ExitCode.NO_TESTS_COLLECTED)
             session.exitstatus = pytest.ExitCode.NO_TESTS_COLLECTED
             return
-        self.summary = decision_flow.run(self._decision_inputs(), verdict, self.timeline)
+        self.summary = decision.run(self._decision_inputs(), verdict, self.timeline)
         session.exitstatus = self.summary.exit_status = exit_code(
             verdict, self.summary.rollback.status if self.summary.rollback else None
         )
 
     def _decision_inputs(self) -> Any:
-        from .decision_flow import DecisionInputs
+        from ..decision import DecisionInputs
 
         run = self.config.stash.get(smoke_run_key, None)
+        hook, config = self.config.hook, self.config
 
         def started(summary: RunSummary) -> None:
             self.summary = summary
 
         return DecisionInputs(
             smoke=self.smoke,
-            hook=self.config.hook,
-            pytest_config=self.config,
+            override=lambda verdict, decision: hook.pytest_smoke_decision(config=config, verdict=verdict, decision=decision),
+            finished=lambda verdict, decision, result: hook.pytest_smoke_rollback_result(
+                config=config, verdict=verdict, decision=decision, result=result
+            ),
             dry_run=bool(self.config.getoption("smoke_no_rollback")),
             confirmed=bool(self.config.getoption("smoke_confirm_rollback")),
             tested=self.tested,
@@ -448,7 +307,7 @@ class SmokeController:
         Returns (name, passed / failed / not_evaluated, reason) per test."""
         from ..checks import CheckFailed, CheckNotEvaluated, is_service_failure
 
-        failed = [o for o in self.outcomes.values() if o.kind == "custom" and o.required and o.status == STATUS_FAILED]
+        failed = self.tally.failed_required_custom()
         items = {item.nodeid: item for item in (self.session.items if self.session is not None else [])}
         results: list[tuple[str, Status, str]] = []
         for outcome in failed:
@@ -496,8 +355,9 @@ class SmokeController:
         return results
 
     def _no_verdict(self, reason: str, exit_status: int) -> None:
-        """Record a run that ends without a verdict: never a rollback, reports still written."""
-        summary = RunSummary(classify(self.outcomes.values()), Decision("not_evaluated", reason), timeline=self.timeline)
+        """Record a run that ends without a verdict: never a rollback, reports still written, with
+        the outcomes of what reported (what never ran is not listed as if it had been judged)."""
+        summary = RunSummary(classify(self.tally.reported_outcomes()), Decision("not_evaluated", reason), timeline=self.timeline)
         summary.exit_status = int(exit_status)
         self.summary = summary
 
@@ -619,24 +479,19 @@ def _masked_arguments(args: list[str]) -> list[str]:
     return shown
 
 
-def _status(report: pytest.TestReport, props: dict[str, Any]) -> Status | None:
-    """The outcome status of one report, or None when the phase says nothing new."""
-    if str(report.when) == "???":  # xdist: the worker crashed while running this item
-        return STATUS_NOT_EVALUATED
-    if report.skipped:
-        if report.when not in ("setup", "call"):
-            return None
-        return STATUS_NOT_RUN if props.get("outcome") == "not_run" else STATUS_SKIPPED  # a skip or xfail mark
-    if report.failed:
-        if report.when == "setup" and props.get("outcome") == "failed":
-            return STATUS_FAILED  # the service failed a fixture's request (smoke_http): a verdict
-        if report.when != "call":
-            return STATUS_NOT_EVALUATED  # any other fixture or setup error: the test never got to judge
-        # Generated checks and custom tests alike: only a verdict on the service is a failure.
-        return STATUS_FAILED if props.get("outcome") == "failed" else STATUS_NOT_EVALUATED
-    if report.when == "call":
-        return STATUS_PASSED
-    return None
+def phase_report(report: pytest.TestReport) -> PhaseReport:
+    """pytest's report as the tally reads it."""
+    return PhaseReport(
+        nodeid=report.nodeid,
+        when=str(report.when),
+        outcome=str(report.outcome),
+        properties=decode(report.user_properties),
+        reason=_reason(report),
+        details=_details(report),
+        duration=float(getattr(report, "duration", 0.0)),
+        stop=float(getattr(report, "stop", 0.0)),
+        subtest=type(report).__name__ in SUBTEST_REPORTS,
+    )
 
 
 def _details(report: pytest.TestReport) -> str:

@@ -10,7 +10,7 @@ import pytest
 from ..model import PREFIX, decode, encode
 from ..redact import Redactor, escape_controls, shorten
 from .collection import SKIP_MARKS, backstop_mark, check_of, generated_items, is_required
-from .run import CONTROLLER_NAME, TIMEOUT_BACKSTOP_SECONDS, SmokeRun
+from .run import TIMEOUT_BACKSTOP_SECONDS, SmokeRun
 
 if TYPE_CHECKING:
     from ..model import Check
@@ -36,11 +36,7 @@ class CheckExecution:
             # shared with the other workers (at most the run budget).
             _add_backstops(session.config, generated_items(session.items), queueing=run.budget.seconds)
             return
-        self._wait_for_rollout(session.config)
-        controller = session.config.pluginmanager.get_plugin(CONTROLLER_NAME)
-        if controller is not None:
-            controller.record_tested_revision()
-        run.budget  # noqa: B018 - the run budget starts now, after the wait
+        run.budget  # noqa: B018 - the run budget starts now, after the controller's rollout wait
         items = generated_items(session.items)
         if run.concurrency <= 1 or len(items) <= 1:
             _add_backstops(session.config, items)
@@ -71,28 +67,6 @@ class CheckExecution:
         others = item.config.pluginmanager.subset_hook_caller("pytest_timeout_set_timer", remove_plugins=[self])
         others(item=item, settings=longer)  # pytest-timeout's own timer, and any other plugin's
         return True
-
-    def _wait_for_rollout(self, config: pytest.Config) -> None:
-        from ..cluster import rollout_wait
-        from ..cluster.kube import KubeError
-        from ..verdict import EXIT_ROLLOUT_NOT_READY
-
-        controller = config.pluginmanager.get_plugin(CONTROLLER_NAME)
-        try:
-            found = rollout_wait.target_for(self.run.config.data, config.getoption("smoke_wait_rollout"))
-            if found is None:
-                return
-            target, timeout = found
-            say = controller.say if controller is not None else (lambda message: None)
-            completed_at = rollout_wait.wait(target, timeout, lambda message: say(f"smoke: {message}"))
-        except KubeError as exc:
-            message = self.run.redactor.text(f"smoke: {exc}: no check was run and nothing was rolled back")
-            if controller is not None:
-                controller.rollout_failed(message)
-            pytest.exit(message, returncode=EXIT_ROLLOUT_NOT_READY)
-        self.run.context.deployed_at = completed_at  # metric checks' {window} starts here
-        if controller is not None:
-            controller.rollout_completed(completed_at)
 
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         if check_of(item) is not None:

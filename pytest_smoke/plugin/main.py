@@ -4,8 +4,8 @@ an ordinary test run is unaffected. With one, it registers the role plugins:
 
 - ``collection``: the config as a test module, one parametrized ``pytest.Function`` per check;
 - ``execution``: when and how checks run, in every process that runs items;
-- ``controller``: tally, verdict, decision, rollback and reports, once, in the controlling
-  process only (``decision_flow`` and ``publish`` are its two steps).
+- ``controller``: the rollout wait, then verdict, decision, rollback and reports, once, in the
+  controlling process only (it feeds :mod:`pytest_smoke.decision` and calls ``publish``).
 
 ``fixtures`` serves developers' own smoke tests (always registered); ``run`` holds the
 per-process state the roles share.

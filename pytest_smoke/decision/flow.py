@@ -1,7 +1,8 @@
 """From verdict to action: decide, let hooks veto, confirm, roll back, verify, mark verified.
 
-Called once per run by the controller with explicit inputs (:class:`DecisionInputs`); it returns
-the :class:`~pytest_smoke.model.RunSummary` and writes into nothing but that summary. A config
+Plain Python, called once per run by the pytest glue with explicit inputs
+(:class:`DecisionInputs`); the plugin hooks reach it as two plain callables. It returns the
+:class:`~pytest_smoke.model.RunSummary` and writes into nothing but that summary. A config
 mistake can never get here (config errors stop the run before any check), and nothing here runs
 unless checks really ran and the run was not interrupted.
 """
@@ -14,7 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
-from ..model import Decision, RunSummary, Status, Timeline, Verdict
+from ..model import Decision, RollbackResult, RunSummary, Status, Timeline, Verdict
 from ..redact import shorten
 from ..verdict import decide
 
@@ -29,8 +30,10 @@ class DecisionInputs:
     """Everything the decision flow reads, and the two ways it talks back."""
 
     smoke: SmokeConfig
-    hook: Any  # the pytest hook relay: pytest_smoke_decision, pytest_smoke_rollback_result
-    pytest_config: Any  # passed to the hooks, never read here
+    # pytest_smoke_decision: may return another Decision (a veto, an override); None keeps it
+    override: Callable[[Verdict, Decision], Decision | None]
+    # pytest_smoke_rollback_result: told what happened, rollback or not
+    finished: Callable[[Verdict, Decision, RollbackResult | None], None]
     dry_run: bool  # --smoke-no-rollback
     confirmed: bool  # --smoke-confirm-rollback
     tested: DeploymentState | None  # what was deployed as the checks started
@@ -52,7 +55,7 @@ def run(inputs: DecisionInputs, verdict: Verdict, timeline: Timeline) -> RunSumm
     strategy = smoke.section("rollback_strategy")
     verdict.unattributed = _unattributed(inputs.tested, strategy, inputs.expected_images)
     decision = decide(verdict, auto_rollback, dry_run=inputs.dry_run)
-    override = inputs.hook.pytest_smoke_decision(config=inputs.pytest_config, verdict=verdict, decision=decision)
+    override = inputs.override(verdict, decision)
     if isinstance(override, Decision):
         decision = override
     summary = RunSummary(verdict, decision, timeline=timeline)
@@ -70,16 +73,13 @@ def run(inputs: DecisionInputs, verdict: Verdict, timeline: Timeline) -> RunSumm
         except RollbackInterrupted as exc:  # a green run stays green; the mark is only a note
             summary.notes.append(f"{exc}: the revision was not marked as verified")
 
-    inputs.hook.pytest_smoke_rollback_result(
-        config=inputs.pytest_config, verdict=verdict, decision=decision, result=summary.rollback
-    )
+    inputs.finished(verdict, decision, summary.rollback)
     return summary
 
 
 def _roll_back(inputs: DecisionInputs, summary: RunSummary, strategy: dict[str, Any], auto_rollback: dict[str, Any]) -> Any:
     from ..cluster.rollback import FAILED_PREFIX, RollbackInterrupted, carry_out
     from ..cluster.rollback.confirm import confirm
-    from ..model import RollbackResult
 
     decision, verdict, timeline = summary.decision, summary.verdict, summary.timeline
 
