@@ -18,12 +18,14 @@ from ..redact import Redactor, shorten
 T = TypeVar("T")
 
 
-class CheckFailed(Exception):
+class CheckFailed(AssertionError):
     """The check ran and its target is unhealthy.
 
     ``reason`` is the one-line message in an operator's words ("/health/ready returned 503");
     ``details`` holds the request, a response excerpt and similar context; ``kind`` names the
     failure for the remediation catalogue ("timeout", "connection_refused", "http_5xx", ...).
+    An ``AssertionError`` (keeping its own type), so every reporter calls it a failed test, not a
+    broken one: Allure, pytest-html, JUnit viewers. :class:`CheckNotEvaluated` is not one.
     """
 
     # Shown as ``pytest_smoke.CheckFailed`` (its public name) in pytest's summary lines.

@@ -60,6 +60,7 @@ class SmokeController:
         # (reports, no rollback); during the rollback, report the state and alert; afterwards,
         # finish writing reports.
         self.phase = "checks"
+        self.elsewhere: Any = None  # reporters.VerdictElsewhere: the verdict in other tools' reports
         self._previous_sigterm: Any = None
         self.session: pytest.Session | None = None
 
@@ -403,6 +404,8 @@ class SmokeController:
         self.monitoring = published.monitoring
         self.summary.notes.extend(published.problems)
         self.document = published.document
+        if self.elsewhere is not None:
+            self.elsewhere.write_allure_environment(config)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         from ..report.terminal import render
@@ -429,6 +432,8 @@ class SmokeController:
             detail = f" ({fed['detail']})" if fed["detail"] and ok else (f": {fed['detail']}" if fed["detail"] else "")
             line = self.redactor.text(f"{head}: {fed['where']}{detail}")
             terminalreporter.write_line(printable(line), **({} if ok else {"yellow": True}))
+        if self.elsewhere is not None:
+            self.elsewhere.annotate(terminalreporter)  # GitHub workflow commands, under GITHUB_ACTIONS=true
 
     def say(self, message: str) -> None:
         terminal = self.config.pluginmanager.get_plugin("terminalreporter")

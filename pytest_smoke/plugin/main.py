@@ -173,7 +173,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if path is None:
         return
     from ..config import ConfigError, load_config
-    from . import preflight
+    from . import preflight, reporters
     from .collection import SmokeCollection
     from .controller import SmokeController
     from .execution import CheckExecution
@@ -225,8 +225,13 @@ def pytest_configure(config: pytest.Config) -> None:
     run.log_records.install()
     config.pluginmanager.register(SmokeCollection(run), "smoke-collection")
     config.pluginmanager.register(CheckExecution(run), "smoke-check-execution")
+    if reporters.allure_loaded(config):
+        config.pluginmanager.register(reporters.AllureSeverity(), "smoke-allure-severity")
     if not hasattr(config, "workerinput") and not config.getoption("collectonly"):
-        config.pluginmanager.register(SmokeController(config, smoke_config, run.redactor), CONTROLLER_NAME)
+        controller = SmokeController(config, smoke_config, run.redactor)
+        controller.elsewhere = reporters.VerdictElsewhere(lambda: controller.summary, smoke_config, run.redactor)
+        config.pluginmanager.register(controller, CONTROLLER_NAME)
+        config.pluginmanager.register(controller.elsewhere, "smoke-verdict-elsewhere")
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
