@@ -19,7 +19,8 @@ INTRO = """# Configuration reference
 
 Generated from the JSON Schema the package ships
 (`pytest_smoke/schema/smoke-config.schema.json`, also usable by editors: add
-`"$schema": "https://pypi.org/project/pytest-deploy-smoke/schema/smoke-config.schema.json"`).
+`"$schema"` set to that file's path in your environment, printed by
+`python3 -c "import pytest_smoke.schema as s, pathlib; print(pathlib.Path(s.__file__).with_name('smoke-config.schema.json'))"`).
 The same schema validates every config before the first request, so what is written here is what
 the plugin accepts. `${VAR}` and `${VAR:-default}` are replaced from the environment before
 validation; `$$` is a literal `$`.
@@ -119,11 +120,18 @@ def render(schema: dict[str, Any]) -> str:
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
+CHANGELOG = ROOT / "CHANGELOG.md"
+CHANGELOG_PAGE = ROOT / "docs" / "changelog.md"
+
+
 def main() -> int:
-    text = render(json.loads(SCHEMA.read_text(encoding="utf-8")))
+    """Write the generated pages (the reference from the schema, the changelog page from
+    CHANGELOG.md); with --check, exit 1 when either is stale instead."""
+    pages = {OUTPUT: render(json.loads(SCHEMA.read_text(encoding="utf-8"))), CHANGELOG_PAGE: CHANGELOG.read_text(encoding="utf-8")}
     if "--check" in sys.argv:
-        return 0 if OUTPUT.exists() and OUTPUT.read_text(encoding="utf-8") == text else 1
-    OUTPUT.write_text(text, encoding="utf-8")
+        return 0 if all(path.exists() and path.read_text(encoding="utf-8") == text for path, text in pages.items()) else 1
+    for path, text in pages.items():
+        path.write_text(text, encoding="utf-8")
     return 0
 
 

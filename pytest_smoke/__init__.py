@@ -12,7 +12,7 @@ entry point, and a run without a smoke config should not pay for YAML or JSON Sc
 
 from typing import Any
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"
 
 _PUBLIC = {
     "CheckContext": "checks",

@@ -63,3 +63,17 @@ def test_ci_templates_install_this_distribution_and_name_the_config_on_the_comma
 def test_no_install_line_names_the_other_distribution():
     for path in [ROOT / "README.md", ROOT / "example_suites" / "kubernetes" / "Dockerfile", *(ROOT / "example_suites").rglob("*.yml")]:
         assert not re.search(r"pip install [\"']?pytest-smoke\b", path.read_text()), path
+
+
+def test_one_version_everywhere():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    import pytest_smoke
+
+    root = Path(__file__).resolve().parents[1]
+    version = tomllib.loads((root / "pyproject.toml").read_text())["project"]["version"]
+    assert pytest_smoke.__version__ == version
+    first_release = re.search(r"^## (\S+)", (root / "CHANGELOG.md").read_text(), re.MULTILINE)
+    assert first_release is not None and first_release.group(1) == version
+    images = re.findall(r"image: \S+/pytest-smoke:(\S+)", "".join(p.read_text() for p in (root / "example_suites" / "kubernetes").glob("*.yaml")))
+    assert images and set(images) == {version}
