@@ -458,3 +458,19 @@ def test_a_failing_smoke_http_call_shows_the_tests_line_not_the_plugins_internal
     output = result.stdout.str()
     assert "pytest_smoke/checks/" not in output and "requests/sessions.py" not in output  # frames hidden, as pytest's own
     result.stdout.fnmatch_lines(["FAILED test_profile.py::test_profile - pytest_smoke.CheckFailed: *"])
+
+
+def test_a_partial_run_lists_every_item_left_out_and_why(pytester, write_config, failing_demo):
+    write_config(three_checks(failing_demo))
+    pytester.makepyfile(test_custom="import pytest\n\n@pytest.mark.smoke_optional\ndef test_orders():\n    pass\n")
+
+    def left_out(*args):
+        run(pytester, *args, "--smoke-report", "report.json")
+        checks = json.loads((pytester.path / "report.json").read_text())["checks"]
+        return {c["name"]: c["reason"] for c in checks if c["status"] == "not_selected"}
+
+    by_k = "not selected: deselected (-k, -m or --deselect)"
+    assert left_out("-k", "health") == {"auth": by_k, "test_orders": by_k}  # generated and custom alike
+    by_lf = "not selected: --lf runs only what failed last time"
+    # --lf skips test_custom.py before collection: a test never collected cannot be listed.
+    assert left_out("--lf") == {"basic-health": by_lf, "liveness": by_lf, "auth": by_lf}

@@ -57,6 +57,7 @@ class Selection:
     shown_path: str
     checks: tuple[Check, ...]
     enabled: bool = True
+    never_collected: str = "deselected (-k, -m or --deselect)"  # why a check never collected was left out
 
 
 class Tally:
@@ -71,7 +72,7 @@ class Tally:
         self.properties: dict[str, dict[str, Any]] = {}  # the last smoke_* properties seen per node id
         self.reruns: dict[str, int] = {}
         self.rerun_reasons: dict[str, str] = {}
-        self.deselected_required: dict[str, str] = {}  # required custom tests deselected: node id -> name
+        self.deselected: dict[str, tuple[str, bool, str]] = {}  # node id -> (name, required, why), every item left out
         self.required_custom: set[str] | None = None  # under xdist, from the workers; None: not known
         self.unknown_required: set[str] = set()  # crashed before any report: required or not is looked up late
         self.failed_subtests: dict[str, list[str]] = {}  # node id -> reasons of its failed subtests
@@ -94,9 +95,14 @@ class Tally:
             self.selected[nodeid] = check.required if check else None
             self.order[nodeid] = check.order if check else CUSTOM_ORDER + index
 
-    def workers_said(self, required_custom: Iterable[str], deselected_required: Iterable[tuple[str, str]]) -> None:
+    def left_out(self, deselected: Iterable[Any]) -> None:
+        """Items pytest deselected: [node id, name, required, why] each."""
+        for nodeid, name, required, why in deselected:
+            self.deselected[nodeid] = (str(name), bool(required), str(why))
+
+    def workers_said(self, required_custom: Iterable[str], deselected: Iterable[Any]) -> None:
         self.required_custom = set(required_custom)
-        self.deselected_required.update(dict(deselected_required))
+        self.left_out(deselected)
 
     # -- one report --------------------------------------------------------------------------------
 
@@ -207,16 +213,20 @@ class Tally:
     def unreported_outcomes(self) -> list[Outcome]:
         """Required checks the user did not select, and selected items that never reported."""
         missing: list[Outcome] = [
-            Outcome(nodeid=nodeid, name=name, kind="custom", required=True, status=STATUS_NOT_SELECTED,
-                    reason="not selected: deselected (-k, -m or --deselect)", order=CUSTOM_ORDER, duration=0.0)
-            for nodeid, name in self.deselected_required.items()
-            if nodeid not in self.outcomes
+            Outcome(nodeid=nodeid, name=name, kind="custom", required=required, status=STATUS_NOT_SELECTED,
+                    reason=f"not selected: {why}", order=CUSTOM_ORDER, duration=0.0)
+            for nodeid, (name, required, why) in self.deselected.items()
+            if nodeid not in self.outcomes and self.config_check(nodeid) is None
         ]
         selected_names = {nodeid.rpartition("::")[2] for nodeid in self.selected if self.config_check(nodeid)}
+        why_generated = {nodeid.rpartition("::")[2]: why for nodeid, (_, _, why) in self.deselected.items() if self.config_check(nodeid)}
         selection = self.selection
-        why = f"enabled: false in {selection.shown_path}" if not selection.enabled else "deselected (-k, -m or --deselect)"
         for check in selection.checks:
             if check.node_name not in selected_names:
+                if not selection.enabled:
+                    why = f"enabled: false in {selection.shown_path}"
+                else:
+                    why = why_generated.get(check.node_name, selection.never_collected)
                 missing.append(
                     Outcome(
                         nodeid=f"{selection.shown_path}::{check.node_name}", name=check.name, kind=check.kind,

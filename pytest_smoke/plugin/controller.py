@@ -21,6 +21,7 @@ from ..decision import PhaseReport, Selection, Tally
 from ..model import STATUS_FAILED, STATUS_NOT_EVALUATED, STATUS_PASSED, Decision, RunSummary, Status, Timeline, decode
 from ..redact import Redactor, shorten
 from ..verdict import EXIT_ROLLOUT_NOT_READY, classify, exit_code
+from .execution import why_left_out
 from .run import smoke_run_key
 
 TESTED_READ_ATTEMPTS = 3  # reading what is deployed as the checks start: a passing 503 is retried
@@ -41,11 +42,11 @@ class SmokeController:
         self.redactor = redactor
         self.timeline = Timeline()
         path = smoke.path
-        self.tally = Tally(
-            Selection(path_names=(path.name, path.resolve().name), shown_path=str(path), checks=tuple(smoke.checks), enabled=smoke.enabled),
-            redactor,
-            self.timeline,
+        selection = Selection(
+            path_names=(path.name, path.resolve().name), shown_path=str(path), checks=tuple(smoke.checks), enabled=smoke.enabled,
+            never_collected=why_left_out(config),
         )
+        self.tally = Tally(selection, redactor, self.timeline)
         self.interrupt_message = ""
         self.collection_errors = 0
         self.summary: RunSummary | None = None
@@ -179,14 +180,14 @@ class SmokeController:
         self.tally.collected((item.nodeid, decode(item.user_properties)) for item in session.items)
         run = self.config.stash.get(smoke_run_key, None)
         if run is not None:
-            self.tally.deselected_required.update(dict(run.deselected_required))
+            self.tally.left_out(run.deselected)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
         """An xdist worker finished: it says which custom tests are required and which were deselected."""
         output = getattr(node, "workeroutput", None) or {}
         if "smoke_required_custom" in output:
-            self.tally.workers_said(output["smoke_required_custom"], output.get("smoke_deselected_required", []))
+            self.tally.workers_said(output["smoke_required_custom"], output.get("smoke_deselected", []))
 
     def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
         # xdist ends a -x / --maxfail run by raising Interrupted("stopping after N failures").

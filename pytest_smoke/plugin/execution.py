@@ -216,9 +216,11 @@ class CheckExecution:
             message.args = (shown,)
 
     def pytest_deselected(self, items: list[pytest.Item]) -> None:
-        self.run.deselected_required.extend(
-            [item.nodeid, item.name] for item in items if check_of(item) is None and is_required(item)
-        )
+        """Every item left out, generated or custom, is listed in the verdict with why."""
+        for item in items:
+            check = check_of(item)
+            required = check.required if check is not None else is_required(item)
+            self.run.deselected.append([item.nodeid, item.name, required, why_left_out(item.config, item.nodeid)])
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         """In an xdist worker, tell the controller which custom tests are required: it never
@@ -228,7 +230,7 @@ class CheckExecution:
             workeroutput["smoke_required_custom"] = [
                 item.nodeid for item in session.items if check_of(item) is None and is_required(item)
             ]
-            workeroutput["smoke_deselected_required"] = list(self.run.deselected_required)
+            workeroutput["smoke_deselected"] = list(self.run.deselected)
 
     def pytest_unconfigure(self) -> None:
         from ..checks.base import HELPERS
@@ -238,6 +240,20 @@ class CheckExecution:
         HELPERS.close_idle()
         if self.run.log_records is not None:
             self.run.log_records.uninstall()
+
+
+def why_left_out(config: pytest.Config, nodeid: str | None = None) -> str:
+    """Which of pytest's selections most likely left an item out (``nodeid`` None: one never
+    collected): --lf leaves out what did not fail last time (most of it before collection), --sw
+    what came before the last failure; -k, -m and --deselect the rest."""
+    if config.getoption("lf", False):
+        cache = getattr(config, "cache", None)
+        lastfailed = cache.get("cache/lastfailed", {}) if cache is not None else {}
+        if lastfailed and nodeid not in lastfailed:
+            return "--lf runs only what failed last time"
+    if config.getoption("stepwise", False):
+        return "before the test that failed last time (--sw)"
+    return "deselected (-k, -m or --deselect)"
 
 
 def _timeout_plugin_loaded(config: pytest.Config) -> bool:

@@ -58,7 +58,7 @@ class SmokeRun:
         self.dry_run = dry_run  # --smoke-no-rollback
         self.scheduler: CheckScheduler | None = None
         self.consumed: set[str] = set()  # checks whose pooled result an item has already reported
-        self.deselected_required: list[list[str]] = []  # [node id, name] of required custom tests deselected
+        self.deselected: list[list[Any]] = []  # [node id, name, required, why] of every item deselected
         self.stop_reason: str | None = None
         self.log_records: Any = None  # RedactingLogRecords, while the run lasts
         self.host_slots: Any = None  # HostSlots in an xdist worker: the per-host limit across workers
