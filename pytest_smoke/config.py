@@ -721,7 +721,7 @@ def _check_sendable(config: SmokeConfig, lines: _LineFinder, base_url_source: st
         error_at(config, lines, path, message)
 
     if data.get("base_url"):
-        problem = url_problem(data["base_url"], URL_SCHEMES)
+        problem = url_problem(data["base_url"], URL_SCHEMES) or _query_or_fragment(data["base_url"])
         if problem:
             where = f" (from {base_url_source})" if base_url_source else ""
             fail(("base_url",), f"base URL {problem}{where}")
@@ -849,6 +849,17 @@ def url_problem(url: str, schemes: set[str]) -> str | None:
         return "has a host name that cannot be resolved (an empty label or one longer than 63 characters)"
     if any(ch.isspace() for ch in url):
         return "contains whitespace"
+    return None
+
+
+def _query_or_fragment(url: str) -> str | None:
+    """An endpoint is joined to the base URL's path: a query or fragment there would be dropped
+    silently (and a fragment would drop the path too), so it is refused."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.query or parts.fragment or url.rstrip().endswith(("?", "#")):
+        return "has a query or fragment (?... or #...): endpoints are joined to its path and would lose it; put the query in each endpoint"
     return None
 
 

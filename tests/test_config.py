@@ -250,3 +250,12 @@ def test_a_check_name_from_an_environment_variable_is_refused_before_it_reaches_
     assert result.ret == 4
     result.stderr.fnmatch_lines(["*smoke.json:*health_checks[[]0[]].name: a check name cannot use ${VAR}: it becomes the pytest node id*"])
     assert "tenant-Secret-4711" not in result.stdout.str() + result.stderr.str()
+
+
+@pytest.mark.parametrize("base_url", ["http://127.0.0.1:9/api?x=1", "http://127.0.0.1:9/api#frag", "http://127.0.0.1:9/api?"])
+def test_a_base_url_with_a_query_or_fragment_is_a_config_error(tmp_path, base_url):
+    # urljoin would drop them silently (a fragment drops /api too): the request would go elsewhere.
+    path = tmp_path / "smoke.json"
+    path.write_text(json.dumps({"base_url": base_url, "health_checks": [health("h", "/h")]}))
+    with pytest.raises(ConfigError, match=r"smoke\.json:1: base_url: base URL has a query or fragment .*put the query in each endpoint"):
+        load_config(path)
