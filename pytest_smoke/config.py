@@ -12,6 +12,7 @@ where the format allows, the line. Nothing here sends a request.
 from __future__ import annotations
 
 import copy
+import difflib
 import json
 import os
 import re
@@ -537,7 +538,9 @@ def _describe(error: Any) -> tuple[list[Any], str]:
         extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
         allowed = ", ".join(sorted(error.schema.get("properties", {})))
         key = extra[0] if extra else "?"
-        return path + [key], f"unknown key {key!r} (allowed here: {allowed})"
+        close = difflib.get_close_matches(str(key), list(error.schema.get("properties", {})), n=1, cutoff=0.75)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        return path + [key], f"unknown key {key!r}{hint} (allowed here: {allowed})"
     if kind == "required":
         missing = error.validator_value
         absent = [k for k in missing if k not in error.instance]

@@ -259,3 +259,11 @@ def test_a_base_url_with_a_query_or_fragment_is_a_config_error(tmp_path, base_ur
     path.write_text(json.dumps({"base_url": base_url, "health_checks": [health("h", "/h")]}))
     with pytest.raises(ConfigError, match=r"smoke\.json:1: base_url: base URL has a query or fragment .*put the query in each endpoint"):
         load_config(path)
+
+
+def test_a_misspelt_key_gets_a_did_you_mean(tmp_path):
+    path = tmp_path / "smoke.json"
+    path.write_text(json.dumps({"base_url": "http://x", "health_checks": [{"name": "h", "endpoint": "/h", "expected_stauts": 200}]}))
+    message = r"health_checks\[0\]\.expected_stauts: unknown key 'expected_stauts'; did you mean 'expected_status'\? \(allowed here: "
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)

@@ -291,3 +291,21 @@ def test_headers_from_config_are_sent_and_interpolated_secrets_never_shown(pytes
     out = result.stdout.str() + result.stderr.str() + (pytester.path / "out.xml").read_text()
     assert 'body.email is "test@example.com", expected "nobody"' in out
     assert token not in out
+
+
+def test_null_removes_an_inherited_header_from_a_check_a_dependency_and_a_step(pytester, write_config, demo):
+    demo.tokens["tok-anonymous-test"] = "test@example.com"
+    anonymous = {"Authorization": None}
+    write_config({
+        "base_url": demo.url,
+        "headers": {"Authorization": "Bearer tok-anonymous-test"},  # every check inherits it
+        "health_checks": [health("me", "/api/user/profile"),
+                          health("anonymous", "/api/user/profile", headers=anonymous, expected_status=401)],
+        "dependency_checks": [{"name": "anonymous-api", "type": "http", "url": f"{demo.url}/api/user/profile",
+                               "headers": {"authorization": None}, "expected_status": 401}],  # any case
+        "critical_paths": [{"name": "anonymous-path", "steps": [{"endpoint": "/api/user/profile", "headers": anonymous, "required_status": 401},
+                                                                {"endpoint": "/api/user/profile"}]}],
+    })
+    result = pytester.runpytest("--smoke-config", "smoke.json", "-rA")
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(["✓ Smoke tests passed*"])

@@ -111,7 +111,8 @@ def _run_step(
     method = step.get("method", "GET")
     endpoint = render(step["endpoint"], saved)
     url = join_url(ctx.base_url, str(endpoint))
-    headers = {k: str(v) for k, v in render(step.get("headers") or {}, saved).items()}
+    # None removes a header the session inherits from the top level (requests drops None values).
+    headers = {k: None if v is None else str(v) for k, v in render(step.get("headers") or {}, saved).items()}
     params = render(step.get("params"), saved)
     payload = render(step.get("payload"), saved)
     form = render(step.get("form"), saved)

@@ -19,6 +19,7 @@ from urllib.parse import urljoin, urlsplit
 import requests
 import urllib3.connection
 import urllib3.connectionpool
+from requests.structures import CaseInsensitiveDict
 
 from .. import __version__
 from ..redact import MASK, Redactor, is_secret_name, shorten
@@ -300,7 +301,7 @@ def exchange(
     url: str,
     deadline: Deadline,
     *,
-    headers: Mapping[str, str] | None = None,
+    headers: Mapping[str, str | None] | None = None,  # None removes a session header
     params: Mapping[str, Any] | None = None,
     payload: Any = None,
     label: str = "",
@@ -688,7 +689,7 @@ def curl_command(
     url: str,
     *,
     session: requests.Session,
-    headers: Mapping[str, str] | None = None,
+    headers: Mapping[str, str | None] | None = None,
     params: Any = None,
     payload: Any = None,
     form: Mapping[str, Any] | None = None,
@@ -701,8 +702,12 @@ def curl_command(
     parts = ["curl", "-sS", "-X", method, prepared.url or url]
     sent = {str(k): v.decode("latin-1") if isinstance(v, bytes) else str(v) for k, v in session.headers.items()}
     # requests' own transport headers are curl's too; a configured Accept is part of the request.
-    merged = {k: v for k, v in sent.items() if k.lower() not in ("accept-encoding", "connection") and (k.lower(), v) != ("accept", "*/*")}
+    merged: CaseInsensitiveDict[str | None] = CaseInsensitiveDict(
+        {k: v for k, v in sent.items() if k.lower() not in ("accept-encoding", "connection") and (k.lower(), v) != ("accept", "*/*")}
+    )
     merged.update(headers or {})
+    for name in [name for name, value in merged.items() if value is None]:  # removed: as requests sends it
+        del merged[name]
     if payload is not None:
         body_args = ["--data-raw", json.dumps(redactor.value(payload))]
         merged.setdefault("Content-Type", "application/json")
