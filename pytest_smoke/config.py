@@ -189,6 +189,7 @@ def _load(file: Path, text: str, environment: str | None, base_url: str | None, 
         data["base_url"] = env["SMOKE_BASE_URL"]
 
     secrets |= _written_credentials(data)
+    secrets |= _basic_auth_to_headers(file, data, lines)
     config = SmokeConfig(path=file, data=data, environment=environment, secrets=frozenset(secrets), lines=lines)
     base_url_source = "--smoke-base-url" if base_url else ("SMOKE_BASE_URL" if env.get("SMOKE_BASE_URL") and not raw.get("base_url") else "")
     _check_sendable(config, lines, base_url_source)
@@ -803,6 +804,32 @@ def _written_credentials(data: Mapping[str, Any]) -> set[str]:
         if password and len(password) >= MIN_SECRET_LENGTH:
             found |= {password, *password_pieces(password)}
     return found
+
+
+def _basic_auth_to_headers(file: Path, data: dict[str, Any], lines: _LineFinder) -> set[str]:
+    """``basic_auth: {username, password}`` becomes the Authorization header at the same level
+    (the top level, a health check, an http dependency, a step), so it is inherited and removed as
+    any header is. Returns the secrets it makes: the password and the encoded credentials."""
+    import base64
+
+    blocks: list[tuple[tuple[Any, ...], dict[str, Any]]] = [((), data)]
+    blocks += [(("health_checks", i), spec) for i, spec in enumerate(data.get("health_checks") or [])]
+    blocks += [(("dependency_checks", i), spec) for i, spec in enumerate(data.get("dependency_checks") or [])]
+    for i, path in enumerate(data.get("critical_paths") or []):
+        blocks += [(("critical_paths", i, "steps", j), step) for j, step in enumerate(path.get("steps") or [])]
+    secrets: set[str] = set()
+    for where, block in blocks:
+        auth = block.pop("basic_auth", None)
+        if auth is None:
+            continue
+        headers = dict(block.get("headers") or {})
+        if any(str(name).lower() == "authorization" for name in headers):
+            raise ConfigError(file, "basic_auth and headers.Authorization are both set: keep one of them",
+                              location=format_path((*where, "basic_auth")), line=lines.line([*where, "basic_auth"]))
+        token = base64.b64encode(f"{auth['username']}:{auth['password']}".encode("utf-8")).decode("ascii")
+        block["headers"] = {**headers, "Authorization": f"Basic {token}"}
+        secrets |= {value for value in (auth["password"], token) if len(value) >= MIN_SECRET_LENGTH}
+    return secrets
 
 
 def url_password(url: Any) -> str | None:

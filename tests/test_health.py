@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 
@@ -309,3 +310,53 @@ def test_null_removes_an_inherited_header_from_a_check_a_dependency_and_a_step(p
     result = pytester.runpytest("--smoke-config", "smoke.json", "-rA")
     assert result.ret == 0, result.stdout.str()
     result.stdout.fnmatch_lines(["✓ Smoke tests passed*"])
+
+
+def test_basic_auth_at_every_level_is_sent_inherited_and_never_shown(pytester, write_config, monkeypatch):
+    import base64
+    from http.server import BaseHTTPRequestHandler
+
+    from servers import LocalHTTPServer
+
+    accepted = {f"Basic {base64.b64encode(pair.encode()).decode()}" for pair in ("ops:Top-Secret-77", "reader:Check-Secret-88")}
+    seen: list[str] = []
+
+    class BasicAuthOnly(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            seen.append(self.headers.get("Authorization", ""))
+            self.send_response(200 if self.headers.get("Authorization") in accepted else 401)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    server = LocalHTTPServer(BasicAuthOnly)
+    try:
+        monkeypatch.setenv("OPS_PASSWORD", "Top-Secret-77")
+        write_config({
+            "base_url": server.url,
+            "basic_auth": {"username": "ops", "password": "${OPS_PASSWORD}"},
+            "health_checks": [health("top", "/a"), health("own", "/b", basic_auth={"username": "reader", "password": "Check-Secret-88"}),
+                              health("anonymous", "/c", headers={"Authorization": None}, expected_status=401),
+                              health("wrong", "/d", basic_auth={"username": "ops", "password": "not-it"})],
+        })
+        result = pytester.runpytest("--smoke-config", "smoke.json", "-vv", "-l", "--smoke-report", "report.json")
+    finally:
+        server.stop()
+    assert result.ret == 1  # only "wrong" fails: 401
+    result.stdout.fnmatch_lines(["*1. Health Check: wrong: /d returned 401 (expected 200)*"])
+    assert seen.count("") == 1 and len(seen) == 4  # the anonymous check sent none
+    shown = result.stdout.str() + result.stderr.str() + (pytester.path / "report.json").read_text()
+    for secret in ("Top-Secret-77", "Check-Secret-88", *(value.split()[1] for value in accepted)):
+        assert secret not in shown
+
+
+def test_basic_auth_beside_an_authorization_header_is_a_config_error(tmp_path):
+    from pytest_smoke.config import ConfigError, load_config
+
+    path = tmp_path / "smoke.json"
+    path.write_text(json.dumps({"base_url": "http://127.0.0.1:9", "health_checks": [
+        health("h", "/h", headers={"Authorization": "Bearer x"}, basic_auth={"username": "u", "password": "p"})]}))
+    with pytest.raises(ConfigError, match=r"health_checks\[0\]\.basic_auth: basic_auth and headers\.Authorization are both set"):
+        load_config(path)
