@@ -245,7 +245,7 @@ def test_http_only_run_imports_no_heavy_client(pytester, write_config, demo):
             print("HEAVY-MODULES", heavy)
         """
     )
-    result = pytester.runpytest("--smoke-config", "smoke.json", "-s")
+    result = pytester.runpytest_subprocess("--smoke-config", "smoke.json", "-s")  # a fresh interpreter's modules
     result.stdout.fnmatch_lines(["*HEAVY-MODULES []"])
 
 

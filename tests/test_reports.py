@@ -248,7 +248,8 @@ def test_interrupted_run_still_writes_reports_and_never_notifies(pytester, write
                 raise KeyboardInterrupt
         """
     )
-    result = pytester.runpytest("--smoke-config", "smoke.json", "--smoke-report=report.json", "--smoke-junit=smoke.xml")
+    # A subprocess: in process, pytester re-raises the child's Ctrl-C in the test.
+    result = pytester.runpytest_subprocess("--smoke-config", "smoke.json", "--smoke-report=report.json", "--smoke-junit=smoke.xml")
     assert result.ret == pytest.ExitCode.INTERRUPTED
     report = json.loads((pytester.path / "report.json").read_text())
     assert report["verdict"]["state"] == "not_evaluated"

@@ -468,7 +468,8 @@ def test_keyboard_interrupt_never_rolls_back(pytester, write_config, demo, kube)
                 raise KeyboardInterrupt
         """
     )
-    result = run_smoke(pytester, "--smoke-confirm-rollback")
+    # A subprocess: in process, pytester re-raises the child's Ctrl-C in the test.
+    result = pytester.runpytest_subprocess("--smoke-config", "smoke.json", "--smoke-confirm-rollback")
     assert result.ret == pytest.ExitCode.INTERRUPTED
     assert deployment_patches(kube) == []
 

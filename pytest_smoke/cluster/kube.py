@@ -91,8 +91,11 @@ class Kube:
 
         def load() -> None:
             if target.kubeconfig or not os.environ.get("KUBERNETES_SERVICE_HOST"):
+                # KUBECONFIG read now, not when the client library was imported (it keeps the value
+                # it saw then): a conftest or a wrapper may set it after the import.
                 config.load_kube_config(  # type: ignore[no-untyped-call]
-                    config_file=target.kubeconfig, context=target.context, client_configuration=configuration
+                    config_file=target.kubeconfig or os.environ.get("KUBECONFIG") or None, context=target.context,
+                    client_configuration=configuration
                 )
             else:
                 config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
