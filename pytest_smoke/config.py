@@ -981,6 +981,11 @@ def _require_base_url(config: SmokeConfig, endpoint: str, path: tuple[Any, ...],
     )
 
 
+# Template values every critical path has: one id per run, a fresh UUID at each use, the run's
+# start in epoch seconds (unique names for what a path creates, and cleanup by that name).
+BUILTIN_TEMPLATES = ("run_id", "uuid", "timestamp")
+
+
 def template_fields(text: str) -> list[str]:
     """The ``{name}`` fields in ``text``; raises ValueError on malformed braces."""
     names = []
@@ -1030,7 +1035,7 @@ def is_templated_path(path: tuple[Any, ...]) -> bool:
 
 
 def _check_path_templates(config: SmokeConfig, spec: Mapping[str, Any], index: int, lines: _LineFinder) -> None:
-    saved: list[str] = []
+    saved: list[str] = list(BUILTIN_TEMPLATES)
     for group in ("steps", "cleanup"):
         for step_index, step in enumerate(spec.get(group) or []):
             base = ("critical_paths", index, group, step_index)
@@ -1043,7 +1048,8 @@ def _check_path_templates(config: SmokeConfig, spec: Mapping[str, Any], index: i
                         raise ConfigError(config.path, str(exc), format_path(path), lines.line(path)) from None
                     for name in names:
                         if name not in saved:
-                            known = ", ".join(saved) or "nothing is saved before this step"
+                            known = ", ".join(saved[len(BUILTIN_TEMPLATES):]) or "nothing is saved before this step"
+                            known += f"; built in: {', '.join(BUILTIN_TEMPLATES)}"
                             raise ConfigError(
                                 config.path,
                                 f"unknown template variable {{{name}}} (saved so far: {known}; "
@@ -1052,6 +1058,10 @@ def _check_path_templates(config: SmokeConfig, spec: Mapping[str, Any], index: i
                                 lines.line(path),
                             )
             for name, source in (step.get("save") or {}).items():
+                if name in BUILTIN_TEMPLATES:
+                    path = base + ("save", name)
+                    raise ConfigError(config.path, f"{{{name}}} is a built-in template value: save under another name",
+                                      format_path(path), lines.line(path))
                 if source.startswith("body~"):
                     _check_save_pattern(config, source, base + ("save", name), lines)
             if group == "steps":

@@ -193,3 +193,42 @@ def test_critical_path_items_through_pytest(pytester, write_config, demo):
             "severity: critical (required check)",
         ]
     )
+
+
+def test_built_in_template_values_make_unique_names_per_run_and_per_use(pytester, write_config, demo):
+    import json
+    import re
+    import time
+
+    create = {"method": "POST", "endpoint": "/api/resources", "headers": BEARER, "required_status": 201,
+              "payload": {"title": "smoke-{run_id}", "note": "{uuid} {uuid} {timestamp}"}, "save": {"rid": "body.id"}}
+    read = {"endpoint": "/api/resources/{rid}", "expect": {"json": {"title": "smoke-{run_id}"}}}
+    write_config({"base_url": demo.url, "critical_paths": [path(TOKEN_LOGIN, create, read, name="unique")]})
+    started = int(time.time())
+    for _ in range(2):
+        assert pytester.runpytest("--smoke-config", "smoke.json").ret == 0
+    titles = [r["title"] for r in demo.resources.values()]
+    assert len(titles) == 2 and len(set(titles)) == 2 and all(re.fullmatch(r"smoke-[0-9a-f]{12}", t) for t in titles)
+    for resource in demo.resources.values():
+        first, second, stamp = resource["note"].split()
+        assert first != second and len(first) == 36  # a fresh UUID at each use
+        assert started - 1 <= int(stamp) <= time.time()  # the run's start, epoch seconds
+    assert json.dumps(list(demo.resources.values())).count("{") == 2  # every template was filled
+
+
+def test_saving_under_a_built_in_name_is_a_config_error(tmp_path):
+    import json
+
+    from pytest_smoke.config import ConfigError, load_config
+
+    (tmp_path / "smoke.json").write_text(json.dumps({"base_url": "http://127.0.0.1:9", "critical_paths": [
+        path({**TOKEN_LOGIN, "save": {"run_id": "body.access_token"}})]}))
+    with pytest.raises(ConfigError, match=r"critical_paths\[0\]\.steps\[0\]\.save\.run_id: \{run_id\} is a built-in template value"):
+        load_config(tmp_path / "smoke.json")
+
+
+@pytest.mark.parametrize("budget, warned", [(1, True), (4, False)])
+def test_cleanup_timeout_seconds_gives_a_slow_cleanup_its_time(demo, budget, warned):
+    slow_cleanup = {"endpoint": "/slow?ms=2000"}  # a slow proxy in front of the delete
+    result, _ = run_path(demo, path(LOGIN, cleanup=[slow_cleanup], cleanup_timeout_seconds=budget))
+    assert result.warnings == (["cleanup failed: cleanup step 1/1 (GET /slow?ms=2000) timed out after 1 s (no response)"] if warned else [])

@@ -143,9 +143,9 @@ def _check_function(check: Check, ctx: CheckContext) -> tuple[CheckFunction, boo
 
         return cast(CheckFunction, health_check), True, GUARD_GRACE_SECONDS
     if check.kind == "critical_path":
-        from .critical_path import CLEANUP_SECONDS, run_path
+        from .critical_path import cleanup_seconds, run_path
 
-        return cast(CheckFunction, run_path), True, GUARD_GRACE_SECONDS + (CLEANUP_SECONDS if check.spec.get("cleanup") else 0)
+        return cast(CheckFunction, run_path), True, GUARD_GRACE_SECONDS + cleanup_seconds(check.spec)
     if check.kind == "metric":
         from .metric import check as metric_check
 

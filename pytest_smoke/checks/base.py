@@ -111,6 +111,9 @@ class CheckContext:
     max_redirects: int = 10
     # When the rollout completed (--smoke-wait-rollout), for metric checks' {window}; None: unknown.
     deployed_at: float | None = None
+    # The run's id and start (epoch seconds): critical paths' {run_id} and {timestamp}.
+    run_id: str = ""
+    run_started: int = 0
 
 
 class Deadline:

@@ -8,16 +8,22 @@ afterwards whether the path passed or failed. One deadline covers all steps.
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any, Mapping
 
-from ..config import strings_in, template_fields, templated_values
+from ..config import BUILTIN_TEMPLATES, strings_in, template_fields, templated_values
 from ..redact import is_secret_name, shorten
 from ..specs import CriticalPathSpec, StepSpec
 from .base import CheckContext, CheckFailed, CheckResult, Deadline
 from .http import Reply, curl_command, exchange, join_url, new_session, verify_reply
 
 # Cleanup runs even when the path used up its deadline, so it has a budget of its own.
-CLEANUP_SECONDS = 5.0
+CLEANUP_SECONDS = 5.0  # cleanup_timeout_seconds when the path does not say
+
+
+def cleanup_seconds(spec: Any) -> float:
+    """How long the path's cleanup may take after its own deadline (0 without cleanup steps)."""
+    return float(spec.get("cleanup_timeout_seconds", CLEANUP_SECONDS)) if spec.get("cleanup") else 0.0
 
 
 # A literal like the seed's "password": "test" is masked by its key wherever it is shown; only
@@ -29,9 +35,28 @@ class StepFailed(CheckFailed):
     pass
 
 
+class TemplateValues(dict):  # type: ignore[type-arg]
+    """What ``{name}`` fills in: the values saved so far and the built-in ones; ``{uuid}`` is a
+    fresh UUID at each use."""
+
+    def __init__(self, ctx: CheckContext):
+        super().__init__(run_id=ctx.run_id, timestamp=ctx.run_started)
+
+    def __missing__(self, key: str) -> Any:
+        if key == "uuid":
+            return str(uuid.uuid4())
+        raise KeyError(key)
+
+    def __contains__(self, key: object) -> bool:
+        return key == "uuid" or super().__contains__(key)
+
+    def saved(self) -> dict[str, Any]:
+        return {k: v for k, v in self.items() if k not in BUILTIN_TEMPLATES}
+
+
 def run_path(spec: CriticalPathSpec, ctx: CheckContext) -> CheckResult:
     deadline = Deadline(spec.get("timeout_seconds", 30))
-    saved: dict[str, Any] = {}
+    saved = TemplateValues(ctx)
     steps = list(spec["steps"])
     _learn_secrets(ctx, steps + list(spec.get("cleanup") or []))
     warnings: list[str] = []
@@ -47,7 +72,7 @@ def run_path(spec: CriticalPathSpec, ctx: CheckContext) -> CheckResult:
         warnings += _cleanup(session, ctx, spec, saved)
     return CheckResult(
         summary=f"{len(steps)} step(s) passed",
-        facts={"steps": len(steps), "saved": sorted(saved)},
+        facts={"steps": len(steps), "saved": sorted(saved.saved())},
         warnings=warnings,
     )
 
@@ -237,7 +262,7 @@ def _save_match(reply: Reply, name: str, source: str) -> str:
 def _cleanup(session: Any, ctx: CheckContext, spec: CriticalPathSpec, saved: dict[str, Any]) -> list[str]:
     warnings = []
     steps = list(spec.get("cleanup") or [])
-    deadline = Deadline(CLEANUP_SECONDS)
+    deadline = Deadline(cleanup_seconds(spec))
     for number, step in enumerate(steps, start=1):
         missing = [f for _, value in templated_values(step) for f in _fields(value) if f not in saved]
         if missing:
@@ -255,7 +280,8 @@ def _fields(value: Any) -> list[str]:
 
 
 def _show_saved(ctx: CheckContext, saved: Mapping[str, Any]) -> str:
+    saved = {k: v for k, v in saved.items() if k not in BUILTIN_TEMPLATES}
     if not saved:
         return "(nothing)"
-    shown = ctx.redactor.value(dict(saved))
+    shown = ctx.redactor.value(saved)
     return ", ".join(f"{k}={shorten(v if isinstance(v, str) else json.dumps(v), 60)}" for k, v in shown.items())

@@ -267,12 +267,12 @@ def _add_backstops(config: pytest.Config, items: list[pytest.Item], queueing: fl
     ours: the check normally ends first, cleanly."""
     if not _timeout_plugin_loaded(config):  # the mark is unknown under -p no:timeout
         return
-    from ..checks.critical_path import CLEANUP_SECONDS
+    from ..checks.critical_path import cleanup_seconds
 
     for item in items:
         check = check_of(item)
         assert check is not None
-        extra = CLEANUP_SECONDS if check.spec.get("cleanup") else 0.0
+        extra = cleanup_seconds(check.spec) if check.kind == "critical_path" else 0.0
         item.add_marker(backstop_mark(check.timeout + TIMEOUT_BACKSTOP_SECONDS + extra + queueing), append=False)
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import time
+import uuid
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -50,8 +52,14 @@ class SmokeRun:
             connections=_connection_pool(concurrency),
             follow_redirects=bool(config.data.get("follow_redirects", True)),
             max_redirects=int(config.data.get("max_redirects", 10)),
+            run_id=uuid.uuid4().hex[:12],
+            run_started=int(time.time()),
         )
         self._budget: Deadline | None = None
+        from ..checks.critical_path import CLEANUP_SECONDS, cleanup_seconds
+
+        paths = [c.spec for c in config.checks if c.kind == "critical_path"]
+        self._longest_cleanup = max([CLEANUP_SECONDS, *(cleanup_seconds(spec) for spec in paths)])
         self.concurrency = concurrency
         self.per_host = per_host
         self.fail_fast = fail_fast
@@ -76,9 +84,7 @@ class SmokeRun:
     def pooled_wait_bound(self) -> float:
         """How long a pooled item may still wait for its result: the run budget, a critical
         path's cleanup and a backstop (every check keeps its own deadline; past this, "not finished")."""
-        from ..checks.critical_path import CLEANUP_SECONDS
-
-        return self.budget.remaining() + TIMEOUT_BACKSTOP_SECONDS + CLEANUP_SECONDS
+        return self.budget.remaining() + TIMEOUT_BACKSTOP_SECONDS + self._longest_cleanup
 
     def run_one(self, check: Check) -> CheckResult:
         from ..checks import run_check, target_host
