@@ -60,14 +60,20 @@ class _DependencyRequired(TypedDict):
     type: str
 
 
+class ValueExpectation(TypedDict):
+    equals: Any  # a JSON scalar: the first column of the first row, or the Redis reply
+
+
 class PostgresSpec(_DependencyRequired, _CheckCommon, total=False):
     dsn: str  # else DATABASE_URL, else libpq's PG* variables
     query: str
+    expect: ValueExpectation
 
 
 class RedisSpec(_DependencyRequired, _CheckCommon, total=False):
     url: str  # else REDIS_URL
     command: str
+    expect: ValueExpectation
 
 
 class HttpDependencySpec(_DependencyRequired, _OneRequest, _CheckCommon, total=False):

@@ -353,3 +353,25 @@ def test_an_unknown_rollback_handler_is_a_usage_error(pytester, write_config, de
     result.stderr.fnmatch_lines(["*rollback_strategy.type: unknown rollback handler 'argo-undo' (built in: previous-image, rollout-undo, command; "
                                  "a plugin adds one by implementing pytest_smoke_rollback_handler)*"])
     assert demo.requests == []
+
+
+def test_postgres_expect_equals_compares_the_first_value_and_shows_it(postgres_server):
+    schema = "SELECT version_num FROM (VALUES ('a1b2c3')) AS alembic_version(version_num)"
+    result, _ = run(dep("db", "postgres", dsn=postgres_server.url, query=schema, expect={"equals": "a1b2c3"}))
+    assert "returned 'a1b2c3' on PostgreSQL" in result.summary
+    run(dep("db", "postgres", dsn=postgres_server.url, query="SELECT count(*) FROM pg_database WHERE datname = 'postgres'", expect={"equals": 1}))
+    failure, _, _ = fails(dep("db", "postgres", dsn=postgres_server.url, query=schema, expect={"equals": "ffff00"}))
+    assert failure.reason.startswith('Database query "SELECT version_num FROM (VALUES')
+    assert failure.reason.endswith(" returned 'a1b2c3' (expected 'ffff00')")
+    failure, _, _ = fails(dep("db", "postgres", dsn=postgres_server.url, query="SELECT 1 WHERE false", expect={"equals": 1}))
+    assert failure.reason == "Database query 'SELECT 1 WHERE false' returned no rows (expected 1)"
+
+
+def test_redis_expect_equals_compares_the_reply(redis_server):
+    import redis
+
+    redis.Redis.from_url(redis_server.url).set("release", "2026.12.1")
+    run(dep("cache", "redis", url=redis_server.url, command="GET release", expect={"equals": "2026.12.1"}))
+    run(dep("cache", "redis", url=redis_server.url, command="EXISTS release", expect={"equals": 1}))
+    failure, _, _ = fails(dep("cache", "redis", url=redis_server.url, command="GET release", expect={"equals": "2026.12.2"}))
+    assert failure.reason == "Redis GET release returned '2026.12.1' (expected '2026.12.2')"

@@ -116,6 +116,22 @@ class CheckContext:
     run_started: int = 0
 
 
+def same_value(got: Any, wanted: Any) -> bool:
+    """``expect.equals``: a value a database or cache returned against the JSON scalar the config
+    wrote. Numbers compare as numbers (a count, a Decimal, Redis's "42"), text as text, true/false
+    as booleans."""
+    if isinstance(wanted, bool) or isinstance(got, bool):
+        return isinstance(got, bool) and got is wanted
+    if wanted is None:
+        return got is None
+    if isinstance(wanted, (int, float)):
+        try:
+            return float(got) == float(wanted)
+        except (TypeError, ValueError):
+            return False
+    return got is not None and str(got) == str(wanted)
+
+
 class Deadline:
     """One absolute deadline shared by every operation of a check."""
 

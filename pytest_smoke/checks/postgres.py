@@ -6,8 +6,9 @@ import math
 import re
 from typing import Any, Mapping
 
+from ..redact import shorten
 from ..specs import PostgresSpec
-from .base import CheckContext, CheckFailed, CheckNotEvaluated, CheckResult, Deadline, run_with_deadline
+from .base import CheckContext, CheckFailed, CheckNotEvaluated, CheckResult, Deadline, run_with_deadline, same_value
 
 
 def check(spec: PostgresSpec, ctx: CheckContext) -> CheckResult:
@@ -40,6 +41,12 @@ def check(spec: PostgresSpec, ctx: CheckContext) -> CheckResult:
                 row = conn.execute(query).fetchone()
             except psycopg.Error as exc:
                 raise CheckFailed(f"Database query failed: {_first_line(exc)}", kind="db_query") from None
+            if "expect" in spec:
+                wanted = spec["expect"]["equals"]
+                got = row[0] if row else None
+                if not row or not same_value(got, wanted):
+                    shown = "no rows" if not row else shorten(repr(got), 200)
+                    raise CheckFailed(f"Database query {shorten(query, 80)!r} returned {shown} (expected {wanted!r})", kind="db_query")
             return CheckResult(
                 summary=f"{query!r} returned {row[0] if row else 'no rows'!r} on PostgreSQL {version.split()[0]}",
                 facts={"server_version": version.split()[0], "endpoint": where},

@@ -6,8 +6,9 @@ import shlex
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..redact import shorten
 from ..specs import RedisSpec
-from .base import CheckContext, CheckFailed, CheckNotEvaluated, CheckResult, Deadline, raised_while_reading, run_with_deadline
+from .base import CheckContext, CheckFailed, CheckNotEvaluated, CheckResult, Deadline, raised_while_reading, run_with_deadline, same_value
 
 DEFAULT_URL = "redis://localhost:6379/0"
 # Where redis-py reads and parses a server's answer: an error raised there is about the answer.
@@ -82,6 +83,9 @@ def check(spec: RedisSpec, ctx: CheckContext) -> CheckResult:
         reply = client.execute_command(*command)  # type: ignore[no-untyped-call]
         if isinstance(reply, bytes):
             reply = reply.decode("utf-8", "replace")
+        if "expect" in spec and not same_value(reply, spec["expect"]["equals"]):
+            wanted = spec["expect"]["equals"]
+            raise CheckFailed(f"Redis {' '.join(command[:2])} returned {shorten(repr(reply), 200)} (expected {wanted!r})", kind="redis_command")
         return CheckResult(summary=f"{' '.join(command)} -> {reply!r}", facts={"endpoint": where, "reply": str(reply)[:100]})
 
     try:
