@@ -207,8 +207,13 @@ def test_a_proxy_login_page_instead_of_the_api_is_rollback_failed_never_a_traceb
         ["✗ CRITICAL: Smoke tests failed - ROLLBACK FAILED", "*answered text/html, not JSON: is it the Kubernetes API (or a proxy's login page)?*"]
     )
     assert green.ret == 0  # a green run stays green: the verified mark is only a note
-    green.stdout.fnmatch_lines(["Note: could not record the tested revision (*not JSON*"])
+    green.stdout.fnmatch_lines(["Note: could not record the tested revision (*not JSON*): a rollback that is due is refused, and nothing is marked"])
     assert "Traceback" not in result.stdout.str() + green.stdout.str()
+    # With the rollback off, the note says only what the missing record costs: no verified mark.
+    write_config({**doc, "auto_rollback": {"enabled": False}})
+    off = run(pytester)
+    assert off.ret == 0
+    off.stdout.fnmatch_lines(["Note: could not record the tested revision (*): the revision is not marked verified"])
 
 
 @pytest.mark.parametrize("lease", ['{"expires": "soon"}', "null", '{"holder": "x", "expires": 1e300}', "not json"])

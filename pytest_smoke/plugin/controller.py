@@ -158,9 +158,8 @@ class SmokeController:
                 time.sleep(0.5 * attempt)
         self.tested = None
         self.tested_error = error
-        self.start_notes.append(
-            f"could not record the tested revision ({error}): a rollback that is due is refused, and nothing is marked"
-        )
+        consequence = "a rollback that is due is refused, and nothing is marked" if can_write else "the revision is not marked verified"
+        self.start_notes.append(f"could not record the tested revision ({error}): {consequence}")
 
     def _stop_before_checks(self, message: str, exit_status: int) -> None:
         text = self.redactor.text(f"smoke: {message}: no check was run and nothing was rolled back")
