@@ -189,7 +189,7 @@ def _load(file: Path, text: str, environment: str | None, base_url: str | None, 
         data["base_url"] = env["SMOKE_BASE_URL"]
 
     secrets |= _written_credentials(data)
-    secrets |= _basic_auth_to_headers(file, data, lines)
+    secrets |= _basic_auth_to_headers(file, data, lines, written=selected)
     config = SmokeConfig(path=file, data=data, environment=environment, secrets=frozenset(secrets), lines=lines)
     base_url_source = "--smoke-base-url" if base_url else ("SMOKE_BASE_URL" if env.get("SMOKE_BASE_URL") and not raw.get("base_url") else "")
     _check_sendable(config, lines, base_url_source)
@@ -806,22 +806,30 @@ def _written_credentials(data: Mapping[str, Any]) -> set[str]:
     return found
 
 
-def _basic_auth_to_headers(file: Path, data: dict[str, Any], lines: _LineFinder) -> set[str]:
+def _basic_auth_to_headers(file: Path, data: dict[str, Any], lines: _LineFinder, written: Mapping[str, Any]) -> set[str]:
     """``basic_auth: {username, password}`` becomes the Authorization header at the same level
-    (the top level, a health check, an http dependency, a step), so it is inherited and removed as
-    any header is. Returns the secrets it makes: the password and the encoded credentials."""
+    (the top level, a health check, an http dependency, a step or cleanup step), so it is inherited
+    and removed as any header is. It is encoded here, once: a step's ``{saved}`` templates cannot
+    reach it, so one written there (``written``: the config before ``${VAR}``) is a config error.
+    Returns the secrets it makes: the password and the encoded credentials."""
     import base64
 
     blocks: list[tuple[tuple[Any, ...], dict[str, Any]]] = [((), data)]
     blocks += [(("health_checks", i), spec) for i, spec in enumerate(data.get("health_checks") or [])]
     blocks += [(("dependency_checks", i), spec) for i, spec in enumerate(data.get("dependency_checks") or [])]
     for i, path in enumerate(data.get("critical_paths") or []):
-        blocks += [(("critical_paths", i, "steps", j), step) for j, step in enumerate(path.get("steps") or [])]
+        for group in ("steps", "cleanup"):
+            blocks += [(("critical_paths", i, group, j), step) for j, step in enumerate(path.get(group) or [])]
     secrets: set[str] = set()
     for where, block in blocks:
         auth = block.pop("basic_auth", None)
         if auth is None:
             continue
+        for key in ("username", "password"):
+            text = _value_at(written, (*where, "basic_auth", key))
+            if isinstance(text, str) and TEMPLATE_FIELD.search(VARIABLE_OR_DOLLAR.sub("", text)):
+                raise ConfigError(file, "basic_auth takes no {templates} (it is encoded as the config loads); use ${VAR}",
+                                  location=format_path((*where, "basic_auth", key)), line=lines.line([*where, "basic_auth", key]))
         headers = dict(block.get("headers") or {})
         if any(str(name).lower() == "authorization" for name in headers):
             raise ConfigError(file, "basic_auth and headers.Authorization are both set: keep one of them",
@@ -830,6 +838,19 @@ def _basic_auth_to_headers(file: Path, data: dict[str, Any], lines: _LineFinder)
         block["headers"] = {**headers, "Authorization": f"Basic {token}"}
         secrets |= {value for value in (auth["password"], token) if len(value) >= MIN_SECRET_LENGTH}
     return secrets
+
+
+TEMPLATE_FIELD = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}")
+VARIABLE_OR_DOLLAR = re.compile(r"\$\$|\$\{[^}]*\}")
+
+
+def _value_at(document: Any, path: tuple[Any, ...]) -> Any:
+    for key in path:
+        try:
+            document = document[key]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return document
 
 
 def url_password(url: Any) -> str | None:

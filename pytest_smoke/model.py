@@ -73,6 +73,11 @@ class Check:
     order: int = 0  # position in the config, across sections
     precondition: bool = False  # True: it proves the runner's setup; its failure makes the run inconclusive
 
+    def __repr__(self) -> str:
+        # Never the spec: it holds interpolated secrets, and reporters record a parameter's repr
+        # (allure-pytest's parameters, pytest -l's locals).
+        return f"Check({self.kind}: {self.name!r})"
+
     @property
     def param_id(self) -> str:
         """The check's pytest parameter id: its name, with every character pytest would escape

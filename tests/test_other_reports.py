@@ -23,12 +23,16 @@ def entry_line(path, name):
 
 
 @pytest.mark.child_plugins("allure_pytest")
-def test_allure_calls_service_failures_failed_with_the_verdict_and_severities(pytester, write_config, demo):
+def test_allure_calls_service_failures_failed_with_the_verdict_and_severities(pytester, write_config, demo, monkeypatch):
     pytest.importorskip("allure_pytest")
     demo.faults.add("ready-503")
-    write_config(doc(demo, health("basic", "/health"), health("readiness", "/health/ready"), health("extra", "/nope", required=False)))
+    monkeypatch.setenv("API_KEY", "Key-Secret-99")
+    write_config({**doc(demo, health("basic", "/health"), health("readiness", "/health/ready"), health("extra", "/nope", required=False)),
+                  "headers": {"X-Api-Key": "${API_KEY}"}, "basic_auth": {"username": "ops", "password": "Top-Secret-77"}})
     result = pytester.runpytest("--smoke-config", "smoke.json", "--alluredir", "allure")
     assert result.ret == 1
+    written = "".join(p.read_text() for p in (pytester.path / "allure").iterdir())
+    assert "Key-Secret-99" not in written and "Top-Secret-77" not in written and "b3BzOlRvcC1TZWNyZXQtNzc=" not in written
     results = {r["name"]: r for r in (json.loads(p.read_text()) for p in (pytester.path / "allure").glob("*-result.json"))}
     assert {name: r["status"] for name, r in results.items()} == {
         "health[basic]": "passed", "health[readiness]": "failed", "health[extra]": "failed",

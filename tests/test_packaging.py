@@ -13,6 +13,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.child_plugins("*")  # the stale entry point must be autoloaded, as pip leaves it
 def test_the_unrelated_pytest_smoke_distribution_stops_the_run_with_a_clear_usage_error(pytester, write_config, demo, monkeypatch):
     # An installed pytest-smoke 0.11.0 as pip leaves it: its metadata and its pytest11 entry point,
     # which names our import package too (its files and ours overwrite each other).

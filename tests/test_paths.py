@@ -232,3 +232,32 @@ def test_cleanup_timeout_seconds_gives_a_slow_cleanup_its_time(demo, budget, war
     slow_cleanup = {"endpoint": "/slow?ms=2000"}  # a slow proxy in front of the delete
     result, _ = run_path(demo, path(LOGIN, cleanup=[slow_cleanup], cleanup_timeout_seconds=budget))
     assert result.warnings == (["cleanup failed: cleanup step 1/1 (GET /slow?ms=2000) timed out after 1 s (no response)"] if warned else [])
+
+
+def test_basic_auth_in_a_cleanup_step_is_sent_and_a_template_in_it_is_a_config_error(tmp_path):
+    import json
+
+    from pytest_smoke.config import ConfigError, load_config
+
+    def doc(auth):
+        return {"base_url": "http://127.0.0.1:9", "critical_paths": [
+            path(LOGIN, cleanup=[{"method": "POST", "endpoint": "/auth", "basic_auth": auth}])]}
+
+    (tmp_path / "smoke.json").write_text(json.dumps(doc({"username": "admin", "password": "Cleanup-Secret-31"})))
+    config = load_config(tmp_path / "smoke.json")
+    (cleanup,) = config.checks[0].spec["cleanup"]
+    assert "basic_auth" not in cleanup and cleanup["headers"]["Authorization"].startswith("Basic ")
+    assert "Cleanup-Secret-31" in config.secrets
+    assert "Cleanup-Secret-31" not in repr(config.checks)  # reporters record a parameter's repr
+    (tmp_path / "smoke.json").write_text(json.dumps(doc({"username": "user-{run_id}", "password": "x"})))
+    with pytest.raises(ConfigError, match=r"cleanup\[0\]\.basic_auth\.username: basic_auth takes no \{templates\}"):
+        load_config(tmp_path / "smoke.json")
+
+
+def test_run_id_is_one_value_across_xdist_workers(pytester, write_config, demo):
+    create = {"method": "POST", "endpoint": "/api/resources", "headers": BEARER, "required_status": 201,
+              "payload": {"title": "smoke-{run_id}"}}
+    write_config({"base_url": demo.url, "critical_paths": [path(TOKEN_LOGIN, create, name="first"), path(TOKEN_LOGIN, create, name="second")]})
+    assert pytester.runpytest_subprocess("--smoke-config", "smoke.json", "-n", "2").ret == 0
+    titles = [r["title"] for r in demo.resources.values()]
+    assert len(titles) == 2 and titles[0] == titles[1], titles

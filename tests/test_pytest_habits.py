@@ -471,6 +471,14 @@ def test_a_partial_run_lists_every_item_left_out_and_why(pytester, write_config,
 
     by_k = "not selected: deselected (-k, -m or --deselect)"
     assert left_out("-k", "health") == {"auth": by_k, "test_orders": by_k}  # generated and custom alike
-    by_lf = "not selected: --lf runs only what failed last time"
-    # --lf skips test_custom.py before collection: a test never collected cannot be listed.
-    assert left_out("--lf") == {"basic-health": by_lf, "liveness": by_lf, "auth": by_lf}
+    by_lf = "not selected: not collected: --lf runs only what failed last time"
+    # --lf skips test_custom.py before collection: what it never collected is unknown, and may hold
+    # required tests, so the run is partial and never verified.
+    unknown = "not selected: --lf ran only what failed last time; the tests it did not collect (required ones among them) are unknown"
+    assert left_out("--lf") == {"basic-health": by_lf, "liveness": by_lf, "auth": by_lf, "tests --lf did not collect": unknown}
+    report = json.loads((pytester.path / "report.json").read_text())
+    assert report["verdict"]["state"] == "critical" and not report["verdict"]["verified"]  # readiness still fails
+    failing_demo.faults.clear()
+    assert left_out("--lf")["tests --lf did not collect"] == unknown
+    report = json.loads((pytester.path / "report.json").read_text())
+    assert report["verdict"]["state"] == "partial" and not report["verdict"]["verified"]

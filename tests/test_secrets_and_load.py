@@ -157,7 +157,8 @@ def test_load_classifies_exactly_the_real_failures_every_time(pytester, write_co
             import os
 
             os.environ["CHAOS_URL"] = chaos.url
-            result = pytester.runpytest(
+            # A process of its own: the threads it leaves are its own, not an earlier test's.
+            result = pytester.runpytest_subprocess(
                 "--smoke-config", "smoke.json", "--smoke-concurrency", "50", "--smoke-report", f"report-{run}.json",
                 "-W", "error::ResourceWarning", "-W", "error::pytest.PytestUnraisableExceptionWarning", "-s", "-q",
             )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, TypeVar, cast
 
@@ -116,6 +117,11 @@ class CheckContext:
     run_started: int = 0
 
 
+def new_run_id() -> str:
+    """{run_id}: 12 hex digits, unique per run (and per verification after a rollback)."""
+    return uuid.uuid4().hex[:12]
+
+
 def same_value(got: Any, wanted: Any) -> bool:
     """``expect.equals``: a value a database or cache returned against the JSON scalar the config
     wrote. Numbers compare as numbers (a count, a Decimal, Redis's "42"), text as text, true/false
@@ -125,11 +131,22 @@ def same_value(got: Any, wanted: Any) -> bool:
     if wanted is None:
         return got is None
     if isinstance(wanted, (int, float)):
-        try:
-            return float(got) == float(wanted)
-        except (TypeError, ValueError):
+        from decimal import Decimal, InvalidOperation
+
+        try:  # exactly: as floats, two 17-digit ids would compare equal
+            return Decimal(str(got).strip()) == Decimal(str(wanted))
+        except (InvalidOperation, ValueError):
             return False
     return got is not None and str(got) == str(wanted)
+
+
+def shown_value(ctx_redactor: Any, got: Any, wanted: Any) -> tuple[str, str]:
+    """How an ``expect.equals`` failure shows both values: when the expected one is a secret, the
+    value returned is likely one too (an old token), so neither is shown."""
+    wanted_text = repr(wanted)
+    if ctx_redactor.text(wanted_text) != wanted_text:
+        return "a different value (not shown: the expected value is a secret)", "***"
+    return shorten(repr(got), 200), wanted_text
 
 
 class Deadline:

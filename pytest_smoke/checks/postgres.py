@@ -8,7 +8,7 @@ from typing import Any, Mapping
 
 from ..redact import shorten
 from ..specs import PostgresSpec
-from .base import CheckContext, CheckFailed, CheckNotEvaluated, CheckResult, Deadline, run_with_deadline, same_value
+from .base import CheckContext, CheckFailed, CheckNotEvaluated, CheckResult, Deadline, run_with_deadline, same_value, shown_value
 
 
 def check(spec: PostgresSpec, ctx: CheckContext) -> CheckResult:
@@ -45,8 +45,9 @@ def check(spec: PostgresSpec, ctx: CheckContext) -> CheckResult:
                 wanted = spec["expect"]["equals"]
                 got = row[0] if row else None
                 if not row or not same_value(got, wanted):
-                    shown = "no rows" if not row else shorten(repr(got), 200)
-                    raise CheckFailed(f"Database query {shorten(query, 80)!r} returned {shown} (expected {wanted!r})", kind="db_query")
+                    shown, expected = shown_value(ctx.redactor, got, wanted)
+                    shown = "no rows" if not row else shown
+                    raise CheckFailed(f"Database query {shorten(query, 80)!r} returned {shown} (expected {expected})", kind="db_query")
             return CheckResult(
                 summary=f"{query!r} returned {row[0] if row else 'no rows'!r} on PostgreSQL {version.split()[0]}",
                 facts={"server_version": version.split()[0], "endpoint": where},

@@ -6,9 +6,8 @@ import shlex
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..redact import shorten
 from ..specs import RedisSpec
-from .base import CheckContext, CheckFailed, CheckNotEvaluated, CheckResult, Deadline, raised_while_reading, run_with_deadline, same_value
+from .base import CheckContext, CheckFailed, CheckNotEvaluated, CheckResult, Deadline, raised_while_reading, run_with_deadline, same_value, shown_value
 
 DEFAULT_URL = "redis://localhost:6379/0"
 # Where redis-py reads and parses a server's answer: an error raised there is about the answer.
@@ -84,8 +83,8 @@ def check(spec: RedisSpec, ctx: CheckContext) -> CheckResult:
         if isinstance(reply, bytes):
             reply = reply.decode("utf-8", "replace")
         if "expect" in spec and not same_value(reply, spec["expect"]["equals"]):
-            wanted = spec["expect"]["equals"]
-            raise CheckFailed(f"Redis {' '.join(command[:2])} returned {shorten(repr(reply), 200)} (expected {wanted!r})", kind="redis_command")
+            shown, expected = shown_value(ctx.redactor, reply, spec["expect"]["equals"])
+            raise CheckFailed(f"Redis {' '.join(command[:2])} returned {shown} (expected {expected})", kind="redis_command")
         return CheckResult(summary=f"{' '.join(command)} -> {reply!r}", facts={"endpoint": where, "reply": str(reply)[:100]})
 
     try:

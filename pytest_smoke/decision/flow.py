@@ -146,9 +146,11 @@ def _verify_after_rollback(inputs: DecisionInputs, seconds: float) -> tuple[bool
     """Re-run the required generated checks, and the required custom tests that failed, once
     against the rolled-back version."""
     from ..checks import CheckFailed, CheckNotEvaluated, Deadline, run_check
+    from ..checks.base import new_run_id
 
-    # Fresh connections: a kept-alive one may lead to a pod the rollback replaced.
-    context = dataclasses.replace(inputs.context, connections=None) if inputs.context is not None else None
+    # Fresh connections: a kept-alive one may lead to a pod the rollback replaced. A fresh {run_id}:
+    # what the first run created under its id (a name the service keeps reserved) must not fail it.
+    context = dataclasses.replace(inputs.context, connections=None, run_id=new_run_id()) if inputs.context is not None else None
     required = [c for c in inputs.smoke.checks if c.required] if context is not None else []
     budget = Deadline(seconds)
     failures, unknown = [], []

@@ -21,7 +21,7 @@ from ..decision import PhaseReport, Selection, Tally
 from ..model import STATUS_FAILED, STATUS_NOT_EVALUATED, STATUS_PASSED, Decision, RunSummary, Status, Timeline, decode
 from ..redact import Redactor, shorten
 from ..verdict import EXIT_ROLLOUT_NOT_READY, classify, exit_code
-from .execution import why_left_out
+from .execution import lf_filtered, why_left_out
 from .run import smoke_run_key
 
 TESTED_READ_ATTEMPTS = 3  # reading what is deployed as the checks start: a passing 503 is retried
@@ -45,6 +45,8 @@ class SmokeController:
         selection = Selection(
             path_names=(path.name, path.resolve().name), shown_path=str(path), checks=tuple(smoke.checks), enabled=smoke.enabled,
             never_collected=why_left_out(config),
+            unknown_left_out="--lf ran only what failed last time; the tests it did not collect (required ones among them) are unknown"
+            if lf_filtered(config) else "",
         )
         self.tally = Tally(selection, redactor, self.timeline)
         self.interrupt_message = ""
@@ -108,6 +110,13 @@ class SmokeController:
             pytest.exit(message, returncode=EXIT_ROLLOUT_NOT_READY)
         run.context.deployed_at = completed_at  # metric checks' {window} starts here
         self.rollout_completed(completed_at)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        """xdist: every worker fills {run_id} and {timestamp} with this run's values."""
+        context = self.config.stash[smoke_run_key].context
+        node.workerinput["smoke_run_id"] = context.run_id
+        node.workerinput["smoke_run_started"] = context.run_started
 
     def rollout_completed(self, completed_at: float) -> None:
         """--smoke-wait-rollout finished: the checks start now."""

@@ -242,18 +242,27 @@ class CheckExecution:
             self.run.log_records.uninstall()
 
 
+BY_SELECTION = "deselected (-k, -m or --deselect)"
+
+
+def lf_filtered(config: pytest.Config) -> bool:
+    """--lf with failures on record: pytest collects only what failed last time and drops the
+    rest before any hook sees it (a custom test in a skipped file is never known to the run)."""
+    cache = getattr(config, "cache", None)
+    return bool(config.getoption("lf", False) and cache is not None and cache.get("cache/lastfailed", {}))
+
+
 def why_left_out(config: pytest.Config, nodeid: str | None = None) -> str:
-    """Which of pytest's selections most likely left an item out (``nodeid`` None: one never
-    collected): --lf leaves out what did not fail last time (most of it before collection), --sw
-    what came before the last failure; -k, -m and --deselect the rest."""
-    if config.getoption("lf", False):
-        cache = getattr(config, "cache", None)
-        lastfailed = cache.get("cache/lastfailed", {}) if cache is not None else {}
-        if lastfailed and nodeid not in lastfailed:
-            return "--lf runs only what failed last time"
-    if config.getoption("stepwise", False):
-        return "before the test that failed last time (--sw)"
-    return "deselected (-k, -m or --deselect)"
+    """Why an item was left out (``nodeid`` None: one never collected). pytest does not say which
+    selection deselected an item, so where two may have, the reason names both."""
+    if nodeid is None:
+        return "not collected: --lf runs only what failed last time" if lf_filtered(config) else BY_SELECTION
+    cache = getattr(config, "cache", None)
+    if config.getoption("stepwise", False) and cache is not None and cache.get("cache/stepwise", None):
+        return "deselected (-k, -m, --deselect, or --sw: before the test that failed last time)"
+    if lf_filtered(config):
+        return "deselected (-k, -m, --deselect, or --lf: it did not fail last time)"
+    return BY_SELECTION
 
 
 def _timeout_plugin_loaded(config: pytest.Config) -> bool:

@@ -208,10 +208,12 @@ def pytest_configure(config: pytest.Config) -> None:
     fail_fast = bool(config.getoption("smoke_fail_fast") or smoke_config.data.get("fail_fast", False))
     written = smoke_config.data.get("max_concurrency_per_host")
     per_host = None if written is None else int(written)  # None: adaptive
-    run = config.stash[smoke_run_key] = SmokeRun(
-        smoke_config, concurrency, fail_fast, per_host, extensions, dry_run=bool(config.getoption("smoke_no_rollback"))
-    )
     workerinput = getattr(config, "workerinput", None)
+    identity = (workerinput["smoke_run_id"], workerinput["smoke_run_started"]) if workerinput and "smoke_run_id" in workerinput else None
+    run = config.stash[smoke_run_key] = SmokeRun(
+        smoke_config, concurrency, fail_fast, per_host, extensions, dry_run=bool(config.getoption("smoke_no_rollback")),
+        identity=identity,
+    )
     if workerinput is not None:
         import tempfile
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -32,9 +31,10 @@ class SmokeRun:
 
     def __init__(
         self, config: SmokeConfig, concurrency: int, fail_fast: bool, per_host: int | None = None, extensions: Any = None,
-        dry_run: bool = False,
+        dry_run: bool = False, identity: tuple[str, int] | None = None,
     ):
         from ..checks import CheckContext
+        from ..checks.base import new_run_id
         from ..redact import Redactor
 
         self.config = config
@@ -52,8 +52,9 @@ class SmokeRun:
             connections=_connection_pool(concurrency),
             follow_redirects=bool(config.data.get("follow_redirects", True)),
             max_redirects=int(config.data.get("max_redirects", 10)),
-            run_id=uuid.uuid4().hex[:12],
-            run_started=int(time.time()),
+            # One id and start per run: the controller's, handed to every xdist worker.
+            run_id=identity[0] if identity else new_run_id(),
+            run_started=identity[1] if identity else int(time.time()),
         )
         self._budget: Deadline | None = None
         from ..checks.critical_path import CLEANUP_SECONDS, cleanup_seconds
