@@ -5,6 +5,7 @@ asserting the exit code, the verdict headline and the reason line."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from http.server import BaseHTTPRequestHandler
@@ -410,9 +411,11 @@ def test_a_crowded_timeout_is_retried_alone_before_it_counts(pytester, write_con
     assert result.ret == 0
     # A check that timed out among more than the host had yet answered in time at once passes
     # quietly (the note counts it); one sent among fewer, near that edge, is a warning naming both
-    # explanations. Either way it passed alone, and nothing is critical.
-    result.stdout.fnmatch_lines(["Note: checks in flight to 127.0.0.1:*: 12 at once (max_concurrency_per_host)*"])
-    assert "passed when retried alone" in result.stdout.str()
+    # explanations. Either way it passed alone, and nothing is critical. Which of the two a check
+    # gets depends on when the host answered the others: the note or the warning says it.
+    out = result.stdout.str()
+    quiet = re.search(r"Note: checks in flight to 127\.0\.0\.1:\d+: 12 at once \(max_concurrency_per_host\).*passed when retried alone", out)
+    assert quiet or re.search(r"- Health Check c\d+: timed out while \d+ other requests .* then passed when retried alone", out), out
     report = json.loads((pytester.path / "report.json").read_text())
     assert report["verdict"]["critical"] == 0 and report["verdict"]["passed"] + report["verdict"]["warnings"] == 12
 
