@@ -345,3 +345,17 @@ def test_warnings_notify_only_channels_that_ask_for_them(pytester, write_config,
     result = pytester.runpytest("--smoke-config", "smoke.json")
     assert result.ret == 0
     assert [p["path"] for p in receiver.posts] == ["/loud"]
+
+
+def test_the_same_advice_is_printed_once_with_every_check_it_covers(pytester, write_config, demo):
+    missing = [health(f"gone{i}", f"/gone{i}") for i in range(3)] + [health(f"extra{i}", f"/extra{i}", required=False) for i in range(2)]
+    write_config({"base_url": demo.url, "health_checks": missing})
+    result = pytester.runpytest("--smoke-config", "smoke.json")
+    assert result.ret == 1
+    out = result.stdout.str()
+    assert out.count("Issue:") == 1 and out.count("Issue, impact and next steps: as for 1. above") == 2, out
+    write_config({"base_url": demo.url, "health_checks": missing[3:]})  # a warnings-only run
+    result = pytester.runpytest("--smoke-config", "smoke.json")
+    assert result.ret == 0
+    advice = [line for line in result.outlines if line.startswith("  extra")]
+    assert advice and all(line.startswith("  extra0, extra1: ") for line in advice), advice  # once, naming both

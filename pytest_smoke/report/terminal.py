@@ -187,9 +187,13 @@ def _warnings(document: Document, headline: bool = True) -> Iterator[Line]:
     yield "Impact: Minor feature degradation", {}
     yield "Monitoring: Alert if pattern persists", {}
     yield f"Action: Check {', '.join(c['name'] for c in warnings)} status in next 30min", {}
+    # The same advice once, with every check it covers.
+    covered: dict[str, list[str]] = {}
     for check in warnings:
         for step in check["remediation"]["steps"]:
-            yield f"  {check['name']}: {step}", {}
+            covered.setdefault(step, []).append(check["name"])
+    for step, names in covered.items():
+        yield f"  {', '.join(names)}: {step}", {}
 
 
 def _critical(document: Document) -> Iterator[Line]:
@@ -198,6 +202,7 @@ def _critical(document: Document) -> Iterator[Line]:
     yield f"✗ CRITICAL: Smoke tests failed{tail}", {"red": True, "bold": True}
     yield "", {}
     yield "CRITICAL FAILURES:", {"red": True}
+    advised: dict[tuple[Any, ...], int] = {}  # the same remediation is printed once: "as for 1."
     for number, check in enumerate(_with(document, "critical"), 1):
         fix = check["remediation"]
         yield f"{number}. {KIND_TITLES.get(check['kind'], 'Check')}: {check['name']}: {check['reason']}", {"red": True}
@@ -209,6 +214,11 @@ def _critical(document: Document) -> Iterator[Line]:
             yield f"Same cause: {check['shared_cause']} (counts once, with it)", {}
         if not check["rollback"]:
             yield "Rollback: false for this check: it alerts, but rolling back does not fix it", {}
+        advice = (fix["issue"], fix["impact"], *fix["steps"])
+        if advice in advised:
+            yield f"Issue, impact and next steps: as for {advised[advice]}. above", {}
+            continue
+        advised[advice] = number
         yield f"Issue: {fix['issue']}", {}
         yield f"Impact: {fix['impact']}", {}
         for step in fix["steps"]:
