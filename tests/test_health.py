@@ -360,3 +360,31 @@ def test_basic_auth_beside_an_authorization_header_is_a_config_error(tmp_path):
         health("h", "/h", headers={"Authorization": "Bearer x"}, basic_auth={"username": "u", "password": "p"})]}))
     with pytest.raises(ConfigError, match=r"health_checks\[0\]\.basic_auth: basic_auth and headers\.Authorization are both set"):
         load_config(path)
+
+
+def test_a_405_gets_the_method_advice_and_an_error_page_is_not_called_bad_json(pytester, write_config):
+    from http.server import BaseHTTPRequestHandler
+
+    from servers import LocalHTTPServer
+
+    class PostOnly(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            body = b"<html><body>Method Not Allowed</body></html>"
+            self.send_response(405)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = LocalHTTPServer(PostOnly)
+    try:
+        write_config({"base_url": server.url, "health_checks": [health("method", "/login", expect={"json": {"status": "ok"}})]})
+        result = pytester.runpytest("--smoke-config", "smoke.json")
+    finally:
+        server.stop()
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["1. Health Check: method: /login returned 405 (expected 200)", "Issue: The endpoint does not accept this method (405)"])
+    assert "not valid JSON" not in result.stdout.str()

@@ -612,6 +612,8 @@ def failure_kind(status: int, endpoint: str, reply: Reply | None = None) -> str:
         return "http_5xx"
     if status == 400:
         return "bad_request"
+    if status == 405:
+        return "http_method"
     return "http_status"
 
 
@@ -642,7 +644,9 @@ def verify_reply(
         if components:
             reason += "; failing: " + "; ".join(components)
         else:
-            reason += "".join(f"; {problem}" for problem in _json_problems(reply, expect))
+            # What a JSON body shows still helps; that an error page is not JSON does not.
+            shown = [p for p in _json_problems(reply, expect) if not p.startswith("body is not valid JSON")]
+            reason += "".join(f"; {problem}" for problem in shown)
         kind = failure_kind(reply.status, shown_endpoint, reply)
         if components and kind == "http_5xx":
             kind = "component_down"

@@ -88,6 +88,9 @@ CATALOGUE: dict[str, Remedy] = {
     "http_auth": Remedy("The request was rejected as unauthenticated or forbidden", (
         "Check the smoke credentials (secrets referenced through ${{VAR}}) and the auth service",
     )),
+    "http_method": Remedy("The endpoint does not accept this method (405)", (
+        "Check the method in the smoke config against the new API: did the route or its allowed methods change?",
+    )),
     "http_status": Remedy("The endpoint answered with an unexpected status", (
         "Check the endpoint and expected_status in the smoke config against the new API",
     )),
