@@ -72,6 +72,15 @@ class SmokeConfig:
         return bool(self.data.get("enabled", True))
 
     @property
+    def only_health_gets(self) -> bool:
+        """Every required check is a GET of a health endpoint: a static /health (MLflow's, say)
+        passes with the database gone, so such a config can be green over a broken deploy."""
+        required = [check for check in self.checks if check.required]
+        return bool(required) and all(
+            check.kind == "health" and str(check.spec.get("method", "GET")).upper() == "GET" for check in required
+        )
+
+    @property
     def base_url(self) -> str | None:
         return self.data.get("base_url")
 

@@ -24,6 +24,11 @@ from ..verdict import EXIT_ROLLOUT_NOT_READY, classify, exit_code
 from .execution import lf_filtered, why_left_out
 from .run import smoke_run_key
 
+SHALLOW_NOTE = (
+    "every required check is a GET of a health endpoint: a health endpoint that touches nothing passes with the "
+    "database gone; add a critical path that reads through the API, or a dependency check (docs: writing-checks.md, "
+    "\"Recipe: an app whose health endpoint is static\")"
+)
 TESTED_READ_ATTEMPTS = 3  # reading what is deployed as the checks start: a passing 503 is retried
 SUBTEST_REPORTS = ("SubtestReport", "SubTestReport")  # pytest 9's own, and pytest-subtests's
 # How pytest and xdist word a stop the user asked for: -x / --maxfail, and --sw (stepwise).
@@ -390,6 +395,8 @@ class SmokeController:
         if self.smoke.verify is False:
             self.summary.notes.insert(0, "verify_tls is false: TLS certificates were not checked")
         self.summary.notes[:0] = self.start_notes
+        if self.smoke.only_health_gets and not any(o.kind == "custom" and o.required for o in self.tally.outcomes.values()):
+            self.summary.notes.append(SHALLOW_NOTE)
         self.summary.notes.extend(self._load_notes())
         self.summary.tested_revision = getattr(self.tested, "revision", None)
         config = self.config
