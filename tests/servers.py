@@ -6,6 +6,7 @@ talks to anything but 127.0.0.1, and every wait loop is bounded.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -262,3 +263,19 @@ class LocalHTTPServer:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class QuietHandler:
+    """A mixin for small test apps on http.server: no request log, and ``answer`` sends a JSON
+    (or raw) body with its length and type. Use as ``class App(QuietHandler, BaseHTTPRequestHandler)``."""
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def answer(self, status: int, body: object = None, content_type: str = "application/json") -> None:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        self.send_response(status)  # type: ignore[attr-defined]
+        self.send_header("Content-Type", content_type)  # type: ignore[attr-defined]
+        self.send_header("Content-Length", str(len(data)))  # type: ignore[attr-defined]
+        self.end_headers()  # type: ignore[attr-defined]
+        self.wfile.write(data)  # type: ignore[attr-defined]

@@ -11,24 +11,13 @@ from http.server import BaseHTTPRequestHandler
 import pytest
 
 from helpers import health
-from servers import LocalHTTPServer
+from servers import LocalHTTPServer, QuietHandler
 
 
-class AnswersBeforeReading(BaseHTTPRequestHandler):
+class AnswersBeforeReading(QuietHandler, BaseHTTPRequestHandler):
     """200 to every GET; 500 to a POST, without reading its body (keep-alive, HTTP/1.1)."""
 
     protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):
-        pass
-
-    def answer(self, status, body):
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
     def do_GET(self):
         self.answer(200, {"status": "ok"})

@@ -316,20 +316,15 @@ def test_basic_auth_at_every_level_is_sent_inherited_and_never_shown(pytester, w
     import base64
     from http.server import BaseHTTPRequestHandler
 
-    from servers import LocalHTTPServer
+    from servers import LocalHTTPServer, QuietHandler
 
     accepted = {f"Basic {base64.b64encode(pair.encode()).decode()}" for pair in ("ops:Top-Secret-77", "reader:Check-Secret-88")}
     seen: list[str] = []
 
-    class BasicAuthOnly(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
+    class BasicAuthOnly(QuietHandler, BaseHTTPRequestHandler):
         def do_GET(self):
             seen.append(self.headers.get("Authorization", ""))
-            self.send_response(200 if self.headers.get("Authorization") in accepted else 401)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
+            self.answer(200 if self.headers.get("Authorization") in accepted else 401, b"", "text/plain")
 
     server = LocalHTTPServer(BasicAuthOnly)
     try:
@@ -365,19 +360,11 @@ def test_basic_auth_beside_an_authorization_header_is_a_config_error(tmp_path):
 def test_a_405_gets_the_method_advice_and_an_error_page_is_not_called_bad_json(pytester, write_config):
     from http.server import BaseHTTPRequestHandler
 
-    from servers import LocalHTTPServer
+    from servers import LocalHTTPServer, QuietHandler
 
-    class PostOnly(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
+    class PostOnly(QuietHandler, BaseHTTPRequestHandler):
         def do_GET(self):
-            body = b"<html><body>Method Not Allowed</body></html>"
-            self.send_response(405)
-            self.send_header("Content-Type", "text/html")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            self.answer(405, b"<html><body>Method Not Allowed</body></html>", "text/html")
 
     server = LocalHTTPServer(PostOnly)
     try:

@@ -91,3 +91,15 @@ def test_github_actions_gets_an_annotation_per_critical_failure_and_warning(pyte
     ], commands
     monkeypatch.delenv("GITHUB_ACTIONS")
     assert not [line for line in pytester.runpytest("--smoke-config", "smoke.json").outlines if line.startswith("::")]
+
+
+@pytest.mark.child_plugins("allure_pytest")
+def test_an_allure_environment_that_cannot_be_written_costs_only_a_note(pytester, write_config, demo):
+    pytest.importorskip("allure_pytest")
+    demo.faults.add("ready-503")
+    (pytester.path / "allure" / "environment.properties").mkdir(parents=True)  # not a file: the write fails
+    write_config(doc(demo, health("readiness", "/health/ready")))
+    result = pytester.runpytest("--smoke-config", "smoke.json", "--alluredir", "allure", "--smoke-report", "report.json")
+    assert result.ret == 1  # the verdict's exit code, not an internal error
+    result.stdout.fnmatch_lines(["✗ CRITICAL: Smoke tests failed*", "*could not write Allure's environment.properties: IsADirectoryError*"])
+    assert json.loads((pytester.path / "report.json").read_text())["verdict"]["state"] == "critical"

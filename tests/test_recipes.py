@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from helpers import health
-from servers import LocalHTTPServer
+from servers import LocalHTTPServer, QuietHandler
 
 pytestmark = pytest.mark.slow_server
 
@@ -24,10 +23,7 @@ def static_health_app(postgres_server):
     with psycopg.connect(postgres_server.url, autocommit=True) as conn:
         conn.execute(f"CREATE TABLE {table} (id int)")
 
-    class App(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
+    class App(QuietHandler, BaseHTTPRequestHandler):
         def do_GET(self):
             status, body = 200, {"status": "ok"}
             if self.path == "/api/items":
@@ -36,12 +32,7 @@ def static_health_app(postgres_server):
                         body = {"count": conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]}
                 except psycopg.Error as exc:
                     status, body = 500, {"error": str(exc).splitlines()[0]}
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            self.answer(status, body)
 
     server = LocalHTTPServer(App)
     server.table = table

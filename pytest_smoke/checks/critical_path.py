@@ -50,8 +50,10 @@ class TemplateValues(dict):  # type: ignore[type-arg]
     def __contains__(self, key: object) -> bool:
         return key == "uuid" or super().__contains__(key)
 
-    def saved(self) -> dict[str, Any]:
-        return {k: v for k, v in self.items() if k not in BUILTIN_TEMPLATES}
+
+def saved_only(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The values the steps saved, without the built-in ones."""
+    return {k: v for k, v in values.items() if k not in BUILTIN_TEMPLATES}
 
 
 def run_path(spec: CriticalPathSpec, ctx: CheckContext) -> CheckResult:
@@ -72,7 +74,7 @@ def run_path(spec: CriticalPathSpec, ctx: CheckContext) -> CheckResult:
         warnings += _cleanup(session, ctx, spec, saved)
     return CheckResult(
         summary=f"{len(steps)} step(s) passed",
-        facts={"steps": len(steps), "saved": sorted(saved.saved())},
+        facts={"steps": len(steps), "saved": sorted(saved_only(saved))},
         warnings=warnings,
     )
 
@@ -280,8 +282,8 @@ def _fields(value: Any) -> list[str]:
 
 
 def _show_saved(ctx: CheckContext, saved: Mapping[str, Any]) -> str:
-    saved = {k: v for k, v in saved.items() if k not in BUILTIN_TEMPLATES}
-    if not saved:
+    own = saved_only(saved)
+    if not own:
         return "(nothing)"
-    shown = ctx.redactor.value(saved)
+    shown = ctx.redactor.value(own)
     return ", ".join(f"{k}={shorten(v if isinstance(v, str) else json.dumps(v), 60)}" for k, v in shown.items())

@@ -21,7 +21,8 @@ from ..decision import PhaseReport, Selection, Tally
 from ..model import STATUS_FAILED, STATUS_NOT_EVALUATED, STATUS_PASSED, Decision, RunSummary, Status, Timeline, decode
 from ..redact import Redactor, shorten
 from ..verdict import EXIT_ROLLOUT_NOT_READY, classify, exit_code
-from .execution import lf_filtered, why_left_out
+from .execution import lf_filtered, why_never_collected
+from .reporters import allure_loaded
 from .run import smoke_run_key
 
 SHALLOW_NOTE = (
@@ -49,7 +50,7 @@ class SmokeController:
         path = smoke.path
         selection = Selection(
             path_names=(path.name, path.resolve().name), shown_path=str(path), checks=tuple(smoke.checks), enabled=smoke.enabled,
-            never_collected=why_left_out(config),
+            never_collected=why_never_collected(config),
             unknown_left_out="--lf ran only what failed last time; the tests it did not collect (required ones among them) are unknown"
             if lf_filtered(config) else "",
         )
@@ -414,14 +415,13 @@ class SmokeController:
                 rerun_command=rerun_command(config, self.smoke),
                 metrics_path=config.getoption("smoke_metrics"),
                 pushgateway_url=config.getoption("smoke_pushgateway"),
+                allure_dir=config.getoption("allure_report_dir") if allure_loaded(config) else None,
             ),
         )
         self.summary.notifications = published.notifications
         self.monitoring = published.monitoring
         self.summary.notes.extend(published.problems)
         self.document = published.document
-        if self.elsewhere is not None:
-            self.elsewhere.write_allure_environment(config)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         from ..report.terminal import render

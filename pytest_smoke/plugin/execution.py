@@ -217,10 +217,11 @@ class CheckExecution:
 
     def pytest_deselected(self, items: list[pytest.Item]) -> None:
         """Every item left out, generated or custom, is listed in the verdict with why."""
+        why = why_deselected(items[0].config) if items else ""  # one cache read per call, not per item
         for item in items:
             check = check_of(item)
             required = check.required if check is not None else is_required(item)
-            self.run.deselected.append([item.nodeid, item.name, required, why_left_out(item.config, item.nodeid)])
+            self.run.deselected.append([item.nodeid, item.name, required, why])
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         """In an xdist worker, tell the controller which custom tests are required: it never
@@ -252,11 +253,14 @@ def lf_filtered(config: pytest.Config) -> bool:
     return bool(config.getoption("lf", False) and cache is not None and cache.get("cache/lastfailed", {}))
 
 
-def why_left_out(config: pytest.Config, nodeid: str | None = None) -> str:
-    """Why an item was left out (``nodeid`` None: one never collected). pytest does not say which
-    selection deselected an item, so where two may have, the reason names both."""
-    if nodeid is None:
-        return "not collected: --lf runs only what failed last time" if lf_filtered(config) else BY_SELECTION
+def why_never_collected(config: pytest.Config) -> str:
+    """Why a check of the config was never collected."""
+    return "not collected: --lf runs only what failed last time" if lf_filtered(config) else BY_SELECTION
+
+
+def why_deselected(config: pytest.Config) -> str:
+    """Why pytest deselected an item. It does not say which selection did, so where two may
+    have, the reason names both."""
     cache = getattr(config, "cache", None)
     if config.getoption("stepwise", False) and cache is not None and cache.get("cache/stepwise", None):
         return "deselected (-k, -m, --deselect, or --sw: before the test that failed last time)"

@@ -34,6 +34,7 @@ class Destinations:
     rerun_command: str | None = None  # the command line that reproduces this run, shown in every output
     metrics_path: str | None = None  # --smoke-metrics: Prometheus text (*.prom) or OpenMetrics
     pushgateway_url: str | None = None  # --smoke-pushgateway, over monitoring.pushgateway.url
+    allure_dir: str | None = None  # --alluredir, when allure-pytest runs: its environment.properties
 
 
 @dataclass
@@ -47,8 +48,8 @@ class Published:
 def publish(summary: RunSummary, smoke: SmokeConfig, redactor: Redactor, to: Destinations) -> Published:
     from ..notify import dispatch
     from ..notify.pushgateway import timeout_of  # prometheus-client itself is imported only to push
+    from ..report import allure, json_report, junit, markdown
     from ..report import document as report_document
-    from ..report import json_report, junit, markdown
 
     document = report_document.build(summary, smoke, redactor, finished_at=time.time(), rerun=to.rerun_command)
     published = Published(document)
@@ -98,6 +99,9 @@ def publish(summary: RunSummary, smoke: SmokeConfig, redactor: Redactor, to: Des
         guarded("pytest's JUnit file", lambda: junit.hoist_testcase_properties(pytest_junit))
     if junit_path:
         guarded("the smoke JUnit file", lambda: junit.write(document, junit_path))
+    allure_dir = to.allure_dir
+    if allure_dir:
+        guarded("Allure's environment.properties", lambda: allure.write_environment(document, allure_dir))
     document["notes"] = [*document["notes"], *published.problems]
     return published
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import html
 import os
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 import pytest
@@ -51,9 +50,9 @@ class AllureSeverity:
 
 
 class VerdictElsewhere:
-    """In the controlling process: the verdict as pytest-html's summary and title, as Allure's
-    environment entries, and as GitHub workflow commands (one per critical failure and warning,
-    with its reason and the config file and line)."""
+    """In the controlling process: the verdict as pytest-html's summary and title, and as GitHub
+    workflow commands (one per critical failure and warning, with its reason and the config file
+    and line). Allure's environment entries are an output like the others (``publish``)."""
 
     def __init__(self, summary: Callable[[], RunSummary | None], smoke: SmokeConfig, redactor: Redactor):
         self.summary = summary  # the controller's, once decided
@@ -78,7 +77,13 @@ class VerdictElsewhere:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_html_results_summary(self, prefix: list[str], summary: list[str], postfix: list[str], session: Any) -> None:
-        verdict = self._headline()
+        try:
+            verdict = self._headline()
+        except Exception as exc:  # a broken extra never costs the run its verdict or its reports
+            decided = self.summary()
+            if decided is not None:
+                decided.notes.append(self.redactor.text(f"could not add the verdict to pytest-html: {exc.__class__.__name__}: {exc}"))
+            return
         if verdict is None:
             return
         head, reason = verdict
@@ -87,37 +92,13 @@ class VerdictElsewhere:
         if self.html_report is not None:
             self.html_report.title = f"{self.html_report.title}: {head}"
 
-    # -- Allure and GitHub Actions, once the verdict is final ----------------------------------------
-
-    def write_allure_environment(self, config: pytest.Config) -> None:
-        summary, verdict = self.summary(), self._headline()
-        if summary is not None and verdict is not None and allure_loaded(config):
-            write_allure_environment(Path(config.getoption("allure_report_dir")), verdict[0], verdict[1], summary)
+    # -- GitHub Actions, once the verdict is final -------------------------------------------------------
 
     def annotate(self, terminal: Any) -> None:
         summary = self.summary()
         if summary is not None and on_github_actions():
             for line in workflow_commands(summary, self.smoke):
                 terminal.write_line(self.redactor.text(line))
-
-
-def write_allure_environment(directory: Path, head: str, reason: str, summary: RunSummary) -> None:
-    """Allure shows ``environment.properties`` of its results directory on the report's front
-    page; the smoke entries replace their own earlier values and keep everyone else's."""
-    entries = {"smoke.verdict": head, "smoke.decision": reason, "smoke.exit_status": str(summary.exit_status)}
-    path = directory / "environment.properties"
-    kept = []
-    if path.exists():
-        kept = [line for line in path.read_text(encoding="utf-8").splitlines() if line.partition("=")[0].strip() not in entries]
-    directory.mkdir(parents=True, exist_ok=True)
-    lines = [*kept, *(f"{key}={_properties_escape(value)}" for key, value in entries.items())]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-
-def _properties_escape(value: str) -> str:
-    # Java properties: one line each; non-Latin-1 characters as \\uXXXX.
-    text = value.replace("\\", "\\\\").replace("\n", " ").replace("\r", " ")
-    return "".join(ch if ord(ch) < 128 else f"\\u{ord(ch):04x}" if ord(ch) < 0x10000 else "?" for ch in text)
 
 
 def workflow_commands(summary: RunSummary, smoke: SmokeConfig) -> list[str]:
