@@ -80,7 +80,9 @@ def one_run(workdir: Path, fail_fast: bool, readiness_first: bool = False) -> fl
         api.deploy("prod", "django", {"django": BAD})
         kubeconfig = api.write_kubeconfig(workdir / "kubeconfig")
         checks = [{"name": f"slow{i}", "endpoint": f"/slow{i}", "timeout_seconds": 5} for i in range(10)]
-        checks.insert(0 if readiness_first else len(checks), {"name": "readiness", "endpoint": "/ready", "timeout_seconds": 5})
+        checks.insert(
+            0 if readiness_first else len(checks), {"name": "readiness", "endpoint": "/ready", "timeout_seconds": 5}
+        )
         config = {
             "base_url": service.url,
             "fail_fast": fail_fast,
@@ -102,8 +104,22 @@ def one_run(workdir: Path, fail_fast: bool, readiness_first: bool = False) -> fl
         watcher = threading.Thread(target=watch, daemon=True)
         watcher.start()
         proc = subprocess.run(
-            [sys.executable, "-m", "pytest", "--smoke-config", "smoke.json", "-p", "no:cacheprovider", "-q", "-p", "no:randomly"],
-            cwd=workdir, capture_output=True, text=True, timeout=120,
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "--smoke-config",
+                "smoke.json",
+                "-p",
+                "no:cacheprovider",
+                "-q",
+                "-p",
+                "no:randomly",
+            ],
+            cwd=workdir,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         done.set()
         watcher.join(timeout=5)
@@ -119,8 +135,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    variants = {"fail_fast": (True, False), "no fail_fast": (False, False),
-                "fail_fast, readiness first": (True, True), "no fail_fast, readiness first": (False, True)}
+    variants = {
+        "fail_fast": (True, False),
+        "no fail_fast": (False, False),
+        "fail_fast, readiness first": (True, True),
+        "no fail_fast, readiness first": (False, True),
+    }
     results: dict[str, list[float]] = {label: [] for label in variants}
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(args.repeat):  # interleaved, so every variant sees the same machine

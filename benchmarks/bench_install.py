@@ -43,7 +43,13 @@ def main() -> None:
         print(f"pip install {target} (PIP_FIND_LINKS={os.environ.get('PIP_FIND_LINKS', '')!r})")
         total = timed("venv", [sys.executable, "-m", "venv", str(venv)], ROOT)
         total += timed("install", [python, "-m", "pip", "install", "--quiet", target], ROOT)
-        demo = ["--smoke-config", "example_suites/demo/smoke-test-hook.json", "example_suites/demo", "-p", "no:cacheprovider"]
+        demo = [
+            "--smoke-config",
+            "example_suites/demo/smoke-test-hook.json",
+            "example_suites/demo",
+            "-p",
+            "no:cacheprovider",
+        ]
         total += timed("demo", [python, "-m", "pytest", *demo], ROOT)
         print(f"{'total':<8} {total:6.1f} s")
 

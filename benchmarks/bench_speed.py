@@ -58,7 +58,11 @@ def pytest_wall(workdir: Path, *args: str, autoload: bool = False, tree: str | N
     started = time.perf_counter()
     subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *plugins, *args],
-        cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600, env=env,
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=600,
+        env=env,
     )
     return time.perf_counter() - started
 
@@ -101,12 +105,18 @@ def bare_requests_per_call(url: str, count: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--baseline", metavar="TREE",
-                        help="another checkout (say `git archive OLD | tar -x -C TREE`): the overhead row runs its "
-                             "pytest_smoke too, interleaved with this one")
-    parser.add_argument("--only", choices=["overhead", "sixty", "two-worker", "hung"],
-                        help="some rows alone: overhead (per-check overhead, e.g. with --repeat 21 for a steadier median), "
-                             "sixty (row 1), two-worker (the two-worker service) or hung (the hung host and start-up)")
+    parser.add_argument(
+        "--baseline",
+        metavar="TREE",
+        help="another checkout (say `git archive OLD | tar -x -C TREE`): the overhead row runs its "
+        "pytest_smoke too, interleaved with this one",
+    )
+    parser.add_argument(
+        "--only",
+        choices=["overhead", "sixty", "two-worker", "hung"],
+        help="some rows alone: overhead (per-check overhead, e.g. with --repeat 21 for a steadier median), "
+        "sixty (row 1), two-worker (the two-worker service) or hung (the hung host and start-up)",
+    )
     args = parser.parse_args()
     # As pip does on install: an editable checkout run with PYTHONDONTWRITEBYTECODE would compile
     # the plugin from source in every run, while pytest and requests load compiled. The tree the
@@ -135,7 +145,9 @@ def main() -> None:
         if args.only in (None, "hung"):
             rows += hung_checks_and_start_up(work, empty, service, args.repeat)
 
-    print(f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, median of {args.repeat}\n")
+    print(
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, median of {args.repeat}\n"
+    )
     print("| Scenario | Measured | Comparison |")
     print("| --- | --- | --- |")
     for row in rows:
@@ -158,8 +170,13 @@ def sixty_checks(work: Path, root: Path, empty, base: str, repeat: int) -> list[
         tavern_root.mkdir()
         (tavern_root / "pytest.ini").write_text("[pytest]\n")
         tavern_dir = tavern_files(tavern_root, base, 60, 200)
-        probe = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "."], cwd=tavern_dir,
-                               capture_output=True, text=True, timeout=120)
+        probe = subprocess.run(
+            [sys.executable, "-m", "pytest", "--collect-only", "-q", "."],
+            cwd=tavern_dir,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         if probe.returncode == 0:
             # Tavern is a plugin itself, so it runs with every installed plugin: in a development
             # checkout that costs it about 0.8 s per run more than the plain environment.
@@ -171,23 +188,45 @@ def sixty_checks(work: Path, root: Path, empty, base: str, repeat: int) -> list[
     empty_s, conc_s, seq_s, fixed_s = results[:4]
     speedup = (seq_s - empty_s) / (conc_s - empty_s)
     rows = [
-        ("60 checks at 200 ms, defaults (adaptive per-host limit)", f"{conc_s:.2f} s wall, {conc_s - empty_s:.2f} s over empty pytest",
-         f"{speedup:.1f}x faster than sequential over empty pytest ({seq_s / conc_s:.1f}x wall)"),
-        ("60 checks at 200 ms, max_concurrency_per_host 2 (the previous default)", f"{fixed_s:.2f} s wall, {fixed_s - empty_s:.2f} s over empty pytest",
-         f"{(fixed_s - empty_s) / (conc_s - empty_s):.1f}x the defaults' time over empty pytest"),
-        ("60 checks at 200 ms, --smoke-concurrency 1", f"{seq_s:.2f} s wall, {seq_s - empty_s:.2f} s over empty pytest", "baseline"),
+        (
+            "60 checks at 200 ms, defaults (adaptive per-host limit)",
+            f"{conc_s:.2f} s wall, {conc_s - empty_s:.2f} s over empty pytest",
+            f"{speedup:.1f}x faster than sequential over empty pytest ({seq_s / conc_s:.1f}x wall)",
+        ),
+        (
+            "60 checks at 200 ms, max_concurrency_per_host 2 (the previous default)",
+            f"{fixed_s:.2f} s wall, {fixed_s - empty_s:.2f} s over empty pytest",
+            f"{(fixed_s - empty_s) / (conc_s - empty_s):.1f}x the defaults' time over empty pytest",
+        ),
+        (
+            "60 checks at 200 ms, --smoke-concurrency 1",
+            f"{seq_s:.2f} s wall, {seq_s - empty_s:.2f} s over empty pytest",
+            "baseline",
+        ),
     ]
     if tavern_dir is not None:
-        rows.append(("60 Tavern YAML tests, same requests", f"{results[4]:.2f} s wall", f"{results[4] / conc_s:.1f}x slower than concurrent smoke"))
+        rows.append(
+            (
+                "60 Tavern YAML tests, same requests",
+                f"{results[4]:.2f} s wall",
+                f"{results[4] / conc_s:.1f}x slower than concurrent smoke",
+            )
+        )
     else:
         rows.append(("Tavern", tavern_note, ""))
     return rows
 
 
-def per_check_overhead(work: Path, root: Path, empty, base: str, repeat: int, baseline: str | None = None) -> tuple[str, str, str]:
+def per_check_overhead(
+    work: Path, root: Path, empty, base: str, repeat: int, baseline: str | None = None
+) -> tuple[str, str, str]:
     """Row 2: 1000 checks at 0 ms, against a hand-written pytest + requests suite (one parametrized
     test, one Session), a bare requests loop and, with ``baseline``, another checkout, side by side."""
-    cfg = write(work, "thousand.json", {"base_url": base, "health_checks": [health(f"z{i}", f"/health?i={i}") for i in range(1000)]})
+    cfg = write(
+        work,
+        "thousand.json",
+        {"base_url": base, "health_checks": [health(f"z{i}", f"/health?i={i}") for i in range(1000)]},
+    )
     hand_dir = root / "hand"
     hand_dir.mkdir()
     (hand_dir / "pytest.ini").write_text("[pytest]\n")
@@ -219,13 +258,27 @@ def failing_against_passing(work: Path, empty, base: str, repeat: int) -> tuple[
     with socket.socket() as probe:  # a port nothing listens on: every connection is refused
         probe.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{probe.getsockname()[1]}"
-    passing = write(work, "pass1000.json", {"base_url": base, "health_checks": [health(f"p{i}", f"/health?i={i}") for i in range(1000)]})
-    failing = write(work, "fail1000.json", {"base_url": dead, "health_checks": [health(f"f{i}", f"/health?i={i}") for i in range(1000)]})
-    empty_s, pass_s, fail_s = median_of(
-        repeat, empty, lambda: pytest_wall(work, "--smoke-config", passing), lambda: pytest_wall(work, "--smoke-config", failing)
+    passing = write(
+        work,
+        "pass1000.json",
+        {"base_url": base, "health_checks": [health(f"p{i}", f"/health?i={i}") for i in range(1000)]},
     )
-    return ("1000 checks failing at once (connection refused)", f"{fail_s:.2f} s wall, {fail_s - empty_s:.2f} s over empty pytest",
-            f"1000 passing: {pass_s:.2f} s wall; failing costs {(fail_s - empty_s) / (pass_s - empty_s):.1f}x passing over empty pytest")
+    failing = write(
+        work,
+        "fail1000.json",
+        {"base_url": dead, "health_checks": [health(f"f{i}", f"/health?i={i}") for i in range(1000)]},
+    )
+    empty_s, pass_s, fail_s = median_of(
+        repeat,
+        empty,
+        lambda: pytest_wall(work, "--smoke-config", passing),
+        lambda: pytest_wall(work, "--smoke-config", failing),
+    )
+    return (
+        "1000 checks failing at once (connection refused)",
+        f"{fail_s:.2f} s wall, {fail_s - empty_s:.2f} s over empty pytest",
+        f"1000 passing: {pass_s:.2f} s wall; failing costs {(fail_s - empty_s) / (pass_s - empty_s):.1f}x passing over empty pytest",
+    )
 
 
 TWO_WORKER_APP = """
@@ -248,24 +301,49 @@ def two_worker_service(work: Path, root: Path, empty, repeat: int) -> tuple[str,
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}", "--chdir", str(app_dir), "slow_app:app"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-w",
+            "2",
+            "-b",
+            f"127.0.0.1:{port}",
+            "--chdir",
+            str(app_dir),
+            "slow_app:app",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         for _ in range(200):
             with socket.socket() as client:
                 if client.connect_ex(("127.0.0.1", port)) == 0:
                     break
             time.sleep(0.1)
-        cfg = write(work, "two-worker.json", {"base_url": f"http://127.0.0.1:{port}",
-                                              "health_checks": [health(f"w{i}", f"/w{i}", timeout=2) for i in range(30)]})
+        cfg = write(
+            work,
+            "two-worker.json",
+            {
+                "base_url": f"http://127.0.0.1:{port}",
+                "health_checks": [health(f"w{i}", f"/w{i}", timeout=2) for i in range(30)],
+            },
+        )
         report = work / "two-worker-report.json"
-        empty_s, run_s = median_of(repeat, empty, lambda: pytest_wall(work, "--smoke-config", cfg, "--smoke-report", str(report)))
+        empty_s, run_s = median_of(
+            repeat, empty, lambda: pytest_wall(work, "--smoke-config", cfg, "--smoke-report", str(report))
+        )
         verdict = json.loads(report.read_text())["verdict"]
     finally:
         proc.terminate()
         proc.wait(10)
-    return ("30 checks at 300 ms, gunicorn with 2 sync workers, 2 s timeouts", f"{run_s:.2f} s wall, {run_s - empty_s:.2f} s over empty pytest",
-            f"{verdict['passed']} of 30 passed, {verdict['warnings']} warnings; {(run_s - empty_s) / 4.5:.2f}x the service's own minimum (4.5 s)")
+    return (
+        "30 checks at 300 ms, gunicorn with 2 sync workers, 2 s timeouts",
+        f"{run_s:.2f} s wall, {run_s - empty_s:.2f} s over empty pytest",
+        f"{verdict['passed']} of 30 passed, {verdict['warnings']} warnings; {(run_s - empty_s) / 4.5:.2f}x the service's own minimum (4.5 s)",
+    )
 
 
 def hung_checks_and_start_up(work: Path, empty, service: DemoService, repeat: int) -> list[tuple[str, str, str]]:
@@ -273,14 +351,26 @@ def hung_checks_and_start_up(work: Path, empty, service: DemoService, repeat: in
     base = service.url
     empty_s = median_of(repeat, empty)[0]
     service.faults.add("live-hang")
-    cfg = write(work, "hang.json", {"base_url": base, "health_checks": [health(f"hang{i}", f"/health/live?i={i}", timeout=2) for i in range(10)]})
+    cfg = write(
+        work,
+        "hang.json",
+        {"base_url": base, "health_checks": [health(f"hang{i}", f"/health/live?i={i}", timeout=2) for i in range(10)]},
+    )
     (hang_s,) = median_of(max(1, repeat - 1), lambda: pytest_wall(work, "--smoke-config", cfg))
     service.faults.discard("live-hang")
     cfg = write(work, "one.json", {"base_url": base, "health_checks": [health("one", "/health")]})
     smoke_one, bare_one = median_of(repeat, lambda: pytest_wall(work, "--smoke-config", cfg), empty)
     return [
-        ("10 hung checks, 2 s timeouts", f"{hang_s:.2f} s wall ({hang_s - empty_s:.2f} s over empty pytest)", "sequential would be 20 s"),
-        ("start-up: one check vs bare pytest", f"{smoke_one:.2f} s vs {bare_one:.2f} s", f"+{(smoke_one - bare_one) * 1000:.0f} ms"),
+        (
+            "10 hung checks, 2 s timeouts",
+            f"{hang_s:.2f} s wall ({hang_s - empty_s:.2f} s over empty pytest)",
+            "sequential would be 20 s",
+        ),
+        (
+            "start-up: one check vs bare pytest",
+            f"{smoke_one:.2f} s vs {bare_one:.2f} s",
+            f"+{(smoke_one - bare_one) * 1000:.0f} ms",
+        ),
     ]
 
 

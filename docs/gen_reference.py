@@ -112,8 +112,13 @@ def render(schema: dict[str, Any]) -> str:
         ("`monitoring`", schema["properties"]["monitoring"]),
         ("`monitoring.pushgateway`", schema["properties"]["monitoring"]["properties"]["pushgateway"]),
         ("`wait_for_rollout`", schema["properties"]["wait_for_rollout"]),
-        ("`environments.NAME`", {"description": "Deep-merged over the top level by --smoke-env NAME (maps merge, lists replace); "
-                                 "every environment is validated as a whole config."}),
+        (
+            "`environments.NAME`",
+            {
+                "description": "Deep-merged over the top level by --smoke-env NAME (maps merge, lists replace); "
+                "every environment is validated as a whole config."
+            },
+        ),
     ]
     for title, node in sections:
         lines += section(title, node, schema)
@@ -127,9 +132,14 @@ CHANGELOG_PAGE = ROOT / "docs" / "changelog.md"
 def main() -> int:
     """Write the generated pages (the reference from the schema, the changelog page from
     CHANGELOG.md); with --check, exit 1 when either is stale instead."""
-    pages = {OUTPUT: render(json.loads(SCHEMA.read_text(encoding="utf-8"))), CHANGELOG_PAGE: CHANGELOG.read_text(encoding="utf-8")}
+    pages = {
+        OUTPUT: render(json.loads(SCHEMA.read_text(encoding="utf-8"))),
+        CHANGELOG_PAGE: CHANGELOG.read_text(encoding="utf-8"),
+    }
     if "--check" in sys.argv:
-        return 0 if all(path.exists() and path.read_text(encoding="utf-8") == text for path, text in pages.items()) else 1
+        return (
+            0 if all(path.exists() and path.read_text(encoding="utf-8") == text for path, text in pages.items()) else 1
+        )
     for path, text in pages.items():
         path.write_text(text, encoding="utf-8")
     return 0

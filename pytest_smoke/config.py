@@ -31,8 +31,23 @@ SCHEMA_RESOURCE = "smoke-config.schema.json"
 # Values interpolated under these keys are addresses, not credentials, so they stay readable.
 # A password inside a URL is still masked by the redactor's URL rule.
 NOT_SECRET_KEYS = frozenset(
-    {"base_url", "endpoint", "url", "host", "name", "method", "namespace", "deployment", "container", "context", "type",
-     "query", "condition", "window", "unit"}
+    {
+        "base_url",
+        "endpoint",
+        "url",
+        "host",
+        "name",
+        "method",
+        "namespace",
+        "deployment",
+        "container",
+        "context",
+        "type",
+        "query",
+        "condition",
+        "window",
+        "unit",
+    }
 )
 
 _VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -154,7 +169,9 @@ def _read_text(file: Path) -> str:
     except OSError as exc:
         raise ConfigError(file, f"cannot read file: {exc.__class__.__name__}: {exc.strerror or exc}") from None
     if len(raw) > MAX_CONFIG_BYTES:
-        raise ConfigError(file, f"the file has more than {MAX_CONFIG_BYTES} bytes: a config may have at most {MAX_CONFIG_BYTES} bytes")
+        raise ConfigError(
+            file, f"the file has more than {MAX_CONFIG_BYTES} bytes: a config may have at most {MAX_CONFIG_BYTES} bytes"
+        )
     try:
         # A byte order mark (Windows editors write one) is accepted alike in JSON and YAML.
         return raw.decode("utf-8-sig")
@@ -186,8 +203,10 @@ def _load(file: Path, text: str, environment: str | None, base_url: str | None, 
     for index, name in enumerate(selected.get("public_variables") or ()):
         if is_secret_name(name):  # a typo here would print a credential everywhere
             raise ConfigError(
-                file, f"{name} looks like a credential by its name: it cannot be listed as public",
-                location=f"public_variables[{index}]", line=lines.line(["public_variables", index]),
+                file,
+                f"{name} looks like a credential by its name: it cannot be listed as public",
+                location=f"public_variables[{index}]",
+                line=lines.line(["public_variables", index]),
             )
     data = _interpolate(file, selected, env, secrets, lines, path=(), budget=[MAX_INTERPOLATED_CHARS], public=public)
     if data != selected:  # interpolated values must fit the schema too; the message must not show them
@@ -200,7 +219,11 @@ def _load(file: Path, text: str, environment: str | None, base_url: str | None, 
     secrets |= _written_credentials(data)
     secrets |= _basic_auth_to_headers(file, data, lines, written=selected)
     config = SmokeConfig(path=file, data=data, environment=environment, secrets=frozenset(secrets), lines=lines)
-    base_url_source = "--smoke-base-url" if base_url else ("SMOKE_BASE_URL" if env.get("SMOKE_BASE_URL") and not raw.get("base_url") else "")
+    base_url_source = (
+        "--smoke-base-url"
+        if base_url
+        else ("SMOKE_BASE_URL" if env.get("SMOKE_BASE_URL") and not raw.get("base_url") else "")
+    )
     _check_sendable(config, lines, base_url_source)
     _check_published_labels(config, lines)
     _check_rollback_command(config, lines)
@@ -220,7 +243,9 @@ def _check_rollback_command(config: SmokeConfig, lines: _LineFinder) -> None:
         for match in COMMAND_TOKEN.finditer(arg):
             if match.group(1) and match.group(1) not in COMMAND_PLACEHOLDERS:
                 error_at(
-                    config, lines, ("rollback_strategy", "command", index),
+                    config,
+                    lines,
+                    ("rollback_strategy", "command", index),
                     f"unknown placeholder {{{match.group(1)}}} (known: {', '.join(sorted(COMMAND_PLACEHOLDERS))}; "
                     "write {{ for a literal brace)",
                 )
@@ -294,7 +319,11 @@ def _refuse_alias_bombs(file: Path, root: Any) -> None:
         return total
 
     if root is not None and size(root) > MAX_EXPANDED_VALUES:
-        how = f"expands to more than {MAX_EXPANDED_VALUES} values through YAML aliases" if aliases else f"has more than {MAX_EXPANDED_VALUES} values"
+        how = (
+            f"expands to more than {MAX_EXPANDED_VALUES} values through YAML aliases"
+            if aliases
+            else f"has more than {MAX_EXPANDED_VALUES} values"
+        )
         raise ConfigError(file, f"the document {how}: refusing to load it")
 
 
@@ -323,7 +352,9 @@ def _refuse_duplicate_yaml_keys(file: Path, root: Any) -> None:
             for key, value in node.value:
                 if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
                     if (key.tag, key.value) in keys:
-                        raise ConfigError(file, f"duplicate key {shorten(key.value, 60)!r}", line=key.start_mark.line + 1)
+                        raise ConfigError(
+                            file, f"duplicate key {shorten(key.value, 60)!r}", line=key.start_mark.line + 1
+                        )
                     keys.add((key.tag, key.value))
                 pending += [key, value]
         elif isinstance(node, yaml.SequenceNode):
@@ -400,18 +431,26 @@ def _reject_what_json_cannot_say(file: Path, node: Any, lines: _LineFinder, path
     if isinstance(node, int) and not -MAX_INTEGER <= node <= MAX_INTEGER:
         # YAML reads 0x + 5,000 hex digits without a limit; no setting needs a number this large.
         raise ConfigError(
-            file, f"a number of {node.bit_length()} bits is out of range (at most 2**63)",
-            location=format_path(path), line=lines.line(list(path)),
+            file,
+            f"a number of {node.bit_length()} bits is out of range (at most 2**63)",
+            location=format_path(path),
+            line=lines.line(list(path)),
         )
     if isinstance(node, float) and node != node:
-        raise ConfigError(file, "NaN is not allowed here: give a number", location=format_path(path), line=lines.line(list(path)))
+        raise ConfigError(
+            file, "NaN is not allowed here: give a number", location=format_path(path), line=lines.line(list(path))
+        )
     if isinstance(node, dict):
         for key, value in node.items():
             if not isinstance(key, str):
-                shown = f"a number of {key.bit_length()} bits" if isinstance(key, int) and key.bit_length() > 64 else key
+                shown = (
+                    f"a number of {key.bit_length()} bits" if isinstance(key, int) and key.bit_length() > 64 else key
+                )
                 raise ConfigError(
-                    file, f"the key {shown} is not a string (YAML reads an unquoted number, true/false, yes/no, on/off or a date as one): quote it",
-                    location=format_path(path), line=lines.line(list(path)),
+                    file,
+                    f"the key {shown} is not a string (YAML reads an unquoted number, true/false, yes/no, on/off or a date as one): quote it",
+                    location=format_path(path),
+                    line=lines.line(list(path)),
                 )
             _reject_what_json_cannot_say(file, value, lines, (*path, key))
     elif isinstance(node, list):
@@ -419,9 +458,7 @@ def _reject_what_json_cannot_say(file: Path, node: Any, lines: _LineFinder, path
             _reject_what_json_cannot_say(file, value, lines, (*path, index))
 
 
-def _validate(
-    file: Path, data: Any, lines: _LineFinder, context: str = "", redact: Iterable[str] = ()
-) -> None:
+def _validate(file: Path, data: Any, lines: _LineFinder, context: str = "", redact: Iterable[str] = ()) -> None:
     if _fits_schema(data):
         return
     errors = list(_validator().iter_errors(data))
@@ -739,10 +776,15 @@ def _check_sendable(config: SmokeConfig, lines: _LineFinder, base_url_source: st
             where = f" (from {base_url_source})" if base_url_source else ""
             fail(("base_url",), f"base URL {problem}{where}")
     _check_headers(fail, ("headers",), data.get("headers"))
-    if _has_user_info(data.get("base_url")) and any(str(name).lower() == "authorization" for name in data.get("headers") or {}):
+    if _has_user_info(data.get("base_url")) and any(
+        str(name).lower() == "authorization" for name in data.get("headers") or {}
+    ):
         # requests would send the URL's Basic credentials and silently drop the configured header.
-        fail(("headers", "Authorization"), "base_url carries credentials (user:password@) and headers sets Authorization: "
-             "only the URL's would be sent; keep one of them")
+        fail(
+            ("headers", "Authorization"),
+            "base_url carries credentials (user:password@) and headers sets Authorization: "
+            "only the URL's would be sent; keep one of them",
+        )
     for index, spec in enumerate(data.get("health_checks") or []):
         _check_endpoint(fail, ("health_checks", index, "endpoint"), spec["endpoint"])
         _check_headers(fail, ("health_checks", index, "headers"), spec.get("headers"))
@@ -754,7 +796,9 @@ def _check_sendable(config: SmokeConfig, lines: _LineFinder, base_url_source: st
             problem = url_problem(spec["url"], schemes)
             if problem:
                 fail(("dependency_checks", index, "url"), f"URL {problem}")
-        _check_certificate_expectation(fail, ("dependency_checks", index), spec, spec.get("url"), data.get("verify_tls", True))
+        _check_certificate_expectation(
+            fail, ("dependency_checks", index), spec, spec.get("url"), data.get("verify_tls", True)
+        )
         _check_headers(fail, ("dependency_checks", index, "headers"), spec.get("headers"))
     for index, spec in enumerate(data.get("critical_paths") or []):
         for group in ("steps", "cleanup"):
@@ -781,12 +825,18 @@ def _check_published_labels(config: SmokeConfig, lines: _LineFinder) -> None:
     """Pushgateway labels and the job travel in the clear in the push URL's path and show on every
     dashboard: no masking can act there, so a secret (a ${VAR} value) is refused before any request."""
     pushgateway = (config.data.get("monitoring") or {}).get("pushgateway") or {}
-    named = [(("job",), pushgateway.get("job"))] + [(("labels", key), value) for key, value in (pushgateway.get("labels") or {}).items()]
+    named = [(("job",), pushgateway.get("job"))] + [
+        (("labels", key), value) for key, value in (pushgateway.get("labels") or {}).items()
+    ]
     for where, value in named:
         if isinstance(value, str) and any(secret in value for secret in config.secrets):
-            error_at(config, lines, ("monitoring", "pushgateway", *where),
-                     "a Pushgateway label is sent in the clear (the push URL's path, every dashboard), and this value "
-                     "comes from a ${VAR} the run treats as a secret: list the variable under public_variables, or write the value out")
+            error_at(
+                config,
+                lines,
+                ("monitoring", "pushgateway", *where),
+                "a Pushgateway label is sent in the clear (the push URL's path, every dashboard), and this value "
+                "comes from a ${VAR} the run treats as a secret: list the variable under public_variables, or write the value out",
+            )
 
 
 # Keys of a notification channel whose value is a credential even when written in the file itself
@@ -815,7 +865,9 @@ def _written_credentials(data: Mapping[str, Any]) -> set[str]:
     return found
 
 
-def _basic_auth_to_headers(file: Path, data: dict[str, Any], lines: _LineFinder, written: Mapping[str, Any]) -> set[str]:
+def _basic_auth_to_headers(
+    file: Path, data: dict[str, Any], lines: _LineFinder, written: Mapping[str, Any]
+) -> set[str]:
     """``basic_auth: {username, password}`` becomes the Authorization header at the same level
     (the top level, a health check, an http dependency, a step or cleanup step), so it is inherited
     and removed as any header is. It is encoded here, once: a step's ``{saved}`` templates cannot
@@ -837,12 +889,20 @@ def _basic_auth_to_headers(file: Path, data: dict[str, Any], lines: _LineFinder,
         for key in ("username", "password"):
             text = _value_at(written, (*where, "basic_auth", key))
             if isinstance(text, str) and TEMPLATE_FIELD.search(VARIABLE_OR_DOLLAR.sub("", text)):
-                raise ConfigError(file, "basic_auth takes no {templates} (it is encoded as the config loads); use ${VAR}",
-                                  location=format_path((*where, "basic_auth", key)), line=lines.line([*where, "basic_auth", key]))
+                raise ConfigError(
+                    file,
+                    "basic_auth takes no {templates} (it is encoded as the config loads); use ${VAR}",
+                    location=format_path((*where, "basic_auth", key)),
+                    line=lines.line([*where, "basic_auth", key]),
+                )
         headers = dict(block.get("headers") or {})
         if any(str(name).lower() == "authorization" for name in headers):
-            raise ConfigError(file, "basic_auth and headers.Authorization are both set: keep one of them",
-                              location=format_path((*where, "basic_auth")), line=lines.line([*where, "basic_auth"]))
+            raise ConfigError(
+                file,
+                "basic_auth and headers.Authorization are both set: keep one of them",
+                location=format_path((*where, "basic_auth")),
+                line=lines.line([*where, "basic_auth"]),
+            )
         token = base64.b64encode(f"{auth['username']}:{auth['password']}".encode("utf-8")).decode("ascii")
         block["headers"] = {**headers, "Authorization": f"Basic {token}"}
         secrets |= {value for value in (auth["password"], token) if len(value) >= MIN_SECRET_LENGTH}
@@ -872,7 +932,9 @@ def url_password(url: Any) -> str | None:
         return None
 
 
-def _check_certificate_expectation(fail: Any, path: tuple[Any, ...], spec: Mapping[str, Any], url: str | None, verify: Any) -> None:
+def _check_certificate_expectation(
+    fail: Any, path: tuple[Any, ...], spec: Mapping[str, Any], url: str | None, verify: Any
+) -> None:
     """``expect.certificate_expires_in_days`` reads the certificate of a verified HTTPS connection."""
     if "certificate_expires_in_days" not in (spec.get("expect") or {}):
         return
@@ -903,8 +965,11 @@ def url_problem(url: str, schemes: set[str]) -> str | None:
     if parts.port == 0:
         return "has port 0"
     labels = (parts.hostname or "").rstrip(".").split(".")
-    if parts.hostname and not parts.hostname.startswith("[") and ":" not in parts.hostname and any(
-        not label or len(label) > 63 for label in labels
+    if (
+        parts.hostname
+        and not parts.hostname.startswith("[")
+        and ":" not in parts.hostname
+        and any(not label or len(label) > 63 for label in labels)
     ):
         return "has a host name that cannot be resolved (an empty label or one longer than 63 characters)"
     if any(ch.isspace() for ch in url):
@@ -997,15 +1062,22 @@ def _check_metric(config: SmokeConfig, spec: Mapping[str, Any], path: tuple[Any,
     if problem:
         error_at(config, lines, path + ("url",), f"URL {problem}")
     if spec.get("count", 1) > 1 and spec.get("interval", 0) * (spec["count"] - 1) >= spec.get("timeout_seconds", 10):
-        error_at(config, lines, path + ("interval",), f"{spec['count']} measurements {spec.get('interval', 0):g} s apart "
-                 f"do not fit in timeout_seconds ({spec.get('timeout_seconds', 10):g} s)")
+        error_at(
+            config,
+            lines,
+            path + ("interval",),
+            f"{spec['count']} measurements {spec.get('interval', 0):g} s apart "
+            f"do not fit in timeout_seconds ({spec.get('timeout_seconds', 10):g} s)",
+        )
 
 
 def _require_base_url(config: SmokeConfig, endpoint: str, path: tuple[Any, ...], lines: _LineFinder) -> None:
     if "://" in endpoint or config.base_url:
         return
     error_at(
-        config, lines, path,
+        config,
+        lines,
+        path,
         f"endpoint {endpoint!r} is relative but no base URL is set "
         "(set base_url in the config, --smoke-base-url or SMOKE_BASE_URL)",
     )
@@ -1061,7 +1133,9 @@ def is_templated_path(path: tuple[Any, ...]) -> bool:
         return True
     if len(path) < 5 or path[0] != "critical_paths" or path[2] not in ("steps", "cleanup"):
         return False
-    return path[4] in TEMPLATED_STEP_KEYS or (path[4] == "expect" and len(path) > 5 and path[5] in TEMPLATED_EXPECT_KEYS)
+    return path[4] in TEMPLATED_STEP_KEYS or (
+        path[4] == "expect" and len(path) > 5 and path[5] in TEMPLATED_EXPECT_KEYS
+    )
 
 
 def _check_path_templates(config: SmokeConfig, spec: Mapping[str, Any], index: int, lines: _LineFinder) -> None:
@@ -1078,7 +1152,7 @@ def _check_path_templates(config: SmokeConfig, spec: Mapping[str, Any], index: i
                         raise ConfigError(config.path, str(exc), format_path(path), lines.line(path)) from None
                     for name in names:
                         if name not in saved:
-                            known = ", ".join(saved[len(BUILTIN_TEMPLATES):]) or "nothing is saved before this step"
+                            known = ", ".join(saved[len(BUILTIN_TEMPLATES) :]) or "nothing is saved before this step"
                             known += f"; built in: {', '.join(BUILTIN_TEMPLATES)}"
                             raise ConfigError(
                                 config.path,
@@ -1090,8 +1164,12 @@ def _check_path_templates(config: SmokeConfig, spec: Mapping[str, Any], index: i
             for name, source in (step.get("save") or {}).items():
                 if name in BUILTIN_TEMPLATES:
                     path = base + ("save", name)
-                    raise ConfigError(config.path, f"{{{name}}} is a built-in template value: save under another name",
-                                      format_path(path), lines.line(path))
+                    raise ConfigError(
+                        config.path,
+                        f"{{{name}}} is a built-in template value: save under another name",
+                        format_path(path),
+                        lines.line(path),
+                    )
                 if source.startswith("body~"):
                     _check_save_pattern(config, source, base + ("save", name), lines)
             if group == "steps":
@@ -1105,10 +1183,17 @@ def _check_save_pattern(config: SmokeConfig, source: str, path: tuple[Any, ...],
     except re.error as exc:
         error_at(config, lines, path, f"{source!r} is not a valid regular expression: {exc}")
     if groups < 1:
-        error_at(config, lines, path, f"{source!r} has no group: wrap the value in parentheses, e.g. body~name=\"csrf\" value=\"([^\"]+)\"")
+        error_at(
+            config,
+            lines,
+            path,
+            f'{source!r} has no group: wrap the value in parentheses, e.g. body~name="csrf" value="([^"]+)"',
+        )
 
 
-def _expectations(spec: Mapping[str, Any], base: tuple[Any, ...]) -> Iterable[tuple[tuple[Any, ...], Mapping[str, Any]]]:
+def _expectations(
+    spec: Mapping[str, Any], base: tuple[Any, ...]
+) -> Iterable[tuple[tuple[Any, ...], Mapping[str, Any]]]:
     if isinstance(spec.get("expect"), dict):
         yield base + ("expect",), spec["expect"]
     for group in ("steps", "cleanup"):
@@ -1117,7 +1202,9 @@ def _expectations(spec: Mapping[str, Any], base: tuple[Any, ...]) -> Iterable[tu
                 yield base + (group, index, "expect"), step["expect"]
 
 
-def _check_expect_patterns(config: SmokeConfig, expect: Mapping[str, Any], path: tuple[Any, ...], lines: _LineFinder) -> None:
+def _check_expect_patterns(
+    config: SmokeConfig, expect: Mapping[str, Any], path: tuple[Any, ...], lines: _LineFinder
+) -> None:
     """Regular expressions in ``expect`` compile before the first request."""
     patterns = [(path + ("body_matches",), expect["body_matches"])] if "body_matches" in expect else []
     patterns += [

@@ -24,11 +24,26 @@ from urllib.parse import quote
 CheckKind = Literal["health", "dependency", "critical_path", "metric", "custom"]
 Status = Literal["passed", "failed", "not_evaluated", "not_run", "skipped", "not_selected"]
 Action = Literal[
-    "none", "rollback", "confirm", "disabled", "below_threshold", "no_rollback_helps", "dry_run", "vetoed",
-    "inconclusive", "not_evaluated",
+    "none",
+    "rollback",
+    "confirm",
+    "disabled",
+    "below_threshold",
+    "no_rollback_helps",
+    "dry_run",
+    "vetoed",
+    "inconclusive",
+    "not_evaluated",
 ]
 RollbackStatus = Literal[
-    "completed", "unmarked", "still_failing", "failed", "superseded", "refused", "dry_run", "awaiting_confirmation",
+    "completed",
+    "unmarked",
+    "still_failing",
+    "failed",
+    "superseded",
+    "refused",
+    "dry_run",
+    "awaiting_confirmation",
     "not_configured",
 ]
 
@@ -47,7 +62,6 @@ SECTIONS: dict[str, tuple[CheckKind, float]] = {
     "critical_paths": ("critical_path", 30.0),
     "metric_checks": ("metric", 10.0),
 }
-
 
 
 def default_timeout(kind: str) -> float:
@@ -233,7 +247,8 @@ class Verdict:
         """Required preconditions that failed the way the runner's own setup fails (refused
         credentials, a name that does not resolve, TLS); a 500 or a timeout is the service's."""
         return [
-            o for o in self.outcomes
+            o
+            for o in self.outcomes
             if o.precondition and o.required and o.status == STATUS_FAILED and o.failure_kind in RUNNER_SETUP_FAILURES
         ]
 
@@ -259,7 +274,10 @@ class Verdict:
 
 
 # How a precondition fails when the runner's setup is at fault, not the service.
-RUNNER_SETUP_FAILURES = frozenset({"http_auth", "db_auth", "redis_auth", "queue_auth", "csrf_rejected", "dns_failure", "tls_error"})
+RUNNER_SETUP_FAILURES = frozenset(
+    {"http_auth", "db_auth", "redis_auth", "queue_auth", "csrf_rejected", "dns_failure", "tls_error"}
+)
+
 
 @dataclass
 class Decision:

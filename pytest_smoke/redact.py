@@ -38,7 +38,9 @@ _KV_PASSWORD = re.compile(
     re.IGNORECASE | re.MULTILINE,
 )
 # A credential after an auth scheme has a digit or a symbol; "token returned" is two words.
-_BEARER = re.compile(r"(?P<scheme>\b(?:Bearer|Basic|Token)\s+)(?P<value>(?=[A-Za-z]*[0-9._~+/=-])[A-Za-z0-9._~+/=-]{8,})")
+_BEARER = re.compile(
+    r"(?P<scheme>\b(?:Bearer|Basic|Token)\s+)(?P<value>(?=[A-Za-z]*[0-9._~+/=-])[A-Za-z0-9._~+/=-]{8,})"
+)
 # Query parameters named like credentials: ?token=..., &sig=..., &api_key=..., &code=...,
 # &X-Amz-Credential=... Judged by whole name parts, so "keyword", "country_code" and
 # "postcode" stay readable.
@@ -191,7 +193,11 @@ def _mask_at_cuts(text: str, secrets: list[str]) -> str:
             examined += 1
             for secret in secrets:
                 size = next(
-                    (n for n in range(min(len(secret) - 1, at), MIN_SECRET_LENGTH - 1, -1) if text.endswith(secret[:n], 0, at)),
+                    (
+                        n
+                        for n in range(min(len(secret) - 1, at), MIN_SECRET_LENGTH - 1, -1)
+                        if text.endswith(secret[:n], 0, at)
+                    ),
                     0,
                 )
                 if size:
@@ -202,8 +208,11 @@ def _mask_at_cuts(text: str, secrets: list[str]) -> str:
             after = at + len(mark)
             for secret in secrets:
                 size = next(
-                    (n for n in range(min(len(secret) - 1, len(text) - after), MIN_SECRET_LENGTH - 1, -1)
-                     if text.startswith(secret[-n:], after)),
+                    (
+                        n
+                        for n in range(min(len(secret) - 1, len(text) - after), MIN_SECRET_LENGTH - 1, -1)
+                        if text.startswith(secret[-n:], after)
+                    ),
                     0,
                 )
                 if size:
@@ -281,7 +290,9 @@ class Redactor:
             if self._state is None:
                 secrets = sorted(self._secrets, key=len, reverse=True)
                 alternatives = [
-                    re.escape(secret) if len(secret) >= SHORT_SECRET_LENGTH else rf"(?<![A-Za-z0-9]){re.escape(secret)}(?![A-Za-z0-9])"
+                    re.escape(secret)
+                    if len(secret) >= SHORT_SECRET_LENGTH
+                    else rf"(?<![A-Za-z0-9]){re.escape(secret)}(?![A-Za-z0-9])"
                     for secret in secrets
                 ]
                 alternatives = sorted(self._escaped, key=len, reverse=True) + alternatives
@@ -349,10 +360,24 @@ class Redactor:
                 continue
             marker, body = match.group(1), match.group(2)
             for secret in secrets:
-                tail = next((n for n in range(min(len(secret) - 1, len(body)), MIN_SECRET_LENGTH - 1, -1) if body.startswith(secret[-n:])), 0)
+                tail = next(
+                    (
+                        n
+                        for n in range(min(len(secret) - 1, len(body)), MIN_SECRET_LENGTH - 1, -1)
+                        if body.startswith(secret[-n:])
+                    ),
+                    0,
+                )
                 if tail:
                     body = MASK + body[tail:]
-                head = next((n for n in range(min(len(secret) - 1, len(body)), MIN_SECRET_LENGTH - 1, -1) if body.endswith(secret[:n])), 0)
+                head = next(
+                    (
+                        n
+                        for n in range(min(len(secret) - 1, len(body)), MIN_SECRET_LENGTH - 1, -1)
+                        if body.endswith(secret[:n])
+                    ),
+                    0,
+                )
                 if head:
                     body = body[: len(body) - head] + MASK
             lines[index] = marker + body
@@ -389,7 +414,9 @@ class RedactingLogRecords:
             record = previous(*args, **kwargs)
             try:
                 message = record.getMessage()
-            except Exception:  # arguments that do not format: said here, redacted (logging's own report prints them raw)
+            except (
+                Exception
+            ):  # arguments that do not format: said here, redacted (logging's own report prints them raw)
                 message = f"{record.msg} [arguments that do not format: {record.args!r}]"
             record.msg, record.args = escape_controls(self.redactor.text(message)), None
             return record

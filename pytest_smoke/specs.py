@@ -163,11 +163,18 @@ class CriticalPathSpec(_PathRequired, _CheckCommon, total=False):
 # -- the condition of a metric check ---------------------------------------------------------------
 
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
-    "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq, "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "==": operator.eq,
+    "!=": operator.ne,
 }
 MIRRORED = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
-_CONDITION = re.compile(rf"^\s*(?:result\s*(<=|>=|==|!=|<|>)\s*({_NUMBER})|({_NUMBER})\s*(<=|>=|==|!=|<|>)\s*result)\s*$")
+_CONDITION = re.compile(
+    rf"^\s*(?:result\s*(<=|>=|==|!=|<|>)\s*({_NUMBER})|({_NUMBER})\s*(<=|>=|==|!=|<|>)\s*result)\s*$"
+)
 
 
 @dataclass(frozen=True)
@@ -186,7 +193,7 @@ def parse_condition(text: str) -> Condition:
     """Raises ValueError with a message for the config error."""
     match = _CONDITION.match(text)
     if not match:
-        raise ValueError(f"condition {text!r} is not a comparison of result with a number (e.g. \"result < 0.01\")")
+        raise ValueError(f'condition {text!r} is not a comparison of result with a number (e.g. "result < 0.01")')
     if match.group(1):
         return Condition(match.group(1), float(match.group(2)), text.strip())
     return Condition(MIRRORED[match.group(4)], float(match.group(3)), text.strip())

@@ -36,7 +36,6 @@ EXIT_ROLLOUT_NOT_READY = 11  # --smoke-wait-rollout: the deployment never finish
 EXIT_INCONCLUSIVE = 12  # a required check was not evaluated or never ran: the deploy is not verified
 
 
-
 def classify(outcomes: Iterable[Outcome]) -> Verdict:
     """The verdict over copies of ``outcomes`` (the tally's own are never changed), in config
     order, with each critical failure's attribution: the dependency that explains it, or the
@@ -123,7 +122,10 @@ def decide(verdict: Verdict, auto_rollback: Mapping[str, Any], *, dry_run: bool 
         return Decision("disabled", "auto_rollback is not enabled", count, threshold)
     if count < threshold:
         return Decision(
-            "below_threshold", f"{count} critical failure(s){explained}, below the threshold of {threshold}", count, threshold
+            "below_threshold",
+            f"{count} critical failure(s){explained}, below the threshold of {threshold}",
+            count,
+            threshold,
         )
     if dry_run:
         return Decision("dry_run", "--smoke-no-rollback: dry run, nothing is changed", count, threshold)
@@ -132,7 +134,10 @@ def decide(verdict: Verdict, auto_rollback: Mapping[str, Any], *, dry_run: bool 
         return Decision("confirm", f"{failures}{explained}: rollback needs ops confirmation", count, threshold)
     if causes > 1:
         return Decision(
-            "rollback", f"multiple failures detected ({count} critical{explained}): immediate rollback", count, threshold
+            "rollback",
+            f"multiple failures detected ({count} critical{explained}): immediate rollback",
+            count,
+            threshold,
         )
     return Decision("rollback", f"critical failure detected{explained}: automatic rollback", count, threshold)
 

@@ -32,8 +32,23 @@ def _preimport() -> None:
 
     for module in pkgutil.walk_packages(pytest_smoke.__path__, "pytest_smoke."):
         importlib.import_module(module.name)
-    for name in ("requests", "urllib3", "yaml", "jsonschema", "psycopg", "redis", "pika", "kubernetes", "grpc",
-                 "grpc_health.v1.health_pb2_grpc", "prometheus_client", "junit_xml", "xdist", "xdist.plugin", "pytest_timeout"):
+    for name in (
+        "requests",
+        "urllib3",
+        "yaml",
+        "jsonschema",
+        "psycopg",
+        "redis",
+        "pika",
+        "kubernetes",
+        "grpc",
+        "grpc_health.v1.health_pb2_grpc",
+        "prometheus_client",
+        "junit_xml",
+        "xdist",
+        "xdist.plugin",
+        "pytest_timeout",
+    ):
         try:
             importlib.import_module(name)
         except ImportError:
@@ -57,7 +72,10 @@ ALL_PLUGINS = "*"
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
-        "--load-runs", type=int, default=3, dest="load_runs",
+        "--load-runs",
+        type=int,
+        default=3,
+        dest="load_runs",
         help="runs of each repeated-load test (mark slow), each with its own seeded faults; 20 before a release",
     )
 
@@ -127,7 +145,6 @@ def write_config(pytester: pytest.Pytester) -> Callable[..., Path]:
 
 
 # -- the Kubernetes API test double ----------------------------------------------------------------
-
 
 
 @pytest.fixture
@@ -203,7 +220,6 @@ def gzip_bomb() -> bytes:
     return buffer.getvalue()
 
 
-
 class FaultServer:
     """Raw-socket HTTP server that misbehaves on purpose, one mode per path.
 
@@ -257,7 +273,9 @@ class FaultServer:
                     conn.sendall(bytes([byte]))
                     time.sleep(0.5)
             elif path == "/redirect-loop":
-                conn.sendall(b"HTTP/1.1 302 Found\r\nLocation: /redirect-loop\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                conn.sendall(
+                    b"HTTP/1.1 302 Found\r\nLocation: /redirect-loop\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                )
             elif path == "/big":
                 size = 50 * 1024 * 1024
                 conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % size)
@@ -268,7 +286,10 @@ class FaultServer:
                     sent += len(chunk)
             elif path == "/badjson":
                 body = b'{"status": "ok",'
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+                conn.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                    % (len(body), body)
+                )
             elif path == "/gzip-bomb":
                 body = gzip_bomb()
                 conn.sendall(

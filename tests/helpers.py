@@ -46,8 +46,16 @@ def smoke_doc(demo, kube, *, confirm=True, threshold=1, strategy=None, **auto):
             health("liveness", "/health/live", required=False, timeout_seconds=1),
         ],
         "critical_paths": [
-            {"name": "user-login", "steps": [{"method": "POST", "endpoint": "/api/auth/login",
-                                               "payload": {"email": "test@example.com", "password": "test"}}]}
+            {
+                "name": "user-login",
+                "steps": [
+                    {
+                        "method": "POST",
+                        "endpoint": "/api/auth/login",
+                        "payload": {"email": "test@example.com", "password": "test"},
+                    }
+                ],
+            }
         ],
         "rollback_strategy": {
             "type": "previous-image",
@@ -63,18 +71,27 @@ def smoke_doc(demo, kube, *, confirm=True, threshold=1, strategy=None, **auto):
 def deployment_patches(api):
     """Patches that change the Deployment's pod template: a rollback (not the lease, not the
     bookkeeping annotations a green run writes)."""
-    return [p for p in api.patches if p[0] == "deployments" and "template" in json.dumps(p[2]) and not _only_tests_template(p[2])]
+    return [
+        p
+        for p in api.patches
+        if p[0] == "deployments" and "template" in json.dumps(p[2]) and not _only_tests_template(p[2])
+    ]
 
 
 def _only_tests_template(body):
     """A JSON patch whose template op is only a ``test`` (a guard), not a write."""
-    return isinstance(body, list) and not any(op.get("path", "").startswith("/spec/template") and op.get("op") != "test" for op in body)
+    return isinstance(body, list) and not any(
+        op.get("path", "").startswith("/spec/template") and op.get("op") != "test" for op in body
+    )
 
 
 def run_in_background(pytester, *args):
     return subprocess.Popen(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
-        cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=pytester.path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 

@@ -37,7 +37,12 @@ class Receiver:
                 except ValueError:
                     body = None
                 parts = urlsplit(self.path)
-                request = {"path": parts.path, "query": parse_qs(parts.query), "headers": dict(self.headers), "body": body}
+                request = {
+                    "path": parts.path,
+                    "query": parse_qs(parts.query),
+                    "headers": dict(self.headers),
+                    "body": body,
+                }
                 with outer.lock:
                     outer.received.append(request)
                     queued = outer.answers.pop(0) if outer.answers else None
@@ -72,7 +77,9 @@ class PagerDuty(Receiver):
         if len(str(event.get("routing_key", ""))) != 32:
             errors.append("Length of 'routing_key' is incorrect (should be 32 characters)")
         if event.get("event_action") not in ("trigger", "acknowledge", "resolve"):
-            errors.append("'event_action' is invalid (must be one of the following: 'trigger', 'acknowledge' or 'resolve')")
+            errors.append(
+                "'event_action' is invalid (must be one of the following: 'trigger', 'acknowledge' or 'resolve')"
+            )
         if event.get("event_action") == "trigger":
             payload = event.get("payload") or {}
             for field in ("summary", "source", "severity"):
@@ -100,12 +107,27 @@ class Opsgenie(Receiver):
         body = request["body"] if isinstance(request["body"], dict) else {}
         if request["path"] == "/v2/alerts":
             if not body.get("message"):
-                return 422, {}, {"message": "Request body is not processable. Please check the errors.",
-                                 "errors": {"message": "Message can not be empty."}, "took": 0.0, "requestId": request_id}
+                return (
+                    422,
+                    {},
+                    {
+                        "message": "Request body is not processable. Please check the errors.",
+                        "errors": {"message": "Message can not be empty."},
+                        "took": 0.0,
+                        "requestId": request_id,
+                    },
+                )
             if len(body["message"]) > 130:
-                return 422, {}, {"message": "Request body is not processable. Please check the errors.",
-                                 "errors": {"message": "Message can not be longer than 130 characters."}, "took": 0.0,
-                                 "requestId": request_id}
+                return (
+                    422,
+                    {},
+                    {
+                        "message": "Request body is not processable. Please check the errors.",
+                        "errors": {"message": "Message can not be longer than 130 characters."},
+                        "took": 0.0,
+                        "requestId": request_id,
+                    },
+                )
             return 202, {}, {"result": "Request will be processed", "took": 0.302, "requestId": request_id}
         if request["path"].startswith("/v2/alerts/") and request["path"].endswith("/close"):
             if request["query"].get("identifierType") != ["alias"]:

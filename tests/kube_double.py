@@ -44,7 +44,9 @@ def strategic_merge(target: Any, patch: Any, key: str = "") -> Any:
             continue  # $setElementOrder, $retainKeys, $patch: ordering hints
         if value is None:
             result.pop(name, None)
-        elif name in ("containers", "initContainers", "env", "volumes", "volumeMounts", "ports") and isinstance(value, list):
+        elif name in ("containers", "initContainers", "env", "volumes", "volumeMounts", "ports") and isinstance(
+            value, list
+        ):
             merge_key = "containerPort" if name == "ports" else "name"
             merged = copy.deepcopy(result.get(name) or [])
             for item in value:
@@ -133,15 +135,37 @@ class KubeDouble:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def fault(self, method: str, path: str, *, status: int | None = None, times: int = 1, delay: float = 0.0,
-              apply: bool = False, trickle: bool = False, endless: bool = False, body: str = "") -> None:
+    def fault(
+        self,
+        method: str,
+        path: str,
+        *,
+        status: int | None = None,
+        times: int = 1,
+        delay: float = 0.0,
+        apply: bool = False,
+        trickle: bool = False,
+        endless: bool = False,
+        body: str = "",
+    ) -> None:
         """Answer the next ``times`` calls of ``method`` to a path matching the regex ``path``:
         with ``status`` (a Status body); after ``delay`` seconds; ``apply``: do the write, then
         answer ``status`` (or nothing in time: a lost answer); ``trickle``: one byte every 0.5 s;
         ``endless``: a 200 list that never ends (a broken proxy); ``body``: only a request whose
         body holds this text."""
-        self.rules.append({"method": method, "path": path, "status": status, "times": times, "delay": delay,
-                           "apply": apply, "trickle": trickle, "endless": endless, "body": body})
+        self.rules.append(
+            {
+                "method": method,
+                "path": path,
+                "status": status,
+                "times": times,
+                "delay": delay,
+                "apply": apply,
+                "trickle": trickle,
+                "endless": endless,
+                "body": body,
+            }
+        )
 
     def _rule_for(self, method: str, path: str, body: bytes = b"") -> dict[str, Any] | None:
         with self.lock:
@@ -169,7 +193,9 @@ class KubeDouble:
                     "kind": "Config",
                     "clusters": [{"name": "double", "cluster": {"server": self.url}}],
                     "users": [{"name": "smoke", "user": {"token": "kube-double-token-123"}}],
-                    "contexts": [{"name": "double", "context": {"cluster": "double", "user": "smoke", "namespace": namespace}}],
+                    "contexts": [
+                        {"name": "double", "context": {"cluster": "double", "user": "smoke", "namespace": namespace}}
+                    ],
                     "current-context": "double",
                 }
             )
@@ -183,7 +209,12 @@ class KubeDouble:
         return str(self._rv)
 
     def add_deployment(
-        self, name: str, images: list[str] | dict[str, str], namespace: str = "prod", replicas: int = 3, paused: bool = False
+        self,
+        name: str,
+        images: list[str] | dict[str, str],
+        namespace: str = "prod",
+        replicas: int = 3,
+        paused: bool = False,
     ) -> dict[str, Any]:
         """A Deployment at revision 1 with its ReplicaSet, fully rolled out."""
         containers = (
@@ -220,8 +251,14 @@ class KubeDouble:
             self._roll(deployment, complete=True)
         return deployment
 
-    def deploy(self, namespace: str, name: str, images: dict[str, str], complete: bool = True,
-               init_images: dict[str, str] | None = None) -> None:
+    def deploy(
+        self,
+        namespace: str,
+        name: str,
+        images: dict[str, str],
+        complete: bool = True,
+        init_images: dict[str, str] | None = None,
+    ) -> None:
         """What a CD pipeline does: set new images, creating a new revision, fully rolled out
         (``complete=False``: just applied, the controller has not observed it yet)."""
         with self.lock:
@@ -275,10 +312,20 @@ class KubeDouble:
                     "labels": {**spec["selector"]["matchLabels"], HASH_LABEL: digest},
                     "annotations": {},
                     "ownerReferences": [
-                        {"apiVersion": "apps/v1", "kind": "Deployment", "name": name, "uid": meta["uid"], "controller": True}
+                        {
+                            "apiVersion": "apps/v1",
+                            "kind": "Deployment",
+                            "name": name,
+                            "uid": meta["uid"],
+                            "controller": True,
+                        }
                     ],
                 },
-                "spec": {"replicas": spec["replicas"], "selector": {"matchLabels": {**spec["selector"]["matchLabels"], HASH_LABEL: digest}}, "template": template},
+                "spec": {
+                    "replicas": spec["replicas"],
+                    "selector": {"matchLabels": {**spec["selector"]["matchLabels"], HASH_LABEL: digest}},
+                    "template": template,
+                },
                 "status": {"replicas": spec["replicas"]},
             }
             self.replicasets[(namespace, current["metadata"]["name"])] = current
@@ -295,14 +342,22 @@ class KubeDouble:
         updated = deployment.get("_updated", replicas)
         conditions = [{"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"}]
         if self.deadline_exceeded and updated < replicas:
-            conditions.append({"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
-                               "message": 'ReplicaSet has timed out progressing.'})
+            conditions.append(
+                {
+                    "type": "Progressing",
+                    "status": "False",
+                    "reason": "ProgressDeadlineExceeded",
+                    "message": "ReplicaSet has timed out progressing.",
+                }
+            )
         else:
             reason = "NewReplicaSetAvailable" if updated >= replicas else "ReplicaSetUpdated"
             conditions.append({"type": "Progressing", "status": "True", "reason": reason})
         self._refresh_replicasets(deployment, updated)
         deployment["status"] = {
-            "observedGeneration": deployment["metadata"]["generation"] if deployment.get("_polls", 1) > 0 else deployment["metadata"]["generation"] - 1,
+            "observedGeneration": deployment["metadata"]["generation"]
+            if deployment.get("_polls", 1) > 0
+            else deployment["metadata"]["generation"] - 1,
             "replicas": replicas + (replicas - updated),
             "updatedReplicas": updated,
             "readyReplicas": replicas,
@@ -315,7 +370,10 @@ class KubeDouble:
         """The new ReplicaSet has the updated pods ready; the previous one the rest, until done."""
         meta = deployment["metadata"]
         current = int(meta["annotations"].get(REVISION, 0))
-        owned = sorted(self.owned_replicasets(meta["namespace"], meta["name"]), key=lambda rs: int(rs["metadata"]["annotations"][REVISION]))
+        owned = sorted(
+            self.owned_replicasets(meta["namespace"], meta["name"]),
+            key=lambda rs: int(rs["metadata"]["annotations"][REVISION]),
+        )
         replicas = deployment["spec"]["replicas"]
         older = [rs for rs in owned if int(rs["metadata"]["annotations"][REVISION]) < current]
         for rs in owned:
@@ -337,12 +395,28 @@ class KubeDouble:
 
 
 def _status(code: int, reason: str, message: str) -> dict[str, Any]:
-    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message, "reason": reason, "code": code}
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "code": code,
+    }
 
 
-def _resource(name: str, kind: str, namespaced: bool = True, verbs: tuple[str, ...] = ("get", "list", "patch", "update", "watch")) -> dict[str, Any]:
-    return {"name": name, "singularName": kind.lower(), "namespaced": namespaced, "kind": kind, "verbs": list(verbs),
-            "shortNames": {"deployments": ["deploy"], "replicasets": ["rs"], "pods": ["po"]}.get(name, [])}
+def _resource(
+    name: str, kind: str, namespaced: bool = True, verbs: tuple[str, ...] = ("get", "list", "patch", "update", "watch")
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "singularName": kind.lower(),
+        "namespaced": namespaced,
+        "kind": kind,
+        "verbs": list(verbs),
+        "shortNames": {"deployments": ["deploy"], "replicasets": ["rs"], "pods": ["po"]}.get(name, []),
+    }
 
 
 def _handler(api: KubeDouble) -> type[BaseHTTPRequestHandler]:
@@ -421,34 +495,84 @@ def _handler(api: KubeDouble) -> type[BaseHTTPRequestHandler]:
                     kind = api.fail_patches.get("template") and "template" or kind  # a write to the pod template
             if method == "PATCH" and api.fail_next_patch and not self._dry_run:
                 code, api.fail_next_patch = api.fail_next_patch, None
-                return self.send(code, _status(code, "Conflict", "the object has been modified; please apply your changes to the latest version"))
+                return self.send(
+                    code,
+                    _status(
+                        code,
+                        "Conflict",
+                        "the object has been modified; please apply your changes to the latest version",
+                    ),
+                )
             if method == "PATCH" and kind in api.fail_patches and not self._dry_run:
                 code = api.fail_patches[kind]
                 reason = {409: "Conflict", 404: "NotFound", 500: "InternalError"}.get(code, "Error")
                 return self.send(code, _status(code, reason, f"injected {code} for {kind}"))
             if method != "GET" and api.forbidden:
-                return self.send(403, _status(403, "Forbidden", 'deployments.apps is forbidden: User "system:serviceaccount:prod:smoke" cannot patch resource in API group "apps"'))
+                return self.send(
+                    403,
+                    _status(
+                        403,
+                        "Forbidden",
+                        'deployments.apps is forbidden: User "system:serviceaccount:prod:smoke" cannot patch resource in API group "apps"',
+                    ),
+                )
             if path == "/version":
                 return self.send(200, {"major": "1", "minor": "30", "gitVersion": "v1.30.0", "platform": "linux/amd64"})
             if path == "/api":
                 return self.send(200, {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []})
             if path == "/apis":
-                group = {"name": "apps", "versions": [{"groupVersion": "apps/v1", "version": "v1"}], "preferredVersion": {"groupVersion": "apps/v1", "version": "v1"}}
+                group = {
+                    "name": "apps",
+                    "versions": [{"groupVersion": "apps/v1", "version": "v1"}],
+                    "preferredVersion": {"groupVersion": "apps/v1", "version": "v1"},
+                }
                 return self.send(200, {"kind": "APIGroupList", "apiVersion": "v1", "groups": [group]})
             if path == "/api/v1":
-                return self.send(200, {"kind": "APIResourceList", "groupVersion": "v1", "resources": [_resource("pods", "Pod", verbs=("get", "list", "watch")), _resource("namespaces", "Namespace", False, ("get", "list"))]})
+                return self.send(
+                    200,
+                    {
+                        "kind": "APIResourceList",
+                        "groupVersion": "v1",
+                        "resources": [
+                            _resource("pods", "Pod", verbs=("get", "list", "watch")),
+                            _resource("namespaces", "Namespace", False, ("get", "list")),
+                        ],
+                    },
+                )
             if path == "/apis/apps/v1":
-                return self.send(200, {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "apps/v1", "resources": [_resource("deployments", "Deployment"), _resource("replicasets", "ReplicaSet")]})
+                return self.send(
+                    200,
+                    {
+                        "kind": "APIResourceList",
+                        "apiVersion": "v1",
+                        "groupVersion": "apps/v1",
+                        "resources": [_resource("deployments", "Deployment"), _resource("replicasets", "ReplicaSet")],
+                    },
+                )
             match = re.fullmatch(r"/apis/apps/v1/namespaces/([^/]+)/(deployments|replicasets)(?:/([^/]+))?", path)
             if not match:
-                return self.send(404, _status(404, "NotFound", f"the server could not find the requested resource ({path})"))
+                return self.send(
+                    404, _status(404, "NotFound", f"the server could not find the requested resource ({path})")
+                )
             namespace, resource, name = match.groups()
             store = api.deployments if resource == "deployments" else api.replicasets
             with api.lock:
                 if name is None and method == "GET":
-                    items = [api.public(o) for (ns, _), o in store.items() if ns == namespace and _selected(o, query.get("labelSelector", [""])[0])]
+                    items = [
+                        api.public(o)
+                        for (ns, _), o in store.items()
+                        if ns == namespace and _selected(o, query.get("labelSelector", [""])[0])
+                    ]
                     kind = "DeploymentList" if resource == "deployments" else "ReplicaSetList"
-                    return self.send(200, {"kind": kind, "apiVersion": "apps/v1", "metadata": {"resourceVersion": str(api._rv)}, "items": items})
+                    return self.send(
+                        200,
+                        {
+                            "kind": kind,
+                            "apiVersion": "apps/v1",
+                            "metadata": {"resourceVersion": str(api._rv)},
+                            "items": items,
+                        },
+                    )
                 obj = store.get((namespace, name or ""))
                 if obj is None:
                     return self.send(404, _status(404, "NotFound", f'{resource}.apps "{name}" not found'))
@@ -480,7 +604,14 @@ def _handler(api: KubeDouble) -> type[BaseHTTPRequestHandler]:
                 elif kind == "application/json-patch+json":
                     updated = json_patch(api.public(obj), body)
                 else:
-                    return self.send(415, _status(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {kind})"))
+                    return self.send(
+                        415,
+                        _status(
+                            415,
+                            "UnsupportedMediaType",
+                            f"the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {kind})",
+                        ),
+                    )
             except PatchConflict as exc:
                 return self.send(422, _status(422, "Invalid", str(exc)))
             except (KeyError, IndexError, ValueError, TypeError) as exc:

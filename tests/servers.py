@@ -109,7 +109,10 @@ def start_postgres(password: str) -> Server:
         shutil.chown(base, "postgres")
         shutil.chown(pwfile, "postgres")
     subprocess.run(
-        _as_user([initdb, "-D", str(data), "-U", "app", "--auth=scram-sha-256", f"--pwfile={pwfile}", "-E", "UTF8"], "postgres"),
+        _as_user(
+            [initdb, "-D", str(data), "-U", "app", "--auth=scram-sha-256", f"--pwfile={pwfile}", "-E", "UTF8"],
+            "postgres",
+        ),
         check=True,
         capture_output=True,
         timeout=120,
@@ -142,7 +145,9 @@ def _wait_for_postgres_ready(port: int, password: str) -> None:
     deadline = time.monotonic() + 30
     while True:
         try:
-            psycopg.connect(host="127.0.0.1", port=port, user="app", password=password, dbname="postgres", connect_timeout=2).close()
+            psycopg.connect(
+                host="127.0.0.1", port=port, user="app", password=password, dbname="postgres", connect_timeout=2
+            ).close()
             return
         except psycopg.OperationalError:
             if time.monotonic() > deadline:
@@ -214,8 +219,12 @@ def start_pushgateway(base: Path) -> Server:
     """Debian's prometheus-pushgateway on a free port, its persistence file in ``base`` (Debian's
     build defaults to one shared file under /var/lib/prometheus)."""
     port = free_port()
-    cmd = [_binary("prometheus-pushgateway"), f"--web.listen-address=127.0.0.1:{port}",
-           f"--persistence.file={base / 'pushgateway.data'}", "--log.level=warn"]
+    cmd = [
+        _binary("prometheus-pushgateway"),
+        f"--web.listen-address=127.0.0.1:{port}",
+        f"--persistence.file={base / 'pushgateway.data'}",
+        "--log.level=warn",
+    ]
     return _start_logged(cmd, base, port, "pushgateway", 15)
 
 
@@ -229,8 +238,13 @@ def start_prometheus(base: Path, scrape_targets: list[str], honor_labels: bool =
         f"scrape_configs:\n  - job_name: targets\n    honor_labels: {str(honor_labels).lower()}\n"
         f"    static_configs:\n      - targets: [{targets}]\n"
     )
-    cmd = [_binary("prometheus"), f"--config.file={base / 'prometheus.yml'}", f"--storage.tsdb.path={base / 'data'}",
-           f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"]
+    cmd = [
+        _binary("prometheus"),
+        f"--config.file={base / 'prometheus.yml'}",
+        f"--storage.tsdb.path={base / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--log.level=warn",
+    ]
     return _start_logged(cmd, base, port, "prometheus", 30)
 
 

@@ -33,14 +33,19 @@ def run(pytester, *args):
 def test_an_error_answered_before_the_body_was_read_fails_one_check_not_two(pytester, write_config):
     server = LocalHTTPServer(AnswersBeforeReading)
     try:
-        write_config({
-            "base_url": server.url,
-            "health_checks": [health(f"h{i}", f"/health/{i}") for i in range(12)],
-            "critical_paths": [
-                {"name": "place-order", "steps": [{"method": "POST", "endpoint": "/api/orders", "payload": {"sku": "x" * 2000}}]},
-                {"name": "browse", "steps": [{"endpoint": "/api/catalog"}]},
-            ],
-        })
+        write_config(
+            {
+                "base_url": server.url,
+                "health_checks": [health(f"h{i}", f"/health/{i}") for i in range(12)],
+                "critical_paths": [
+                    {
+                        "name": "place-order",
+                        "steps": [{"method": "POST", "endpoint": "/api/orders", "payload": {"sku": "x" * 2000}}],
+                    },
+                    {"name": "browse", "steps": [{"endpoint": "/api/catalog"}]},
+                ],
+            }
+        )
         for concurrency in ("1", "4"):
             result = run(pytester, "--smoke-concurrency", concurrency)
             result.assert_outcomes(passed=13, failed=1)
@@ -57,15 +62,24 @@ def test_the_demo_faults_report_only_the_failures_they_explain(pytester, monkeyp
     shutil.copytree(Path(__file__).parent.parent / "example_suites" / "demo", pytester.path / "demo")
     monkeypatch.setenv("DEMO_FAULTS", "ready-503,login-500")
     result = pytester.runpytest_subprocess(
-        "-p", "no:cacheprovider", "--smoke-config", "demo/smoke-test-hook.json", "demo", "--smoke-report", "report.json",
+        "-p",
+        "no:cacheprovider",
+        "--smoke-config",
+        "demo/smoke-test-hook.json",
+        "demo",
+        "--smoke-report",
+        "report.json",
     )
     assert result.ret == 1
     report = json.loads((pytester.path / "report.json").read_text())
     failed = {c["name"]: c["reason"] for c in report["checks"] if c["status"] == "failed"}
     assert set(failed) == {"readiness", "auth-service", "user-login", "create-read", "test_resources_round_trip"}
     for name, reason in failed.items():  # each one is one of the two faults, never a stray 400
-        assert "/health/ready returned 503" in reason or "/api/auth/login) returned 500" in reason \
-            or "/api/auth/login returned 500" in reason, (name, reason)
+        assert (
+            "/health/ready returned 503" in reason
+            or "/api/auth/login) returned 500" in reason
+            or "/api/auth/login returned 500" in reason
+        ), (name, reason)
 
 
 class RawServer:
@@ -113,8 +127,10 @@ class RawServer:
 
 
 def ok_json(body: bytes, head: bytes = b"") -> bytes:
-    return (head + b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
-            b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    return (
+        head + b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
 
 
 def judged(pytester, write_config, answer: bytes, **check):
@@ -154,10 +170,12 @@ def test_every_check_refused_with_the_same_credentials_is_one_cause(pytester, wr
     write_config(doc)
     result = run(pytester)
     assert result.ret == 1
-    result.stdout.fnmatch_lines([
-        "✗ CRITICAL: Smoke tests failed - Rollback awaiting ops confirmation",  # one cause: not "multiple failures"
-        "Same cause: credentials refused (401/403), as profile-0 (counts once, with it)",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "✗ CRITICAL: Smoke tests failed - Rollback awaiting ops confirmation",  # one cause: not "multiple failures"
+            "Same cause: credentials refused (401/403), as profile-0 (counts once, with it)",
+        ]
+    )
     assert "multiple failures detected" not in result.stdout.str()
     assert deployment_patches(kube) == []
 
@@ -166,20 +184,31 @@ def test_a_failed_precondition_is_inconclusive_never_a_rollback(pytester, write_
     from helpers import deployment_patches, smoke_doc
 
     doc = smoke_doc(demo, kube, confirm=False)
-    doc["critical_paths"] = [{
-        "name": "smoke-user-can-log-in", "precondition": True,  # the pipeline's secret is stale
-        "steps": [{"method": "POST", "endpoint": "/api/auth/login", "payload": {"email": "test@example.com", "password": "rotated"}}],
-    }]
+    doc["critical_paths"] = [
+        {
+            "name": "smoke-user-can-log-in",
+            "precondition": True,  # the pipeline's secret is stale
+            "steps": [
+                {
+                    "method": "POST",
+                    "endpoint": "/api/auth/login",
+                    "payload": {"email": "test@example.com", "password": "rotated"},
+                }
+            ],
+        }
+    ]
     demo.faults.add("ready-503")  # a real failure too: it must not count while the runner's setup is broken
     write_config(doc)
     result = run(pytester)
     assert result.ret == 12
-    result.stdout.fnmatch_lines([
-        "? INCONCLUSIVE: the results cannot be attributed to the deploy - no rollback, nothing marked, deployment NOT verified",
-        "Reason: precondition smoke-user-can-log-in failed (step 1/1 (POST /api/auth/login) returned 401*): the runner's own "
-        "setup (credentials, network, a test account) is at fault, not the deploy",
-        "Next: fix the runner's setup the precondition names*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "? INCONCLUSIVE: the results cannot be attributed to the deploy - no rollback, nothing marked, deployment NOT verified",
+            "Reason: precondition smoke-user-can-log-in failed (step 1/1 (POST /api/auth/login) returned 401*): the runner's own "
+            "setup (credentials, network, a test account) is at fault, not the deploy",
+            "Next: fix the runner's setup the precondition names*",
+        ]
+    )
     assert deployment_patches(kube) == []
 
 
@@ -195,7 +224,9 @@ def test_a_server_that_answers_redis_hello_with_a_plain_string_fails_the_check(w
         try:
             run_check(check, CheckContext(redactor=Redactor()))
         except CheckFailed as failure:  # the server's answer: never "not evaluated (AttributeError)"
-            assert failure.reason.startswith(f"Redis at {url.split('//')[1].split('/')[0]} answered something that is not the Redis protocol")
+            assert failure.reason.startswith(
+                f"Redis at {url.split('//')[1].split('/')[0]} answered something that is not the Redis protocol"
+            )
         else:
             raise AssertionError("a server that does not speak Redis passed the check")
     finally:
@@ -207,7 +238,8 @@ def test_a_server_that_answers_redis_hello_with_a_plain_string_fails_the_check(w
 
 @pytest.mark.skipif(pytest.version_tuple < (9,), reason="subtests are built into pytest 9")
 def test_a_required_custom_test_failing_in_a_subtest_is_critical(pytester, write_config, demo):
-    pytester.makepyfile(test_fields='''
+    pytester.makepyfile(
+        test_fields="""
         import pytest
 
         @pytest.mark.smoke_required
@@ -215,12 +247,15 @@ def test_a_required_custom_test_failing_in_a_subtest_is_critical(pytester, write
             reply = smoke_http.get("/health/ready")
             with subtests.test(field="status"):
                 assert reply.status_code == 200, f"readiness answered {reply.status_code}"
-    ''')
+    """
+    )
     demo.faults.add("ready-503")
     write_config({"base_url": demo.url, "health_checks": []})
     result = run(pytester, "test_fields.py")
     assert result.ret == 1  # never "passed", never verified
-    result.stdout.fnmatch_lines(["1. Smoke Test: test_readiness_fields: 1 failed subtest(s): AssertionError: readiness answered 503*"])
+    result.stdout.fnmatch_lines(
+        ["1. Smoke Test: test_readiness_fields: 1 failed subtest(s): AssertionError: readiness answered 503*"]
+    )
 
 
 def test_a_precondition_that_fails_by_the_services_fault_counts_like_any_failure(pytester, write_config, demo, kube):
@@ -241,7 +276,9 @@ def test_shared_credentials_are_one_cause_but_never_hold_back_a_crashloop():
     from pytest_smoke.verdict import classify, decide
 
     def failed(name, kind, reason):
-        return Outcome(nodeid=name, name=name, kind="health", required=True, status="failed", failure_kind=kind, reason=reason)
+        return Outcome(
+            nodeid=name, name=name, kind="health", required=True, status="failed", failure_kind=kind, reason=reason
+        )
 
     refused = [failed(f"c{i}", "connection_refused", "connection refused at web:80") for i in range(3)]
     assert decide(classify(refused), {"enabled": True, "critical_failure_threshold": 2}).action == "rollback"
@@ -261,14 +298,19 @@ def test_a_success_answered_before_the_body_was_read_never_reaches_the_next_chec
 
     server = LocalHTTPServer(AcceptsBeforeReading)
     try:
-        write_config({
-            "base_url": server.url,
-            "health_checks": [health(f"h{i}", f"/health/{i}") for i in range(3)],
-            "critical_paths": [
-                {"name": "enqueue", "steps": [{"method": "POST", "endpoint": "/api/jobs", "payload": {"x": "y" * 2000}}]},
-                {"name": "browse", "steps": [{"endpoint": "/api/catalog"}]},
-            ],
-        })
+        write_config(
+            {
+                "base_url": server.url,
+                "health_checks": [health(f"h{i}", f"/health/{i}") for i in range(3)],
+                "critical_paths": [
+                    {
+                        "name": "enqueue",
+                        "steps": [{"method": "POST", "endpoint": "/api/jobs", "payload": {"x": "y" * 2000}}],
+                    },
+                    {"name": "browse", "steps": [{"endpoint": "/api/catalog"}]},
+                ],
+            }
+        )
         result = run(pytester, "--smoke-concurrency", "1")
     finally:
         server.stop()
@@ -279,7 +321,9 @@ def test_endless_informational_answers_are_the_services_failure_not_a_hang(pytes
     hints = b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n" * 50
     result = judged(pytester, write_config, ok_json(b'{"status": "ok"}', head=hints))
     assert result.ret == 1
-    result.stdout.fnmatch_lines(["1. Health Check: ready: * answered something that is not HTTP: *more than 10 informational (1xx) answers*"])
+    result.stdout.fnmatch_lines(
+        ["1. Health Check: ready: * answered something that is not HTTP: *more than 10 informational (1xx) answers*"]
+    )
 
 
 def test_a_redis_error_of_ours_while_encoding_is_not_blamed_on_the_server(redis_server):
@@ -288,6 +332,8 @@ def test_a_redis_error_of_ours_while_encoding_is_not_blamed_on_the_server(redis_
     from pytest_smoke.redact import Redactor
 
     url = redis_server.url.rstrip("/") + ("&" if "?" in redis_server.url else "?") + "encoding=ascii"
-    check = Check.of("dependency", {"name": "cache", "type": "redis", "url": url, "command": "GET café", "timeout_seconds": 3})
+    check = Check.of(
+        "dependency", {"name": "cache", "type": "redis", "url": url, "command": "GET café", "timeout_seconds": 3}
+    )
     with pytest.raises(CheckNotEvaluated):  # our config cannot be sent: nothing about a healthy Redis
         run_check(check, CheckContext(redactor=Redactor()))

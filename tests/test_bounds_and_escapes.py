@@ -29,13 +29,33 @@ def test_a_secret_echoed_with_json_escaping_twice_is_masked_in_every_output(pyte
 
     def echo(request):  # the request body inside a JSON string, inside a JSON string
         inner = json.dumps({"received": request.request_body.decode()})
-        return 500, [("Content-Type", "application/json")], json.dumps({"error": json.dumps({"detail": inner})}).encode()
+        return (
+            500,
+            [("Content-Type", "application/json")],
+            json.dumps({"error": json.dumps({"detail": inner})}).encode(),
+        )
 
     server = Recorder(echo)
     try:
-        write_config({"base_url": server.url, "critical_paths": [{"name": "login", "steps": [
-            {"name": "sign in", "method": "POST", "endpoint": "/login", "payload": {"password": "${LOGIN_PASSWORD}"}, "required_status": 200},
-        ]}]})
+        write_config(
+            {
+                "base_url": server.url,
+                "critical_paths": [
+                    {
+                        "name": "login",
+                        "steps": [
+                            {
+                                "name": "sign in",
+                                "method": "POST",
+                                "endpoint": "/login",
+                                "payload": {"password": "${LOGIN_PASSWORD}"},
+                                "required_status": 200,
+                            },
+                        ],
+                    }
+                ],
+            }
+        )
         result = run(pytester, "-vv", "-l")
     finally:
         server.stop()
@@ -60,11 +80,17 @@ def test_a_service_echoing_a_key_in_upper_case_or_hex_is_masked():
 
 def _critical_document():
     return {
-        "config": "smoke.json", "environment": None, "deployment": None, "base_url": "http://127.0.0.1:1",
-        "finished_at": "2026-12-07T00:00:00Z", "verdict": {"state": "critical", "critical": 1, "warnings": 0},
-        "decision": {"reason": "1 required check failed"}, "rollback": None, "checks": [
-            {"name": "health", "severity": "critical", "reason": "/health returned 503"}],
-        "manual_rollback_command": "", "rerun_command": "pytest --smoke-config smoke.json",
+        "config": "smoke.json",
+        "environment": None,
+        "deployment": None,
+        "base_url": "http://127.0.0.1:1",
+        "finished_at": "2026-12-07T00:00:00Z",
+        "verdict": {"state": "critical", "critical": 1, "warnings": 0},
+        "decision": {"reason": "1 required check failed"},
+        "rollback": None,
+        "checks": [{"name": "health", "severity": "critical", "reason": "/health returned 503"}],
+        "manual_rollback_command": "",
+        "rerun_command": "pytest --smoke-config smoke.json",
     }
 
 
@@ -73,7 +99,9 @@ def test_a_webhook_redirected_to_another_origin_is_not_followed_with_the_report_
     other_origin = elsewhere.url.replace("127.0.0.1", "localhost")
     first = Recorder(lambda r: (307, [("Location", other_origin + "/collect")], b""))
     try:
-        channels = {"hook": {"type": "webhook", "url": first.url + "/hook", "headers": {"X-Api-Key": "key-hook-0192837465"}}}
+        channels = {
+            "hook": {"type": "webhook", "url": first.url + "/hook", "headers": {"X-Api-Key": "key-hook-0192837465"}}
+        }
         results = dispatch(_critical_document(), channels, ["hook"], Redactor(["key-hook-0192837465"]))
     finally:
         first.stop()
@@ -97,13 +125,20 @@ def test_a_bombed_channel_answer_is_read_up_to_the_cap(channel_type):
     assert results[0]["status"] in ("sent", "failed")
     assert "MemoryError" not in results[0]["detail"]
     if channel_type == "incident-webhook":
-        assert results[0]["detail"] == "body larger than 1024 KiB was not read in full" or results[0]["status"] == "sent"
+        assert (
+            results[0]["detail"] == "body larger than 1024 KiB was not read in full" or results[0]["status"] == "sent"
+        )
 
 
 def test_a_pushgateway_label_from_a_secret_variable_is_refused_before_any_request(pytester, write_config, monkeypatch):
     monkeypatch.setenv("TEAM_TOKEN", "team-s3cr3t-label")
-    write_config({"base_url": "http://127.0.0.1:1", "health_checks": [health("h", "/health")],
-                  "monitoring": {"pushgateway": {"url": "http://127.0.0.1:1", "labels": {"team": "${TEAM_TOKEN}"}}}})
+    write_config(
+        {
+            "base_url": "http://127.0.0.1:1",
+            "health_checks": [health("h", "/health")],
+            "monitoring": {"pushgateway": {"url": "http://127.0.0.1:1", "labels": {"team": "${TEAM_TOKEN}"}}},
+        }
+    )
     result = pytester.runpytest("--smoke-config", "smoke.json", "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "monitoring.pushgateway.labels.team: a Pushgateway label is sent in the clear" in result.stderr.str()
@@ -115,8 +150,12 @@ def test_a_secret_label_that_reaches_the_push_is_not_pushed(pushgateway):
 
     document = _critical_document() | {"checks": [], "verdict": {"state": "passed", "critical": 0, "warnings": 0}}
     with pytest.raises(push_module.SecretInLabel):
-        push_module.push(document, {"url": pushgateway.url, "labels": {"team": "team-s3cr3t-label"}}, {},
-                         Redactor(["team-s3cr3t-label"]))
+        push_module.push(
+            document,
+            {"url": pushgateway.url, "labels": {"team": "team-s3cr3t-label"}},
+            {},
+            Redactor(["team-s3cr3t-label"]),
+        )
     import urllib.request
 
     with urllib.request.urlopen(pushgateway.url + "/metrics", timeout=5) as answer:
@@ -133,7 +172,8 @@ def test_control_bytes_a_custom_test_read_never_reach_the_terminal(pytester, wri
     server = Recorder(lambda r: (200, [("Content-Type", "text/plain")], FORGED.encode()))
     try:
         write_config({"base_url": server.url, "health_checks": [health("h", "/")]})
-        pytester.makepyfile(test_custom=textwrap.dedent("""
+        pytester.makepyfile(
+            test_custom=textwrap.dedent("""
             import pytest
 
             @pytest.mark.smoke_required
@@ -141,7 +181,8 @@ def test_control_bytes_a_custom_test_read_never_reach_the_terminal(pytester, wri
                 body = smoke_http.get("/").text
                 print(body)
                 assert body == "expected"
-        """))
+        """)
+        )
         result = run(pytester, "-vv", "-rA")
     finally:
         server.stop()
@@ -175,22 +216,40 @@ sys.exit(pytest.main(sys.argv[2:]))
 
 def test_a_gzip_bomb_read_through_smoke_http_fails_cleanly_in_bounded_memory(pytester, write_config, fault_server):
     write_config({"base_url": fault_server.url, "health_checks": [health("h", "/badjson", expected_status=200)]})
-    pytester.makepyfile(test_custom=textwrap.dedent("""
+    pytester.makepyfile(
+        test_custom=textwrap.dedent("""
         import pytest
 
         @pytest.mark.smoke_required
         def test_report(smoke_http):
             assert smoke_http.get("/gzip-bomb").json() == {}
-    """))
+    """)
+    )
     (pytester.path / "child.py").write_text(CHILD)
     # 1 GiB of address space: the 200 MB the bomb inflates to, read whole, and its copies exceed it.
     import subprocess
 
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     proc = subprocess.run(
-        [sys.executable, "child.py", str(1024**3), "--smoke-config", "smoke.json", "-p", "no:cacheprovider", "-p", "no:xdist",
-         "-k", "test_report", "-q"],
-        cwd=pytester.path, env=env, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "child.py",
+            str(1024**3),
+            "--smoke-config",
+            "smoke.json",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:xdist",
+            "-k",
+            "test_report",
+            "-q",
+        ],
+        cwd=pytester.path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     # Our cap, not the service's fault: the required test is not evaluated (INCONCLUSIVE), never a rollback.
     assert proc.returncode == 12, proc.stdout[-3000:] + proc.stderr[-2000:]
@@ -201,28 +260,47 @@ def test_a_gzip_bomb_read_through_smoke_http_fails_cleanly_in_bounded_memory(pyt
 
 def test_smoke_http_timeout_bounds_the_whole_exchange_body_included(pytester, write_config, fault_server):
     write_config({"base_url": fault_server.url, "health_checks": [health("h", "/badjson")]})
-    pytester.makepyfile(test_custom=textwrap.dedent("""
+    pytester.makepyfile(
+        test_custom=textwrap.dedent("""
         import pytest
 
         @pytest.mark.smoke_required
         def test_slow(smoke_http):
             smoke_http.get("/trickle", timeout=1)
-    """))
+    """)
+    )
     result = pytester.runpytest("--smoke-config", "smoke.json", "-p", "no:cacheprovider", "-k", "test_slow")
     assert result.ret == 1
     result.stdout.fnmatch_lines(["*GET http://127.0.0.1:*/trickle: timed out after 1 s"])
     assert "run_with_deadline" not in result.stdout.str()  # the test's own line, not the plugin's threads
 
 
-@pytest.mark.parametrize("mode, reason", [
-    ("/gzip-bomb", "Prometheus answered more than 1024 KiB (after decompression): not read further"),
-    ("/big", "Prometheus answered more than 1024 KiB (after decompression): not read further"),
-    ("/trickle", "did not answer within 2 s"),
-])
+@pytest.mark.parametrize(
+    "mode, reason",
+    [
+        ("/gzip-bomb", "Prometheus answered more than 1024 KiB (after decompression): not read further"),
+        ("/big", "Prometheus answered more than 1024 KiB (after decompression): not read further"),
+        ("/trickle", "did not answer within 2 s"),
+    ],
+)
 def test_a_metric_api_answer_is_capped_and_bounded_in_time(pytester, write_config, fault_server, mode, reason):
-    write_config({"base_url": fault_server.url, "metric_checks": [
-        {"name": "errors", "url": fault_server.url + mode, "query": "up", "condition": "result > 0", "timeout_seconds": 2}]})
-    result = pytester.runpytest("--smoke-config", "smoke.json", "-p", "no:cacheprovider", "--smoke-report", "report.json")
+    write_config(
+        {
+            "base_url": fault_server.url,
+            "metric_checks": [
+                {
+                    "name": "errors",
+                    "url": fault_server.url + mode,
+                    "query": "up",
+                    "condition": "result > 0",
+                    "timeout_seconds": 2,
+                }
+            ],
+        }
+    )
+    result = pytester.runpytest(
+        "--smoke-config", "smoke.json", "-p", "no:cacheprovider", "--smoke-report", "report.json"
+    )
     report = json.loads((pytester.path / "report.json").read_text())
     assert reason in report["checks"][0]["reason"]
     assert report["checks"][0]["status"] == "not_evaluated"
@@ -240,13 +318,17 @@ def test_a_redis_reply_over_the_cap_is_not_evaluated_never_a_failure(redis_serve
     client.set("smoke:big", b"x" * (3 * 1024 * 1024))
     try:
         with pytest.raises(CheckNotEvaluated) as problem:  # our limit: never counts toward a rollback
-            run_check(Check.of("dependency", dep("cache", "redis", url=redis_server.url, command="GET smoke:big")), CheckContext())
+            run_check(
+                Check.of("dependency", dep("cache", "redis", url=redis_server.url, command="GET smoke:big")),
+                CheckContext(),
+            )
     finally:
         client.delete("smoke:big")
         client.close()
     assert problem.value.reason == (
         f"not evaluated: Redis at 127.0.0.1:{redis_server.port} answered GET with more than 1024 KiB: not read further "
-        "(a smoke check reads a small reply: PING, or GET of a small key)")
+        "(a smoke check reads a small reply: PING, or GET of a small key)"
+    )
 
 
 # -- pieces of secrets ------------------------------------------------------------------------------
@@ -254,7 +336,9 @@ def test_a_redis_reply_over_the_cap_is_not_evaluated_never_a_failure(redis_serve
 
 def test_a_dsn_password_with_an_unencoded_at_sign_never_shows_its_second_half(pytester, write_config):
     dsn = f"postgresql://app:Pa55@W0rdSecondHalf@127.0.0.1:{free_port()}/db"
-    write_config({"base_url": "http://127.0.0.1:1", "dependency_checks": [{"name": "db", "type": "postgres", "dsn": dsn}]})
+    write_config(
+        {"base_url": "http://127.0.0.1:1", "dependency_checks": [{"name": "db", "type": "postgres", "dsn": dsn}]}
+    )
     result = run(pytester, "-vv", "-l")
     shown = every_output(pytester, result)
     assert "W0rdSecondHalf" not in shown and "Pa55" not in shown
@@ -279,27 +363,40 @@ def test_a_config_that_is_not_a_regular_file_is_refused_without_reading(pytester
 
 
 def test_a_config_over_the_size_cap_is_refused_before_parsing(pytester):
-    (pytester.path / "smoke.yaml").write_text("base_url: http://x\nhealth_checks: []\n#" + "x" * (3 * 1024 * 1024) + "\n")
+    (pytester.path / "smoke.yaml").write_text(
+        "base_url: http://x\nhealth_checks: []\n#" + "x" * (3 * 1024 * 1024) + "\n"
+    )
     assert "a config may have at most 1048576 bytes" in config_error(pytester)
 
 
 def test_a_huge_variable_value_is_refused_with_its_name(pytester, monkeypatch):
-    (pytester.path / "smoke.yaml").write_text("base_url: http://x\nheaders: {X-Token: '${BIG_TOKEN}'}\nhealth_checks: [{name: a, endpoint: /h}]\n")
+    (pytester.path / "smoke.yaml").write_text(
+        "base_url: http://x\nheaders: {X-Token: '${BIG_TOKEN}'}\nhealth_checks: [{name: a, endpoint: /h}]\n"
+    )
     # In process: 2 MB is over the kernel's limit for one environment string of a child process.
     monkeypatch.setenv("BIG_TOKEN", "t" * 2_000_000)
     result = pytester.runpytest_inprocess("--smoke-config", "smoke.yaml", "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     message = result.stderr.str()
-    assert "headers.X-Token: environment variable BIG_TOKEN holds 2000000 characters: a ${VAR} value may have at most 65536" in message
+    assert (
+        "headers.X-Token: environment variable BIG_TOKEN holds 2000000 characters: a ${VAR} value may have at most 65536"
+        in message
+    )
 
 
 def test_a_hex_number_of_thousands_of_digits_is_a_usage_error(pytester):
-    (pytester.path / "smoke.yaml").write_text("base_url: http://x\nhealth_checks: [{name: a, endpoint: /h, timeout_seconds: 0x" + "f" * 5000 + "}]\n")
-    assert "health_checks[0].timeout_seconds: a number of 20000 bits is out of range (at most 2**63)" in config_error(pytester)
+    (pytester.path / "smoke.yaml").write_text(
+        "base_url: http://x\nhealth_checks: [{name: a, endpoint: /h, timeout_seconds: 0x" + "f" * 5000 + "}]\n"
+    )
+    assert "health_checks[0].timeout_seconds: a number of 20000 bits is out of range (at most 2**63)" in config_error(
+        pytester
+    )
 
 
 def test_duplicate_yaml_keys_are_refused_as_in_json(pytester):
-    (pytester.path / "smoke.yaml").write_text("base_url: http://x\nhealth_checks: [{name: a, endpoint: /h}]\nbase_url: http://y\n")
+    (pytester.path / "smoke.yaml").write_text(
+        "base_url: http://x\nhealth_checks: [{name: a, endpoint: /h}]\nbase_url: http://y\n"
+    )
     assert "smoke.yaml:3: duplicate key 'base_url'" in config_error(pytester)
 
 
@@ -307,7 +404,8 @@ def test_a_merge_key_override_is_still_yaml(pytester):
     server = Recorder(lambda r: (200, [("Content-Type", "application/json")], b'{"status": "ok"}'))
     try:
         (pytester.path / "smoke.yaml").write_text(
-            f"base_url: {server.url}\nhealth_checks:\n- &base {{name: a, endpoint: /health, timeout_seconds: 3}}\n- <<: *base\n  name: b\n")
+            f"base_url: {server.url}\nhealth_checks:\n- &base {{name: a, endpoint: /health, timeout_seconds: 3}}\n- <<: *base\n  name: b\n"
+        )
         result = pytester.runpytest("--smoke-config", "smoke.yaml", "-p", "no:cacheprovider", "-v")
     finally:
         server.stop()
@@ -347,7 +445,13 @@ def run_against_echo(pytester, write_config, monkeypatch, test_source, *args):
     monkeypatch.setenv("API_TOKEN", TOKEN)
     server = echo_server()
     try:
-        write_config({"base_url": server.url, "headers": {"Authorization": "Bearer ${API_TOKEN}"}, "health_checks": [health("h", "/ok")]})
+        write_config(
+            {
+                "base_url": server.url,
+                "headers": {"Authorization": "Bearer ${API_TOKEN}"},
+                "health_checks": [health("h", "/ok")],
+            }
+        )
         pytester.makepyfile(test_custom=textwrap.dedent(test_source))
         return run(pytester, *args)
     finally:
@@ -355,7 +459,11 @@ def run_against_echo(pytester, write_config, monkeypatch, test_source, *args):
 
 
 def test_what_a_custom_test_warns_logs_and_records_is_redacted_and_escaped(pytester, write_config, monkeypatch):
-    result = run_against_echo(pytester, write_config, monkeypatch, """
+    result = run_against_echo(
+        pytester,
+        write_config,
+        monkeypatch,
+        """
             import logging
             import warnings
 
@@ -367,7 +475,10 @@ def test_what_a_custom_test_warns_logs_and_records_is_redacted_and_escaped(pytes
                 logging.getLogger("mine").warning("service said: %s", body)
                 record_property("echo", echoed)
                 record_property("banner", body)
-        """, "-rA", "--log-cli-level=WARNING")
+        """,
+        "-rA",
+        "--log-cli-level=WARNING",
+    )
     shown = every_output(pytester, result)
     assert TOKEN not in shown and TOKEN[-10:] not in shown
     assert "\x1b[2K" not in shown and "\x07" not in shown and "\u202e" not in shown
@@ -375,19 +486,35 @@ def test_what_a_custom_test_warns_logs_and_records_is_redacted_and_escaped(pytes
 
 
 def test_a_secrets_tail_at_the_start_of_pytests_diff_is_masked(pytester, write_config, monkeypatch):
-    result = run_against_echo(pytester, write_config, monkeypatch, """
+    result = run_against_echo(
+        pytester,
+        write_config,
+        monkeypatch,
+        """
             def test_diff(smoke_http):
                 auth = smoke_http.get("/echo").json()["headers"]["Authorization"]
                 assert "x" * 50 + auth + "!" == "x" * 50 + auth + "?"
-        """)
+        """,
+    )
     assert "identical leading characters" in result.stdout.str()
     assert TOKEN[-6:] not in every_output(pytester, result)
 
 
 def test_an_email_address_variable_does_not_mask_its_domain_everywhere(pytester, write_config, monkeypatch):
     monkeypatch.setenv("LOGIN_EMAIL", "smoke-bot@shop-example.invalid")
-    write_config({"base_url": "http://shop-example.invalid:1", "critical_paths": [{"name": "login", "steps": [
-        {"name": "in", "method": "POST", "endpoint": "/login", "payload": {"email": "${LOGIN_EMAIL}"}}]}]})
+    write_config(
+        {
+            "base_url": "http://shop-example.invalid:1",
+            "critical_paths": [
+                {
+                    "name": "login",
+                    "steps": [
+                        {"name": "in", "method": "POST", "endpoint": "/login", "payload": {"email": "${LOGIN_EMAIL}"}}
+                    ],
+                }
+            ],
+        }
+    )
     result = run(pytester)
     result.stdout.fnmatch_lines(["*DNS lookup failed for shop-example.invalid*"])
 
@@ -417,8 +544,16 @@ def test_an_smtp_server_streaming_its_reply_forever_is_cut_at_the_cap():
     thread = threading.Thread(target=flood, daemon=True)
     thread.start()
     try:
-        channels = {"mail": {"type": "email", "smtp_host": "127.0.0.1", "smtp_port": port, "starttls": False,
-                             "from": "smoke@example.invalid", "to": ["ops@example.invalid"]}}
+        channels = {
+            "mail": {
+                "type": "email",
+                "smtp_host": "127.0.0.1",
+                "smtp_port": port,
+                "starttls": False,
+                "from": "smoke@example.invalid",
+                "to": ["ops@example.invalid"],
+            }
+        }
         results = dispatch(_critical_document(), channels, ["mail"], Redactor())
     finally:
         stop.set()
@@ -430,21 +565,26 @@ def test_an_smtp_server_streaming_its_reply_forever_is_cut_at_the_cap():
 
 def test_smoke_http_send_called_directly_is_bounded_too(pytester, write_config, fault_server):
     write_config({"base_url": fault_server.url, "health_checks": [health("h", "/badjson")]})
-    pytester.makepyfile(test_custom=textwrap.dedent("""
+    pytester.makepyfile(
+        test_custom=textwrap.dedent("""
         import requests
 
         def test_send(smoke_http):
             request = smoke_http.prepare_request(requests.Request("GET", smoke_http.base_url + "/gzip-bomb"))
             smoke_http.send(request)
-    """))
+    """)
+    )
     result = pytester.runpytest("--smoke-config", "smoke.json", "-p", "no:cacheprovider", "-k", "test_send")
     result.stdout.fnmatch_lines(["*GET http://127.0.0.1:*/gzip-bomb: body over 1024 KiB after decompression*"])
 
 
-@pytest.mark.parametrize("text, message", [
-    ("x: " + "[" * 30000 + "]" * 30000 + "\n", "the document is nested too deeply"),
-    ("headers:\n  ? 0x" + "f" * 5000 + "\n  : v\n", "the key a number of 20000 bits is not a string"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("x: " + "[" * 30000 + "]" * 30000 + "\n", "the document is nested too deeply"),
+        ("headers:\n  ? 0x" + "f" * 5000 + "\n  : v\n", "the key a number of 20000 bits is not a string"),
+    ],
+)
 def test_hostile_yaml_shapes_are_usage_errors_not_crashes(pytester, text, message):
     (pytester.path / "smoke.yaml").write_text("base_url: http://x\nhealth_checks: [{name: a, endpoint: /h}]\n" + text)
     assert message in config_error(pytester)

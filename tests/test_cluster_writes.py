@@ -26,14 +26,22 @@ FAST = {"rollback_timeout_seconds": 20}
 
 
 def strategy_for(api, name="django", **extra):
-    return {"type": "previous-image", "deployment": name, "namespace": "prod", "kubeconfig": str(api.kubeconfig), **extra}
+    return {
+        "type": "previous-image",
+        "deployment": name,
+        "namespace": "prod",
+        "kubeconfig": str(api.kubeconfig),
+        **extra,
+    }
 
 
 def marks(api, name="django"):
     """revision -> the smoke annotations of its ReplicaSet."""
     return {
         int(rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"]): {
-            k.rpartition("/")[2]: v for k, v in rs["metadata"]["annotations"].items() if k.startswith("pytest-smoke.dev/")
+            k.rpartition("/")[2]: v
+            for k, v in rs["metadata"]["annotations"].items()
+            if k.startswith("pytest-smoke.dev/")
         }
         for rs in api.owned_replicasets("prod", name)
     }
@@ -50,7 +58,9 @@ def run(pytester, *args):
 # -- no write without a recorded, settled tested revision --------------------------------------------
 
 
-def test_a_503_on_the_first_read_is_retried_and_a_read_that_never_succeeds_refuses_the_rollback(pytester, write_config, demo, kube):
+def test_a_503_on_the_first_read_is_retried_and_a_read_that_never_succeeds_refuses_the_rollback(
+    pytester, write_config, demo, kube
+):
     demo.faults.add("ready-503")
     write_config(smoke_doc(demo, kube, confirm=False))
     kube.fault("GET", "/deployments/django$", status=503, times=1)
@@ -62,11 +72,13 @@ def test_a_503_on_the_first_read_is_retried_and_a_read_that_never_succeeds_refus
     kube.fault("GET", "/deployments/django$", status=503, times=3)  # every read as the checks start
     result = run(pytester)
     assert result.ret == EXIT_ROLLBACK_FAILED
-    result.stdout.fnmatch_lines([
-        "✗ CRITICAL: Smoke tests failed - ROLLBACK REFUSED",
-        "*the revision the checks tested was not recorded (read deployment/django -n prod: 503 *): "
-        "rolling back without it could revert a fix deployed meanwhile*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "✗ CRITICAL: Smoke tests failed - ROLLBACK REFUSED",
+            "*the revision the checks tested was not recorded (read deployment/django -n prod: 503 *): "
+            "rolling back without it could revert a fix deployed meanwhile*",
+        ]
+    )
     assert kube.images("prod", "django") == {"django": HOTFIX} and len(deployment_patches(kube)) == patches
     assert kube.revision("prod", "django") == 4 and "rejected" not in marks(kube)[4]  # the hotfix is untouched
 
@@ -78,12 +90,14 @@ def test_a_deployment_still_rolling_out_is_inconclusive_never_rolled_back_or_mar
     write_config(smoke_doc(demo, kube, confirm=False))
     result = run(pytester)
     assert result.ret == 12
-    result.stdout.fnmatch_lines([
-        "? INCONCLUSIVE: the results cannot be attributed to the deploy - no rollback, nothing marked, deployment NOT verified",
-        "Reason: a rollout was in progress as the checks started (deployment/django is rolling out: 0/3 pods run the latest "
-        "template): the checks cannot be attributed to one revision*",
-        "- Health Check readiness: /health/ready returned 503*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "? INCONCLUSIVE: the results cannot be attributed to the deploy - no rollback, nothing marked, deployment NOT verified",
+            "Reason: a rollout was in progress as the checks started (deployment/django is rolling out: 0/3 pods run the latest "
+            "template): the checks cannot be attributed to one revision*",
+            "- Health Check readiness: /health/ready returned 503*",
+        ]
+    )
     assert kube.images("prod", "django") == {"django": HOTFIX} and deployment_patches(kube) == []
     assert not any(m.get("rejected") for m in marks(kube).values())
 
@@ -94,7 +108,9 @@ def test_a_deployment_still_rolling_out_is_inconclusive_never_rolled_back_or_mar
 
 def test_a_pipeline_expected_failure_while_rolling_out_waits_when_asked(pytester, write_config, demo, kube):
     kube.deploy("prod", "django", {"django": HOTFIX}, complete=False)  # finishes over a few polls
-    write_config({**smoke_doc(demo, kube, confirm=False), "wait_for_rollout": {"deployment": "django", "timeout_seconds": 20}})
+    write_config(
+        {**smoke_doc(demo, kube, confirm=False), "wait_for_rollout": {"deployment": "django", "timeout_seconds": 20}}
+    )
     result = run(pytester)
     assert result.ret == 0
     assert marks(kube)[3].get("verified") == "true"
@@ -112,23 +128,46 @@ def test_a_pipeline_expected_failure_while_rolling_out_waits_when_asked(pytester
         ("application/json", b'{"approved": "true"}', '"approved" is "true"'),
         ("application/json", b"", "not JSON: "),
         ("text/plain", b"OK", "not JSON: OK"),
-        ("application/json", b'{"approved": true, "revision": 5}', "final:not approved: the approval names revision 5, "
-                                                                   "this rollback moves away from revision 2"),
-        ("application/json", b'{"approved": false, "denied": true}', 'final:denied through the approval URL ({"approved": false, "denied": true})'),
-        ("text/plain", b"<!-- sso --><html><body>Sign in</body></html>", "final:not approved: the approval URL answered an HTML or XML page*"),
+        (
+            "application/json",
+            b'{"approved": true, "revision": 5}',
+            "final:not approved: the approval names revision 5, this rollback moves away from revision 2",
+        ),
+        (
+            "application/json",
+            b'{"approved": false, "denied": true}',
+            'final:denied through the approval URL ({"approved": false, "denied": true})',
+        ),
+        (
+            "text/plain",
+            b"<!-- sso --><html><body>Sign in</body></html>",
+            "final:not approved: the approval URL answered an HTML or XML page*",
+        ),
         ("text/plain", b"<head><title>Login</title></head>", "final:not approved: *HTML or XML page*"),
-        ("application/xml", b'<?xml version="1.0"?><html xmlns="http://www.w3.org/1999/xhtml"/>', "final:not approved: *HTML or XML*"),
+        (
+            "application/xml",
+            b'<?xml version="1.0"?><html xmlns="http://www.w3.org/1999/xhtml"/>',
+            "final:not approved: *HTML or XML*",
+        ),
         ("application/json", b'{"approved": false, "approved": true}', "not JSON (duplicate key approved)*"),
         ("application/json", b'{"approved": true, "revision": 5, "revision": 2}', "not JSON (duplicate key revision)*"),
         ("application/json", b'{"approved": true, "denied": true}', "final:denied through the approval URL*"),
-        ("application/json", b'{"approved": "\x1b[2K\x1b[1Gyes"}', 'not JSON: {"approved": "\\x1b[2K\\x1b[1Gyes"}'),  # control bytes escaped
+        (
+            "application/json",
+            b'{"approved": "\x1b[2K\x1b[1Gyes"}',
+            'not JSON: {"approved": "\\x1b[2K\\x1b[1Gyes"}',
+        ),  # control bytes escaped
     ],
 )
 def test_only_an_explicit_approval_approves(content_type, body, expected):
     import fnmatch
 
     answer = approval_of(content_type, body, 2)
-    assert answer is True if expected is True else fnmatch.fnmatchcase(str(answer), expected + ("" if "*" in expected else "*"))
+    assert (
+        answer is True
+        if expected is True
+        else fnmatch.fnmatchcase(str(answer), expected + ("" if "*" in expected else "*"))
+    )
 
 
 # -- every mark is guarded, and a rejection is never lost -------------------------------------------
@@ -138,8 +177,11 @@ def test_a_failed_rejection_mark_still_rejects_and_a_re_run_never_rolls_forward(
     kube.fault("PATCH", "/replicasets/", status=500, times=20)  # every ReplicaSet mark fails
     result = roll_back("rollback", strategy_for(kube), FAST, reason="readiness")
     assert result.status == "completed", result.message
-    assert any(f"the rejection holds all the same: the rollback's own write recorded it on the Deployment ({ROLLED_BACK_FROM})" in n
-               for n in result.notes)
+    assert any(
+        f"the rejection holds all the same: the rollback's own write recorded it on the Deployment ({ROLLED_BACK_FROM})"
+        in n
+        for n in result.notes
+    )
     again = roll_back("rollback", strategy_for(kube), FAST, reason="readiness")  # the same failing config
     assert again.status == "refused" and "no safe earlier revision" in again.message
     assert kube.images("prod", "django") == {"django": GOOD}  # never forward onto BAD
@@ -147,12 +189,16 @@ def test_a_failed_rejection_mark_still_rejects_and_a_re_run_never_rolls_forward(
 
 def test_a_command_rollback_whose_mark_fails_is_unmarked_exit_10(kube, tmp_path):
     script = tmp_path / "undo.sh"
-    script.write_text(f"#!/bin/sh\nexec kubectl --kubeconfig {kube.kubeconfig} -n prod set image deployment/django django={GOOD}\n")
+    script.write_text(
+        f"#!/bin/sh\nexec kubectl --kubeconfig {kube.kubeconfig} -n prod set image deployment/django django={GOOD}\n"
+    )
     script.chmod(0o755)
     kube.fault("PATCH", "/replicasets/", status=500, times=20)
     result = roll_back("rollback", strategy_for(kube, type="command", command=[str(script)]), FAST, reason="readiness")
     assert result.status == "unmarked", result.message
-    assert result.message.startswith("ROLLED BACK, REJECTION MARK NOT WRITTEN: alert ops team (revision 2 is not marked rejected")
+    assert result.message.startswith(
+        "ROLLED BACK, REJECTION MARK NOT WRITTEN: alert ops team (revision 2 is not marked rejected"
+    )
     assert exit_code(_critical_verdict(), result.status) == EXIT_ROLLBACK_FAILED
 
 
@@ -228,7 +274,9 @@ def test_previous_image_restores_init_containers_and_sidecars_too(tmp_path):
 
 
 def test_a_command_that_fails_every_attempt_is_rollback_failed_and_marks_nothing(kube):
-    result = roll_back("rollback", strategy_for(kube, type="command", command=["false", "{deployment}"], max_rollback_attempts=2), FAST)
+    result = roll_back(
+        "rollback", strategy_for(kube, type="command", command=["false", "{deployment}"], max_rollback_attempts=2), FAST
+    )
     assert result.status == "failed" and result.attempts == 2
     assert result.message.startswith("ROLLBACK FAILED: alert ops team immediately (false exited with 1")
     assert exit_code(_critical_verdict(), result.status) == EXIT_ROLLBACK_FAILED
@@ -252,7 +300,9 @@ def test_a_rollback_another_run_made_is_never_claimed(kube):
         other["result"] = roll_back("rollback", strategy_for(kube), FAST, tested=tested)
         return True, "approved"
 
-    result = roll_back("confirm", strategy_for(kube), FAST, tested=tested, confirm=approve_after_another_run_rolled_back)
+    result = roll_back(
+        "confirm", strategy_for(kube), FAST, tested=tested, confirm=approve_after_another_run_rolled_back
+    )
     assert other["result"].status == "completed"
     assert result.status == "superseded", result.message
     assert f"revision 2 ({BAD}) -> revision 3 ({GOOD}) (pytest-smoke rollback to revision 1 by " in result.message
@@ -325,20 +375,32 @@ def test_a_kube_context_that_does_not_exist_is_a_config_error_before_any_check(p
     write_config(smoke_doc(demo, kube, strategy={"context": "prod-eu"}))
     result = run(pytester)
     assert result.ret == 4
-    result.stderr.fnmatch_lines(["*smoke.json: rollback_strategy.context: cannot load Kubernetes credentials from kubeconfig *, "
-                                 "context prod-eu: *"])
+    result.stderr.fnmatch_lines(
+        [
+            "*smoke.json: rollback_strategy.context: cannot load Kubernetes credentials from kubeconfig *, "
+            "context prod-eu: *"
+        ]
+    )
     assert demo.requests == [] and kube.requests == []
 
 
 @pytest.mark.parametrize(
     "strategy, message",
     [
-        ({"deployment": "djangoo"}, '*rollback_strategy: read deployment/djangoo -n prod: 404 Not Found: deployments.apps "djangoo" not found*'),
-        ({"container": "web"}, "*rollback_strategy: container 'web' is not in deployment/django -n prod (containers: django)*"),
+        (
+            {"deployment": "djangoo"},
+            '*rollback_strategy: read deployment/djangoo -n prod: 404 Not Found: deployments.apps "djangoo" not found*',
+        ),
+        (
+            {"container": "web"},
+            "*rollback_strategy: container 'web' is not in deployment/django -n prod (containers: django)*",
+        ),
     ],
     ids=["no-such-deployment", "no-such-container"],
 )
-def test_a_rollback_target_that_does_not_exist_stops_the_run_before_any_check(pytester, write_config, demo, kube, strategy, message):
+def test_a_rollback_target_that_does_not_exist_stops_the_run_before_any_check(
+    pytester, write_config, demo, kube, strategy, message
+):
     write_config(smoke_doc(demo, kube, strategy=strategy))
     result = run(pytester)
     assert result.ret == 4
@@ -355,22 +417,31 @@ def test_failures_a_rollback_false_dependency_explains_never_roll_back(pytester,
 
     # The real psycopg client against a Postgres that is down (nothing listens on its port).
     dsn = f"postgresql://app:pg-Secret-1@127.0.0.1:{free_port()}/app"
-    doc["dependency_checks"] = [{"name": "postgres-backend", "type": "postgres", "dsn": dsn, "rollback": False, "timeout_seconds": 2}]
+    doc["dependency_checks"] = [
+        {"name": "postgres-backend", "type": "postgres", "dsn": dsn, "rollback": False, "timeout_seconds": 2}
+    ]
     doc["health_checks"].append(health("login-page", "/health/ready"))
     demo.faults.add("ready-503")  # the app's readiness fails with the database
     write_config(doc)
     result = run(pytester)
     assert result.ret == 1
-    result.stdout.fnmatch_lines([
-        "✗ CRITICAL: Smoke tests failed - No automatic rollback (rolling back does not fix postgres-backend (rollback: false), "
-        "which explains readiness, login-page)",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "✗ CRITICAL: Smoke tests failed - No automatic rollback (rolling back does not fix postgres-backend (rollback: false), "
+            "which explains readiness, login-page)",
+        ]
+    )
     assert deployment_patches(kube) == [] and not any(m.get("rejected") for m in marks(kube).values())
 
 
-@pytest.mark.parametrize("judge", ['assert "email" in text', 'pytest.fail(f"no email in {text}")'], ids=["assert", "pytest.fail"])
-def test_verification_re_runs_the_required_custom_test_that_caused_the_rollback(pytester, write_config, demo, kube, judge):
-    pytester.makepyfile(test_profile=f'''
+@pytest.mark.parametrize(
+    "judge", ['assert "email" in text', 'pytest.fail(f"no email in {text}")'], ids=["assert", "pytest.fail"]
+)
+def test_verification_re_runs_the_required_custom_test_that_caused_the_rollback(
+    pytester, write_config, demo, kube, judge
+):
+    pytester.makepyfile(
+        test_profile=f"""
         import pytest
 
         @pytest.mark.smoke_required
@@ -378,17 +449,20 @@ def test_verification_re_runs_the_required_custom_test_that_caused_the_rollback(
             text = smoke_http.get("/health/ready").text
             if "email" not in text:
                 {judge}
-    ''')
+    """
+    )
     demo.faults.add("ready-503")
     doc = smoke_doc(demo, kube, confirm=False, strategy={"verify_after_rollback": True})
     doc["health_checks"] = [health("basic-health", "/health")]  # only the custom test fails
     write_config(doc)
     result = run(pytester, "test_profile.py", "smoke.json")
     assert result.ret == 10  # rolled back, and the test that caused it still fails
-    result.stdout.fnmatch_lines([
-        "✗ CRITICAL: Smoke tests failed - ROLLED BACK, STILL FAILING",
-        "Verification: after rollback 1/3 required checks and failed custom tests still fail: test_profile_has_an_email: *",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "✗ CRITICAL: Smoke tests failed - ROLLED BACK, STILL FAILING",
+            "Verification: after rollback 1/3 required checks and failed custom tests still fail: test_profile_has_an_email: *",
+        ]
+    )
     assert [p for _, p in demo.requests].count("/health/ready") == 2
 
 
@@ -397,10 +471,12 @@ def test_a_deployment_running_other_than_what_the_pipeline_deployed_stands_down(
     write_config(smoke_doc(demo, kube, confirm=False))
     result = run(pytester, f"--smoke-expect-image=django={HOTFIX}")  # the pipeline shipped the hotfix; BAD runs
     assert result.ret == 12
-    result.stdout.fnmatch_lines([
-        f"*deployment/django -n prod runs django={BAD}, not what the pipeline deployed (django={HOTFIX}): "
-        "the checks would not test what the pipeline deployed*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            f"*deployment/django -n prod runs django={BAD}, not what the pipeline deployed (django={HOTFIX}): "
+            "the checks would not test what the pipeline deployed*",
+        ]
+    )
     assert demo.requests == [] and deployment_patches(kube) == []
     assert run(pytester, f"--smoke-expect-image=django={BAD}").ret == 1  # what it says it deployed: judged as usual
     assert kube.images("prod", "django") == {"django": GOOD}
@@ -414,17 +490,21 @@ def test_expect_image_without_a_deployment_is_a_config_error(pytester, write_con
 
 
 def test_a_required_test_pytest_cannot_run_is_inconclusive_never_a_rollback(pytester, write_config, demo, kube):
-    pytester.makepyfile(test_async='''
+    pytester.makepyfile(
+        test_async="""
         import pytest
 
         @pytest.mark.smoke_required
         async def test_checkout_flow(smoke_http):
             assert False, "never reached: no async plugin runs it"
-    ''')
+    """
+    )
     write_config(smoke_doc(demo, kube, confirm=False))
     result = run(pytester, "-p", "no:asyncio", "-p", "no:anyio", "test_async.py", "smoke.json")
     assert result.ret == 12  # pytest 9 fails it, pytest 8 skips it: neither is the service's answer
-    result.stdout.fnmatch_lines(["? INCONCLUSIVE: required checks could not be evaluated - no rollback, deployment NOT verified"])
+    result.stdout.fnmatch_lines(
+        ["? INCONCLUSIVE: required checks could not be evaluated - no rollback, deployment NOT verified"]
+    )
     assert deployment_patches(kube) == []
 
 
@@ -470,7 +550,11 @@ def test_a_redeploy_of_the_tested_template_during_the_checks_is_a_change(pyteste
     finally:
         server.stop()
     assert result.ret == 12
-    result.stdout.fnmatch_lines([f"Reason: deployment/django -n prod changed while the checks ran (revision 2 ({BAD}) -> revision 4 ({BAD})): *"])
+    result.stdout.fnmatch_lines(
+        [
+            f"Reason: deployment/django -n prod changed while the checks ran (revision 2 ({BAD}) -> revision 4 ({BAD})): *"
+        ]
+    )
     assert deployment_patches(kube) == []
 
 
@@ -480,13 +564,21 @@ def test_new_pods_failing_readiness_are_a_symptom_of_the_revision_not_a_rollout(
     deployment = {
         "metadata": {"name": "web", "generation": 2, "annotations": {"deployment.kubernetes.io/revision": "2"}},
         "spec": {"replicas": 3},
-        "status": {"observedGeneration": 2, "replicas": 3, "updatedReplicas": 3, "availableReplicas": 1,
-                   "conditions": [{"type": "Progressing", "reason": "ProgressDeadlineExceeded"}]},
+        "status": {
+            "observedGeneration": 2,
+            "replicas": 3,
+            "updatedReplicas": 3,
+            "availableReplicas": 1,
+            "conditions": [{"type": "Progressing", "reason": "ProgressDeadlineExceeded"}],
+        },
     }
     old = {"metadata": {"annotations": {"deployment.kubernetes.io/revision": "1"}}, "status": {"readyReplicas": 0}}
     assert unsettled_reason(deployment, [old]) == ""  # every pod that answers runs revision 2
     old["status"]["readyReplicas"] = 1
-    assert unsettled_reason(deployment, [old]) == "deployment/web is rolling out: 1 ready pod(s) of an older revision still answer"
+    assert (
+        unsettled_reason(deployment, [old])
+        == "deployment/web is rolling out: 1 ready pod(s) of an older revision still answer"
+    )
 
 
 def test_the_verified_history_survives_the_pruning_of_old_replicasets(tmp_path):
@@ -512,8 +604,10 @@ def test_the_verified_history_survives_the_pruning_of_old_replicasets(tmp_path):
 def test_a_command_that_exits_0_but_changes_nothing_is_rollback_failed(kube):
     result = roll_back("rollback", strategy_for(kube, type="command", command=["true"]), FAST)
     assert result.status == "failed"
-    assert result.message.startswith(f"ROLLBACK FAILED: alert ops team immediately (true exited 0, but deployment/django -n prod "
-                                     f"still runs the tested revision 2 ({BAD})")
+    assert result.message.startswith(
+        f"ROLLBACK FAILED: alert ops team immediately (true exited 0, but deployment/django -n prod "
+        f"still runs the tested revision 2 ({BAD})"
+    )
     assert not any(m.get("rejected") for m in marks(kube).values())
 
 
@@ -542,16 +636,29 @@ def test_a_rollback_due_with_no_deployment_configured_needs_a_human():
 
 
 def test_an_exec_credential_plugin_that_hangs_is_bounded_by_the_rollback_timeout(kube, tmp_path):
-    token = json.dumps({"apiVersion": "client.authentication.k8s.io/v1beta1", "kind": "ExecCredential",
-                        "status": {"token": "kube-double-token-123"}})
+    token = json.dumps(
+        {
+            "apiVersion": "client.authentication.k8s.io/v1beta1",
+            "kind": "ExecCredential",
+            "status": {"token": "kube-double-token-123"},
+        }
+    )
     doc = json.loads(kube.kubeconfig.read_text())
-    doc["users"][0]["user"] = {"exec": {"apiVersion": "client.authentication.k8s.io/v1beta1", "command": "/bin/sh",
-                                        "args": ["-c", f"sleep 30; echo '{token}'"], "interactiveMode": "Never"}}
+    doc["users"][0]["user"] = {
+        "exec": {
+            "apiVersion": "client.authentication.k8s.io/v1beta1",
+            "command": "/bin/sh",
+            "args": ["-c", f"sleep 30; echo '{token}'"],
+            "interactiveMode": "Never",
+        }
+    }
     hanging = tmp_path / "exec-kubeconfig"
     hanging.write_text(json.dumps(doc))
     tested = state(kube)
     started = time.monotonic()
-    result = roll_back("rollback", {**strategy_for(kube), "kubeconfig": str(hanging)}, {"rollback_timeout_seconds": 1}, tested=tested)
+    result = roll_back(
+        "rollback", {**strategy_for(kube), "kubeconfig": str(hanging)}, {"rollback_timeout_seconds": 1}, tested=tested
+    )
     assert_cut_short(time.monotonic() - started, 1, unbounded=30)
     assert result.status == "failed"
     assert "loading Kubernetes credentials did not finish within 1 s (an exec credential plugin?)" in result.message

@@ -54,7 +54,9 @@ def test_seed_config_as_yaml_loads_the_same(tmp_path):
     path = tmp_path / "smoke.yaml"
     path.write_text(yaml.safe_dump(seed()))
     config = load_config(path, base_url="http://x")
-    assert [c.node_name for c in config.checks] == [c.node_name for c in load_config(SEED_CONFIG, base_url="http://x").checks]
+    assert [c.node_name for c in config.checks] == [
+        c.node_name for c in load_config(SEED_CONFIG, base_url="http://x").checks
+    ]
     assert [c.required for c in config.checks] == [True, True, False, True, False, True, True]
 
 
@@ -68,18 +70,32 @@ def test_shipped_schema_is_valid_json_schema_and_accepts_the_seed():
 @pytest.mark.parametrize(
     "mutate, location, expected",
     [
-        (lambda d: d["health_checks"][1].update(expected_status="200"), "health_checks[1].expected_status", "expected an HTTP status"),
+        (
+            lambda d: d["health_checks"][1].update(expected_status="200"),
+            "health_checks[1].expected_status",
+            "expected an HTTP status",
+        ),
         (lambda d: d["health_checks"][0].update(colour="red"), "health_checks[0].colour", "unknown key 'colour'"),
         (lambda d: d["health_checks"][2].pop("endpoint"), "health_checks[2]", "missing required key 'endpoint'"),
         (lambda d: d.update(timeout_seconds=-5), "timeout_seconds", "expected a number > 0, got integer -5"),
         (lambda d: d["auto_rollback"].update(enabled="yes"), "auto_rollback.enabled", "expected true or false"),
         (lambda d: d["dependency_checks"][0].update(query=1), "dependency_checks[0].query", "expected a string"),
-        (lambda d: d["critical_paths"][0]["steps"][1].update(method="FETCH"), "critical_paths[0].steps[1].method", "expected one of"),
-        (lambda d: d["health_checks"][1].update(name="basic-health"), "health_checks[1].name", "duplicate check name 'basic-health'"),
+        (
+            lambda d: d["critical_paths"][0]["steps"][1].update(method="FETCH"),
+            "critical_paths[0].steps[1].method",
+            "expected one of",
+        ),
+        (
+            lambda d: d["health_checks"][1].update(name="basic-health"),
+            "health_checks[1].name",
+            "duplicate check name 'basic-health'",
+        ),
         (lambda d: d["critical_paths"][1].update(steps=[]), "critical_paths[1].steps", "expected at least 1 item"),
     ],
 )
-def test_invalid_config_is_a_usage_error_naming_file_path_and_expectation(pytester, write_config, mutate, location, expected):
+def test_invalid_config_is_a_usage_error_naming_file_path_and_expectation(
+    pytester, write_config, mutate, location, expected
+):
     doc = seed()
     doc["base_url"] = "http://127.0.0.1:9"
     mutate(doc)
@@ -95,7 +111,11 @@ def test_invalid_config_is_a_usage_error_naming_file_path_and_expectation(pytest
 
 def test_error_message_carries_the_line_of_the_bad_value(tmp_path):
     path = tmp_path / "smoke.json"
-    path.write_text(SEED_CONFIG.read_text().replace('"expected_status": 200,\n"timeout_seconds": 10', '"expected_status": "ok",\n"timeout_seconds": 10'))
+    path.write_text(
+        SEED_CONFIG.read_text().replace(
+            '"expected_status": 200,\n"timeout_seconds": 10', '"expected_status": "ok",\n"timeout_seconds": 10'
+        )
+    )
     with pytest.raises(ConfigError) as error:
         load_config(path, base_url="http://x")
     line = next(i for i, text in enumerate(path.read_text().splitlines(), 1) if '"ok"' in text)
@@ -151,10 +171,14 @@ def test_interpolation_with_defaults_and_secret_tracking(tmp_path):
 
 def test_unset_variable_without_default_stops_the_run_before_any_request(pytester, write_config, demo, monkeypatch):
     monkeypatch.delenv("NOT_SET_ANYWHERE", raising=False)
-    write_config({"base_url": demo.url, "health_checks": [health("h", "/health", headers={"X-Key": "${NOT_SET_ANYWHERE}"})]})
+    write_config(
+        {"base_url": demo.url, "health_checks": [health("h", "/health", headers={"X-Key": "${NOT_SET_ANYWHERE}"})]}
+    )
     result = pytester.runpytest("--smoke-config", "smoke.json")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*smoke.json:*: health_checks[[]0[]].headers.X-Key: environment variable NOT_SET_ANYWHERE is not set*"])
+    result.stderr.fnmatch_lines(
+        ["*smoke.json:*: health_checks[[]0[]].headers.X-Key: environment variable NOT_SET_ANYWHERE is not set*"]
+    )
     assert demo.requests == []
 
 
@@ -200,7 +224,9 @@ def test_environment_overrides_are_deep_merged(pytester, write_config, demo):
 def test_environment_override_is_validated_too(tmp_path):
     path = tmp_path / "smoke.json"
     path.write_text(json.dumps({"base_url": "http://x", "environments": {"prod": {"timeout_seconds": "long"}}}))
-    with pytest.raises(ConfigError, match=r"timeout_seconds: expected a number, got string \"long\" \(with environment 'prod'\)"):
+    with pytest.raises(
+        ConfigError, match=r"timeout_seconds: expected a number, got string \"long\" \(with environment 'prod'\)"
+    ):
         load_config(path, environment="prod")
 
 
@@ -219,7 +245,9 @@ def test_relative_endpoint_without_base_url_is_a_config_error(pytester, write_co
     write_config(seed())
     result = pytester.runpytest("--smoke-config", "smoke.json")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*health_checks[[]0[]].endpoint: endpoint '/health' is relative but no base URL is set*"])
+    result.stderr.fnmatch_lines(
+        ["*health_checks[[]0[]].endpoint: endpoint '/health' is relative but no base URL is set*"]
+    )
 
 
 def test_base_url_precedence_cli_over_config_over_environment(tmp_path):
@@ -234,8 +262,13 @@ def test_base_url_precedence_cli_over_config_over_environment(tmp_path):
 def test_url_credentials_and_an_authorization_header_together_are_a_config_error(pytester, write_config, monkeypatch):
     monkeypatch.setenv("SVC_PASSWORD", "svc-Secret-9911")
     monkeypatch.setenv("SVC_TOKEN", "tok-Secret-4471")
-    write_config({"base_url": "http://svc:${SVC_PASSWORD}@127.0.0.1:9", "headers": {"Authorization": "Bearer ${SVC_TOKEN}"},
-                  "health_checks": [{"name": "h", "endpoint": "/health"}]})
+    write_config(
+        {
+            "base_url": "http://svc:${SVC_PASSWORD}@127.0.0.1:9",
+            "headers": {"Authorization": "Bearer ${SVC_TOKEN}"},
+            "health_checks": [{"name": "h", "endpoint": "/health"}],
+        }
+    )
     result = pytester.runpytest("--smoke-config", "smoke.json")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     err = result.stderr.str()
@@ -243,27 +276,39 @@ def test_url_credentials_and_an_authorization_header_together_are_a_config_error
     assert "svc-Secret-9911" not in err + result.stdout.str() and "tok-Secret-4471" not in err + result.stdout.str()
 
 
-def test_a_check_name_from_an_environment_variable_is_refused_before_it_reaches_a_node_id(pytester, write_config, monkeypatch):
+def test_a_check_name_from_an_environment_variable_is_refused_before_it_reaches_a_node_id(
+    pytester, write_config, monkeypatch
+):
     monkeypatch.setenv("TENANT_TOKEN", "tenant-Secret-4711")
-    write_config({"base_url": "http://127.0.0.1:1", "health_checks": [{"name": "ready-${TENANT_TOKEN}", "endpoint": "/ready"}]})
+    write_config(
+        {"base_url": "http://127.0.0.1:1", "health_checks": [{"name": "ready-${TENANT_TOKEN}", "endpoint": "/ready"}]}
+    )
     result = pytester.runpytest("--smoke-config", "smoke.json", "-v", "--junitxml=junit.xml")
     assert result.ret == 4
-    result.stderr.fnmatch_lines(["*smoke.json:*health_checks[[]0[]].name: a check name cannot use ${VAR}: it becomes the pytest node id*"])
+    result.stderr.fnmatch_lines(
+        ["*smoke.json:*health_checks[[]0[]].name: a check name cannot use ${VAR}: it becomes the pytest node id*"]
+    )
     assert "tenant-Secret-4711" not in result.stdout.str() + result.stderr.str()
 
 
-@pytest.mark.parametrize("base_url", ["http://127.0.0.1:9/api?x=1", "http://127.0.0.1:9/api#frag", "http://127.0.0.1:9/api?"])
+@pytest.mark.parametrize(
+    "base_url", ["http://127.0.0.1:9/api?x=1", "http://127.0.0.1:9/api#frag", "http://127.0.0.1:9/api?"]
+)
 def test_a_base_url_with_a_query_or_fragment_is_a_config_error(tmp_path, base_url):
     # urljoin would drop them silently (a fragment drops /api too): the request would go elsewhere.
     path = tmp_path / "smoke.json"
     path.write_text(json.dumps({"base_url": base_url, "health_checks": [health("h", "/h")]}))
-    with pytest.raises(ConfigError, match=r"smoke\.json:1: base_url: base URL has a query or fragment .*put the query in each endpoint"):
+    with pytest.raises(
+        ConfigError, match=r"smoke\.json:1: base_url: base URL has a query or fragment .*put the query in each endpoint"
+    ):
         load_config(path)
 
 
 def test_a_misspelt_key_gets_a_did_you_mean(tmp_path):
     path = tmp_path / "smoke.json"
-    path.write_text(json.dumps({"base_url": "http://x", "health_checks": [{"name": "h", "endpoint": "/h", "expected_stauts": 200}]}))
+    path.write_text(
+        json.dumps({"base_url": "http://x", "health_checks": [{"name": "h", "endpoint": "/h", "expected_stauts": 200}]})
+    )
     message = r"health_checks\[0\]\.expected_stauts: unknown key 'expected_stauts'; did you mean 'expected_status'\? \(allowed here: "
     with pytest.raises(ConfigError, match=message):
         load_config(path)

@@ -32,7 +32,11 @@ scalars = st.one_of(
     st.text(max_size=30),
     st.sampled_from(["${UNSET_VAR_FOR_FUZZ}", "${HOME:-x}", "{unknown}", "GET", "/health", "-1", "\u202e\u0000"]),
 )
-values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3), max_leaves=8)
+values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8,
+)
 
 
 def paths(doc, prefix=()):
@@ -49,10 +53,48 @@ ALL_PATHS = [p for p in paths(BASE) if p]
 
 
 # Values near what a config holds: the other types a field is confused with, and the boundaries.
-near_values = st.sampled_from(
-    [None, True, False, 0, 1, -1, 0.5, 1.0, 2.0, 86400, 86401, 1e300, float("nan"), "", " ", "x", "/health", "health",
-     "GET", "get", "POST", "2xx", "200", "http://127.0.0.1:9", "${X}", "a\n", "__x", "x" * 300, [], {}, ["a"], ["a", "a"], {"a": 1}]
-) | st.integers() | st.floats() | st.text(max_size=12)
+near_values = (
+    st.sampled_from(
+        [
+            None,
+            True,
+            False,
+            0,
+            1,
+            -1,
+            0.5,
+            1.0,
+            2.0,
+            86400,
+            86401,
+            1e300,
+            float("nan"),
+            "",
+            " ",
+            "x",
+            "/health",
+            "health",
+            "GET",
+            "get",
+            "POST",
+            "2xx",
+            "200",
+            "http://127.0.0.1:9",
+            "${X}",
+            "a\n",
+            "__x",
+            "x" * 300,
+            [],
+            {},
+            ["a"],
+            ["a", "a"],
+            {"a": 1},
+        ]
+    )
+    | st.integers()
+    | st.floats()
+    | st.text(max_size=12)
+)
 
 
 @st.composite
@@ -127,8 +169,14 @@ def test_the_quick_check_and_jsonschema_agree_on_numbers_and_booleans(value, val
 @pytest.mark.parametrize(
     "name, text",
     [
-        ("smoke.json", '{"base_url": "http://127.0.0.1:9",\n "health_checks": [{"name": "a", "endpoint": "/a", "timeout_seconds": NaN}]}'),
-        ("smoke.yaml", "base_url: http://127.0.0.1:9\nhealth_checks:\n  - name: a\n    endpoint: /a\n    timeout_seconds: .nan\n"),
+        (
+            "smoke.json",
+            '{"base_url": "http://127.0.0.1:9",\n "health_checks": [{"name": "a", "endpoint": "/a", "timeout_seconds": NaN}]}',
+        ),
+        (
+            "smoke.yaml",
+            "base_url: http://127.0.0.1:9\nhealth_checks:\n  - name: a\n    endpoint: /a\n    timeout_seconds: .nan\n",
+        ),
     ],
 )
 def test_nan_is_rejected_with_its_path_and_line(tmp_path, no_network, name, text):
@@ -136,7 +184,10 @@ def test_nan_is_rejected_with_its_path_and_line(tmp_path, no_network, name, text
     path.write_text(text)
     with pytest.raises(ConfigError) as error:
         load_config(path)
-    assert str(error.value) == f"smoke config error: {path}:{error.value.line}: health_checks[0].timeout_seconds: NaN is not allowed here: give a number"
+    assert (
+        str(error.value)
+        == f"smoke config error: {path}:{error.value.line}: health_checks[0].timeout_seconds: NaN is not allowed here: give a number"
+    )
     assert error.value.line in (2, 5)
 
 
@@ -144,7 +195,10 @@ def test_nan_is_rejected_with_its_path_and_line(tmp_path, no_network, name, text
     "text, location",
     [
         ("base_url: http://127.0.0.1:9\nenvironments:\n  1: {}\n  a: {}\n", "environments"),
-        ("base_url: http://127.0.0.1:9\nmonitoring:\n  pushgateway:\n    labels: {true: x}\n", "monitoring.pushgateway.labels"),
+        (
+            "base_url: http://127.0.0.1:9\nmonitoring:\n  pushgateway:\n    labels: {true: x}\n",
+            "monitoring.pushgateway.labels",
+        ),
     ],
 )
 def test_a_key_yaml_read_as_a_number_or_boolean_is_a_config_error(tmp_path, no_network, text, location):
@@ -159,7 +213,9 @@ def test_a_key_yaml_read_as_a_number_or_boolean_is_a_config_error(tmp_path, no_n
 
 def test_a_yaml_date_is_left_to_jsonschema_and_named_in_the_error(tmp_path, no_network):
     path = tmp_path / "smoke.yaml"
-    path.write_text("base_url: http://127.0.0.1:9\ntimeout_seconds: 2026-11-29\nhealth_checks:\n  - {name: a, endpoint: /a}\n")
+    path.write_text(
+        "base_url: http://127.0.0.1:9\ntimeout_seconds: 2026-11-29\nhealth_checks:\n  - {name: a, endpoint: /a}\n"
+    )
     with pytest.raises(Unsure):
         QUICK_CHECK(yaml.safe_load(path.read_text()))
     with pytest.raises(ConfigError) as error:
@@ -192,7 +248,9 @@ def check_outcome(path):
     return config
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(doc=mutated(), as_yaml=st.booleans())
 def test_mutated_configs_are_accepted_or_rejected_cleanly(tmp_path, no_network, doc, as_yaml):
     path = tmp_path / ("smoke.yaml" if as_yaml else "smoke.json")
@@ -222,7 +280,7 @@ def test_arbitrary_text_never_crashes_the_loader(tmp_path, no_network, text):
         "health_checks: " + "[" * 3000 + "]" * 3000 + "\n",
         "timeout_seconds: .inf\n",
         "timeout_seconds: .nan\n",
-        "base_url: http://x\nhealth_checks:\n  - {name: \"\u00e9\u00e8\U0001f680\", endpoint: /h}\n",
+        'base_url: http://x\nhealth_checks:\n  - {name: "\u00e9\u00e8\U0001f680", endpoint: /h}\n',
     ],
 )
 def test_yaml_anchors_tags_nesting_and_unicode(tmp_path, no_network, text):

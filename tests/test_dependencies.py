@@ -53,7 +53,13 @@ def test_postgres_select_1_reports_the_server_version(postgres_server):
 
 
 def test_postgres_connection_from_libpq_environment_variables(postgres_server):
-    environ = {"PGHOST": "127.0.0.1", "PGPORT": str(postgres_server.port), "PGUSER": "app", "PGPASSWORD": PG_PASSWORD, "PGDATABASE": "postgres"}
+    environ = {
+        "PGHOST": "127.0.0.1",
+        "PGPORT": str(postgres_server.port),
+        "PGUSER": "app",
+        "PGPASSWORD": PG_PASSWORD,
+        "PGDATABASE": "postgres",
+    }
     # libpq reads PG* from the real process environment, as it would in a deploy pipeline.
     import os
 
@@ -86,7 +92,9 @@ def test_postgres_bad_query_fails_with_the_servers_reason(postgres_server):
 
 
 def test_postgres_statement_timeout_bounds_a_slow_query(postgres_server):
-    failure, elapsed, _ = fails(dep("db", "postgres", dsn=postgres_server.url, query="SELECT pg_sleep(30)", timeout_seconds=1))
+    failure, elapsed, _ = fails(
+        dep("db", "postgres", dsn=postgres_server.url, query="SELECT pg_sleep(30)", timeout_seconds=1)
+    )
     assert "statement timeout" in failure.reason or "timed out" in failure.reason
     assert_cut_short(elapsed, 1, unbounded=30)
 
@@ -111,7 +119,11 @@ def test_redis_with_password(redis_auth_server):
 
 @pytest.mark.parametrize("password", [None, "wrong-redis-pw"])
 def test_redis_missing_or_wrong_password(redis_auth_server, password):
-    url = f"redis://127.0.0.1:{redis_auth_server.port}/0" if password is None else f"redis://:{password}@127.0.0.1:{redis_auth_server.port}/0"
+    url = (
+        f"redis://127.0.0.1:{redis_auth_server.port}/0"
+        if password is None
+        else f"redis://:{password}@127.0.0.1:{redis_auth_server.port}/0"
+    )
     failure, _, ctx = fails(dep("cache", "redis", url=url))
     assert failure.reason.startswith(f"Redis unavailable: authentication failed at 127.0.0.1:{redis_auth_server.port}")
     assert failure.kind == "redis_auth"
@@ -124,7 +136,10 @@ def test_redis_missing_or_wrong_password(redis_auth_server, password):
 
 def test_amqp_connects_and_finds_the_queue(rabbitmq_server):
     result, _ = run(dep("mq", "amqp", url=rabbitmq_server.url, queue="orders"))
-    assert result.summary == f"connected to 127.0.0.1:{rabbitmq_server.port}, channel open, queue 'orders' exists (0 messages)"
+    assert (
+        result.summary
+        == f"connected to 127.0.0.1:{rabbitmq_server.port}, channel open, queue 'orders' exists (0 messages)"
+    )
 
 
 def test_amqp_missing_queue(rabbitmq_server):
@@ -135,14 +150,21 @@ def test_amqp_missing_queue(rabbitmq_server):
 def test_amqp_wrong_password(rabbitmq_server):
     url = rabbitmq_server.url.replace(AMQP_PASSWORD, "wrong-amqp-pw")
     failure, _, ctx = fails(dep("mq", "amqp", url=url))
-    assert failure.reason.startswith(f"Message queue connection failed: authentication refused at 127.0.0.1:{rabbitmq_server.port}")
+    assert failure.reason.startswith(
+        f"Message queue connection failed: authentication refused at 127.0.0.1:{rabbitmq_server.port}"
+    )
     assert "wrong-amqp-pw" not in ctx.redactor.text(str(failure))
 
 
 # -- every server type: down, and hanging -----------------------------------------------------------
 
 SERVER_TYPES = {
-    "postgres": ("postgres_server", "dsn", "postgresql://app:x@127.0.0.1:{port}/postgres", "Database connection failed"),
+    "postgres": (
+        "postgres_server",
+        "dsn",
+        "postgresql://app:x@127.0.0.1:{port}/postgres",
+        "Database connection failed",
+    ),
     "redis": ("redis_server", "url", "redis://127.0.0.1:{port}/0", "Redis unavailable"),
     "amqp": ("rabbitmq_server", "url", "amqp://smoke:x@127.0.0.1:{port}/%2F", "Message queue connection failed"),
 }
@@ -185,7 +207,10 @@ def test_http_dependency_posts_and_checks_json(demo):
     spec["payload"] = {"email": "test@example.com", "password": "nope"}
     failure, _, _ = fails(spec)
     # The status, and what the body shows against the expectation.
-    assert failure.reason == f"{demo.url}/api/auth/login returned 401 (expected 200); body.token_type is missing (keys: error)"
+    assert (
+        failure.reason
+        == f"{demo.url}/api/auth/login returned 401 (expected 200); body.token_type is missing (keys: error)"
+    )
     assert failure.kind == "http_auth"
 
 
@@ -230,7 +255,10 @@ def test_required_failure_is_critical_optional_is_a_warning_and_no_password_leak
     for secret in ("leaky-Db-pass-1", "leaky-Redis-pass-2", AMQP_PASSWORD):
         assert secret not in everything
     junit = (pytester.path / "junit.xml").read_text()
-    assert 'dependency[database].smoke_severity" value="critical"' in junit and 'dependency[redis-cache].smoke_severity" value="warning"' in junit
+    assert (
+        'dependency[database].smoke_severity" value="critical"' in junit
+        and 'dependency[redis-cache].smoke_severity" value="warning"' in junit
+    )
 
 
 def test_seed_config_verbatim_against_real_servers(pytester, demo, postgres_server, redis_server, monkeypatch):
@@ -279,7 +307,9 @@ def test_a_plugin_adds_a_check_type_through_the_hook(pytester, write_config):
     )
     result = pytester.runpytest("--smoke-config", "smoke.json", "-v")
     result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(["Kafka unavailable: no broker answered at down:9092", "severity: warning (optional check)"])
+    result.stdout.fnmatch_lines(
+        ["Kafka unavailable: no broker answered at down:9092", "severity: warning (optional check)"]
+    )
 
 
 def test_custom_type_that_ignores_its_timeout_is_still_stopped(pytester, write_config):
@@ -303,8 +333,12 @@ def test_unknown_type_is_a_config_error_listing_known_types(pytester, write_conf
     write_config({"dependency_checks": [{"name": "x", "type": "mongo"}]})
     result = pytester.runpytest("--smoke-config", "smoke.json")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*dependency_checks[[]0[]].type: unknown dependency type 'mongo' (built in: postgres, redis, http, amqp, tcp, grpc; "
-                                 "a plugin adds one by implementing pytest_smoke_check_type)*"])
+    result.stderr.fnmatch_lines(
+        [
+            "*dependency_checks[[]0[]].type: unknown dependency type 'mongo' (built in: postgres, redis, http, amqp, tcp, grpc; "
+            "a plugin adds one by implementing pytest_smoke_check_type)*"
+        ]
+    )
 
 
 def test_a_plugin_can_replace_a_built_in_type_because_built_ins_answer_last(pytester, write_config):
@@ -339,8 +373,14 @@ def test_a_plugin_adds_a_rollback_handler_through_the_hook(pytester, write_confi
             return ArgoUndo() if name == "argo-undo" else None
         """
     )
-    write_config({"base_url": demo.url, "health_checks": [health("readiness", "/health/ready")],
-                  "auto_rollback": {"enabled": True, "requires_ops_confirmation": False}, "rollback_strategy": {"type": "argo-undo"}})
+    write_config(
+        {
+            "base_url": demo.url,
+            "health_checks": [health("readiness", "/health/ready")],
+            "auto_rollback": {"enabled": True, "requires_ops_confirmation": False},
+            "rollback_strategy": {"type": "argo-undo"},
+        }
+    )
     result = pytester.runpytest("--smoke-config", "smoke.json")
     assert result.ret == 1
     result.stdout.fnmatch_lines(["*CRITICAL: Smoke tests failed - Rollback completed*"])
@@ -348,12 +388,21 @@ def test_a_plugin_adds_a_rollback_handler_through_the_hook(pytester, write_confi
 
 
 def test_an_unknown_rollback_handler_is_a_usage_error(pytester, write_config, demo):
-    write_config({"base_url": demo.url, "health_checks": [health("basic", "/health")],
-                  "rollback_strategy": {"type": "argo-undo"}})
+    write_config(
+        {
+            "base_url": demo.url,
+            "health_checks": [health("basic", "/health")],
+            "rollback_strategy": {"type": "argo-undo"},
+        }
+    )
     result = pytester.runpytest("--smoke-config", "smoke.json")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*rollback_strategy.type: unknown rollback handler 'argo-undo' (built in: previous-image, rollout-undo, command; "
-                                 "a plugin adds one by implementing pytest_smoke_rollback_handler)*"])
+    result.stderr.fnmatch_lines(
+        [
+            "*rollback_strategy.type: unknown rollback handler 'argo-undo' (built in: previous-image, rollout-undo, command; "
+            "a plugin adds one by implementing pytest_smoke_rollback_handler)*"
+        ]
+    )
     assert demo.requests == []
 
 
@@ -361,11 +410,21 @@ def test_postgres_expect_equals_compares_the_first_value_and_shows_it(postgres_s
     schema = "SELECT version_num FROM (VALUES ('a1b2c3')) AS alembic_version(version_num)"
     result, _ = run(dep("db", "postgres", dsn=postgres_server.url, query=schema, expect={"equals": "a1b2c3"}))
     assert "returned 'a1b2c3' on PostgreSQL" in result.summary
-    run(dep("db", "postgres", dsn=postgres_server.url, query="SELECT count(*) FROM pg_database WHERE datname = 'postgres'", expect={"equals": 1}))
+    run(
+        dep(
+            "db",
+            "postgres",
+            dsn=postgres_server.url,
+            query="SELECT count(*) FROM pg_database WHERE datname = 'postgres'",
+            expect={"equals": 1},
+        )
+    )
     failure, _, _ = fails(dep("db", "postgres", dsn=postgres_server.url, query=schema, expect={"equals": "ffff00"}))
     assert failure.reason.startswith('Database query "SELECT version_num FROM (VALUES')
     assert failure.reason.endswith(" returned 'a1b2c3' (expected 'ffff00')")
-    failure, _, _ = fails(dep("db", "postgres", dsn=postgres_server.url, query="SELECT 1 WHERE false", expect={"equals": 1}))
+    failure, _, _ = fails(
+        dep("db", "postgres", dsn=postgres_server.url, query="SELECT 1 WHERE false", expect={"equals": 1})
+    )
     assert failure.reason == "Database query 'SELECT 1 WHERE false' returned no rows (expected 1)"
 
 
@@ -375,7 +434,9 @@ def test_redis_expect_equals_compares_the_reply(redis_server):
     redis.Redis.from_url(redis_server.url).set("release", "2026.12.1")
     run(dep("cache", "redis", url=redis_server.url, command="GET release", expect={"equals": "2026.12.1"}))
     run(dep("cache", "redis", url=redis_server.url, command="EXISTS release", expect={"equals": 1}))
-    failure, _, _ = fails(dep("cache", "redis", url=redis_server.url, command="GET release", expect={"equals": "2026.12.2"}))
+    failure, _, _ = fails(
+        dep("cache", "redis", url=redis_server.url, command="GET release", expect={"equals": "2026.12.2"})
+    )
     assert failure.reason == "Redis GET release returned '2026.12.1' (expected '2026.12.2')"
 
 
@@ -385,9 +446,23 @@ def test_expect_equals_never_shows_a_value_when_the_expected_one_is_a_secret(red
     redis.Redis.from_url(redis_server.url).set("api_token", "Old-Token-Secret-123")
     ctx = CheckContext(redactor=Redactor({"New-Token-Secret-456"}))
     with pytest.raises(CheckFailed) as failure:
-        run_check(Check.of("dependency", dep("cache", "redis", url=redis_server.url, command="GET api_token",
-                                             expect={"equals": "New-Token-Secret-456"})), ctx)
-    assert failure.value.reason == "Redis GET api_token returned a different value (not shown: the expected value is a secret) (expected ***)"
+        run_check(
+            Check.of(
+                "dependency",
+                dep(
+                    "cache",
+                    "redis",
+                    url=redis_server.url,
+                    command="GET api_token",
+                    expect={"equals": "New-Token-Secret-456"},
+                ),
+            ),
+            ctx,
+        )
+    assert (
+        failure.value.reason
+        == "Redis GET api_token returned a different value (not shown: the expected value is a secret) (expected ***)"
+    )
 
 
 def test_expect_equals_compares_big_numbers_exactly():

@@ -42,7 +42,13 @@ def wait_doc(demo, api, **wait):
     return {
         "base_url": demo.url,
         "health_checks": [health("basic-health", "/health")],
-        "wait_for_rollout": {"deployment": "django", "namespace": "prod", "kubeconfig": str(api.kubeconfig), "timeout_seconds": 10, **wait},
+        "wait_for_rollout": {
+            "deployment": "django",
+            "namespace": "prod",
+            "kubeconfig": str(api.kubeconfig),
+            "timeout_seconds": 10,
+            **wait,
+        },
     }
 
 
@@ -50,7 +56,12 @@ def test_checks_start_only_after_the_rollout_completes(pytester, write_config, d
     write_config(wait_doc(demo, rolling))
     result = pytester.runpytest("--smoke-config", "smoke.json", "--smoke-report=report.json", "-s")
     assert result.ret == 0
-    result.stdout.fnmatch_lines(["*smoke: waiting for deployment/django -n prod: 1/3 new pods updated*", "*smoke: deployment/django -n prod is rolled out*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*smoke: waiting for deployment/django -n prod: 1/3 new pods updated*",
+            "*smoke: deployment/django -n prod is rolled out*",
+        ]
+    )
     report = json.loads((pytester.path / "report.json").read_text())
     events = [e["event"] for e in report["timeline"]]
     assert events[:2] == ["deployment_completed", "checks_started"]
@@ -69,7 +80,9 @@ def test_wait_from_the_command_line(pytester, write_config, demo, rolling, monke
     result.stdout.fnmatch_lines(["*Deployment completed*"])
 
 
-def test_a_wait_for_a_kind_other_than_deployment_is_a_usage_error_before_any_request(pytester, write_config, demo, rolling, monkeypatch):
+def test_a_wait_for_a_kind_other_than_deployment_is_a_usage_error_before_any_request(
+    pytester, write_config, demo, rolling, monkeypatch
+):
     monkeypatch.setenv("KUBECONFIG", str(rolling.kubeconfig))
     doc = wait_doc(demo, rolling)
     del doc["wait_for_rollout"]
@@ -80,11 +93,18 @@ def test_a_wait_for_a_kind_other_than_deployment_is_a_usage_error_before_any_req
     assert rolling.requests == []
 
 
-@pytest.mark.parametrize("mode, message", [("stuck", "did not finish rolling out within 2 s"), ("deadline_exceeded", "exceeded its progress deadline")])
-def test_a_rollout_that_never_finishes_stops_the_run_before_any_check(pytester, write_config, demo, rolling, mode, message):
+@pytest.mark.parametrize(
+    "mode, message",
+    [("stuck", "did not finish rolling out within 2 s"), ("deadline_exceeded", "exceeded its progress deadline")],
+)
+def test_a_rollout_that_never_finishes_stops_the_run_before_any_check(
+    pytester, write_config, demo, rolling, mode, message
+):
     setattr(rolling, mode, True)
     write_config(wait_doc(demo, rolling, timeout_seconds=2))
-    result = pytester.runpytest("--smoke-config", "smoke.json", "--smoke-report=report.json", "--smoke-confirm-rollback")
+    result = pytester.runpytest(
+        "--smoke-config", "smoke.json", "--smoke-report=report.json", "--smoke-confirm-rollback"
+    )
     assert_cut_short(session_seconds(result), 2)
     assert result.ret == 11
     result.stdout.fnmatch_lines([f"*{message}*"])
@@ -174,16 +194,30 @@ def test_rbac_grants_exactly_what_the_code_calls():
     from pytest_smoke.cluster.kube import REQUIRED_PERMISSIONS
 
     role = next(d for d in load_all(K8S / "rbac.yaml") if d["kind"] == "Role")
-    granted = {(rule["apiGroups"][0], resource, verb) for rule in role["rules"] for resource in rule["resources"] for verb in rule["verbs"]}
+    granted = {
+        (rule["apiGroups"][0], resource, verb)
+        for rule in role["rules"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
     assert set(REQUIRED_PERMISSIONS) <= granted
     assert granted == {
-        ("apps", "deployments", "get"), ("apps", "deployments", "list"), ("apps", "deployments", "watch"), ("apps", "deployments", "patch"),
-        ("apps", "replicasets", "list"), ("apps", "replicasets", "patch"), ("", "pods", "list"),
+        ("apps", "deployments", "get"),
+        ("apps", "deployments", "list"),
+        ("apps", "deployments", "watch"),
+        ("apps", "deployments", "patch"),
+        ("apps", "replicasets", "list"),
+        ("apps", "replicasets", "patch"),
+        ("", "pods", "list"),
     }
     job = load_all(K8S / "job.yaml")[0]
     binding = next(d for d in load_all(K8S / "rbac.yaml") if d["kind"] == "RoleBinding")
     account = next(d for d in load_all(K8S / "rbac.yaml") if d["kind"] == "ServiceAccount")
-    assert job["spec"]["template"]["spec"]["serviceAccountName"] == account["metadata"]["name"] == binding["subjects"][0]["name"]
+    assert (
+        job["spec"]["template"]["spec"]["serviceAccountName"]
+        == account["metadata"]["name"]
+        == binding["subjects"][0]["name"]
+    )
 
 
 def test_the_kube_double_sees_only_permitted_calls(tmp_path):
@@ -196,7 +230,11 @@ def test_the_kube_double_sees_only_permitted_calls(tmp_path):
     try:
         api.add_deployment("django", {"django": "django:v1"})
         api.deploy("prod", "django", {"django": "django:v2"})
-        strategy = {"deployment": "django", "namespace": "prod", "kubeconfig": str(api.write_kubeconfig(tmp_path / "kc"))}
+        strategy = {
+            "deployment": "django",
+            "namespace": "prod",
+            "kubeconfig": str(api.write_kubeconfig(tmp_path / "kc")),
+        }
         assert roll_back("rollback", strategy, {"rollback_timeout_seconds": 20}, confirm=None).status == "completed"
     finally:
         api.stop()
@@ -211,16 +249,26 @@ def test_the_kube_double_sees_only_permitted_calls(tmp_path):
 
 
 def smoke_options() -> set[str]:
-    out = subprocess.run([sys.executable, "-m", "pytest", "--help", "-p", "no:cacheprovider"], capture_output=True, text=True, cwd=ROOT).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "--help", "-p", "no:cacheprovider"], capture_output=True, text=True, cwd=ROOT
+    ).stdout
     return {word.split("=")[0].rstrip(",") for word in out.split() if word.startswith("--smoke-")}
 
 
 def test_job_and_template_arguments_are_real_options():
     options = smoke_options()
-    assert {"--smoke-config", "--smoke-wait-rollout", "--smoke-confirm-rollback", "--smoke-report", "--smoke-junit"} <= options
+    assert {
+        "--smoke-config",
+        "--smoke-wait-rollout",
+        "--smoke-confirm-rollback",
+        "--smoke-report",
+        "--smoke-junit",
+    } <= options
     containers = [
         load_all(K8S / "job.yaml")[0]["spec"]["template"]["spec"]["containers"][0],
-        load_all(K8S / "argo-analysis-template.yaml")[0]["spec"]["metrics"][0]["provider"]["job"]["spec"]["template"]["spec"]["containers"][0],
+        load_all(K8S / "argo-analysis-template.yaml")[0]["spec"]["metrics"][0]["provider"]["job"]["spec"]["template"][
+            "spec"
+        ]["containers"][0],
     ]
     for container in containers:
         for arg in container["args"]:
@@ -236,7 +284,12 @@ def test_configmap_config_is_valid(monkeypatch, tmp_path):
     data = load_all(K8S / "configmap.yaml")[0]["data"]["smoke-test-hook.yaml"]
     path = tmp_path / "smoke-test-hook.yaml"
     path.write_text(data)
-    env = {"DATABASE_URL": "postgresql://x:y@db/z", "REDIS_URL": "redis://db:6379/0", "SMOKE_LOGIN_PASSWORD": "pw-123456", "SLACK_WEBHOOK_URL": "http://hooks/x"}
+    env = {
+        "DATABASE_URL": "postgresql://x:y@db/z",
+        "REDIS_URL": "redis://db:6379/0",
+        "SMOKE_LOGIN_PASSWORD": "pw-123456",
+        "SLACK_WEBHOOK_URL": "http://hooks/x",
+    }
     config = load_config(path, env=env)
     assert [c.node_name for c in config.checks][:2] == ["health[basic-health]", "health[readiness]"]
     assert config.data["rollback_strategy"]["deployment"] == "django"

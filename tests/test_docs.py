@@ -19,16 +19,14 @@ SCHEMA = ROOT / "pytest_smoke" / "schema" / "smoke-config.schema.json"
 # Every command a reader is told to type, and how it is verified. A new command in the docs fails
 # test_every_documented_command_is_verified until it is added here with its proof.
 VERIFIED_COMMANDS = {
-    'python3 -m venv .venv && . .venv/bin/activate && pip install . && '
-    'pytest --smoke-config example_suites/demo/smoke-test-hook.json example_suites/demo':
-        ".ci/run: the built wheel, no extras, is installed in a fresh venv and runs this demo (exit 0)",
-    "DEMO_FAULTS=ready-503,login-500 pytest --smoke-config example_suites/demo/smoke-test-hook.json example_suites/demo":
-        "test_the_failing_demo_command_fails",
-    'apt-get update && apt-get install -y postgresql redis-server rabbitmq-server prometheus prometheus-pushgateway make && '
-    'pip install -e ".[test]" && python3 -m pytest -n auto':
-        ".ci/run: these packages, then exactly `python3 -m pytest -n auto`",
-    'python3 -m venv .venv && . .venv/bin/activate && pip install "pytest-deploy-smoke[all]"':
-        ".ci/run: the built wheel with [all] in a fresh venv",
+    "python3 -m venv .venv && . .venv/bin/activate && pip install . && "
+    "pytest --smoke-config example_suites/demo/smoke-test-hook.json example_suites/demo": (
+        ".ci/run: the built wheel, no extras, is installed in a fresh venv and runs this demo (exit 0)"
+    ),
+    "DEMO_FAULTS=ready-503,login-500 pytest --smoke-config example_suites/demo/smoke-test-hook.json example_suites/demo": "test_the_failing_demo_command_fails",
+    "apt-get update && apt-get install -y postgresql redis-server rabbitmq-server prometheus prometheus-pushgateway make && "
+    'pip install -e ".[test]" && python3 -m pytest -n auto': ".ci/run: these packages, then exactly `python3 -m pytest -n auto`",
+    'python3 -m venv .venv && . .venv/bin/activate && pip install "pytest-deploy-smoke[all]"': ".ci/run: the built wheel with [all] in a fresh venv",
     'pip install "pytest-deploy-smoke[all]"': ".ci/run: the built wheel with [all] in a fresh venv",
     "pytest --smoke-config smoke.yaml": "test_the_first_configs_run_green",
     "pytest --smoke-config smoke.yaml --smoke-report smoke-report.json": "test_the_first_configs_run_green",
@@ -44,12 +42,20 @@ def documented_commands() -> list[tuple[str, str]]:
     found = []
     for page in [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]:
         for block in re.findall(r"```bash\n(.*?)```", page.read_text(encoding="utf-8"), re.S):
-            found += [(page.name, line.strip()) for line in block.splitlines() if line.strip() and not line.strip().startswith("#")]
+            found += [
+                (page.name, line.strip())
+                for line in block.splitlines()
+                if line.strip() and not line.strip().startswith("#")
+            ]
     return found
 
 
 def yaml_blocks(page: Path, starting: str) -> list[str]:
-    return [block for block in re.findall(r"```yaml\n(.*?)```", page.read_text(encoding="utf-8"), re.S) if block.startswith(starting)]
+    return [
+        block
+        for block in re.findall(r"```yaml\n(.*?)```", page.read_text(encoding="utf-8"), re.S)
+        if block.startswith(starting)
+    ]
 
 
 def test_every_schema_key_has_a_description_or_a_default():
@@ -86,8 +92,14 @@ def test_the_configuration_reference_is_generated_from_the_current_schema():
 
 def test_the_site_builds_with_strict_link_checking(tmp_path):
     pytest.importorskip("mkdocs", reason="mkdocs is in the test extras")
-    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-d", str(tmp_path / "site")],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300, env={"NO_MKDOCS_2_WARNING": "1", "PATH": "/usr/bin:/bin"})
+    done = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-d", str(tmp_path / "site")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"NO_MKDOCS_2_WARNING": "1", "PATH": "/usr/bin:/bin"},
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert (tmp_path / "site" / "troubleshooting" / "index.html").exists()
 
@@ -100,12 +112,18 @@ def test_every_option_is_documented():
 
 
 def test_every_documented_command_is_verified():
-    unverified = sorted({f"{page}: {command}" for page, command in documented_commands() if command not in VERIFIED_COMMANDS})
+    unverified = sorted(
+        {f"{page}: {command}" for page, command in documented_commands() if command not in VERIFIED_COMMANDS}
+    )
     assert unverified == []
 
 
 def test_the_first_configs_run_green(pytester, demo, postgres_server, redis_server, monkeypatch):
-    configs = [(page, config) for page in (ROOT / "README.md", DOCS / "getting-started.md") for config in yaml_blocks(page, "base_url:")]
+    configs = [
+        (page, config)
+        for page in (ROOT / "README.md", DOCS / "getting-started.md")
+        for config in yaml_blocks(page, "base_url:")
+    ]
     assert len(configs) == 3  # the README's, and getting started's HTTP-only one and its full one
     for page, config in configs:
         (pytester.path / "smoke.yaml").write_text(config)
@@ -114,7 +132,9 @@ def test_the_first_configs_run_green(pytester, demo, postgres_server, redis_serv
         monkeypatch.setenv("REDIS_URL", redis_server.url)
         monkeypatch.setenv("SMOKE_USER", "test@example.com")
         monkeypatch.setenv("SMOKE_PASSWORD", "test")
-        monkeypatch.setenv("KUBECONFIG", str(pytester.path / "no-cluster"))  # no cluster here: a rollback would be refused
+        monkeypatch.setenv(
+            "KUBECONFIG", str(pytester.path / "no-cluster")
+        )  # no cluster here: a rollback would be refused
         result = pytester.runpytest("--smoke-config", "smoke.yaml", "--smoke-report", "smoke-report.json")
         assert result.ret == 0, f"{page.name}\n{result.stdout.str()}"
         report = json.loads((pytester.path / "smoke-report.json").read_text())

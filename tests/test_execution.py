@@ -16,7 +16,9 @@ def barrier_checks(n, **extra):
 
 def test_checks_run_concurrently_yet_report_in_order(pytester, write_config, demo):
     # Each /barrier?n=6 request answers only once 6 are in flight together.
-    write_config({"base_url": demo.url, "health_checks": barrier_checks(6), "max_concurrency": 8, "max_concurrency_per_host": 8})
+    write_config(
+        {"base_url": demo.url, "health_checks": barrier_checks(6), "max_concurrency": 8, "max_concurrency_per_host": 8}
+    )
     result = pytester.runpytest("--smoke-config", "smoke.json", "-v")
     result.assert_outcomes(passed=6)
     result.stdout.fnmatch_lines([f"*health[[]b{i}[]] PASSED*" for i in range(6)])
@@ -25,7 +27,14 @@ def test_checks_run_concurrently_yet_report_in_order(pytester, write_config, dem
 def test_a_whole_float_in_an_integer_setting_runs_as_that_integer(pytester, write_config, demo):
     # JSON Schema counts 2.0 as an integer; the pool once received the float and every check came
     # out "not evaluated" (urllib3: 'float' object cannot be interpreted as an integer).
-    write_config({"base_url": demo.url, "health_checks": barrier_checks(2), "max_concurrency": 2.0, "max_concurrency_per_host": 2.0})
+    write_config(
+        {
+            "base_url": demo.url,
+            "health_checks": barrier_checks(2),
+            "max_concurrency": 2.0,
+            "max_concurrency_per_host": 2.0,
+        }
+    )
     result = pytester.runpytest("--smoke-config", "smoke.json")
     assert result.ret == 0
     result.assert_outcomes(passed=2)
@@ -34,8 +43,15 @@ def test_a_whole_float_in_an_integer_setting_runs_as_that_integer(pytester, writ
 
 def test_a_whole_float_status_is_that_status(pytester, write_config, demo):
     # expected_status: 200.0 fits the schema; the check used to end "not evaluated" (TypeError), exit 12.
-    write_config({"base_url": demo.url, "health_checks": [health("h", "/health", expected_status=200.0),
-                                                          health("r", "/health/ready", expected_status=[200.0, 204])]})
+    write_config(
+        {
+            "base_url": demo.url,
+            "health_checks": [
+                health("h", "/health", expected_status=200.0),
+                health("r", "/health/ready", expected_status=[200.0, 204]),
+            ],
+        }
+    )
     result = pytester.runpytest("--smoke-config", "smoke.json")
     assert result.ret == 0
     result.assert_outcomes(passed=2)
@@ -63,15 +79,33 @@ def test_concurrency_one_runs_checks_one_after_another(pytester, write_config, d
 def test_the_pool_is_bounded(pytester, write_config, demo):
     # 4 requests must meet, but only 3 may be in flight: none of them can pass. The service gives
     # up after 1 s (503), and the 4th request, sent after that, finds the barrier broken (503).
-    write_config({"base_url": demo.url, "max_concurrency_per_host": 8,
-                  "health_checks": [health(f"b{i}", "/barrier?n=4&wait=1", timeout_seconds=4, required=False) for i in range(4)]})
+    write_config(
+        {
+            "base_url": demo.url,
+            "max_concurrency_per_host": 8,
+            "health_checks": [
+                health(f"b{i}", "/barrier?n=4&wait=1", timeout_seconds=4, required=False) for i in range(4)
+            ],
+        }
+    )
     result = pytester.runpytest("--smoke-config", "smoke.json", "--smoke-concurrency", "3")
     result.assert_outcomes(failed=4)
-    result.stdout.fnmatch_lines([f"- Health Check b{i}: /barrier?n=4&wait=1 returned 503 (expected 200) (non-critical)" for i in range(4)])
+    result.stdout.fnmatch_lines(
+        [f"- Health Check b{i}: /barrier?n=4&wait=1 returned 503 (expected 200) (non-critical)" for i in range(4)]
+    )
 
 
 def test_deselected_checks_are_never_sent(pytester, write_config, demo):
-    write_config({"base_url": demo.url, "health_checks": [health("basic", "/health"), health("ready", "/health/ready"), health("live", "/health/live")]})
+    write_config(
+        {
+            "base_url": demo.url,
+            "health_checks": [
+                health("basic", "/health"),
+                health("ready", "/health/ready"),
+                health("live", "/health/live"),
+            ],
+        }
+    )
     result = pytester.runpytest("--smoke-config", "smoke.json", "-k", "not ready")
     result.assert_outcomes(passed=2, deselected=1)
     assert sorted(p for _, p in demo.requests) == ["/health", "/health/live"]
@@ -107,12 +141,17 @@ def test_fail_fast_skips_checks_not_yet_started(pytester, write_config, demo):
 def test_fail_fast_abandons_checks_in_flight_once_a_rollback_is_due(pytester, write_config, demo, kube):
     demo.faults.add("ready-503")
     slow = [health(f"slow{i}", "/slow?ms=3000") for i in range(4)]  # first in item order: pytest waits on them first
-    write_config({
-        "base_url": demo.url, "fail_fast": True, "max_concurrency": 8, "max_concurrency_per_host": 8,
-        "auto_rollback": {"enabled": True, "requires_ops_confirmation": False},
-        "health_checks": [*slow, health("readiness", "/health/ready")],
-        "rollback_strategy": {"deployment": "django", "namespace": "prod", "kubeconfig": str(kube.kubeconfig)},
-    })
+    write_config(
+        {
+            "base_url": demo.url,
+            "fail_fast": True,
+            "max_concurrency": 8,
+            "max_concurrency_per_host": 8,
+            "auto_rollback": {"enabled": True, "requires_ops_confirmation": False},
+            "health_checks": [*slow, health("readiness", "/health/ready")],
+            "rollback_strategy": {"deployment": "django", "namespace": "prod", "kubeconfig": str(kube.kubeconfig)},
+        }
+    )
     result = pytester.runpytest("--smoke-config", "smoke.json", "--smoke-report=report.json")
     assert result.ret == 1
     result.stdout.fnmatch_lines(["*CRITICAL: Smoke tests failed - Rollback completed*"])
@@ -120,30 +159,42 @@ def test_fail_fast_abandons_checks_in_flight_once_a_rollback_is_due(pytester, wr
     assert checks["readiness"]["status"] == "failed"
     for name in ("slow0", "slow1", "slow2", "slow3"):  # never "passed": they judged nothing
         assert (checks[name]["status"], checks[name]["reason"]) == (
-            "not_run", "not finished: fail_fast: a rollback is due after the critical failure of readiness"
+            "not_run",
+            "not finished: fail_fast: a rollback is due after the critical failure of readiness",
         )
 
 
-def test_a_rollback_that_needs_no_confirmation_does_not_wait_for_checks_not_yet_started(pytester, write_config, demo, kube):
+def test_a_rollback_that_needs_no_confirmation_does_not_wait_for_checks_not_yet_started(
+    pytester, write_config, demo, kube
+):
     # Without fail_fast: the readiness 503 makes the rollback certain and nobody confirms it, so the
     # checks still queued are not started (they could not change it); the ones in flight finish.
     demo.faults.add("ready-503")
     slow = [health(f"slow{i}", "/slow?ms=500") for i in range(6)]
-    write_config({
-        "base_url": demo.url,
-        "auto_rollback": {"enabled": True, "requires_ops_confirmation": False},
-        "health_checks": [health("readiness", "/health/ready"), *slow],
-        "rollback_strategy": {"deployment": "django", "namespace": "prod", "kubeconfig": str(kube.kubeconfig)},
-    })
+    write_config(
+        {
+            "base_url": demo.url,
+            "auto_rollback": {"enabled": True, "requires_ops_confirmation": False},
+            "health_checks": [health("readiness", "/health/ready"), *slow],
+            "rollback_strategy": {"deployment": "django", "namespace": "prod", "kubeconfig": str(kube.kubeconfig)},
+        }
+    )
     result = pytester.runpytest("--smoke-config", "smoke.json", "--smoke-report=report.json")
     assert result.ret == 1
-    result.stdout.fnmatch_lines(["*CRITICAL: Smoke tests failed - Rollback completed*",
-                                 "Not run (* required): slow*: not started: a rollback is due after the critical failure of readiness; "
-                                 "no check left could change that"])
+    result.stdout.fnmatch_lines(
+        [
+            "*CRITICAL: Smoke tests failed - Rollback completed*",
+            "Not run (* required): slow*: not started: a rollback is due after the critical failure of readiness; "
+            "no check left could change that",
+        ]
+    )
     checks = {c["name"]: c for c in json.loads((pytester.path / "report.json").read_text())["checks"]}
     assert checks["readiness"]["status"] == "failed"
     outcomes = [(checks[f"slow{i}"]["status"], checks[f"slow{i}"]["reason"]) for i in range(6)]
-    not_started = ("not_run", "not started: a rollback is due after the critical failure of readiness; no check left could change that")
+    not_started = (
+        "not_run",
+        "not started: a rollback is due after the critical failure of readiness; no check left could change that",
+    )
     assert all(outcome in (("passed", ""), not_started) for outcome in outcomes), outcomes
     assert outcomes.count(not_started) >= 4  # at most the first round was in flight
 
@@ -152,42 +203,62 @@ def test_a_rollback_a_check_could_still_veto_waits_for_every_check(pytester, wri
     # A rollback: false dependency may explain the failure (then no rollback helps), so the checks
     # queued behind the 503 still run, even with no confirmation.
     demo.faults.add("ready-503")
-    write_config({
-        "base_url": demo.url,
-        "auto_rollback": {"enabled": True, "requires_ops_confirmation": False},
-        "health_checks": [health("readiness", "/health/ready"), *(health(f"slow{i}", "/slow?ms=300") for i in range(4))],
-        "dependency_checks": [{"name": "shared", "type": "http", "url": f"{demo.url}/health", "rollback": False}],
-        "rollback_strategy": {"deployment": "django", "namespace": "prod", "kubeconfig": str(kube.kubeconfig)},
-    })
+    write_config(
+        {
+            "base_url": demo.url,
+            "auto_rollback": {"enabled": True, "requires_ops_confirmation": False},
+            "health_checks": [
+                health("readiness", "/health/ready"),
+                *(health(f"slow{i}", "/slow?ms=300") for i in range(4)),
+            ],
+            "dependency_checks": [{"name": "shared", "type": "http", "url": f"{demo.url}/health", "rollback": False}],
+            "rollback_strategy": {"deployment": "django", "namespace": "prod", "kubeconfig": str(kube.kubeconfig)},
+        }
+    )
     result = pytester.runpytest("--smoke-config", "smoke.json")
     result.assert_outcomes(passed=5, failed=1)
 
 
 def test_a_rollback_that_waits_for_confirmation_gets_every_result(pytester, write_config, demo):
     demo.faults.add("ready-503")
-    write_config({
-        "base_url": demo.url,
-        "auto_rollback": {"enabled": True, "requires_ops_confirmation": True},
-        "health_checks": [health("readiness", "/health/ready"), *(health(f"slow{i}", "/slow?ms=100") for i in range(4))],
-    })
+    write_config(
+        {
+            "base_url": demo.url,
+            "auto_rollback": {"enabled": True, "requires_ops_confirmation": True},
+            "health_checks": [
+                health("readiness", "/health/ready"),
+                *(health(f"slow{i}", "/slow?ms=100") for i in range(4)),
+            ],
+        }
+    )
     result = pytester.runpytest("--smoke-config", "smoke.json")
     result.assert_outcomes(passed=4, failed=1)  # a person decides: every check ran
 
 
 def test_fail_fast_waits_for_checks_in_flight_when_one_failure_is_not_yet_a_rollback(pytester, write_config, demo):
     demo.faults.add("ready-503")
-    write_config({
-        "base_url": demo.url, "fail_fast": True, "max_concurrency": 8, "max_concurrency_per_host": 8,
-        "auto_rollback": {"enabled": True, "critical_failure_threshold": 2},
-        "health_checks": [health("slow", "/slow?ms=500"), health("readiness", "/health/ready")],
-    })
+    write_config(
+        {
+            "base_url": demo.url,
+            "fail_fast": True,
+            "max_concurrency": 8,
+            "max_concurrency_per_host": 8,
+            "auto_rollback": {"enabled": True, "critical_failure_threshold": 2},
+            "health_checks": [health("slow", "/slow?ms=500"), health("readiness", "/health/ready")],
+        }
+    )
     result = pytester.runpytest("--smoke-config", "smoke.json")
     result.assert_outcomes(passed=1, failed=1)  # the check in flight reported its own result
 
 
 def test_optional_failure_does_not_trigger_fail_fast(pytester, write_config, demo):
     demo.faults.add("ready-503")
-    write_config({"base_url": demo.url, "health_checks": [health("ready", "/health/ready", required=False), health("basic", "/health")]})
+    write_config(
+        {
+            "base_url": demo.url,
+            "health_checks": [health("ready", "/health/ready", required=False), health("basic", "/health")],
+        }
+    )
     result = pytester.runpytest("--smoke-config", "smoke.json", "--smoke-fail-fast", "--smoke-concurrency", "1")
     result.assert_outcomes(failed=1, passed=1)
 
@@ -226,7 +297,9 @@ def test_xdist_sends_each_check_once(pytester, write_config, demo):
 
 
 def test_reported_duration_is_the_checks_own(pytester, write_config, demo):
-    write_config({"base_url": demo.url, "health_checks": [health("slow", "/slow?ms=600"), health("fast", "/slow?ms=650")]})
+    write_config(
+        {"base_url": demo.url, "health_checks": [health("slow", "/slow?ms=600"), health("fast", "/slow?ms=650")]}
+    )
     result = pytester.runpytest("--smoke-config", "smoke.json", "--smoke-report=report.json")
     result.assert_outcomes(passed=2)
     report = json.loads((pytester.path / "report.json").read_text())

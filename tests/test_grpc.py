@@ -48,12 +48,16 @@ def dependency(name, port, host="127.0.0.1", **extra):
 
 def test_serving_passes_and_each_other_status_is_named(pytester, write_config, grpc_server):
     grpc_server.set("shop.Payments", NOT_SERVING)
-    write_config({"dependency_checks": [
-        dependency("server", grpc_server.port),
-        dependency("cart", grpc_server.port, service="shop.Cart"),
-        dependency("payments", grpc_server.port, service="shop.Payments"),
-        dependency("ghost", grpc_server.port, service="shop.Ghost", required=False),
-    ]})
+    write_config(
+        {
+            "dependency_checks": [
+                dependency("server", grpc_server.port),
+                dependency("cart", grpc_server.port, service="shop.Cart"),
+                dependency("payments", grpc_server.port, service="shop.Payments"),
+                dependency("ghost", grpc_server.port, service="shop.Ghost", required=False),
+            ]
+        }
+    )
     result = pytester.runpytest("--smoke-config", "smoke.json", "--smoke-report", "report.json")
     assert result.ret == 1
     report = {c["name"]: c for c in json.loads((pytester.path / "report.json").read_text())["checks"]}
@@ -62,7 +66,10 @@ def test_serving_passes_and_each_other_status_is_named(pytester, write_config, g
     assert report["cart"]["facts"]["summary"].startswith(f"gRPC health of {where} (service 'shop.Cart'): SERVING in ")
     assert report["payments"]["reason"] == f"gRPC health of {where} (service 'shop.Payments'): NOT_SERVING"
     assert report["payments"]["severity"] == "critical" and report["payments"]["failure_kind"] == "grpc_not_serving"
-    assert report["ghost"]["reason"] == f"gRPC health of {where} (service 'shop.Ghost'): SERVICE_UNKNOWN (the server does not know this service)"
+    assert (
+        report["ghost"]["reason"]
+        == f"gRPC health of {where} (service 'shop.Ghost'): SERVICE_UNKNOWN (the server does not know this service)"
+    )
     assert report["ghost"]["severity"] == "warning"
 
 
@@ -97,7 +104,12 @@ def test_tls_is_verified_against_the_ca_bundle(pytester, write_config, tmp_path)
     try:
         bundle = tmp_path / "ca.pem"
         ca.cert_pem.write_to_path(str(bundle))
-        write_config({"ca_bundle": str(bundle), "dependency_checks": [dependency("secure", server.port, host="localhost", tls=True)]})
+        write_config(
+            {
+                "ca_bundle": str(bundle),
+                "dependency_checks": [dependency("secure", server.port, host="localhost", tls=True)],
+            }
+        )
         assert pytester.runpytest("--smoke-config", "smoke.json").ret == 0
         # Without the bundle, the system CAs do not trust it: a failure naming the server, no pass.
         write_config({"dependency_checks": [dependency("secure", server.port, host="localhost", tls=True)]})

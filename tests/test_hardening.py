@@ -42,11 +42,30 @@ def fails_on_time(spec, ctx, limit=None):
         ("/trickle", None, "GET URL/trickle: timed out after 2 s (200 received, body still arriving)", "timeout"),
         ("/trickle-headers", None, "GET URL/trickle-headers: timed out after 2 s (no response)", "timeout"),
         ("/reset", None, "connection reset by 127.0.0.1:PORT", "connection_reset"),
-        ("/redirect-loop", None, "GET URL/redirect-loop: redirect loop: /redirect-loop → 302 → /redirect-loop (again)", "redirect_loop"),
-        ("/badjson", {"json": {"status": "ok"}},
-         "/badjson: body is not valid JSON (Expecting property name enclosed in double quotes: line 1 column 17 (char 16))", "expectation"),
-        ("/big", {"json": {"status": "ok"}}, "/big: body is not valid JSON (body larger than 1024 KiB was not read in full)", "expectation"),
-        ("/gzip-bomb", {"json": {"status": "ok"}}, "/gzip-bomb: body is not valid JSON (body larger than 1024 KiB was not read in full)", "expectation"),
+        (
+            "/redirect-loop",
+            None,
+            "GET URL/redirect-loop: redirect loop: /redirect-loop → 302 → /redirect-loop (again)",
+            "redirect_loop",
+        ),
+        (
+            "/badjson",
+            {"json": {"status": "ok"}},
+            "/badjson: body is not valid JSON (Expecting property name enclosed in double quotes: line 1 column 17 (char 16))",
+            "expectation",
+        ),
+        (
+            "/big",
+            {"json": {"status": "ok"}},
+            "/big: body is not valid JSON (body larger than 1024 KiB was not read in full)",
+            "expectation",
+        ),
+        (
+            "/gzip-bomb",
+            {"json": {"status": "ok"}},
+            "/gzip-bomb: body is not valid JSON (body larger than 1024 KiB was not read in full)",
+            "expectation",
+        ),
     ],
 )
 def test_network_faults_end_as_one_clear_line_on_time(fault_server, path, expect, reason, kind):
@@ -59,7 +78,9 @@ def test_network_faults_end_as_one_clear_line_on_time(fault_server, path, expect
 
 def test_connection_refused():
     port = free_port()
-    failure = fails_on_time(health("down", "/health", timeout_seconds=2), CheckContext(base_url=f"http://127.0.0.1:{port}"))
+    failure = fails_on_time(
+        health("down", "/health", timeout_seconds=2), CheckContext(base_url=f"http://127.0.0.1:{port}")
+    )
     assert failure.reason == f"connection refused at 127.0.0.1:{port}"
 
 
@@ -73,7 +94,9 @@ def test_dns_name_that_does_not_resolve(monkeypatch):
         return real(host, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", resolver)
-    failure = fails_on_time(health("dns", "/health", timeout_seconds=2), CheckContext(base_url="http://orders.prod.invalid:8000"))
+    failure = fails_on_time(
+        health("dns", "/health", timeout_seconds=2), CheckContext(base_url="http://orders.prod.invalid:8000")
+    )
     assert failure.reason == "DNS lookup failed for orders.prod.invalid"
     assert failure.kind == "dns_failure"
 
@@ -82,7 +105,9 @@ def test_huge_and_compressed_bodies_keep_memory_flat(fault_server):
     tracemalloc.start()
     try:
         for path in ("/big", "/gzip-bomb"):
-            result = run_check(Check.of("health", health("big", path, timeout_seconds=10)), CheckContext(base_url=fault_server.url))
+            result = run_check(
+                Check.of("health", health("big", path, timeout_seconds=10)), CheckContext(base_url=fault_server.url)
+            )
             assert result.facts["status"] == 200
         _, peak = tracemalloc.get_traced_memory()
     finally:
@@ -152,7 +177,10 @@ def test_tls_with_the_right_ca_bundle_passes(tls, ca, tmp_path):
     server = tls("localhost")
     bundle = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(bundle))
-    result = run_check(Check.of("health", health("tls", "/health")), CheckContext(base_url=f"https://localhost:{server.port}", verify=str(bundle)))
+    result = run_check(
+        Check.of("health", health("tls", "/health")),
+        CheckContext(base_url=f"https://localhost:{server.port}", verify=str(bundle)),
+    )
     assert result.facts["status"] == 200
 
 
@@ -177,16 +205,28 @@ def test_tls_trouble_is_named(tls, ca, tmp_path, identity, not_after, trusted, f
 
 def test_self_signed_certificate_is_named(tls, tmp_path):
     server = tls(self_signed_dir=tmp_path)
-    failure = fails_on_time(health("tls", "/health", timeout_seconds=3), CheckContext(base_url=f"https://localhost:{server.port}"))
+    failure = fails_on_time(
+        health("tls", "/health", timeout_seconds=3), CheckContext(base_url=f"https://localhost:{server.port}")
+    )
     assert failure.reason == f"TLS error at localhost:{server.port}: certificate verify failed: self-signed certificate"
 
 
 def test_verify_tls_false_must_be_explicit_and_is_warned_about(pytester, write_config, tls):
     server = tls("localhost")
-    write_config({"base_url": f"https://localhost:{server.port}", "verify_tls": False, "health_checks": [health("tls", "/health")]})
-    result = pytester.runpytest("--smoke-config", "smoke.json", "--smoke-report=report.json", "--smoke-markdown=report.md")
+    write_config(
+        {
+            "base_url": f"https://localhost:{server.port}",
+            "verify_tls": False,
+            "health_checks": [health("tls", "/health")],
+        }
+    )
+    result = pytester.runpytest(
+        "--smoke-config", "smoke.json", "--smoke-report=report.json", "--smoke-markdown=report.md"
+    )
     assert result.ret == 0
-    result.stdout.fnmatch_lines(["smoke: WARNING: verify_tls is false; TLS certificates are not checked", "*Note: verify_tls is false*"])
+    result.stdout.fnmatch_lines(
+        ["smoke: WARNING: verify_tls is false; TLS certificates are not checked", "*Note: verify_tls is false*"]
+    )
     assert "verify_tls is false" in json.loads((pytester.path / "report.json").read_text())["notes"][0]
     assert "verify_tls is false" in (pytester.path / "report.md").read_text()
 
@@ -198,8 +238,12 @@ def test_command_rollback_never_reaches_a_shell(tmp_path):
     from pytest_smoke.cluster.rollback import get_handler, target_from
 
     marker = tmp_path / "pwned"
-    strategy = {"type": "command", "deployment": f"web; touch {marker}", "namespace": "$(touch x)",
-                "command": ["echo", "{deployment}", "{namespace}"]}
+    strategy = {
+        "type": "command",
+        "deployment": f"web; touch {marker}",
+        "namespace": "$(touch x)",
+        "command": ["echo", "{deployment}", "{namespace}"],
+    }
     handler = get_handler("command")
     plan = handler.plan(target_from(strategy), strategy)
     assert plan.details["argv"] == ["echo", f"web; touch {marker}", "$(touch x)"]
@@ -211,9 +255,6 @@ def test_command_rollback_never_reaches_a_shell(tmp_path):
 
 
 # -- rollback safety -------------------------------------------------------------------------------
-
-
-
 
 
 def strategy(kube, **extra):
@@ -241,7 +282,9 @@ def test_an_expired_lease_is_taken_over_and_released_after(kube):
 
     from helpers import roll_back
 
-    kube.deployments[("prod", "django")]["metadata"]["annotations"][LEASE] = json.dumps({"holder": "gone", "expires": time.time() - 5})
+    kube.deployments[("prod", "django")]["metadata"]["annotations"][LEASE] = json.dumps(
+        {"holder": "gone", "expires": time.time() - 5}
+    )
     result = roll_back("rollback", strategy(kube), {"rollback_timeout_seconds": 20}, confirm=None)
     assert result.status == "completed"
     assert LEASE not in kube.deployments[("prod", "django")]["metadata"]["annotations"]
@@ -268,7 +311,9 @@ def test_api_errors_give_a_clear_rollback_failed(kube, setup, cause, action):
     setup(kube)
     cause = cause.format(url=kube.url)
     started = time.monotonic()
-    result = roll_back(action, strategy(kube), {"rollback_timeout_seconds": 2}, confirm=lambda plan: (True, "test"), tested=tested)
+    result = roll_back(
+        action, strategy(kube), {"rollback_timeout_seconds": 2}, confirm=lambda plan: (True, "test"), tested=tested
+    )
     assert result.status == "failed"
     assert result.message.startswith("ROLLBACK FAILED: alert ops team immediately (")
     assert cause in result.message
@@ -280,13 +325,17 @@ def test_sigterm_during_the_checks_writes_reports_and_never_rolls_back(pytester,
     import signal
 
     demo.faults.update({"live-hang", "ready-503", "login-500"})
-    write_config({
-        "base_url": demo.url,
-        "auto_rollback": {"enabled": True, "requires_ops_confirmation": False},
-        "health_checks": [health("ready", "/health/ready"), health("live", "/health/live", timeout_seconds=20)],
-        "rollback_strategy": strategy(kube),
-    })
-    proc = run_in_background(pytester, "--smoke-config", "smoke.json", "--smoke-report=report.json", "--smoke-concurrency=1")
+    write_config(
+        {
+            "base_url": demo.url,
+            "auto_rollback": {"enabled": True, "requires_ops_confirmation": False},
+            "health_checks": [health("ready", "/health/ready"), health("live", "/health/live", timeout_seconds=20)],
+            "rollback_strategy": strategy(kube),
+        }
+    )
+    proc = run_in_background(
+        pytester, "--smoke-config", "smoke.json", "--smoke-report=report.json", "--smoke-concurrency=1"
+    )
     deadline = time.monotonic() + 15
     while ("GET", "/health/live") not in demo.requests and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -307,19 +356,22 @@ def template_patched(kube):
 def test_a_signal_during_the_rollback_reports_the_state_and_alerts(pytester, write_config, demo, kube, signame):
     import signal
 
-
     receiver = Receiver()
     try:
         kube.stuck = True
         demo.faults.update({"ready-503", "login-500"})
-        write_config({
-            "base_url": demo.url,
-            "auto_rollback": {"enabled": True, "requires_ops_confirmation": False, "rollback_timeout_seconds": 30},
-            "health_checks": [health("ready", "/health/ready")],
-            "critical_paths": [{"name": "login", "steps": [{"method": "POST", "endpoint": "/api/auth/login", "payload": {}}]}],
-            "rollback_strategy": strategy(kube, notify_channels=["ops"]),
-            "notifications": {"ops": {"type": "webhook", "url": receiver.url + "/alert"}},
-        })
+        write_config(
+            {
+                "base_url": demo.url,
+                "auto_rollback": {"enabled": True, "requires_ops_confirmation": False, "rollback_timeout_seconds": 30},
+                "health_checks": [health("ready", "/health/ready")],
+                "critical_paths": [
+                    {"name": "login", "steps": [{"method": "POST", "endpoint": "/api/auth/login", "payload": {}}]}
+                ],
+                "rollback_strategy": strategy(kube, notify_channels=["ops"]),
+                "notifications": {"ops": {"type": "webhook", "url": receiver.url + "/alert"}},
+            }
+        )
         proc = run_in_background(pytester, "--smoke-config", "smoke.json", "--smoke-report=report.json")
         deadline = time.monotonic() + 20
         while not template_patched(kube) and time.monotonic() < deadline:
@@ -332,7 +384,10 @@ def test_a_signal_during_the_rollback_reports_the_state_and_alerts(pytester, wri
     assert proc.returncode == 10, out
     report = json.loads((pytester.path / "report.json").read_text())
     assert report["rollback"]["status"] == "failed"
-    assert f"interrupted by {signame} during the rollback: the rollout state is unknown; check deployment/django -n prod now" in report["rollback"]["message"]
+    assert (
+        f"interrupted by {signame} during the rollback: the rollout state is unknown; check deployment/django -n prod now"
+        in report["rollback"]["message"]
+    )
     assert [p["body"]["event"] for p in receiver.posts] == ["rollback_failed"]
     assert "Traceback" not in out
 
@@ -340,35 +395,65 @@ def test_a_signal_during_the_rollback_reports_the_state_and_alerts(pytester, wri
 # -- certificate expiry ----------------------------------------------------------------------------
 
 
-def test_a_certificate_that_expires_soon_fails_a_required_check_and_warns_an_optional_one(pytester, write_config, tls, ca, tmp_path):
+def test_a_certificate_that_expires_soon_fails_a_required_check_and_warns_an_optional_one(
+    pytester, write_config, tls, ca, tmp_path
+):
     soon = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=5, hours=1)
     short_lived, long_lived = tls("localhost", not_after=soon), tls("localhost")
     bundle = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(bundle))
     expect = {"certificate_expires_in_days": 14}
-    write_config({"ca_bundle": str(bundle), "health_checks": [
-        health("renewed", f"https://localhost:{long_lived.port}/health", expect=expect),
-        health("front", f"https://localhost:{short_lived.port}/health", expect=expect),
-        health("admin", f"https://localhost:{short_lived.port}/health", expect=expect, required=False)]})
+    write_config(
+        {
+            "ca_bundle": str(bundle),
+            "health_checks": [
+                health("renewed", f"https://localhost:{long_lived.port}/health", expect=expect),
+                health("front", f"https://localhost:{short_lived.port}/health", expect=expect),
+                health("admin", f"https://localhost:{short_lived.port}/health", expect=expect, required=False),
+            ],
+        }
+    )
     result = pytester.runpytest("--smoke-config", "smoke.json", "--smoke-report", "report.json")
     assert result.ret == 1
     when = soon.strftime("%Y-%m-%d %H:%M UTC")
-    result.stdout.fnmatch_lines([f"*Health Check: front: certificate of localhost expires in 5.0 days, on {when} "
-                                 "(subject O=trustme*, issuer O=trustme*): fewer than the 14 days required*"])
+    result.stdout.fnmatch_lines(
+        [
+            f"*Health Check: front: certificate of localhost expires in 5.0 days, on {when} "
+            "(subject O=trustme*, issuer O=trustme*): fewer than the 14 days required*"
+        ]
+    )
     report = json.loads((pytester.path / "report.json").read_text())
     by_name = {c["name"]: c for c in report["checks"]}
-    assert (by_name["front"]["severity"], by_name["admin"]["severity"], by_name["renewed"]["severity"]) == ("critical", "warning", "passed")
+    assert (by_name["front"]["severity"], by_name["admin"]["severity"], by_name["renewed"]["severity"]) == (
+        "critical",
+        "warning",
+        "passed",
+    )
     assert by_name["front"]["failure_kind"] == "certificate_expiring"
     assert "valid for" in by_name["renewed"]["facts"]["summary"]
 
 
 def test_a_certificate_expectation_over_plain_http_or_unverified_tls_is_a_config_error(pytester, write_config):
-    write_config({"base_url": "http://127.0.0.1:9", "health_checks": [health("h", "/health", expect={"certificate_expires_in_days": 7})]})
+    write_config(
+        {
+            "base_url": "http://127.0.0.1:9",
+            "health_checks": [health("h", "/health", expect={"certificate_expires_in_days": 7})],
+        }
+    )
     result = pytester.runpytest("--smoke-config", "smoke.json")
     assert result.ret == 4
-    result.stderr.fnmatch_lines(["*health_checks?0?.expect.certificate_expires_in_days: needs an https:// URL; this check sends to http://*"])
-    write_config({"base_url": "https://127.0.0.1:9", "verify_tls": False,
-                  "health_checks": [health("h", "/health", expect={"certificate_expires_in_days": 7})]})
+    result.stderr.fnmatch_lines(
+        ["*health_checks?0?.expect.certificate_expires_in_days: needs an https:// URL; this check sends to http://*"]
+    )
+    write_config(
+        {
+            "base_url": "https://127.0.0.1:9",
+            "verify_tls": False,
+            "health_checks": [health("h", "/health", expect={"certificate_expires_in_days": 7})],
+        }
+    )
     result = pytester.runpytest("--smoke-config", "smoke.json")
     assert result.ret == 4
-    result.stderr.fnmatch_lines(["*certificate_expires_in_days: reads the certificate of a verified TLS connection, and verify_tls is false*"])
+    result.stderr.fnmatch_lines(
+        ["*certificate_expires_in_days: reads the certificate of a verified TLS connection, and verify_tls is false*"]
+    )

@@ -19,7 +19,9 @@ def suite(demo, *checks, **top):
 
 
 def test_items_pass_against_a_healthy_service_and_hit_each_endpoint(pytester, write_config, demo):
-    write_config(suite(demo, health("basic", "/health"), health("ready", "/health/ready"), health("live", "/health/live")))
+    write_config(
+        suite(demo, health("basic", "/health"), health("ready", "/health/ready"), health("live", "/health/live"))
+    )
     result = pytester.runpytest("--smoke-config", "smoke.json", "-v")
     result.assert_outcomes(passed=3)
     result.stdout.fnmatch_lines(["smoke.json::health[[]basic[]] PASSED*", "smoke.json::health[[]ready[]] PASSED*"])
@@ -122,7 +124,9 @@ def test_trickling_server_fails_on_time_as_a_pytest_item(pytester, write_config,
     result = pytester.runpytest("--smoke-config", "smoke.json")
     assert_cut_short(session_seconds(result), 2, unbounded=fault_server.max_seconds)
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["GET http://127.0.0.1:*/trickle: timed out after 2 s (200 received, body still arriving)"])
+    result.stdout.fnmatch_lines(
+        ["GET http://127.0.0.1:*/trickle: timed out after 2 s (200 received, body still arriving)"]
+    )
 
 
 def test_k_and_m_select_generated_and_custom_checks(pytester, write_config, demo):
@@ -161,7 +165,9 @@ def test_generated_checks_are_reported_before_custom_tests(pytester, write_confi
     assert lines == ["smoke.json::health[basic]", "test_custom.py::test_custom"]
 
 
-def test_a_check_run_one_by_one_carries_a_pytest_timeout_backstop_and_a_pooled_one_waits_bounded(pytester, write_config, demo):
+def test_a_check_run_one_by_one_carries_a_pytest_timeout_backstop_and_a_pooled_one_waits_bounded(
+    pytester, write_config, demo
+):
     pytester.makeconftest(
         """
         def pytest_runtest_setup(item):
@@ -199,12 +205,21 @@ def pytest_runtest_protocol(item, nextitem):
 """
 
 
-@pytest.mark.parametrize("how", ["--timeout", "a mark at collection", "a mark as the item starts, thread method", "-p pytest_timeout, one by one"])
+@pytest.mark.parametrize(
+    "how",
+    ["--timeout", "a mark at collection", "a mark as the item starts, thread method", "-p pytest_timeout, one by one"],
+)
 def test_a_global_pytest_timeout_never_cuts_a_checks_wait(pytester, write_config, demo, monkeypatch, how):
     # Two 1.5 s answers, one at a time per host: the second item waits 3 s for its result. With the
     # thread method a timer would end the whole process (exit 1, no verdict, no report).
-    write_config(suite(demo, health("slow-a", "/slow?ms=1500", timeout_seconds=8), health("slow-b", "/slow?ms=1500", timeout_seconds=8),
-                       max_concurrency_per_host=1))
+    write_config(
+        suite(
+            demo,
+            health("slow-a", "/slow?ms=1500", timeout_seconds=8),
+            health("slow-b", "/slow?ms=1500", timeout_seconds=8),
+            max_concurrency_per_host=1,
+        )
+    )
     args = ["--smoke-config", "smoke.json", "--smoke-report", "report.json"]
     if how == "--timeout":
         args += ["--timeout", "1"]
@@ -256,18 +271,27 @@ def test_a_one_by_one_checks_backstop_never_times_a_developers_fixture(pytester,
     # a slow autouse readiness wait ended a healthy run with exit 1 and no verdict.
     pytester.makeconftest(SLOW_READINESS_FIXTURE)
     write_config(suite(demo, health("basic", "/health", timeout_seconds=1)))
-    result = pytester.runpytest_subprocess("--smoke-config", "smoke.json", "--smoke-report", "report.json", "--timeout-method", "thread")
+    result = pytester.runpytest_subprocess(
+        "--smoke-config", "smoke.json", "--smoke-report", "report.json", "--timeout-method", "thread"
+    )
     assert result.ret == 0, result.stdout.str()
     result.stdout.fnmatch_lines(["✓ Smoke tests passed*"])
     assert (pytester.path / "report.json").exists()
 
 
-
 def test_checks_queued_for_a_host_are_not_started_once_fail_fast_stops_the_run(pytester, write_config, demo):
     demo.faults.add("ready-503")
     waiting = [health(f"slow-{i}", f"/slow?ms=2000&i={i}", timeout_seconds=5) for i in range(5)]
-    write_config(suite(demo, health("ready", "/health/ready"), *waiting, max_concurrency_per_host=1, fail_fast=True,
-                       auto_rollback={"enabled": True, "requires_ops_confirmation": False}))
+    write_config(
+        suite(
+            demo,
+            health("ready", "/health/ready"),
+            *waiting,
+            max_concurrency_per_host=1,
+            fail_fast=True,
+            auto_rollback={"enabled": True, "requires_ops_confirmation": False},
+        )
+    )
     result = pytester.runpytest("--smoke-config", "smoke.json", "--smoke-no-rollback")
     assert result.ret == 1
     sent = [path for _, path in demo.requests if path.startswith("/slow")]
@@ -277,7 +301,9 @@ def test_checks_queued_for_a_host_are_not_started_once_fail_fast_stops_the_run(p
 def test_headers_from_config_are_sent_and_interpolated_secrets_never_shown(pytester, write_config, demo, monkeypatch):
     import requests
 
-    token = requests.post(demo.url + "/api/auth/login", json={"email": "test@example.com", "password": "test"}, timeout=5).json()["access_token"]
+    token = requests.post(
+        demo.url + "/api/auth/login", json={"email": "test@example.com", "password": "test"}, timeout=5
+    ).json()["access_token"]
     monkeypatch.setenv("SMOKE_TOKEN", token)
     write_config(
         suite(
@@ -297,16 +323,34 @@ def test_headers_from_config_are_sent_and_interpolated_secrets_never_shown(pytes
 def test_null_removes_an_inherited_header_from_a_check_a_dependency_and_a_step(pytester, write_config, demo):
     demo.tokens["tok-anonymous-test"] = "test@example.com"
     anonymous = {"Authorization": None}
-    write_config({
-        "base_url": demo.url,
-        "headers": {"Authorization": "Bearer tok-anonymous-test"},  # every check inherits it
-        "health_checks": [health("me", "/api/user/profile"),
-                          health("anonymous", "/api/user/profile", headers=anonymous, expected_status=401)],
-        "dependency_checks": [{"name": "anonymous-api", "type": "http", "url": f"{demo.url}/api/user/profile",
-                               "headers": {"authorization": None}, "expected_status": 401}],  # any case
-        "critical_paths": [{"name": "anonymous-path", "steps": [{"endpoint": "/api/user/profile", "headers": anonymous, "required_status": 401},
-                                                                {"endpoint": "/api/user/profile"}]}],
-    })
+    write_config(
+        {
+            "base_url": demo.url,
+            "headers": {"Authorization": "Bearer tok-anonymous-test"},  # every check inherits it
+            "health_checks": [
+                health("me", "/api/user/profile"),
+                health("anonymous", "/api/user/profile", headers=anonymous, expected_status=401),
+            ],
+            "dependency_checks": [
+                {
+                    "name": "anonymous-api",
+                    "type": "http",
+                    "url": f"{demo.url}/api/user/profile",
+                    "headers": {"authorization": None},
+                    "expected_status": 401,
+                }
+            ],  # any case
+            "critical_paths": [
+                {
+                    "name": "anonymous-path",
+                    "steps": [
+                        {"endpoint": "/api/user/profile", "headers": anonymous, "required_status": 401},
+                        {"endpoint": "/api/user/profile"},
+                    ],
+                }
+            ],
+        }
+    )
     result = pytester.runpytest("--smoke-config", "smoke.json", "-rA")
     assert result.ret == 0, result.stdout.str()
     result.stdout.fnmatch_lines(["✓ Smoke tests passed*"])
@@ -318,7 +362,9 @@ def test_basic_auth_at_every_level_is_sent_inherited_and_never_shown(pytester, w
 
     from servers import LocalHTTPServer, QuietHandler
 
-    accepted = {f"Basic {base64.b64encode(pair.encode()).decode()}" for pair in ("ops:Top-Secret-77", "reader:Check-Secret-88")}
+    accepted = {
+        f"Basic {base64.b64encode(pair.encode()).decode()}" for pair in ("ops:Top-Secret-77", "reader:Check-Secret-88")
+    }
     seen: list[str] = []
 
     class BasicAuthOnly(QuietHandler, BaseHTTPRequestHandler):
@@ -329,13 +375,18 @@ def test_basic_auth_at_every_level_is_sent_inherited_and_never_shown(pytester, w
     server = LocalHTTPServer(BasicAuthOnly)
     try:
         monkeypatch.setenv("OPS_PASSWORD", "Top-Secret-77")
-        write_config({
-            "base_url": server.url,
-            "basic_auth": {"username": "ops", "password": "${OPS_PASSWORD}"},
-            "health_checks": [health("top", "/a"), health("own", "/b", basic_auth={"username": "reader", "password": "Check-Secret-88"}),
-                              health("anonymous", "/c", headers={"Authorization": None}, expected_status=401),
-                              health("wrong", "/d", basic_auth={"username": "ops", "password": "not-it"})],
-        })
+        write_config(
+            {
+                "base_url": server.url,
+                "basic_auth": {"username": "ops", "password": "${OPS_PASSWORD}"},
+                "health_checks": [
+                    health("top", "/a"),
+                    health("own", "/b", basic_auth={"username": "reader", "password": "Check-Secret-88"}),
+                    health("anonymous", "/c", headers={"Authorization": None}, expected_status=401),
+                    health("wrong", "/d", basic_auth={"username": "ops", "password": "not-it"}),
+                ],
+            }
+        )
         result = pytester.runpytest("--smoke-config", "smoke.json", "-vv", "-l", "--smoke-report", "report.json")
     finally:
         server.stop()
@@ -351,9 +402,21 @@ def test_basic_auth_beside_an_authorization_header_is_a_config_error(tmp_path):
     from pytest_smoke.config import ConfigError, load_config
 
     path = tmp_path / "smoke.json"
-    path.write_text(json.dumps({"base_url": "http://127.0.0.1:9", "health_checks": [
-        health("h", "/h", headers={"Authorization": "Bearer x"}, basic_auth={"username": "u", "password": "p"})]}))
-    with pytest.raises(ConfigError, match=r"health_checks\[0\]\.basic_auth: basic_auth and headers\.Authorization are both set"):
+    path.write_text(
+        json.dumps(
+            {
+                "base_url": "http://127.0.0.1:9",
+                "health_checks": [
+                    health(
+                        "h", "/h", headers={"Authorization": "Bearer x"}, basic_auth={"username": "u", "password": "p"}
+                    )
+                ],
+            }
+        )
+    )
+    with pytest.raises(
+        ConfigError, match=r"health_checks\[0\]\.basic_auth: basic_auth and headers\.Authorization are both set"
+    ):
         load_config(path)
 
 
@@ -368,10 +431,17 @@ def test_a_405_gets_the_method_advice_and_an_error_page_is_not_called_bad_json(p
 
     server = LocalHTTPServer(PostOnly)
     try:
-        write_config({"base_url": server.url, "health_checks": [health("method", "/login", expect={"json": {"status": "ok"}})]})
+        write_config(
+            {"base_url": server.url, "health_checks": [health("method", "/login", expect={"json": {"status": "ok"}})]}
+        )
         result = pytester.runpytest("--smoke-config", "smoke.json")
     finally:
         server.stop()
     assert result.ret == 1
-    result.stdout.fnmatch_lines(["1. Health Check: method: /login returned 405 (expected 200)", "Issue: The endpoint does not accept this method (405)"])
+    result.stdout.fnmatch_lines(
+        [
+            "1. Health Check: method: /login returned 405 (expected 200)",
+            "Issue: The endpoint does not accept this method (405)",
+        ]
+    )
     assert "not valid JSON" not in result.stdout.str()

@@ -126,18 +126,31 @@ def test_a_check_that_sends_a_body_is_never_retried_after_a_crowded_timeout(neig
     assert attempts == [1]  # never sent twice
     if neighbour_answers_first:  # the host served the others: the service's own timeout, a failure
         assert isinstance(problem.value, CheckTimeout)
-        assert problem.value.details.endswith("because it sends a request body and its first attempt may still be applied")
+        assert problem.value.details.endswith(
+            "because it sends a request body and its first attempt may still be applied"
+        )
     else:  # nothing came back from anyone: our load may explain it, and it cannot be retried
         assert isinstance(problem.value, CheckNotEvaluated)
         assert "with no answer from h:80 meanwhile; not retried" in problem.value.reason
 
 
 def test_a_hung_host_ends_as_failures_and_the_verdict_says_it_stopped_answering(pytester, write_config, fault_server):
-    write_config({"base_url": fault_server.url, "health_checks": [health(f"c{i}", f"/hang?i={i}", timeout_seconds=1) for i in range(8)]})
-    result = pytester.runpytest("--smoke-config", "smoke.json", "-p", "no:cacheprovider", "--smoke-report", "report.json")
+    write_config(
+        {
+            "base_url": fault_server.url,
+            "health_checks": [health(f"c{i}", f"/hang?i={i}", timeout_seconds=1) for i in range(8)],
+        }
+    )
+    result = pytester.runpytest(
+        "--smoke-config", "smoke.json", "-p", "no:cacheprovider", "--smoke-report", "report.json"
+    )
     assert result.ret == 1
-    result.stdout.fnmatch_lines(["✗ CRITICAL: Smoke tests failed*",
-                                 f"Note: checks in flight to 127.0.0.1:{fault_server.port}: up to 2 at once*(stopped answering: the rest started at once)"])
+    result.stdout.fnmatch_lines(
+        [
+            "✗ CRITICAL: Smoke tests failed*",
+            f"Note: checks in flight to 127.0.0.1:{fault_server.port}: up to 2 at once*(stopped answering: the rest started at once)",
+        ]
+    )
     import json
 
     report = json.loads((pytester.path / "report.json").read_text())
@@ -164,6 +177,7 @@ class SyncServer:
                 raise CheckTimeout(timeout, f"GET /{name}")
             time.sleep(done - now)
             return CheckResult(summary="ok")
+
         return run
 
 
@@ -233,7 +247,9 @@ def test_a_crowded_timeout_whose_retry_the_run_could_not_evaluate_is_not_evaluat
     from pytest_smoke.checks.base import CheckNotEvaluated
 
     def cut_by_the_budget():
-        raise CheckNotEvaluated("not evaluated: the run budget of 4 s ran out before the check's own 2 s were up", kind="budget")
+        raise CheckNotEvaluated(
+            "not evaluated: the run budget of 4 s ran out before the check's own 2 s were up", kind="budget"
+        )
 
     slow, neighbour = crowded_then(cut_by_the_budget)
     results = outcomes_of([("slow", slow, 0.1), ("neighbour", neighbour, 1.0)], per_host=2)
@@ -257,7 +273,9 @@ def test_the_likelier_explanation_is_said_only_where_the_answers_show_it():
         return gate.likelier()
 
     assert answers(0.01, 0.3).startswith("; the likelier: our load, its answers took ")
-    assert answers(0.3, 0.3).startswith("; the likelier: a hung backend, its answers took no longer with others in flight")
+    assert answers(0.3, 0.3).startswith(
+        "; the likelier: a hung backend, its answers took no longer with others in flight"
+    )
 
 
 def test_a_host_that_stops_answering_after_its_first_answer_is_still_a_failure():
@@ -270,6 +288,7 @@ def test_a_host_that_stops_answering_after_its_first_answer_is_still_a_failure()
         def check():
             time.sleep(seconds)
             raise CheckTimeout(seconds, "GET /hang")
+
         return check
 
     scheduler.submit("quick", lambda: CheckResult(summary="ok"), host="h:80", allowed_seconds=1.0)

@@ -56,21 +56,35 @@ def config(demo, channels, **extra):
 def channels(pagerduty=None, opsgenie=None, ticketing=None, receiver=None, **common):
     found = {}
     if pagerduty is not None:
-        found["pd"] = {"type": "pagerduty", "routing_key": "${PD_ROUTING_KEY}", "events_url": pagerduty.url + "/v2/enqueue", **common}
+        found["pd"] = {
+            "type": "pagerduty",
+            "routing_key": "${PD_ROUTING_KEY}",
+            "events_url": pagerduty.url + "/v2/enqueue",
+            **common,
+        }
     if opsgenie is not None:
         found["genie"] = {"type": "opsgenie", "api_key": "${OPSGENIE_API_KEY}", "api_url": opsgenie.url, **common}
     if ticketing is not None:
-        found["tickets"] = {"type": "incident-webhook", "url": ticketing.url + "/api/incidents", "ticket_id_path": "body.ticket.id", **common}
+        found["tickets"] = {
+            "type": "incident-webhook",
+            "url": ticketing.url + "/api/incidents",
+            "ticket_id_path": "body.ticket.id",
+            **common,
+        }
     if receiver is not None:
         found["chat"] = {"type": "webhook", "url": receiver.url}
     return found
 
 
 def run(pytester, *extra):
-    return pytester.runpytest("--smoke-config", "smoke.json", "--smoke-report", "report.json", "--smoke-markdown", "report.md", *extra)
+    return pytester.runpytest(
+        "--smoke-config", "smoke.json", "--smoke-report", "report.json", "--smoke-markdown", "report.md", *extra
+    )
 
 
-def test_a_critical_run_opens_incidents_and_every_output_names_the_ticket(pytester, write_config, demo, keys, pagerduty, opsgenie, ticketing, receiver):
+def test_a_critical_run_opens_incidents_and_every_output_names_the_ticket(
+    pytester, write_config, demo, keys, pagerduty, opsgenie, ticketing, receiver
+):
     demo.faults.add("ready-503")
     write_config(config(demo, channels(pagerduty, opsgenie, ticketing, receiver)))
     result = run(pytester)
@@ -79,36 +93,65 @@ def test_a_critical_run_opens_incidents_and_every_output_names_the_ticket(pytest
     result.stdout.fnmatch_lines(["Incident ticket created: pytest-smoke/default/shop/web"])
 
     (event,) = [r["body"] for r in pagerduty.received]
-    assert (event["event_action"], event["dedup_key"], event["payload"]["severity"]) == ("trigger", "pytest-smoke/default/shop/web", "critical")
+    assert (event["event_action"], event["dedup_key"], event["payload"]["severity"]) == (
+        "trigger",
+        "pytest-smoke/default/shop/web",
+        "critical",
+    )
     assert "ready" in event["payload"]["summary"] and event["payload"]["source"] == "shop/web"
     (alert,) = opsgenie.received
-    assert alert["path"] == "/v2/alerts" and alert["body"]["alias"] == "pytest-smoke/default/shop/web" and alert["body"]["priority"] == "P1"
+    assert (
+        alert["path"] == "/v2/alerts"
+        and alert["body"]["alias"] == "pytest-smoke/default/shop/web"
+        and alert["body"]["priority"] == "P1"
+    )
     assert len(alert["body"]["message"]) <= 130
     (report_posted,) = ticketing.received
     assert report_posted["body"]["action"] == "trigger" and report_posted["body"]["verdict"]["state"] == "critical"
 
     # The other channels are told after the incident channels, so their message names the ticket.
-    assert receiver.posts[0]["body"]["incidents"] == ["pytest-smoke/default/shop/web", "pytest-smoke/default/shop/web", "INC-2026-0542"]
+    assert receiver.posts[0]["body"]["incidents"] == [
+        "pytest-smoke/default/shop/web",
+        "pytest-smoke/default/shop/web",
+        "INC-2026-0542",
+    ]
     report = json.loads((pytester.path / "report.json").read_text())
     assert {n["channel"]: n.get("ticket") for n in report["notifications"]} == {
-        "pd": "pytest-smoke/default/shop/web", "genie": "pytest-smoke/default/shop/web", "tickets": "INC-2026-0542", "chat": "INC-2026-0542",
+        "pd": "pytest-smoke/default/shop/web",
+        "genie": "pytest-smoke/default/shop/web",
+        "tickets": "INC-2026-0542",
+        "chat": "INC-2026-0542",
     }
     assert "incident ticket INC-2026-0542" in (pytester.path / "report.md").read_text()
 
 
-def test_a_green_run_resolves_the_incident_and_closes_the_alert(pytester, write_config, demo, keys, pagerduty, opsgenie):
+def test_a_green_run_resolves_the_incident_and_closes_the_alert(
+    pytester, write_config, demo, keys, pagerduty, opsgenie
+):
     write_config(config(demo, channels(pagerduty, opsgenie)))
     result = run(pytester)
     assert result.ret == 0
-    result.stdout.fnmatch_lines(["Notification sent: pd: incident resolved: pytest-smoke/default/shop/web",
-                                 "Notification sent: genie: alert closed: pytest-smoke/default/shop/web"])
+    result.stdout.fnmatch_lines(
+        [
+            "Notification sent: pd: incident resolved: pytest-smoke/default/shop/web",
+            "Notification sent: genie: alert closed: pytest-smoke/default/shop/web",
+        ]
+    )
     (event,) = [r["body"] for r in pagerduty.received]
-    assert event == {"routing_key": ROUTING_KEY, "event_action": "resolve", "dedup_key": "pytest-smoke/default/shop/web"}
+    assert event == {
+        "routing_key": ROUTING_KEY,
+        "event_action": "resolve",
+        "dedup_key": "pytest-smoke/default/shop/web",
+    }
     (close,) = opsgenie.received
-    assert close["path"] == "/v2/alerts/pytest-smoke%2Fdefault%2Fshop%2Fweb/close" and close["query"] == {"identifierType": ["alias"]}
+    assert close["path"] == "/v2/alerts/pytest-smoke%2Fdefault%2Fshop%2Fweb/close" and close["query"] == {
+        "identifierType": ["alias"]
+    }
 
 
-def test_a_warning_opens_an_incident_only_when_the_channel_asks_for_warnings(pytester, write_config, demo, keys, pagerduty):
+def test_a_warning_opens_an_incident_only_when_the_channel_asks_for_warnings(
+    pytester, write_config, demo, keys, pagerduty
+):
     doc = config(demo, channels(pagerduty))
     doc["health_checks"][1]["required"] = False
     demo.faults.add("ready-503")
@@ -123,26 +166,39 @@ def test_a_warning_opens_an_incident_only_when_the_channel_asks_for_warnings(pyt
     assert (event["event_action"], event["payload"]["severity"]) == ("trigger", "warning")
 
 
-def test_an_error_answer_is_a_warning_with_the_services_own_message(pytester, write_config, demo, pagerduty, monkeypatch):
+def test_an_error_answer_is_a_warning_with_the_services_own_message(
+    pytester, write_config, demo, pagerduty, monkeypatch
+):
     monkeypatch.setenv("PD_ROUTING_KEY", "too-short-key")
     demo.faults.add("ready-503")
     write_config(config(demo, channels(pagerduty)))
     result = run(pytester)
     assert result.ret == 1  # the verdict's own exit status: a dead channel never changes it
-    result.stdout.fnmatch_lines(["Notification failed: pd: PagerDuty answered 400: Event object is invalid; "
-                                 "Length of 'routing_key' is incorrect (should be 32 characters)"])
+    result.stdout.fnmatch_lines(
+        [
+            "Notification failed: pd: PagerDuty answered 400: Event object is invalid; "
+            "Length of 'routing_key' is incorrect (should be 32 characters)"
+        ]
+    )
 
 
 def test_a_short_retry_after_is_honoured_once_and_a_long_one_is_reported(pytester, write_config, demo, keys, pagerduty):
     demo.faults.add("ready-503")
     write_config(config(demo, channels(pagerduty)))
-    pagerduty.answers = [(429, {"Retry-After": "1"}, {"status": "throttle event", "message": "Requests are arriving too quickly"})]
+    pagerduty.answers = [
+        (429, {"Retry-After": "1"}, {"status": "throttle event", "message": "Requests are arriving too quickly"})
+    ]
     assert run(pytester).ret == 1
     assert len(pagerduty.received) == 2  # the 429, then the retry after one second
-    assert json.loads((pytester.path / "report.json").read_text())["notifications"][0]["ticket"] == "pytest-smoke/default/shop/web"
+    assert (
+        json.loads((pytester.path / "report.json").read_text())["notifications"][0]["ticket"]
+        == "pytest-smoke/default/shop/web"
+    )
 
     pagerduty.received.clear()
-    pagerduty.answers = [(429, {"Retry-After": "120"}, {"status": "throttle event", "message": "Requests are arriving too quickly"})]
+    pagerduty.answers = [
+        (429, {"Retry-After": "120"}, {"status": "throttle event", "message": "Requests are arriving too quickly"})
+    ]
     result = run(pytester)
     assert_cut_short(session_seconds(result), 0, unbounded=120)  # Retry-After: 120 is not waited out
     assert len(pagerduty.received) == 1
@@ -155,14 +211,24 @@ def test_routing_and_api_keys_never_reach_any_output(pytester, write_config, dem
     monkeypatch.setenv("OPSGENIE_API_KEY", bad_key)
     demo.faults.add("ready-503")
     doc = config(demo, channels(pagerduty, opsgenie))
-    doc["notifications"]["literal"] = {"type": "pagerduty", "routing_key": "LITERALKEYinTheFile0000000000042",
-                                       "events_url": pagerduty.url + "/v2/enqueue"}
+    doc["notifications"]["literal"] = {
+        "type": "pagerduty",
+        "routing_key": "LITERALKEYinTheFile0000000000042",
+        "events_url": pagerduty.url + "/v2/enqueue",
+    }
     doc["rollback_strategy"]["notify_channels"].append("literal")
     write_config(doc)
     result = run(pytester, "-vv", "-l")
     assert result.ret == 1
-    result.stdout.fnmatch_lines(["Notification failed: genie: Opsgenie answered 401: Key format is not valid! (GenieKey ***)"])
-    outputs = result.stdout.str() + result.stderr.str() + (pytester.path / "report.json").read_text() + (pytester.path / "report.md").read_text()
+    result.stdout.fnmatch_lines(
+        ["Notification failed: genie: Opsgenie answered 401: Key format is not valid! (GenieKey ***)"]
+    )
+    outputs = (
+        result.stdout.str()
+        + result.stderr.str()
+        + (pytester.path / "report.json").read_text()
+        + (pytester.path / "report.md").read_text()
+    )
     for secret in (ROUTING_KEY, bad_key, "LITERALKEYinTheFile0000000000042"):
         assert secret not in outputs
 
@@ -172,14 +238,20 @@ def test_routing_and_api_keys_never_reach_any_output(pytester, write_config, dem
 
 def test_a_secret_that_looks_like_a_year_never_costs_the_reports(pytester, write_config, demo, monkeypatch):
     monkeypatch.setenv("TENANT", time.strftime("%Y"))  # masks the year inside every timestamp of the document
-    write_config({"base_url": demo.url, "health_checks": [health("live", "/health/live", headers={"X-Tenant": "${TENANT}"})]})
-    result = pytester.runpytest("--smoke-config", "smoke.json", "--smoke-markdown", "report.md", "--smoke-report", "report.json")
+    write_config(
+        {"base_url": demo.url, "health_checks": [health("live", "/health/live", headers={"X-Tenant": "${TENANT}"})]}
+    )
+    result = pytester.runpytest(
+        "--smoke-config", "smoke.json", "--smoke-markdown", "report.md", "--smoke-report", "report.json"
+    )
     assert result.ret == 0
     result.stdout.fnmatch_lines(["✓ Smoke tests passed*"])
     assert (pytester.path / "report.md").exists() and (pytester.path / "report.json").exists()
     # The plugin's own timestamps are kept readable, so the chart is drawn and dashboards get a time.
     document = json.loads((pytester.path / "report.json").read_text())
-    assert document["started_at"].startswith(time.strftime("%Y")) and document["checks"][0]["finished_at"].startswith(time.strftime("%Y"))
+    assert document["started_at"].startswith(time.strftime("%Y")) and document["checks"][0]["finished_at"].startswith(
+        time.strftime("%Y")
+    )
     assert "```mermaid" in (pytester.path / "report.md").read_text()
 
 
@@ -194,7 +266,10 @@ def test_both_waves_of_channels_share_one_deadline():
         silent.listen(8)  # accepts, never answers
         url = f"http://127.0.0.1:{silent.getsockname()[1]}"
         document = {"verdict": {"state": "critical"}, "rollback": None, "checks": []}
-        channels = {"tickets": {"type": "incident-webhook", "url": url + "/t"}, "hook": {"type": "webhook", "url": url + "/h"}}
+        channels = {
+            "tickets": {"type": "incident-webhook", "url": url + "/t"},
+            "hook": {"type": "webhook", "url": url + "/h"},
+        }
         started = time.monotonic()
         sent = dispatch(document, channels, ["tickets", "hook"], Redactor(), deadline_seconds=1.5)
         elapsed = time.monotonic() - started
@@ -207,20 +282,37 @@ def test_a_token_in_a_webhook_path_never_reaches_the_output(pytester, write_conf
 
     token = "s3cretPathToken99"
     demo.faults.add("ready-503")
-    write_config(config(demo, {"tickets": {"type": "incident-webhook", "url": f"http://127.0.0.1:{free_port()}/hooks/ticketing/{token}"}}))
+    write_config(
+        config(
+            demo,
+            {"tickets": {"type": "incident-webhook", "url": f"http://127.0.0.1:{free_port()}/hooks/ticketing/{token}"}},
+        )
+    )
     result = run(pytester)
     assert result.ret == 1
     assert "Notification failed: tickets" in result.stdout.str()
-    for output in (result.stdout.str(), (pytester.path / "report.json").read_text(), (pytester.path / "report.md").read_text()):
+    for output in (
+        result.stdout.str(),
+        (pytester.path / "report.json").read_text(),
+        (pytester.path / "report.md").read_text(),
+    ):
         assert token not in output
 
 
 def test_slack_never_renders_a_services_text_as_markup():
     from pytest_smoke.notify.slack import payload
 
-    document = {"verdict": {"state": "critical", "critical": 1, "warnings": 0}, "config": "smoke.json", "rerun_command": "pytest",
-                "decision": {"reason": ""}, "rollback": None, "incidents": ["INC-1 <!channel> <https://evil.example|Approve>"],
-                "checks": [{"name": "api", "severity": "critical", "reason": "500 <@U123> & more", "remediation": {"issue": "x"}}]}
+    document = {
+        "verdict": {"state": "critical", "critical": 1, "warnings": 0},
+        "config": "smoke.json",
+        "rerun_command": "pytest",
+        "decision": {"reason": ""},
+        "rollback": None,
+        "incidents": ["INC-1 <!channel> <https://evil.example|Approve>"],
+        "checks": [
+            {"name": "api", "severity": "critical", "reason": "500 <@U123> & more", "remediation": {"issue": "x"}}
+        ],
+    }
     text = json.dumps(payload(document, "critical"))
     assert "<!channel>" not in text and "<https://evil" not in text and "<@U123>" not in text
     assert "&lt;!channel&gt;" in text

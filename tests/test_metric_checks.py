@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, start_http_server
 import servers
 from servers import free_port
 
-ERROR_RATE = ('sum(rate(http_requests_total{code=~"5.."}[{window}])) / sum(rate(http_requests_total[{window}]))')
+ERROR_RATE = 'sum(rate(http_requests_total{code=~"5.."}[{window}])) / sum(rate(http_requests_total[{window}]))'
 
 
 class TrafficTarget:
@@ -55,12 +55,16 @@ def target():
 
 @pytest.fixture(scope="module")
 def prometheus(target, tmp_path_factory):
-    server = servers.start_prometheus(tmp_path_factory.mktemp("prometheus"), [f"127.0.0.1:{target.port}"], honor_labels=False)
+    server = servers.start_prometheus(
+        tmp_path_factory.mktemp("prometheus"), [f"127.0.0.1:{target.port}"], honor_labels=False
+    )
     try:
         # Bounded wait until rate() has two scrapes to work with.
         deadline = time.monotonic() + 40
         while time.monotonic() < deadline:
-            response = requests.get(server.url + "/api/v1/query", params={"query": "sum(rate(http_requests_total[30s]))"}, timeout=5)
+            response = requests.get(
+                server.url + "/api/v1/query", params={"query": "sum(rate(http_requests_total[30s]))"}, timeout=5
+            )
             # A Prometheus still starting (or busy replaying its WAL on a loaded machine) answers 503.
             answer = response.json() if response.status_code == 200 else {"data": {"result": []}}
             if answer["data"]["result"] and float(answer["data"]["result"][0]["value"][1]) > 0:
@@ -74,7 +78,15 @@ def prometheus(target, tmp_path_factory):
 
 
 def metric(name, url, query=ERROR_RATE, condition="result < 0.05", **extra):
-    return {"name": name, "url": url, "query": query, "condition": condition, "window": "30s", "unit": "percent", **extra}
+    return {
+        "name": name,
+        "url": url,
+        "query": query,
+        "condition": condition,
+        "window": "30s",
+        "unit": "percent",
+        **extra,
+    }
 
 
 def run(pytester, write_config, *checks):
@@ -102,14 +114,16 @@ def test_a_low_error_rate_passes_and_a_high_one_fails_in_operator_words(pytester
     assert result.ret == 1
     assert report["error-rate"]["status"] == "failed" and report["error-rate"]["failure_kind"] == "metric_condition"
     assert report["error-rate"]["reason"].startswith("error-rate ") and report["error-rate"]["reason"].endswith(
-        "% over the last 30s, limit: < 5%")
+        "% over the last 30s, limit: < 5%"
+    )
     result.stdout.fnmatch_lines(["*1. Metric: error-rate: error-rate *% over the last 30s, limit: < 5%"])
 
 
 def test_no_data_nan_a_bad_query_and_a_dead_prometheus_are_never_a_pass(pytester, write_config, prometheus):
     dead = f"http://127.0.0.1:{free_port()}"
     result, report = run(
-        pytester, write_config,
+        pytester,
+        write_config,
         metric("no-series", prometheus.url, query='sum(rate(http_requests_total{code="999"}[{window}])) > 0'),
         metric("nan", prometheus.url, query='sum(rate(http_requests_total{code="999"}[{window}])) / 0', required=False),
         metric("bad-query", prometheus.url, query="sum(rate(http_requests_total[{window}]", required=False),
@@ -117,19 +131,35 @@ def test_no_data_nan_a_bad_query_and_a_dead_prometheus_are_never_a_pass(pytester
     )
     assert result.ret == 12  # a required check not evaluated: inconclusive, no rollback, never verified
     assert {name: c["status"] for name, c in report.items()} == dict.fromkeys(report, "not_evaluated")
-    assert report["no-series"]["reason"] == "not evaluated: no-series: the query returned no data (no series: nothing to judge)"
-    assert report["bad-query"]["reason"].startswith("not evaluated: bad-query: query failed: Prometheus answered 400 bad_data: ")
+    assert (
+        report["no-series"]["reason"]
+        == "not evaluated: no-series: the query returned no data (no series: nothing to judge)"
+    )
+    assert report["bad-query"]["reason"].startswith(
+        "not evaluated: bad-query: query failed: Prometheus answered 400 bad_data: "
+    )
     assert report["prometheus-down"]["reason"] == (
-        f"not evaluated: prometheus-down: Prometheus at {dead}/api/v1/query is unreachable (connection refused at {dead.split('//')[1]})")
-    result.stdout.fnmatch_lines(["? INCONCLUSIVE: required checks could not be evaluated - no rollback, deployment NOT verified"])
+        f"not evaluated: prometheus-down: Prometheus at {dead}/api/v1/query is unreachable (connection refused at {dead.split('//')[1]})"
+    )
+    result.stdout.fnmatch_lines(
+        ["? INCONCLUSIVE: required checks could not be evaluated - no rollback, deployment NOT verified"]
+    )
 
 
 def test_repeated_measurements_fail_only_beyond_the_failure_limit(pytester, write_config, prometheus):
     # "result > 2" never holds for a ratio: every measurement breaks it.
-    result, report = run(pytester, write_config, metric("strict", prometheus.url, condition="result > 2", count=3, interval=0.2, failure_limit=2))
+    result, report = run(
+        pytester,
+        write_config,
+        metric("strict", prometheus.url, condition="result > 2", count=3, interval=0.2, failure_limit=2),
+    )
     assert result.ret == 1
     assert report["strict"]["reason"].endswith("limit: > 200% (3 of 3 measurements failed, 2 allowed)")
-    result, report = run(pytester, write_config, metric("lenient", prometheus.url, condition="result > 2", count=3, interval=0.2, failure_limit=3))
+    result, report = run(
+        pytester,
+        write_config,
+        metric("lenient", prometheus.url, condition="result > 2", count=3, interval=0.2, failure_limit=3),
+    )
     assert result.ret == 0  # as Argo's failureLimit: within the limit, the analysis succeeds
     assert report["lenient"]["facts"]["summary"].endswith("(0 of 3 measurements met it, 3 failed, 3 allowed)")
 
@@ -140,7 +170,10 @@ def test_the_window_starts_when_the_rollout_completed():
 
     completed = time.time() - 125
     window, since = window_of({"window": "5m"}, CheckContext(deployed_at=completed))
-    assert window in ("125s", "126s") and since == f"since {time.strftime('%H:%M:%S', time.localtime(completed))} (rollout completed)"
+    assert (
+        window in ("125s", "126s")
+        and since == f"since {time.strftime('%H:%M:%S', time.localtime(completed))} (rollout completed)"
+    )
     assert window_of({"window": "5m"}, CheckContext()) == ("5m", "over the last 5m")
     assert window_of({}, CheckContext(deployed_at=time.time() - 3))[0] == "30s"  # at least two scrapes
 
@@ -149,7 +182,11 @@ def test_a_condition_that_is_not_a_comparison_is_a_config_error(pytester, write_
     write_config({"metric_checks": [metric("m", "http://127.0.0.1:9", condition="__import__('os').system('x')")]})
     result = pytester.runpytest("--smoke-config", "smoke.json")
     assert result.ret == 4
-    result.stderr.fnmatch_lines(["*metric_checks?0?.condition: condition \"__import__('os').system('x')\" is not a comparison of result with a number*"])
+    result.stderr.fnmatch_lines(
+        [
+            "*metric_checks?0?.condition: condition \"__import__('os').system('x')\" is not a comparison of result with a number*"
+        ]
+    )
 
 
 def test_the_documented_metric_configs_load(tmp_path):

@@ -23,21 +23,42 @@ def entry_line(path, name):
 
 
 @pytest.mark.child_plugins("allure_pytest")
-def test_allure_calls_service_failures_failed_with_the_verdict_and_severities(pytester, write_config, demo, monkeypatch):
+def test_allure_calls_service_failures_failed_with_the_verdict_and_severities(
+    pytester, write_config, demo, monkeypatch
+):
     pytest.importorskip("allure_pytest")
     demo.faults.add("ready-503")
     monkeypatch.setenv("API_KEY", "Key-Secret-99")
-    write_config({**doc(demo, health("basic", "/health"), health("readiness", "/health/ready"), health("extra", "/nope", required=False)),
-                  "headers": {"X-Api-Key": "${API_KEY}"}, "basic_auth": {"username": "ops", "password": "Top-Secret-77"}})
+    write_config(
+        {
+            **doc(
+                demo,
+                health("basic", "/health"),
+                health("readiness", "/health/ready"),
+                health("extra", "/nope", required=False),
+            ),
+            "headers": {"X-Api-Key": "${API_KEY}"},
+            "basic_auth": {"username": "ops", "password": "Top-Secret-77"},
+        }
+    )
     result = pytester.runpytest("--smoke-config", "smoke.json", "--alluredir", "allure")
     assert result.ret == 1
     written = "".join(p.read_text() for p in (pytester.path / "allure").iterdir())
-    assert "Key-Secret-99" not in written and "Top-Secret-77" not in written and "b3BzOlRvcC1TZWNyZXQtNzc=" not in written
-    results = {r["name"]: r for r in (json.loads(p.read_text()) for p in (pytester.path / "allure").glob("*-result.json"))}
+    assert (
+        "Key-Secret-99" not in written and "Top-Secret-77" not in written and "b3BzOlRvcC1TZWNyZXQtNzc=" not in written
+    )
+    results = {
+        r["name"]: r for r in (json.loads(p.read_text()) for p in (pytester.path / "allure").glob("*-result.json"))
+    }
     assert {name: r["status"] for name, r in results.items()} == {
-        "health[basic]": "passed", "health[readiness]": "failed", "health[extra]": "failed",
+        "health[basic]": "passed",
+        "health[readiness]": "failed",
+        "health[extra]": "failed",
     }  # failed, not broken: the service answered wrongly
-    severity = {name: next(label["value"] for label in r["labels"] if label["name"] == "severity") for name, r in results.items()}
+    severity = {
+        name: next(label["value"] for label in r["labels"] if label["name"] == "severity")
+        for name, r in results.items()
+    }
     assert severity == {"health[basic]": "critical", "health[readiness]": "critical", "health[extra]": "normal"}
     environment = (pytester.path / "allure" / "environment.properties").read_text()
     assert "smoke.verdict=\\u2717 CRITICAL: Smoke tests failed" in environment
@@ -47,7 +68,9 @@ def test_allure_calls_service_failures_failed_with_the_verdict_and_severities(py
 @pytest.mark.child_plugins("allure_pytest")
 def test_allure_keeps_a_not_evaluated_check_broken(pytester, write_config):
     pytest.importorskip("allure_pytest")
-    pytester.makeconftest("def pytest_smoke_check_type(name):\n    return (lambda spec, ctx: 1 / 0) if name == 'buggy' else None\n")
+    pytester.makeconftest(
+        "def pytest_smoke_check_type(name):\n    return (lambda spec, ctx: 1 / 0) if name == 'buggy' else None\n"
+    )
     write_config({"dependency_checks": [{"name": "queue", "type": "buggy"}]})
     result = pytester.runpytest("--smoke-config", "smoke.json", "--alluredir", "allure")
     assert result.ret == 12  # inconclusive: our bug, not the service's failure
@@ -64,7 +87,9 @@ def test_allure_keeps_a_not_evaluated_check_broken(pytester, write_config):
     ],
     ids=["warning", "critical"],
 )
-def test_pytest_html_shows_the_verdict_in_its_summary_and_title(pytester, write_config, demo, fault, required, headline):
+def test_pytest_html_shows_the_verdict_in_its_summary_and_title(
+    pytester, write_config, demo, fault, required, headline
+):
     pytest.importorskip("pytest_html")
     demo.faults.add("ready-503")
     write_config(doc(demo, health("basic", "/health"), health("second", fault, required=required)))
@@ -77,8 +102,17 @@ def test_pytest_html_shows_the_verdict_in_its_summary_and_title(pytester, write_
 
 def test_github_actions_gets_an_annotation_per_critical_failure_and_warning(pytester, write_config, demo, monkeypatch):
     demo.faults.add("ready-503")
-    path = write_config(doc(demo, health("basic", "/health"), health("readiness", "/health/ready"), health("extra", "/nope", required=False)))
-    pytester.makepyfile(test_custom="import pytest\n\n@pytest.mark.smoke_optional\ndef test_orders():\n    assert 1 == 2, 'orders: 1 of 2'\n")
+    path = write_config(
+        doc(
+            demo,
+            health("basic", "/health"),
+            health("readiness", "/health/ready"),
+            health("extra", "/nope", required=False),
+        )
+    )
+    pytester.makepyfile(
+        test_custom="import pytest\n\n@pytest.mark.smoke_optional\ndef test_orders():\n    assert 1 == 2, 'orders: 1 of 2'\n"
+    )
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
     result = pytester.runpytest("--smoke-config", "smoke.json")
     assert result.ret == 1
@@ -99,7 +133,11 @@ def test_an_allure_environment_that_cannot_be_written_costs_only_a_note(pytester
     demo.faults.add("ready-503")
     (pytester.path / "allure" / "environment.properties").mkdir(parents=True)  # not a file: the write fails
     write_config(doc(demo, health("readiness", "/health/ready")))
-    result = pytester.runpytest("--smoke-config", "smoke.json", "--alluredir", "allure", "--smoke-report", "report.json")
+    result = pytester.runpytest(
+        "--smoke-config", "smoke.json", "--alluredir", "allure", "--smoke-report", "report.json"
+    )
     assert result.ret == 1  # the verdict's exit code, not an internal error
-    result.stdout.fnmatch_lines(["✗ CRITICAL: Smoke tests failed*", "*could not write Allure's environment.properties: IsADirectoryError*"])
+    result.stdout.fnmatch_lines(
+        ["✗ CRITICAL: Smoke tests failed*", "*could not write Allure's environment.properties: IsADirectoryError*"]
+    )
     assert json.loads((pytester.path / "report.json").read_text())["verdict"]["state"] == "critical"

@@ -20,8 +20,16 @@ SID = "COOKIESECRET_q8w7e6r5t4y3u2i1"
 
 def run(pytester, *args):
     return pytester.runpytest(
-        "--smoke-config", "smoke.json", "-p", "no:cacheprovider", "-p", "no:randomly",
-        "--junitxml=junit.xml", "--smoke-report=report.json", "--smoke-markdown=report.md", *args,
+        "--smoke-config",
+        "smoke.json",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:randomly",
+        "--junitxml=junit.xml",
+        "--smoke-report=report.json",
+        "--smoke-markdown=report.md",
+        *args,
     )
 
 
@@ -69,8 +77,13 @@ def test_configured_headers_never_follow_a_redirect_to_another_origin(pytester, 
     elsewhere = other.url.replace("127.0.0.1", "localhost")
     first = Recorder(lambda r: (302, [("Location", elsewhere + "/landing")], b""))
     try:
-        write_config({"base_url": first.url, "headers": {"X-Api-Key": "${API_KEY}", "Cookie": "sid=abc12345"},
-                      "health_checks": [health("basic", "/health")]})
+        write_config(
+            {
+                "base_url": first.url,
+                "headers": {"X-Api-Key": "${API_KEY}", "Cookie": "sid=abc12345"},
+                "health_checks": [health("basic", "/health")],
+            }
+        )
         result = run(pytester)
     finally:
         first.stop()
@@ -90,8 +103,9 @@ def test_an_echoing_server_cannot_leak_a_secret_cut_in_half(pytester, write_conf
 
     server = Recorder(echo)
     try:
-        write_config({"base_url": server.url, "headers": {"Cookie": "sid=${SID}"},
-                      "health_checks": [health("echo", "/health")]})
+        write_config(
+            {"base_url": server.url, "headers": {"Cookie": "sid=${SID}"}, "health_checks": [health("echo", "/health")]}
+        )
         result = run(pytester, "-vv", "-l")
     finally:
         server.stop()
@@ -104,7 +118,9 @@ def test_an_echoing_server_cannot_leak_a_secret_cut_in_half(pytester, write_conf
 def test_a_secret_query_parameter_is_masked_everywhere(pytester, write_config):
     server = Recorder(lambda r: (503, [("Content-Type", "text/plain")], b"down"))
     try:
-        write_config({"base_url": server.url, "health_checks": [health("signed", "/health?sig=s1gnature-abc123&page=2")]})
+        write_config(
+            {"base_url": server.url, "health_checks": [health("signed", "/health?sig=s1gnature-abc123&page=2")]}
+        )
         result = run(pytester)
     finally:
         server.stop()
@@ -176,7 +192,10 @@ def test_a_yaml_alias_bomb_is_a_usage_error(pytester, write_config):
     write_config("\n".join(lines) + "\n", name="smoke.yaml")
     result = pytester.runpytest("--smoke-config", "smoke.yaml", "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    assert "smoke.yaml: the document expands to more than 100000 values through YAML aliases: refusing to load it" in result.stderr.str()
+    assert (
+        "smoke.yaml: the document expands to more than 100000 values through YAML aliases: refusing to load it"
+        in result.stderr.str()
+    )
 
 
 def test_an_internal_error_shows_no_environment_even_with_showlocals(pytester, write_config, demo, monkeypatch):
@@ -199,7 +218,6 @@ def test_an_internal_error_shows_no_environment_even_with_showlocals(pytester, w
         assert "aws-Unrelated-Secret-77" not in everything and "deploy-Unrelated-Token-88" not in everything
 
 
-
 # -- found by an adversarial review --------------------------------------------------------------------
 
 TOKEN_IN_OBJECT = "tok-ACCESS-5f1e9a7c3b"
@@ -208,15 +226,34 @@ TOKEN_IN_OBJECT = "tok-ACCESS-5f1e9a7c3b"
 def test_a_saved_object_under_a_secret_name_is_masked_inside(pytester, write_config):
     def answer(request):
         if request.path == "/login":
-            return 200, [("Content-Type", "application/json")], json.dumps({"auth": {"access": TOKEN_IN_OBJECT}}).encode()
+            return (
+                200,
+                [("Content-Type", "application/json")],
+                json.dumps({"auth": {"access": TOKEN_IN_OBJECT}}).encode(),
+            )
         return 500, [("Content-Type", "text/plain")], b"orders down"
 
     server = Recorder(answer)
     try:
-        write_config({"base_url": server.url, "critical_paths": [{"name": "order", "steps": [
-            {"method": "POST", "endpoint": "/login", "payload": {"user": "u"}, "save": {"credentials": "body.auth"}},
-            {"method": "POST", "endpoint": "/orders", "payload": {"with": "{credentials}"}},
-        ]}]})
+        write_config(
+            {
+                "base_url": server.url,
+                "critical_paths": [
+                    {
+                        "name": "order",
+                        "steps": [
+                            {
+                                "method": "POST",
+                                "endpoint": "/login",
+                                "payload": {"user": "u"},
+                                "save": {"credentials": "body.auth"},
+                            },
+                            {"method": "POST", "endpoint": "/orders", "payload": {"with": "{credentials}"}},
+                        ],
+                    }
+                ],
+            }
+        )
         result = run(pytester, "-vv", "-l")
     finally:
         server.stop()
@@ -228,11 +265,21 @@ def test_a_saved_object_under_a_secret_name_is_masked_inside(pytester, write_con
 
 def test_a_secret_in_a_long_json_value_is_masked_before_the_cut(pytester, write_config, monkeypatch):
     monkeypatch.setenv("API_KEY", API_KEY)
-    server = Recorder(lambda r: (200, [("Content-Type", "application/json")],
-                                 json.dumps({"status": "x" * 70 + r.headers["X-Api-Key"]}).encode()))
+    server = Recorder(
+        lambda r: (
+            200,
+            [("Content-Type", "application/json")],
+            json.dumps({"status": "x" * 70 + r.headers["X-Api-Key"]}).encode(),
+        )
+    )
     try:
-        write_config({"base_url": server.url, "headers": {"X-Api-Key": "${API_KEY}"},
-                      "health_checks": [health("echo", "/health", expect={"json": {"status": "ok"}})]})
+        write_config(
+            {
+                "base_url": server.url,
+                "headers": {"X-Api-Key": "${API_KEY}"},
+                "health_checks": [health("echo", "/health", expect={"json": {"status": "ok"}})],
+            }
+        )
         result = run(pytester)
     finally:
         server.stop()
@@ -267,7 +314,10 @@ def test_a_secret_is_masked_in_its_encoded_forms(shown):
     [
         ("/s?keyword=boots&country_code=DE&postcode=10115", "/s?keyword=boots&country_code=DE&postcode=10115"),
         ("/cb?jwt=eyJ.x.y&sessionid=abc&auth=q1", "/cb?jwt=***&sessionid=***&auth=***"),
-        ("(see /s3?X-Amz-Credential=AKIA%2F2026&X-Amz-Signature=f00d)", "(see /s3?X-Amz-Credential=***&X-Amz-Signature=***)"),
+        (
+            "(see /s3?X-Amz-Credential=AKIA%2F2026&X-Amz-Signature=f00d)",
+            "(see /s3?X-Amz-Credential=***&X-Amz-Signature=***)",
+        ),
         ("reset password: connection refused", "reset password: connection refused"),
         ('{"password": ""}', '{"password": ""}'),
     ],
@@ -283,7 +333,9 @@ def test_a_short_secret_is_masked_as_a_word_only():
 def test_custom_tests_cannot_print_a_secret_through_pytest(pytester, write_config, demo, monkeypatch):
     monkeypatch.setenv("API_KEY", API_KEY)
     monkeypatch.setenv("COLUMNS", "200")  # room for the short summary's message on every pytest version
-    write_config({"base_url": demo.url, "headers": {"X-Api-Key": "${API_KEY}"}, "health_checks": [health("basic", "/health")]})
+    write_config(
+        {"base_url": demo.url, "headers": {"X-Api-Key": "${API_KEY}"}, "health_checks": [health("basic", "/health")]}
+    )
     pytester.makepyfile(
         """
         import logging, os, pytest
@@ -317,8 +369,23 @@ def test_a_307_to_another_origin_does_not_carry_the_login_body_there(pytester, w
     elsewhere = other.url.replace("127.0.0.1", "localhost")
     first = Recorder(lambda r: (307, [("Location", elsewhere + "/login")], b""))
     try:
-        write_config({"base_url": first.url, "critical_paths": [{"name": "login", "steps": [
-            {"method": "POST", "endpoint": "/login", "payload": {"user": "u", "password": "hunter2-login"}}]}]})
+        write_config(
+            {
+                "base_url": first.url,
+                "critical_paths": [
+                    {
+                        "name": "login",
+                        "steps": [
+                            {
+                                "method": "POST",
+                                "endpoint": "/login",
+                                "payload": {"user": "u", "password": "hunter2-login"},
+                            }
+                        ],
+                    }
+                ],
+            }
+        )
         result = run(pytester)
     finally:
         first.stop()
@@ -331,21 +398,30 @@ def test_a_307_to_another_origin_does_not_carry_the_login_body_there(pytester, w
 def test_a_lone_surrogate_from_the_service_is_data_with_xdist(pytester, write_config):
     server = Recorder(lambda r: (200, [("Content-Type", "application/json")], b'{"status": "\\ud800"}'))
     try:
-        write_config({"base_url": server.url, "health_checks": [health("odd", "/health", expect={"json": {"status": "ok"}})]})
+        write_config(
+            {"base_url": server.url, "health_checks": [health("odd", "/health", expect={"json": {"status": "ok"}})]}
+        )
         result = run(pytester, "-p", "xdist", "-n", "1")
     finally:
         server.stop()
     assert result.ret == 1
-    result.stdout.fnmatch_lines(["*body.status is *ud800*, expected \"ok\"*"])
+    result.stdout.fnmatch_lines(['*body.status is *ud800*, expected "ok"*'])
 
 
 def test_a_webhook_answer_and_a_markdown_cell_cannot_drive_the_terminal(pytester, write_config, demo):
-    hook = Recorder(lambda r: (200, [("Content-Type", "application/json")], json.dumps({"id": "\x1b[2J\x07INC-1"}).encode()))
+    hook = Recorder(
+        lambda r: (200, [("Content-Type", "application/json")], json.dumps({"id": "\x1b[2J\x07INC-1"}).encode())
+    )
     service = Recorder(lambda r: (503, [("Content-Type", "text/plain")], ANSI))
     try:
-        write_config({"base_url": service.url, "health_checks": [health("hostile", "/health")],
-                      "notifications": {"ops": {"type": "webhook", "url": hook.url + "/hook"}},
-                      "rollback_strategy": {"notify_channels": ["ops"]}})
+        write_config(
+            {
+                "base_url": service.url,
+                "health_checks": [health("hostile", "/health")],
+                "notifications": {"ops": {"type": "webhook", "url": hook.url + "/hook"}},
+                "rollback_strategy": {"notify_channels": ["ops"]},
+            }
+        )
         result = run(pytester)
     finally:
         hook.stop()
@@ -371,15 +447,29 @@ def test_an_error_after_a_redirect_names_the_address_it_went_to(pytester, write_
 @pytest.mark.parametrize(
     "text, env, message",
     [
-        ("base_url: http://x\nhealth_checks: [{name: a, endpoint: /h, timeout_seconds: " + "9" * 5000 + "}]\n", {},
-         "invalid YAML: Exceeds the limit (4300 digits) for integer string conversion"),
-        ("base_url: http://x\nhealth_checks: []\nx: [" + ",".join("1" for _ in range(100_001)) + "]\n", {},
-         "the document has more than 100000 values: refusing to load it"),
-        ("base_url: http://x\nhealth_checks:\n- {name: a, endpoint: /h}\nenvironments:\n" + "".join(f"  e{i}: {{}}\n" for i in range(101)), {},
-         "environments: 101 environments: at most 100 are supported in one file"),
-        ("base_url: http://x\nhealth_checks:\n- name: a\n  endpoint: /h\n  expect:\n    json: [&n [&m [" + ", ".join(["'${BIG}'"] * 10)
-         + "], *m, *m, *m, *m, *m, *m, *m, *m, *m], *n, *n, *n, *n, *n, *n, *n, *n, *n, *n]\n", {"BIG": "z" * 50_000},
-         "interpolation expands the document beyond 1000000 characters: refusing it"),
+        (
+            "base_url: http://x\nhealth_checks: [{name: a, endpoint: /h, timeout_seconds: " + "9" * 5000 + "}]\n",
+            {},
+            "invalid YAML: Exceeds the limit (4300 digits) for integer string conversion",
+        ),
+        (
+            "base_url: http://x\nhealth_checks: []\nx: [" + ",".join("1" for _ in range(100_001)) + "]\n",
+            {},
+            "the document has more than 100000 values: refusing to load it",
+        ),
+        (
+            "base_url: http://x\nhealth_checks:\n- {name: a, endpoint: /h}\nenvironments:\n"
+            + "".join(f"  e{i}: {{}}\n" for i in range(101)),
+            {},
+            "environments: 101 environments: at most 100 are supported in one file",
+        ),
+        (
+            "base_url: http://x\nhealth_checks:\n- name: a\n  endpoint: /h\n  expect:\n    json: [&n [&m ["
+            + ", ".join(["'${BIG}'"] * 10)
+            + "], *m, *m, *m, *m, *m, *m, *m, *m, *m], *n, *n, *n, *n, *n, *n, *n, *n, *n, *n]\n",
+            {"BIG": "z" * 50_000},
+            "interpolation expands the document beyond 1000000 characters: refusing it",
+        ),
     ],
     ids=["huge-integer", "many-values-no-aliases", "many-environments", "interpolation-bomb"],
 )
@@ -403,7 +493,9 @@ def test_a_huge_body_of_letters_is_excerpted_and_the_check_fails_cleanly(pyteste
     finally:
         server.stop()
     assert result.ret == 1
-    result.stdout.fnmatch_lines(["response: 503, * ms: aaaa*...", "1. Health Check: letters: /health returned 503 (expected 200)"])
+    result.stdout.fnmatch_lines(
+        ["response: 503, * ms: aaaa*...", "1. Health Check: letters: /health returned 503 (expected 200)"]
+    )
 
 
 def test_log_arguments_that_do_not_format_are_shown_redacted_not_raw(capsys):

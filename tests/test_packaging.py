@@ -14,7 +14,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.child_plugins("*")  # the stale entry point must be autoloaded, as pip leaves it
-def test_the_unrelated_pytest_smoke_distribution_stops_the_run_with_a_clear_usage_error(pytester, write_config, demo, monkeypatch):
+def test_the_unrelated_pytest_smoke_distribution_stops_the_run_with_a_clear_usage_error(
+    pytester, write_config, demo, monkeypatch
+):
     # An installed pytest-smoke 0.11.0 as pip leaves it: its metadata and its pytest11 entry point,
     # which names our import package too (its files and ours overwrite each other).
     site = pytester.path / "site"
@@ -62,7 +64,11 @@ def test_ci_templates_install_this_distribution_and_name_the_config_on_the_comma
 
 
 def test_no_install_line_names_the_other_distribution():
-    for path in [ROOT / "README.md", ROOT / "example_suites" / "kubernetes" / "Dockerfile", *(ROOT / "example_suites").rglob("*.yml")]:
+    for path in [
+        ROOT / "README.md",
+        ROOT / "example_suites" / "kubernetes" / "Dockerfile",
+        *(ROOT / "example_suites").rglob("*.yml"),
+    ]:
         assert not re.search(r"pip install [\"']?pytest-smoke\b", path.read_text()), path
 
 
@@ -76,5 +82,8 @@ def test_one_version_everywhere():
     assert pytest_smoke.__version__ == version
     first_release = re.search(r"^## (\S+)", (root / "CHANGELOG.md").read_text(), re.MULTILINE)
     assert first_release is not None and first_release.group(1) == version
-    images = re.findall(r"image: \S+/pytest-smoke:(\S+)", "".join(p.read_text() for p in (root / "example_suites" / "kubernetes").glob("*.yaml")))
+    images = re.findall(
+        r"image: \S+/pytest-smoke:(\S+)",
+        "".join(p.read_text() for p in (root / "example_suites" / "kubernetes").glob("*.yaml")),
+    )
     assert images and set(images) == {version}

@@ -34,15 +34,19 @@ def fail_path(demo, spec):
 
 
 def test_seed_user_login_works_over_a_cookie_session(demo):
-    result, ctx = run_path(demo, path(LOGIN, {"method": "GET", "endpoint": "/api/user/profile", "required_status": 200}))
+    result, ctx = run_path(
+        demo, path(LOGIN, {"method": "GET", "endpoint": "/api/user/profile", "required_status": 200})
+    )
     assert result.summary == "2 step(s) passed"
     assert demo.requests == [("POST", "/api/auth/login"), ("GET", "/api/user/profile")]
 
 
 def test_profile_without_login_fails_naming_the_step_and_showing_a_curl_line(demo):
-    failure, _ = fail_path(demo, path({"method": "GET", "endpoint": "/api/user/profile", "required_status": 200}, name="profile"))
+    failure, _ = fail_path(
+        demo, path({"method": "GET", "endpoint": "/api/user/profile", "required_status": 200}, name="profile")
+    )
     assert failure.reason == "step 1/1 (GET /api/user/profile) returned 401 (expected 200)"
-    assert 'response: 401, ' in failure.details and '{"error": "not authenticated"}' in failure.details
+    assert "response: 401, " in failure.details and '{"error": "not authenticated"}' in failure.details
     assert "saved so far: (nothing)" in failure.details
     assert f"reproduce: curl -sS -X GET {demo.url}/api/user/profile" in failure.details
 
@@ -50,10 +54,21 @@ def test_profile_without_login_fails_naming_the_step_and_showing_a_curl_line(dem
 def test_token_login_create_then_read_by_saved_id_and_cleanup(demo):
     spec = path(
         TOKEN_LOGIN,
-        {"method": "POST", "endpoint": "/api/resources", "headers": BEARER, "payload": {"title": "smoke"},
-         "required_status": 201, "save": {"rid": "body.id", "hdr": "headers.X-Resource-Id"}},
+        {
+            "method": "POST",
+            "endpoint": "/api/resources",
+            "headers": BEARER,
+            "payload": {"title": "smoke"},
+            "required_status": 201,
+            "save": {"rid": "body.id", "hdr": "headers.X-Resource-Id"},
+        },
         {"method": "GET", "endpoint": "/api/resources/{rid}", "expect": {"json": {"title": "smoke"}}},
-        {"method": "GET", "endpoint": "/api/resources", "params": {"check": "{hdr}"}, "save": {"first": "body.items.0.id"}},
+        {
+            "method": "GET",
+            "endpoint": "/api/resources",
+            "params": {"check": "{hdr}"},
+            "save": {"first": "body.items.0.id"},
+        },
         cleanup=[{"method": "DELETE", "endpoint": "/api/resources/{first}", "required_status": 204}],
     )
     result, _ = run_path(demo, spec)
@@ -66,7 +81,13 @@ def test_token_login_create_then_read_by_saved_id_and_cleanup(demo):
 def test_cleanup_runs_after_a_failure_and_a_failed_cleanup_is_only_a_warning(demo):
     spec = path(
         TOKEN_LOGIN,
-        {"method": "POST", "endpoint": "/api/resources", "headers": BEARER, "payload": {"title": "x"}, "save": {"rid": "body.id"}},
+        {
+            "method": "POST",
+            "endpoint": "/api/resources",
+            "headers": BEARER,
+            "payload": {"title": "x"},
+            "save": {"rid": "body.id"},
+        },
         {"method": "GET", "endpoint": "/api/resources/{rid}", "expect": {"json": {"title": "y"}}},
         cleanup=[
             {"method": "DELETE", "endpoint": "/api/resources/{rid}", "required_status": 204},
@@ -76,7 +97,10 @@ def test_cleanup_runs_after_a_failure_and_a_failed_cleanup_is_only_a_warning(dem
     failure, _ = fail_path(demo, spec)
     assert failure.reason == 'step 3/3 (GET /api/resources/1) body.title is "x", expected "y"'
     assert demo.resources == {}
-    assert "warning: cleanup failed: cleanup step 2/2 (DELETE /api/resources/999) returned 404 (expected 204)" in failure.details
+    assert (
+        "warning: cleanup failed: cleanup step 2/2 (DELETE /api/resources/999) returned 404 (expected 204)"
+        in failure.details
+    )
 
 
 def test_cleanup_step_needing_a_value_never_saved_is_skipped_with_a_warning(demo):
@@ -90,14 +114,26 @@ def test_cleanup_step_needing_a_value_never_saved_is_skipped_with_a_warning(demo
 
 def test_missing_save_path_names_the_path_and_the_keys_there(demo):
     failure, _ = fail_path(demo, path({**LOGIN, "save": {"token": "body.user.token"}}))
-    assert failure.reason == "step 1/1 (POST /api/auth/login) cannot save 'token': body.user.token not found (body.user has keys: email)"
+    assert (
+        failure.reason
+        == "step 1/1 (POST /api/auth/login) cannot save 'token': body.user.token not found (body.user has keys: email)"
+    )
     failure, _ = fail_path(demo, path({"endpoint": "/api/resources", "save": {"first": "body.items.0.id"}}))
     assert "body.items.0.id not found (body.items has a list of 0)" in failure.reason
 
 
 def test_literal_braces_and_saved_values_in_templates(demo):
-    spec = path(TOKEN_LOGIN, {"method": "POST", "endpoint": "/api/resources", "headers": BEARER,
-                              "payload": {"title": "{{literal}} for {token}"}, "required_status": 201, "save": {"rid": "body.id"}})
+    spec = path(
+        TOKEN_LOGIN,
+        {
+            "method": "POST",
+            "endpoint": "/api/resources",
+            "headers": BEARER,
+            "payload": {"title": "{{literal}} for {token}"},
+            "required_status": 201,
+            "save": {"rid": "body.id"},
+        },
+    )
     run_path(demo, spec)
     title = demo.resources[1]["title"]
     assert title.startswith("{literal} for ") and len(title) > len("{literal} for ")
@@ -112,7 +148,10 @@ def test_rate_limit_engages(demo):
 def test_rate_limit_not_enforced(demo):
     demo.faults.add("no-rate-limit")
     failure, _ = fail_path(demo, path({"endpoint": "/api/limited", "rate_limit": {"requests": 12}}, name="rate"))
-    assert failure.reason == "step 1/1 (GET /api/limited) rate limiting not enforced after 12 requests (no 429; got 12x 200)"
+    assert (
+        failure.reason
+        == "step 1/1 (GET /api/limited) rate limiting not enforced after 12 requests (no 429; got 12x 200)"
+    )
     assert failure.kind == "rate_limit_not_enforced"
 
 
@@ -144,7 +183,9 @@ def test_unknown_template_variable_is_a_config_error_before_any_request(pytester
     result = pytester.runpytest("--smoke-config", "smoke.json")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
-        ["*critical_paths[[]0[]].steps[[]1[]].endpoint: unknown template variable {rid} (saved so far: nothing is saved before this step*"]
+        [
+            "*critical_paths[[]0[]].steps[[]1[]].endpoint: unknown template variable {rid} (saved so far: nothing is saved before this step*"
+        ]
     )
     assert demo.requests == []
 
@@ -159,8 +200,15 @@ def test_password_and_tokens_appear_in_no_output(pytester, write_config, demo, m
         {
             "base_url": demo.url,
             "critical_paths": [
-                path(login, {"endpoint": "/api/user/profile", "headers": BEARER, "expect": {"body_contains": "nobody"}}, name="wrong-profile"),
-                path({**login, "payload": {"email": "wrong@example.com", "password": "${LOGIN_PASSWORD}"}}, name="bad-login"),
+                path(
+                    login,
+                    {"endpoint": "/api/user/profile", "headers": BEARER, "expect": {"body_contains": "nobody"}},
+                    name="wrong-profile",
+                ),
+                path(
+                    {**login, "payload": {"email": "wrong@example.com", "password": "${LOGIN_PASSWORD}"}},
+                    name="bad-login",
+                ),
                 path(login, name="login-only"),
             ],
         }
@@ -200,8 +248,14 @@ def test_built_in_template_values_make_unique_names_per_run_and_per_use(pytester
     import re
     import time
 
-    create = {"method": "POST", "endpoint": "/api/resources", "headers": BEARER, "required_status": 201,
-              "payload": {"title": "smoke-{run_id}", "note": "{uuid} {uuid} {timestamp}"}, "save": {"rid": "body.id"}}
+    create = {
+        "method": "POST",
+        "endpoint": "/api/resources",
+        "headers": BEARER,
+        "required_status": 201,
+        "payload": {"title": "smoke-{run_id}", "note": "{uuid} {uuid} {timestamp}"},
+        "save": {"rid": "body.id"},
+    }
     read = {"endpoint": "/api/resources/{rid}", "expect": {"json": {"title": "smoke-{run_id}"}}}
     write_config({"base_url": demo.url, "critical_paths": [path(TOKEN_LOGIN, create, read, name="unique")]})
     started = int(time.time())
@@ -221,9 +275,17 @@ def test_saving_under_a_built_in_name_is_a_config_error(tmp_path):
 
     from pytest_smoke.config import ConfigError, load_config
 
-    (tmp_path / "smoke.json").write_text(json.dumps({"base_url": "http://127.0.0.1:9", "critical_paths": [
-        path({**TOKEN_LOGIN, "save": {"run_id": "body.access_token"}})]}))
-    with pytest.raises(ConfigError, match=r"critical_paths\[0\]\.steps\[0\]\.save\.run_id: \{run_id\} is a built-in template value"):
+    (tmp_path / "smoke.json").write_text(
+        json.dumps(
+            {
+                "base_url": "http://127.0.0.1:9",
+                "critical_paths": [path({**TOKEN_LOGIN, "save": {"run_id": "body.access_token"}})],
+            }
+        )
+    )
+    with pytest.raises(
+        ConfigError, match=r"critical_paths\[0\]\.steps\[0\]\.save\.run_id: \{run_id\} is a built-in template value"
+    ):
         load_config(tmp_path / "smoke.json")
 
 
@@ -231,7 +293,9 @@ def test_saving_under_a_built_in_name_is_a_config_error(tmp_path):
 def test_cleanup_timeout_seconds_gives_a_slow_cleanup_its_time(demo, budget, warned):
     slow_cleanup = {"endpoint": "/slow?ms=2000"}  # a slow proxy in front of the delete
     result, _ = run_path(demo, path(LOGIN, cleanup=[slow_cleanup], cleanup_timeout_seconds=budget))
-    assert result.warnings == (["cleanup failed: cleanup step 1/1 (GET /slow?ms=2000) timed out after 1 s (no response)"] if warned else [])
+    assert result.warnings == (
+        ["cleanup failed: cleanup step 1/1 (GET /slow?ms=2000) timed out after 1 s (no response)"] if warned else []
+    )
 
 
 def test_basic_auth_in_a_cleanup_step_is_sent_and_a_template_in_it_is_a_config_error(tmp_path):
@@ -240,8 +304,10 @@ def test_basic_auth_in_a_cleanup_step_is_sent_and_a_template_in_it_is_a_config_e
     from pytest_smoke.config import ConfigError, load_config
 
     def doc(auth):
-        return {"base_url": "http://127.0.0.1:9", "critical_paths": [
-            path(LOGIN, cleanup=[{"method": "POST", "endpoint": "/auth", "basic_auth": auth}])]}
+        return {
+            "base_url": "http://127.0.0.1:9",
+            "critical_paths": [path(LOGIN, cleanup=[{"method": "POST", "endpoint": "/auth", "basic_auth": auth}])],
+        }
 
     (tmp_path / "smoke.json").write_text(json.dumps(doc({"username": "admin", "password": "Cleanup-Secret-31"})))
     config = load_config(tmp_path / "smoke.json")
@@ -255,9 +321,19 @@ def test_basic_auth_in_a_cleanup_step_is_sent_and_a_template_in_it_is_a_config_e
 
 
 def test_run_id_is_one_value_across_xdist_workers(pytester, write_config, demo):
-    create = {"method": "POST", "endpoint": "/api/resources", "headers": BEARER, "required_status": 201,
-              "payload": {"title": "smoke-{run_id}"}}
-    write_config({"base_url": demo.url, "critical_paths": [path(TOKEN_LOGIN, create, name="first"), path(TOKEN_LOGIN, create, name="second")]})
+    create = {
+        "method": "POST",
+        "endpoint": "/api/resources",
+        "headers": BEARER,
+        "required_status": 201,
+        "payload": {"title": "smoke-{run_id}"},
+    }
+    write_config(
+        {
+            "base_url": demo.url,
+            "critical_paths": [path(TOKEN_LOGIN, create, name="first"), path(TOKEN_LOGIN, create, name="second")],
+        }
+    )
     assert pytester.runpytest_subprocess("--smoke-config", "smoke.json", "-n", "2").ret == 0
     titles = [r["title"] for r in demo.resources.values()]
     assert len(titles) == 2 and titles[0] == titles[1], titles

@@ -38,8 +38,16 @@ def three_checks(service: DemoService) -> dict:
             health("readiness", "/health/ready"),
             health("liveness", "/health/live", required=False),
         ],
-        "dependency_checks": [{"name": "auth", "type": "http", "url": f"{service.url}/api/auth/login", "method": "POST",
-                               "payload": {"email": "test@example.com", "password": "test"}, "timeout_seconds": 5}],
+        "dependency_checks": [
+            {
+                "name": "auth",
+                "type": "http",
+                "url": f"{service.url}/api/auth/login",
+                "method": "POST",
+                "payload": {"email": "test@example.com", "password": "test"},
+                "timeout_seconds": 5,
+            }
+        ],
     }
 
 
@@ -62,7 +70,9 @@ def outcomes_of(result: pytest.RunResult) -> dict[str, str]:
 
 def test_a_failed_node_id_passed_back_reruns_exactly_that_check(pytester, write_config, failing_demo):
     write_config(three_checks(failing_demo))
-    pytester.makepyfile(test_x="import pytest\n@pytest.mark.smoke_optional\ndef test_a():\n    pass\ndef test_b():\n    pass\n")
+    pytester.makepyfile(
+        test_x="import pytest\n@pytest.mark.smoke_optional\ndef test_a():\n    pass\ndef test_b():\n    pass\n"
+    )
     first = run(pytester, "-rA")
     assert first.ret == EXIT_CRITICAL
     failed = [nodeid for nodeid, word in outcomes_of(first).items() if word == "FAILED"]
@@ -81,8 +91,11 @@ def test_a_plain_run_with_a_test_folder_still_gets_every_check(pytester, write_c
     pytester.makepyfile(test_x="def test_a():\n    pass\n")
     result = run(pytester, "-rA", "test_x.py")
     assert set(outcomes_of(result)) == {
-        "smoke.json::health[basic-health]", "smoke.json::health[readiness]", "smoke.json::health[liveness]",
-        "smoke.json::dependency[auth]", "test_x.py::test_a",
+        "smoke.json::health[basic-health]",
+        "smoke.json::health[readiness]",
+        "smoke.json::health[liveness]",
+        "smoke.json::dependency[auth]",
+        "test_x.py::test_a",
     }
     assert result.ret == 0
 
@@ -101,7 +114,10 @@ def test_last_failed_and_failed_first_rerun_the_failed_check(pytester, write_con
 def test_stepwise_stops_at_the_failure_and_resumes_there(pytester, write_config, failing_demo):
     write_config(three_checks(failing_demo))
     first = run(pytester, "-rA", "--sw", "--smoke-concurrency", "1")
-    assert outcomes_of(first) == {"smoke.json::health[basic-health]": "PASSED", "smoke.json::health[readiness]": "FAILED"}
+    assert outcomes_of(first) == {
+        "smoke.json::health[basic-health]": "PASSED",
+        "smoke.json::health[readiness]": "FAILED",
+    }
     failing_demo.faults.clear()
     resumed = run(pytester, "-rA", "--sw", "--smoke-concurrency", "1")
     assert "smoke.json::health[basic-health]" not in outcomes_of(resumed)
@@ -127,15 +143,26 @@ def rerun_line(result: pytest.RunResult) -> str:
 def test_the_rerun_line_reproduces_the_run_dry_run_included(pytester, write_config, failing_demo, kube):
     doc = three_checks(failing_demo)
     doc["auto_rollback"] = {"enabled": True, "critical_failure_threshold": 1, "requires_ops_confirmation": False}
-    doc["rollback_strategy"] = {"type": "previous-image", "deployment": "django", "namespace": "prod", "kubeconfig": str(kube.kubeconfig)}
+    doc["rollback_strategy"] = {
+        "type": "previous-image",
+        "deployment": "django",
+        "namespace": "prod",
+        "kubeconfig": str(kube.kubeconfig),
+    }
     write_config(doc)
     pytester.makepyfile(test_x="def test_a():\n    pass\n")
     first = run(pytester, "--smoke-no-rollback", "test_x.py")
     line = rerun_line(first)
     assert "--smoke-no-rollback" in shlex.split(line) and "test_x.py" in shlex.split(line)
     # Pasted into a shell in the same folder, it runs the same checks and still changes nothing.
-    pasted = subprocess.run(line.replace("pytest", f"{shlex.quote(sys.executable)} -m pytest", 1), shell=True,
-                            cwd=pytester.path, capture_output=True, text=True, timeout=120)
+    pasted = subprocess.run(
+        line.replace("pytest", f"{shlex.quote(sys.executable)} -m pytest", 1),
+        shell=True,
+        cwd=pytester.path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert pasted.returncode == first.ret == EXIT_CRITICAL
     assert "Rollback dry run" in pasted.stdout
     assert [p for p in kube.patches if p[0] == "deployments" and "rollback-lease" not in json.dumps(p[2])] == []
@@ -143,13 +170,23 @@ def test_the_rerun_line_reproduces_the_run_dry_run_included(pytester, write_conf
 
 def test_the_demos_own_rerun_line_runs_the_demo(pytester):
     root = Path(__file__).resolve().parents[1]
-    command = ["--smoke-config", "example_suites/demo/smoke-test-hook.json", "example_suites/demo", "-p", "no:cacheprovider"]
-    first = subprocess.run([sys.executable, "-m", "pytest", *command], cwd=root, capture_output=True, text=True, timeout=300)
+    command = [
+        "--smoke-config",
+        "example_suites/demo/smoke-test-hook.json",
+        "example_suites/demo",
+        "-p",
+        "no:cacheprovider",
+    ]
+    first = subprocess.run(
+        [sys.executable, "-m", "pytest", *command], cwd=root, capture_output=True, text=True, timeout=300
+    )
     assert first.returncode == 0, first.stdout[-2000:]
     line = next(line for line in first.stdout.splitlines() if line.startswith("Re-run: ")).removeprefix("Re-run: ")
     args = shlex.split(line)
     assert args[0] == "pytest"
-    again = subprocess.run([sys.executable, "-m", "pytest", *args[1:]], cwd=root, capture_output=True, text=True, timeout=300)
+    again = subprocess.run(
+        [sys.executable, "-m", "pytest", *args[1:]], cwd=root, capture_output=True, text=True, timeout=300
+    )
     assert again.returncode == 0, again.stdout[-2000:]
     assert "✓ Smoke tests passed" in again.stdout
 
@@ -165,8 +202,13 @@ def test_with_pytest_randomly_checks_still_run_first_in_config_order(pytester, w
         result = run(pytester, "-v", "-p", "randomly", f"--randomly-seed={seed}")
         ran = [line.split(" ")[0] for line in result.outlines if re.match(r"^\S+::\S+ (PASSED|FAILED)", line)]
         checks = [nodeid for nodeid in ran if nodeid.startswith("smoke.json::")]
-        assert checks == ["smoke.json::health[basic-health]", "smoke.json::health[readiness]", "smoke.json::health[liveness]",
-                          "smoke.json::health[second-failure]", "smoke.json::dependency[auth]"], (seed, ran)
+        assert checks == [
+            "smoke.json::health[basic-health]",
+            "smoke.json::health[readiness]",
+            "smoke.json::health[liveness]",
+            "smoke.json::health[second-failure]",
+            "smoke.json::dependency[auth]",
+        ], (seed, ran)
         assert ran[: len(checks)] == checks and len(ran) == len(checks) + 6, (seed, ran)
         text = result.stdout.str()
         # The numbered verdict follows the config, whatever the run order.
@@ -175,7 +217,7 @@ def test_with_pytest_randomly_checks_still_run_first_in_config_order(pytester, w
 
 # -- custom smoke tests ----------------------------------------------------------------------------------
 
-CUSTOM_TESTS = '''
+CUSTOM_TESTS = """
 import pytest
 
 @pytest.mark.smoke_required
@@ -188,7 +230,7 @@ def test_sees_the_resolved_environment(smoke_base_url, smoke_http, smoke_config,
     with pytest.raises(TypeError):
         smoke_config["base_url"] = "elsewhere"
     print("BASE", smoke_base_url)
-'''
+"""
 
 
 def test_custom_tests_get_the_resolved_base_url_and_a_bound_session(pytester, write_config, demo):
@@ -196,9 +238,20 @@ def test_custom_tests_get_the_resolved_base_url_and_a_bound_session(pytester, wr
     try:
         doc = three_checks(other)
         doc["headers"] = {"X-Team": "payments"}
-        doc["environments"] = {"staging": {"base_url": demo.url, "dependency_checks": [
-            {"name": "auth", "type": "http", "url": f"{demo.url}/api/auth/login", "method": "POST",
-             "payload": {"email": "test@example.com", "password": "test"}}]}}
+        doc["environments"] = {
+            "staging": {
+                "base_url": demo.url,
+                "dependency_checks": [
+                    {
+                        "name": "auth",
+                        "type": "http",
+                        "url": f"{demo.url}/api/auth/login",
+                        "method": "POST",
+                        "payload": {"email": "test@example.com", "password": "test"},
+                    }
+                ],
+            }
+        }
         write_config(doc)
         pytester.makepyfile(test_custom=CUSTOM_TESTS)
         result = run(pytester, "-rA", "-s", "--smoke-env", "staging")
@@ -209,10 +262,18 @@ def test_custom_tests_get_the_resolved_base_url_and_a_bound_session(pytester, wr
         other.stop()
 
 
-def test_a_service_failure_in_a_fixture_is_a_critical_failure_not_an_execution_error(pytester, write_config, failing_demo):
-    write_config({"base_url": failing_demo.url, "headers": {"Authorization": "Bearer tok-Secret-551"},
-                  "health_checks": [health("basic-health", "/health")]})
-    pytester.makepyfile(test_custom='''
+def test_a_service_failure_in_a_fixture_is_a_critical_failure_not_an_execution_error(
+    pytester, write_config, failing_demo
+):
+    write_config(
+        {
+            "base_url": failing_demo.url,
+            "headers": {"Authorization": "Bearer tok-Secret-551"},
+            "health_checks": [health("basic-health", "/health")],
+        }
+    )
+    pytester.makepyfile(
+        test_custom="""
 import pytest
 
 @pytest.fixture
@@ -230,7 +291,8 @@ def test_needs_readiness(ready):
 @pytest.mark.smoke_optional
 def test_with_a_buggy_fixture(broken_fixture):
     pass
-''')
+"""
+    )
     result = run(pytester, "--smoke-report", "report.json")
     text = result.stdout.str()
     assert result.ret == EXIT_CRITICAL, text
@@ -247,13 +309,15 @@ def test_a_refused_connection_through_smoke_http_reads_like_a_check_failure(pyte
 
     dead = f"http://127.0.0.1:{free_port()}"
     write_config({"base_url": dead, "health_checks": [health("basic-health", "/health", required=False)]})
-    pytester.makepyfile(test_custom='''
+    pytester.makepyfile(
+        test_custom="""
 import pytest
 
 @pytest.mark.smoke_required
 def test_login(smoke_http):
     smoke_http.post("/api/auth/login", json={"email": "a@b.c", "password": "pw-Secret-77"})
-''')
+"""
+    )
     result = run(pytester, "-rA")
     text = result.stdout.str()
     assert result.ret == EXIT_CRITICAL
@@ -369,8 +433,12 @@ def test_smoke_junit_meets_the_surefire_schema_and_names_tests_as_pytest_does(py
     schema = xmlschema.XMLSchema(str(XSD))
     schema.validate(str(pytester.path / "smoke.xml"))
     schema.validate(str(pytester.path / "pytest.xml"))
-    ours = {(case.classname, case.name) for suite in JUnitXml.fromfile(str(pytester.path / "smoke.xml")) for case in suite}
-    pytests = {(case.classname, case.name) for suite in JUnitXml.fromfile(str(pytester.path / "pytest.xml")) for case in suite}
+    ours = {
+        (case.classname, case.name) for suite in JUnitXml.fromfile(str(pytester.path / "smoke.xml")) for case in suite
+    }
+    pytests = {
+        (case.classname, case.name) for suite in JUnitXml.fromfile(str(pytester.path / "pytest.xml")) for case in suite
+    }
     assert ("api.test_login", "test_login") in ours and ("web.test_login", "test_login") in ours
     assert ("smoke.json", "health[readiness]") in ours
     assert ours == pytests
@@ -409,13 +477,13 @@ def test_stepwise_stopping_at_a_critical_failure_still_gives_the_verdict(pyteste
 
 def test_a_service_failure_in_an_autouse_fixture_fails_the_checks_it_guards(pytester, write_config, failing_demo):
     write_config(three_checks(failing_demo))
-    pytester.makeconftest('''
+    pytester.makeconftest("""
 import pytest
 
 @pytest.fixture(autouse=True)
 def service_ready(smoke_http):
     smoke_http.expect(smoke_http.get("/health/ready"), status=200)
-''')
+""")
     result = run(pytester)
     text = result.stdout.str()
     assert result.ret == EXIT_CRITICAL, text
@@ -433,8 +501,10 @@ def test_a_symlinked_config_is_one_complete_run(pytester, demo):
     result = run(pytester, "-rA")
     assert result.ret == 0
     assert "✓ Smoke tests passed" in result.stdout.str() and "PARTIAL" not in result.stdout.str()
-    assert set(outcomes_of(result)) == {f"smoke.json::{kind}" for kind in (
-        "health[basic-health]", "health[readiness]", "health[liveness]", "dependency[auth]")}
+    assert set(outcomes_of(result)) == {
+        f"smoke.json::{kind}"
+        for kind in ("health[basic-health]", "health[readiness]", "health[liveness]", "dependency[auth]")
+    }
 
 
 def test_k_matches_a_check_name_as_written(pytester, write_config, demo):
@@ -443,20 +513,24 @@ def test_k_matches_a_check_name_as_written(pytester, write_config, demo):
 
 
 def test_a_failing_smoke_http_call_shows_the_tests_line_not_the_plugins_internals(pytester, write_config, demo):
-    pytester.makepyfile(test_profile='''
+    pytester.makepyfile(
+        test_profile="""
         import pytest
 
         @pytest.mark.smoke_required
         def test_profile(smoke_http):
             response = smoke_http.get("/health/ready")
             smoke_http.expect(response, status=200)
-    ''')
+    """
+    )
     demo.faults.add("ready-503")
     write_config({"base_url": demo.url, "health_checks": []})
     result = pytester.runpytest("--smoke-config", "smoke.json", "-p", "no:cacheprovider", "test_profile.py")
     assert result.ret == 1
     output = result.stdout.str()
-    assert "pytest_smoke/checks/" not in output and "requests/sessions.py" not in output  # frames hidden, as pytest's own
+    assert (
+        "pytest_smoke/checks/" not in output and "requests/sessions.py" not in output
+    )  # frames hidden, as pytest's own
     result.stdout.fnmatch_lines(["FAILED test_profile.py::test_profile - pytest_smoke.CheckFailed: *"])
 
 
@@ -475,7 +549,12 @@ def test_a_partial_run_lists_every_item_left_out_and_why(pytester, write_config,
     # --lf skips test_custom.py before collection: what it never collected is unknown, and may hold
     # required tests, so the run is partial and never verified.
     unknown = "not selected: --lf ran only what failed last time; the tests it did not collect (required ones among them) are unknown"
-    assert left_out("--lf") == {"basic-health": by_lf, "liveness": by_lf, "auth": by_lf, "tests --lf did not collect": unknown}
+    assert left_out("--lf") == {
+        "basic-health": by_lf,
+        "liveness": by_lf,
+        "auth": by_lf,
+        "tests --lf did not collect": unknown,
+    }
     report = json.loads((pytester.path / "report.json").read_text())
     assert report["verdict"]["state"] == "critical" and not report["verdict"]["verified"]  # readiness still fails
     failing_demo.faults.clear()

@@ -42,19 +42,32 @@ def static_health_app(postgres_server):
         conn.execute(f"DROP TABLE IF EXISTS {table}")
 
 
-def test_the_static_health_recipe_catches_a_dropped_table_the_naive_config_misses(pytester, write_config, postgres_server,
-                                                                                  static_health_app):
+def test_the_static_health_recipe_catches_a_dropped_table_the_naive_config_misses(
+    pytester, write_config, postgres_server, static_health_app
+):
     import psycopg
 
     app, table = static_health_app, static_health_app.table
-    naive = {"base_url": app.url, "health_checks": [health("live", "/health"), health("ready", "/health")],
-             "dependency_checks": [{"name": "database", "type": "postgres", "dsn": postgres_server.url}]}
+    naive = {
+        "base_url": app.url,
+        "health_checks": [health("live", "/health"), health("ready", "/health")],
+        "dependency_checks": [{"name": "database", "type": "postgres", "dsn": postgres_server.url}],
+    }
     recipe = {
         "base_url": app.url,
         "health_checks": [health("live", "/health")],
-        "dependency_checks": [{"name": "schema", "type": "postgres", "dsn": postgres_server.url,
-                               "query": f"SELECT to_regclass('public.{table}') IS NOT NULL", "expect": {"equals": True}}],
-        "critical_paths": [{"name": "read-items", "steps": [{"endpoint": "/api/items", "expect": {"json": {"count": 0}}}]}],
+        "dependency_checks": [
+            {
+                "name": "schema",
+                "type": "postgres",
+                "dsn": postgres_server.url,
+                "query": f"SELECT to_regclass('public.{table}') IS NOT NULL",
+                "expect": {"equals": True},
+            }
+        ],
+        "critical_paths": [
+            {"name": "read-items", "steps": [{"endpoint": "/api/items", "expect": {"json": {"count": 0}}}]}
+        ],
     }
     write_config(recipe)
     assert pytester.runpytest("--smoke-config", "smoke.json").ret == 0  # healthy: the recipe passes
@@ -65,18 +78,29 @@ def test_the_static_health_recipe_catches_a_dropped_table_the_naive_config_misse
     write_config(recipe)
     result = pytester.runpytest("--smoke-config", "smoke.json")
     assert result.ret == 1
-    result.stdout.fnmatch_lines([
-        "✗ CRITICAL: Smoke tests failed*",
-        "*Dependency: schema: Database query * returned False (expected True)",
-        "2. Critical Path: read-items: step 1/1 (GET /api/items) returned 500 (expected any 2xx)*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "✗ CRITICAL: Smoke tests failed*",
+            "*Dependency: schema: Database query * returned False (expected True)",
+            "2. Critical Path: read-items: step 1/1 (GET /api/items) returned 500 (expected any 2xx)*",
+        ]
+    )
 
 
 def test_a_config_of_health_gets_only_gets_a_note_saying_what_it_cannot_see(pytester, write_config, static_health_app):
-    write_config({"base_url": static_health_app.url, "health_checks": [health("live", "/health"), health("ready", "/health")]})
+    write_config(
+        {"base_url": static_health_app.url, "health_checks": [health("live", "/health"), health("ready", "/health")]}
+    )
     result = pytester.runpytest("--smoke-config", "smoke.json")
     assert result.ret == 0
-    result.stdout.fnmatch_lines(["Note: every required check is a GET of a health endpoint: *add a critical path that reads through the API*"])
-    write_config({"base_url": static_health_app.url, "health_checks": [health("live", "/health")],
-                  "critical_paths": [{"name": "read", "steps": [{"endpoint": "/api/items"}]}]})
+    result.stdout.fnmatch_lines(
+        ["Note: every required check is a GET of a health endpoint: *add a critical path that reads through the API*"]
+    )
+    write_config(
+        {
+            "base_url": static_health_app.url,
+            "health_checks": [health("live", "/health")],
+            "critical_paths": [{"name": "read", "steps": [{"endpoint": "/api/items"}]}],
+        }
+    )
     assert "every required check is a GET" not in pytester.runpytest("--smoke-config", "smoke.json").stdout.str()

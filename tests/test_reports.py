@@ -16,19 +16,23 @@ XSD = Path(__file__).parent / "data" / "junit-10.xsd"
 REPORT_SCHEMA = Path(__file__).resolve().parents[1] / "pytest_smoke" / "schema" / "smoke-report.schema.json"
 
 
-
-
-
-
-
 def doc(demo, **extra):
     base = {
         "base_url": demo.url,
-        "health_checks": [health("basic-health", "/health"), health("readiness", "/health/ready"),
-                          health("liveness", "/health/live", required=False, timeout_seconds=1)],
+        "health_checks": [
+            health("basic-health", "/health"),
+            health("readiness", "/health/ready"),
+            health("liveness", "/health/live", required=False, timeout_seconds=1),
+        ],
         "dependency_checks": [{"name": "auth", "type": "http", "url": demo.url + "/health", "required": True}],
-        "critical_paths": [{"name": "core-api", "steps": [{"endpoint": "/api/resources"}]},
-                           {"name": "rate-limiting", "required": False, "steps": [{"endpoint": "/api/limited", "rate_limit": {"requests": 12}}]}],
+        "critical_paths": [
+            {"name": "core-api", "steps": [{"endpoint": "/api/resources"}]},
+            {
+                "name": "rate-limiting",
+                "required": False,
+                "steps": [{"endpoint": "/api/limited", "rate_limit": {"requests": 12}}],
+            },
+        ],
     }
     base.update(extra)
     return base
@@ -100,10 +104,14 @@ def test_advice_names_only_what_the_config_has(pytester, write_config, demo):
     # a placeholder in any output; the advice that needs none stays.
     demo.faults.add("ready-503")
     write_config({"base_url": demo.url, "health_checks": [health("readiness", "/health/ready")]})
-    result = pytester.runpytest("--smoke-config", "smoke.json", "--smoke-report=report.json", "--smoke-markdown=report.md")
+    result = pytester.runpytest(
+        "--smoke-config", "smoke.json", "--smoke-report=report.json", "--smoke-markdown=report.md"
+    )
     assert result.ret == 1
     result.stdout.fnmatch_lines(["Next: Check the dependency checks in this report for the root cause"])
-    outputs = result.stdout.str() + (pytester.path / "report.json").read_text() + (pytester.path / "report.md").read_text()
+    outputs = (
+        result.stdout.str() + (pytester.path / "report.json").read_text() + (pytester.path / "report.md").read_text()
+    )
     assert "DEPLOYMENT" not in outputs and "kubectl" not in outputs
     assert json.loads((pytester.path / "report.json").read_text())["manual_rollback_command"] == ""
 
@@ -113,7 +121,15 @@ def test_markdown_remediation_nests_alike_in_commonmark_and_python_markdown(pyte
     from markdown_it import MarkdownIt
 
     demo.faults.update({"ready-503", "live-hang"})
-    write_config({"base_url": demo.url, "health_checks": [health("readiness", "/health/ready"), health("liveness", "/health/live", timeout_seconds=1)]})
+    write_config(
+        {
+            "base_url": demo.url,
+            "health_checks": [
+                health("readiness", "/health/ready"),
+                health("liveness", "/health/live", timeout_seconds=1),
+            ],
+        }
+    )
     pytester.runpytest("--smoke-config", "smoke.json", "--smoke-markdown=report.md")
     text = (pytester.path / "report.md").read_text()
     remediation = text.split("### Remediation", 1)[1].split("\n### ", 1)[0]
@@ -183,21 +199,29 @@ def validate_xml(path):
 def test_junit_files_validate_and_carry_properties(pytester, write_config, demo, workers):
     demo.faults.add("ready-503")
     write_config(doc(demo))
-    result = pytester.runpytest("--smoke-config", "smoke.json", "--junitxml=pytest.xml", "--smoke-junit=smoke.xml", *workers)
+    result = pytester.runpytest(
+        "--smoke-config", "smoke.json", "--junitxml=pytest.xml", "--smoke-junit=smoke.xml", *workers
+    )
     assert result.ret == 1
     validate_xml(pytester.path / "pytest.xml")
     validate_xml(pytester.path / "smoke.xml")
     pytest_xml = (pytester.path / "pytest.xml").read_text()
-    for prop in ('name="health[readiness].smoke_severity" value="critical"', 'name="health[readiness].smoke_kind" value="health"',
-                 'name="health[basic-health].smoke_endpoint" value="/health"', 'name="health[basic-health].smoke_status" value="200"',
-                 'name="health[liveness].smoke_required" value="False"'):
+    for prop in (
+        'name="health[readiness].smoke_severity" value="critical"',
+        'name="health[readiness].smoke_kind" value="health"',
+        'name="health[basic-health].smoke_endpoint" value="/health"',
+        'name="health[basic-health].smoke_status" value="200"',
+        'name="health[liveness].smoke_required" value="False"',
+    ):
         assert prop in pytest_xml
     import xml.etree.ElementTree as ET
 
     suites = {s.get("name"): s for s in ET.parse(pytester.path / "smoke.xml").getroot()}
     assert set(suites) == {"critical", "warning", "passed"}
     # Named as pytest names them: the config as the class name, the item as the name.
-    assert [(c.get("classname"), c.get("name")) for c in suites["critical"].findall("testcase")] == [("smoke.json", "health[readiness]")]
+    assert [(c.get("classname"), c.get("name")) for c in suites["critical"].findall("testcase")] == [
+        ("smoke.json", "health[readiness]")
+    ]
     assert "Issue: The service reports it is not ready" in suites["critical"].find("testcase/failure").text
 
 
@@ -211,7 +235,9 @@ def test_junit_xunit1_keeps_properties_on_each_testcase(pytester, write_config, 
     assert {p.get("name"): p.get("value") for p in case.find("properties")}["smoke_severity"] == "critical"
 
 
-def test_json_report_matches_its_schema_and_markdown_goes_to_the_step_summary(pytester, write_config, demo, monkeypatch):
+def test_json_report_matches_its_schema_and_markdown_goes_to_the_step_summary(
+    pytester, write_config, demo, monkeypatch
+):
     import jsonschema
 
     summary = pytester.path / "step-summary.md"
@@ -219,13 +245,22 @@ def test_json_report_matches_its_schema_and_markdown_goes_to_the_step_summary(py
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     demo.faults.update({"ready-503", "no-rate-limit"})
     write_config(doc(demo))
-    result = pytester.runpytest("--smoke-config", "smoke.json", "--smoke-report=out/report.json", "--smoke-markdown=out/report.md")
+    result = pytester.runpytest(
+        "--smoke-config", "smoke.json", "--smoke-report=out/report.json", "--smoke-markdown=out/report.md"
+    )
     assert result.ret == 1
     report = json.loads((pytester.path / "out" / "report.json").read_text())
     jsonschema.validate(report, json.loads(REPORT_SCHEMA.read_text()))
     assert report["verdict"] == {
-        "state": "critical", "critical": 1, "warnings": 1, "passed": 4, "skipped": 0,
-        "verified": False, "not_evaluated_required": [], "not_selected_required": [], "unattributed": "",
+        "state": "critical",
+        "critical": 1,
+        "warnings": 1,
+        "passed": 4,
+        "skipped": 0,
+        "verified": False,
+        "not_evaluated_required": [],
+        "not_selected_required": [],
+        "unattributed": "",
     }
     ready = next(c for c in report["checks"] if c["name"] == "readiness")
     assert ready["severity"] == "critical" and ready["failure_kind"] == "readiness_503"
@@ -234,13 +269,27 @@ def test_json_report_matches_its_schema_and_markdown_goes_to_the_step_summary(py
     assert report["decision"]["action"] == "disabled"
     markdown = (pytester.path / "out" / "report.md").read_text()
     assert markdown.startswith("## ✗ CRITICAL: Smoke tests failed")
-    assert "| ❌ | `readiness` | health | yes | /health/ready returned 503 (expected 200); failing: database: connection failed |" in markdown
+    assert (
+        "| ❌ | `readiness` | health | yes | /health/ready returned 503 (expected 200); failing: database: connection failed |"
+        in markdown
+    )
     assert summary.read_text() == "earlier step\n" + markdown
 
 
 def test_interrupted_run_still_writes_reports_and_never_notifies(pytester, write_config, demo, receiver):
-    write_config(doc(demo, notifications={"hook": {"type": "webhook", "url": receiver.url + "/hook", "notify_on": ["critical", "warning", "passed"]}},
-                     rollback_strategy={"notify_channels": ["hook"]}))
+    write_config(
+        doc(
+            demo,
+            notifications={
+                "hook": {
+                    "type": "webhook",
+                    "url": receiver.url + "/hook",
+                    "notify_on": ["critical", "warning", "passed"],
+                }
+            },
+            rollback_strategy={"notify_channels": ["hook"]},
+        )
+    )
     pytester.makeconftest(
         """
         def pytest_runtest_logreport(report):
@@ -249,7 +298,9 @@ def test_interrupted_run_still_writes_reports_and_never_notifies(pytester, write
         """
     )
     # A subprocess: in process, pytester re-raises the child's Ctrl-C in the test.
-    result = pytester.runpytest_subprocess("--smoke-config", "smoke.json", "--smoke-report=report.json", "--smoke-junit=smoke.xml")
+    result = pytester.runpytest_subprocess(
+        "--smoke-config", "smoke.json", "--smoke-report=report.json", "--smoke-junit=smoke.xml"
+    )
     assert result.ret == pytest.ExitCode.INTERRUPTED
     report = json.loads((pytester.path / "report.json").read_text())
     assert report["verdict"]["state"] == "not_evaluated"
@@ -261,7 +312,12 @@ def test_interrupted_run_still_writes_reports_and_never_notifies(pytester, write
 
 def test_custom_remediation_from_config(pytester, write_config, demo):
     demo.faults.add("ready-503")
-    write_config(doc(demo, remediation={"readiness_503": {"issue": "Orders DB failover in progress", "steps": ["Page #dba-oncall"]}}))
+    write_config(
+        doc(
+            demo,
+            remediation={"readiness_503": {"issue": "Orders DB failover in progress", "steps": ["Page #dba-oncall"]}},
+        )
+    )
     result = pytester.runpytest("--smoke-config", "smoke.json")
     result.stdout.fnmatch_lines(["Issue: Orders DB failover in progress", "Next: Page #dba-oncall"])
 
@@ -269,7 +325,9 @@ def test_custom_remediation_from_config(pytester, write_config, demo):
 # -- notifications ---------------------------------------------------------------------------------
 
 
-def test_slack_webhook_and_email_are_notified_without_leaking_secrets(pytester, write_config, demo, receiver, smtp_server, monkeypatch):
+def test_slack_webhook_and_email_are_notified_without_leaking_secrets(
+    pytester, write_config, demo, receiver, smtp_server, monkeypatch
+):
     monkeypatch.setenv("SLACK_WEBHOOK_URL", f"{receiver.url}/services/{SLACK_TOKEN}")
     monkeypatch.setenv("SMTP_PASSWORD", SMTP_PASSWORD)
     monkeypatch.setenv("INCIDENT_API_KEY", "incident-Key-777")
@@ -279,14 +337,28 @@ def test_slack_webhook_and_email_are_notified_without_leaking_secrets(pytester, 
             demo,
             notifications={
                 "slack-ops": {"type": "slack", "webhook_url": "${SLACK_WEBHOOK_URL}"},
-                "incidents": {"type": "webhook", "url": receiver.url + "/incidents", "headers": {"X-Api-Key": "${INCIDENT_API_KEY}"}},
-                "email-on-call": {"type": "email", "smtp_host": "127.0.0.1", "smtp_port": smtp_server.port, "starttls": False,
-                                  "username": "smoke", "password": "${SMTP_PASSWORD}", "from": "smoke@example.com", "to": ["oncall@example.com"]},
+                "incidents": {
+                    "type": "webhook",
+                    "url": receiver.url + "/incidents",
+                    "headers": {"X-Api-Key": "${INCIDENT_API_KEY}"},
+                },
+                "email-on-call": {
+                    "type": "email",
+                    "smtp_host": "127.0.0.1",
+                    "smtp_port": smtp_server.port,
+                    "starttls": False,
+                    "username": "smoke",
+                    "password": "${SMTP_PASSWORD}",
+                    "from": "smoke@example.com",
+                    "to": ["oncall@example.com"],
+                },
             },
             rollback_strategy={"notify_channels": ["slack-ops", "incidents", "email-on-call", "pagerduty"]},
         )
     )
-    result = pytester.runpytest("--smoke-config", "smoke.json", "-v", "--smoke-report=report.json", "--smoke-markdown=report.md")
+    result = pytester.runpytest(
+        "--smoke-config", "smoke.json", "-v", "--smoke-report=report.json", "--smoke-markdown=report.md"
+    )
     assert result.ret == 1
     result.stdout.fnmatch_lines(
         [
@@ -306,8 +378,12 @@ def test_slack_webhook_and_email_are_notified_without_leaking_secrets(pytester, 
     assert len(smtp_server.messages) == 1
     assert "From: smoke@example.com" in smtp_server.messages[0] and "readiness" in smtp_server.messages[0]
     everything = (
-        result.stdout.str() + result.stderr.str() + (pytester.path / "report.json").read_text()
-        + (pytester.path / "report.md").read_text() + json.dumps([p["body"] for p in receiver.posts]) + "".join(smtp_server.messages)
+        result.stdout.str()
+        + result.stderr.str()
+        + (pytester.path / "report.json").read_text()
+        + (pytester.path / "report.md").read_text()
+        + json.dumps([p["body"] for p in receiver.posts])
+        + "".join(smtp_server.messages)
     )
     for secret in (SLACK_TOKEN, SMTP_PASSWORD, "incident-Key-777"):
         assert secret not in everything
@@ -348,7 +424,9 @@ def test_warnings_notify_only_channels_that_ask_for_them(pytester, write_config,
 
 
 def test_the_same_advice_is_printed_once_with_every_check_it_covers(pytester, write_config, demo):
-    missing = [health(f"gone{i}", f"/gone{i}") for i in range(3)] + [health(f"extra{i}", f"/extra{i}", required=False) for i in range(2)]
+    missing = [health(f"gone{i}", f"/gone{i}") for i in range(3)] + [
+        health(f"extra{i}", f"/extra{i}", required=False) for i in range(2)
+    ]
     write_config({"base_url": demo.url, "health_checks": missing})
     result = pytester.runpytest("--smoke-config", "smoke.json")
     assert result.ret == 1

@@ -28,7 +28,12 @@ def outcome(status, required, name="x"):
 
 def test_classification_rules():
     verdict = classify(
-        [outcome("failed", True, "a"), outcome("failed", False, "b"), outcome("not_evaluated", True, "c"), outcome("passed", True, "d")]
+        [
+            outcome("failed", True, "a"),
+            outcome("failed", False, "b"),
+            outcome("not_evaluated", True, "c"),
+            outcome("passed", True, "d"),
+        ]
     )
     assert [o.name for o in verdict.critical] == ["a"]
     assert [o.name for o in verdict.warnings] == ["b", "c"]  # not evaluated is only a warning
@@ -75,7 +80,13 @@ def test_decision_table(critical, auto, dry_run, action):
 
 
 def strategy_for(kube, **extra):
-    return {"type": "previous-image", "deployment": "django", "namespace": "prod", "kubeconfig": str(kube.kubeconfig), **extra}
+    return {
+        "type": "previous-image",
+        "deployment": "django",
+        "namespace": "prod",
+        "kubeconfig": str(kube.kubeconfig),
+        **extra,
+    }
 
 
 def test_previous_image_plan_and_rollback(kube):
@@ -84,7 +95,9 @@ def test_previous_image_plan_and_rollback(kube):
     assert plan.current_images == {"django": BAD} and plan.target_images == {"django": GOOD}
     assert plan.manual_command == f"kubectl set image deployment/django django={GOOD} -n prod"
     progress = []
-    result = roll_back("rollback", strategy_for(kube), {"rollback_timeout_seconds": 20}, confirm=None, progress=progress.append)
+    result = roll_back(
+        "rollback", strategy_for(kube), {"rollback_timeout_seconds": 20}, confirm=None, progress=progress.append
+    )
     assert result.status == "completed", result.message
     assert kube.images("prod", "django") == {"django": GOOD}
     assert kube.revision("prod", "django") == 3  # the old ReplicaSet comes back as a new revision
@@ -106,7 +119,9 @@ def test_only_the_named_container_is_rolled_back(tmp_path):
         kubeconfig = api.write_kubeconfig(tmp_path / "kc")
         strategy = {"deployment": "shop", "namespace": "prod", "kubeconfig": str(kubeconfig)}
         assert plan_rollback(strategy).target_images == {"web": "web:1", "worker": "worker:1"}
-        result = roll_back("rollback", {**strategy, "container": "worker"}, {"rollback_timeout_seconds": 20}, confirm=None)
+        result = roll_back(
+            "rollback", {**strategy, "container": "worker"}, {"rollback_timeout_seconds": 20}, confirm=None
+        )
         assert result.status == "completed"
         assert api.images("prod", "shop") == {"web": "web:2", "worker": "worker:1"}
     finally:
@@ -127,7 +142,11 @@ def test_no_earlier_revision_is_refused(tmp_path):
     api = KubeDouble().start()
     try:
         api.add_deployment("fresh", {"fresh": "fresh:1"})
-        strategy = {"deployment": "fresh", "namespace": "prod", "kubeconfig": str(api.write_kubeconfig(tmp_path / "kc"))}
+        strategy = {
+            "deployment": "fresh",
+            "namespace": "prod",
+            "kubeconfig": str(api.write_kubeconfig(tmp_path / "kc")),
+        }
         result = roll_back("rollback", strategy, {}, confirm=None)
         assert result.status == "refused"
         assert "has no earlier revision to roll back to (current revision 1)" in result.message
@@ -137,16 +156,26 @@ def test_no_earlier_revision_is_refused(tmp_path):
 
 def test_forbidden_rollback_fails_with_the_api_message(kube):
     kube.forbidden = True
-    result = roll_back("rollback", strategy_for(kube, max_rollback_attempts=2), {"rollback_timeout_seconds": 5}, confirm=None)
+    result = roll_back(
+        "rollback", strategy_for(kube, max_rollback_attempts=2), {"rollback_timeout_seconds": 5}, confirm=None
+    )
     assert result.status == "failed"
-    assert result.message.startswith("ROLLBACK FAILED: alert ops team immediately (patch deployment/django -n prod: 403 Forbidden")
+    assert result.message.startswith(
+        "ROLLBACK FAILED: alert ops team immediately (patch deployment/django -n prod: 403 Forbidden"
+    )
 
 
 def test_max_rollback_attempts_bounds_the_retries(kube):
     kube.fail_patches["template"] = 500
-    result = roll_back("rollback", strategy_for(kube, max_rollback_attempts=3), {"rollback_timeout_seconds": 10}, confirm=None)
+    result = roll_back(
+        "rollback", strategy_for(kube, max_rollback_attempts=3), {"rollback_timeout_seconds": 10}, confirm=None
+    )
     assert result.status == "failed" and result.attempts == 3
-    assert [p.split(":")[0] for p in result.progress] == ["attempt 1/3 failed", "attempt 2/3 failed", "attempt 3/3 failed"]
+    assert [p.split(":")[0] for p in result.progress] == [
+        "attempt 1/3 failed",
+        "attempt 2/3 failed",
+        "attempt 3/3 failed",
+    ]
     assert "500 Internal Server Error" in result.message
 
 
@@ -167,7 +196,9 @@ def test_progress_deadline_exceeded_fails_the_rollback(kube):
 
 
 def test_rollout_undo_restores_the_whole_template_guarded_by_the_template(kube):
-    result = roll_back("rollback", strategy_for(kube, type="rollout-undo"), {"rollback_timeout_seconds": 20}, confirm=None)
+    result = roll_back(
+        "rollback", strategy_for(kube, type="rollout-undo"), {"rollback_timeout_seconds": 20}, confirm=None
+    )
     assert result.status == "completed", result.message
     assert result.plan.manual_command == "kubectl rollout undo deployment/django --to-revision=1 -n prod"
     kind, ops = deployment_patches(kube)[0][1:]
@@ -180,7 +211,9 @@ def test_rollout_undo_does_not_overwrite_a_concurrent_change(kube):
     from pytest_smoke.cluster.rollback import get_handler
 
     handler = get_handler("rollout-undo")
-    plan = handler.plan(__import__("pytest_smoke.cluster.rollback", fromlist=["target_from"]).target_from(strategy_for(kube)), {})
+    plan = handler.plan(
+        __import__("pytest_smoke.cluster.rollback", fromlist=["target_from"]).target_from(strategy_for(kube)), {}
+    )
     kube.deploy("prod", "django", {"django": "django:v1.23.0-hotfix"})  # someone else deploys meanwhile
     with pytest.raises(Exception, match="changed since the rollback was planned"):
         handler.execute(plan, {}, 10, lambda m: None)
@@ -190,12 +223,29 @@ def test_rollout_undo_does_not_overwrite_a_concurrent_change(kube):
 def test_command_handler_runs_real_kubectl_without_a_shell(kube, monkeypatch):
     monkeypatch.setenv("KUBECONFIG", str(kube.kubeconfig))
     strategy = strategy_for(
-        kube, type="command",
-        command=["kubectl", "set", "image", "deployment/{deployment}", "{container}={previous_image}", "-n", "{namespace}"],
+        kube,
+        type="command",
+        command=[
+            "kubectl",
+            "set",
+            "image",
+            "deployment/{deployment}",
+            "{container}={previous_image}",
+            "-n",
+            "{namespace}",
+        ],
     )
     result = roll_back("rollback", strategy, {"rollback_timeout_seconds": 30}, confirm=None)
     assert result.status == "completed", result.message
-    assert result.plan.details["argv"] == ["kubectl", "set", "image", "deployment/django", f"django={GOOD}", "-n", "prod"]
+    assert result.plan.details["argv"] == [
+        "kubectl",
+        "set",
+        "image",
+        "deployment/django",
+        f"django={GOOD}",
+        "-n",
+        "prod",
+    ]
     assert kube.images("prod", "django") == {"django": GOOD}
     assert any("image updated" in p for p in result.progress)
 
@@ -244,7 +294,9 @@ def test_confirmed_rollback_completes(pytester, write_config, demo, kube, monkey
     else:
         result = run_smoke(pytester, "--smoke-confirm-rollback")
     assert result.ret == 1
-    result.stdout.fnmatch_lines(["✗ CRITICAL: Smoke tests failed - Rollback completed", "Status: Rollback complete: 3/3 pods*"])
+    result.stdout.fnmatch_lines(
+        ["✗ CRITICAL: Smoke tests failed - Rollback completed", "Status: Rollback complete: 3/3 pods*"]
+    )
     assert kube.images("prod", "django") == {"django": GOOD}
 
 
@@ -298,7 +350,9 @@ def test_test_execution_error_is_a_warning_and_never_rolls_back(pytester, write_
         ]
     )
     assert deployment_patches(kube) == []
-    assert all(not rs["metadata"].get("annotations", {}).get("pytest-smoke.dev/verified") for rs in kube.replicasets.values())
+    assert all(
+        not rs["metadata"].get("annotations", {}).get("pytest-smoke.dev/verified") for rs in kube.replicasets.values()
+    )
 
 
 def test_custom_required_test_failure_is_critical(pytester, write_config, demo, kube):
@@ -317,7 +371,9 @@ def test_custom_required_test_failure_is_critical(pytester, write_config, demo, 
     )
     result = run_smoke(pytester, "--smoke-no-rollback")
     assert result.ret == 1
-    result.stdout.fnmatch_lines(["1. Smoke Test: test_checkout: AssertionError: checkout returned an empty cart*", "- test_unmarked: *"])
+    result.stdout.fnmatch_lines(
+        ["1. Smoke Test: test_checkout: AssertionError: checkout returned an empty cart*", "- test_unmarked: *"]
+    )
 
 
 def test_rollback_failure_has_its_own_exit_code(pytester, write_config, demo, kube):
@@ -327,7 +383,10 @@ def test_rollback_failure_has_its_own_exit_code(pytester, write_config, demo, ku
     result = run_smoke(pytester, "--smoke-confirm-rollback")
     assert result.ret == EXIT_ROLLBACK_FAILED
     result.stdout.fnmatch_lines(
-        ["✗ CRITICAL: Smoke tests failed - ROLLBACK FAILED", "ROLLBACK FAILED: alert ops team immediately (patch deployment/django -n prod: 500 *"]
+        [
+            "✗ CRITICAL: Smoke tests failed - ROLLBACK FAILED",
+            "ROLLBACK FAILED: alert ops team immediately (patch deployment/django -n prod: 500 *",
+        ]
     )
 
 
@@ -337,8 +396,12 @@ def test_credentials_that_may_not_patch_stop_the_run_before_any_check(pytester, 
     write_config(smoke_doc(demo, kube))
     result = run_smoke(pytester, "--smoke-confirm-rollback")
     assert result.ret == 4
-    result.stdout.fnmatch_lines(["*smoke: rollback_strategy: patch deployment/django -n prod (dry run): 403 Forbidden*"
-                                 "no check was run and nothing was rolled back*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*smoke: rollback_strategy: patch deployment/django -n prod (dry run): 403 Forbidden*"
+            "no check was run and nothing was rolled back*"
+        ]
+    )
     assert demo.requests == []  # not one request reached the service
     assert deployment_patches(kube) == []
 
@@ -374,7 +437,9 @@ class ApprovalServer:
             def do_GET(self):
                 outer.polls += 1
                 answer = outer.answers[min(outer.polls - 1, len(outer.answers) - 1)]
-                status, body = answer if isinstance(answer, tuple) else (answer, b'{"approved": true}' if answer == 200 else b"")
+                status, body = (
+                    answer if isinstance(answer, tuple) else (answer, b'{"approved": true}' if answer == 200 else b"")
+                )
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -394,9 +459,16 @@ class ApprovalServer:
         ([404, 404, 200], True, "Confirmation: approved through the approval URL"),
         ([404, 403], False, "Confirmation: denied through the approval URL (403)"),
         ([503], False, "Confirmation: approval URL did not approve within 3 s (last: HTTP 503)"),
-        ([(200, b'{"approved": false}')], False, 'Confirmation: approval URL did not approve within 3 s (last: HTTP 200, "approved" is false)'),
-        ([(200, b'{"approved": true, "revision": 7}')], False,
-         "Confirmation: not approved: the approval names revision 7, this rollback moves away from revision 2"),
+        (
+            [(200, b'{"approved": false}')],
+            False,
+            'Confirmation: approval URL did not approve within 3 s (last: HTTP 200, "approved" is false)',
+        ),
+        (
+            [(200, b'{"approved": true, "revision": 7}')],
+            False,
+            "Confirmation: not approved: the approval names revision 7, this rollback moves away from revision 2",
+        ),
     ],
     ids=["200", "403", "503", "approved-false", "other-revision"],
 )
@@ -418,8 +490,12 @@ def test_green_run_marks_the_revision_verified_and_a_later_rollback_prefers_it(p
     write_config(smoke_doc(demo, kube))
     result = run_smoke(pytester)
     assert result.ret == 0
-    result.stdout.fnmatch_lines(["✓ Smoke tests passed*", "Note: marked revision 2 of deployment/django -n prod as verified"])
-    live = [rs for rs in kube.owned_replicasets("prod", "django") if rs["metadata"]["annotations"].get(VERIFIED) == "true"]
+    result.stdout.fnmatch_lines(
+        ["✓ Smoke tests passed*", "Note: marked revision 2 of deployment/django -n prod as verified"]
+    )
+    live = [
+        rs for rs in kube.owned_replicasets("prod", "django") if rs["metadata"]["annotations"].get(VERIFIED) == "true"
+    ]
     assert [rs["spec"]["template"]["spec"]["containers"][0]["image"] for rs in live] == [BAD]
     # Two bad deploys follow; the rollback skips revision 3 and goes to verified revision 2.
     kube.deploy("prod", "django", {"django": "django:v1.23.0"})
@@ -492,7 +568,9 @@ def test_decision_hook_can_veto(pytester, write_config, demo, kube):
     )
     result = run_smoke(pytester, "-s")
     assert result.ret == 1
-    result.stdout.fnmatch_lines(["*HOOK-RESULT vetoed None", "*No automatic rollback (change freeze: page the service owner instead)"])
+    result.stdout.fnmatch_lines(
+        ["*HOOK-RESULT vetoed None", "*No automatic rollback (change freeze: page the service owner instead)"]
+    )
     assert deployment_patches(kube) == []
 
 
@@ -527,7 +605,11 @@ def test_confirmation_prompt_on_a_terminal(pytester, write_config, demo, kube, a
     pid, master = pty.fork()
     if pid == 0:  # the child: pytest with the pty as its controlling terminal
         os.chdir(pytester.path)
-        os.execvpe(sys.executable, [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--smoke-config", "smoke.json"], env)
+        os.execvpe(
+            sys.executable,
+            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--smoke-config", "smoke.json"],
+            env,
+        )
     output = b""
     answered = False
     deadline = time.monotonic() + 60

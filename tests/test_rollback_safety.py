@@ -114,8 +114,14 @@ def test_a_green_run_lifts_a_rejection(pytester, write_config, demo, kube):
 @pytest.mark.parametrize(
     "answer, why",
     [
-        (lambda r: reply(r, 302, headers=[("Location", "http://localhost:1/sso/login")]), "the approval URL redirected (302*"),
-        (lambda r: reply(r, 200, b"<html>Sign in</html>", "text/html"), "the approval URL answered an HTML or XML page*"),
+        (
+            lambda r: reply(r, 302, headers=[("Location", "http://localhost:1/sso/login")]),
+            "the approval URL redirected (302*",
+        ),
+        (
+            lambda r: reply(r, 200, b"<html>Sign in</html>", "text/html"),
+            "the approval URL answered an HTML or XML page*",
+        ),
     ],
     ids=["redirect", "login-page"],
 )
@@ -142,11 +148,18 @@ def test_a_signal_during_verification_still_reports_the_rollback(pytester, write
         doc["health_checks"] = [health("readiness", "/health/ready"), health("live", "/health/live", timeout_seconds=8)]
         doc["notifications"] = {"ops": {"type": "webhook", "url": receiver.url + "/alert"}}
         write_config(doc)
-        proc = run_in_background(pytester, "--smoke-config", "smoke.json", "--smoke-report=report.json", "--smoke-concurrency=1")
+        proc = run_in_background(
+            pytester, "--smoke-config", "smoke.json", "--smoke-report=report.json", "--smoke-concurrency=1"
+        )
         deadline = time.monotonic() + 40
         # Verification re-sends /health/live after the rollback: interrupt it there.
-        while not (kube.images("prod", "django") == {"django": GOOD}
-                   and [p for _, p in demo.requests].count("/health/live") >= 2) and time.monotonic() < deadline:
+        while (
+            not (
+                kube.images("prod", "django") == {"django": GOOD}
+                and [p for _, p in demo.requests].count("/health/live") >= 2
+            )
+            and time.monotonic() < deadline
+        ):
             time.sleep(0.05)
         time.sleep(0.3)
         proc.send_signal(signal.SIGTERM)
@@ -188,7 +201,9 @@ class LoginPage(BaseHTTPRequestHandler):
         pass
 
 
-def test_a_proxy_login_page_instead_of_the_api_is_rollback_failed_never_a_traceback(pytester, write_config, demo, kube, tmp_path):
+def test_a_proxy_login_page_instead_of_the_api_is_rollback_failed_never_a_traceback(
+    pytester, write_config, demo, kube, tmp_path
+):
     proxy = LocalHTTPServer(LoginPage)
     try:
         kubeconfig = json.loads(kube.kubeconfig.read_text())
@@ -204,10 +219,17 @@ def test_a_proxy_login_page_instead_of_the_api_is_rollback_failed_never_a_traceb
         proxy.stop()
     assert result.ret == 10  # due, and the API cannot be read: nothing is written, a human must act
     result.stdout.fnmatch_lines(
-        ["✗ CRITICAL: Smoke tests failed - ROLLBACK FAILED", "*answered text/html, not JSON: is it the Kubernetes API (or a proxy's login page)?*"]
+        [
+            "✗ CRITICAL: Smoke tests failed - ROLLBACK FAILED",
+            "*answered text/html, not JSON: is it the Kubernetes API (or a proxy's login page)?*",
+        ]
     )
     assert green.ret == 0  # a green run stays green: the verified mark is only a note
-    green.stdout.fnmatch_lines(["Note: could not record the tested revision (*not JSON*): a rollback that is due is refused, and nothing is marked"])
+    green.stdout.fnmatch_lines(
+        [
+            "Note: could not record the tested revision (*not JSON*): a rollback that is due is refused, and nothing is marked"
+        ]
+    )
     assert "Traceback" not in result.stdout.str() + green.stdout.str()
     # With the rollback off, the note says only what the missing record costs: no verified mark.
     write_config({**doc, "auto_rollback": {"enabled": False}})
@@ -255,7 +277,16 @@ def test_command_values_from_the_environment_are_data(kube, write_config, monkey
                 "deployment": "django",
                 "namespace": "prod",
                 "kubeconfig": str(kube.kubeconfig),
-                "command": ["helm", "rollback", "${RELEASE}", "-n", "{namespace}", "--set-json", '{"a": 1}', "{{literal}}"],
+                "command": [
+                    "helm",
+                    "rollback",
+                    "${RELEASE}",
+                    "-n",
+                    "{namespace}",
+                    "--set-json",
+                    '{"a": 1}',
+                    "{{literal}}",
+                ],
             },
         }
     )
@@ -269,7 +300,10 @@ def test_an_unknown_command_placeholder_is_a_config_error(pytester, write_config
         {
             "base_url": demo.url,
             "health_checks": [health("basic", "/health")],
-            "rollback_strategy": {"type": "command", "command": ["kubectl", "rollout", "undo", "deployment/{deploymnet}"]},
+            "rollback_strategy": {
+                "type": "command",
+                "command": ["kubectl", "rollout", "undo", "deployment/{deploymnet}"],
+            },
         }
     )
     result = run(pytester)
@@ -316,10 +350,23 @@ def test_no_ping_pong_between_two_verified_revisions(pytester, write_config, dem
 def test_the_command_handler_marks_the_rejected_revision_too(pytester, write_config, demo, kube, monkeypatch):
     monkeypatch.setenv("KUBECONFIG", str(kube.kubeconfig))
     demo.faults.add("ready-503")
-    doc = smoke_doc(demo, kube, confirm=False, strategy={
-        "type": "command",
-        "command": ["kubectl", "set", "image", "deployment/{deployment}", "{container}={previous_image}", "-n", "{namespace}"],
-    })
+    doc = smoke_doc(
+        demo,
+        kube,
+        confirm=False,
+        strategy={
+            "type": "command",
+            "command": [
+                "kubectl",
+                "set",
+                "image",
+                "deployment/{deployment}",
+                "{container}={previous_image}",
+                "-n",
+                "{namespace}",
+            ],
+        },
+    )
     write_config(doc)
     images = []
     for _ in range(2):
@@ -336,7 +383,9 @@ def test_without_a_recorded_revision_an_approval_never_leads_to_reverting_a_hotf
         return True, "approved"
 
     strategy = {"deployment": "django", "namespace": "prod", "kubeconfig": str(kube.kubeconfig)}
-    result = carry_out("confirm", strategy, {"rollback_timeout_seconds": 20}, confirm=approve_after_a_hotfix, tested=None)
+    result = carry_out(
+        "confirm", strategy, {"rollback_timeout_seconds": 20}, confirm=approve_after_a_hotfix, tested=None
+    )
     assert result.status == "refused"  # no tested revision, no write: it never guesses
     assert "the revision the checks tested was not recorded" in result.message
     assert kube.images("prod", "django") == {"django": BAD} and deployment_patches(kube) == []
@@ -346,7 +395,12 @@ def test_a_write_whose_answer_was_lost_is_reported_as_a_rollback(kube):
     from helpers import roll_back
 
     kube.lose_template_answer = 504
-    strategy = {"deployment": "django", "namespace": "prod", "kubeconfig": str(kube.kubeconfig), "max_rollback_attempts": 2}
+    strategy = {
+        "deployment": "django",
+        "namespace": "prod",
+        "kubeconfig": str(kube.kubeconfig),
+        "max_rollback_attempts": 2,
+    }
     result = roll_back("rollback", strategy, {"rollback_timeout_seconds": 20}, confirm=None, reason="readiness")
     assert result.status == "completed", result.message
     assert kube.images("prod", "django") == {"django": GOOD}
@@ -365,17 +419,27 @@ def test_a_green_run_never_verifies_a_revision_it_did_not_test(pytester, write_c
 
     server = LocalHTTPServer(handler(health_then_deploy))
     try:
-        write_config({"base_url": server.url, "health_checks": [health("basic", "/health")],
-                      "rollback_strategy": {"deployment": "django", "namespace": "prod", "kubeconfig": str(kube.kubeconfig)}})
+        write_config(
+            {
+                "base_url": server.url,
+                "health_checks": [health("basic", "/health")],
+                "rollback_strategy": {"deployment": "django", "namespace": "prod", "kubeconfig": str(kube.kubeconfig)},
+            }
+        )
         result = run(pytester)
     finally:
         server.stop()
     assert result.ret == 12  # a change while the checks ran: they cannot be attributed to one revision
-    result.stdout.fnmatch_lines([
-        "? INCONCLUSIVE: the results cannot be attributed to the deploy - no rollback, nothing marked, deployment NOT verified",
-        f"Reason: deployment/django -n prod changed while the checks ran (revision 2 ({BAD}) -> revision 3 ({HOTFIX})): *",
-    ])
-    assert not any(rs["metadata"]["annotations"].get("pytest-smoke.dev/verified") for rs in kube.owned_replicasets("prod", "django"))
+    result.stdout.fnmatch_lines(
+        [
+            "? INCONCLUSIVE: the results cannot be attributed to the deploy - no rollback, nothing marked, deployment NOT verified",
+            f"Reason: deployment/django -n prod changed while the checks ran (revision 2 ({BAD}) -> revision 3 ({HOTFIX})): *",
+        ]
+    )
+    assert not any(
+        rs["metadata"]["annotations"].get("pytest-smoke.dev/verified")
+        for rs in kube.owned_replicasets("prod", "django")
+    )
 
 
 def test_a_trickling_or_html_approval_never_approves(fault_server):
@@ -402,9 +466,13 @@ def test_a_command_reports_only_the_container_it_rolls_back(tmp_path):
     try:
         api.add_deployment("shop", {"web": "web:1", "sidecar": "proxy:1"})
         api.deploy("prod", "shop", {"web": "web:2", "sidecar": "proxy:2"})
-        strategy = {"type": "command", "deployment": "shop", "namespace": "prod",
-                    "kubeconfig": str(api.write_kubeconfig(tmp_path / "kc")),
-                    "command": ["kubectl", "set", "image", "deployment/{deployment}", "{container}={previous_image}"]}
+        strategy = {
+            "type": "command",
+            "deployment": "shop",
+            "namespace": "prod",
+            "kubeconfig": str(api.write_kubeconfig(tmp_path / "kc")),
+            "command": ["kubectl", "set", "image", "deployment/{deployment}", "{container}={previous_image}"],
+        }
         plan = get_handler("command").plan(target_from(strategy), strategy)
     finally:
         api.stop()

@@ -30,7 +30,15 @@ def every_output(pytester, result, receiver, inbox) -> str:
 
 @pytest.mark.parametrize("failing", [False, True])
 def test_no_secret_reaches_any_output(
-    pytester, write_config, demo, postgres_server, redis_auth_server, rabbitmq_server, smtp_server, monkeypatch, failing  # noqa: F811
+    pytester,
+    write_config,
+    demo,
+    postgres_server,
+    redis_auth_server,
+    rabbitmq_server,
+    smtp_server,
+    monkeypatch,
+    failing,  # noqa: F811
 ):
     import demo_service
 
@@ -40,7 +48,9 @@ def test_no_secret_reaches_any_output(
     env = {
         "DB_DSN": postgres_server.url if not failing else postgres_server.url.replace(PG_PASSWORD, "Wrong-Db-Secret-1"),
         "CACHE_URL": redis_auth_server.url,
-        "MQ_URL": rabbitmq_server.url if not failing else rabbitmq_server.url.replace(AMQP_PASSWORD, "Wrong-Mq-Secret-2"),
+        "MQ_URL": rabbitmq_server.url
+        if not failing
+        else rabbitmq_server.url.replace(AMQP_PASSWORD, "Wrong-Mq-Secret-2"),
         "API_TOKEN": AUTH_TOKEN,
         "LOGIN_PASSWORD": LOGIN_PASSWORD,
         "SLACK_WEBHOOK_URL": slack_url,
@@ -66,28 +76,55 @@ def test_no_secret_reaches_any_output(
                 {
                     "name": "login-profile",
                     "steps": [
-                        {"method": "POST", "endpoint": "/api/auth/login",
-                         "payload": {"email": "test@example.com", "password": "${LOGIN_PASSWORD}"},
-                         "save": {"token": "body.access_token", "sid": "cookies.session"}},
-                        {"endpoint": "/api/user/profile", "headers": {"Authorization": "Bearer {token}"},
-                         "expect": {"json": {"email": "test@example.com"}}},
+                        {
+                            "method": "POST",
+                            "endpoint": "/api/auth/login",
+                            "payload": {"email": "test@example.com", "password": "${LOGIN_PASSWORD}"},
+                            "save": {"token": "body.access_token", "sid": "cookies.session"},
+                        },
+                        {
+                            "endpoint": "/api/user/profile",
+                            "headers": {"Authorization": "Bearer {token}"},
+                            "expect": {"json": {"email": "test@example.com"}},
+                        },
                     ],
                 }
             ],
             "rollback_strategy": {"notify_channels": ["slack-ops", "email-on-call"]},
             "notifications": {
-                "slack-ops": {"type": "slack", "webhook_url": "${SLACK_WEBHOOK_URL}", "notify_on": ["critical", "passed", "warning"]},
-                "email-on-call": {"type": "email", "smtp_host": "127.0.0.1", "smtp_port": smtp_server.port, "starttls": False,
-                                  "username": "smoke", "password": "${SMTP_PASSWORD}", "from": "smoke@example.com",
-                                  "to": ["oncall@example.com"], "notify_on": ["critical", "passed", "warning"]},
+                "slack-ops": {
+                    "type": "slack",
+                    "webhook_url": "${SLACK_WEBHOOK_URL}",
+                    "notify_on": ["critical", "passed", "warning"],
+                },
+                "email-on-call": {
+                    "type": "email",
+                    "smtp_host": "127.0.0.1",
+                    "smtp_port": smtp_server.port,
+                    "starttls": False,
+                    "username": "smoke",
+                    "password": "${SMTP_PASSWORD}",
+                    "from": "smoke@example.com",
+                    "to": ["oncall@example.com"],
+                    "notify_on": ["critical", "passed", "warning"],
+                },
             },
         }
     )
     try:
         result = pytester.runpytest(
-            "--smoke-config", "smoke.json", "-vv", "-l", "--log-cli-level=DEBUG", "-rA", "-n", "2",
-            "--junitxml=pytest.xml", "--smoke-junit=smoke.xml",
-            "--smoke-report=report.json", "--smoke-markdown=report.md",
+            "--smoke-config",
+            "smoke.json",
+            "-vv",
+            "-l",
+            "--log-cli-level=DEBUG",
+            "-rA",
+            "-n",
+            "2",
+            "--junitxml=pytest.xml",
+            "--smoke-junit=smoke.xml",
+            "--smoke-report=report.json",
+            "--smoke-markdown=report.md",
         )
     finally:
         receiver.stop()
@@ -96,8 +133,19 @@ def test_no_secret_reaches_any_output(
     saved_tokens = list(demo.tokens) + list(demo.sessions)
     assert saved_tokens  # a token and a cookie were really issued and saved
     everything = every_output(pytester, result, receiver, smtp_server)
-    secrets = [PG_PASSWORD, REDIS_PASSWORD, AMQP_PASSWORD, AUTH_TOKEN, LOGIN_PASSWORD, SLACK_TOKEN, SMTP_PASSWORD,
-               "Wrong-Db-Secret-1", "Wrong-Mq-Secret-2", "aws-Unrelated-Secret-77", *saved_tokens]
+    secrets = [
+        PG_PASSWORD,
+        REDIS_PASSWORD,
+        AMQP_PASSWORD,
+        AUTH_TOKEN,
+        LOGIN_PASSWORD,
+        SLACK_TOKEN,
+        SMTP_PASSWORD,
+        "Wrong-Db-Secret-1",
+        "Wrong-Mq-Secret-2",
+        "aws-Unrelated-Secret-77",
+        *saved_tokens,
+    ]
     leaked = [s for s in secrets if s in everything]
     assert leaked == []
 
@@ -159,8 +207,18 @@ def test_load_classifies_exactly_the_real_failures_every_time(pytester, write_co
             os.environ["CHAOS_URL"] = chaos.url
             # A process of its own: the threads it leaves are its own, not an earlier test's.
             result = pytester.runpytest_subprocess(
-                "--smoke-config", "smoke.json", "--smoke-concurrency", "50", "--smoke-report", f"report-{run}.json",
-                "-W", "error::ResourceWarning", "-W", "error::pytest.PytestUnraisableExceptionWarning", "-s", "-q",
+                "--smoke-config",
+                "smoke.json",
+                "--smoke-concurrency",
+                "50",
+                "--smoke-report",
+                f"report-{run}.json",
+                "-W",
+                "error::ResourceWarning",
+                "-W",
+                "error::pytest.PytestUnraisableExceptionWarning",
+                "-s",
+                "-q",
             )
         finally:
             chaos.stop()
@@ -174,5 +232,7 @@ def test_load_classifies_exactly_the_real_failures_every_time(pytester, write_co
         assert critical == {name for name in expected if int(name[1:]) % 2 == 0}
         assert result.ret == (1 if critical else 0)
         result.stdout.fnmatch_lines(["SMOKE-THREADS-LEFT []"])
-        output = [line for line in result.outlines + result.errlines if not line.startswith("Re-run: ")]  # the re-run line repeats -W
+        output = [
+            line for line in result.outlines + result.errlines if not line.startswith("Re-run: ")
+        ]  # the re-run line repeats -W
         assert not [line for line in output if "ResourceWarning" in line]

@@ -12,7 +12,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.skipif(shutil.which("lint-imports") is None, reason="import-linter is not installed (pip install -e '.[test]')")
+@pytest.mark.skipif(
+    shutil.which("lint-imports") is None, reason="import-linter is not installed (pip install -e '.[test]')"
+)
 def test_data_flows_one_way_and_only_the_glue_imports_pytest():
     result = subprocess.run(["lint-imports", "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr

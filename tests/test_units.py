@@ -132,14 +132,15 @@ def test_a_timeout_among_as_many_as_the_host_answered_is_retried_alone_and_says_
     )
 
 
-
 def test_a_timeout_among_more_than_the_host_answered_is_retried_quietly():
     # Sent as the second in flight when the host had answered only one at a time: our probing's
     # timeout. The pass is a pass, its summary says how, and the verdict's note counts it.
     result, scheduler = retried_alone(slow_first=False)
     assert result.warnings == []
-    assert result.summary == ("ok alone (passed when retried alone: the first attempt timed out as one of 2 checks in flight "
-                              "to h:80, more than it had answered in time at once)")
+    assert result.summary == (
+        "ok alone (passed when retried alone: the first attempt timed out as one of 2 checks in flight "
+        "to h:80, more than it had answered in time at once)"
+    )
     assert scheduler.host_limits(notable_only=True) == {
         "h:80": "2 at once (max_concurrency_per_host); 1 timed out among more checks than it had answered in time at once and passed when retried alone"
     }
@@ -226,8 +227,13 @@ def deployment(generation=2, observed=2, replicas=3, updated=3, total=3, availab
     return {
         "metadata": {"name": "django", "generation": generation},
         "spec": {"replicas": replicas},
-        "status": {"observedGeneration": observed, "updatedReplicas": updated, "replicas": total,
-                   "availableReplicas": available, "conditions": list(conditions)},
+        "status": {
+            "observedGeneration": observed,
+            "updatedReplicas": updated,
+            "replicas": total,
+            "availableReplicas": available,
+            "conditions": list(conditions),
+        },
     }
 
 
@@ -266,7 +272,9 @@ def test_the_redactor_masks_every_occurrence_and_keeps_the_rest():
 
 def test_a_cut_never_keeps_a_secret_prefix():
     redactor = Redactor(["s3cret-token-42"])
-    assert redactor.excerpt("x" * 20 + "s3cret-token-42" + "y" * 40, 30) == "x" * 20 + "***" + "yyyy..."  # redact, then cut
+    assert (
+        redactor.excerpt("x" * 20 + "s3cret-token-42" + "y" * 40, 30) == "x" * 20 + "***" + "yyyy..."
+    )  # redact, then cut
     assert redactor.text(shorten("y" * 150 + " s3cret-token-42", 160)) == "y" * 150 + " ***..."
 
 
@@ -290,8 +298,14 @@ def test_a_raw_json_body_in_a_curl_line_is_masked_by_key():
     from pytest_smoke.checks.http import curl_command
 
     with requests.Session() as session:
-        line = curl_command(Redactor(), "POST", "http://127.0.0.1:1/token", session=session,
-                            body='{"refresh_token": "rt-wxyz-3391", "user": "a"}', content_type="application/json")
+        line = curl_command(
+            Redactor(),
+            "POST",
+            "http://127.0.0.1:1/token",
+            session=session,
+            body='{"refresh_token": "rt-wxyz-3391", "user": "a"}',
+            content_type="application/json",
+        )
     assert "rt-wxyz-3391" not in line and '"refresh_token": "***"' in line and "Content-Type: application/json" in line
 
 
@@ -303,7 +317,10 @@ def test_a_secret_learned_after_a_text_was_redacted_is_masked_the_next_time():
     assert redactor.text(line) == "POST /login answered 500: session *** expired"
 
 
-@pytest.mark.parametrize("text", ["PASSWORD=hunter22", "paſſword=hunter22", "url postgres://app:hunter22@db/x", "Authorization: Bearer hunter22.x"])
+@pytest.mark.parametrize(
+    "text",
+    ["PASSWORD=hunter22", "paſſword=hunter22", "url postgres://app:hunter22@db/x", "Authorization: Bearer hunter22.x"],
+)
 def test_secret_shapes_are_masked_whatever_the_case(text):
     assert "hunter22" not in Redactor().text(text)
 
@@ -345,7 +362,10 @@ def test_waiting_for_a_pooled_check_is_bounded_even_when_the_check_overruns_its_
         with pytest.raises(NotFinished) as caught:
             scheduler.result("stuck", timeout=0.3)
         assert_cut_short(time.monotonic() - started, 0.3, unbounded=10)
-        assert caught.value.reason == "no result within 0.3 s (the run budget and a backstop): the check overran its own deadline"
+        assert (
+            caught.value.reason
+            == "no result within 0.3 s (the run budget and a backstop): the check overran its own deadline"
+        )
     finally:
         release.set()
         scheduler.shutdown()
@@ -369,8 +389,13 @@ def test_the_tally_turns_reports_into_the_verdicts_outcomes():
     ready, live, login = (Check.of("health", {"name": n}, order=i) for i, n in enumerate(("ready", "live", "login")))
     tally = _tally(ready, live, login)
     node = "smoke.json::health[{}]".format
-    tally.collected([(node("ready"), {"required": True, "order": 0}), (node("live"), {"required": True, "order": 1}),
-                     ("test_api.py::test_orders", {})])
+    tally.collected(
+        [
+            (node("ready"), {"required": True, "order": 0}),
+            (node("live"), {"required": True, "order": 1}),
+            ("test_api.py::test_orders", {}),
+        ]
+    )
     props = {"required": True, "kind": "health", "name": "ready", "outcome": "failed", "reason": "/ready returned 503"}
     tally.record(PhaseReport(node("ready"), "call", "rerun", props, reason="503"))
     tally.record(PhaseReport(node("ready"), "call", "failed", props, reason="503"))
@@ -382,7 +407,9 @@ def test_the_tally_turns_reports_into_the_verdicts_outcomes():
     assert by_name["live"].status == "not_evaluated" and by_name["live"].required
     assert by_name["live"].reason.startswith("not evaluated: its worker crashed (worker 'gw1' crashed)")
     assert by_name["login"].status == "not_selected"  # in the config, never selected
-    assert by_name["test_orders"].status == "not_run" and not by_name["test_orders"].required  # its marker said optional
+    assert (
+        by_name["test_orders"].status == "not_run" and not by_name["test_orders"].required
+    )  # its marker said optional
     assert verdict.state == "critical" and [o.name for o in verdict.rollback_failures] == ["ready"]
     # The verdict classifies copies: the tally's outcomes are not changed by it.
     assert classify(tally.all_outcomes()).outcomes[0] is not verdict.outcomes[0]
@@ -396,7 +423,9 @@ def test_a_failed_subtest_fails_its_passing_test_and_a_dependency_explains_the_r
     custom = {"required": True, "kind": "custom", "name": "test_fields"}
     db = {"required": True, "kind": "dependency", "name": "db", "outcome": "failed", "reason": "refused"}
     tally.collected([("t.py::test_fields", custom), ("smoke.json::dependency[db]", db)])
-    tally.record(PhaseReport("t.py::test_fields", "call", "failed", custom, reason="AssertionError: status 500", subtest=True))
+    tally.record(
+        PhaseReport("t.py::test_fields", "call", "failed", custom, reason="AssertionError: status 500", subtest=True)
+    )
     tally.record(PhaseReport("t.py::test_fields", "call", "passed", custom))
     tally.record(PhaseReport("smoke.json::dependency[db]", "call", "failed", db))
     verdict = classify(tally.all_outcomes())

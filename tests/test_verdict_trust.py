@@ -23,7 +23,9 @@ EXIT_INCONCLUSIVE = 12
 
 
 def verified_revisions(kube):
-    return [rs for rs in kube.owned_replicasets("prod", "django") if (rs["metadata"].get("annotations") or {}).get(VERIFIED)]
+    return [
+        rs for rs in kube.owned_replicasets("prod", "django") if (rs["metadata"].get("annotations") or {}).get(VERIFIED)
+    ]
 
 
 def run(pytester, *args):
@@ -39,11 +41,17 @@ def test_a_base_url_without_a_scheme_is_a_usage_error_not_a_rollback(pytester, w
     write_config(doc)
     result = run(pytester)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["ERROR: smoke config error: smoke.json:*: base_url: base URL has no scheme (expected http://HOST or https://HOST)"])
+    result.stderr.fnmatch_lines(
+        [
+            "ERROR: smoke config error: smoke.json:*: base_url: base URL has no scheme (expected http://HOST or https://HOST)"
+        ]
+    )
     assert demo.requests == [] and deployment_patches(kube) == []
 
 
-def test_a_header_value_requests_refuses_is_a_usage_error_naming_its_path(pytester, write_config, demo, kube, monkeypatch):
+def test_a_header_value_requests_refuses_is_a_usage_error_naming_its_path(
+    pytester, write_config, demo, kube, monkeypatch
+):
     monkeypatch.setenv("API_TOKEN", "abc\nX-Injected: 1")
     doc = smoke_doc(demo, kube, confirm=False)
     doc["health_checks"][0]["headers"] = {"X-Api-Token": "${API_TOKEN}"}
@@ -62,9 +70,15 @@ def test_a_header_value_requests_refuses_is_a_usage_error_naming_its_path(pytest
 @pytest.mark.parametrize(
     "extra, location",
     [
-        ({"rollback_strategy": {"type": "command", "command": ["no-such-helm-binary", "rollback"]}}, "rollback_strategy.command[0]"),
+        (
+            {"rollback_strategy": {"type": "command", "command": ["no-such-helm-binary", "rollback"]}},
+            "rollback_strategy.command[0]",
+        ),
         ({"rollback_strategy": {"type": "argo-magic", "deployment": "web"}}, "rollback_strategy.type"),
-        ({"rollback_strategy": {"deployment": "web", "kubeconfig": "/nonexistent/kubeconfig"}}, "rollback_strategy.kubeconfig"),
+        (
+            {"rollback_strategy": {"deployment": "web", "kubeconfig": "/nonexistent/kubeconfig"}},
+            "rollback_strategy.kubeconfig",
+        ),
         ({"ca_bundle": "/nonexistent/ca.pem"}, "ca_bundle"),
     ],
 )
@@ -114,15 +128,27 @@ def bare_venv(tmp_path_factory):
             [],
             "rollback_strategy.deployment: a Kubernetes rollback needs the Python package 'kubernetes'*",
         ),
-        ({}, ["--smoke-wait-rollout", "deployment/web"], "--smoke-wait-rollout: waiting for the rollout needs the Python package 'kubernetes'*"),
+        (
+            {},
+            ["--smoke-wait-rollout", "deployment/web"],
+            "--smoke-wait-rollout: waiting for the rollout needs the Python package 'kubernetes'*",
+        ),
         ({}, ["--smoke-junit", "junit.xml"], "--smoke-junit: --smoke-junit needs the Python package 'junit_xml'*"),
         (
             {"dependency_checks": [{"name": "api", "type": "grpc", "host": "127.0.0.1", "port": 1}]},
             [],
             "dependency_checks[0].type: dependency type 'grpc' needs the Python package 'grpc_health.v1.health_pb2_grpc'*",
         ),
-        ({}, ["--smoke-pushgateway", "http://127.0.0.1:1"], "--smoke-pushgateway: metrics needs the Python package 'prometheus_client'*"),
-        ({"monitoring": {"metrics_file": "m.prom"}}, [], "monitoring.metrics_file: metrics needs the Python package 'prometheus_client'*"),
+        (
+            {},
+            ["--smoke-pushgateway", "http://127.0.0.1:1"],
+            "--smoke-pushgateway: metrics needs the Python package 'prometheus_client'*",
+        ),
+        (
+            {"monitoring": {"metrics_file": "m.prom"}},
+            [],
+            "monitoring.metrics_file: metrics needs the Python package 'prometheus_client'*",
+        ),
     ],
 )
 def test_a_missing_library_is_a_usage_error_naming_the_package(bare_venv, tmp_path, demo, doc_extra, args, message):
@@ -130,7 +156,10 @@ def test_a_missing_library_is_a_usage_error_naming_the_package(bare_venv, tmp_pa
     (tmp_path / "smoke.json").write_text(json.dumps(doc))
     result = subprocess.run(
         [bare_venv, "-m", "pytest", "--smoke-config", "smoke.json", "-p", "no:cacheprovider", *args],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 4, result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
@@ -156,8 +185,12 @@ def pytest_smoke_check_type(name):
 """
 
 
-@pytest.mark.parametrize("kind, reason", [("broken", "RuntimeError: custom type forgot its client"), ("exits", "SystemExit: 3")])
-def test_an_unexpected_exception_is_inconclusive_never_a_warning_never_verified(pytester, write_config, demo, kube, kind, reason):
+@pytest.mark.parametrize(
+    "kind, reason", [("broken", "RuntimeError: custom type forgot its client"), ("exits", "SystemExit: 3")]
+)
+def test_an_unexpected_exception_is_inconclusive_never_a_warning_never_verified(
+    pytester, write_config, demo, kube, kind, reason
+):
     pytester.makeconftest(CUSTOM_TYPES)
     doc = smoke_doc(demo, kube, confirm=False)
     doc["dependency_checks"] = [{"name": "inventory", "type": kind}]
@@ -223,13 +256,19 @@ def test_maxfail_cutting_off_a_required_check_is_inconclusive(pytester, write_co
     write_config(
         {
             "base_url": demo.url,
-            "health_checks": [health("optional-live", "/missing", required=False), health("readiness", "/health/ready")],
+            "health_checks": [
+                health("optional-live", "/missing", required=False),
+                health("readiness", "/health/ready"),
+            ],
         }
     )
     result = run(pytester, "-x")
     assert result.ret == EXIT_INCONCLUSIVE
     result.stdout.fnmatch_lines(
-        [INCONCLUSIVE, "1. Health Check: readiness: never reported: the run stopped before it (-x, --maxfail, a session timeout)*"]
+        [
+            INCONCLUSIVE,
+            "1. Health Check: readiness: never reported: the run stopped before it (-x, --maxfail, a session timeout)*",
+        ]
     )
 
 
@@ -238,11 +277,18 @@ def test_a_session_timeout_cutting_off_required_checks_is_inconclusive(pytester,
     if not hasattr(pytest_timeout, "SESSION_TIMEOUT_KEY"):
         pytest.skip("--session-timeout needs pytest-timeout 2.3")
     # One 1.5 s answer at a time: the session timeout stops the run after the first item.
-    write_config({"base_url": demo.url, "max_concurrency_per_host": 1,
-                  "health_checks": [health(f"slow-{i}", f"/slow?ms=1500&i={i}", timeout_seconds=5) for i in range(3)]})
+    write_config(
+        {
+            "base_url": demo.url,
+            "max_concurrency_per_host": 1,
+            "health_checks": [health(f"slow-{i}", f"/slow?ms=1500&i={i}", timeout_seconds=5) for i in range(3)],
+        }
+    )
     result = run(pytester, "--session-timeout", "1")
     assert result.ret == EXIT_INCONCLUSIVE
-    result.stdout.fnmatch_lines([INCONCLUSIVE, "*slow-2: never reported: the run stopped before it (-x, --maxfail, a session timeout)*"])
+    result.stdout.fnmatch_lines(
+        [INCONCLUSIVE, "*slow-2: never reported: the run stopped before it (-x, --maxfail, a session timeout)*"]
+    )
 
 
 def test_a_crashed_worker_on_a_required_custom_test_is_inconclusive(pytester, write_config, demo):
@@ -282,7 +328,9 @@ def test_the_budget_skipping_a_required_custom_test_is_inconclusive(pytester, wr
     )
     result = run(pytester, "--smoke-concurrency", "1")
     assert result.ret == EXIT_INCONCLUSIVE
-    result.stdout.fnmatch_lines([INCONCLUSIVE, "1. Smoke Test: test_payments_work: not started: the run budget of 2 s is exhausted"])
+    result.stdout.fnmatch_lines(
+        [INCONCLUSIVE, "1. Smoke Test: test_payments_work: not started: the run budget of 2 s is exhausted"]
+    )
     assert "Smoke tests passed" not in result.stdout.str()
 
 
@@ -312,7 +360,10 @@ def test_enabled_false_with_an_unrelated_test_is_partial(pytester, write_config,
     result = run(pytester)
     assert result.ret == 0
     result.stdout.fnmatch_lines(
-        ["◐ PARTIAL: required checks not selected (basic) - deployment NOT verified", "- not selected: enabled: false in smoke.json"]
+        [
+            "◐ PARTIAL: required checks not selected (basic) - deployment NOT verified",
+            "- not selected: enabled: false in smoke.json",
+        ]
     )
     assert "all health checks OK" not in result.stdout.str()
 
@@ -323,7 +374,9 @@ def test_a_complete_green_run_marks_the_revision_verified_and_a_dry_run_does_not
     assert verified_revisions(kube) == []
     result = run(pytester)
     assert result.ret == 0
-    result.stdout.fnmatch_lines(["✓ Smoke tests passed (all health checks OK)", "Note: marked revision 2 of * as verified"])
+    result.stdout.fnmatch_lines(
+        ["✓ Smoke tests passed (all health checks OK)", "Note: marked revision 2 of * as verified"]
+    )
     assert len(verified_revisions(kube)) == 1
 
 
@@ -332,7 +385,9 @@ def test_a_complete_green_run_marks_the_revision_verified_and_a_dry_run_does_not
 
 @pytest.mark.child_plugins("rerunfailures")
 @pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["serial", "xdist"])
-def test_a_pass_on_a_rerunfailures_rerun_is_flaky_with_and_without_xdist(pytester, write_config, demo, xdist):  # pytest 8.2+
+def test_a_pass_on_a_rerunfailures_rerun_is_flaky_with_and_without_xdist(
+    pytester, write_config, demo, xdist
+):  # pytest 8.2+
     write_config({"base_url": demo.url, "health_checks": [health("warming", f"/flaky?key=rerun{len(xdist)}&fail=1")]})
     result = run(pytester, "--reruns", "2", *xdist)
     assert result.ret == 0
@@ -366,8 +421,20 @@ def two_worker_app(tmp_path):
     (tmp_path / "slow_app.py").write_text(SLOW_APP)
     port = servers.free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}", "--chdir", str(tmp_path), "slow_app:app"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-w",
+            "2",
+            "-b",
+            f"127.0.0.1:{port}",
+            "--chdir",
+            str(tmp_path),
+            "slow_app:app",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         servers.wait_for_port(port, 20, proc)
@@ -406,7 +473,14 @@ def test_requests_we_abandoned_do_not_fail_the_checks_queued_behind_them(pyteste
 
 def test_a_crowded_timeout_is_retried_alone_before_it_counts(pytester, write_config, two_worker_app):
     # 12 at once against 2 workers: the last ones queue past their 1.5 s, through our own doing.
-    write_config({"base_url": two_worker_app, "health_checks": slow_checks(12), "max_concurrency": 12, "max_concurrency_per_host": 12})
+    write_config(
+        {
+            "base_url": two_worker_app,
+            "health_checks": slow_checks(12),
+            "max_concurrency": 12,
+            "max_concurrency_per_host": 12,
+        }
+    )
     result = run(pytester, "--smoke-report", "report.json")
     assert result.ret == 0
     # A check that timed out among more than the host had yet answered in time at once passes
@@ -414,8 +488,13 @@ def test_a_crowded_timeout_is_retried_alone_before_it_counts(pytester, write_con
     # explanations. Either way it passed alone, and nothing is critical. Which of the two a check
     # gets depends on when the host answered the others: the note or the warning says it.
     out = result.stdout.str()
-    quiet = re.search(r"Note: checks in flight to 127\.0\.0\.1:\d+: 12 at once \(max_concurrency_per_host\).*passed when retried alone", out)
-    assert quiet or re.search(r"- Health Check c\d+: timed out while \d+ other requests .* then passed when retried alone", out), out
+    quiet = re.search(
+        r"Note: checks in flight to 127\.0\.0\.1:\d+: 12 at once \(max_concurrency_per_host\).*passed when retried alone",
+        out,
+    )
+    assert quiet or re.search(
+        r"- Health Check c\d+: timed out while \d+ other requests .* then passed when retried alone", out
+    ), out
     report = json.loads((pytester.path / "report.json").read_text())
     assert report["verdict"]["critical"] == 0 and report["verdict"]["passed"] + report["verdict"]["warnings"] == 12
 
@@ -427,7 +506,12 @@ def outage_doc(demo, kube, **dependency):
     doc = smoke_doc(demo, kube, confirm=True)
     doc["base_url"] = demo.url
     doc["dependency_checks"] = [
-        {"name": "database", "type": "postgres", "dsn": f"postgresql://app@127.0.0.1:{servers.free_port()}/app", **dependency}
+        {
+            "name": "database",
+            "type": "postgres",
+            "dsn": f"postgresql://app@127.0.0.1:{servers.free_port()}/app",
+            **dependency,
+        }
     ]
     return doc
 
@@ -448,7 +532,11 @@ def test_failures_a_dependency_explains_count_once_and_it_is_listed_first(pytest
             "3. Critical Path: user-login: *",
         ]
     )
-    result.stdout.fnmatch_lines(["smoke: 1 critical failure; 2 other failure(s) attributed to database count with it: rollback needs ops confirmation*"])
+    result.stdout.fnmatch_lines(
+        [
+            "smoke: 1 critical failure; 2 other failure(s) attributed to database count with it: rollback needs ops confirmation*"
+        ]
+    )
     assert deployment_patches(kube) == []
 
 
@@ -512,10 +600,17 @@ def test_a_required_marker_added_by_a_conftest_counts(pytester, write_config, de
     write_config(smoke_doc(demo, kube, confirm=False))
     result = run(pytester)
     assert result.ret == 1
-    result.stdout.fnmatch_lines(["✗ CRITICAL: Smoke tests failed - Rollback completed", "1. Smoke Test: test_critical_checkout: *checkout returned 500*"])
+    result.stdout.fnmatch_lines(
+        [
+            "✗ CRITICAL: Smoke tests failed - Rollback completed",
+            "1. Smoke Test: test_critical_checkout: *checkout returned 500*",
+        ]
+    )
 
 
-def test_a_bug_in_a_required_custom_test_is_not_a_verdict_on_the_service(pytester, write_config, demo, kube, monkeypatch):
+def test_a_bug_in_a_required_custom_test_is_not_a_verdict_on_the_service(
+    pytester, write_config, demo, kube, monkeypatch
+):
     monkeypatch.delenv("API_TOKEN", raising=False)
     pytester.makepyfile(
         test_profile="""
@@ -531,7 +626,10 @@ def test_a_bug_in_a_required_custom_test_is_not_a_verdict_on_the_service(pyteste
     result = run(pytester)
     assert result.ret == EXIT_INCONCLUSIVE
     result.stdout.fnmatch_lines(
-        [INCONCLUSIVE, "1. Smoke Test: test_profile: not evaluated: KeyError: 'API_TOKEN' (an error in the test code, not a verdict on the service)"]
+        [
+            INCONCLUSIVE,
+            "1. Smoke Test: test_profile: not evaluated: KeyError: 'API_TOKEN' (an error in the test code, not a verdict on the service)",
+        ]
     )
     assert deployment_patches(kube) == [] and verified_revisions(kube) == []
 
@@ -550,7 +648,9 @@ def test_deselecting_a_required_custom_test_is_partial(pytester, write_config, d
     write_config(smoke_doc(demo, kube))
     result = run(pytester, "-k", "not login_works", *xdist)
     assert result.ret == 0
-    result.stdout.fnmatch_lines(["◐ PARTIAL: required checks not selected (test_login_works) - deployment NOT verified"])
+    result.stdout.fnmatch_lines(
+        ["◐ PARTIAL: required checks not selected (test_login_works) - deployment NOT verified"]
+    )
     assert verified_revisions(kube) == []
 
 
@@ -579,7 +679,9 @@ def test_a_worker_crash_in_setup_of_a_required_custom_test_is_inconclusive(pytes
 @pytest.mark.parametrize("first_required, code", [(True, 1), (False, EXIT_INCONCLUSIVE)])
 def test_maxfail_under_xdist_still_gives_a_verdict(pytester, write_config, demo, first_required, code):
     demo.faults.add("ready-503")
-    checks = [health("ready", "/health/ready", required=first_required)] + [health(f"slow{i}", "/slow?ms=400") for i in range(6)]
+    checks = [health("ready", "/health/ready", required=first_required)] + [
+        health(f"slow{i}", "/slow?ms=400") for i in range(6)
+    ]
     write_config({"base_url": demo.url, "health_checks": checks})
     result = run(pytester, "-x", "-n", "2")
     assert result.ret == code
@@ -598,11 +700,16 @@ def test_a_skip_mark_on_a_generated_check_is_partial_not_an_internal_error(pytes
                     item.add_marker(pytest.mark.skip(reason="known outage of /health"))
         """
     )
-    write_config({"base_url": demo.url, "health_checks": [health("basic", "/health"), health("ready", "/health/ready")]})
+    write_config(
+        {"base_url": demo.url, "health_checks": [health("basic", "/health"), health("ready", "/health/ready")]}
+    )
     result = run(pytester)
     assert result.ret == 1  # the real 503 still counts
     result.stdout.fnmatch_lines(
-        ["✗ CRITICAL: Smoke tests failed*", "1. Health Check: ready: /health/ready returned 503 (expected 200); failing: database: connection failed"]
+        [
+            "✗ CRITICAL: Smoke tests failed*",
+            "1. Health Check: ready: /health/ready returned 503 (expected 200); failing: database: connection failed",
+        ]
     )
     assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
 
@@ -626,7 +733,9 @@ def test_a_redirect_to_an_unusable_url_is_the_services_failure(pytester, write_c
     finally:
         server.stop()
     assert result.ret == 1
-    result.stdout.fnmatch_lines(["1. Health Check: basic: GET http://127.0.0.1:*/health: redirected to a URL that cannot be followed*"])
+    result.stdout.fnmatch_lines(
+        ["1. Health Check: basic: GET http://127.0.0.1:*/health: redirected to a URL that cannot be followed*"]
+    )
 
 
 def test_a_hung_host_cut_by_the_budget_during_a_retry_alone_is_still_critical(pytester, write_config, demo):
@@ -641,7 +750,12 @@ def test_a_hung_host_cut_by_the_budget_during_a_retry_alone_is_still_critical(py
     result = run(pytester)
     # Each check had its full 4 s and timed out: the service's fault, whatever the retry alone did.
     assert result.ret == 1
-    result.stdout.fnmatch_lines(["✗ CRITICAL: Smoke tests failed*", "1. Health Check: live0: GET http://127.0.0.1:*/health/live?i=0: timed out after 4 s*"])
+    result.stdout.fnmatch_lines(
+        [
+            "✗ CRITICAL: Smoke tests failed*",
+            "1. Health Check: live0: GET http://127.0.0.1:*/health/live?i=0: timed out after 4 s*",
+        ]
+    )
 
 
 def test_a_required_test_skipped_at_run_time_is_inconclusive_not_unselected(pytester, write_config, demo):
@@ -696,7 +810,9 @@ def test_secrets_in_custom_tests_urls_and_debug_logs_are_masked(pytester, write_
     )
     result = run(pytester, "-vv", "-l", "--log-cli-level=DEBUG", "--junitxml=junit.xml", "--smoke-report=report.json")
     assert result.ret == 1
-    outputs = [result.stdout.str(), result.stderr.str()] + [(pytester.path / f).read_text() for f in ("junit.xml", "report.json")]
+    outputs = [result.stdout.str(), result.stderr.str()] + [
+        (pytester.path / f).read_text() for f in ("junit.xml", "report.json")
+    ]
     for text in outputs:
         assert "tok-SECRET-4471" not in text and "key-SECRET-9923" not in text
 

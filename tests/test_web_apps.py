@@ -40,27 +40,37 @@ def test_a_redirect_to_the_login_page_is_not_a_silent_pass(pytester, write_confi
 
 
 def test_with_follow_redirects_off_a_302_to_login_is_checked_as_itself(pytester, write_config, django_site):
-    write_config({
-        "base_url": django_site.url,
-        "follow_redirects": False,
-        "health_checks": [
-            check("login-required", "/api/me", expected_status=302,
-                  expect={"headers": {"Location": {"matches": r"^/accounts/login/\?next="}}}),
-            check("append-slash", "/ht", expected_status=301, expect={"headers": {"Location": "/ht/"}}),
-            check("followed-here", "/ht", follow_redirects=True, expected_status=200),
-        ],
-    })
+    write_config(
+        {
+            "base_url": django_site.url,
+            "follow_redirects": False,
+            "health_checks": [
+                check(
+                    "login-required",
+                    "/api/me",
+                    expected_status=302,
+                    expect={"headers": {"Location": {"matches": r"^/accounts/login/\?next="}}},
+                ),
+                check("append-slash", "/ht", expected_status=301, expect={"headers": {"Location": "/ht/"}}),
+                check("followed-here", "/ht", follow_redirects=True, expected_status=200),
+            ],
+        }
+    )
     result = run(pytester)
     assert result.ret == 0, result.stdout.str()
     assert "passed via" not in result.stdout.str()  # /ht → /ht/ is the same page, not a move
 
 
 def test_a_failure_after_redirects_names_the_chain(pytester, write_config, django_site):
-    write_config({"base_url": django_site.url, "health_checks": [check("dashboard", "/dashboard/", expected_status=302)]})
+    write_config(
+        {"base_url": django_site.url, "health_checks": [check("dashboard", "/dashboard/", expected_status=302)]}
+    )
     result = run(pytester)
     assert result.ret == EXIT_CRITICAL
-    assert ("/dashboard/ returned 200 (expected 302) after redirects "
-            "(/dashboard/ → 302 → /accounts/login/?next=/dashboard/ → 200)") in result.stdout.str()
+    assert (
+        "/dashboard/ returned 200 (expected 302) after redirects "
+        "(/dashboard/ → 302 → /accounts/login/?next=/dashboard/ → 200)"
+    ) in result.stdout.str()
 
 
 def test_a_long_redirect_chain_reaches_the_limit_and_says_so(pytester, write_config, django_site):
@@ -78,9 +88,16 @@ def test_a_long_redirect_chain_reaches_the_limit_and_says_so(pytester, write_con
 def form_login(**step_overrides) -> list[dict]:
     return [
         {"name": "login page", "method": "GET", "endpoint": "/accounts/login/", "save": {"csrf": CSRF_FROM_PAGE}},
-        {"name": "log in", "method": "POST", "endpoint": "/accounts/login/", "follow_redirects": False,
-         "form": {"username": USER, "password": PASSWORD, "csrfmiddlewaretoken": "{csrf}"},
-         "required_status": 302, "expect": {"headers": {"Location": "/api/me"}}, **step_overrides},
+        {
+            "name": "log in",
+            "method": "POST",
+            "endpoint": "/accounts/login/",
+            "follow_redirects": False,
+            "form": {"username": USER, "password": PASSWORD, "csrfmiddlewaretoken": "{csrf}"},
+            "required_status": 302,
+            "expect": {"headers": {"Location": "/api/me"}},
+            **step_overrides,
+        },
         {"name": "who am I", "method": "GET", "endpoint": "/api/me", "expect": {"json": {"username": USER}}},
     ]
 
@@ -94,8 +111,13 @@ def test_a_form_login_with_the_csrf_token_from_the_page(pytester, write_config, 
 
 def test_a_rejected_form_login_names_the_step_and_reproduces_the_request(pytester, write_config, django_site):
     steps = form_login(form={"username": USER, "password": "wrong-Pass-8812", "csrfmiddlewaretoken": "{csrf}"})
-    write_config({"base_url": django_site.url, "headers": {"Accept": "text/html"},
-                  "critical_paths": [{"name": "form-login", "steps": steps}]})
+    write_config(
+        {
+            "base_url": django_site.url,
+            "headers": {"Accept": "text/html"},
+            "critical_paths": [{"name": "form-login", "steps": steps}],
+        }
+    )
     result = run(pytester)
     text = result.stdout.str()
     assert result.ret == EXIT_CRITICAL
@@ -109,21 +131,52 @@ def test_a_rejected_form_login_names_the_step_and_reproduces_the_request(pyteste
 
 
 def test_json_sent_to_a_form_view_is_flagged_not_a_silent_pass(pytester, write_config, django_site):
-    write_config({"base_url": django_site.url, "critical_paths": [{"name": "json-to-form", "steps": [
-        {"method": "GET", "endpoint": "/accounts/login/", "save": {"csrf": CSRF_FROM_PAGE}},
-        {"name": "log in", "method": "POST", "endpoint": "/accounts/login/", "headers": {"X-CSRFToken": "{csrf}"},
-         "payload": {"username": USER, "password": PASSWORD}},
-    ]}]})
+    write_config(
+        {
+            "base_url": django_site.url,
+            "critical_paths": [
+                {
+                    "name": "json-to-form",
+                    "steps": [
+                        {"method": "GET", "endpoint": "/accounts/login/", "save": {"csrf": CSRF_FROM_PAGE}},
+                        {
+                            "name": "log in",
+                            "method": "POST",
+                            "endpoint": "/accounts/login/",
+                            "headers": {"X-CSRFToken": "{csrf}"},
+                            "payload": {"username": USER, "password": PASSWORD},
+                        },
+                    ],
+                }
+            ],
+        }
+    )
     result = run(pytester)
     assert result.ret == 0  # LoginView shows the form again with 200: a warning that says why
-    assert ('step 2/2 "log in" (POST /accounts/login/): sent JSON (payload), the answer is an HTML page: '
-            "a form view expects form data (use form instead of payload)") in result.stdout.str()
+    assert (
+        'step 2/2 "log in" (POST /accounts/login/): sent JSON (payload), the answer is an HTML page: '
+        "a form view expects form data (use form instead of payload)"
+    ) in result.stdout.str()
 
 
 def test_a_csrf_rejection_reads_as_csrf_not_as_credentials(pytester, write_config, django_site):
-    write_config({"base_url": django_site.url, "critical_paths": [{"name": "no-token", "steps": [
-        {"method": "POST", "endpoint": "/accounts/login/", "form": {"username": USER, "password": PASSWORD}},
-    ]}]})
+    write_config(
+        {
+            "base_url": django_site.url,
+            "critical_paths": [
+                {
+                    "name": "no-token",
+                    "steps": [
+                        {
+                            "method": "POST",
+                            "endpoint": "/accounts/login/",
+                            "form": {"username": USER, "password": PASSWORD},
+                        },
+                    ],
+                }
+            ],
+        }
+    )
     result = run(pytester)
     text = result.stdout.str()
     assert result.ret == EXIT_CRITICAL
@@ -134,25 +187,44 @@ def test_a_csrf_rejection_reads_as_csrf_not_as_credentials(pytester, write_confi
 
 DJANGO_RECIPE_STEPS = [
     {"name": "csrf", "endpoint": "/api/csrf/", "save": {"csrf": "body.csrfToken"}},
-    {"name": "login", "method": "POST", "endpoint": "/api/login/", "headers": {"X-CSRFToken": "{csrf}"},
-     "payload": {"username": USER, "password": PASSWORD},
-     # login() rotates the CSRF token: save the new one, or every later POST is a 403.
-     "save": {"csrf": "cookies.csrftoken"}},
-    {"name": "create", "method": "POST", "endpoint": "/api/notes/", "headers": {"X-CSRFToken": "{csrf}"},
-     "payload": {"title": "smoke"}, "required_status": 201, "save": {"nid": "body.id"}},
+    {
+        "name": "login",
+        "method": "POST",
+        "endpoint": "/api/login/",
+        "headers": {"X-CSRFToken": "{csrf}"},
+        "payload": {"username": USER, "password": PASSWORD},
+        # login() rotates the CSRF token: save the new one, or every later POST is a 403.
+        "save": {"csrf": "cookies.csrftoken"},
+    },
+    {
+        "name": "create",
+        "method": "POST",
+        "endpoint": "/api/notes/",
+        "headers": {"X-CSRFToken": "{csrf}"},
+        "payload": {"title": "smoke"},
+        "required_status": 201,
+        "save": {"nid": "body.id"},
+    },
     {"name": "read", "endpoint": "/api/notes/{nid}/", "expect": {"json": {"id": "{nid}", "title": "smoke"}}},
 ]
 DJANGO_RECIPE_CLEANUP = [
-    {"method": "DELETE", "endpoint": "/api/notes/{nid}/", "headers": {"X-CSRFToken": "{csrf}"}, "required_status": [204, 404]},
+    {
+        "method": "DELETE",
+        "endpoint": "/api/notes/{nid}/",
+        "headers": {"X-CSRFToken": "{csrf}"},
+        "required_status": [204, 404],
+    },
 ]
 
 
 def test_the_django_recipe_passes_and_cleans_up(pytester, write_config, django_site):
-    write_config({
-        "base_url": django_site.url,
-        "health_checks": [check("django-health", "/ht/?format=json")],
-        "critical_paths": [{"name": "notes-crud", "steps": DJANGO_RECIPE_STEPS, "cleanup": DJANGO_RECIPE_CLEANUP}],
-    })
+    write_config(
+        {
+            "base_url": django_site.url,
+            "health_checks": [check("django-health", "/ht/?format=json")],
+            "critical_paths": [{"name": "notes-crud", "steps": DJANGO_RECIPE_STEPS, "cleanup": DJANGO_RECIPE_CLEANUP}],
+        }
+    )
     result = run(pytester)
     assert result.ret == 0, result.stdout.str()
     assert "Warnings" not in result.stdout.str()
@@ -180,15 +252,30 @@ def test_expect_compares_with_saved_values_and_unknown_names_are_config_errors(p
 
 
 def test_a_bad_request_gets_its_own_remediation(pytester, write_config, django_site):
-    write_config({"base_url": django_site.url, "critical_paths": [{"name": "api-login", "steps": [
-        {"name": "csrf", "endpoint": "/api/csrf/", "save": {"csrf": "body.csrfToken"}},
-        {"name": "login", "method": "POST", "endpoint": "/api/login/", "headers": {"X-CSRFToken": "{csrf}"},
-         "form": {"username": USER, "password": PASSWORD}},
-    ]}]})
+    write_config(
+        {
+            "base_url": django_site.url,
+            "critical_paths": [
+                {
+                    "name": "api-login",
+                    "steps": [
+                        {"name": "csrf", "endpoint": "/api/csrf/", "save": {"csrf": "body.csrfToken"}},
+                        {
+                            "name": "login",
+                            "method": "POST",
+                            "endpoint": "/api/login/",
+                            "headers": {"X-CSRFToken": "{csrf}"},
+                            "form": {"username": USER, "password": PASSWORD},
+                        },
+                    ],
+                }
+            ],
+        }
+    )
     result = run(pytester)
     text = result.stdout.str()
     assert result.ret == EXIT_CRITICAL
-    assert 'returned 400 (expected any 2xx)' in text and '{"error": "expected a JSON body"}' in text
+    assert "returned 400 (expected any 2xx)" in text and '{"error": "expected a JSON body"}' in text
     assert "Issue: The endpoint rejected the request as malformed (400)" in text
 
 
@@ -196,22 +283,38 @@ def test_a_bad_request_gets_its_own_remediation(pytester, write_config, django_s
 
 
 def test_header_patterns_and_body_patterns(pytester, write_config, django_site):
-    ok = {"headers": {"Content-Type": {"matches": "^application/json"}}, "body_matches": r'"csrfToken": "\w+"',
-          "body_not_contains": "error"}
-    bad = {"headers": {"Content-Type": {"matches": "^text/html"}}, "body_matches": r"^<html", "body_not_contains": "csrfToken"}
-    write_config({"base_url": django_site.url, "health_checks": [
-        check("patterns-ok", "/api/csrf/", expect=ok),
-        check("patterns-bad", "/api/csrf/", expect=bad, required=False),
-    ]})
+    ok = {
+        "headers": {"Content-Type": {"matches": "^application/json"}},
+        "body_matches": r'"csrfToken": "\w+"',
+        "body_not_contains": "error",
+    }
+    bad = {
+        "headers": {"Content-Type": {"matches": "^text/html"}},
+        "body_matches": r"^<html",
+        "body_not_contains": "csrfToken",
+    }
+    write_config(
+        {
+            "base_url": django_site.url,
+            "health_checks": [
+                check("patterns-ok", "/api/csrf/", expect=ok),
+                check("patterns-bad", "/api/csrf/", expect=bad, required=False),
+            ],
+        }
+    )
     result = run(pytester)
     text = result.stdout.str()
     assert result.ret == 0
-    assert ("/api/csrf/: body contains 'csrfToken'; body does not match '^<html'; header Content-Type is "
-            "'application/json', which does not match '^text/html'") in text
+    assert (
+        "/api/csrf/: body contains 'csrfToken'; body does not match '^<html'; header Content-Type is "
+        "'application/json', which does not match '^text/html'"
+    ) in text
 
 
 def test_a_pattern_that_does_not_compile_is_a_config_error(pytester, write_config, django_site):
-    write_config({"base_url": django_site.url, "health_checks": [check("bad", "/ht/", expect={"body_matches": "(unclosed"})]})
+    write_config(
+        {"base_url": django_site.url, "health_checks": [check("bad", "/ht/", expect={"body_matches": "(unclosed"})]}
+    )
     result = run(pytester)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "health_checks[0].expect.body_matches: '(unclosed' is not a valid regular expression" in result.stderr.str()
@@ -222,22 +325,35 @@ def test_a_pattern_that_does_not_compile_is_a_config_error(pytester, write_confi
 
 def test_a_health_500_names_the_failing_component(pytester, write_config, django_site):
     django_site.fault("broker")
-    write_config({"base_url": django_site.url, "health_checks": [
-        check("django-health", "/ht/?format=json", expect={"json": {"Database(alias='default')": "OK"}})]})
+    write_config(
+        {
+            "base_url": django_site.url,
+            "health_checks": [
+                check("django-health", "/ht/?format=json", expect={"json": {"Database(alias='default')": "OK"}})
+            ],
+        }
+    )
     result = run(pytester)
     text = result.stdout.str()
     assert result.ret == EXIT_CRITICAL
-    assert ("/ht/?format=json returned 500 (expected 200); failing: Broker(): Unavailable: broker unreachable at "
-            "amqp://broker:5672") in text
+    assert (
+        "/ht/?format=json returned 500 (expected 200); failing: Broker(): Unavailable: broker unreachable at "
+        "amqp://broker:5672"
+    ) in text
     assert "Issue: The health endpoint names failing components" in text
     assert "Database(alias='default')" not in text.split("failing:", 1)[1].splitlines()[0]  # only the failing one
 
 
 def test_timeouts_name_the_url_and_what_arrived(pytester, write_config, django_site):
-    write_config({"base_url": django_site.url, "health_checks": [
-        check("slow", "/slow/?seconds=3", timeout_seconds=1),
-        check("trickle", "/trickle/", timeout_seconds=2),
-    ]})
+    write_config(
+        {
+            "base_url": django_site.url,
+            "health_checks": [
+                check("slow", "/slow/?seconds=3", timeout_seconds=1),
+                check("trickle", "/trickle/", timeout_seconds=2),
+            ],
+        }
+    )
     result = run(pytester)
     text = result.stdout.str()
     assert result.ret == EXIT_CRITICAL
@@ -255,8 +371,11 @@ def test_a_reset_connection_is_called_a_reset(pytester, write_config, django_sit
 
 def test_public_variables_keep_the_address_readable(pytester, write_config, django_site, monkeypatch):
     monkeypatch.setenv("WEB_PORT", str(django_site.port))
-    doc = {"base_url": "http://127.0.0.1:${WEB_PORT}", "headers": {"X-Web-Port": "${WEB_PORT}"},
-           "health_checks": [check("missing", "/nope/", required=False)]}
+    doc = {
+        "base_url": "http://127.0.0.1:${WEB_PORT}",
+        "headers": {"X-Web-Port": "${WEB_PORT}"},
+        "health_checks": [check("missing", "/nope/", required=False)],
+    }
     write_config(doc)
     masked = run(pytester).stdout.str()
     assert "127.0.0.1:***" in masked  # by default every value from the environment is a secret
@@ -283,19 +402,43 @@ def test_the_documented_django_recipe_runs_as_written(pytester, django_site, mon
 
 
 def test_a_raw_body_with_its_content_type_and_a_save_pattern_that_does_not_match(pytester, write_config, django_site):
-    write_config({"base_url": django_site.url, "critical_paths": [
-        {"name": "raw-body", "steps": [
-            {"name": "csrf", "endpoint": "/api/csrf/", "save": {"csrf": "body.csrfToken"}},
-            {"name": "login", "method": "POST", "endpoint": "/api/login/", "headers": {"X-CSRFToken": "{csrf}"},
-             "body": json.dumps({"username": USER, "password": PASSWORD}), "content_type": "application/json",
-             "expect": {"json": {"username": USER}}},
-        ]},
-        {"name": "no-token-in-page", "required": False, "steps": [
-            {"name": "page", "endpoint": "/api/csrf/", "save": {"csrf": 'body~name="csrfmiddlewaretoken" value="([^"]+)"'}},
-        ]},
-    ]})
+    write_config(
+        {
+            "base_url": django_site.url,
+            "critical_paths": [
+                {
+                    "name": "raw-body",
+                    "steps": [
+                        {"name": "csrf", "endpoint": "/api/csrf/", "save": {"csrf": "body.csrfToken"}},
+                        {
+                            "name": "login",
+                            "method": "POST",
+                            "endpoint": "/api/login/",
+                            "headers": {"X-CSRFToken": "{csrf}"},
+                            "body": json.dumps({"username": USER, "password": PASSWORD}),
+                            "content_type": "application/json",
+                            "expect": {"json": {"username": USER}},
+                        },
+                    ],
+                },
+                {
+                    "name": "no-token-in-page",
+                    "required": False,
+                    "steps": [
+                        {
+                            "name": "page",
+                            "endpoint": "/api/csrf/",
+                            "save": {"csrf": 'body~name="csrfmiddlewaretoken" value="([^"]+)"'},
+                        },
+                    ],
+                },
+            ],
+        }
+    )
     result = run(pytester)
     text = result.stdout.str()
     assert result.ret == 0, text
-    assert ('step 1/1 "page" (GET /api/csrf/) cannot save \'csrf\': body~name="csrfmiddlewaretoken" value="([^"]+)" '
-            "does not match the response body") in text
+    assert (
+        'step 1/1 "page" (GET /api/csrf/) cannot save \'csrf\': body~name="csrfmiddlewaretoken" value="([^"]+)" '
+        "does not match the response body"
+    ) in text

@@ -32,13 +32,35 @@ class DjangoSite:
 
     def start(self) -> DjangoSite:
         django = [sys.executable, "-m", "django"]
-        subprocess.run([*django, "migrate", "--no-input", "-v", "0"], env=self.env, check=True, timeout=120, capture_output=True)
-        create = f"from django.contrib.auth.models import User; User.objects.create_user({USER!r}, password={PASSWORD!r})"
+        subprocess.run(
+            [*django, "migrate", "--no-input", "-v", "0"], env=self.env, check=True, timeout=120, capture_output=True
+        )
+        create = (
+            f"from django.contrib.auth.models import User; User.objects.create_user({USER!r}, password={PASSWORD!r})"
+        )
         subprocess.run([*django, "shell", "-c", create], env=self.env, check=True, timeout=60, capture_output=True)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-w", "1", "--threads", "4", "-b", f"127.0.0.1:{self.port}",
-             "--timeout", "30", "--log-level", "warning", "smokesite.wsgi:application"],
-            env=self.env, cwd=SITE, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "-w",
+                "1",
+                "--threads",
+                "4",
+                "-b",
+                f"127.0.0.1:{self.port}",
+                "--timeout",
+                "30",
+                "--log-level",
+                "warning",
+                "smokesite.wsgi:application",
+            ],
+            env=self.env,
+            cwd=SITE,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         wait_for_port(self.port, 30, self.proc)
         return self

@@ -98,7 +98,9 @@ def safe_to_retry(check: Check) -> bool:
     """Whether sending the check's requests twice is harmless: no request of it has a body or a
     method that changes state (a login POST, a created order). Other protocols' probes are reads."""
     spec = check.spec
-    requests = list(spec.get("steps") or []) + list(spec.get("cleanup") or []) if check.kind == "critical_path" else [spec]
+    requests = (
+        list(spec.get("steps") or []) + list(spec.get("cleanup") or []) if check.kind == "critical_path" else [spec]
+    )
     if check.kind == "dependency" and spec.get("type") != "http":
         return True
     return all(
@@ -221,7 +223,13 @@ def _with_retries(spec: Mapping[str, Any], deadline: Deadline, attempt_once: Cal
 
 
 def _execute(
-    func: CheckFunction, spec: Mapping[str, Any], ctx: CheckContext, builtin: bool, timeout: float, grace: float, name: str
+    func: CheckFunction,
+    spec: Mapping[str, Any],
+    ctx: CheckContext,
+    builtin: bool,
+    timeout: float,
+    grace: float,
+    name: str,
 ) -> Any:
     if builtin:
         # Built-ins keep their own deadline (a helper thread per exchange); no extra thread here.

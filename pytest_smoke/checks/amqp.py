@@ -68,10 +68,17 @@ def check(spec: AmqpSpec, ctx: CheckContext) -> CheckResult:
         return run_with_deadline(probe, deadline, what=f"Message queue {where}")
     except errors.ChannelClosedByBroker as exc:
         if exc.reply_code == 404:
-            raise CheckFailed(f"Message queue: queue {queue!r} does not exist at {where}", kind="queue_missing") from None
-        raise CheckFailed(f"Message queue: channel closed by broker ({exc.reply_code} {exc.reply_text})", kind="queue_down") from None
+            raise CheckFailed(
+                f"Message queue: queue {queue!r} does not exist at {where}", kind="queue_missing"
+            ) from None
+        raise CheckFailed(
+            f"Message queue: channel closed by broker ({exc.reply_code} {exc.reply_text})", kind="queue_down"
+        ) from None
     except (errors.ProbableAuthenticationError, errors.AuthenticationError, errors.ProbableAccessDeniedError) as exc:
-        raise CheckFailed(f"Message queue connection failed: authentication refused at {where} ({exc.__class__.__name__})", kind="queue_auth") from None
+        raise CheckFailed(
+            f"Message queue connection failed: authentication refused at {where} ({exc.__class__.__name__})",
+            kind="queue_auth",
+        ) from None
     except errors.AMQPConnectionError as exc:
         text = repr(exc)
         if "refused" in text.lower() or "ConnectionRefusedError" in text:
@@ -82,11 +89,17 @@ def check(spec: AmqpSpec, ctx: CheckContext) -> CheckResult:
             reason = f"cannot connect to {where} ({exc.__class__.__name__})"
         raise CheckFailed(f"Message queue connection failed: {reason}", kind="queue_down") from None
     except errors.AMQPError as exc:
-        raise CheckFailed(f"Message queue connection failed: {exc.__class__.__name__} at {where}", kind="queue_down") from None
+        raise CheckFailed(
+            f"Message queue connection failed: {exc.__class__.__name__} at {where}", kind="queue_down"
+        ) from None
     except Exception as exc:
         # pika's connection-workflow errors (AMQPConnectorStackTimeout...) are not AMQPErrors.
         if "Timeout" in exc.__class__.__name__:
-            raise CheckFailed(f"Message queue connection failed: timed out after {timeout:g} s at {where}", kind="timeout") from None
+            raise CheckFailed(
+                f"Message queue connection failed: timed out after {timeout:g} s at {where}", kind="timeout"
+            ) from None
         if exc.__class__.__module__.startswith("pika"):
-            raise CheckFailed(f"Message queue connection failed: {exc.__class__.__name__} at {where}", kind="queue_down") from None
+            raise CheckFailed(
+                f"Message queue connection failed: {exc.__class__.__name__} at {where}", kind="queue_down"
+            ) from None
         raise

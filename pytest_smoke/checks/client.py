@@ -188,8 +188,15 @@ class BoundSession(SmokeSession):
         if isinstance(data, bytes):
             data = data.decode("utf-8", errors="replace")
         return curl_command(
-            self.redactor, method, url, session=self, headers=dict(kwargs.get("headers") or {}), params=kwargs.get("params"),
-            payload=kwargs.get("json"), form=data if isinstance(data, dict) else None, body=data if isinstance(data, str) else None,
+            self.redactor,
+            method,
+            url,
+            session=self,
+            headers=dict(kwargs.get("headers") or {}),
+            params=kwargs.get("params"),
+            payload=kwargs.get("json"),
+            form=data if isinstance(data, dict) else None,
+            body=data if isinstance(data, str) else None,
         )
 
     def expect(self, response: requests.Response, status: int | list[int] | None = 200, **expect: Any) -> None:

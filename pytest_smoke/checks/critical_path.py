@@ -148,7 +148,14 @@ def _run_step(
     follow = step.get("follow_redirects", ctx.follow_redirects)
     title = f' "{step["name"]}"' if step.get("name") else ""
     where = f"step {number}/{total}{title} ({method} {endpoint})"
-    sent = {"headers": headers, "params": params, "payload": payload, "form": form, "body": body, "content_type": content_type}
+    sent = {
+        "headers": headers,
+        "params": params,
+        "payload": payload,
+        "form": form,
+        "body": body,
+        "content_type": content_type,
+    }
 
     def fail(failure: CheckFailed) -> StepFailed:
         curl = curl_command(ctx.redactor, method, url, session=session, **sent)
@@ -166,11 +173,24 @@ def _run_step(
 
     try:
         if step.get("rate_limit"):
-            reply = _rate_limit(session, method, url, headers, params, payload, deadline, step["rate_limit"], str(endpoint))
+            reply = _rate_limit(
+                session, method, url, headers, params, payload, deadline, step["rate_limit"], str(endpoint)
+            )
         else:
             reply = exchange(
-                session, method, url, deadline, headers=headers, params=params, payload=payload, label=f"{method} {url}",
-                form=form, body=body, content_type=content_type, follow_redirects=follow, max_redirects=ctx.max_redirects,
+                session,
+                method,
+                url,
+                deadline,
+                headers=headers,
+                params=params,
+                payload=payload,
+                label=f"{method} {url}",
+                form=form,
+                body=body,
+                content_type=content_type,
+                follow_redirects=follow,
+                max_redirects=ctx.max_redirects,
             )
             result = verify_reply(reply, method, str(endpoint), step.get("required_status"), expect)
             warnings += [f"{prefix}{where}: {warning}" for warning in result.warnings]
@@ -203,7 +223,16 @@ def _rate_limit(session, method, url, headers, params, payload, deadline, rule, 
     limit = int(rule["requests"])
     statuses: dict[int, int] = {}
     for _ in range(limit):
-        reply = exchange(session, method, url, deadline, headers=headers, params=params, payload=payload, label=f"{method} {endpoint}")
+        reply = exchange(
+            session,
+            method,
+            url,
+            deadline,
+            headers=headers,
+            params=params,
+            payload=payload,
+            label=f"{method} {endpoint}",
+        )
         if reply.status == wanted:
             return reply
         statuses[reply.status] = statuses.get(reply.status, 0) + 1
@@ -225,7 +254,9 @@ def _save(ctx: CheckContext, reply: Reply, rules: Mapping[str, str], saved: dict
             try:
                 value: Any = reply.json()
             except ValueError:
-                raise CheckFailed(f"cannot save {name!r} from {source}: the response body is not JSON", kind="save_missing") from None
+                raise CheckFailed(
+                    f"cannot save {name!r} from {source}: the response body is not JSON", kind="save_missing"
+                ) from None
         elif root == "headers":
             value = {k.lower(): v for k, v in reply.headers.items()}
             rest = rest.lower()
@@ -241,7 +272,9 @@ def _save(ctx: CheckContext, reply: Reply, rules: Mapping[str, str], saved: dict
                 there = (
                     f"keys: {', '.join(map(str, value)) or 'none'}"
                     if isinstance(value, dict)
-                    else f"a list of {len(value)}" if isinstance(value, list) else f"a {type(value).__name__}"
+                    else f"a list of {len(value)}"
+                    if isinstance(value, list)
+                    else f"a {type(value).__name__}"
                 )
                 raise CheckFailed(
                     f"cannot save {name!r}: {source} not found ({walked} has {there})", kind="save_missing"

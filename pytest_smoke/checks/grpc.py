@@ -23,7 +23,9 @@ def check(spec: GrpcSpec, ctx: CheckContext) -> CheckResult:
     started = time.monotonic()
     try:
         with channel:
-            response = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout)
+            response = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=service), timeout=timeout
+            )
     except grpc.RpcError as exc:
         raise _failure(exc, shown, timeout) from None
     elapsed = (time.monotonic() - started) * 1000
@@ -38,7 +40,9 @@ def _channel(grpc: Any, target: str, tls: bool, ctx: CheckContext) -> Any:
     if not tls:
         return grpc.insecure_channel(target)
     if ctx.verify is False:
-        raise CheckNotEvaluated("not evaluated: a gRPC check with tls cannot skip verification (verify_tls is false)", kind="config")
+        raise CheckNotEvaluated(
+            "not evaluated: a gRPC check with tls cannot skip verification (verify_tls is false)", kind="config"
+        )
     roots = None
     if isinstance(ctx.verify, str):
         with open(ctx.verify, "rb") as bundle:
@@ -50,13 +54,22 @@ def _failure(exc: Any, shown: str, timeout: float) -> CheckFailed:
     code = exc.code().name if hasattr(exc, "code") else "UNKNOWN"
     details = (exc.details() if hasattr(exc, "details") else "") or ""
     if code == "DEADLINE_EXCEEDED":
-        return CheckFailed(f"gRPC health of {shown}: no answer within {timeout:g} s (DEADLINE_EXCEEDED)", kind="timeout")
+        return CheckFailed(
+            f"gRPC health of {shown}: no answer within {timeout:g} s (DEADLINE_EXCEEDED)", kind="timeout"
+        )
     if code == "UNAVAILABLE":
-        return CheckFailed(f"gRPC health of {shown}: server unavailable ({_first_line(details)})", kind="connection_refused")
+        return CheckFailed(
+            f"gRPC health of {shown}: server unavailable ({_first_line(details)})", kind="connection_refused"
+        )
     if code == "NOT_FOUND":
-        return CheckFailed(f"gRPC health of {shown}: SERVICE_UNKNOWN (the server does not know this service)", kind="grpc_service_unknown")
+        return CheckFailed(
+            f"gRPC health of {shown}: SERVICE_UNKNOWN (the server does not know this service)",
+            kind="grpc_service_unknown",
+        )
     if code == "UNIMPLEMENTED":
-        return CheckFailed(f"gRPC health of {shown}: the server does not implement grpc.health.v1.Health", kind="grpc_no_health")
+        return CheckFailed(
+            f"gRPC health of {shown}: the server does not implement grpc.health.v1.Health", kind="grpc_no_health"
+        )
     return CheckFailed(f"gRPC health of {shown}: {code} ({_first_line(details)})", kind="grpc_error")
 
 

@@ -15,8 +15,14 @@ def check(spec: HealthCheckSpec, ctx: CheckContext) -> CheckResult:
     with new_session(ctx) as session:
         # The label names the full URL: a timeout must say which host did not answer.
         reply = exchange(
-            session, method, url, deadline, headers=spec.get("headers"), label=f"{method} {url}",
-            follow_redirects=spec.get("follow_redirects", ctx.follow_redirects), max_redirects=ctx.max_redirects,
+            session,
+            method,
+            url,
+            deadline,
+            headers=spec.get("headers"),
+            label=f"{method} {url}",
+            follow_redirects=spec.get("follow_redirects", ctx.follow_redirects),
+            max_redirects=ctx.max_redirects,
         )
     result = verify_reply(reply, method, endpoint, spec.get("expected_status", 200), spec.get("expect"))
     return with_certificate(result, url, ctx, spec, deadline)

@@ -148,7 +148,9 @@ def join_url(base_url: str | None, endpoint: str) -> str:
 
 
 # Headers that carry no credential: kept when a redirect leaves the origin, all others are dropped.
-SAFE_ON_REDIRECT = frozenset({"user-agent", "accept", "accept-encoding", "accept-language", "connection", "content-type", "content-length"})
+SAFE_ON_REDIRECT = frozenset(
+    {"user-agent", "accept", "accept-encoding", "accept-language", "connection", "content-type", "content-length"}
+)
 
 
 class SmokeSession(requests.Session):
@@ -214,7 +216,9 @@ class _SkipsInterimAnswers(http.client.HTTPResponse):
             if not (101 < status < 200):
                 return version, status, reason
             http.client.parse_headers(self.fp)  # the interim answer's headers: read and dropped
-        raise http.client.HTTPException(f"more than {MAX_INTERIM_ANSWERS} informational (1xx) answers before the answer")
+        raise http.client.HTTPException(
+            f"more than {MAX_INTERIM_ANSWERS} informational (1xx) answers before the answer"
+        )
 
 
 class _Connection(urllib3.connection.HTTPConnection):
@@ -384,7 +388,9 @@ def exchange(
         shown = redirects[:MAX_CHAIN_SHOWN]
         more = f" → … ({len(redirects) - len(shown)} more)" if len(redirects) > len(shown) else ""
         chain = describe_chain(url, shown, None) + more
-        raise CheckFailed(f"{label}: redirect limit of {max_redirects} reached: {chain}", kind="redirect_limit") from None
+        raise CheckFailed(
+            f"{label}: redirect limit of {max_redirects} reached: {chain}", kind="redirect_limit"
+        ) from None
     except NOT_SENDABLE as exc:
         if redirects:  # the service sent us somewhere no client can go: its fault, not ours
             raise CheckFailed(
@@ -404,7 +410,9 @@ def exchange(
         raise CheckFailed(f"{label}: {exc.__class__.__name__}: {exc}", kind="connection_error") from None
 
 
-def read_body(response: requests.Response, deadline: Deadline, label: str, limit: int = MAX_BODY_BYTES) -> tuple[bytes, bool]:
+def read_body(
+    response: requests.Response, deadline: Deadline, label: str, limit: int = MAX_BODY_BYTES
+) -> tuple[bytes, bool]:
     """The body of a streamed response, decompressed, up to ``limit`` bytes and within ``deadline``;
     and whether there was more (a gzip bomb stops here, at the limit, whatever it inflates to)."""
     chunks: list[bytes] = []
@@ -458,7 +466,11 @@ def describe_error(exc: requests.RequestException, url: str, deadline: Deadline,
         return CheckFailed(f"TLS error at {where}: {_short(detail)}", kind="tls_error")
     if any(isinstance(e, ConnectionRefusedError) for e in chain) or "Connection refused" in text:
         return CheckFailed(f"connection refused at {where}", kind="connection_refused")
-    if any(isinstance(e, socket.gaierror) for e in chain) or "NameResolutionError" in text or "Name or service not known" in text:
+    if (
+        any(isinstance(e, socket.gaierror) for e in chain)
+        or "NameResolutionError" in text
+        or "Name or service not known" in text
+    ):
         return CheckFailed(f"DNS lookup failed for {urlsplit(url).hostname}", kind="dns_failure")
     if any(isinstance(e, ConnectionResetError) for e in chain) or "reset" in text.lower():
         return CheckFailed(f"connection reset by {where}", kind="connection_reset")
@@ -516,8 +528,12 @@ def json_subset_mismatch(expected: Any, actual: Any, path: str = "body") -> str 
             if not any(json_subset_mismatch(item, candidate) is None for candidate in actual):
                 return f"{path} has no item matching {shorten(json.dumps(item), 80)} (expected item {index})"
         return None
-    if expected != actual or type(expected) is not type(actual) and not (
-        isinstance(expected, (int, float)) and isinstance(actual, (int, float)) and not isinstance(actual, bool)
+    if (
+        expected != actual
+        or type(expected) is not type(actual)
+        and not (
+            isinstance(expected, (int, float)) and isinstance(actual, (int, float)) and not isinstance(actual, bool)
+        )
     ):
         return f"{path} is {shorten(json.dumps(actual), 80)}, expected {shorten(json.dumps(expected), 80)}"
     return None
@@ -567,10 +583,26 @@ def _json_problems(reply: Reply, expect: Mapping[str, Any] | None) -> list[str]:
 _HEALTHY = frozenset({"ok", "up", "pass", "passed", "healthy", "working", "true", "green", "available"})
 _STATUS_KEYS = ("status", "state", "health")
 # Top-level keys that carry a message or metadata, never a component's name.
-_NOT_COMPONENTS = frozenset({
-    *_STATUS_KEYS, "error", "errors", "message", "msg", "detail", "reason", "description", "title", "code",
-    "version", "time", "timestamp", "uptime", "service", "name",
-})
+_NOT_COMPONENTS = frozenset(
+    {
+        *_STATUS_KEYS,
+        "error",
+        "errors",
+        "message",
+        "msg",
+        "detail",
+        "reason",
+        "description",
+        "title",
+        "code",
+        "version",
+        "time",
+        "timestamp",
+        "uptime",
+        "service",
+        "name",
+    }
+)
 MAX_COMPONENTS = 5
 
 
@@ -584,12 +616,18 @@ def failing_components(reply: Reply) -> list[str]:
         return []
     if not isinstance(body, dict):
         return []
-    nested = next((body[key] for key in ("components", "checks", "details") if isinstance(body.get(key), (dict, list))), None)
+    nested = next(
+        (body[key] for key in ("components", "checks", "details") if isinstance(body.get(key), (dict, list))), None
+    )
     found: list[str] = []
     if isinstance(nested, dict):
         entries = list(nested.items())
     elif isinstance(nested, list):
-        entries = [(str(item.get("name") or item.get("component") or index), item) for index, item in enumerate(nested) if isinstance(item, dict)]
+        entries = [
+            (str(item.get("name") or item.get("component") or index), item)
+            for index, item in enumerate(nested)
+            if isinstance(item, dict)
+        ]
     else:
         entries = [(key, value) for key, value in body.items() if key.lower() not in _NOT_COMPONENTS]
     for name, value in entries:
@@ -618,7 +656,11 @@ def failure_kind(status: int, endpoint: str, reply: Reply | None = None) -> str:
 
 
 def verify_reply(
-    reply: Reply, method: str, shown_endpoint: str, expected_status: int | list[int] | None, expect: Mapping[str, Any] | None
+    reply: Reply,
+    method: str,
+    shown_endpoint: str,
+    expected_status: int | list[int] | None,
+    expect: Mapping[str, Any] | None,
 ) -> CheckResult:
     """Raise CheckFailed unless the status and every expectation hold. A wrong status still
     reports what the body shows (every JSON mismatch, each component a health body names as
@@ -633,11 +675,17 @@ def verify_reply(
         return "\n".join(lines)
 
     after = f" after redirects ({reply.redirect_chain()})" if reply.redirects else ""
-    facts: dict[str, Any] = {"status": reply.status, "elapsed_ms": round(reply.elapsed_ms, 1), "endpoint": shown_endpoint}
+    facts: dict[str, Any] = {
+        "status": reply.status,
+        "elapsed_ms": round(reply.elapsed_ms, 1),
+        "endpoint": shown_endpoint,
+    }
     if reply.redirects:
         facts["redirects"] = reply.redirect_chain()
     if reply.status in (429, 503) and reply.headers.get("Retry-After"):
-        facts["retry_after"] = printable(str(reply.headers["Retry-After"]))[:40]  # a sign of overload, for the per-host limit
+        facts["retry_after"] = printable(str(reply.headers["Retry-After"]))[
+            :40
+        ]  # a sign of overload, for the per-host limit
     if not status_matches(reply.status, expected_status):
         reason = f"{shown_endpoint} returned {reply.status} (expected {describe_expected(expected_status)}){after}"
         components = failing_components(reply) if reply.status >= 500 else []
@@ -660,7 +708,8 @@ def verify_reply(
         via = reply.redirect_chain().split(" → ", 1)[1].rsplit(" → ", 1)[0]
         warnings.append(f"{shown_endpoint} passed via {via} (set follow_redirects: false to check the redirect itself)")
     return CheckResult(
-        summary=f"{shown_endpoint} returned {reply.status} in {reply.elapsed_ms:.0f} ms" + (f" via {facts['redirects']}" if reply.redirects else ""),
+        summary=f"{shown_endpoint} returned {reply.status} in {reply.elapsed_ms:.0f} ms"
+        + (f" via {facts['redirects']}" if reply.redirects else ""),
         facts=facts,
         warnings=warnings,
     )
@@ -673,13 +722,23 @@ def check(spec: HttpDependencySpec, ctx: CheckContext) -> CheckResult:
     url = spec["url"]
     with new_session(ctx) as session:
         reply = exchange(
-            session, method, url, deadline, headers=spec.get("headers"), payload=spec.get("payload"),
-            follow_redirects=spec.get("follow_redirects", ctx.follow_redirects), max_redirects=ctx.max_redirects,
+            session,
+            method,
+            url,
+            deadline,
+            headers=spec.get("headers"),
+            payload=spec.get("payload"),
+            follow_redirects=spec.get("follow_redirects", ctx.follow_redirects),
+            max_redirects=ctx.max_redirects,
         )
-    return with_certificate(verify_reply(reply, method, url, spec.get("expected_status", 200), spec.get("expect")), url, ctx, spec, deadline)
+    return with_certificate(
+        verify_reply(reply, method, url, spec.get("expected_status", 200), spec.get("expect")), url, ctx, spec, deadline
+    )
 
 
-def with_certificate(result: CheckResult, url: str, ctx: CheckContext, spec: Mapping[str, Any], deadline: Deadline) -> CheckResult:
+def with_certificate(
+    result: CheckResult, url: str, ctx: CheckContext, spec: Mapping[str, Any], deadline: Deadline
+) -> CheckResult:
     """The certificate expectation, after everything else held: the summary says how long it lasts."""
     days = (spec.get("expect") or {}).get("certificate_expires_in_days")
     if days is not None:
@@ -707,7 +766,11 @@ def curl_command(
     sent = {str(k): v.decode("latin-1") if isinstance(v, bytes) else str(v) for k, v in session.headers.items()}
     # requests' own transport headers are curl's too; a configured Accept is part of the request.
     merged: CaseInsensitiveDict[str | None] = CaseInsensitiveDict(
-        {k: v for k, v in sent.items() if k.lower() not in ("accept-encoding", "connection") and (k.lower(), v) != ("accept", "*/*")}
+        {
+            k: v
+            for k, v in sent.items()
+            if k.lower() not in ("accept-encoding", "connection") and (k.lower(), v) != ("accept", "*/*")
+        }
     )
     merged.update(headers or {})
     for name in [name for name, value in merged.items() if value is None]:  # removed: as requests sends it
@@ -716,7 +779,11 @@ def curl_command(
         body_args = ["--data-raw", json.dumps(redactor.value(payload))]
         merged.setdefault("Content-Type", "application/json")
     elif form is not None:
-        body_args = [arg for key, value in form.items() for arg in ("--data-urlencode", f"{key}={MASK if is_secret_name(str(key)) else value}")]
+        body_args = [
+            arg
+            for key, value in form.items()
+            for arg in ("--data-urlencode", f"{key}={MASK if is_secret_name(str(key)) else value}")
+        ]
         merged.setdefault("Content-Type", "application/x-www-form-urlencoded")
     elif body is not None:
         body_args = ["--data-raw", _masked_body(redactor, body)]
@@ -747,7 +814,9 @@ def check_certificate(url: str, ctx: CheckContext, min_days: int, deadline: Dead
     returns a summary otherwise. A TLS handshake of its own, verified as the check's request was."""
     parts = urlsplit(url)
     if parts.scheme.lower() != "https" or not parts.hostname:
-        raise CheckNotEvaluated(f"not evaluated: certificate_expires_in_days needs an https:// URL, got {_origin(url)}", kind="config")
+        raise CheckNotEvaluated(
+            f"not evaluated: certificate_expires_in_days needs an https:// URL, got {_origin(url)}", kind="config"
+        )
     host, port = parts.hostname, parts.port or 443
     context = ssl.create_default_context(cafile=ctx.verify if isinstance(ctx.verify, str) else None)
 
@@ -767,7 +836,8 @@ def check_certificate(url: str, ctx: CheckContext, min_days: int, deadline: Dead
     if days < min_days:
         raise CheckFailed(
             f"certificate of {host} expires in {max(days, 0):.1f} days, on {when} ({who}): fewer than the {min_days} days required",
-            kind="certificate_expiring", endpoint=f"{host}:{port}",
+            kind="certificate_expiring",
+            endpoint=f"{host}:{port}",
         )
     return f"certificate of {host} valid for {days:.0f} more days (until {when})"
 

@@ -80,7 +80,9 @@ def _api(spec: Mapping[str, Any]) -> str:
     return str(spec["url"]).rstrip("/") + "/api/v1/query"
 
 
-def _query(spec: Mapping[str, Any], ctx: CheckContext, query: str, deadline: Deadline) -> list[tuple[dict[str, str], float]]:
+def _query(
+    spec: Mapping[str, Any], ctx: CheckContext, query: str, deadline: Deadline
+) -> list[tuple[dict[str, str], float]]:
     """The instant vector (or scalar) the query returns, as (labels, value) pairs."""
     import base64
 
@@ -98,19 +100,26 @@ def _query(spec: Mapping[str, Any], ctx: CheckContext, query: str, deadline: Dea
     session.verify = ctx.verify
     session.redactor = ctx.redactor
     try:
-        response = exchange(session, "GET", url, deadline, headers=headers, params={"query": query}, label=f"Prometheus query at {url}")
+        response = exchange(
+            session, "GET", url, deadline, headers=headers, params={"query": query}, label=f"Prometheus query at {url}"
+        )
     except CheckTimeout:  # Prometheus did not answer, which says nothing about the service
-        raise CheckNotEvaluated(f"Prometheus at {url} did not answer within {deadline.seconds:g} s", kind="metric_inconclusive") from None
+        raise CheckNotEvaluated(
+            f"Prometheus at {url} did not answer within {deadline.seconds:g} s", kind="metric_inconclusive"
+        ) from None
     except CheckNotEvaluated:
         raise
     except CheckFailed as exc:
-        raise CheckNotEvaluated(f"Prometheus at {url} is unreachable ({exc.reason})", kind="metric_inconclusive") from None
+        raise CheckNotEvaluated(
+            f"Prometheus at {url} is unreachable ({exc.reason})", kind="metric_inconclusive"
+        ) from None
     finally:
         session.close()
     if response.truncated:
         raise CheckNotEvaluated(
             f"Prometheus answered more than {MAX_BODY_BYTES // 1024} KiB (after decompression): not read further; "
-            "aggregate the query (sum by, topk) so it returns a few series", kind="metric_inconclusive",
+            "aggregate the query (sum by, topk) so it returns a few series",
+            kind="metric_inconclusive",
         )
     try:
         answer = response.json()
@@ -121,12 +130,16 @@ def _query(spec: Mapping[str, Any], ctx: CheckContext, query: str, deadline: Dea
     if response.status != 200 or answer.get("status") != "success":
         error = answer.get("error") or http.client.responses.get(response.status, "")
         kind = f" {answer['errorType']}" if answer.get("errorType") else ""
-        raise CheckNotEvaluated(f"query failed: Prometheus answered {response.status}{kind}: {error}", kind="metric_inconclusive")
+        raise CheckNotEvaluated(
+            f"query failed: Prometheus answered {response.status}{kind}: {error}", kind="metric_inconclusive"
+        )
     data = answer.get("data") or {}
     if data.get("resultType") == "scalar":
         return [({}, _number(data["result"][1]))]
     if data.get("resultType") != "vector":
-        raise CheckNotEvaluated(f"query returned a {data.get('resultType')}, not an instant vector or a scalar", kind="metric_inconclusive")
+        raise CheckNotEvaluated(
+            f"query returned a {data.get('resultType')}, not an instant vector or a scalar", kind="metric_inconclusive"
+        )
     found = [(dict(item.get("metric") or {}), _number(item["value"][1])) for item in data.get("result") or []]
     if not found:
         raise CheckNotEvaluated("the query returned no data (no series: nothing to judge)", kind="metric_inconclusive")
@@ -135,14 +148,18 @@ def _query(spec: Mapping[str, Any], ctx: CheckContext, query: str, deadline: Dea
     return found
 
 
-def _judge(series: list[tuple[dict[str, str], float]], condition: Condition, mode: str, spec: Mapping[str, Any]) -> tuple[bool, str]:
+def _judge(
+    series: list[tuple[dict[str, str], float]], condition: Condition, mode: str, spec: Mapping[str, Any]
+) -> tuple[bool, str]:
     """Whether the measurement meets the condition, and the value to quote (the worst series)."""
     values = [(labels, value) for labels, value in series if not math.isnan(value)]
     meeting = [condition.holds(value) for _, value in values]
     ok = all(meeting) if mode == "all" else any(meeting)
     quoted = next((item for item, met in zip(values, meeting) if not met), values[0]) if not ok else values[0]
     labels, value = quoted
-    where = f" for {{{', '.join(f'{k}={v!r}' for k, v in sorted(labels.items()))}}}" if labels and len(values) > 1 else ""
+    where = (
+        f" for {{{', '.join(f'{k}={v!r}' for k, v in sorted(labels.items()))}}}" if labels and len(values) > 1 else ""
+    )
     return ok, f"{_shown(value, spec)}{where}"
 
 
@@ -161,5 +178,3 @@ def _number(text: Any) -> float:
         return float(text)  # Prometheus sends "NaN", "+Inf" as strings: float() reads them
     except (TypeError, ValueError):
         return math.nan
-
-

@@ -8,7 +8,16 @@ from typing import Any, Mapping
 
 from ..redact import shorten
 from ..specs import PostgresSpec
-from .base import CheckContext, CheckFailed, CheckNotEvaluated, CheckResult, Deadline, run_with_deadline, same_value, shown_value
+from .base import (
+    CheckContext,
+    CheckFailed,
+    CheckNotEvaluated,
+    CheckResult,
+    Deadline,
+    run_with_deadline,
+    same_value,
+    shown_value,
+)
 
 
 def check(spec: PostgresSpec, ctx: CheckContext) -> CheckResult:
@@ -47,7 +56,9 @@ def check(spec: PostgresSpec, ctx: CheckContext) -> CheckResult:
                 if not row or not same_value(got, wanted):
                     shown, expected = shown_value(ctx.redactor, got, wanted)
                     shown = "no rows" if not row else shown
-                    raise CheckFailed(f"Database query {shorten(query, 80)!r} returned {shown} (expected {expected})", kind="db_query")
+                    raise CheckFailed(
+                        f"Database query {shorten(query, 80)!r} returned {shown} (expected {expected})", kind="db_query"
+                    )
             return CheckResult(
                 summary=f"{query!r} returned {row[0] if row else 'no rows'!r} on PostgreSQL {version.split()[0]}",
                 facts={"server_version": version.split()[0], "endpoint": where},
@@ -58,9 +69,13 @@ def check(spec: PostgresSpec, ctx: CheckContext) -> CheckResult:
     except psycopg.OperationalError as exc:
         message = _first_line(exc)
         if "Connection refused" in message:
-            raise CheckFailed(f"Database connection failed: connection refused at {where}", kind="db_unreachable") from None
+            raise CheckFailed(
+                f"Database connection failed: connection refused at {where}", kind="db_unreachable"
+            ) from None
         if "timeout expired" in message:
-            raise CheckFailed(f"Database connection failed: timed out after {timeout:g} s at {where}", kind="timeout") from None
+            raise CheckFailed(
+                f"Database connection failed: timed out after {timeout:g} s at {where}", kind="timeout"
+            ) from None
         kind = "db_auth" if "authentication" in message or "password" in message else "db_unreachable"
         raise CheckFailed(f"Database connection failed: {message}", kind=kind) from None
     except psycopg.Error as exc:
@@ -77,7 +92,7 @@ def _first_line(exc: BaseException) -> str:
     """libpq's message without the 'connection to server at ... failed:' preamble."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     text = lines[0] if lines else exc.__class__.__name__
-    text = re.sub(r'^connection failed: ', "", text)
+    text = re.sub(r"^connection failed: ", "", text)
     text = re.sub(r'^connection to server at "[^"]*"(?: \([^)]*\))?, port \d+ failed: ', "", text)
     text = re.sub(r"^FATAL:\s+", "", text)
     return text

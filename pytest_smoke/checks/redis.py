@@ -7,12 +7,29 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..specs import RedisSpec
-from .base import CheckContext, CheckFailed, CheckNotEvaluated, CheckResult, Deadline, raised_while_reading, run_with_deadline, same_value, shown_value
+from .base import (
+    CheckContext,
+    CheckFailed,
+    CheckNotEvaluated,
+    CheckResult,
+    Deadline,
+    raised_while_reading,
+    run_with_deadline,
+    same_value,
+    shown_value,
+)
 
 DEFAULT_URL = "redis://localhost:6379/0"
 # Where redis-py reads and parses a server's answer: an error raised there is about the answer.
-READING_FRAMES = ("/redis/_parsers/resp2.py", "/redis/_parsers/resp3.py", "/redis/_parsers/base.py", "read_response",
-                  "_read_response", "on_connect", "on_connect_check_health")
+READING_FRAMES = (
+    "/redis/_parsers/resp2.py",
+    "/redis/_parsers/resp3.py",
+    "/redis/_parsers/base.py",
+    "read_response",
+    "_read_response",
+    "on_connect",
+    "on_connect_check_health",
+)
 
 
 # What one check reads from a server in all: a 200 MB value is not read into memory.
@@ -84,8 +101,12 @@ def check(spec: RedisSpec, ctx: CheckContext) -> CheckResult:
             reply = reply.decode("utf-8", "replace")
         if "expect" in spec and not same_value(reply, spec["expect"]["equals"]):
             shown, expected = shown_value(ctx.redactor, reply, spec["expect"]["equals"])
-            raise CheckFailed(f"Redis {' '.join(command[:2])} returned {shown} (expected {expected})", kind="redis_command")
-        return CheckResult(summary=f"{' '.join(command)} -> {reply!r}", facts={"endpoint": where, "reply": str(reply)[:100]})
+            raise CheckFailed(
+                f"Redis {' '.join(command[:2])} returned {shown} (expected {expected})", kind="redis_command"
+            )
+        return CheckResult(
+            summary=f"{' '.join(command)} -> {reply!r}", facts={"endpoint": where, "reply": str(reply)[:100]}
+        )
 
     try:
         return run_with_deadline(probe, deadline, what=f"Redis {where}", abort=client.close)
@@ -99,7 +120,9 @@ def check(spec: RedisSpec, ctx: CheckContext) -> CheckResult:
         raise CheckFailed(f"Redis unavailable: authentication failed at {where} ({exc})", kind="redis_auth") from None
     except redis.ResponseError as exc:
         if "NOAUTH" in str(exc) or "WRONGPASS" in str(exc):
-            raise CheckFailed(f"Redis unavailable: authentication failed at {where} ({exc})", kind="redis_auth") from None
+            raise CheckFailed(
+                f"Redis unavailable: authentication failed at {where} ({exc})", kind="redis_auth"
+            ) from None
         raise CheckFailed(f"Redis command {' '.join(command[:1])} failed: {exc}", kind="redis_command") from None
     except redis.TimeoutError:
         raise CheckFailed(f"Redis unavailable: timed out after {timeout:g} s at {where}", kind="timeout") from None

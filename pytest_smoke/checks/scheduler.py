@@ -54,7 +54,9 @@ UNSLOWED_RATIO = 1.1
 HUNG_AFTER = 2  # silent timeouts (one sent after the other had gone unanswered, or any before a first answer) before a host counts as hung
 
 # Failures that carry no answer from the host: the connection failed or nothing came back.
-SILENT_KINDS = frozenset({"timeout", "connection_refused", "connection_reset", "connection_error", "dns_failure", "tls_error"})
+SILENT_KINDS = frozenset(
+    {"timeout", "connection_refused", "connection_reset", "connection_error", "dns_failure", "tls_error"}
+)
 
 
 def _note(failure: CheckFailed, line: str) -> None:
@@ -125,7 +127,7 @@ class HostLimit:
         self.epoch += 1
 
     def describe(self) -> str:
-        """"up to 12 at once, cut to 3 after a timeout" / "4 at once (fixed)"."""
+        """ "up to 12 at once, cut to 3 after a timeout" / "4 at once (fixed)"."""
         if self.fixed:
             return f"{self.current} at once (max_concurrency_per_host)"
         text = f"up to {self.peak} at once"
@@ -214,7 +216,11 @@ class HostGate:
             self._waiting += 1
             try:
                 self._condition.wait_for(
-                    lambda: self._closed or self.opened or (not self._exclusive and len(self._in_flight) < self.limiter.current)
+                    lambda: (
+                        self._closed
+                        or self.opened
+                        or (not self._exclusive and len(self._in_flight) < self.limiter.current)
+                    )
                 )
             finally:
                 self._waiting -= 1
@@ -247,7 +253,9 @@ class HostGate:
                         return None
                     self._exclusive = True
                     # An opened gate lets its queued checks in whatever the exclusive claim: they are the round to wait for.
-                    self._condition.wait_for(lambda: self._closed or not (self._in_flight or (self.opened and self._waiting)))
+                    self._condition.wait_for(
+                        lambda: self._closed or not (self._in_flight or (self.opened and self._waiting))
+                    )
                     lingering = len(self._abandoned)
                     if own in self._abandoned and time.monotonic() - own >= patience:
                         lingering -= 1
@@ -268,7 +276,12 @@ class HostGate:
     def _claim(self, token: int) -> None:
         self._in_flight.add(token)
         now = time.monotonic()
-        self._entered[token] = (now, len(self._in_flight), self.limiter.epoch, now - max(self._abandoned, default=float("-inf")))
+        self._entered[token] = (
+            now,
+            len(self._in_flight),
+            self.limiter.epoch,
+            now - max(self._abandoned, default=float("-inf")),
+        )
         for other in self._in_flight:
             self._peak[other] = max(self._peak.get(other, 1), len(self._in_flight))
 
@@ -295,8 +308,10 @@ class HostGate:
         with self._condition:
             text = self.limiter.describe()
             if self.quiet_retries:
-                text += (f"; {self.quiet_retries} timed out among more checks than it had answered in time at once "
-                         "and passed when retried alone")
+                text += (
+                    f"; {self.quiet_retries} timed out among more checks than it had answered in time at once "
+                    "and passed when retried alone"
+                )
             return text
 
     def likelier(self) -> str:
@@ -318,6 +333,7 @@ class HostGate:
         to any of them ends it): a check that timed out is judged on the whole round, not on its
         start. ``settled``: also once the retries waiting to go alone have gone (their silence may
         yet show it hung)."""
+
         def over() -> bool:
             busy = self._in_flight or self._waiting or (settled and self._retries_waiting)
             return self._closed or not busy or (not self.hung and not settled)
@@ -383,12 +399,16 @@ class HostGate:
             if status == 429 or (status == 503 and facts.get("retry_after")):
                 self.limiter.overloaded(f"{status} answers", epoch)
             elif outcome is None:
-                self.limiter.answered(now - started, self._waiting > 0 or crowded >= self.limiter.current, self.shortest_allowed)
+                self.limiter.answered(
+                    now - started, self._waiting > 0 or crowded >= self.limiter.current, self.shortest_allowed
+                )
         elif kind == "timeout":
             self.timeouts += 1
             others += len(self._abandoned)
             self._abandoned.append(now)
-            after_silence = self._silent_timeouts == 0 or started >= self._silent_since or self.last_answer == float("-inf")
+            after_silence = (
+                self._silent_timeouts == 0 or started >= self._silent_since or self.last_answer == float("-inf")
+            )
             # Given less time than another check still to end at the host (a latency budget on a slow report), or
             # sent sooner after we abandoned a request there than its own timeout (the host may still
             # be busy with our work): its silence proves nothing.
@@ -428,7 +448,12 @@ class CheckScheduler:
         return gate
 
     def submit(
-        self, key: Hashable, func: Callable[[], object], host: str | None = None, retry_safe: bool = True, allowed_seconds: float = 0.0,
+        self,
+        key: Hashable,
+        func: Callable[[], object],
+        host: str | None = None,
+        retry_safe: bool = True,
+        allowed_seconds: float = 0.0,
         on_error: Callable[[BaseException], None] | None = None,
     ) -> None:
         """Run ``func`` in the pool, within ``host``'s limit. ``retry_safe`` False: the check sends
@@ -474,17 +499,24 @@ class CheckScheduler:
                 raise
             crowd = _crowd(left.others, host)
             if gate.still_hung():
-                _note(failure, f"timed out while {crowd}; not retried alone: {host} stopped answering "
-                               f"({HUNG_AFTER} checks in a row timed out with no answer at all)")
+                _note(
+                    failure,
+                    f"timed out while {crowd}; not retried alone: {host} stopped answering "
+                    f"({HUNG_AFTER} checks in a row timed out with no answer at all)",
+                )
                 raise
             if not retry_safe:
                 if left.answered:  # the host served others meanwhile: its own slowness, not a queue of ours
-                    _note(failure, f"timed out while {crowd}, which were answered meanwhile; not retried alone, "
-                                   "because it sends a request body and its first attempt may still be applied")
+                    _note(
+                        failure,
+                        f"timed out while {crowd}, which were answered meanwhile; not retried alone, "
+                        "because it sends a request body and its first attempt may still be applied",
+                    )
                     raise
                 raise CheckNotEvaluated(
                     f"not evaluated: {failure.reason} while {crowd}, with no answer from {host} meanwhile; not retried, "
-                    "because it sends a request body and its first attempt may still be applied", kind="timeout_in_crowd",
+                    "because it sends a request body and its first attempt may still be applied",
+                    kind="timeout_in_crowd",
                 ) from None
             return self._retry_alone(func, gate, host, failure, crowd, left)
         except BaseException as error:
@@ -507,8 +539,10 @@ class CheckScheduler:
         lingering = gate.enter_alone(token, patience=float(getattr(failure, "seconds", 0) or 0), own=first.abandoned_at)
         if lingering is None:
             # The run stopped before the retry: a timeout in a crowd may be our own load's doing.
-            raise CheckNotEvaluated(f"not evaluated: {failure.reason} while {crowd}, and the run stopped before the retry "
-                                    "alone", kind="timeout_in_crowd")
+            raise CheckNotEvaluated(
+                f"not evaluated: {failure.reason} while {crowd}, and the run stopped before the retry alone",
+                kind="timeout_in_crowd",
+            )
         outcome: BaseException | None = None
         sent, inside = True, True
         try:
@@ -519,8 +553,10 @@ class CheckScheduler:
             result = func()
         except CheckNotEvaluated as spent:
             outcome = spent  # the first attempt was crowded by our own load, the retry judged nothing
-            raise CheckNotEvaluated(f"not evaluated: {failure.reason} while {crowd}, and the retry alone was not evaluated "
-                                    f"({spent})", kind=getattr(spent, "kind", "timeout_in_crowd")) from None
+            raise CheckNotEvaluated(
+                f"not evaluated: {failure.reason} while {crowd}, and the retry alone was not evaluated ({spent})",
+                kind=getattr(spent, "kind", "timeout_in_crowd"),
+            ) from None
         except CheckFailed as again:
             if again is failure:
                 raise
@@ -530,7 +566,8 @@ class CheckScheduler:
                 # Still behind requests we had abandoned: neither attempt was judged on its own.
                 raise CheckNotEvaluated(
                     f"not evaluated: {failure.reason} while {crowd}, and again when retried, while {_requests(lingering)} "
-                    f"we had stopped waiting for may still have kept {host} busy", kind="timeout_in_crowd",
+                    f"we had stopped waiting for may still have kept {host} busy",
+                    kind="timeout_in_crowd",
                 ) from None
             again.reason += " (also when retried alone)"
             _note(again, f"first attempt: timed out while {crowd}")
@@ -542,16 +579,21 @@ class CheckScheduler:
             proven = gate.settled_retry(first.sent_among)
             if first.sent_among > proven:
                 # Sent among more checks than the host had yet answered in time: our probing's timeout.
-                result.summary += (f" (passed when retried alone: the first attempt timed out as one of {first.sent_among} "
-                                   f"checks in flight to {host}, more than it had answered in time at once)")
+                result.summary += (
+                    f" (passed when retried alone: the first attempt timed out as one of {first.sent_among} "
+                    f"checks in flight to {host}, more than it had answered in time at once)"
+                )
             else:
                 # A pass alone proves nothing about our load: one hung backend of several behind a
                 # load balancer looks the same. Say both, with what the host showed.
-                result.warnings.insert(0, (
-                    f"timed out while {crowd}, then passed when retried alone: either {host} could not take "
-                    f"{first.others + 1} requests at once (its limit is now {gate.limit}), or one of its backends hangs "
-                    f"({gate.timeouts} of {gate.requests} requests to it timed out){gate.likelier()}"
-                ))
+                result.warnings.insert(
+                    0,
+                    (
+                        f"timed out while {crowd}, then passed when retried alone: either {host} could not take "
+                        f"{first.others + 1} requests at once (its limit is now {gate.limit}), or one of its backends hangs "
+                        f"({gate.timeouts} of {gate.requests} requests to it timed out){gate.likelier()}"
+                    ),
+                )
         return result
 
     def host_limits(self, notable_only: bool = False) -> dict[str, str]:
@@ -586,7 +628,9 @@ class CheckScheduler:
                 raise NotStarted(self._cancel_reason or "cancelled")
             if not future.done():
                 if not self._abandoned.done():
-                    raise NotFinished(f"no result within {round(timeout or 0, 1):g} s (the run budget and a backstop): the check overran its own deadline")
+                    raise NotFinished(
+                        f"no result within {round(timeout or 0, 1):g} s (the run budget and a backstop): the check overran its own deadline"
+                    )
                 raise NotFinished(self._abandon_reason)
         # A finished future (its lock, condition and result) would otherwise live until the run
         # ends, and every garbage collection of a large run would walk it again.

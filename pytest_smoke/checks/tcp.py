@@ -26,4 +26,6 @@ def check(spec: TcpSpec, ctx: CheckContext) -> CheckResult:
     except OSError as exc:
         raise CheckFailed(f"TCP connect failed at {where}: {exc.strerror or exc}", kind="connection_error") from None
     elapsed = (time.monotonic() - started) * 1000
-    return CheckResult(summary=f"connected to {where} in {elapsed:.0f} ms", facts={"endpoint": where, "elapsed_ms": round(elapsed, 1)})
+    return CheckResult(
+        summary=f"connected to {where} in {elapsed:.0f} ms", facts={"endpoint": where, "elapsed_ms": round(elapsed, 1)}
+    )

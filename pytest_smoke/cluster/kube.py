@@ -94,8 +94,9 @@ class Kube:
                 # KUBECONFIG read now, not when the client library was imported (it keeps the value
                 # it saw then): a conftest or a wrapper may set it after the import.
                 config.load_kube_config(  # type: ignore[no-untyped-call]
-                    config_file=target.kubeconfig or os.environ.get("KUBECONFIG") or None, context=target.context,
-                    client_configuration=configuration
+                    config_file=target.kubeconfig or os.environ.get("KUBECONFIG") or None,
+                    context=target.context,
+                    client_configuration=configuration,
                 )
             else:
                 config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
@@ -139,8 +140,15 @@ class Kube:
             seconds = min(seconds, left)
         return seconds
 
-    def _call(self, what: str, method: str, path: str, body: Any = None, content_type: str | None = None,
-              query: Mapping[str, str] | None = None) -> Any:
+    def _call(
+        self,
+        what: str,
+        method: str,
+        path: str,
+        body: Any = None,
+        content_type: str | None = None,
+        query: Mapping[str, str] | None = None,
+    ) -> Any:
         from ..checks.base import CheckTimeout, Deadline, run_with_deadline
 
         seconds = self._seconds(what)
@@ -161,24 +169,45 @@ class Kube:
                 if setting.get("in") == "header" and setting.get("value"):
                     headers[setting["key"]] = setting["value"]
             response = self._pool.request(
-                method, url, body=data, headers=headers, preload_content=False, redirect=False, retries=False,
+                method,
+                url,
+                body=data,
+                headers=headers,
+                preload_content=False,
+                redirect=False,
+                retries=False,
                 timeout=urllib3.Timeout(connect=seconds, read=seconds),
             )
             try:
-                return response.status, response.reason or "", response.headers.get("Content-Type", ""), _read_capped(response, deadline, what)
+                return (
+                    response.status,
+                    response.reason or "",
+                    response.headers.get("Content-Type", ""),
+                    _read_capped(response, deadline, what),
+                )
             finally:
                 response.release_conn()
 
         try:
-            status, reason, received_type, raw = run_with_deadline(exchange, deadline, what=what, abort=self._pool.clear)
+            status, reason, received_type, raw = run_with_deadline(
+                exchange, deadline, what=what, abort=self._pool.clear
+            )
         except (CheckTimeout, TimeoutError):
-            raise KubeError(f"{what}: the Kubernetes API at {self.server} did not answer within {_seconds_text(seconds)} s", timeout=True) from None
+            raise KubeError(
+                f"{what}: the Kubernetes API at {self.server} did not answer within {_seconds_text(seconds)} s",
+                timeout=True,
+            ) from None
         except KubeError:
             raise
         except Exception as exc:  # urllib3 connection errors and the like
             if "Timeout" in exc.__class__.__name__ or "timed out" in str(exc):
-                raise KubeError(f"{what}: the Kubernetes API at {self.server} did not answer within {_seconds_text(seconds)} s", timeout=True) from None
-            raise KubeError(f"{what}: cannot reach the Kubernetes API at {self.server} ({exc.__class__.__name__})") from None
+                raise KubeError(
+                    f"{what}: the Kubernetes API at {self.server} did not answer within {_seconds_text(seconds)} s",
+                    timeout=True,
+                ) from None
+            raise KubeError(
+                f"{what}: cannot reach the Kubernetes API at {self.server} ({exc.__class__.__name__})"
+            ) from None
         if not 200 <= status <= 299:
             raise KubeError(f"{what}: {_api_message(status, reason, raw)}", status=status)
         try:
@@ -201,7 +230,11 @@ class Kube:
         cause = (deployment["metadata"].get("annotations") or {}).get(CHANGE_CAUSE, "")
         unsettled = unsettled_reason(deployment, self.replicasets(deployment))
         return DeploymentState(
-            revision_of(deployment), json.loads(json.dumps(template)), containers_of(template), str(cause)[:200], unsettled
+            revision_of(deployment),
+            json.loads(json.dumps(template)),
+            containers_of(template),
+            str(cause)[:200],
+            unsettled,
         )
 
     def deployment(self) -> dict[str, Any]:
@@ -216,7 +249,10 @@ class Kube:
         labels = deployment["spec"]["selector"].get("matchLabels") or {}
         selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
         answer = self._call(
-            f"list replicasets of {self.target.ref}", "GET", self._path("replicasets"), query={"labelSelector": selector}
+            f"list replicasets of {self.target.ref}",
+            "GET",
+            self._path("replicasets"),
+            query={"labelSelector": selector},
         )
         items = answer.get("items") if isinstance(answer, dict) else None
         if not isinstance(items, list):
@@ -279,7 +315,9 @@ class Kube:
                 return
             # Guarded: a lease another run took after ours expired is never removed by us.
             try:
-                self.patch_deployment([_test_version(meta), *_annotation_ops(meta, {LEASE: None})], "application/json-patch+json")
+                self.patch_deployment(
+                    [_test_version(meta), *_annotation_ops(meta, {LEASE: None})], "application/json-patch+json"
+                )
                 return
             except KubeError as exc:
                 if not exc.conflict or attempt == LEASE_ATTEMPTS:
@@ -291,10 +329,17 @@ class Kube:
         was read: a JSON patch with a ``test`` on resourceVersion. A conflict raises KubeError."""
         meta = replicaset["metadata"]
         ops = [_test_version(meta), *_annotation_ops(meta, annotations)]
-        self._call(f"annotate replicaset/{meta['name']}", "PATCH", self._path("replicasets", meta["name"]), ops,
-                   "application/json-patch+json")
+        self._call(
+            f"annotate replicaset/{meta['name']}",
+            "PATCH",
+            self._path("replicasets", meta["name"]),
+            ops,
+            "application/json-patch+json",
+        )
 
-    def wait_for_rollout(self, timeout: float, progress: Callable[[str], None], describe: Callable[["Progress"], str] | None = None) -> "Progress":
+    def wait_for_rollout(
+        self, timeout: float, progress: Callable[[str], None], describe: Callable[["Progress"], str] | None = None
+    ) -> "Progress":
         """Poll like ``kubectl rollout status`` until done, failed or out of time."""
         describe = describe or describe_progress
         end = time.monotonic() + timeout
@@ -326,7 +371,12 @@ class Progress:
 
     @property
     def done(self) -> bool:
-        return self.observed and self.updated >= self.replicas and self.total <= self.updated and self.available >= self.updated
+        return (
+            self.observed
+            and self.updated >= self.replicas
+            and self.total <= self.updated
+            and self.available >= self.updated
+        )
 
 
 def rollout_progress(deployment: dict[str, Any]) -> Progress:
@@ -433,7 +483,11 @@ def rolled_back_from(deployment: dict[str, Any]) -> list[dict[str, Any]]:
         entries = json.loads(raw) if raw else []
     except (TypeError, ValueError):
         return []
-    return [e for e in entries if isinstance(e, dict) and isinstance(e.get("hash"), str)] if isinstance(entries, list) else []
+    return (
+        [e for e in entries if isinstance(e, dict) and isinstance(e.get("hash"), str)]
+        if isinstance(entries, list)
+        else []
+    )
 
 
 def template_hash_of(replicaset: dict[str, Any]) -> str:
@@ -472,12 +526,26 @@ def check_rollback_access(kube: Kube, state: DeploymentState) -> None:
         )
     t = kube.target
     dry_run = {"dryRun": "All"}
-    kube._call(f"patch {t.ref} (dry run)", "PATCH", kube._path("deployments", t.deployment), {}, "application/merge-patch+json", dry_run)
+    kube._call(
+        f"patch {t.ref} (dry run)",
+        "PATCH",
+        kube._path("deployments", t.deployment),
+        {},
+        "application/merge-patch+json",
+        dry_run,
+    )
     deployment = kube.deployment()
     live = [rs for rs in kube.replicasets(deployment) if revision_of(rs) == revision_of(deployment)]
     if live:
         name = live[0]["metadata"]["name"]
-        kube._call(f"patch replicaset/{name} (dry run)", "PATCH", kube._path("replicasets", name), {}, "application/merge-patch+json", dry_run)
+        kube._call(
+            f"patch replicaset/{name} (dry run)",
+            "PATCH",
+            kube._path("replicasets", name),
+            {},
+            "application/merge-patch+json",
+            dry_run,
+        )
 
 
 def _api_message(status: int, reason: str, raw: bytes) -> str:
@@ -507,7 +575,9 @@ def _read_capped(response: Any, deadline: Any, what: str) -> bytes:
             return b"".join(chunks)
         size += len(chunk)
         if size > MAX_ANSWER_BYTES:
-            raise KubeError(f"{what}: the answer is over {MAX_ANSWER_BYTES // (1024 * 1024)} MiB: not the Kubernetes API (a broken proxy?)")
+            raise KubeError(
+                f"{what}: the answer is over {MAX_ANSWER_BYTES // (1024 * 1024)} MiB: not the Kubernetes API (a broken proxy?)"
+            )
         chunks.append(chunk)
 
 

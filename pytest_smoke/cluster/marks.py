@@ -57,7 +57,11 @@ def _stamp() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def _write(kube: Kube, find: Callable[[dict[str, Any], list[dict[str, Any]]], dict[str, Any] | str], marks: dict[str, str | None]) -> dict[str, Any]:
+def _write(
+    kube: Kube,
+    find: Callable[[dict[str, Any], list[dict[str, Any]]], dict[str, Any] | str],
+    marks: dict[str, str | None],
+) -> dict[str, Any]:
     """Read, choose the ReplicaSet (``find`` returns it, or why not), write guarded; retry conflicts."""
     for attempt in range(1, MARK_ATTEMPTS + 1):
         # ReplicaSets first, then the Deployment: a change to the Deployment between the two reads
@@ -82,12 +86,17 @@ def reject(kube: Kube, tested: DeploymentState, reason: str) -> str:
 
     def find(deployment: dict[str, Any], replicasets: list[dict[str, Any]]) -> dict[str, Any] | str:
         for replicaset in replicasets:
-            if revision_of(replicaset) == tested.revision and same_template(replicaset["spec"]["template"], tested.template):
+            if revision_of(replicaset) == tested.revision and same_template(
+                replicaset["spec"]["template"], tested.template
+            ):
                 return replicaset
         return f"no ReplicaSet of {kube.target.ref} carries revision {tested.revision} with the tested template"
 
     marks: dict[str, str | None] = {
-        REJECTED: "true", REJECTED_AT: _stamp(), REJECTED_REASON: (reason or "smoke checks failed")[:250], VERIFIED: None,
+        REJECTED: "true",
+        REJECTED_AT: _stamp(),
+        REJECTED_REASON: (reason or "smoke checks failed")[:250],
+        VERIFIED: None,
     }
     _write(kube, find, marks)
     return f"marked revision {tested.revision} as rejected: it is never a rollback target again unless a green run verifies it"
@@ -105,11 +114,19 @@ def verify(kube: Kube, tested: DeploymentState) -> str:
         if unsettled:
             return unsettled
         for replicaset in replicasets:
-            if revision_of(replicaset) == tested.revision and same_template(replicaset["spec"]["template"], tested.template):
+            if revision_of(replicaset) == tested.revision and same_template(
+                replicaset["spec"]["template"], tested.template
+            ):
                 return replicaset
         return f"no ReplicaSet carries revision {tested.revision}"
 
-    marks: dict[str, str | None] = {VERIFIED: "true", VERIFIED_AT: _stamp(), REJECTED: None, REJECTED_AT: None, REJECTED_REASON: None}
+    marks: dict[str, str | None] = {
+        VERIFIED: "true",
+        VERIFIED_AT: _stamp(),
+        REJECTED: None,
+        REJECTED_AT: None,
+        REJECTED_REASON: None,
+    }
     replicaset = _write(kube, find, marks)
     _lift_record(kube, tested, template_hash_of(replicaset))
     return f"marked revision {tested.revision} of {ref} as verified"
@@ -126,8 +143,10 @@ def _lift_record(kube: Kube, tested: DeploymentState, template_hash: str) -> Non
         ops: list[dict[str, Any]] = [{"op": "test", "path": "/spec/template", "value": tested.template}]
         if len(kept) != len(record):
             path = "/metadata/annotations/" + _pointer(ROLLED_BACK_FROM)
-            ops += [{"op": "test", "path": path, "value": annotations[ROLLED_BACK_FROM]},
-                    {"op": "replace", "path": path, "value": json.dumps(kept)}]
+            ops += [
+                {"op": "test", "path": path, "value": annotations[ROLLED_BACK_FROM]},
+                {"op": "replace", "path": path, "value": json.dumps(kept)},
+            ]
         if VERIFIED_ONCE not in annotations:
             ops += _annotation_ops(deployment["metadata"], {VERIFIED_ONCE: _stamp()})
         if len(ops) == 1:

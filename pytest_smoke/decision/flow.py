@@ -77,7 +77,9 @@ def run(inputs: DecisionInputs, verdict: Verdict, timeline: Timeline) -> RunSumm
     return summary
 
 
-def _roll_back(inputs: DecisionInputs, summary: RunSummary, strategy: dict[str, Any], auto_rollback: dict[str, Any]) -> Any:
+def _roll_back(
+    inputs: DecisionInputs, summary: RunSummary, strategy: dict[str, Any], auto_rollback: dict[str, Any]
+) -> Any:
     from ..cluster.rollback import FAILED_PREFIX, RollbackInterrupted, carry_out
     from ..cluster.rollback.confirm import confirm
 
@@ -150,7 +152,11 @@ def _verify_after_rollback(inputs: DecisionInputs, seconds: float) -> tuple[bool
 
     # Fresh connections: a kept-alive one may lead to a pod the rollback replaced. A fresh {run_id}:
     # what the first run created under its id (a name the service keeps reserved) must not fail it.
-    context = dataclasses.replace(inputs.context, connections=None, run_id=new_run_id()) if inputs.context is not None else None
+    context = (
+        dataclasses.replace(inputs.context, connections=None, run_id=new_run_id())
+        if inputs.context is not None
+        else None
+    )
     required = [c for c in inputs.smoke.checks if c.required] if context is not None else []
     budget = Deadline(seconds)
     failures, unknown = [], []
@@ -171,7 +177,11 @@ def _verify_after_rollback(inputs: DecisionInputs, seconds: float) -> tuple[bool
     if failures:
         return False, f"after rollback {len(failures)}/{total} {what} still fail: " + "; ".join(failures)
     if unknown:
-        return True, f"after rollback {len(unknown)}/{total} {what} could not be evaluated (not verified): " + "; ".join(unknown)
+        return (
+            True,
+            f"after rollback {len(unknown)}/{total} {what} could not be evaluated (not verified): "
+            + "; ".join(unknown),
+        )
     return True, f"after rollback all {total} {what} pass"
 
 
@@ -199,7 +209,9 @@ def _unattributed(tested: DeploymentState | None, strategy: dict[str, Any], expe
             "the checks cannot be attributed to one revision"
         )
     if now.unsettled:
-        return f"a rollout started while the checks ran ({now.unsettled}): the checks cannot be attributed to one revision"
+        return (
+            f"a rollout started while the checks ran ({now.unsettled}): the checks cannot be attributed to one revision"
+        )
     other = image_mismatch(now, expected, target.ref)
     return f"{other} as the checks ended: the checks did not test the deploy" if other else ""
 

@@ -192,7 +192,11 @@ class Tally:
         if check is None:
             return {}
         return {
-            "required": check.required, "kind": check.kind, "name": check.name, "rollback": check.rollback, "order": check.order,
+            "required": check.required,
+            "kind": check.kind,
+            "name": check.name,
+            "rollback": check.rollback,
+            "order": check.order,
             "precondition": check.precondition,
         }
 
@@ -216,13 +220,25 @@ class Tally:
     def unreported_outcomes(self) -> list[Outcome]:
         """Required checks the user did not select, and selected items that never reported."""
         missing: list[Outcome] = [
-            Outcome(nodeid=nodeid, name=name, kind="custom", required=required, status=STATUS_NOT_SELECTED,
-                    reason=f"not selected: {why}", order=CUSTOM_ORDER, duration=0.0)
+            Outcome(
+                nodeid=nodeid,
+                name=name,
+                kind="custom",
+                required=required,
+                status=STATUS_NOT_SELECTED,
+                reason=f"not selected: {why}",
+                order=CUSTOM_ORDER,
+                duration=0.0,
+            )
             for nodeid, (name, required, why) in self.deselected.items()
             if nodeid not in self.outcomes and self.config_check(nodeid) is None
         ]
         selected_names = {nodeid.rpartition("::")[2] for nodeid in self.selected if self.config_check(nodeid)}
-        why_generated = {nodeid.rpartition("::")[2]: why for nodeid, (_, _, why) in self.deselected.items() if self.config_check(nodeid)}
+        why_generated = {
+            nodeid.rpartition("::")[2]: why
+            for nodeid, (_, _, why) in self.deselected.items()
+            if self.config_check(nodeid)
+        }
         selection = self.selection
         for check in selection.checks:
             if check.node_name not in selected_names:
@@ -232,9 +248,15 @@ class Tally:
                     why = why_generated.get(check.node_name, selection.never_collected)
                 missing.append(
                     Outcome(
-                        nodeid=f"{selection.shown_path}::{check.node_name}", name=check.name, kind=check.kind,
-                        required=check.required, status=STATUS_NOT_SELECTED, reason=f"not selected: {why}",
-                        rollback=check.rollback, order=check.order, duration=0.0,
+                        nodeid=f"{selection.shown_path}::{check.node_name}",
+                        name=check.name,
+                        kind=check.kind,
+                        required=check.required,
+                        status=STATUS_NOT_SELECTED,
+                        reason=f"not selected: {why}",
+                        rollback=check.rollback,
+                        order=check.order,
+                        duration=0.0,
                     )
                 )
         for nodeid, required in self.selected.items():
@@ -242,8 +264,16 @@ class Tally:
                 missing.append(self._never_reported(nodeid, required))
         if selection.unknown_left_out:
             missing.append(
-                Outcome(nodeid="--lf", name="tests --lf did not collect", kind="custom", required=True, status=STATUS_NOT_SELECTED,
-                        reason=f"not selected: {selection.unknown_left_out}", order=CUSTOM_ORDER, duration=0.0)
+                Outcome(
+                    nodeid="--lf",
+                    name="tests --lf did not collect",
+                    kind="custom",
+                    required=True,
+                    status=STATUS_NOT_SELECTED,
+                    reason=f"not selected: {selection.unknown_left_out}",
+                    order=CUSTOM_ORDER,
+                    duration=0.0,
+                )
             )
         return missing
 

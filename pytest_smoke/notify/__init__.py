@@ -47,13 +47,13 @@ def event_of(document: Mapping[str, Any]) -> str:
     return str(document["verdict"]["state"])
 
 
-
 def notify_on_default(channel_type: str) -> tuple[str, ...]:
     """The events a channel hears unless its ``notify_on`` says otherwise; an incident channel
     also hears a green run, to resolve what an earlier run opened."""
     from .incident import DEFAULT_NOTIFY_ON as INCIDENT_NOTIFY_ON
 
     return INCIDENT_NOTIFY_ON if channel_type in INCIDENT_TYPES else DEFAULT_NOTIFY_ON
+
 
 CHANNEL_DEADLINE_SECONDS = 15.0
 SECOND_WAVE_SECONDS = 5.0  # the least the other channels get after the incident channels
@@ -80,8 +80,14 @@ def dispatch(
         channel = channels.get(name)
         if channel is None:
             if event in DEFAULT_NOTIFY_ON:  # it would have been told: say that nobody was
-                results.append({"channel": name, "type": None, "status": "skipped",
-                                "detail": f"channel {name!r} is not defined under notifications"})
+                results.append(
+                    {
+                        "channel": name,
+                        "type": None,
+                        "status": "skipped",
+                        "detail": f"channel {name!r} is not defined under notifications",
+                    }
+                )
             continue
         if event not in channel.get("notify_on", notify_on_default(channel["type"])):
             continue
@@ -98,7 +104,9 @@ def dispatch(
     tickets = [r["ticket"] for r in results if r is not None and r.get("ticket")]
     told = {**document, "incidents": tickets} if tickets else document
     others = [entry for entry in pending if entry not in incidents]
-    second = deadline if not incidents else Deadline(max(deadline.remaining(), min(SECOND_WAVE_SECONDS, deadline_seconds)))
+    second = (
+        deadline if not incidents else Deadline(max(deadline.remaining(), min(SECOND_WAVE_SECONDS, deadline_seconds)))
+    )
     _send_wave(others, told, event, results, redactor, second)
     return [r for r in results if r is not None]
 
@@ -118,21 +126,37 @@ def _send_wave(
     deadline_seconds = round(deadline.seconds, 1)
     threads = []
     for index, name, channel in pending:
+
         def send(index: int = index, name: str = name, channel: Mapping[str, Any] = channel) -> None:
             try:
                 sender = importlib.import_module(SENDERS[channel["type"]])
-                detail = run_with_deadline(lambda: sender.send(document, channel, event), deadline, what=f"channel {name}")
+                detail = run_with_deadline(
+                    lambda: sender.send(document, channel, event), deadline, what=f"channel {name}"
+                )
             except CheckTimeout:
-                results[index] = {"channel": name, "type": channel["type"], "status": "failed",
-                                  "detail": f"no answer within {deadline_seconds:g} s; not waiting any longer"}
+                results[index] = {
+                    "channel": name,
+                    "type": channel["type"],
+                    "status": "failed",
+                    "detail": f"no answer within {deadline_seconds:g} s; not waiting any longer",
+                }
             except Exception as exc:  # a dead channel is a warning, never a crash
                 said = str(exc) if isinstance(exc, ChannelError) else f"{exc.__class__.__name__}: {exc}"
-                results[index] = {"channel": name, "type": channel["type"], "status": "failed",
-                                  "detail": redactor.excerpt(said, 300)}
+                results[index] = {
+                    "channel": name,
+                    "type": channel["type"],
+                    "status": "failed",
+                    "detail": redactor.excerpt(said, 300),
+                }
             else:
                 ticket = getattr(detail, "ticket", None)
                 text = str(getattr(detail, "detail", detail) or "")
-                record = {"channel": name, "type": channel["type"], "status": "sent", "detail": redactor.excerpt(text, 300)}
+                record = {
+                    "channel": name,
+                    "type": channel["type"],
+                    "status": "sent",
+                    "detail": redactor.excerpt(text, 300),
+                }
                 if ticket:
                     record["ticket"] = redactor.excerpt(str(ticket), 200)
                 results[index] = record
@@ -144,5 +168,9 @@ def _send_wave(
         thread.join(deadline.remaining() + 1.0)
     for index, name, channel in pending:
         if results[index] is None:
-            results[index] = {"channel": name, "type": channel["type"], "status": "failed",
-                              "detail": f"no answer within {deadline_seconds:g} s; not waiting any longer"}
+            results[index] = {
+                "channel": name,
+                "type": channel["type"],
+                "status": "failed",
+                "detail": f"no answer within {deadline_seconds:g} s; not waiting any longer",
+            }

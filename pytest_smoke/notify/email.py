@@ -51,7 +51,10 @@ def message(document: Mapping[str, Any], channel: Mapping[str, Any], event: str)
     mail["To"] = ", ".join(channel["to"])
     text = render(dict(document))
     mail.set_content(text)
-    mail.add_alternative(f"<html><body><h2>{html.escape(headline(document))}</h2><pre>{html.escape(text)}</pre></body></html>", subtype="html")
+    mail.add_alternative(
+        f"<html><body><h2>{html.escape(headline(document))}</h2><pre>{html.escape(text)}</pre></body></html>",
+        subtype="html",
+    )
     return mail
 
 

@@ -20,13 +20,20 @@ def send(document: Mapping[str, Any], channel: Mapping[str, Any], event: str) ->
     headers = {"Authorization": f"GenieKey {channel['api_key']}"}
     if event_action == "resolve":
         url = f"{base}/v2/alerts/{quote(alias, safe='')}/close?identifierType=alias"
-        post(url, {"source": "pytest-deploy-smoke", "note": "a later smoke run of this revision is green"}, headers, "Opsgenie")
+        post(
+            url,
+            {"source": "pytest-deploy-smoke", "note": "a later smoke run of this revision is green"},
+            headers,
+            "Opsgenie",
+        )
         return Delivery(f"alert closed: {alias}")
     deployment = document.get("deployment") or {}
     body = {
         "message": summary_line(document)[:MESSAGE_LIMIT],
         "alias": alias,
-        "description": "\n".join(f"{c['name']}: {c['reason']}" for c in document["checks"] if c["severity"] in ("critical", "warning")),
+        "description": "\n".join(
+            f"{c['name']}: {c['reason']}" for c in document["checks"] if c["severity"] in ("critical", "warning")
+        ),
         "priority": "P1" if severity == "critical" else "P3",
         "source": "pytest-deploy-smoke",
         "entity": f"{deployment['namespace']}/{deployment['name']}" if deployment else str(document["config"]),

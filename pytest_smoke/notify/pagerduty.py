@@ -20,7 +20,9 @@ def send(document: Mapping[str, Any], channel: Mapping[str, Any], event: str) ->
         deployment = document.get("deployment") or {}
         body["payload"] = {
             "summary": summary_line(document)[:SUMMARY_LIMIT],
-            "source": f"{deployment.get('namespace', '')}/{deployment.get('name', '')}" if deployment else str(document["config"]),
+            "source": f"{deployment.get('namespace', '')}/{deployment.get('name', '')}"
+            if deployment
+            else str(document["config"]),
             "severity": severity,
             "timestamp": document["finished_at"],
             "component": deployment.get("name") or "smoke",

@@ -29,7 +29,12 @@ class SecretInLabel(ValueError):
     """A label the push would send holds a secret: label values travel in the URL path."""
 
 
-def push(document: Mapping[str, Any], settings: Mapping[str, Any], labels: Mapping[str, str], redactor: Redactor | None = None) -> str:
+def push(
+    document: Mapping[str, Any],
+    settings: Mapping[str, Any],
+    labels: Mapping[str, str],
+    redactor: Redactor | None = None,
+) -> str:
     """Push, within ``timeout_seconds`` in all; returns what was pushed where. Raises on failure,
     and refuses (:class:`SecretInLabel`) a job or label value that ``redactor`` would mask."""
     from prometheus_client import CollectorRegistry
@@ -39,7 +44,10 @@ def push(document: Mapping[str, Any], settings: Mapping[str, Any], labels: Mappi
     job = str(settings.get("job") or DEFAULT_JOB)
     timeout = timeout_of(settings)
     extra_headers = [(str(k), str(v)) for k, v in (settings.get("headers") or {}).items()]
-    grouping = {**{k: v for k, v in labels.items() if v}, **{str(k): str(v) for k, v in (settings.get("labels") or {}).items()}}
+    grouping = {
+        **{k: v for k, v in labels.items() if v},
+        **{str(k): str(v) for k, v in (settings.get("labels") or {}).items()},
+    }
 
     if redactor is not None:
         for key, value in [("job", job), *grouping.items()]:
@@ -59,7 +67,13 @@ def push(document: Mapping[str, Any], settings: Mapping[str, Any], labels: Mappi
     if stamp is not None:
         record = CollectorRegistry(auto_describe=True)
         metrics.add_last_success(record, labels, stamp)
-        push_to_gateway(url, job=job, registry=record, grouping_key={**grouping, "smoke_record": "last_success"},
-                        timeout=timeout, handler=handler)
+        push_to_gateway(
+            url,
+            job=job,
+            registry=record,
+            grouping_key={**grouping, "smoke_record": "last_success"},
+            timeout=timeout,
+            handler=handler,
+        )
     group = ", ".join(f"{k}={v}" for k, v in sorted(grouping.items()))
     return f"job={job}" + (f", {group}" if group else "")

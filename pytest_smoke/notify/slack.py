@@ -17,24 +17,46 @@ def payload(document: Mapping[str, Any], event: str) -> dict[str, Any]:
     title = headline(document)
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": title[:150]}},
-        {"type": "section", "fields": [
-            {"type": "mrkdwn", "text": f"*Config*\n`{escape(document['config'])}`"},
-            {"type": "mrkdwn", "text": f"*Verdict*\n{document['verdict']['critical']} critical, {document['verdict']['warnings']} warning(s)"},
-        ]},
+        {
+            "type": "section",
+            "fields": [
+                {"type": "mrkdwn", "text": f"*Config*\n`{escape(document['config'])}`"},
+                {
+                    "type": "mrkdwn",
+                    "text": f"*Verdict*\n{document['verdict']['critical']} critical, {document['verdict']['warnings']} warning(s)",
+                },
+            ],
+        },
     ]
     for check in [c for c in document["checks"] if c["severity"] in ("critical", "warning")][:10]:
         fix = check.get("remediation") or {}
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text":
-            f"*{escape(check['name'])}* ({check['severity']}): {escape(check['reason'])}\n_Issue:_ {escape(fix.get('issue', ''))}"}})
+        blocks.append(
+            {
+                "type": "section",
+                "text": {
+                    "type": "mrkdwn",
+                    "text": f"*{escape(check['name'])}* ({check['severity']}): {escape(check['reason'])}\n_Issue:_ {escape(fix.get('issue', ''))}",
+                },
+            }
+        )
     for ticket in document.get("incidents") or []:
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"*Incident ticket created:* {escape(ticket)}"}})
+        blocks.append(
+            {"type": "section", "text": {"type": "mrkdwn", "text": f"*Incident ticket created:* {escape(ticket)}"}}
+        )
     rollback = document.get("rollback")
     if rollback:
         text = f"*Rollback:* {escape(rollback['message'])}"
         if rollback.get("manual_command"):
             text += f"\n`{rollback['manual_command']}`"
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text}})
-    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"event `{event}` · re-run: `{escape(document['rerun_command'])}`"}]})
+    blocks.append(
+        {
+            "type": "context",
+            "elements": [
+                {"type": "mrkdwn", "text": f"event `{event}` · re-run: `{escape(document['rerun_command'])}`"}
+            ],
+        }
+    )
     return {"text": title, "blocks": blocks}
 
 

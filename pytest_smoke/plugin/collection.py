@@ -62,9 +62,16 @@ class SmokeCollection:
         return None
 
     @pytest.hookimpl(wrapper=True)
-    def pytest_make_collect_report(self, collector: pytest.Collector) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:
+    def pytest_make_collect_report(
+        self, collector: pytest.Collector
+    ) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:
         report = yield
-        if isinstance(collector, pytest.Session) and report.passed and self._has_checks() and self._adds_every_check(collector):
+        if (
+            isinstance(collector, pytest.Session)
+            and report.passed
+            and self._has_checks()
+            and self._adds_every_check(collector)
+        ):
             # First, so generated checks run and report before custom tests.
             # The path as given, not resolved: a symlinked config keeps its own name in node ids.
             report.result.insert(0, SmokeFile.from_parent(collector, path=Path(os.path.abspath(self.run.config.path))))
@@ -88,12 +95,17 @@ class SmokeCollection:
         """Generated checks first, in config order, whatever the order of custom tests. Custom
         tests carry their marker as properties, so the controller (which never collects under
         xdist) can classify them. Unmarked custom tests count as optional."""
-        generated = sorted((item for item in items if check_of(item) is not None), key=lambda item: check_of(item).order)  # type: ignore[union-attr]
+        checks = {item: check for item in items if (check := check_of(item)) is not None}
+        generated = sorted(checks, key=lambda item: checks[item].order)
         custom = [item for item in items if check_of(item) is None]
         items[:] = [*generated, *custom]
         for item in custom:
-            item.user_properties[:] = [(k, v) for k, v in item.user_properties if k not in ("smoke_kind", "smoke_required", "smoke_name")]
-            item.user_properties.extend([encode("kind", "custom"), encode("required", is_required(item)), encode("name", item.name)])
+            item.user_properties[:] = [
+                (k, v) for k, v in item.user_properties if k not in ("smoke_kind", "smoke_required", "smoke_name")
+            ]
+            item.user_properties.extend(
+                [encode("kind", "custom"), encode("required", is_required(item)), encode("name", item.name)]
+            )
 
 
 class SmokeFile(pytest.Module):
@@ -150,7 +162,11 @@ def _checks_module(run: SmokeRun) -> types.ModuleType:
     module = types.ModuleType(run.config.path.name)
     by_kind: dict[str, list[Any]] = {kind: [] for kind in SECTION_FUNCTIONS}
     for check in run.config.checks:
-        by_kind[check.kind].append(pytest.param(check, id=check.param_id, marks=[_marker(REQUIRED_MARKER if check.required else OPTIONAL_MARKER)]))
+        by_kind[check.kind].append(
+            pytest.param(
+                check, id=check.param_id, marks=[_marker(REQUIRED_MARKER if check.required else OPTIONAL_MARKER)]
+            )
+        )
 
     def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         # Read, not taken: pytest collects the module twice under --keep-duplicates.

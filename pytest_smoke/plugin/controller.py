@@ -28,7 +28,7 @@ from .run import smoke_run_key
 SHALLOW_NOTE = (
     "every required check is a GET of a health endpoint: a health endpoint that touches nothing passes with the "
     "database gone; add a critical path that reads through the API, or a dependency check (docs: writing-checks.md, "
-    "\"Recipe: an app whose health endpoint is static\")"
+    '"Recipe: an app whose health endpoint is static")'
 )
 TESTED_READ_ATTEMPTS = 3  # reading what is deployed as the checks start: a passing 503 is retried
 SUBTEST_REPORTS = ("SubtestReport", "SubTestReport")  # pytest 9's own, and pytest-subtests's
@@ -49,10 +49,14 @@ class SmokeController:
         self.timeline = Timeline()
         path = smoke.path
         selection = Selection(
-            path_names=(path.name, path.resolve().name), shown_path=str(path), checks=tuple(smoke.checks), enabled=smoke.enabled,
+            path_names=(path.name, path.resolve().name),
+            shown_path=str(path),
+            checks=tuple(smoke.checks),
+            enabled=smoke.enabled,
             never_collected=why_never_collected(config),
             unknown_left_out="--lf ran only what failed last time; the tests it did not collect (required ones among them) are unknown"
-            if lf_filtered(config) else "",
+            if lf_filtered(config)
+            else "",
         )
         self.tally = Tally(selection, redactor, self.timeline)
         self.interrupt_message = ""
@@ -140,7 +144,14 @@ class SmokeController:
         while it still runs, and only a settled revision is ever marked. Read with bounded retries;
         a target that cannot be used at all (not found, forbidden, no such container) stops the
         run before the first check, as a config error."""
-        from ..cluster.kube import Kube, KubeCredentialsError, KubeError, KubeUsageError, check_rollback_access, image_mismatch
+        from ..cluster.kube import (
+            Kube,
+            KubeCredentialsError,
+            KubeError,
+            KubeUsageError,
+            check_rollback_access,
+            image_mismatch,
+        )
         from ..model import Target
         from ..verdict import EXIT_INCONCLUSIVE, EXIT_USAGE
 
@@ -149,7 +160,9 @@ class SmokeController:
         if target is None:
             return
         error = ""
-        can_write = bool(self.smoke.section("auto_rollback").get("enabled")) and not self.config.getoption("smoke_no_rollback")
+        can_write = bool(self.smoke.section("auto_rollback").get("enabled")) and not self.config.getoption(
+            "smoke_no_rollback"
+        )
         for attempt in range(1, TESTED_READ_ATTEMPTS + 1):
             try:
                 kube = Kube(target)
@@ -157,7 +170,9 @@ class SmokeController:
                 run = self.config.stash.get(smoke_run_key, None)
                 other = image_mismatch(self.tested, run.expected_images if run is not None else {}, target.ref)
                 if other:
-                    self._stop_before_checks(f"{other}: the checks would not test what the pipeline deployed", EXIT_INCONCLUSIVE)
+                    self._stop_before_checks(
+                        f"{other}: the checks would not test what the pipeline deployed", EXIT_INCONCLUSIVE
+                    )
                 if can_write:
                     check_rollback_access(kube, self.tested)
                 return
@@ -173,7 +188,11 @@ class SmokeController:
                 time.sleep(0.5 * attempt)
         self.tested = None
         self.tested_error = error
-        consequence = "a rollback that is due is refused, and nothing is marked" if can_write else "the revision is not marked verified"
+        consequence = (
+            "a rollback that is due is refused, and nothing is marked"
+            if can_write
+            else "the revision is not marked verified"
+        )
         self.start_notes.append(f"could not record the tested revision ({error}): {consequence}")
 
     def _stop_before_checks(self, message: str, exit_status: int) -> None:
@@ -246,7 +265,9 @@ class SmokeController:
             if self.summary is not None and self.summary.rollback is not None:
                 # Production may have changed: report exactly what the rollback did.
                 self.summary.notes.append(f"{exc} after the rollback was carried out")
-                session.exitstatus = self.summary.exit_status = exit_code(self.summary.verdict, self.summary.rollback.status)
+                session.exitstatus = self.summary.exit_status = exit_code(
+                    self.summary.verdict, self.summary.rollback.status
+                )
             else:
                 self._no_verdict(f"{exc} before any change: no rollback", pytest.ExitCode.INTERRUPTED)
                 session.exitstatus = pytest.ExitCode.INTERRUPTED
@@ -273,10 +294,16 @@ class SmokeController:
         # asked for after a failure. The verdict covers what ran; unlike Ctrl-C, it is a verdict.
         stopped_on_purpose = self.interrupt_message.startswith(STOPS_ASKED_FOR) or bool(session.shouldstop)
         if (exitstatus in NOT_EVALUATED_STATUSES and not stopped_on_purpose) or self.collection_errors:
-            why = "collection errors" if self.collection_errors else pytest.ExitCode(exitstatus).name.lower().replace("_", " ")
+            why = (
+                "collection errors"
+                if self.collection_errors
+                else pytest.ExitCode(exitstatus).name.lower().replace("_", " ")
+            )
             # docs/exit-codes.md: collection errors are exit 2, also when the run went on past them
             # (--continue-on-collection-errors, xdist workers that collected different items).
-            status = pytest.ExitCode.INTERRUPTED if self.collection_errors else (exitstatus or pytest.ExitCode.INTERRUPTED)
+            status = (
+                pytest.ExitCode.INTERRUPTED if self.collection_errors else (exitstatus or pytest.ExitCode.INTERRUPTED)
+            )
             self._no_verdict(f"run ended early ({why}): no rollback", status)
             session.exitstatus = status
             return
@@ -301,7 +328,9 @@ class SmokeController:
 
         return DecisionInputs(
             smoke=self.smoke,
-            override=lambda verdict, decision: hook.pytest_smoke_decision(config=config, verdict=verdict, decision=decision),
+            override=lambda verdict, decision: hook.pytest_smoke_decision(
+                config=config, verdict=verdict, decision=decision
+            ),
             finished=lambda verdict, decision, result: hook.pytest_smoke_rollback_result(
                 config=config, verdict=verdict, decision=decision, result=result
             ),
@@ -329,7 +358,9 @@ class SmokeController:
         for outcome in failed:
             item = items.get(outcome.nodeid)
             if item is None:
-                results.append((outcome.name, STATUS_NOT_EVALUATED, "not collected in this process (-n): re-run it by hand"))
+                results.append(
+                    (outcome.name, STATUS_NOT_EVALUATED, "not collected in this process (-n): re-run it by hand")
+                )
                 continue
             if budget.expired:
                 results.append((outcome.name, STATUS_NOT_EVALUATED, "no time left within verify_timeout_seconds"))
@@ -339,7 +370,10 @@ class SmokeController:
                 continue
             # A fresh item of the same function: the first one's fixtures were released at its teardown.
             item = pytest.Function.from_parent(
-                item.parent, name=item.name, callspec=getattr(item, "callspec", None), callobj=item.obj,
+                item.parent,
+                name=item.name,
+                callspec=getattr(item, "callspec", None),
+                callobj=item.obj,
                 originalname=item.originalname,
             )
             status: Status = STATUS_PASSED
@@ -373,7 +407,9 @@ class SmokeController:
     def _no_verdict(self, reason: str, exit_status: int) -> None:
         """Record a run that ends without a verdict: never a rollback, reports still written, with
         the outcomes of what reported (what never ran is not listed as if it had been judged)."""
-        summary = RunSummary(classify(self.tally.reported_outcomes()), Decision("not_evaluated", reason), timeline=self.timeline)
+        summary = RunSummary(
+            classify(self.tally.reported_outcomes()), Decision("not_evaluated", reason), timeline=self.timeline
+        )
         summary.exit_status = int(exit_status)
         self.summary = summary
 
@@ -385,7 +421,9 @@ class SmokeController:
         scheduler = getattr(run, "scheduler", None)
         if scheduler is None:
             return []
-        return [f"checks in flight to {host}: {text}" for host, text in scheduler.host_limits(notable_only=True).items()]
+        return [
+            f"checks in flight to {host}: {text}" for host, text in scheduler.host_limits(notable_only=True).items()
+        ]
 
     def _publish(self, session: pytest.Session) -> None:
         from . import publish
@@ -396,7 +434,9 @@ class SmokeController:
         if self.smoke.verify is False:
             self.summary.notes.insert(0, "verify_tls is false: TLS certificates were not checked")
         self.summary.notes[:0] = self.start_notes
-        if self.smoke.only_health_gets and not any(o.kind == "custom" and o.required for o in self.tally.outcomes.values()):
+        if self.smoke.only_health_gets and not any(
+            o.kind == "custom" and o.required for o in self.tally.outcomes.values()
+        ):
             self.summary.notes.append(SHALLOW_NOTE)
         self.summary.notes.extend(self._load_notes())
         self.summary.tested_revision = getattr(self.tested, "revision", None)
@@ -444,7 +484,11 @@ class SmokeController:
         for fed in self.monitoring:
             words = {"pushgateway": "Metrics pushed to the Pushgateway", "metrics_file": "Metrics written"}
             ok = fed["status"] in ("sent", "written")
-            head = words[fed["target"]] if ok else f"Warning: metrics not {'pushed to the Pushgateway' if fed['target'] == 'pushgateway' else 'written'}"
+            head = (
+                words[fed["target"]]
+                if ok
+                else f"Warning: metrics not {'pushed to the Pushgateway' if fed['target'] == 'pushgateway' else 'written'}"
+            )
             detail = f" ({fed['detail']})" if fed["detail"] and ok else (f": {fed['detail']}" if fed["detail"] else "")
             line = self.redactor.text(f"{head}: {fed['where']}{detail}")
             terminalreporter.write_line(printable(line), **({} if ok else {"yellow": True}))
@@ -493,7 +537,9 @@ def _masked_arguments(args: list[str]) -> list[str]:
         name, equals, _value = arg.partition("=")
         if equals and (name.startswith("-") or previous == "-o") and holds_credential(name):
             shown.append(f"{name}={MASK}")
-        elif previous.startswith("--") and "=" not in previous and holds_credential(previous) and not arg.startswith("-"):
+        elif (
+            previous.startswith("--") and "=" not in previous and holds_credential(previous) and not arg.startswith("-")
+        ):
             shown.append(MASK)
         else:
             shown.append(arg)
@@ -530,4 +576,3 @@ def _reason(report: pytest.TestReport) -> str:
         return str(crash.message).splitlines()[0] if crash.message else ""
     text = str(report.longrepr or "")
     return text.strip().splitlines()[0] if text.strip() else ""
-

@@ -15,6 +15,7 @@ from .run import TIMEOUT_BACKSTOP_SECONDS, SmokeRun
 if TYPE_CHECKING:
     from ..model import Check
 
+
 class CheckExecution:
     """Per-process plugin object: when and how generated checks run (pool, -x, fail_fast, budget).
 
@@ -49,8 +50,14 @@ class CheckExecution:
             check = check_of(item)
             assert check is not None
             host = target_host(check, run.config.base_url)
-            run.scheduler.submit(check.node_name, functools.partial(run.run_one, check), host=host, retry_safe=safe_to_retry(check),
-                                 allowed_seconds=allowed_seconds(check), on_error=functools.partial(run.pooled_check_ended, check))
+            run.scheduler.submit(
+                check.node_name,
+                functools.partial(run.run_one, check),
+                host=host,
+                retry_safe=safe_to_retry(check),
+                allowed_seconds=allowed_seconds(check),
+                on_error=functools.partial(run.pooled_check_ended, check),
+            )
 
     @pytest.hookimpl(tryfirst=True, optionalhook=True)
     def pytest_timeout_set_timer(self, item: pytest.Item, settings: Any) -> bool | None:
@@ -89,14 +96,18 @@ class CheckExecution:
         self.run.stop_starting_checks(f"fail_fast after the critical failure of {props.get('name', report.nodeid)}")
 
     @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, object, object]:
+    def pytest_runtest_protocol(
+        self, item: pytest.Item, nextitem: pytest.Item | None
+    ) -> Generator[None, object, object]:
         result = yield
         if self.run.scheduler is not None and (item.session.shouldfail or item.session.shouldstop):
             self.run.scheduler.cancel_pending("the run is stopping (-x / --maxfail)")
         return result
 
     @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         report = yield
         check = check_of(item)
         if check is not None:
@@ -110,7 +121,9 @@ class CheckExecution:
         self._redact(report)
         return report
 
-    def _generated_report(self, item: pytest.Item, check: Check, call: pytest.CallInfo[None], report: pytest.TestReport) -> None:
+    def _generated_report(
+        self, item: pytest.Item, check: Check, call: pytest.CallInfo[None], report: pytest.TestReport
+    ) -> None:
         # With a pool the item only waited; report how long its check really took.
         if call.when == "call" and self.run.scheduler is not None:
             seconds = self.run.scheduler.seconds(check.node_name)
@@ -121,7 +134,9 @@ class CheckExecution:
         line = self.run.config.line_of(check) if report.failed else None
         report.location = (path, None if line is None else line - 1, report.location[2])
         if report.failed and call.excinfo is not None:
-            reason, text = describe_failure(call.excinfo.value, check, self.run.redactor, bool(item.config.getoption("fulltrace")))
+            reason, text = describe_failure(
+                call.excinfo.value, check, self.run.redactor, bool(item.config.getoption("fulltrace"))
+            )
             if item.config.getoption("tbstyle") == "line":
                 text = reason  # as pytest's own --tb=line: the crash line, nothing more
             report.longrepr = FailureText(text, CrashLine(path, line or 0, reason))  # type: ignore[assignment]
@@ -131,7 +146,9 @@ class CheckExecution:
             report.user_properties = [*report.user_properties, *found]
 
     @staticmethod
-    def _custom_outcome(item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport) -> list[tuple[str, Any]]:
+    def _custom_outcome(
+        item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport
+    ) -> list[tuple[str, Any]]:
         """Narrowly: an assertion or a network error is a verdict on the service; any other
         exception in a developer's test (a KeyError, a TypeError) is a problem of the runner."""
         from ..checks import CheckFailed, CheckNotEvaluated, is_service_failure
@@ -142,11 +159,21 @@ class CheckExecution:
             if any(item.get_closest_marker(name) for name in SKIP_MARKS):
                 return [encode("outcome", "skipped")]
             return [encode("outcome", "not_run")]  # pytest.skip() at run time: it did not judge
-        if report.failed and call.excinfo is not None and isinstance(call.excinfo.value, CheckFailed) and report.when in ("setup", "call"):
+        if (
+            report.failed
+            and call.excinfo is not None
+            and isinstance(call.excinfo.value, CheckFailed)
+            and report.when in ("setup", "call")
+        ):
             # Raised through the smoke fixtures (smoke_http), in the test or in one of its fixtures
             # (a login, a readiness wait): a verdict on the service, as a generated check's failure.
             return _service_failure(call.excinfo.value)
-        if report.failed and call.excinfo is not None and isinstance(call.excinfo.value, CheckNotEvaluated) and report.when in ("setup", "call"):
+        if (
+            report.failed
+            and call.excinfo is not None
+            and isinstance(call.excinfo.value, CheckNotEvaluated)
+            and report.when in ("setup", "call")
+        ):
             # Raised through the smoke fixtures for a limit of ours (a body over smoke_http's cap):
             # it says why, and it is never a verdict on the service.
             return [encode("outcome", "not_evaluated"), encode("reason", call.excinfo.value.reason)]
@@ -158,14 +185,20 @@ class CheckExecution:
                 message = shorten(str(exc), 200)
                 return [
                     encode("outcome", "not_evaluated"),
-                    encode("reason", f"not evaluated: pytest could not run it ({message}); a problem of the runner, not of the service"),
+                    encode(
+                        "reason",
+                        f"not evaluated: pytest could not run it ({message}); a problem of the runner, not of the service",
+                    ),
                 ]
             if isinstance(exc, pytest.fail.Exception) or is_service_failure(exc):
                 return [encode("outcome", "failed")]
             message = shorten(str(exc), 200)
             return [
                 encode("outcome", "not_evaluated"),
-                encode("reason", f"not evaluated: {call.excinfo.typename}: {message} (an error in the test code, not a verdict on the service)"),
+                encode(
+                    "reason",
+                    f"not evaluated: {call.excinfo.typename}: {message} (an error in the test code, not a verdict on the service)",
+                ),
             ]
         return []
 
@@ -191,14 +224,19 @@ class CheckExecution:
             if redacted != text:
                 # Duck-typed like pytest's own reprs (toterminal, reprcrash, str): no private import.
                 crash = getattr(report.longrepr, "reprcrash", None)
-                crash_line = None if crash is None else CrashLine(str(crash.path), int(crash.lineno), safe_diff(str(crash.message)))
+                crash_line = (
+                    None
+                    if crash is None
+                    else CrashLine(str(crash.path), int(crash.lineno), safe_diff(str(crash.message)))
+                )
                 report.longrepr = FailureText(redacted, crash_line)  # type: ignore[assignment]
         if getattr(report, "wasxfail", None):
             report.wasxfail = safe(report.wasxfail)
         report.sections = [(title, safe(content)) for title, content in report.sections]
         # A test's own record_property values go to --junitxml as they are.
         report.user_properties = [
-            (key, value if str(key).startswith(PREFIX) else _safe_value(redactor, value)) for key, value in report.user_properties
+            (key, value if str(key).startswith(PREFIX) else _safe_value(redactor, value))
+            for key, value in report.user_properties
         ]
 
     @pytest.hookimpl(tryfirst=True)
@@ -302,7 +340,12 @@ def _fixture_service_failure(call: pytest.CallInfo[None], report: pytest.TestRep
     """A CheckFailed that a fixture raised during setup (through smoke_http): the service failed."""
     from ..checks import CheckFailed
 
-    if report.when == "setup" and report.failed and call.excinfo is not None and isinstance(call.excinfo.value, CheckFailed):
+    if (
+        report.when == "setup"
+        and report.failed
+        and call.excinfo is not None
+        and isinstance(call.excinfo.value, CheckFailed)
+    ):
         return _service_failure(call.excinfo.value)
     return []
 
@@ -317,14 +360,18 @@ def describe_failure(exc: BaseException, check: Check, redactor: Redactor, full_
         severity = "critical (required check)" if check.required else "warning (optional check)"
         details = f"\n{exc.details}" if exc.details else ""
         text = redactor.text(f"{exc.reason}\nseverity: {severity}{details}")
-        text = "\n".join(printable(line) for line in text.split("\n"))  # a service's control characters never act on a terminal
+        text = "\n".join(
+            printable(line) for line in text.split("\n")
+        )  # a service's control characters never act on a terminal
         return redactor.text(printable(exc.reason)), text
     if isinstance(exc, CheckNotEvaluated):
         effect = "inconclusive run (required check)" if check.required else "warning (optional check)"
         details = f"\n{exc.details}" if exc.details else ""
         if exc.internal:
             details += "\n" + exc.internal.rstrip() if full_trace else "\n(--full-trace shows the internal traceback)"
-        return redactor.text(exc.reason), redactor.text(f"{exc.reason}\nseverity: {effect}; never counts toward a rollback{details}")
+        return redactor.text(exc.reason), redactor.text(
+            f"{exc.reason}\nseverity: {effect}; never counts toward a rollback{details}"
+        )
     reason = redactor.text(f"not evaluated: {type(exc).__name__}: {shorten(str(exc), 200)} (a problem of the runner)")
     return reason, reason
 

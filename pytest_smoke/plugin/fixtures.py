@@ -25,7 +25,10 @@ def smoke_base_url(pytestconfig: pytest.Config) -> str:
     ``base_url``, the config's, or ``SMOKE_BASE_URL``, in that order."""
     run = _smoke_run(pytestconfig)
     if not run.config.base_url:
-        pytest.fail(f"smoke_base_url: {run.config.path} sets no base_url (nor does --smoke-base-url or SMOKE_BASE_URL)", pytrace=False)
+        pytest.fail(
+            f"smoke_base_url: {run.config.path} sets no base_url (nor does --smoke-base-url or SMOKE_BASE_URL)",
+            pytrace=False,
+        )
     return run.config.base_url
 
 

@@ -31,7 +31,9 @@ def run_generated_check(request: pytest.FixtureRequest, check: Check) -> None:
     item = request.node
     run = get_run(item.config)
     assert run is not None
-    item.user_properties[:] = [(k, v) for k, v in item.user_properties if not (k.startswith(PREFIX) and k[len(PREFIX) :] in ATTEMPT_KEYS)]
+    item.user_properties[:] = [
+        (k, v) for k, v in item.user_properties if not (k.startswith(PREFIX) and k[len(PREFIX) :] in ATTEMPT_KEYS)
+    ]
     facts: dict[str, Any] = {}
     outcome = "not_evaluated"
     try:

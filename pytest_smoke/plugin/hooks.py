@@ -44,6 +44,8 @@ def pytest_smoke_decision(config: pytest.Config, verdict: Verdict, decision: Dec
     """
 
 
-def pytest_smoke_rollback_result(config: pytest.Config, verdict: Verdict, decision: Decision, result: RollbackResult | None) -> Any:
+def pytest_smoke_rollback_result(
+    config: pytest.Config, verdict: Verdict, decision: Decision, result: RollbackResult | None
+) -> Any:
     """Called once per run after the decision was carried out, with the
     :class:`pytest_smoke.cluster.rollback.RollbackResult` (None when no rollback was called for)."""

@@ -209,9 +209,18 @@ def pytest_configure(config: pytest.Config) -> None:
     written = smoke_config.data.get("max_concurrency_per_host")
     per_host = None if written is None else int(written)  # None: adaptive
     workerinput = getattr(config, "workerinput", None)
-    identity = (workerinput["smoke_run_id"], workerinput["smoke_run_started"]) if workerinput and "smoke_run_id" in workerinput else None
+    identity = (
+        (workerinput["smoke_run_id"], workerinput["smoke_run_started"])
+        if workerinput and "smoke_run_id" in workerinput
+        else None
+    )
     run = config.stash[smoke_run_key] = SmokeRun(
-        smoke_config, concurrency, fail_fast, per_host, extensions, dry_run=bool(config.getoption("smoke_no_rollback")),
+        smoke_config,
+        concurrency,
+        fail_fast,
+        per_host,
+        extensions,
+        dry_run=bool(config.getoption("smoke_no_rollback")),
         identity=identity,
     )
     if workerinput is not None:
@@ -219,8 +228,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
         from ..checks.scheduler import HostSlots
 
-        run.host_slots = HostSlots(os.path.join(tempfile.gettempdir(), f"pytest-smoke-{workerinput['testrunuid']}"),
-                                    per_host or DEFAULT_PER_HOST_ACROSS_WORKERS)
+        run.host_slots = HostSlots(
+            os.path.join(tempfile.gettempdir(), f"pytest-smoke-{workerinput['testrunuid']}"),
+            per_host or DEFAULT_PER_HOST_ACROSS_WORKERS,
+        )
     from ..redact import RedactingLogRecords
 
     run.log_records = RedactingLogRecords(run.redactor)
@@ -243,11 +254,16 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     sc = run.config
     if not sc.enabled:
         return [f"smoke: disabled (enabled: false in {sc.path}); no smoke checks generated"]
-    counts = {kind: sum(1 for c in sc.checks if c.kind == kind) for kind in ("health", "dependency", "critical_path", "metric")}
+    counts = {
+        kind: sum(1 for c in sc.checks if c.kind == kind)
+        for kind in ("health", "dependency", "critical_path", "metric")
+    }
     env = f", environment {sc.environment}" if sc.environment else ""
     lines = [
         f"smoke: {sc.path}{env}: {counts['health']} health, {counts['dependency']} dependency, "
-        f"{counts['critical_path']} critical path" + (f", {counts['metric']} metric" if counts["metric"] else "") + " check(s)",
+        f"{counts['critical_path']} critical path"
+        + (f", {counts['metric']} metric" if counts["metric"] else "")
+        + " check(s)",
     ]
     if sc.base_url:
         lines.append(f"smoke: base URL {run.redactor.text(sc.base_url)}")
@@ -256,5 +272,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     channels = sc.section("notifications")
     undefined = [n for n in sc.section("rollback_strategy").get("notify_channels") or [] if n not in channels]
     if undefined:
-        lines.append(f"smoke: WARNING: notify_channels names channels not defined under notifications: {', '.join(undefined)}")
+        lines.append(
+            f"smoke: WARNING: notify_channels names channels not defined under notifications: {', '.join(undefined)}"
+        )
     return lines

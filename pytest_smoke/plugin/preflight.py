@@ -61,8 +61,12 @@ def check(
         if kind not in found.check_types:
             func = resolve_type(kind)
             if func is None:
-                _fail(smoke, f"{item.location}.type", f"unknown dependency type {kind!r} (built in: {', '.join(BUILTIN_TYPES)}; "
-                      "a plugin adds one by implementing pytest_smoke_check_type)")
+                _fail(
+                    smoke,
+                    f"{item.location}.type",
+                    f"unknown dependency type {kind!r} (built in: {', '.join(BUILTIN_TYPES)}; "
+                    "a plugin adds one by implementing pytest_smoke_check_type)",
+                )
             found.check_types[kind] = func
         if kind in TYPE_LIBRARIES:
             _need_library(smoke, f"{item.location}.type", f"dependency type {kind!r}", TYPE_LIBRARIES[kind])
@@ -73,8 +77,12 @@ def check(
     if strategy:
         found.rollback_handler = resolve_handler(handler)
         if found.rollback_handler is None:
-            _fail(smoke, "rollback_strategy.type", f"unknown rollback handler {handler!r} (built in: {', '.join(BUILTIN_HANDLERS)}; "
-                  "a plugin adds one by implementing pytest_smoke_rollback_handler)")
+            _fail(
+                smoke,
+                "rollback_strategy.type",
+                f"unknown rollback handler {handler!r} (built in: {', '.join(BUILTIN_HANDLERS)}; "
+                "a plugin adds one by implementing pytest_smoke_rollback_handler)",
+            )
     if strategy.get("deployment"):
         # The rollback and the verified-revision mark both talk to the Kubernetes API.
         _need_library(smoke, "rollback_strategy.deployment", "a Kubernetes rollback", KUBERNETES)
@@ -154,8 +162,12 @@ def _check_monitoring(smoke: SmokeConfig, options: dict[str, str]) -> None:
             except ValueError:
                 ok, credentials = False, "@" in value
             if credentials:  # prometheus-client would not send them, and an error would show them
-                _fail(smoke, where, "carries credentials (user:password@): put them in monitoring.pushgateway.headers "
-                      "(Authorization: Basic or Bearer ${VAR}) instead")
+                _fail(
+                    smoke,
+                    where,
+                    "carries credentials (user:password@): put them in monitoring.pushgateway.headers "
+                    "(Authorization: Basic or Bearer ${VAR}) instead",
+                )
             if not ok:
                 _fail(smoke, where, "not an http(s) URL with a host")
 
@@ -167,7 +179,9 @@ def _need_library(smoke: SmokeConfig, location: str, what: str, library: tuple[s
     except ImportError as exc:
         # ImportError too: a package that is there but broken (psycopg without libpq) is as missing.
         detail = f" ({exc})" if getattr(exc, "name", None) != module else ""
-        _fail(smoke, location, f"{what} needs the Python package {module!r}, which cannot be imported{detail}: {install}")
+        _fail(
+            smoke, location, f"{what} needs the Python package {module!r}, which cannot be imported{detail}: {install}"
+        )
 
 
 def _fail(smoke: SmokeConfig, location: str, message: str) -> None:

@@ -59,8 +59,12 @@ def publish(summary: RunSummary, smoke: SmokeConfig, redactor: Redactor, to: Des
     records: list[dict[str, Any]] = []  # each output adds its record as it finishes
     settings = _pushgateway_settings(smoke, to)
     metrics_path = to.metrics_path or smoke.section("monitoring").get("metrics_file")
-    feeder = threading.Thread(target=_feed_monitoring, args=(document, settings, metrics_path, redactor, records),
-                              name="smoke-monitoring", daemon=True)
+    feeder = threading.Thread(
+        target=_feed_monitoring,
+        args=(document, settings, metrics_path, redactor, records),
+        name="smoke-monitoring",
+        daemon=True,
+    )
     feeder.start()
     if summary.decision.action != "not_evaluated":
         names = list(smoke.section("rollback_strategy").get("notify_channels") or [])
@@ -70,9 +74,19 @@ def publish(summary: RunSummary, smoke: SmokeConfig, redactor: Redactor, to: Des
     seconds = timeout_of(settings)
     feeder.join(seconds + MONITORING_SLACK_SECONDS)  # the push keeps its own deadline; this only bounds a stuck feeder
     published.monitoring = list(records)
-    if feeder.is_alive() and settings.get("url") and not any(r["target"] == "pushgateway" for r in published.monitoring):
-        published.monitoring.append({"target": "pushgateway", "where": redactor.text(settings["url"]), "status": "failed",
-                                     "detail": f"no answer within {seconds:g} s; not waiting any longer"})
+    if (
+        feeder.is_alive()
+        and settings.get("url")
+        and not any(r["target"] == "pushgateway" for r in published.monitoring)
+    ):
+        published.monitoring.append(
+            {
+                "target": "pushgateway",
+                "where": redactor.text(settings["url"]),
+                "status": "failed",
+                "detail": f"no answer within {seconds:g} s; not waiting any longer",
+            }
+        )
     if published.monitoring:
         document["monitoring"] = published.monitoring
 
@@ -82,7 +96,12 @@ def publish(summary: RunSummary, smoke: SmokeConfig, redactor: Redactor, to: Des
         except Exception as exc:  # one broken output never costs the others
             published.problems.append(redactor.text(f"could not write {what}: {exc.__class__.__name__}: {exc}"))
 
-    json_path, markdown_path, step_summary, junit_path = to.json_path, to.markdown_path, to.step_summary_path, to.junit_path
+    json_path, markdown_path, step_summary, junit_path = (
+        to.json_path,
+        to.markdown_path,
+        to.step_summary_path,
+        to.junit_path,
+    )
     text_holder: list[str] = []
     pytest_junit = to.pytest_junit_xunit2
     if json_path:
@@ -142,13 +161,20 @@ def _feed_monitoring(
         seconds = pushgateway.timeout_of(settings)
         try:
             # One deadline for the whole push: urllib's timeout bounds each socket operation only.
-            detail = run_with_deadline(lambda: pushgateway.push(document, settings, labels, redactor), Deadline(seconds), what="Pushgateway")
+            detail = run_with_deadline(
+                lambda: pushgateway.push(document, settings, labels, redactor), Deadline(seconds), what="Pushgateway"
+            )
             record("pushgateway", url, "sent", detail)
         except Exception as exc:
             # urllib's own timeout (one socket operation) or ours (the whole push): the same to an operator.
-            timed_out = isinstance(exc, (CheckTimeout, TimeoutError)) or isinstance(getattr(exc, "reason", None), TimeoutError)
+            timed_out = isinstance(exc, (CheckTimeout, TimeoutError)) or isinstance(
+                getattr(exc, "reason", None), TimeoutError
+            )
             detail = (
-                f"no answer within {seconds:g} s; not waiting any longer" if timed_out
-                else str(exc) if isinstance(exc, pushgateway.SecretInLabel) else f"{exc.__class__.__name__}: {exc}"
+                f"no answer within {seconds:g} s; not waiting any longer"
+                if timed_out
+                else str(exc)
+                if isinstance(exc, pushgateway.SecretInLabel)
+                else f"{exc.__class__.__name__}: {exc}"
             )
             record("pushgateway", url, "failed", redactor.excerpt(detail, 300))

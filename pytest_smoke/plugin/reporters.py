@@ -76,13 +76,17 @@ class VerdictElsewhere:
         self.html_report = report  # its title is read when the report is written, at the end
 
     @pytest.hookimpl(optionalhook=True)
-    def pytest_html_results_summary(self, prefix: list[str], summary: list[str], postfix: list[str], session: Any) -> None:
+    def pytest_html_results_summary(
+        self, prefix: list[str], summary: list[str], postfix: list[str], session: Any
+    ) -> None:
         try:
             verdict = self._headline()
         except Exception as exc:  # a broken extra never costs the run its verdict or its reports
             decided = self.summary()
             if decided is not None:
-                decided.notes.append(self.redactor.text(f"could not add the verdict to pytest-html: {exc.__class__.__name__}: {exc}"))
+                decided.notes.append(
+                    self.redactor.text(f"could not add the verdict to pytest-html: {exc.__class__.__name__}: {exc}")
+                )
             return
         if verdict is None:
             return
@@ -106,7 +110,10 @@ def workflow_commands(summary: RunSummary, smoke: SmokeConfig) -> list[str]:
     (https://docs.github.com/actions/reference/workflow-commands-for-github-actions)."""
     checks = {check.node_name: check for check in smoke.checks}
     lines = []
-    for level, outcomes, word in (("error", summary.verdict.critical, "critical"), ("warning", summary.verdict.warnings, "warning")):
+    for level, outcomes, word in (
+        ("error", summary.verdict.critical, "critical"),
+        ("warning", summary.verdict.warnings, "warning"),
+    ):
         for outcome in outcomes:
             file, line = _where(outcome, smoke, checks)
             properties = [f"file={_property(file)}"] + ([f"line={line}"] if line else [])

@@ -30,8 +30,14 @@ class SmokeRun:
     """Everything one process knows about this smoke run."""
 
     def __init__(
-        self, config: SmokeConfig, concurrency: int, fail_fast: bool, per_host: int | None = None, extensions: Any = None,
-        dry_run: bool = False, identity: tuple[str, int] | None = None,
+        self,
+        config: SmokeConfig,
+        concurrency: int,
+        fail_fast: bool,
+        per_host: int | None = None,
+        extensions: Any = None,
+        dry_run: bool = False,
+        identity: tuple[str, int] | None = None,
     ):
         from ..checks import CheckContext
         from ..checks.base import new_run_id
@@ -103,7 +109,9 @@ class SmokeRun:
         meanwhile); with fail_fast it also abandons the checks in flight."""
         from ..checks import CheckFailed
 
-        if not (isinstance(error, CheckFailed) and check.required and check.rollback and self.rollback_certain_after_one):
+        if not (
+            isinstance(error, CheckFailed) and check.required and check.rollback and self.rollback_certain_after_one
+        ):
             return
         if self.fail_fast:
             reason = f"fail_fast: a rollback is due after the critical failure of {check.name}"
@@ -112,8 +120,9 @@ class SmokeRun:
                 self.scheduler.abandon(reason, cause=check.node_name)
         elif self.rollback_needs_no_one and self.scheduler is not None:
             # Generated checks only: a developer's own tests still run (one may be a precondition).
-            self.scheduler.cancel_pending(f"a rollback is due after the critical failure of {check.name}; "
-                                          "no check left could change that")
+            self.scheduler.cancel_pending(
+                f"a rollback is due after the critical failure of {check.name}; no check left could change that"
+            )
 
     @property
     def rollback_certain_after_one(self) -> bool:

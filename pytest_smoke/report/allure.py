@@ -19,7 +19,11 @@ def write_environment(document: Mapping[str, Any], directory: str | Path) -> Non
     path = directory / "environment.properties"
     kept = []
     if path.exists():
-        kept = [line for line in path.read_text(encoding="utf-8").splitlines() if line.partition("=")[0].strip() not in entries]
+        kept = [
+            line
+            for line in path.read_text(encoding="utf-8").splitlines()
+            if line.partition("=")[0].strip() not in entries
+        ]
     directory.mkdir(parents=True, exist_ok=True)
     lines = [*kept, *(f"{key}={_properties_escape(value)}" for key, value in entries.items())]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -40,28 +40,40 @@ def _gantt(document: Mapping[str, Any]) -> str:
         "    todayMarker off",
     ]
     events = {event["event"]: event["at"] for event in document.get("timeline") or []}
-    milestones = [(name, events[key]) for key, name in (("deployment_completed", "Deployment completed"),
-                                                        ("failures_detected", "Failures detected")) if events.get(key)]
+    milestones = [
+        (name, events[key])
+        for key, name in (("deployment_completed", "Deployment completed"), ("failures_detected", "Failures detected"))
+        if events.get(key)
+    ]
     if milestones:
         lines.append("    section Run")
         lines += [f"    {name} :milestone, m{i}, {_stamp(at)}, 0d" for i, (name, at) in enumerate(milestones)]
     lines.append("    section Checks")
+
     def start_of(check: Mapping[str, Any]) -> datetime:
         return _time(check["finished_at"]) - timedelta(seconds=max(float(check["duration_seconds"]), 0.001))
 
     for index, check in enumerate(sorted(bars, key=start_of)[:MAX_BARS]):
         end, start = _time(check["finished_at"]), start_of(check)
-        word = {"passed": "", "failed": " failed" if check["required"] else " failed (optional)", "not_evaluated": " not evaluated"}[check["status"]]
+        word = {
+            "passed": "",
+            "failed": " failed" if check["required"] else " failed (optional)",
+            "not_evaluated": " not evaluated",
+        }[check["status"]]
         end = max(end, start + timedelta(milliseconds=1))  # a zero-length bar would not be drawn
-        lines.append(f"    {MARKS[check['status']]} {_name(check['name'])}{word} :{TAGS[check['status']]}, c{index}, {_format(start)}, {_format(end)}")
+        lines.append(
+            f"    {MARKS[check['status']]} {_name(check['name'])}{word} :{TAGS[check['status']]}, c{index}, {_format(start)}, {_format(end)}"
+        )
     rollback = document.get("rollback") or {}
     if rollback.get("started_at"):
         finished = rollback.get("finished_at") or document["finished_at"]
         tag = "done" if rollback.get("status") == "completed" else "crit"
         start = _time(rollback["started_at"])
         lines.append("    section Rollback")
-        lines.append(f"    Rollback {_name(str(rollback.get('status', '')).replace('_', ' '))} :{tag}, r0, {_format(start)}, "
-                     f"{_format(max(_time(finished), start + timedelta(milliseconds=1)))}")
+        lines.append(
+            f"    Rollback {_name(str(rollback.get('status', '')).replace('_', ' '))} :{tag}, r0, {_format(start)}, "
+            f"{_format(max(_time(finished), start + timedelta(milliseconds=1)))}"
+        )
     return "\n".join(lines) + "\n"
 
 

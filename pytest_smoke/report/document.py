@@ -56,7 +56,8 @@ def remediation_values(smoke: SmokeConfig, summary: RunSummary) -> dict[str, str
     deployment, namespace = target["name"], target["namespace"]
     # Without a plan, a bare "rollout undo" could bring back a revision a smoke run rejected: name one.
     return {
-        "deployment": deployment, "namespace": namespace,
+        "deployment": deployment,
+        "namespace": namespace,
         "manual_command": f"kubectl rollout undo deployment/{deployment} -n {namespace} --to-revision=<a known-good revision>",
         **values,
     }
@@ -68,7 +69,11 @@ def deployment_of(smoke: SmokeConfig, summary: RunSummary) -> dict[str, Any] | N
     for section in ("rollback_strategy", "wait_for_rollout"):
         settings = smoke.section(section)
         if settings.get("deployment"):
-            return {"name": settings["deployment"], "namespace": settings.get("namespace", "default"), "revision": summary.tested_revision}
+            return {
+                "name": settings["deployment"],
+                "namespace": settings.get("namespace", "default"),
+                "revision": summary.tested_revision,
+            }
     return None
 
 
@@ -86,7 +91,11 @@ ROLLBACK_REMEDIES = {
 
 
 def build(
-    summary: RunSummary, smoke: SmokeConfig, redactor: Redactor, finished_at: float | None = None, rerun: str | None = None
+    summary: RunSummary,
+    smoke: SmokeConfig,
+    redactor: Redactor,
+    finished_at: float | None = None,
+    rerun: str | None = None,
 ) -> dict[str, Any]:
     verdict, decision, rollback, timeline = summary.verdict, summary.decision, summary.rollback, summary.timeline
     values = remediation_values(smoke, summary)
@@ -117,7 +126,9 @@ def build(
             fix = remedy(remedy_kind(o), overrides)
             entry["remediation"] = {
                 "issue": fix.issue,
-                "impact": IMPACT.get(o.kind, IMPACT["custom"]) if o.severity == "critical" else "Minor feature degradation",
+                "impact": IMPACT.get(o.kind, IMPACT["custom"])
+                if o.severity == "critical"
+                else "Minor feature degradation",
                 "steps": fill_steps(fix.steps, values),
             }
         checks.append(entry)

@@ -29,11 +29,15 @@ def write(document: dict[str, Any], path: str | Path) -> None:
             if fix:
                 text += "\n\nIssue: " + fix["issue"] + "\n" + "\n".join(f"Next: {s}" for s in fix["steps"])
             if severity == "critical":
-                case.add_failure_info(message=check["reason"], output=text, failure_type=check["failure_kind"] or "failed")
+                case.add_failure_info(
+                    message=check["reason"], output=text, failure_type=check["failure_kind"] or "failed"
+                )
             elif severity == "warning" and check["status"] == "not_evaluated":
                 case.add_error_info(message=check["reason"], output=text, error_type="not_evaluated")
             elif severity == "warning":
-                case.add_failure_info(message=check["reason"], output=text, failure_type=check["failure_kind"] or "warning")
+                case.add_failure_info(
+                    message=check["reason"], output=text, failure_type=check["failure_kind"] or "warning"
+                )
             elif severity == "skipped" and check["required"] and check["status"] == "not_run":
                 # A required check cut off (-x, budget, crash): CI must not read it as a harmless skip.
                 case.add_error_info(message=check["reason"], output=text, error_type="not_run")
@@ -41,7 +45,11 @@ def write(document: dict[str, Any], path: str | Path) -> None:
                 case.add_skipped_info(message=check["reason"] or "skipped")
             cases.append(case)
         if cases or severity != "skipped":
-            properties = {"severity": severity, "verdict": document["verdict"]["state"], "decision": document["decision"]["action"]}
+            properties = {
+                "severity": severity,
+                "verdict": document["verdict"]["state"],
+                "decision": document["decision"]["action"],
+            }
             suites.append(TestSuite(severity, cases, properties=properties, timestamp=document["started_at"]))
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -22,15 +22,23 @@ def _cell(text: Any) -> str:
 def render(document: dict[str, Any]) -> str:
     lines = [f"## {headline(document)}", ""]
     v = document["verdict"]
-    lines.append(f"**{v['critical']} critical, {v['warnings']} warning(s), {v['passed']} passed** "
-                 f"in {document['duration_seconds']:.1f} s · config `{document['config']}`"
-                 + (f" · environment `{document['environment']}`" if document.get("environment") else ""))
+    lines.append(
+        f"**{v['critical']} critical, {v['warnings']} warning(s), {v['passed']} passed** "
+        f"in {document['duration_seconds']:.1f} s · config `{document['config']}`"
+        + (f" · environment `{document['environment']}`" if document.get("environment") else "")
+    )
     if v.get("not_evaluated_required"):
-        lines += ["", "**Not verified:** required checks not evaluated: "
-                  + ", ".join(f"`{_cell(n)}`" for n in v["not_evaluated_required"])]
+        lines += [
+            "",
+            "**Not verified:** required checks not evaluated: "
+            + ", ".join(f"`{_cell(n)}`" for n in v["not_evaluated_required"]),
+        ]
     if v.get("not_selected_required"):
-        lines += ["", "**Not verified:** required checks not selected: "
-                  + ", ".join(f"`{_cell(n)}`" for n in v["not_selected_required"])]
+        lines += [
+            "",
+            "**Not verified:** required checks not selected: "
+            + ", ".join(f"`{_cell(n)}`" for n in v["not_selected_required"]),
+        ]
     lines += ["", "| | Check | Kind | Required | Result | Time |", "|---|---|---|---|---|---|"]
     for check in document["checks"]:
         result = check["reason"] or check.get("facts", {}).get("summary") or check["status"]

@@ -20,11 +20,27 @@ from typing import Any, Mapping
 CHECK_STATES = ["passed", "failed", "not_evaluated", "not_run", "skipped", "not_selected"]
 VERDICT_STATES = ["passed", "warning", "critical", "inconclusive", "partial", "no_checks", "not_evaluated"]
 DECISION_STATES = [
-    "none", "rollback", "confirm", "disabled", "below_threshold", "no_rollback_helps", "dry_run", "vetoed",
-    "inconclusive", "not_evaluated",
+    "none",
+    "rollback",
+    "confirm",
+    "disabled",
+    "below_threshold",
+    "no_rollback_helps",
+    "dry_run",
+    "vetoed",
+    "inconclusive",
+    "not_evaluated",
 ]
 ROLLBACK_STATES = [
-    "none", "completed", "unmarked", "still_failing", "failed", "superseded", "refused", "dry_run", "awaiting_confirmation",
+    "none",
+    "completed",
+    "unmarked",
+    "still_failing",
+    "failed",
+    "superseded",
+    "refused",
+    "dry_run",
+    "awaiting_confirmation",
     "not_configured",
 ]
 RUN_LABELS = ("deployment", "namespace", "environment")
@@ -36,11 +52,19 @@ OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text"
 def run_labels(document: Mapping[str, Any]) -> dict[str, str]:
     """The deployment, namespace and environment the run verified ("" where the config names none)."""
     deployment = document.get("deployment") or {}
-    return {"deployment": deployment.get("name") or "", "namespace": deployment.get("namespace") or "",
-            "environment": document.get("environment") or ""}
+    return {
+        "deployment": deployment.get("name") or "",
+        "namespace": deployment.get("namespace") or "",
+        "environment": document.get("environment") or "",
+    }
 
 
-def registry(document: Mapping[str, Any], labels: Mapping[str, str], last_success: float | None = None, with_last_success: bool = True) -> Any:
+def registry(
+    document: Mapping[str, Any],
+    labels: Mapping[str, str],
+    last_success: float | None = None,
+    with_last_success: bool = True,
+) -> Any:
     """A CollectorRegistry holding the run's metrics. ``last_success`` is the previous verified
     run's timestamp, kept when this run is not verified (a text file has no memory of its own);
     ``with_last_success=False`` leaves that metric out (the Pushgateway keeps it in a group of its own)."""
@@ -51,20 +75,32 @@ def registry(document: Mapping[str, Any], labels: Mapping[str, str], last_succes
     check_names = list(CHECK_LABELS)
 
     info = Info("smoke_build", "pytest-deploy-smoke and the runtime that produced these metrics", registry=reg)
-    info.info({
-        "version": str(document.get("generator", "")).rpartition(" ")[2],
-        "report_schema": str(document.get("schema_version", "")),
-        "python": platform.python_version(),
-        "pytest": _version("pytest"),
-    })
+    info.info(
+        {
+            "version": str(document.get("generator", "")).rpartition(" ")[2],
+            "report_schema": str(document.get("schema_version", "")),
+            "python": platform.python_version(),
+            "pytest": _version("pytest"),
+        }
+    )
 
-    success = Gauge("smoke_check_success", "1 if the check passed, 0 if it failed; absent when it was not evaluated", check_names, registry=reg)
+    success = Gauge(
+        "smoke_check_success",
+        "1 if the check passed, 0 if it failed; absent when it was not evaluated",
+        check_names,
+        registry=reg,
+    )
     duration = Gauge("smoke_check_duration_seconds", "How long the check took", check_names, registry=reg)
-    attempts = Counter("smoke_check_attempts", "Attempts the check made in this run (retries included)", check_names, registry=reg)
+    attempts = Counter(
+        "smoke_check_attempts", "Attempts the check made in this run (retries included)", check_names, registry=reg
+    )
     status = Enum("smoke_check_status", "How the check ended", check_names, states=CHECK_STATES, registry=reg)
     for check in document["checks"]:
         values = {
-            **run, "check": check["name"], "kind": check["kind"], "required": str(bool(check["required"])).lower(),
+            **run,
+            "check": check["name"],
+            "kind": check["kind"],
+            "required": str(bool(check["required"])).lower(),
             "severity": "critical" if check["required"] else "warning",
         }
         if check["status"] in ("passed", "failed"):
@@ -81,25 +117,39 @@ def registry(document: Mapping[str, Any], labels: Mapping[str, str], last_succes
         verdict["state"] if verdict["state"] in VERDICT_STATES else "not_evaluated"
     )
     action = document["decision"]["action"]
-    Enum("smoke_decision", "What the verdict called for", run_names, states=DECISION_STATES, registry=reg).labels(**run).state(
-        action if action in DECISION_STATES else "none"
-    )
+    Enum("smoke_decision", "What the verdict called for", run_names, states=DECISION_STATES, registry=reg).labels(
+        **run
+    ).state(action if action in DECISION_STATES else "none")
     rollback = document.get("rollback") or {}
     rollback_state = rollback.get("status") or "none"
-    Enum("smoke_rollback", "How the rollback ended (none: no rollback was due)", run_names, states=ROLLBACK_STATES, registry=reg).labels(
-        **run
-    ).state(rollback_state if rollback_state in ROLLBACK_STATES else "none")
+    Enum(
+        "smoke_rollback",
+        "How the rollback ended (none: no rollback was due)",
+        run_names,
+        states=ROLLBACK_STATES,
+        registry=reg,
+    ).labels(**run).state(rollback_state if rollback_state in ROLLBACK_STATES else "none")
     rollback_seconds = _seconds_between(rollback.get("started_at"), rollback.get("finished_at"))
     if rollback_seconds is not None:
-        Gauge("smoke_rollback_duration_seconds", "How long the rollback took", run_names, registry=reg).labels(**run).set(rollback_seconds)
+        Gauge("smoke_rollback_duration_seconds", "How long the rollback took", run_names, registry=reg).labels(
+            **run
+        ).set(rollback_seconds)
 
     counts = Gauge("smoke_checks", "Checks of the run by severity", [*run_names, "severity"], registry=reg)
     for severity in ("critical", "warning", "passed"):
-        counts.labels(**run, severity=severity).set(int(verdict.get({"critical": "critical", "warning": "warnings"}.get(severity, severity), 0)))
-    Gauge("smoke_run_duration_seconds", "How long the run took", run_names, registry=reg).labels(**run).set(float(document["duration_seconds"]))
+        counts.labels(**run, severity=severity).set(
+            int(verdict.get({"critical": "critical", "warning": "warnings"}.get(severity, severity), 0))
+        )
+    Gauge("smoke_run_duration_seconds", "How long the run took", run_names, registry=reg).labels(**run).set(
+        float(document["duration_seconds"])
+    )
     finished = _timestamp(document.get("finished_at"))
-    Gauge("smoke_run_timestamp_seconds", "When the run finished (Unix time)", run_names, registry=reg).labels(**run).set(finished or 0)
-    Gauge("smoke_run_exit_status", "The run's exit status", run_names, registry=reg).labels(**run).set(int(document.get("exit_status", 0)))
+    Gauge("smoke_run_timestamp_seconds", "When the run finished (Unix time)", run_names, registry=reg).labels(
+        **run
+    ).set(finished or 0)
+    Gauge("smoke_run_exit_status", "The run's exit status", run_names, registry=reg).labels(**run).set(
+        int(document.get("exit_status", 0))
+    )
     stamp = finished if verdict.get("verified") else last_success
     if stamp and with_last_success:
         add_last_success(reg, run, stamp)
@@ -109,7 +159,9 @@ def registry(document: Mapping[str, Any], labels: Mapping[str, str], last_succes
 def add_last_success(reg: Any, labels: Mapping[str, str], stamp: float) -> None:
     from prometheus_client import Gauge
 
-    Gauge(LAST_SUCCESS, "When a run last verified this deployment (Unix time)", list(labels), registry=reg).labels(**labels).set(stamp)
+    Gauge(LAST_SUCCESS, "When a run last verified this deployment (Unix time)", list(labels), registry=reg).labels(
+        **labels
+    ).set(stamp)
 
 
 def verified_at(document: Mapping[str, Any]) -> float | None:

@@ -14,7 +14,13 @@ from .document import CRITICAL_TAILS
 Line = tuple[str, dict[str, bool]]
 Document = Mapping[str, Any]
 
-KIND_TITLES = {"health": "Health Check", "dependency": "Dependency", "critical_path": "Critical Path", "metric": "Metric", "custom": "Smoke Test"}
+KIND_TITLES = {
+    "health": "Health Check",
+    "dependency": "Dependency",
+    "critical_path": "Critical Path",
+    "metric": "Metric",
+    "custom": "Smoke Test",
+}
 ROLLBACK_HEADLINES = {
     "completed": "Automatic rollback completed",
     "unmarked": "ROLLED BACK, REJECTION MARK NOT WRITTEN: alert ops team",
@@ -127,9 +133,14 @@ def _inconclusive(document: Document) -> Iterator[Line]:
     )
     yield "", {}
     yield "NOT EVALUATED (required):", {"yellow": True}
-    unverified = _ranked([c for c in document["checks"] if c["required"] and c["status"] in ("not_evaluated", "not_run")])
+    unverified = _ranked(
+        [c for c in document["checks"] if c["required"] and c["status"] in ("not_evaluated", "not_run")]
+    )
     for number, check in enumerate(unverified, 1):
-        yield f"{number}. {KIND_TITLES.get(check['kind'], 'Check')}: {check['name']}: {check['reason']}", {"yellow": True}
+        yield (
+            f"{number}. {KIND_TITLES.get(check['kind'], 'Check')}: {check['name']}: {check['reason']}",
+            {"yellow": True},
+        )
     others = [c for c in _with(document, "warning") if c not in unverified]
     if others:
         yield "Warnings (non-critical):", {"yellow": True}
@@ -155,7 +166,10 @@ def _unattributed(document: Document) -> Iterator[Line]:
     yield "", {}
     yield from _groups(document)
     if any(c.get("precondition") and c["status"] == "failed" for c in document["checks"]):
-        yield "Next: fix the runner's setup the precondition names (the smoke credentials, the network), then re-run", {}
+        yield (
+            "Next: fix the runner's setup the precondition names (the smoke credentials, the network), then re-run",
+            {},
+        )
     else:
         yield "Next: wait until the rollout is complete (or pass --smoke-wait-rollout), then re-run the smoke suite", {}
 
@@ -182,7 +196,10 @@ def _warnings(document: Document, headline: bool = True) -> Iterator[Line]:
         yield "⚠ WARNING: Non-critical test failed (deployment continues)", {"yellow": True, "bold": True}
     for check in warnings:
         label = "not evaluated: a problem of the runner" if check["status"] == "not_evaluated" else "non-critical"
-        yield f"- {KIND_TITLES.get(check['kind'], 'Check')} {check['name']}: {check['reason']} ({label})", {"yellow": True}
+        yield (
+            f"- {KIND_TITLES.get(check['kind'], 'Check')} {check['name']}: {check['reason']} ({label})",
+            {"yellow": True},
+        )
     yield "", {}
     yield "Impact: Minor feature degradation", {}
     yield "Monitoring: Alert if pattern persists", {}
@@ -198,7 +215,9 @@ def _warnings(document: Document, headline: bool = True) -> Iterator[Line]:
 
 def _critical(document: Document) -> Iterator[Line]:
     rollback, decision = document["rollback"], document["decision"]
-    tail = CRITICAL_TAILS.get(rollback["status"], "") if rollback else f" - No automatic rollback ({decision['reason']})"
+    tail = (
+        CRITICAL_TAILS.get(rollback["status"], "") if rollback else f" - No automatic rollback ({decision['reason']})"
+    )
     yield f"✗ CRITICAL: Smoke tests failed{tail}", {"red": True, "bold": True}
     yield "", {}
     yield "CRITICAL FAILURES:", {"red": True}
@@ -207,7 +226,10 @@ def _critical(document: Document) -> Iterator[Line]:
         fix = check["remediation"]
         yield f"{number}. {KIND_TITLES.get(check['kind'], 'Check')}: {check['name']}: {check['reason']}", {"red": True}
         if check["attributed_to"] and decision["action"] == "no_rollback_helps":
-            yield f"Likely cause: dependency {check['attributed_to']} failed (rollback: false: a rollback does not fix it)", {}
+            yield (
+                f"Likely cause: dependency {check['attributed_to']} failed (rollback: false: a rollback does not fix it)",
+                {},
+            )
         elif check["attributed_to"]:
             yield f"Likely cause: dependency {check['attributed_to']} failed (counts with it toward a rollback)", {}
         if check.get("shared_cause"):
@@ -254,7 +276,11 @@ def _rollback_lines(document: Document) -> Iterator[Line]:
             yield f"Manual rollback if needed: {document['manual_rollback_command']}", {}
         return
     status = rollback["status"]
-    markup = {"red": True, "bold": True} if status in ("failed", "still_failing", "refused", "unmarked", "not_configured") else {}
+    markup = (
+        {"red": True, "bold": True}
+        if status in ("failed", "still_failing", "refused", "unmarked", "not_configured")
+        else {}
+    )
     yield f"{ROLLBACK_HEADLINES.get(status, status)}:", markup
     current, target = rollback["current_images"], rollback["target_images"]
     for name, image in current.items():
@@ -283,7 +309,9 @@ def _timeline(document: Document) -> Iterator[Line]:
         "checks_started": "Smoke checks started",
         "failures_detected": "Critical failures detected",
         "rollback_started": "Rollback started",
-        "rollback_finished": "Rollback complete" if rollback_status == "completed" else f"Rollback ended: {rollback_status}",
+        "rollback_finished": "Rollback complete"
+        if rollback_status == "completed"
+        else f"Rollback ended: {rollback_status}",
     }
     for event in document["timeline"]:
         yield f"{_clock(event['at'])} - {labels.get(event['event'], event['event'])}", {}

@@ -50,10 +50,11 @@ class RollbackInterrupted(BaseException):
 
 
 FAILED_PREFIX = "ROLLBACK FAILED: alert ops team immediately"
+
+
 def new_holder() -> str:
     """Who this rollback is: the lease holder and the change-cause name it, and only it."""
     return f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
-
 
 
 LEASE_MARGIN_SECONDS = 30.0
@@ -62,7 +63,9 @@ LEASE_MARGIN_SECONDS = 30.0
 class Handler(Protocol):
     def plan(self, target: Target | None, strategy: Mapping[str, Any]) -> Plan: ...
 
-    def execute(self, plan: Plan, strategy: Mapping[str, Any], timeout: float, progress: Callable[[str], None]) -> None: ...
+    def execute(
+        self, plan: Plan, strategy: Mapping[str, Any], timeout: float, progress: Callable[[str], None]
+    ) -> None: ...
 
 
 def builtin_handler(name: str) -> Handler | None:
@@ -160,7 +163,10 @@ def carry_out(
             approved, confirmation = False, f"{exc} while waiting for confirmation; nothing was rolled back"
         if not approved:
             return RollbackResult(
-                "awaiting_confirmation", f"rollback awaiting ops confirmation ({confirmation})", plan, confirmation=confirmation
+                "awaiting_confirmation",
+                f"rollback awaiting ops confirmation ({confirmation})",
+                plan,
+                confirmation=confirmation,
             )
         if target is not None:  # the wait for ops is not the rollback's time
             target.deadline = time.monotonic() + timeout
@@ -172,8 +178,10 @@ def carry_out(
             lease.acquire_lease(holder, timeout + LEASE_MARGIN_SECONDS)
     except LeaseHeld as exc:
         return RollbackResult(
-            "refused", f"{REFUSED_PREFIX}: {exc}; this run changed nothing: make sure that run's rollback completes",
-            plan, confirmation=confirmation,
+            "refused",
+            f"{REFUSED_PREFIX}: {exc}; this run changed nothing: make sure that run's rollback completes",
+            plan,
+            confirmation=confirmation,
         )
     except KubeError as exc:
         now = time.time()
@@ -183,7 +191,15 @@ def carry_out(
                 lease.release_lease(holder)
             except Exception:  # noqa: BLE001 - it expires on its own
                 pass
-        return RollbackResult("failed", f"{FAILED_PREFIX} ({exc})", plan, attempts=1, started_at=now, finished_at=now, confirmation=confirmation)
+        return RollbackResult(
+            "failed",
+            f"{FAILED_PREFIX} ({exc})",
+            plan,
+            attempts=1,
+            started_at=now,
+            finished_at=now,
+            confirmation=confirmation,
+        )
     result = RollbackResult("failed", "", plan, started_at=time.time(), confirmation=confirmation)
     try:
         _execute(handler, result, strategy, timeout, progress, target, tested)
@@ -200,7 +216,10 @@ def carry_out(
         def reject() -> None:
             _reject(result, reason, tested)
 
-        for step, finish in (("marking the rejected revision", reject), ("releasing the rollback lease", release_lease)):
+        for step, finish in (
+            ("marking the rejected revision", reject),
+            ("releasing the rollback lease", release_lease),
+        ):
             try:
                 finish()
             except RollbackInterrupted as exc:
@@ -208,7 +227,9 @@ def carry_out(
             except Exception as exc:  # noqa: BLE001 - the lease expires on its own; the mark is reported below
                 why = str(exc) if isinstance(exc, KubeError) else f"{exc.__class__.__name__}: {exc}"
                 written_plan = result.plan or plan
-                if step.startswith("marking") and not (written_plan.details.get("from_hash") and written_plan.details.get("template")):
+                if step.startswith("marking") and not (
+                    written_plan.details.get("from_hash") and written_plan.details.get("template")
+                ):
                     _unmarked(result, why, tested)
                 elif step.startswith("marking"):
                     result.notes.append(
@@ -333,9 +354,14 @@ def _execute(
                 live = plan.details.get("live_template")
                 if tested is not None and live is not None and live != tested.template:
                     # Changed between the read above and the plan's own read: never write over it.
-                    _finish(result, "superseded", _moved_on(target, tested, plan) or (
-                        f"standing down: {target.ref if target else 'the deployment'} changed while the rollback was planned"
-                    ))
+                    _finish(
+                        result,
+                        "superseded",
+                        _moved_on(target, tested, plan)
+                        or (
+                            f"standing down: {target.ref if target else 'the deployment'} changed while the rollback was planned"
+                        ),
+                    )
                     return
             handler.execute(plan, strategy, remaining, record)
             if plan.handler == "command" and target is not None and tested is not None:
@@ -346,12 +372,16 @@ def _execute(
                     )
             plan.details["written"] = True
         except RollbackInterrupted as exc:
-            error = f"{exc}: the rollout state is unknown; check {plan.target.ref if plan.target else 'the deployment'} now"
+            error = (
+                f"{exc}: the rollout state is unknown; check {plan.target.ref if plan.target else 'the deployment'} now"
+            )
             _finish(result, "failed", f"{FAILED_PREFIX} ({error})")
             return
         except Exception as exc:  # noqa: BLE001 - API errors, malformed API data, our own bugs: never lose the plan
-            error = str(exc) if isinstance(exc, (KubeError, RollbackError, RollbackRefused)) else (
-                f"internal error: {exc.__class__.__name__}: {exc}"
+            error = (
+                str(exc)
+                if isinstance(exc, (KubeError, RollbackError, RollbackRefused))
+                else (f"internal error: {exc.__class__.__name__}: {exc}")
             )
             record(f"attempt {attempt}/{attempts} failed: {error}")
             # What happened in the cluster, not what the client saw: read it back (with time to do
@@ -366,7 +396,11 @@ def _execute(
             if moved_on and plan.handler == "command":
                 # Its program may have changed it before failing: report what runs, retry nothing.
                 runs = moved_on.partition(" -> ")[2].partition("; the checks")[0]
-                _finish(result, "failed", f"{FAILED_PREFIX} ({error}; {target.ref if target else 'the deployment'} now runs {runs})")
+                _finish(
+                    result,
+                    "failed",
+                    f"{FAILED_PREFIX} ({error}; {target.ref if target else 'the deployment'} now runs {runs})",
+                )
                 return
             if moved_on:
                 _finish(result, "superseded", moved_on)

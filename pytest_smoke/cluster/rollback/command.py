@@ -43,7 +43,9 @@ class Command:
             raise RollbackRefused("rollback_strategy.command is not set")
         unknown = _fields(argv) - PLACEHOLDERS
         if unknown:
-            raise RollbackRefused(f"rollback_strategy.command uses unknown placeholder(s): {', '.join(sorted(unknown))}")
+            raise RollbackRefused(
+                f"rollback_strategy.command uses unknown placeholder(s): {', '.join(sorted(unknown))}"
+            )
         values = {
             "deployment": target.deployment if target else "",
             "namespace": target.namespace if target else strategy.get("namespace", "default"),

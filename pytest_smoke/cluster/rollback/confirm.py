@@ -24,7 +24,9 @@ def preapproved(flag: bool, environ: Mapping[str, str]) -> bool:
     return flag or environ.get("SMOKE_CONFIRM_ROLLBACK", "").strip().lower() in TRUTHY
 
 
-def poll_approval_url(url: str, timeout: float, verify: bool | str = True, revision: int | None = None) -> tuple[bool, str]:
+def poll_approval_url(
+    url: str, timeout: float, verify: bool | str = True, revision: int | None = None
+) -> tuple[bool, str]:
     """Poll until the URL approves, denies, or the time is up. Only ``200`` with the JSON object
     ``{"approved": true}`` approves (with ``"revision": N``, only a rollback away from revision N);
     ``403``/``410`` or ``{"approved": false, "denied": true}`` deny at once; a redirect or an HTML
@@ -56,7 +58,7 @@ def poll_approval_url(url: str, timeout: float, verify: bool | str = True, revis
                     if answer is True:
                         return True, "approved through the approval URL"
                     if answer.startswith(FINAL):
-                        return False, answer[len(FINAL):]
+                        return False, answer[len(FINAL) :]
                     last = f"HTTP 200, {answer}"
                 else:
                     last = f"HTTP {status}"
@@ -158,4 +160,7 @@ def confirm(
         answer = prompt_on_terminal(question, timeout)
         if answer is not None:
             return answer
-    return False, "no confirmation given: pass --smoke-confirm-rollback, set SMOKE_CONFIRM_ROLLBACK=1 or configure approval_url"
+    return (
+        False,
+        "no confirmation given: pass --smoke-confirm-rollback, set SMOKE_CONFIRM_ROLLBACK=1 or configure approval_url",
+    )

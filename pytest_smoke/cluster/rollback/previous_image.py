@@ -119,9 +119,13 @@ class PreviousImage:
             )
         only_images = _with_images(live, wanted) == restored
         manual = (
-            target.kubectl("set", "image", f"deployment/{target.deployment}", " ".join(f"{n}={i}" for n, i in changed.items()))
+            target.kubectl(
+                "set", "image", f"deployment/{target.deployment}", " ".join(f"{n}={i}" for n, i in changed.items())
+            )
             if only_images and set(current) == set(wanted)
-            else target.kubectl("rollout", "undo", f"deployment/{target.deployment}", f"--to-revision={revision_of(chosen)}")
+            else target.kubectl(
+                "rollout", "undo", f"deployment/{target.deployment}", f"--to-revision={revision_of(chosen)}"
+            )
         )
         return Plan(
             handler=self.name,
@@ -142,7 +146,10 @@ class PreviousImage:
     def execute(self, plan: Plan, strategy: Mapping[str, Any], timeout: float, progress: Callable[[str], None]) -> None:
         assert plan.target is not None
         restore_template(Kube(plan.target), plan)
-        progress(f"patched deployment/{plan.target.deployment}: " + ", ".join(f"{n}={i}" for n, i in plan.target_images.items()))
+        progress(
+            f"patched deployment/{plan.target.deployment}: "
+            + ", ".join(f"{n}={i}" for n, i in plan.target_images.items())
+        )
 
 
 def _with_image(template: dict[str, Any], container: str, image: str) -> dict[str, Any]:

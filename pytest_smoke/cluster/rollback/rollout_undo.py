@@ -23,7 +23,9 @@ class RolloutUndo:
         return Plan(
             handler=self.name,
             target=target,
-            manual_command=target.kubectl("rollout", "undo", f"deployment/{target.deployment}", f"--to-revision={revision_of(chosen)}"),
+            manual_command=target.kubectl(
+                "rollout", "undo", f"deployment/{target.deployment}", f"--to-revision={revision_of(chosen)}"
+            ),
             from_revision=current_revision,
             to_revision=revision_of(chosen),
             current_images=images_of(deployment["spec"]["template"]),
