@@ -227,6 +227,7 @@ def _load(file: Path, text: str, environment: str | None, base_url: str | None, 
     _check_sendable(config, lines, base_url_source)
     _check_published_labels(config, lines)
     _check_rollback_command(config, lines)
+    _check_repeat_thresholds(config, lines)
     config.checks = _build_checks(config, lines)
     return config
 
@@ -236,6 +237,35 @@ def _load(file: Path, text: str, environment: str | None, base_url: str | None, 
 # brace (helm's --set-json '{"a":1}') stays as written.
 COMMAND_PLACEHOLDERS = frozenset({"deployment", "namespace", "container", "previous_image"})
 COMMAND_TOKEN = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+SPREAD_THRESHOLDS = ("p50_ms", "p95_ms", "p99_ms", "max_failure_ratio")
+
+
+def _check_repeat_thresholds(config: SmokeConfig, lines: _LineFinder) -> None:
+    """Percentiles and a failure ratio are measured over ``repeat: N`` runs of a check: written
+    anywhere else they would never be judged, a silent pass."""
+    for section in ("health_checks", "dependency_checks", "critical_paths"):
+        for index, spec in enumerate(config.data.get(section) or []):
+            written = [key for key in SPREAD_THRESHOLDS if key in (spec.get("expect") or {})]
+            if written and not spec.get("repeat"):
+                error_at(
+                    config,
+                    lines,
+                    (section, index, "expect", written[0]),
+                    f"{written[0]} is judged over repeated runs: add repeat: N (at least 2) to this check",
+                )
+            for group in ("steps", "cleanup"):
+                for step_index, step in enumerate(spec.get(group) or []):
+                    written = [key for key in SPREAD_THRESHOLDS if key in (step.get("expect") or {})]
+                    if written:
+                        error_at(
+                            config,
+                            lines,
+                            (section, index, group, step_index, "expect", written[0]),
+                            f"{written[0]} belongs to the critical path's expect, with repeat: N on the path"
+                            " (a step runs once per walk)",
+                        )
 
 
 def _check_rollback_command(config: SmokeConfig, lines: _LineFinder) -> None:
@@ -1085,7 +1115,7 @@ def _require_base_url(config: SmokeConfig, endpoint: str, path: tuple[Any, ...],
 
 # Template values every critical path has: one id per run, a fresh UUID at each use, the run's
 # start in epoch seconds (unique names for what a path creates, and cleanup by that name).
-BUILTIN_TEMPLATES = ("run_id", "uuid", "timestamp")
+BUILTIN_TEMPLATES = ("run_id", "uuid", "timestamp", "repetition")
 
 
 def template_fields(text: str) -> list[str]:

@@ -111,7 +111,8 @@ class Check:
             kind=kind,
             name=str(spec.get("name", kind)),
             required=bool(spec.get("required", True)),
-            timeout=float(spec.get("timeout_seconds", default_timeout(kind))),
+            # repeat: N bounds each of the N runs by timeout_seconds.
+            timeout=float(spec.get("timeout_seconds", default_timeout(kind))) * int(spec.get("repeat") or 1),
             spec=spec,
             location=location,
             rollback=bool(spec.get("rollback", True)),
@@ -372,7 +373,22 @@ class RollbackResult:
 
 PREFIX = "smoke_"
 # Facts a check reports for the outputs (endpoint, HTTP status, timing, attempts, summary).
-FACT_KEYS = ("endpoint", "status", "elapsed_ms", "attempts", "redirects", "summary")
+FACT_KEYS = (
+    "endpoint",
+    "status",
+    "elapsed_ms",
+    "attempts",
+    "redirects",
+    "summary",
+    # repeat: N (checks/repeat.py): the counts, the share that failed, the spread of the passing runs
+    "repetitions",
+    "repetitions_failed",
+    "failure_ratio",
+    "p50_ms",
+    "p95_ms",
+    "p99_ms",
+    "max_ms",
+)
 
 
 def encode(key: str, value: Any) -> tuple[str, Any]:

@@ -25,6 +25,11 @@ class ExpectSpec(TypedDict, total=False):
     headers: dict[str, Any]  # name -> value, {"matches": regex}, or false (must be absent)
     max_response_time_ms: float
     certificate_expires_in_days: int
+    # With repeat: N (see checks/repeat.py).
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    max_failure_ratio: float
 
 
 class _CheckCommon(TypedDict, total=False):
@@ -34,6 +39,7 @@ class _CheckCommon(TypedDict, total=False):
     retry_interval_seconds: float
     initial_delay_seconds: float
     rollback: bool
+    repeat: int  # health checks, http dependencies, critical paths: run N times, judged on the spread
 
 
 class _HealthRequired(TypedDict):
@@ -158,6 +164,8 @@ class CriticalPathSpec(_PathRequired, _CheckCommon, total=False):
     """An entry of ``critical_paths``."""
 
     cleanup: list[StepSpec]
+    cleanup_timeout_seconds: float
+    expect: ExpectSpec  # with repeat: only p50_ms, p95_ms, p99_ms and max_failure_ratio
 
 
 # -- the condition of a metric check ---------------------------------------------------------------

@@ -7,13 +7,16 @@ resolves them and hands them over in ``CheckContext.check_types``. There is no g
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib
+import itertools
 import time
 from typing import Any, Callable, Mapping, Union, cast
 
-from ..model import Check
+from ..model import Check, default_timeout
 from .base import CheckContext, CheckFailed, CheckNotEvaluated, CheckResult, CheckTimeout, Deadline, run_with_deadline
+from .repeat import run_repeated
 
 CheckFunction = Callable[[Mapping[str, Any], CheckContext], Union[CheckResult, str, None]]
 
@@ -177,9 +180,11 @@ def _run_check(check: Check, ctx: CheckContext, budget: Deadline | None) -> Chec
         seconds = timeout if remaining >= timeout - 0.05 else round(max(remaining, 0.01), 2)
         return _execute(func, {**spec, "timeout_seconds": seconds}, ctx, builtin, timeout, grace, name)
 
+    attempt = _repeated(check, ctx, deadline, func, builtin, grace) if spec.get("repeat") else attempt_once
+
     cut_by_budget = budget_left is not None and budget_left < timeout
     try:
-        result, attempts = _with_retries(spec, deadline, attempt_once)
+        result, attempts = _with_retries(spec, deadline, attempt)
     except CheckFailed as failure:
         # A failure keeps the facts a dashboard reads for a pass: where, and how long it took.
         failure.facts.setdefault("elapsed_ms", round((time.monotonic() - started) * 1000, 1))
@@ -198,6 +203,28 @@ def _run_check(check: Check, ctx: CheckContext, budget: Deadline | None) -> Chec
         result.warnings.insert(0, f"flaky: passed on attempt {attempts} of {int(spec.get('retries', 0)) + 1}")
     result.facts.setdefault("elapsed_ms", round((time.monotonic() - started) * 1000, 1))
     return result
+
+
+def _repeated(
+    check: Check, ctx: CheckContext, deadline: Deadline, func: CheckFunction, builtin: bool, grace: float
+) -> Callable[[float], Any]:
+    """One attempt of a ``repeat: N`` check: N runs, each bounded by ``timeout_seconds``."""
+    per_repetition = float(check.spec.get("timeout_seconds", default_timeout(check.kind)))
+    # A connection of its own for each repetition: a Service balances connections, not requests,
+    # so a shared keep-alive connection would ask the same pod N times.
+    numbers = itertools.count(1)
+
+    def once(seconds: float) -> Any:
+        spec = {**check.spec, "timeout_seconds": round(max(seconds, 0.01), 2)}
+        fresh = dataclasses.replace(ctx, connections=None, repetition=next(numbers))
+        return _execute(func, spec, fresh, builtin, seconds, grace, check.name)
+
+    def attempt(remaining: float) -> Any:
+        return run_repeated(
+            int(check.spec["repeat"]), check.spec.get("expect") or {}, deadline.remaining, once, per_repetition
+        )
+
+    return attempt
 
 
 def _with_retries(spec: Mapping[str, Any], deadline: Deadline, attempt_once: Callable[[float], Any]) -> tuple[Any, int]:

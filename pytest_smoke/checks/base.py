@@ -114,6 +114,9 @@ class CheckContext:
     deployed_at: float | None = None
     # The run's id and start (epoch seconds): critical paths' {run_id} and {timestamp}.
     run_id: str = ""
+    # Which of a repeat: N check's runs this is (1 without repeat): {repetition}, so a repeated
+    # path can name what it creates smoke-{run_id}-{repetition} and clean it up by that name.
+    repetition: int = 1
     run_started: int = 0
 
 

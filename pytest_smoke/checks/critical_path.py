@@ -40,7 +40,7 @@ class TemplateValues(dict):  # type: ignore[type-arg]
     fresh UUID at each use."""
 
     def __init__(self, ctx: CheckContext):
-        super().__init__(run_id=ctx.run_id, timestamp=ctx.run_started)
+        super().__init__(run_id=ctx.run_id, timestamp=ctx.run_started, repetition=ctx.repetition)
 
     def __missing__(self, key: str) -> Any:
         if key == "uuid":

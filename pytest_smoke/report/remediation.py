@@ -71,6 +71,13 @@ CATALOGUE: dict[str, Remedy] = {
         "The gRPC server does not implement grpc.health.v1.Health",
         ("Register the standard health servicer (grpcio-health-checking) in the new version, as the previous one did",),
     ),
+    "latency": Remedy(
+        "Repeated requests answered, but too slowly at the measured percentile (one slow pod, a cold cache, a slow query)",
+        (
+            "Find the slow pod: kubectl top pods -l app={deployment} -n {namespace}, then read its logs",
+            "Compare with the previous version over the same repeat: N (check the percentile's limit fits the service)",
+        ),
+    ),
     "metric_condition": Remedy(
         "The new version's metrics break the condition (error rate, latency) under real traffic",
         (
