@@ -276,7 +276,7 @@ class Verdict:
 
 # How a precondition fails when the runner's setup is at fault, not the service.
 RUNNER_SETUP_FAILURES = frozenset(
-    {"http_auth", "db_auth", "redis_auth", "queue_auth", "csrf_rejected", "dns_failure", "tls_error"}
+    {"http_auth", "http_forbidden", "db_auth", "redis_auth", "queue_auth", "csrf_rejected", "dns_failure", "tls_error"}
 )
 
 

@@ -72,6 +72,7 @@ def _rollback_failures(critical: list[Outcome]) -> list[Outcome]:
 # not merged: that is the deploy, and it must roll back at once.
 SHARED_CAUSES = {
     "http_auth": "credentials refused (401/403)",
+    "http_forbidden": "credentials refused (401/403)",  # one cause with 401s: the smoke user's access
     "db_auth": "database credentials refused",
     "redis_auth": "Redis credentials refused",
     "queue_auth": "queue credentials refused",

@@ -445,3 +445,92 @@ def test_a_405_gets_the_method_advice_and_an_error_page_is_not_called_bad_json(p
         ]
     )
     assert "not valid JSON" not in result.stdout.str()
+
+
+def test_error_answers_get_the_advice_of_their_cause(pytester, write_config):
+    """MLflow's shapes: a 400 carrying a database error, a 503 error envelope (its keys are not
+    failing components), a 403 (permission, not credentials)."""
+    from http.server import BaseHTTPRequestHandler
+
+    from servers import LocalHTTPServer, QuietHandler
+
+    answers = {
+        "/api/experiments": (
+            400,
+            {
+                "error_code": "BAD_REQUEST",
+                "message": '(psycopg2.errors.UndefinedTable) relation "experiments" does not exist',
+            },
+        ),
+        "/api/runs": (503, {"error_code": "TEMPORARILY_UNAVAILABLE", "message": "too busy; sqlstate: XXM00"}),
+        "/api/admin": (403, {"error_code": "PERMISSION_DENIED", "message": "Permission denied"}),
+        "/api/form": (400, {"error_code": "INVALID_PARAMETER_VALUE", "message": "Missing value for 'name'"}),
+    }
+
+    class MlflowLike(QuietHandler, BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.answer(*answers[self.path])
+
+    server = LocalHTTPServer(MlflowLike)
+    try:
+        write_config({"base_url": server.url, "health_checks": [health(path[5:], path) for path in answers]})
+        result = pytester.runpytest("--smoke-config", "smoke.json")
+    finally:
+        server.stop()
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(
+        [
+            "1. Health Check: experiments: /api/experiments returned 400 (expected 200)",
+            "Issue: The service answered with a database error: the request was likely fine, the database was not",
+            "*",
+            "2. Health Check: runs: /api/runs returned 503 (expected 200)",
+            "Issue, impact and next steps: as for 1. above",
+            "3. Health Check: admin: /api/admin returned 403 (expected 200)",
+            "Issue: The request was authenticated but forbidden (403)",
+            "*",
+            "4. Health Check: form: /api/form returned 400 (expected 200)",
+            "Issue: The endpoint rejected the request as malformed (400)",
+        ]
+    )
+    assert "failing: error_code" not in result.stdout.str()
+
+
+def test_smoke_http_sends_the_configs_basic_auth_and_never_shows_it(pytester, write_config, monkeypatch):
+    import base64
+    from http.server import BaseHTTPRequestHandler
+
+    from servers import LocalHTTPServer, QuietHandler
+
+    wanted = "Basic " + base64.b64encode(b"ops:Top-Secret-77").decode()
+
+    class BasicAuthOnly(QuietHandler, BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.answer(200 if self.headers.get("Authorization") == wanted else 401, {"who": "ops"})
+
+    server = LocalHTTPServer(BasicAuthOnly)
+    try:
+        monkeypatch.setenv("OPS_PASSWORD", "Top-Secret-77")
+        write_config(
+            {
+                "base_url": server.url,
+                "basic_auth": {"username": "ops", "password": "${OPS_PASSWORD}"},
+                "health_checks": [health("h", "/h")],
+            }
+        )
+        pytester.makepyfile(
+            test_custom="""
+            import pytest
+
+            @pytest.mark.smoke_required
+            def test_who_am_i(smoke_http):
+                answer = smoke_http.get("/me")
+                assert answer.status_code == 200, answer.request.headers["Authorization"]
+                assert answer.json() == {"who": "wrong"}, answer.request.headers["Authorization"]
+            """
+        )
+        result = pytester.runpytest("--smoke-config", "smoke.json", "-vv", "-l")
+    finally:
+        server.stop()
+    result.assert_outcomes(passed=1, failed=1)  # the custom test got past the 200: auth was sent
+    assert "assert {'who': 'ops'} == {'who': 'wrong'}" in result.stdout.str()
+    assert "Top-Secret-77" not in result.stdout.str() and wanted.split()[1] not in result.stdout.str()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import shlex
 import socket
 import ssl
@@ -111,7 +112,6 @@ def html_gist(page: str) -> str:
     """What a person reads on an HTML page: its title and its text, without markup, styles and
     scripts (a Django CSRF or DEBUG page starts with kilobytes of <head>)."""
     import html
-    import re
 
     title = re.search(r"<title[^>]*>(.*?)</title>", page, re.IGNORECASE | re.DOTALL)
     body = re.sub(r"<(script|style|head)\b.*?</\1\s*>", " ", page, flags=re.IGNORECASE | re.DOTALL)
@@ -541,7 +541,6 @@ def json_subset_mismatch(expected: Any, actual: Any, path: str = "body") -> str 
 
 def unmet_expectations(reply: Reply, expect: Mapping[str, Any] | None) -> list[str]:
     """Every ``expect`` condition the reply does not meet, in operator words."""
-    import re
 
     problems: list[str] = []
     if not expect:
@@ -604,6 +603,20 @@ _NOT_COMPONENTS = frozenset(
     }
 )
 MAX_COMPONENTS = 5
+# An error envelope ({"error_code": ..., "message": ...}, RFC 9457's problem details) describes one
+# error; its keys are not components of a health body.
+_ERROR_ENVELOPE_KEYS = frozenset(
+    {"error", "errors", "error_code", "errorcode", "message", "exception", "sqlstate", "trace", "traceback", "type"}
+)
+# What a database error looks like in an answer: SQLSTATE codes, driver and ORM exception names,
+# PostgreSQL's, MySQL's and SQLite's usual messages.
+_DATABASE_ERROR = re.compile(
+    r"sqlstate|psycopg|sqlalchemy|operationalerror|programmingerror|integrityerror|databaseerror"
+    r"|relation \S+ does not exist|no such table|column \S+ does not exist|deadlock detected"
+    r"|could not connect to server|connection to server at|database is locked|too many connections",
+    re.IGNORECASE,
+)
+_SCANNED_CHARS = 16384
 
 
 def failing_components(reply: Reply) -> list[str]:
@@ -628,6 +641,8 @@ def failing_components(reply: Reply) -> list[str]:
             for index, item in enumerate(nested)
             if isinstance(item, dict)
         ]
+    elif any(str(key).lower() in _ERROR_ENVELOPE_KEYS for key in body):
+        return []  # an error's description, not a list of components
     else:
         entries = [(key, value) for key, value in body.items() if key.lower() not in _NOT_COMPONENTS]
     for name, value in entries:
@@ -644,8 +659,14 @@ def failure_kind(status: int, endpoint: str, reply: Reply | None = None) -> str:
         return "csrf_rejected"
     if status == 503 and "ready" in endpoint:
         return "readiness_503"
-    if status in (401, 403):
+    if status == 401:
         return "http_auth"
+    if status == 403:
+        return "http_forbidden"
+    if status in (400, 409, 422) or status >= 500:
+        # A 400 that carries a database error is the database's problem, not the request's.
+        if reply is not None and _DATABASE_ERROR.search(reply.text[:_SCANNED_CHARS]):
+            return "database_error"
     if status >= 500:
         return "http_5xx"
     if status == 400:

@@ -140,8 +140,23 @@ CATALOGUE: dict[str, Remedy] = {
         ),
     ),
     "http_auth": Remedy(
-        "The request was rejected as unauthenticated or forbidden",
+        "The request was rejected as unauthenticated (401)",
         ("Check the smoke credentials (secrets referenced through ${{VAR}}) and the auth service",),
+    ),
+    "http_forbidden": Remedy(
+        "The request was authenticated but forbidden (403)",
+        (
+            "Check what the smoke user may do: its roles, scopes or group for this endpoint",
+            "Compare the new version's authorization rules (permissions, policies, scopes) with the previous one",
+        ),
+    ),
+    "database_error": Remedy(
+        "The service answered with a database error: the request was likely fine, the database was not",
+        (
+            "Check that the release's migrations ran against this database (its schema version, missing tables)",
+            "Read the logs of the new version for the failing query: kubectl logs deploy/{deployment} -n {namespace} --since=10m",
+            "Check the database itself: connections, locks, disk (a dependency check on it tells the two apart)",
+        ),
     ),
     "http_method": Remedy(
         "The endpoint does not accept this method (405)",
