@@ -337,3 +337,47 @@ def test_run_id_is_one_value_across_xdist_workers(pytester, write_config, demo):
     assert pytester.runpytest_subprocess("--smoke-config", "smoke.json", "-n", "2").ret == 0
     titles = [r["title"] for r in demo.resources.values()]
     assert len(titles) == 2 and titles[0] == titles[1], titles
+
+
+def test_a_create_applied_after_its_timeout_is_cleaned_up_by_its_run_id_name(pytester, write_config):
+    """Kinto's case: the create timed out, the service applied it later, and nothing was saved to
+    clean up by. A name built from {run_id} is known to the cleanup all the same."""
+    import threading
+    from http.server import BaseHTTPRequestHandler
+
+    from servers import LocalHTTPServer, QuietHandler
+
+    store: set[str] = set()
+    release = threading.Event()
+
+    class SlowCreate(QuietHandler, BaseHTTPRequestHandler):
+        def do_PUT(self):
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            store.add(self.path)  # applied, but the answer comes too late
+            release.wait(10)
+            self.answer(201, {})
+
+        def do_DELETE(self):
+            store.discard(self.path)
+            self.answer(204, b"")
+
+    server = LocalHTTPServer(SlowCreate)
+    try:
+        create = {"method": "PUT", "endpoint": "/buckets/smoke-{run_id}", "payload": {}, "required_status": 201}
+        write_config(
+            {
+                "base_url": server.url,
+                "critical_paths": [
+                    path(
+                        create, timeout_seconds=1, cleanup=[{"method": "DELETE", "endpoint": "/buckets/smoke-{run_id}"}]
+                    )
+                ],
+            }
+        )
+        result = pytester.runpytest("--smoke-config", "smoke.json")
+    finally:
+        release.set()
+        server.stop()
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["*step 1/1 (PUT /buckets/smoke-*) timed out after 1 s*"])
+    assert store == set()  # the cleanup deleted what the timed-out create left behind
