@@ -11,8 +11,10 @@ where the format allows, the line. Nothing here sends a request.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import difflib
+import hashlib
 import json
 import os
 import re
@@ -21,10 +23,12 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, NoReturn, cast
+from typing import Any, Callable, Iterable, Iterator, Mapping, NoReturn, cast
 
-from .model import SECTIONS, Check
+from .model import SECTIONS, Check, Fleet, FleetTarget, FleetWave
 from .redact import MIN_SECRET_LENGTH, is_secret_name, password_pieces, shorten
+from .selector import SelectorError
+from .selector import parse as parse_selector
 
 SCHEMA_RESOURCE = "smoke-config.schema.json"
 
@@ -74,6 +78,10 @@ class SmokeConfig:
     secrets: frozenset[str] = field(default_factory=frozenset)
     checks: list[Check] = field(default_factory=list)
     lines: _LineFinder | None = field(default=None, repr=False, compare=False)
+    # A fleet config: the target this run checks, and the fleet it belongs to (see load_fleet).
+    target: FleetTarget | None = None
+    fleet: Fleet | None = None
+    fleet_run_id: str = ""  # SMOKE_FLEET_RUN_ID: ties the targets' reports of one fleet run together
 
     def line_of(self, check: Check) -> int | None:
         """The line of the file where ``check`` is written, when the file tells (YAML and JSON do)."""
@@ -131,14 +139,17 @@ def load_config(
     environment: str | None = None,
     base_url: str | None = None,
     env: Mapping[str, str] | None = None,
+    target: str | None = None,
 ) -> SmokeConfig:
-    """Read, validate and interpolate ``path``; raise :class:`ConfigError` on any problem."""
+    """Read, validate and interpolate ``path``; raise :class:`ConfigError` on any problem.
+
+    A config with a ``fleet:`` section needs ``target``: the one target this run checks."""
     env = os.environ if env is None else env
     file = Path(path)
     text = _read_text(file)
 
     try:
-        return _load(file, text, environment, base_url, env)
+        return _load(file, text, environment, base_url, env, target)
     except RecursionError:
         raise ConfigError(file, "the document is nested too deeply") from None
 
@@ -179,11 +190,14 @@ def _read_text(file: Path) -> str:
         raise ConfigError(file, f"not UTF-8 text (byte {exc.start} cannot be decoded)") from None
 
 
-def _load(file: Path, text: str, environment: str | None, base_url: str | None, env: Mapping[str, str]) -> SmokeConfig:
+def _load(
+    file: Path, text: str, environment: str | None, base_url: str | None, env: Mapping[str, str], target: str | None
+) -> SmokeConfig:
     raw = _parse(file, text)
     lines = _LineFinder(text)
     _reject_what_json_cannot_say(file, raw, lines)
     _validate(file, raw, lines)
+    fleet = _fleet_of(file, raw, lines, text)
     environments = raw.get("environments") or {}
     if len(environments) > MAX_ENVIRONMENTS:
         raise ConfigError(
@@ -197,39 +211,57 @@ def _load(file: Path, text: str, environment: str | None, base_url: str | None, 
         _validate(file, _select_environment(file, raw, name, lines), lines, context=f"with environment {name!r}")
 
     selected = _select_environment(file, raw, environment, lines)
-    _refuse_variables_in_names(file, selected, lines)
-    secrets: set[str] = set()
-    public = frozenset(selected.get("public_variables") or ())
-    for index, name in enumerate(selected.get("public_variables") or ()):
-        if is_secret_name(name):  # a typo here would print a credential everywhere
-            raise ConfigError(
-                file,
-                f"{name} looks like a credential by its name: it cannot be listed as public",
-                location=f"public_variables[{index}]",
-                line=lines.line(["public_variables", index]),
-            )
-    data = _interpolate(file, selected, env, secrets, lines, path=(), budget=[MAX_INTERPOLATED_CHARS], public=public)
-    if data != selected:  # interpolated values must fit the schema too; the message must not show them
-        _validate(file, data, lines, context="after ${VAR} interpolation", redact=secrets)
-    if base_url:
-        data["base_url"] = base_url
-    elif not data.get("base_url") and env.get("SMOKE_BASE_URL"):
-        data["base_url"] = env["SMOKE_BASE_URL"]
-
-    secrets |= _written_credentials(data)
-    secrets |= _basic_auth_to_headers(file, data, lines, written=selected)
-    config = SmokeConfig(path=file, data=data, environment=environment, secrets=frozenset(secrets), lines=lines)
-    base_url_source = (
-        "--smoke-base-url"
-        if base_url
-        else ("SMOKE_BASE_URL" if env.get("SMOKE_BASE_URL") and not raw.get("base_url") else "")
+    selected, chosen = _select_target(file, selected, fleet, target, lines)
+    located = (
+        _located_in_target(file, lines, chosen.name, raw["fleet"]["targets"][chosen.name])
+        if chosen is not None
+        else contextlib.nullcontext()
     )
-    _check_sendable(config, lines, base_url_source)
-    _check_published_labels(config, lines)
-    _check_rollback_command(config, lines)
-    _check_repeat_thresholds(config, lines)
-    config.checks = _build_checks(config, lines)
-    return config
+    with located:
+        _refuse_variables_in_names(file, selected, lines)
+        secrets: set[str] = set()
+        public = frozenset(selected.get("public_variables") or ())
+        for index, name in enumerate(selected.get("public_variables") or ()):
+            if is_secret_name(name):  # a typo here would print a credential everywhere
+                raise ConfigError(
+                    file,
+                    f"{name} looks like a credential by its name: it cannot be listed as public",
+                    location=f"public_variables[{index}]",
+                    line=lines.line(["public_variables", index]),
+                )
+        data = _interpolate(
+            file, selected, env, secrets, lines, path=(), budget=[MAX_INTERPOLATED_CHARS], public=public
+        )
+        if data != selected:  # interpolated values must fit the schema too; the message must not show them
+            _validate(file, data, lines, context="after ${VAR} interpolation", redact=secrets)
+        if base_url:
+            data["base_url"] = base_url
+        elif not data.get("base_url") and env.get("SMOKE_BASE_URL"):
+            data["base_url"] = env["SMOKE_BASE_URL"]
+
+        secrets |= _written_credentials(data)
+        secrets |= _basic_auth_to_headers(file, data, lines, written=selected)
+        config = SmokeConfig(
+            path=file,
+            data=data,
+            environment=environment,
+            secrets=frozenset(secrets),
+            lines=lines,
+            target=chosen,
+            fleet=fleet,
+            fleet_run_id=env.get("SMOKE_FLEET_RUN_ID", "") if fleet is not None else "",
+        )
+        base_url_source = (
+            "--smoke-base-url"
+            if base_url
+            else ("SMOKE_BASE_URL" if env.get("SMOKE_BASE_URL") and not raw.get("base_url") else "")
+        )
+        _check_sendable(config, lines, base_url_source)
+        _check_published_labels(config, lines)
+        _check_rollback_command(config, lines)
+        _check_repeat_thresholds(config, lines)
+        config.checks = _build_checks(config, lines)
+        return config
 
 
 # The ``rollback_strategy.command`` template language. One pass: "{{" and "}}" are literal braces
@@ -670,6 +702,160 @@ def _select_environment(file: Path, raw: dict[str, Any], environment: str | None
     return _deep_merge(data, environments[environment])
 
 
+# -- fleet -----------------------------------------------------------------------------------------
+
+MAX_TARGETS = 200
+
+
+def load_fleet(path: str | os.PathLike[str]) -> Fleet:
+    """The fleet a config declares (targets, labels, waves, the digest), read without the
+    environment: what ``python -m pytest_smoke.fleet`` needs to merge reports or order waves, with
+    every target validated as a whole config. ConfigError if the file has no ``fleet:``."""
+    file = Path(path)
+    text = _read_text(file)
+    raw = _parse(file, text)
+    lines = _LineFinder(text)
+    _reject_what_json_cannot_say(file, raw, lines)
+    _validate(file, raw, lines)
+    fleet = _fleet_of(file, raw, lines, text)
+    if fleet is None:
+        raise ConfigError(file, "no fleet: section: this config checks one target", location="fleet")
+    return fleet
+
+
+def config_digest(text: str) -> str:
+    """What ties a target's report to the config its fleet was merged with."""
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _fleet_of(file: Path, raw: Mapping[str, Any], lines: _LineFinder, text: str) -> Fleet | None:
+    for name, override in (raw.get("environments") or {}).items():
+        if isinstance(override, Mapping) and "fleet" in override:
+            error_at_path(file, lines, ("environments", name, "fleet"), "an environment cannot set fleet")
+    section = raw.get("fleet")
+    if section is None:
+        return None
+    targets = section["targets"]
+    if not targets or len(targets) > MAX_TARGETS:
+        raise ConfigError(
+            file,
+            f"{len(targets)} targets: a fleet has 1 to {MAX_TARGETS}",
+            location="fleet.targets",
+            line=lines.line(["fleet", "targets"]),
+        )
+    for name, override in targets.items():
+        for key in ("fleet", "environments"):
+            if key in override:
+                error_at_path(file, lines, ("fleet", "targets", name, key), f"a target cannot set {key}")
+        # Each target is a whole run: its merged config must be valid before any request.
+        merged = _deep_merge(_without_fleet(raw), _target_overrides(override))
+        with _located_in_target(file, lines, name, override):
+            _validate(file, merged, lines, context=f"with fleet target {name!r}")
+    waves = _waves_of(file, section, lines)
+    return Fleet(
+        targets=tuple(
+            FleetTarget(name, dict((override.get("labels") or {})), _wave_of(name, waves))
+            for name, override in targets.items()
+        ),
+        waves=tuple(waves),
+        max_rollbacks=int(section.get("max_rollbacks", 1)),
+        digest=config_digest(text),
+    )
+
+
+def _waves_of(file: Path, section: Mapping[str, Any], lines: _LineFinder) -> list[FleetWave]:
+    """Every target in exactly one wave, when waves are written."""
+    targets = section["targets"]
+    waves: list[FleetWave] = []
+    for index, wave in enumerate(section.get("waves") or []):
+        where = ("fleet", "waves", index, "select")
+        try:
+            chosen = parse_selector(wave["select"])
+        except SelectorError as exc:
+            error_at_path(file, lines, where, str(exc))
+        names = tuple(name for name, target in targets.items() if chosen.matches(target.get("labels") or {}))
+        if not names:
+            error_at_path(file, lines, where, f"selects no target ({wave['select']!r})")
+        for name in names:
+            earlier = next((number for number, other in enumerate(waves, 1) if name in other.targets), None)
+            if earlier:
+                error_at_path(
+                    file, lines, where, f"target {name!r} is in wave {earlier} already: a target is in one wave"
+                )
+        waves.append(FleetWave(index + 1, wave["select"], float(wave.get("bake_seconds", 0)), names))
+    if waves:
+        left_out = [name for name in targets if not any(name in wave.targets for wave in waves)]
+        if left_out:
+            error_at_path(
+                file, lines, ("fleet", "waves"), f"target {left_out[0]!r} is in no wave: every target is in exactly one"
+            )
+    return waves
+
+
+def _wave_of(name: str, waves: Iterable[FleetWave]) -> int | None:
+    return next((wave.number for wave in waves if name in wave.targets), None)
+
+
+def _without_fleet(raw: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: copy.deepcopy(value) for key, value in raw.items() if key not in ("fleet", "environments")}
+
+
+def _target_overrides(override: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in override.items() if key != "labels"}
+
+
+def _select_target(
+    file: Path, data: dict[str, Any], fleet: Fleet | None, target: str | None, lines: _LineFinder
+) -> tuple[dict[str, Any], FleetTarget | None]:
+    section = data.pop("fleet", None)
+    if fleet is None or section is None:
+        if target:
+            raise ConfigError(file, f"--smoke-target {target}: this config has no fleet: section", location="fleet")
+        return data, None
+    names = [entry.name for entry in fleet.targets]
+    if not target:
+        raise ConfigError(
+            file,
+            f"a fleet of {len(names)} target(s) ({_listed(names)}): a run checks one, named with --smoke-target NAME"
+            " or SMOKE_TARGET; python -m pytest_smoke.fleet run checks them all",
+            location="fleet.targets",
+            line=lines.line(["fleet", "targets"]),
+        )
+    chosen = next((entry for entry in fleet.targets if entry.name == target), None)
+    if chosen is None:
+        close = difflib.get_close_matches(target, names, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(
+            file,
+            f"unknown target {target!r} (from --smoke-target); known: {_listed(names)}{hint}",
+            location="fleet.targets",
+            line=lines.line(["fleet", "targets"]),
+        )
+    return _deep_merge(data, _target_overrides(section["targets"][target])), chosen
+
+
+@contextlib.contextmanager
+def _located_in_target(file: Path, lines: _LineFinder, name: str, override: Mapping[str, Any]) -> Iterator[None]:
+    """A problem with a value the target overrides is reported where the target writes it
+    (``fleet.targets.b.base_url``), not at the top-level key it replaced."""
+    try:
+        yield
+    except ConfigError as error:
+        key = re.split(r"[.\[]", error.location, maxsplit=1)[0]
+        if not key or key not in override or key == "labels":
+            raise
+        raise ConfigError(
+            file,
+            error.message,
+            location=f"fleet.targets.{name}.{error.location}",
+            line=lines.line(["fleet", "targets", name, key]),
+        ) from None
+
+
+def _listed(names: list[str], shown: int = 8) -> str:
+    return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
+
+
 def _deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     """Mappings merge key by key; anything else (lists included) replaces."""
     for key, value in override.items():
@@ -1045,9 +1231,14 @@ def _check_headers(fail: Any, path: tuple[Any, ...], headers: Any) -> None:
             fail(path + (name,), "header value cannot be sent (HTTP headers take latin-1 characters only)")
 
 
+def error_at_path(file: Path, lines: _LineFinder, path: tuple[Any, ...], message: str) -> NoReturn:
+    """Raise the ConfigError for the value at ``path`` of ``file``: file, path and line."""
+    raise ConfigError(file, message, location=format_path(path), line=lines.line(path))
+
+
 def error_at(config: SmokeConfig, lines: _LineFinder, path: tuple[Any, ...], message: str) -> NoReturn:
     """Raise the ConfigError for the value at ``path``: file, path and line."""
-    raise ConfigError(config.path, message, location=format_path(path), line=lines.line(path))
+    error_at_path(config.path, lines, path, message)
 
 
 # -- checks ----------------------------------------------------------------------------------------

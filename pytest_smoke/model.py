@@ -69,6 +69,36 @@ def default_timeout(kind: str) -> float:
     return next(seconds for section_kind, seconds in SECTIONS.values() if section_kind == kind)
 
 
+@dataclass(frozen=True)
+class FleetTarget:
+    """One target of a fleet: a whole run of its own (verdict, decision, rollback, lease)."""
+
+    name: str
+    labels: Mapping[str, str]
+    wave: int | None = None  # 1-based, when the fleet has waves
+
+
+@dataclass(frozen=True)
+class FleetWave:
+    number: int  # 1-based
+    select: str  # the label selector as written
+    bake_seconds: float
+    targets: tuple[str, ...]  # in config order
+
+
+@dataclass(frozen=True)
+class Fleet:
+    """A config's ``fleet:`` section, read once: who is expected to report, in which order."""
+
+    targets: tuple[FleetTarget, ...]
+    waves: tuple[FleetWave, ...]
+    max_rollbacks: int
+    digest: str  # config_digest() of the file: a report from another config is refused
+
+    def target(self, name: str) -> FleetTarget | None:
+        return next((target for target in self.targets if target.name == name), None)
+
+
 # Printable ASCII that pytest keeps as is in an id ('%' is encoded, so the encoding is reversible).
 _ID_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) not in "%\\")
 

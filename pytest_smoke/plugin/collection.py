@@ -125,17 +125,37 @@ class SmokeFile(pytest.Module):
         return False
 
     def collect(self) -> list[pytest.Item | pytest.Collector]:
-        collected = list(super().collect())
-        for item in collected:
-            if isinstance(item, pytest.Function) and hasattr(item, "callspec"):
-                check = cast("Check", item.callspec.params[CHECK_ARGUMENT])
-                item.stash[check_key] = check
-                item.extra_keyword_matches.add(check.name)  # -k matches the name as written, not only its id
-                item.user_properties.extend(_static_properties(check))
-                # CheckExecution replaces a generated check's failure text with the check's own
-                # words: pytest need not render (parse the source of every frame) what is thrown away.
-                item.repr_failure = _words_only  # type: ignore[method-assign]
-        return collected
+        run = get_run(self.config)
+        assert run is not None
+        if run.config.target is not None:
+            # A fleet target's checks sit under its name: fleet.yaml::eu-west-1::health[readiness].
+            name = run.config.target.name
+            return [SmokeTarget.from_parent(self, name=name)]
+        return _generated_items(super().collect())
+
+
+class SmokeTarget(pytest.Class):
+    """A fleet target's checks, under the target's name in every node id (``-k eu-west-1``)."""
+
+    def istestfunction(self, obj: object, name: str) -> bool:
+        return name in SECTION_FUNCTIONS and callable(obj)
+
+    def collect(self) -> list[pytest.Item | pytest.Collector]:
+        return _generated_items(super().collect())
+
+
+def _generated_items(collected: Iterable[pytest.Item | pytest.Collector]) -> list[pytest.Item | pytest.Collector]:
+    collected = list(collected)
+    for item in collected:
+        if isinstance(item, pytest.Function) and hasattr(item, "callspec"):
+            check = cast("Check", item.callspec.params[CHECK_ARGUMENT])
+            item.stash[check_key] = check
+            item.extra_keyword_matches.add(check.name)  # -k matches the name as written, not only its id
+            item.user_properties.extend(_static_properties(check))
+            # CheckExecution replaces a generated check's failure text with the check's own
+            # words: pytest need not render (parse the source of every frame) what is thrown away.
+            item.repr_failure = _words_only  # type: ignore[method-assign]
+    return collected
 
 
 def _words_only(excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
@@ -173,9 +193,14 @@ def _checks_module(run: SmokeRun) -> types.ModuleType:
         metafunc.parametrize(CHECK_ARGUMENT, by_kind[metafunc.function.__name__])
 
     module.pytest_generate_tests = pytest_generate_tests  # type: ignore[attr-defined]
+    holder: Any = module
+    if run.config.target is not None:
+        holder = type(run.config.target.name, (), {"__module__": module.__name__})
+        setattr(module, run.config.target.name, holder)  # pytest.Class finds its object by its name
     for kind, params in by_kind.items():
         if params:
-            setattr(module, kind, _section_function(kind, run_generated_check))
+            function = _section_function(kind, run_generated_check)
+            setattr(holder, kind, staticmethod(function) if holder is not module else function)
     return module
 
 

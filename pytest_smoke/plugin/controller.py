@@ -48,9 +48,11 @@ class SmokeController:
         self.redactor = redactor
         self.timeline = Timeline()
         path = smoke.path
+        # A fleet target's checks sit under its name: fleet.yaml::eu-west-1::health[readiness].
+        under = f"::{smoke.target.name}" if smoke.target is not None else ""
         selection = Selection(
-            path_names=(path.name, path.resolve().name),
-            shown_path=str(path),
+            path_names=(path.name + under, path.resolve().name + under),
+            shown_path=str(path) + under,
             checks=tuple(smoke.checks),
             enabled=smoke.enabled,
             never_collected=why_never_collected(config),

@@ -61,6 +61,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="Apply the config's environments.NAME overrides (e.g. prod, staging).",
     )
     group.addoption(
+        "--smoke-target",
+        metavar="NAME",
+        default=os.environ.get("SMOKE_TARGET") or None,
+        help="With a fleet config: the one target this run checks (its fleet.targets.NAME overrides, after"
+        " --smoke-env). Default: SMOKE_TARGET. python -m pytest_smoke.fleet run checks every target.",
+    )
+    group.addoption(
         "--smoke-no-rollback",
         action="store_true",
         help="Dry run: report the verdict and what the rollback would do, change nothing.",
@@ -183,6 +190,7 @@ def pytest_configure(config: pytest.Config) -> None:
             path,
             environment=config.getoption("smoke_env"),
             base_url=config.getoption("smoke_base_url"),
+            target=config.getoption("smoke_target"),
         )
         extensions = preflight.check(
             smoke_config,

@@ -123,11 +123,9 @@ def workflow_commands(summary: RunSummary, smoke: SmokeConfig) -> list[str]:
 
 
 def _where(outcome: Outcome, smoke: SmokeConfig, checks: dict[str, Any]) -> tuple[str, int | None]:
-    file, _, name = outcome.nodeid.rpartition("::")
+    file, name = outcome.nodeid.partition("::")[0], outcome.nodeid.rpartition("::")[2]
     check = checks.get(name) if outcome.kind != "custom" else None
-    if check is not None:
-        return file, smoke.line_of(check)
-    return outcome.nodeid.partition("::")[0], None
+    return file, smoke.line_of(check) if check is not None else None
 
 
 def _data(text: str) -> str:

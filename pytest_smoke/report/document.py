@@ -174,10 +174,25 @@ def build(
         "rerun_command": rerun or rerun_command(smoke),
         "notes": [n for n in summary.notes if n],
         "notifications": list(summary.notifications),
+        "fleet": fleet_entry(smoke),
     }
     redacted: dict[str, Any] = redactor.value(document)
     _keep_timestamps(redacted, document)
     return redacted
+
+
+def fleet_entry(smoke: SmokeConfig) -> dict[str, Any] | None:
+    """Which fleet target this report is, for ``python -m pytest_smoke.fleet merge``: the target,
+    its labels and wave, the config's digest and the fleet run's id (SMOKE_FLEET_RUN_ID)."""
+    if smoke.target is None or smoke.fleet is None:
+        return None
+    return {
+        "target": smoke.target.name,
+        "labels": dict(smoke.target.labels),
+        "wave": smoke.target.wave,
+        "config_digest": smoke.fleet.digest,
+        "run_id": smoke.fleet_run_id,
+    }
 
 
 def _keep_timestamps(redacted: dict[str, Any], document: Mapping[str, Any]) -> None:

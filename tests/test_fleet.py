@@ -1,0 +1,152 @@
+"""Fleet configs: one file, many targets; a run checks one target, as a whole run of its own."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pytest_smoke.config import ConfigError, load_config, load_fleet
+from pytest_smoke.selector import SelectorError, parse
+
+from helpers import health
+
+
+def fleet_doc(*targets: tuple[str, dict], waves=None, **fleet):
+    section = {"targets": dict(targets), **fleet}
+    if waves is not None:
+        section["waves"] = waves
+    return {"health_checks": [health("readiness", "/health/ready")], "fleet": section}
+
+
+@pytest.mark.parametrize(
+    ("selector", "labels", "matches"),
+    [
+        ("region=eu", {"region": "eu"}, True),
+        ("region==eu,tier!=canary", {"region": "eu"}, True),
+        ("region=eu,tier!=canary", {"region": "eu", "tier": "canary"}, False),
+        ("region in (eu, us),!legacy", {"region": "us"}, True),
+        ("region notin (eu,us)", {"region": "ap"}, True),
+        ("tier", {"region": "eu"}, False),
+        ("!tier", {"region": "eu"}, True),
+    ],
+)
+def test_label_selectors_read_as_kubectl_reads_them(selector, labels, matches):
+    assert parse(selector).matches(labels) is matches
+
+
+@pytest.mark.parametrize("selector", ["", "region=", "region in ()", "=eu", "region in (eu", "a b"])
+def test_a_selector_that_does_not_parse_names_its_requirement(selector):
+    if selector == "region=":
+        assert parse(selector).matches({"region": ""})  # an empty value, as Kubernetes allows
+        return
+    with pytest.raises(SelectorError):
+        parse(selector)
+
+
+def test_a_target_run_checks_only_its_target_and_names_it_in_every_node_id(pytester, write_config, demo):
+    from demo_service import DemoService
+
+    other = DemoService(faults=set()).start()
+    try:
+        write_config(
+            fleet_doc(
+                ("eu-west-1", {"labels": {"region": "eu"}, "base_url": demo.url}),
+                ("us-east-1", {"labels": {"region": "us"}, "base_url": other.url}),
+            ),
+            name="fleet.yaml",
+        )
+        result = pytester.runpytest(
+            "--smoke-config", "fleet.yaml", "--smoke-target", "eu-west-1", "--smoke-report", "out/eu-west-1.json", "-v"
+        )
+    finally:
+        other.stop()
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(["fleet.yaml::eu-west-1::health[[]readiness[]] PASSED*"])
+    assert other.requests == [] and demo.requests  # the other target received no request
+    report = json.loads((pytester.path / "out" / "eu-west-1.json").read_text())
+    assert report["fleet"]["target"] == "eu-west-1" and report["fleet"]["labels"] == {"region": "eu"}
+    assert report["fleet"]["config_digest"].startswith("sha256:") and report["fleet"]["wave"] is None
+
+
+def test_k_selects_by_target_and_a_target_comes_from_smoke_target(pytester, write_config, demo, monkeypatch):
+    write_config(fleet_doc(("eu-west-1", {"base_url": demo.url})), name="fleet.yaml")
+    monkeypatch.setenv("SMOKE_TARGET", "eu-west-1")
+    assert pytester.runpytest("--smoke-config", "fleet.yaml", "-k", "eu-west-1").ret == 0
+    result = pytester.runpytest("--smoke-config", "fleet.yaml", "-k", "us-east-1")
+    assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED
+    assert [path for _, path in demo.requests] == ["/health/ready"]
+
+
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        (
+            fleet_doc(("a", {"base_url": "http://127.0.0.1:9"}), ("b", {"base_url": "ftp://127.0.0.1"})),
+            "fleet.yaml:11: fleet.targets.b.base_url: base URL has the scheme 'ftp'",
+        ),
+        (
+            fleet_doc(("a", {"base_url": "http://127.0.0.1:9", "timeout_seconds": "slow"})),
+            "fleet.targets.a.timeout_seconds: expected a number",
+        ),
+        (
+            fleet_doc(
+                ("a", {"labels": {"tier": "canary"}}),
+                ("b", {"labels": {"tier": "main"}}),
+                waves=[{"select": "tier=canary"}, {"select": "tier in (canary, main)"}],
+            ),
+            "fleet.waves[1].select: target 'a' is in wave 1 already: a target is in one wave",
+        ),
+        (
+            fleet_doc(("a", {"labels": {"tier": "canary"}}), ("b", {}), waves=[{"select": "tier=canary"}]),
+            "fleet.waves: target 'b' is in no wave: every target is in exactly one",
+        ),
+        (
+            fleet_doc(("a", {"labels": {"tier": "canary"}}), waves=[{"select": "tier=main"}]),
+            "fleet.waves[0].select: selects no target ('tier=main')",
+        ),
+        (fleet_doc(("a", {}), waves=[{"select": "tier in (canary"}]), "fleet.waves[0].select: cannot parse"),
+        (fleet_doc(("a", {"fleet": {}})), "fleet.targets.a.fleet: a target cannot set fleet"),
+        (fleet_doc(("bad name", {})), "fleet.targets"),
+    ],
+)
+def test_every_target_and_wave_is_checked_before_any_request(pytester, write_config, doc, message):
+    write_config({"base_url": "http://127.0.0.1:9", **doc}, name="fleet.yaml")
+    last = list(doc["fleet"]["targets"])[-1]
+    result = pytester.runpytest("--smoke-config", "fleet.yaml", "--smoke-target", last)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert message in result.stderr.str(), result.stderr.str()
+    assert "Traceback" not in result.stderr.str() + result.stdout.str()
+
+
+def test_a_fleet_config_needs_one_target_and_a_plain_config_none(tmp_path):
+    path = tmp_path / "fleet.json"
+    path.write_text(json.dumps(fleet_doc(("eu-west-1", {}), ("us-east-1", {}))))
+    with pytest.raises(ConfigError, match=r"a fleet of 2 target\(s\) \(eu-west-1, us-east-1\): a run checks one"):
+        load_config(path, env={})
+    with pytest.raises(ConfigError, match=r"unknown target 'eu-west1' .* did you mean 'eu-west-1'\?"):
+        load_config(path, env={}, target="eu-west1")
+    plain = tmp_path / "plain.json"
+    plain.write_text(json.dumps({"health_checks": [health("h", "/h")]}))
+    with pytest.raises(ConfigError, match="--smoke-target eu-west-1: this config has no fleet: section"):
+        load_config(plain, env={}, target="eu-west-1")
+
+
+def test_targets_override_the_top_level_after_the_environment(tmp_path):
+    path = tmp_path / "fleet.json"
+    doc = fleet_doc(
+        ("eu", {"base_url": "http://eu.internal", "rollback_strategy": {"namespace": "eu"}}),
+        waves=[{"select": "!tier"}],
+        max_rollbacks=2,
+    )
+    doc["rollback_strategy"] = {"type": "previous-image", "deployment": "web", "namespace": "default"}
+    doc["environments"] = {"prod": {"headers": {"X-Env": "prod"}}}
+    path.write_text(json.dumps(doc))
+    config = load_config(path, env={"SMOKE_FLEET_RUN_ID": "run-7"}, environment="prod", target="eu")
+    assert config.base_url == "http://eu.internal"
+    assert config.data["rollback_strategy"] == {"type": "previous-image", "deployment": "web", "namespace": "eu"}
+    assert config.data["headers"] == {"X-Env": "prod"} and "fleet" not in config.data
+    assert config.target.wave == 1 and config.fleet_run_id == "run-7"
+    fleet = load_fleet(path)
+    assert fleet.max_rollbacks == 2 and [wave.targets for wave in fleet.waves] == [("eu",)]
+    assert fleet.digest == config.fleet.digest
