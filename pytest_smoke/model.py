@@ -31,6 +31,7 @@ Action = Literal[
     "below_threshold",
     "no_rollback_helps",
     "dry_run",
+    "held",
     "vetoed",
     "inconclusive",
     "not_evaluated",
@@ -43,9 +44,21 @@ RollbackStatus = Literal[
     "superseded",
     "refused",
     "dry_run",
+    "held",
     "awaiting_confirmation",
     "not_configured",
 ]
+# A rollback was due and a human must act: it failed, the rolled-back version fails too, it was
+# refused (unsafe, or another run holds the lease), held (a fleet's max_rollbacks), no Deployment
+# is configured to roll back, or its rejection mark is missing.
+ROLLBACK_NEEDS_A_HUMAN: tuple[RollbackStatus, ...] = (
+    "failed",
+    "still_failing",
+    "refused",
+    "held",
+    "unmarked",
+    "not_configured",
+)
 
 CHECK_KINDS: tuple[CheckKind, ...] = ("health", "dependency", "critical_path", "metric", "custom")
 
@@ -385,7 +398,8 @@ class RollbackResult:
     """``status``: completed, unmarked (rolled back, but the rejection mark could not be written),
     still_failing (rolled back, verification failed), failed, superseded (the Deployment changed
     since the checks: stood down), refused (due, but not safe or not this run's to do), dry_run,
-    awaiting_confirmation, not_configured."""
+    held (due, but a fleet's max_rollbacks was reached: a human decides), awaiting_confirmation,
+    not_configured."""
 
     status: RollbackStatus
     message: str

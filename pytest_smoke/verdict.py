@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Iterable, Mapping
 
-from .model import CRITICAL, INCONCLUSIVE, Decision, Outcome, Verdict
+from .model import CRITICAL, INCONCLUSIVE, ROLLBACK_NEEDS_A_HUMAN, Decision, Outcome, Verdict
 
 # Process exit codes. 0 to 5 keep pytest's meaning.
 EXIT_OK = 0  # everything passed, or only warnings: the deployment continues
@@ -98,7 +98,9 @@ def _one_per_cause(failures: list[Outcome]) -> list[Outcome]:
     return counted
 
 
-def decide(verdict: Verdict, auto_rollback: Mapping[str, Any], *, dry_run: bool = False) -> Decision:
+def decide(verdict: Verdict, auto_rollback: Mapping[str, Any], *, dry_run: bool = False, held: str = "") -> Decision:
+    """What the verdict calls for. ``held``: why a rollback that is due must wait for a human
+    (a fleet run's max_rollbacks was reached); it is planned by nobody and written by nobody."""
     critical = verdict.critical
     counted = verdict.rollback_failures
     count = len(counted)
@@ -130,6 +132,8 @@ def decide(verdict: Verdict, auto_rollback: Mapping[str, Any], *, dry_run: bool 
         )
     if dry_run:
         return Decision("dry_run", "--smoke-no-rollback: dry run, nothing is changed", count, threshold)
+    if held:
+        return Decision("held", f"rollback held: {held}", count, threshold)
     if auto_rollback.get("requires_ops_confirmation", True) and causes == 1:
         failures = "1 critical failure" if count == 1 else f"{count} critical failures, one cause"
         return Decision("confirm", f"{failures}{explained}: rollback needs ops confirmation", count, threshold)
@@ -154,12 +158,6 @@ def _attribution(critical: list[Outcome], counted: list[Outcome]) -> str:
         causes = ", ".join(sorted({o.shared_cause.partition(", as ")[0] for o in shared}))
         text += f"; {len(shared)} other failure(s) share one cause ({causes}) and count once"
     return text
-
-
-# A rollback was due and a human must act: it failed, the rolled-back version fails too, it was
-# refused (unsafe, or another run holds the lease), no Deployment is configured to roll back, or
-# its rejection mark is missing.
-ROLLBACK_NEEDS_A_HUMAN = ("failed", "still_failing", "refused", "unmarked", "not_configured")
 
 
 def exit_code(verdict: Verdict, rollback_status: str | None) -> int:

@@ -45,6 +45,9 @@ class DecisionInputs:
     started: Callable[[RunSummary], None]  # the summary exists: an interrupt from here on reports it
     # Re-run the required custom tests that failed (after a rollback): (name, status, reason) each
     rerun_custom: Callable[[Any], list[tuple[str, Status, str]]] = lambda budget: []
+    # --smoke-hold-rollback: why a due rollback waits for a human (python -m pytest_smoke.fleet run
+    # sets it once the fleet's max_rollbacks targets were rolled back)
+    held: str = ""
 
 
 def run(inputs: DecisionInputs, verdict: Verdict, timeline: Timeline) -> RunSummary:
@@ -54,14 +57,16 @@ def run(inputs: DecisionInputs, verdict: Verdict, timeline: Timeline) -> RunSumm
     auto_rollback = smoke.section("auto_rollback")
     strategy = smoke.section("rollback_strategy")
     verdict.unattributed = _unattributed(inputs.tested, strategy, inputs.expected_images)
-    decision = decide(verdict, auto_rollback, dry_run=inputs.dry_run)
+    decision = decide(verdict, auto_rollback, dry_run=inputs.dry_run, held=inputs.held)
     override = inputs.override(verdict, decision)
     if isinstance(override, Decision):
         decision = override
     summary = RunSummary(verdict, decision, timeline=timeline)
     inputs.started(summary)
 
-    if decision.wants_rollback:
+    if decision.action == "held":  # nothing is planned or written: a human decides
+        summary.rollback = RollbackResult("held", f"ROLLBACK HELD: {decision.reason}: alert ops team")
+    elif decision.wants_rollback:
         summary.rollback = _roll_back(inputs, summary, strategy, auto_rollback)
         summary.notes.extend(summary.rollback.notes)
         if summary.rollback.status == "completed" and strategy.get("verify_after_rollback"):

@@ -36,6 +36,7 @@ ROLLBACK_EVENTS = {
     "superseded": "rollback_refused",
     "awaiting_confirmation": "awaiting_confirmation",
     "refused": "rollback_refused",
+    "held": "rollback_refused",
     "dry_run": "dry_run",
 }
 

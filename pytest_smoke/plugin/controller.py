@@ -346,6 +346,7 @@ class SmokeController:
             say=self.say,
             started=started,
             rerun_custom=self.rerun_failed_custom,
+            held=self.config.getoption("smoke_hold_rollback") or "",
         )
 
     def rerun_failed_custom(self, budget: Any) -> list[tuple[str, Status, str]]:

@@ -68,6 +68,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         " --smoke-env). Default: SMOKE_TARGET. python -m pytest_smoke.fleet run checks every target.",
     )
     group.addoption(
+        "--smoke-hold-rollback",
+        metavar="REASON",
+        help="A rollback that is due is held for a human (exit 10, alerted) with REASON, not planned or"
+        " written. python -m pytest_smoke.fleet run sets it once max_rollbacks targets were rolled back.",
+    )
+    group.addoption(
         "--smoke-no-rollback",
         action="store_true",
         help="Dry run: report the verdict and what the rollback would do, change nothing.",

@@ -24,6 +24,7 @@ CRITICAL_TAILS = {
     "still_failing": " - ROLLED BACK, STILL FAILING",
     "superseded": " - Rollback stood down (the Deployment changed since the checks)",
     "dry_run": " - Rollback dry run",
+    "held": " - ROLLBACK HELD (fleet max_rollbacks)",
     "refused": " - ROLLBACK REFUSED",
     "not_configured": " - ROLLBACK NOT POSSIBLE (no Deployment configured)",
     "awaiting_confirmation": " - Rollback awaiting ops confirmation",
@@ -85,6 +86,7 @@ ROLLBACK_REMEDIES = {
     "awaiting_confirmation": "rollback_awaiting",
     "superseded": "rollback_refused",
     "dry_run": "rollback_refused",
+    "held": "rollback_held",
     "refused": "rollback_refused",
     "not_configured": "rollback_refused",
 }

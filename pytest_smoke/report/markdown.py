@@ -90,3 +90,7 @@ def write(text: str, path: str | Path, append: bool = False) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     with target.open("a" if append else "w", encoding="utf-8") as handle:
         handle.write(text)
+
+
+# Public for the fleet report, which escapes its own table the same way.
+cell = _cell

@@ -27,6 +27,7 @@ DECISION_STATES = [
     "below_threshold",
     "no_rollback_helps",
     "dry_run",
+    "held",
     "vetoed",
     "inconclusive",
     "not_evaluated",
@@ -40,6 +41,7 @@ ROLLBACK_STATES = [
     "superseded",
     "refused",
     "dry_run",
+    "held",
     "awaiting_confirmation",
     "not_configured",
 ]

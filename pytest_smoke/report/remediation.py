@@ -219,6 +219,14 @@ CATALOGUE: dict[str, Remedy] = {
             "Roll back by hand if needed: {manual_command}",
         ),
     ),
+    "rollback_held": Remedy(
+        "A rollback was due and is held: more targets of the fleet failed than max_rollbacks allows,"
+        " so a shared cause (the runner's network, a shared dependency) is likely",
+        (
+            "Compare with the fleet's other targets: the same failure everywhere points at a shared cause",
+            "If this target's deploy is at fault, roll back by hand: {manual_command}",
+        ),
+    ),
     "rollback_failed": Remedy(
         "ROLLBACK FAILED: alert ops team immediately",
         (

@@ -8,7 +8,7 @@ import calendar
 import time
 from typing import Any, Iterator, Mapping
 
-from ..model import KIND_RANK, RAN
+from ..model import KIND_RANK, RAN, ROLLBACK_NEEDS_A_HUMAN
 from .document import CRITICAL_TAILS
 
 Line = tuple[str, dict[str, bool]]
@@ -29,6 +29,7 @@ ROLLBACK_HEADLINES = {
     "superseded": "Rollback stood down: the Deployment changed since the checks started",
     "refused": "ROLLBACK REFUSED: the rollback that was due did not happen: alert ops team",
     "dry_run": "Dry run (--smoke-no-rollback): rollback NOT performed",
+    "held": "ROLLBACK HELD: more targets failed than max_rollbacks allows: alert ops team",
     "awaiting_confirmation": "Rollback awaiting ops confirmation",
     "not_configured": "ROLLBACK NOT POSSIBLE: no Deployment to roll back is configured: alert ops team",
 }
@@ -276,11 +277,7 @@ def _rollback_lines(document: Document) -> Iterator[Line]:
             yield f"Manual rollback if needed: {document['manual_rollback_command']}", {}
         return
     status = rollback["status"]
-    markup = (
-        {"red": True, "bold": True}
-        if status in ("failed", "still_failing", "refused", "unmarked", "not_configured")
-        else {}
-    )
+    markup = {"red": True, "bold": True} if status in ROLLBACK_NEEDS_A_HUMAN else {}
     yield f"{ROLLBACK_HEADLINES.get(status, status)}:", markup
     current, target = rollback["current_images"], rollback["target_images"]
     for name, image in current.items():

@@ -1,0 +1,180 @@
+"""The fleet result for people and tools: terminal text, JSON, JUnit and Markdown.
+
+A target's report is data: every string from it is escaped for the output it lands in (control
+characters on a terminal, markup in Markdown, XML by junit-xml). Details are shown only for the
+targets that are not green; the green ones get one line each.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..redact import escape_controls
+from ..report import json_report
+from ..report.junit import junit_names, surefire
+from ..report.markdown import cell, render
+from .merge import FleetResult, TargetResult, critical_lines
+
+FLEET_SCHEMA_VERSION = 1
+MARKS = {
+    "passed": "✓",
+    "warning": "⚠",
+    "partial": "◐",
+    "not_selected": "➖",
+    "critical": "✗",
+    "rolled_back": "✗",
+    "rollback_failed": "✗",
+    "rollback_held": "✗",
+}
+VERBS = {
+    "rolled_back": "rolled back",
+    "critical": "critical",
+    "rollback_failed": "ROLLBACK FAILED",
+    "rollback_held": "rollback held",
+    "inconclusive": "inconclusive",
+    "not_ready": "not ready",
+    "never_reported": "never reported",
+    "error": "no verdict",
+}
+
+
+def headline(result: FleetResult) -> str:
+    """``✗ 1 of 6 targets failed: eu-west-1 rolled back; wave 3 not started``."""
+    total = len(result.targets)
+    failed = [target for target in result.targets if target.failed]
+    unknown = [target for target in result.targets if not target.failed and target.exit_status != 0]
+    waiting = sorted({target.wave for target in unknown if target.status == "not_started" and target.wave})
+    parts = [f"{target.name} {VERBS.get(target.status, target.status)}" for target in failed]
+    parts += [f"wave {number} not started" for number in waiting]
+    parts += [
+        f"{target.name} {VERBS.get(target.status, target.status)}"
+        for target in unknown
+        if target.status != "not_started"
+    ]
+    if failed:
+        return f"✗ {len(failed)} of {total} targets failed: " + "; ".join(parts)
+    if unknown:
+        return f"? {len(unknown)} of {total} targets not verified: " + "; ".join(parts)
+    partial = [target.name for target in result.targets if target.status in ("partial", "not_selected")]
+    if partial:
+        return f"◐ {len(partial)} of {total} targets not verified (partial or not selected): " + ", ".join(partial)
+    warned = sum(1 for target in result.targets if target.status == "warning")
+    return f"✓ all {total} targets passed" + (f" ({warned} with warnings)" if warned else "")
+
+
+def terminal_lines(result: FleetResult) -> list[str]:
+    lines = [escape_controls(headline(result))]
+    for target in result.targets:
+        wave = f" (wave {target.wave})" if target.wave else ""
+        mark = MARKS.get(target.status, "?")
+        lines.append(f"  {mark} {escape_controls(target.name)}{wave}: {escape_controls(target.summary)}")
+        if target.status not in ("passed",):
+            lines += [f"      {line}" for line in critical_lines(target)]
+            if target.report and (target.report.get("rollback") or {}).get("message"):
+                lines.append(f"      Rollback: {escape_controls(target.report['rollback']['message'])}")
+    lines += [f"Refused: {escape_controls(path)}: {escape_controls(why)}" for path, why in result.refused]
+    lines += [f"Note: {escape_controls(note)}" for note in result.notes]
+    lines.append(f"Exit status: {result.exit_status}")
+    return lines
+
+
+def document(result: FleetResult) -> dict[str, Any]:
+    """The fleet's JSON report (schema: ``smoke-fleet-report.schema.json``): each target's own
+    report is embedded whole, as it was written (already redacted by its run)."""
+    return {
+        "schema_version": FLEET_SCHEMA_VERSION,
+        "generator": f"pytest-deploy-smoke {__version__}",
+        "kind": "fleet",
+        "config": result.config,
+        "config_digest": result.digest,
+        "run_id": result.run_id,
+        "merged_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "verdict": {
+            "state": result.state,
+            "headline": headline(result),
+            "targets": len(result.targets),
+            "failed": sum(1 for target in result.targets if target.failed),
+            "not_verified": sum(1 for target in result.targets if not target.green),
+        },
+        "exit_status": result.exit_status,
+        "waves": result.waves,
+        "targets": [_target_entry(target) for target in result.targets],
+        "refused": [{"report": path, "reason": why} for path, why in result.refused],
+        "notes": list(result.notes),
+    }
+
+
+def _target_entry(target: TargetResult) -> dict[str, Any]:
+    return {
+        "target": target.name,
+        "labels": target.labels,
+        "wave": target.wave,
+        "status": target.status,
+        "exit_status": target.exit_status,
+        "summary": target.summary,
+        "source": target.source or None,
+        "report": target.report,
+    }
+
+
+def write_json(result: FleetResult, path: str | Path) -> None:
+    json_report.write(document(result), path)
+
+
+def write_junit(result: FleetResult, path: str | Path) -> None:
+    """A ``<testsuite>`` per target, named by it; test cases are named from node ids, which carry
+    the target, so no two targets' cases collide."""
+    from junit_xml import TestCase, TestSuite, to_xml_report_string
+
+    suites = []
+    for target in result.targets:
+        properties = {"target": target.name, "status": target.status, "exit_status": str(target.exit_status)}
+        properties.update({f"label.{key}": value for key, value in target.labels.items()})
+        if target.report is None:
+            case = TestCase(name="report", classname=f"fleet.{target.name}")
+            case.add_error_info(message=target.summary, error_type=target.status)
+            suites.append(TestSuite(target.name, [case], properties=properties))
+            continue
+        cases = []
+        for check in target.report["checks"]:
+            classname, name = junit_names(check["nodeid"])
+            case = TestCase(name=name, classname=classname, elapsed_sec=round(float(check["duration_seconds"]), 3))
+            text = "\n".join(filter(None, [check["reason"], check.get("details") or ""]))
+            if check["severity"] == "critical":
+                case.add_failure_info(
+                    message=check["reason"], output=text, failure_type=check["failure_kind"] or "failed"
+                )
+            elif check["severity"] == "warning":
+                case.add_failure_info(message=check["reason"], output=text, failure_type="warning")
+            elif check["status"] in ("not_run", "not_selected", "skipped"):
+                case.add_skipped_info(message=check["reason"] or check["status"])
+            cases.append(case)
+        suites.append(TestSuite(target.name, cases, properties=properties, timestamp=target.report["started_at"]))
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(surefire(to_xml_report_string(suites, prettyprint=True, encoding="utf-8")), encoding="utf-8")
+
+
+def markdown(result: FleetResult) -> str:
+    """A fleet table, then each target that is not green in full (its own report, chart included)."""
+    lines = [f"## {cell(headline(result))}", "", "| | Target | Labels | Wave | Result |", "|---|---|---|---|---|"]
+    for target in result.targets:
+        labels = ", ".join(f"{cell(key)}={cell(value)}" for key, value in target.labels.items())
+        lines.append(
+            f"| {MARKS.get(target.status, '?')} | `{cell(target.name)}` | {labels} | {target.wave or ''} |"
+            f" {cell(target.summary)} |"
+        )
+    if result.refused:
+        lines += ["", "### Reports refused", ""] + [f"- `{cell(path)}`: {cell(why)}" for path, why in result.refused]
+    if result.notes:
+        lines += ["", "### Notes", ""] + [f"- {cell(note)}" for note in result.notes]
+    for target in result.targets:
+        if target.report is not None and target.status != "passed":
+            body = render(target.report).replace("\n## ", "\n#### ").replace("\n### ", "\n##### ")
+            if body.startswith("## "):
+                body = "#### " + body[3:]
+            lines += ["", f"### Target `{cell(target.name)}`", "", body]
+    return "\n".join(lines) + "\n"

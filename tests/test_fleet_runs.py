@@ -1,0 +1,266 @@
+"""Fleet runs end to end: several local services as targets, one Kubernetes API double per
+"cluster" (its own kubeconfig), ``python -m pytest_smoke.fleet run`` and ``merge`` and ``gate``.
+Each target is a real pytest process, as in production."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pytest_smoke.fleet.__main__ import main
+
+from conftest import BAD_IMAGE, GOOD_IMAGE
+from demo_service import DemoService
+from helpers import deployment_patches, health
+from kube_double import KubeDouble
+
+SCHEMAS = Path(__file__).resolve().parents[1] / "pytest_smoke" / "schema"
+
+
+class Cluster:
+    """One target: its service and its API server double, with a kubeconfig of its own."""
+
+    def __init__(self, name: str, tmp_path: Path, faults: set[str]):
+        self.name = name
+        self.service = DemoService(faults=faults).start()
+        self.api = KubeDouble(polls_to_complete=1).start()
+        self.api.add_deployment("django", {"django": GOOD_IMAGE})
+        self.api.deploy("prod", "django", {"django": BAD_IMAGE})
+        self.kubeconfig = self.api.write_kubeconfig(tmp_path / f"kubeconfig-{name}")
+
+    def target(self, **labels: str) -> dict:
+        return {
+            "labels": labels,
+            "base_url": self.service.url,
+            "rollback_strategy": {"kubeconfig": str(self.kubeconfig)},
+        }
+
+    def stop(self) -> None:
+        self.service.stop()
+        self.api.stop()
+
+
+@pytest.fixture
+def clusters(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    started: dict[str, Cluster] = {}
+
+    def start(name: str, *faults: str) -> Cluster:
+        started[name] = Cluster(name, tmp_path, set(faults))
+        return started[name]
+
+    yield start
+    for cluster in started.values():
+        cluster.stop()
+
+
+def fleet_config(tmp_path: Path, targets: dict, **fleet) -> Path:
+    doc = {
+        "auto_rollback": {"enabled": True, "requires_ops_confirmation": False, "rollback_timeout_seconds": 20},
+        "rollback_strategy": {
+            "type": "previous-image",
+            "deployment": "django",
+            "namespace": "prod",
+            "max_rollback_attempts": 1,
+        },
+        "health_checks": [health("readiness", "/health/ready")],
+        "fleet": {"targets": targets, **fleet},
+    }
+    path = tmp_path / "fleet.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def run_fleet(config: Path, *args: str) -> int:
+    return main(["run", "--config", str(config), "--out", "out", "--json", "out/fleet.json", *args])
+
+
+def fleet_report(tmp_path: Path) -> dict:
+    report = json.loads((tmp_path / "out" / "fleet.json").read_text())
+    validate_fleet_report(report)
+    return report
+
+
+def validate_fleet_report(report: dict) -> None:
+    import jsonschema
+    from referencing import Registry, Resource
+
+    schemas = {
+        name: json.loads((SCHEMAS / name).read_text())
+        for name in ("smoke-fleet-report.schema.json", "smoke-report.schema.json")
+    }
+    registry = Registry().with_resources((schema["$id"], Resource.from_contents(schema)) for schema in schemas.values())
+    jsonschema.Draft202012Validator(schemas["smoke-fleet-report.schema.json"], registry=registry).validate(report)
+
+
+def by_target(report: dict) -> dict:
+    return {entry["target"]: entry for entry in report["targets"]}
+
+
+def test_an_all_green_fleet_marks_every_target_verified_and_writes_nothing_else(tmp_path, clusters, capsys):
+    eu, us = clusters("eu-west-1"), clusters("us-east-1")
+    config = fleet_config(tmp_path, {"eu-west-1": eu.target(region="eu"), "us-east-1": us.target(region="us")})
+    assert run_fleet(config) == 0
+    out = capsys.readouterr().out
+    assert "✓ all 2 targets passed" in out
+    report = fleet_report(tmp_path)
+    assert report["verdict"]["state"] == "passed" and report["exit_status"] == 0
+    for cluster in (eu, us):
+        assert deployment_patches(cluster.api) == []
+        assert by_target(report)[cluster.name]["report"]["verdict"]["verified"] is True
+
+
+def test_one_failing_target_is_rolled_back_alone(tmp_path, clusters, capsys):
+    eu, us = clusters("eu-west-1", "ready-503"), clusters("us-east-1")
+    config = fleet_config(tmp_path, {"eu-west-1": eu.target(), "us-east-1": us.target()})
+    assert run_fleet(config) == 1
+    assert "✗ 1 of 2 targets failed: eu-west-1 rolled back" in capsys.readouterr().out
+    assert deployment_patches(eu.api) and deployment_patches(us.api) == []
+    assert eu.api.images("prod", "django") == {"django": GOOD_IMAGE}
+    statuses = {name: entry["status"] for name, entry in by_target(fleet_report(tmp_path)).items()}
+    assert statuses == {"eu-west-1": "rolled_back", "us-east-1": "passed"}
+
+
+def test_a_failing_canary_wave_stops_the_fleet_before_any_request_to_later_waves(tmp_path, clusters, capsys):
+    canary, eu, us = clusters("canary", "ready-503"), clusters("eu-west-1"), clusters("us-east-1")
+    config = fleet_config(
+        tmp_path,
+        {
+            "canary": canary.target(tier="canary"),
+            "eu-west-1": eu.target(tier="main"),
+            "us-east-1": us.target(tier="main"),
+        },
+        waves=[{"select": "tier=canary"}, {"select": "tier=main"}],
+    )
+    assert run_fleet(config) == 1
+    out = capsys.readouterr().out
+    assert "✗ 1 of 3 targets failed: canary rolled back; wave 2 not started" in out
+    assert "not started: wave 1 failed at canary" in out
+    assert eu.service.requests == [] and us.service.requests == []
+    report = fleet_report(tmp_path)
+    assert [wave["status"] for wave in report["waves"]] == ["failed", "not_started"]
+
+
+def test_a_shared_outage_rolls_back_at_most_max_rollbacks_targets_and_holds_the_rest(tmp_path, clusters, capsys):
+    names = ["a", "b", "c", "d"]
+    started = {name: clusters(name) for name in names}
+    targets = {name: started[name].target() for name in names}
+    for name in names[:3]:  # the same database, down for three targets
+        targets[name]["dependency_checks"] = [{"name": "orders-db", "type": "tcp", "host": "127.0.0.1", "port": 9}]
+    config = fleet_config(tmp_path, targets, max_rollbacks=1)
+    assert run_fleet(config) == 10
+    out = capsys.readouterr().out
+    assert "✗ 3 of 4 targets failed: a rolled back; b rollback held; c rollback held" in out
+    assert (
+        "ROLLBACK HELD: rollback held: more targets failed than max_rollbacks (1) allows; a shared cause is likely"
+        in out
+    )
+    written = [name for name in names if deployment_patches(started[name].api)]
+    assert written == ["a"]
+
+
+def test_a_cluster_that_forbids_writes_does_not_stop_another_targets_rollback(tmp_path, clusters, capsys):
+    eu, us = clusters("eu-west-1", "ready-503"), clusters("us-east-1", "ready-503")
+    # RBAC lets the run's dry-run preflight through; a policy denies the real change at rollback time.
+    us.api.fail_patches["template"] = 403
+    config = fleet_config(tmp_path, {"eu-west-1": eu.target(), "us-east-1": us.target()}, max_rollbacks=2)
+    assert run_fleet(config) == 10
+    assert "✗ 2 of 2 targets failed: eu-west-1 rolled back; us-east-1 ROLLBACK FAILED" in capsys.readouterr().out
+    assert eu.api.images("prod", "django") == {"django": GOOD_IMAGE}
+    assert us.api.images("prod", "django") == {"django": BAD_IMAGE}
+
+
+def test_distributed_reports_merge_to_the_in_process_verdict(tmp_path, clusters, capsys, pytester, monkeypatch):
+    eu, us = clusters("eu-west-1", "ready-503"), clusters("us-east-1")
+    config = fleet_config(tmp_path, {"eu-west-1": eu.target(), "us-east-1": us.target()})
+    assert run_fleet(config, "--run-id", "fleet-1") == 1
+    in_process = fleet_report(tmp_path)
+    eu.api.deploy("prod", "django", {"django": BAD_IMAGE})  # the same deploy, verified again elsewhere
+    # One process per target, as a Job per cluster would run it.
+    for name in ("eu-west-1", "us-east-1"):
+        monkeypatch.setenv("SMOKE_FLEET_RUN_ID", "fleet-2")
+        pytester.runpytest_subprocess(
+            "--smoke-config", str(config), "--smoke-target", name, "--smoke-report", str(tmp_path / f"jobs/{name}.json")
+        )
+    capsys.readouterr()
+    merged = main(
+        ["merge", "--config", str(config), "--run-id", "fleet-2", "--json", "merged.json"]
+        + [str(tmp_path / f"jobs/{name}.json") for name in ("eu-west-1", "us-east-1")]
+        + [str(tmp_path / "out" / "eu-west-1.json")]  # the earlier run's report: another run id
+    )
+    assert merged == 1
+    report = json.loads((tmp_path / "merged.json").read_text())
+    validate_fleet_report(report)
+    assert report["verdict"]["state"] == in_process["verdict"]["state"] == "critical"
+    assert [(t["target"], t["status"]) for t in report["targets"]] == [
+        (t["target"], t["status"]) for t in in_process["targets"]
+    ]
+    assert report["refused"] == [
+        {
+            "report": str(tmp_path / "out" / "eu-west-1.json"),
+            "reason": "from another fleet run (run id 'fleet-1', expected 'fleet-2')",
+        }
+    ]
+
+
+def test_merge_refuses_what_it_cannot_trust_and_waits_for_who_never_reported(tmp_path, clusters, capsys):
+    eu, us = clusters("eu-west-1"), clusters("us-east-1")
+    config = fleet_config(tmp_path, {"eu-west-1": eu.target(), "us-east-1": us.target()})
+    assert run_fleet(config, "--smoke-target", "eu-*") == 0  # us-east-1 not selected: no request
+    assert us.service.requests == []
+    assert fleet_report(tmp_path)["verdict"]["state"] == "partial"
+    good = json.loads((tmp_path / "out" / "eu-west-1.json").read_text())
+    other_config = {**good, "fleet": {**good["fleet"], "config_digest": "sha256:" + "0" * 64}}
+    (tmp_path / "other.json").write_text(json.dumps(other_config))
+    older = {**good, "finished_at": "2000-01-01T00:00:00.000Z", "exit_status": 1}
+    (tmp_path / "older.json").write_text(json.dumps(older))
+    (tmp_path / "garbage.json").write_text("{not json")
+    hostile = json.loads(json.dumps(good))
+    hostile["checks"][0]["name"] = "readiness\x1b[31m | <b>x</b>"
+    hostile["fleet"]["target"] = "ap-south-1\x1b]0;pwned\x07"
+    (tmp_path / "hostile.json").write_text(json.dumps(hostile))
+    capsys.readouterr()
+    files = ["other.json", "older.json", str(tmp_path / "out" / "eu-west-1.json"), "garbage.json", "hostile.json"]
+    status = main(["merge", "--config", str(config), "--markdown", "fleet.md", "--junit", "fleet.xml", *files])
+    out = capsys.readouterr().out
+    assert status == 12  # us-east-1 never reported
+    assert "? 1 of 2 targets not verified: us-east-1 never reported" in out
+    assert "Refused: other.json: from another config" in out
+    assert "Refused: garbage.json: is not JSON" in out
+    assert "Refused: hostile.json: names target 'ap-south-1\\x1b]0;pwned\\x07', which the fleet does not have" in out
+    assert "\x1b" not in out and "\x07" not in out
+    markdown = (tmp_path / "fleet.md").read_text()
+    assert "<b>" not in markdown and "\x1b" not in markdown
+    validate_junit(tmp_path / "fleet.xml", suites=["eu-west-1", "us-east-1"])
+
+
+def validate_junit(path: Path, suites: list[str]) -> None:
+    import junitparser
+    import xmlschema
+
+    xmlschema.XMLSchema(str(Path(__file__).parent / "data" / "junit-10.xsd")).validate(str(path))
+    parsed = junitparser.JUnitXml.fromfile(str(path))
+    assert [suite.name for suite in parsed] == suites
+    names = [(case.classname, case.name) for suite in parsed for case in suite]
+    assert len(names) == len(set(names))
+
+
+def test_the_gate_opens_only_for_a_wave_that_passed(tmp_path, clusters, capsys):
+    canary, main_target = clusters("canary"), clusters("main", "ready-503")
+    config = fleet_config(
+        tmp_path,
+        {"canary": canary.target(tier="canary"), "main": main_target.target(tier="main")},
+        waves=[{"select": "tier=canary"}, {"select": "tier=main"}],
+    )
+    assert run_fleet(config) == 1
+    reports = [str(tmp_path / "out" / f"{name}.json") for name in ("canary", "main")]
+    assert main(["gate", "--config", str(config), "--wave", "1", *reports]) == 0
+    assert main(["gate", "--config", str(config), "--wave", "2", *reports]) == 1
+    assert (
+        "gate: wave 2 did not pass: main: ✗ CRITICAL: Smoke tests failed - Rollback completed"
+        in capsys.readouterr().out
+    )
+    assert main(["gate", "--config", str(config), "--wave", "3", *reports]) == 4
