@@ -324,3 +324,17 @@ def test_without_a_deployment_incidents_are_keyed_by_the_service_address():
     one = {"environment": None, "deployment": None, "config": "smoke.json", "base_url": "https://shop.example"}
     other = {**one, "base_url": "https://billing.example"}
     assert dedup_key(one) == "pytest-smoke/default/https://shop.example" != dedup_key(other)
+
+
+def test_the_same_deployment_in_two_fleet_targets_is_two_incidents():
+    from pytest_smoke.notify.incident import dedup_key
+
+    def document(target):
+        return {
+            "environment": "production",
+            "deployment": {"name": "web", "namespace": "shop", "revision": 7},
+            "fleet": {"target": target},
+        }
+
+    assert dedup_key(document("eu-west-1")) == "pytest-smoke/production/eu-west-1/shop/web/rev-7"
+    assert dedup_key(document("eu-west-1")) != dedup_key(document("us-east-1"))

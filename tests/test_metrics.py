@@ -258,3 +258,22 @@ def test_a_bad_pushgateway_url_is_a_config_error_before_any_request(pytester, wr
     assert result.ret == 4
     result.stderr.fnmatch_lines(["*smoke.json: monitoring.pushgateway.url: not an http(s) URL with a host*"])
     assert demo.requests == []  # nothing was sent
+
+
+def test_each_fleet_target_pushes_to_a_group_of_its_own(pytester, write_config, demo, pushgateway):
+    doc = {
+        "health_checks": [health("live", "/health/live")],
+        "rollback_strategy": {"deployment": "fleet-web", "namespace": "shop"},
+        "fleet": {"targets": {"eu-west-1": {"base_url": demo.url}, "us-east-1": {"base_url": demo.url}}},
+    }
+    write_config(doc, name="fleet.json")
+    for target in ("eu-west-1", "us-east-1"):
+        result = pytester.runpytest(
+            "--smoke-config", "fleet.json", "--smoke-target", target, "--smoke-pushgateway", pushgateway.url
+        )
+        assert result.ret == 0, result.stdout.str()
+    found = pushed(pushgateway)
+    # The second target's push replaced its own group only: both verdicts are there, apart.
+    for target in ("eu-west-1", "us-east-1"):
+        assert value(found, "smoke_verdict", deployment="fleet-web", target=target, smoke_verdict="passed") == 1
+        assert value(found, "smoke_check_success", deployment="fleet-web", target=target, check="live") == 1

@@ -39,9 +39,13 @@ def action(event: str) -> tuple[str, str]:
 def dedup_key(document: Mapping[str, Any]) -> str:
     """One incident per Deployment and revision: ``pytest-smoke/production/shop/web/rev-7``. Without
     a Deployment, per service address (two services whose configs share a file name never share an
-    incident)."""
+    incident). A fleet target has its own (``pytest-smoke/production/eu-west-1/shop/web/rev-7``):
+    the same Deployment in two clusters is two incidents."""
     deployment = document.get("deployment") or {}
     parts = ["pytest-smoke", document.get("environment") or "default"]
+    target = (document.get("fleet") or {}).get("target")
+    if target:
+        parts.append(str(target))
     if deployment:
         parts += [deployment["namespace"], deployment["name"]]
         if deployment.get("revision") is not None:

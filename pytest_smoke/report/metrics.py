@@ -3,7 +3,7 @@
 One registry per run: the same metrics go to a Pushgateway (``notify/pushgateway.py``) and to a
 text file (``--smoke-metrics``). A file named ``*.prom`` gets the Prometheus text format, the one
 node-exporter's textfile collector reads (it reads only ``*.prom``); any other name gets
-OpenMetrics 1.0. Labels are bounded: the deployment, namespace and environment, and per check its
+OpenMetrics 1.0. Labels are bounded: the deployment, namespace, environment and fleet target, and per check its
 name, kind, required and severity (critical or warning, from the config); never an error text,
 a URL or a request id.
 """
@@ -45,19 +45,21 @@ ROLLBACK_STATES = [
     "awaiting_confirmation",
     "not_configured",
 ]
-RUN_LABELS = ("deployment", "namespace", "environment")
+RUN_LABELS = ("deployment", "namespace", "environment", "target")
 CHECK_LABELS = (*RUN_LABELS, "check", "kind", "required", "severity")
 LAST_SUCCESS = "smoke_last_success_timestamp_seconds"
 OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text"
 
 
 def run_labels(document: Mapping[str, Any]) -> dict[str, str]:
-    """The deployment, namespace and environment the run verified ("" where the config names none)."""
+    """The deployment, namespace, environment and fleet target the run verified ("" where the config
+    names none): the targets of a fleet are series of their own, and Pushgateway groups of their own."""
     deployment = document.get("deployment") or {}
     return {
         "deployment": deployment.get("name") or "",
         "namespace": deployment.get("namespace") or "",
         "environment": document.get("environment") or "",
+        "target": (document.get("fleet") or {}).get("target") or "",
     }
 
 
