@@ -150,3 +150,22 @@ def test_targets_override_the_top_level_after_the_environment(tmp_path):
     fleet = load_fleet(path)
     assert fleet.max_rollbacks == 2 and [wave.targets for wave in fleet.waves] == [("eu",)]
     assert fleet.digest == config.fleet.digest
+
+
+def test_the_example_fleet_and_its_manifests_name_the_same_targets_in_wave_order():
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[1] / "example_suites" / "fleet"
+    fleet = load_fleet(root / "fleet.yaml")
+    in_order = [name for wave in fleet.waves for name in wave.targets]
+    for name in in_order:  # every target loads as a whole config
+        assert load_config(root / "fleet.yaml", env={}, target=name).target.name == name
+    job, merge_job = yaml.safe_load_all((root / "indexed-job.yaml").read_text())
+    script = job["spec"]["template"]["spec"]["containers"][0]["args"][0]
+    assert script.split("\n")[0].split()[2:] == in_order and job["spec"]["completions"] == len(in_order)
+    assert merge_job["spec"]["template"]["spec"]["containers"][0]["args"] == [f"/reports/{n}.json" for n in in_order]
+    workflow = yaml.safe_load((root / "github-actions-fleet.yml").read_text())
+    matrices = [job["strategy"]["matrix"]["target"] for job in workflow["jobs"].values() if "strategy" in job]
+    assert matrices == [list(wave.targets) for wave in fleet.waves]
