@@ -32,3 +32,23 @@ def test_the_plain_layers_run_without_pytest():
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.stdout.strip() == "ok", result.stderr
+
+
+def test_the_report_schema_admits_every_state_the_model_can_write():
+    """A status the model has and the schema lacks would make a valid run's report invalid, and
+    ``python -m pytest_smoke.fleet merge`` would refuse it."""
+    import json
+    import typing
+    from pathlib import Path
+
+    from pytest_smoke import model
+
+    schema = json.loads(
+        (Path(__file__).resolve().parents[1] / "pytest_smoke" / "schema" / "smoke-report.schema.json").read_text()
+    )
+    props = schema["properties"]
+    assert set(props["decision"]["properties"]["action"]["enum"]) == set(typing.get_args(model.Action))
+    rollback = next(branch for branch in props["rollback"]["oneOf"] if branch.get("type") == "object")
+    assert set(rollback["properties"]["status"]["enum"]) == set(typing.get_args(model.RollbackStatus))
+    checks = props["checks"]["items"]["properties"]
+    assert set(typing.get_args(model.Status)) <= set(checks["status"]["enum"])
