@@ -10,6 +10,7 @@ Names are resolved on first use: pytest imports this package for every run throu
 entry point, and a run without a smoke config should not pay for YAML or JSON Schema.
 """
 
+import importlib
 from typing import Any
 
 __version__ = "0.2.0.dev0"
@@ -27,7 +28,5 @@ __all__ = ["__version__", *_PUBLIC]
 
 def __getattr__(name: str) -> Any:
     if name in _PUBLIC:
-        import importlib
-
         return getattr(importlib.import_module(f".{_PUBLIC[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

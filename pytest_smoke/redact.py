@@ -11,10 +11,11 @@ import base64
 import functools
 import html
 import json
+import logging
 import re
 import threading
 from typing import Any, Iterable
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, urlsplit
 
 MASK = "***"
 
@@ -68,8 +69,6 @@ def _url_parts(text: str) -> set[str]:
     alone, as in urllib3's debug line 'POST /services/T000/B111/XXXX': those are secrets too."""
     if "://" not in text:
         return set()
-    from urllib.parse import urlsplit
-
     try:
         parts = urlsplit(text)
     except ValueError:
@@ -406,8 +405,6 @@ class RedactingLogRecords:
         self._previous: Any = None
 
     def install(self) -> None:
-        import logging
-
         self._previous = previous = logging.getLogRecordFactory()
 
         def make_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
@@ -425,8 +422,6 @@ class RedactingLogRecords:
         logging.setLogRecordFactory(make_record)
 
     def uninstall(self) -> None:
-        import logging
-
         if self._previous is not None and logging.getLogRecordFactory() is self._factory:
             logging.setLogRecordFactory(self._previous)
         self._previous = None

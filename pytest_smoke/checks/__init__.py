@@ -11,8 +11,10 @@ import dataclasses
 import functools
 import importlib
 import itertools
+import socket
 import time
 from typing import Any, Callable, Mapping, Union, cast
+from urllib.parse import urlsplit
 
 from ..model import Check, default_timeout
 from .base import CheckContext, CheckFailed, CheckNotEvaluated, CheckResult, CheckTimeout, Deadline, run_with_deadline
@@ -57,16 +59,16 @@ def builtin_check_type(name: str) -> CheckFunction | None:
 def is_service_failure(exc: BaseException) -> bool:
     """Whether an exception in a developer's smoke test is a verdict on the service (an assertion,
     a refused or timed-out connection, a client library's connection error) rather than a bug."""
-    import socket
-
     if isinstance(exc, (AssertionError, CheckFailed, ConnectionError, TimeoutError, socket.timeout, socket.gaierror)):
         return True
     try:
+        # Lazy, as are .http and the check kinds below: every pytest run imports this package (for
+        # the scheduler's defaults in plugin.main); requests costs ~70 ms, .http with it ~110 ms.
         import requests
     except ImportError:  # pragma: no cover - requests is a dependency
         requests = None  # type: ignore[assignment]
     if requests is not None and isinstance(exc, requests.RequestException):
-        from .http import NOT_SENDABLE
+        from .http import NOT_SENDABLE  # lazy: requests (see above)
 
         return not isinstance(exc, NOT_SENDABLE)
     # psycopg.OperationalError, redis.ConnectionError, pika's AMQPConnectionError and the like.
@@ -115,8 +117,6 @@ def safe_to_retry(check: Check) -> bool:
 
 @functools.lru_cache(maxsize=256)  # most checks share the base URL
 def _host_of(url: str) -> str | None:
-    from urllib.parse import urlsplit
-
     try:
         parts = urlsplit(url)
         return f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}" if parts.hostname else None
@@ -143,6 +143,7 @@ def run_check(check: Check, ctx: CheckContext, budget: Deadline | None = None) -
 def _check_function(check: Check, ctx: CheckContext) -> tuple[CheckFunction, bool, float]:
     """The function that runs ``check``, whether it is built in (it keeps its own deadline), and
     the slack past its timeout before the outer guard gives up on it."""
+    # Lazy: each imports .http (~110 ms with requests, see is_service_failure).
     if check.kind == "health":
         from .health import check as health_check
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 import queue
 import threading
 import time
+import traceback
 import uuid
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from typing import Any, Callable, Mapping, TypeVar, cast
 
 from ..redact import Redactor, shorten
@@ -62,8 +64,6 @@ class CheckNotEvaluated(Exception):
     @classmethod
     def from_exception(cls, exc: BaseException) -> "CheckNotEvaluated":
         """An exception that is not a verdict on the service: a problem of the runner."""
-        import traceback
-
         message = shorten(str(exc), 200)
         internal = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         return cls(
@@ -134,8 +134,6 @@ def same_value(got: Any, wanted: Any) -> bool:
     if wanted is None:
         return got is None
     if isinstance(wanted, (int, float)):
-        from decimal import Decimal, InvalidOperation
-
         try:  # exactly: as floats, two 17-digit ids would compare equal
             return Decimal(str(got).strip()) == Decimal(str(wanted))
         except (InvalidOperation, ValueError):

@@ -15,6 +15,7 @@ AnalysisTemplate and Flagger decide from the new version's real traffic.
 
 from __future__ import annotations
 
+import base64
 import http.client
 import math
 import time
@@ -84,8 +85,6 @@ def _query(
     spec: Mapping[str, Any], ctx: CheckContext, query: str, deadline: Deadline
 ) -> list[tuple[dict[str, str], float]]:
     """The instant vector (or scalar) the query returns, as (labels, value) pairs."""
-    import base64
-
     headers = {str(k): str(v) for k, v in (spec.get("headers") or {}).items()}
     if spec.get("bearer_token"):
         headers["Authorization"] = f"Bearer {spec['bearer_token']}"

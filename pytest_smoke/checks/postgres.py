@@ -21,7 +21,9 @@ from .base import (
 
 
 def check(spec: PostgresSpec, ctx: CheckContext) -> CheckResult:
-    import psycopg  # deferred: keeps an HTTP-only run light
+    # Lazy (~100 ms): the type is resolved before preflight checks the library, which names a
+    # missing or broken one (no libpq) in a usage error.
+    import psycopg
     from psycopg.conninfo import conninfo_to_dict
 
     timeout = float(spec.get("timeout_seconds", 5))

@@ -24,10 +24,12 @@ it may explain is retried alone once it has cleared, and judged "not evaluated" 
 
 from __future__ import annotations
 
+import hashlib
+import os
 import threading
 import time
 from collections import Counter
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Callable, Hashable
 
@@ -425,8 +427,6 @@ class HostGate:
 
 class CheckScheduler:
     def __init__(self, max_workers: int = DEFAULT_CONCURRENCY, per_host: int | None = None):
-        from concurrent.futures import ThreadPoolExecutor
-
         self._pool = ThreadPoolExecutor(max_workers=max(1, max_workers), thread_name_prefix="smoke-check")
         self._futures: dict[Hashable, Future[object]] = {}  # until an item takes the result
         self._submitted: set[Hashable] = set()
@@ -681,9 +681,9 @@ class HostSlots:
         self.per_host = max(1, per_host)
 
     def hold(self, host: str, seconds: float) -> "_Slot":
+        # Lazy: POSIX only, and every pytest run imports this module (plugin.main): at the top it
+        # would break them all on Windows.
         import fcntl
-        import hashlib
-        import os
 
         os.makedirs(self.directory, exist_ok=True)
         stem = hashlib.sha256(host.encode()).hexdigest()[:16]

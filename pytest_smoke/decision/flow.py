@@ -15,13 +15,17 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
+from ..checks import CheckContext, CheckFailed, CheckNotEvaluated, Deadline, run_check
+from ..checks.base import new_run_id
+from ..cluster.kube import DeploymentState, Kube, KubeError, image_mismatch
+from ..cluster.marks import verify as mark_verified
+from ..cluster.rollback import FAILED_PREFIX, RollbackInterrupted, carry_out, target_from
+from ..cluster.rollback.confirm import confirm
 from ..model import Decision, RollbackResult, RunSummary, Status, Timeline, Verdict
 from ..redact import shorten
 from ..verdict import decide
 
 if TYPE_CHECKING:
-    from ..checks import CheckContext
-    from ..cluster.kube import DeploymentState
     from ..config import SmokeConfig
 
 
@@ -51,8 +55,6 @@ class DecisionInputs:
 
 
 def run(inputs: DecisionInputs, verdict: Verdict, timeline: Timeline) -> RunSummary:
-    from ..cluster.rollback import RollbackInterrupted
-
     smoke = inputs.smoke
     auto_rollback = smoke.section("auto_rollback")
     strategy = smoke.section("rollback_strategy")
@@ -85,9 +87,6 @@ def run(inputs: DecisionInputs, verdict: Verdict, timeline: Timeline) -> RunSumm
 def _roll_back(
     inputs: DecisionInputs, summary: RunSummary, strategy: dict[str, Any], auto_rollback: dict[str, Any]
 ) -> Any:
-    from ..cluster.rollback import FAILED_PREFIX, RollbackInterrupted, carry_out
-    from ..cluster.rollback.confirm import confirm
-
     decision, verdict, timeline = summary.decision, summary.verdict, summary.timeline
 
     def ask(plan):  # type: ignore[no-untyped-def]
@@ -133,8 +132,6 @@ def _roll_back(
 def _verify(inputs: DecisionInputs, rollback: Any, seconds: float) -> None:
     """Re-run the required checks against the rolled-back version, within one deadline. Still
     failing is its own outcome: the version we rolled back to is broken too, a human must act."""
-    from ..cluster.rollback import RollbackInterrupted
-
     try:
         passed, text = _verify_after_rollback(inputs, seconds)
     except RollbackInterrupted as exc:
@@ -152,9 +149,6 @@ def _verify(inputs: DecisionInputs, rollback: Any, seconds: float) -> None:
 def _verify_after_rollback(inputs: DecisionInputs, seconds: float) -> tuple[bool, str]:
     """Re-run the required generated checks, and the required custom tests that failed, once
     against the rolled-back version."""
-    from ..checks import CheckFailed, CheckNotEvaluated, Deadline, run_check
-    from ..checks.base import new_run_id
-
     # Fresh connections: a kept-alive one may lead to a pod the rollback replaced. A fresh {run_id}:
     # what the first run created under its id (a name the service keeps reserved) must not fail it.
     context = (
@@ -194,9 +188,6 @@ def _unattributed(tested: DeploymentState | None, strategy: dict[str, Any], expe
     """Why the results cannot be attributed to one settled revision, or "": read the Deployment
     again now that the checks are over and compare it with what ran as they started (and with
     what the pipeline said it deployed)."""
-    from ..cluster.kube import Kube, KubeError, image_mismatch
-    from ..cluster.rollback import target_from
-
     if tested is None:
         return ""  # not recorded: a rollback refuses on its own, and nothing is marked
     if tested.unsettled:
@@ -223,17 +214,13 @@ def _unattributed(tested: DeploymentState | None, strategy: dict[str, Any], expe
 
 def _mark_verified(tested: DeploymentState | None, strategy: dict[str, Any]) -> str:
     """Annotate the live ReplicaSet so a later rollback prefers this known-good revision."""
-    from ..cluster.kube import Kube, KubeError
-    from ..cluster.marks import verify
-    from ..cluster.rollback import target_from
-
     target = target_from(strategy)
     if target is None:
         return ""
     if tested is None:
         return "did not mark the revision as verified: the revision the checks tested was not recorded"
     try:
-        return verify(Kube(target), tested)
+        return mark_verified(Kube(target), tested)
     except KubeError as exc:
         return f"did not mark revision {tested.revision} as verified: {exc}"
     except Exception as exc:  # unexpected API content: a note, never a crash of a green run

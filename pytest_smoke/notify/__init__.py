@@ -14,8 +14,10 @@ import importlib
 import threading
 from typing import Any, Mapping
 
+from ..checks.base import CheckTimeout, Deadline, run_with_deadline
 from ..redact import Redactor
 from .http_post import ChannelError
+from .incident import DEFAULT_NOTIFY_ON as INCIDENT_NOTIFY_ON
 
 SENDERS = {
     "slack": "pytest_smoke.notify.slack",
@@ -51,8 +53,6 @@ def event_of(document: Mapping[str, Any]) -> str:
 def notify_on_default(channel_type: str) -> tuple[str, ...]:
     """The events a channel hears unless its ``notify_on`` says otherwise; an incident channel
     also hears a green run, to resolve what an earlier run opened."""
-    from .incident import DEFAULT_NOTIFY_ON as INCIDENT_NOTIFY_ON
-
     return INCIDENT_NOTIFY_ON if channel_type in INCIDENT_TYPES else DEFAULT_NOTIFY_ON
 
 
@@ -95,8 +95,6 @@ def dispatch(
         results.append(None)
         pending.append((len(results) - 1, name, channel))
 
-    from ..checks.base import Deadline
-
     # One deadline for both waves: the second gets what the first left, and at least a few
     # seconds, so that slow incident channels cannot silence the others.
     deadline = Deadline(deadline_seconds)
@@ -120,8 +118,6 @@ def _send_wave(
     redactor: Redactor,
     deadline: Any,
 ) -> None:
-    from ..checks.base import CheckTimeout, run_with_deadline
-
     if not pending:
         return
     deadline_seconds = round(deadline.seconds, 1)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from ..checks.http import Reply
+from ..report.document import headline
 from .http_post import ChannelError, post_json
 
 MAX_RETRY_AFTER_SECONDS = 5.0  # a longer wait is the answer itself: rate limited
@@ -57,8 +58,6 @@ def dedup_key(document: Mapping[str, Any]) -> str:
 
 def summary_line(document: Mapping[str, Any]) -> str:
     """The incident's title: what failed, where."""
-    from ..report.document import headline
-
     deployment = document.get("deployment") or {}
     where = f" on {deployment['namespace']}/{deployment['name']}" if deployment else ""
     if deployment.get("revision") is not None:

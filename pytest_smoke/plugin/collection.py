@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable, Generator, Iterable, cast
 import pytest
 
 from ..model import encode
+from .generated import run_generated_check
 from .run import OPTIONAL_MARKER, REQUIRED_MARKER, SmokeRun, get_run
 
 if TYPE_CHECKING:
@@ -177,8 +178,6 @@ def _static_properties(check: Check) -> list[tuple[str, Any]]:
 def _checks_module(run: SmokeRun) -> types.ModuleType:
     """A module object with one test function per section and a ``pytest_generate_tests`` that
     parametrizes each by its checks: ids are the check names, marks say required or optional."""
-    from .generated import run_generated_check
-
     module = types.ModuleType(run.config.path.name)
     by_kind: dict[str, list[Any]] = {kind: [] for kind in SECTION_FUNCTIONS}
     for check in run.config.checks:

@@ -9,6 +9,7 @@ never collects under xdist: each report carries its check's required/optional st
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import threading
 import time
@@ -16,11 +17,29 @@ from typing import Any, Generator
 
 import pytest
 
+from ..checks import CheckFailed, CheckNotEvaluated, is_service_failure
+from ..checks.http import printable
+from ..cluster import rollout_wait
+from ..cluster.kube import Kube, KubeCredentialsError, KubeError, KubeUsageError, check_rollback_access, image_mismatch
+from ..cluster.rollback import RollbackInterrupted
 from ..config import SmokeConfig
-from ..decision import PhaseReport, Selection, Tally
-from ..model import STATUS_FAILED, STATUS_NOT_EVALUATED, STATUS_PASSED, Decision, RunSummary, Status, Timeline, decode
-from ..redact import Redactor, shorten
-from ..verdict import EXIT_ROLLOUT_NOT_READY, classify, exit_code
+from ..decision import DecisionInputs, PhaseReport, Selection, Tally
+from ..decision import run as run_decision
+from ..model import (
+    STATUS_FAILED,
+    STATUS_NOT_EVALUATED,
+    STATUS_PASSED,
+    Decision,
+    RunSummary,
+    Status,
+    Target,
+    Timeline,
+    decode,
+)
+from ..redact import MASK, Redactor, is_secret_name, shorten
+from ..report.terminal import render
+from ..verdict import EXIT_INCONCLUSIVE, EXIT_ROLLOUT_NOT_READY, EXIT_USAGE, classify, exit_code
+from . import publish
 from .execution import lf_filtered, why_never_collected
 from .reporters import allure_loaded
 from .run import smoke_run_key
@@ -89,8 +108,6 @@ class SmokeController:
             signal.signal(signal.SIGTERM, self._previous_sigterm)
 
     def _on_sigterm(self, signum: int, frame: Any) -> None:
-        from ..cluster.rollback import RollbackInterrupted
-
         name = signal.Signals(signum).name
         if self.phase == "checks":
             raise KeyboardInterrupt(name)
@@ -106,9 +123,6 @@ class SmokeController:
         return (yield)
 
     def _wait_for_rollout(self) -> None:
-        from ..cluster import rollout_wait
-        from ..cluster.kube import KubeError
-
         run = self.config.stash[smoke_run_key]
         try:
             found = rollout_wait.target_for(run.config.data, self.config.getoption("smoke_wait_rollout"))
@@ -146,17 +160,6 @@ class SmokeController:
         while it still runs, and only a settled revision is ever marked. Read with bounded retries;
         a target that cannot be used at all (not found, forbidden, no such container) stops the
         run before the first check, as a config error."""
-        from ..cluster.kube import (
-            Kube,
-            KubeCredentialsError,
-            KubeError,
-            KubeUsageError,
-            check_rollback_access,
-            image_mismatch,
-        )
-        from ..model import Target
-        from ..verdict import EXIT_INCONCLUSIVE, EXIT_USAGE
-
         strategy = self.smoke.section("rollback_strategy")
         target = Target.from_settings(strategy)
         if target is None:
@@ -254,8 +257,6 @@ class SmokeController:
             self._publish(session)
 
     def _decide(self, session: pytest.Session, exitstatus: int) -> None:
-        from ..cluster.rollback import RollbackInterrupted
-
         self.phase = "rollback"
         previous_sigint = None
         if threading.current_thread() is threading.main_thread():
@@ -286,8 +287,6 @@ class SmokeController:
                 signal.signal(signal.SIGINT, previous_sigint)
 
     def _decide_once(self, session: pytest.Session, exitstatus: int) -> None:
-        from .. import decision
-
         if self.rollout_failure:
             self._no_verdict(self.rollout_failure, self.rollout_failure_status)
             session.exitstatus = self.rollout_failure_status
@@ -314,14 +313,12 @@ class SmokeController:
             self._no_verdict("no checks ran: no verdict, no rollback", pytest.ExitCode.NO_TESTS_COLLECTED)
             session.exitstatus = pytest.ExitCode.NO_TESTS_COLLECTED
             return
-        self.summary = decision.run(self._decision_inputs(), verdict, self.timeline)
+        self.summary = run_decision(self._decision_inputs(), verdict, self.timeline)
         session.exitstatus = self.summary.exit_status = exit_code(
             verdict, self.summary.rollback.status if self.summary.rollback else None
         )
 
     def _decision_inputs(self) -> Any:
-        from ..decision import DecisionInputs
-
         run = self.config.stash.get(smoke_run_key, None)
         hook, config = self.config.hook, self.config
 
@@ -353,8 +350,6 @@ class SmokeController:
         """After a rollback: run each required custom test that failed once more, through pytest's
         own setup, call and teardown hooks (nothing is reported to the terminal or the tally).
         Returns (name, passed / failed / not_evaluated, reason) per test."""
-        from ..checks import CheckFailed, CheckNotEvaluated, is_service_failure
-
         failed = self.tally.failed_required_custom()
         items = {item.nodeid: item for item in (self.session.items if self.session is not None else [])}
         results: list[tuple[str, Status, str]] = []
@@ -429,8 +424,6 @@ class SmokeController:
         ]
 
     def _publish(self, session: pytest.Session) -> None:
-        from . import publish
-
         if self.summary is None:
             self._no_verdict("the verdict could not be reached", session.exitstatus)
         assert self.summary is not None
@@ -467,13 +460,9 @@ class SmokeController:
         self.document = published.document
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        from ..report.terminal import render
-
         if self.summary is None or self.document is None:
             return
         terminalreporter.section("smoke verdict", sep="=")
-        from ..checks.http import printable
-
         for text, markup in render(self.document):
             terminalreporter.write_line(printable(self.redactor.text(text)), **markup)
         for sent in self.summary.notifications:
@@ -509,8 +498,6 @@ def rerun_command(config: pytest.Config, smoke: SmokeConfig) -> str:
     an environment variable or PYTEST_ADDOPTS supplied that decides what the run does (the
     config, the environment, a dry run), so that a pasted line never turns a dry run into a real
     rollback."""
-    import shlex
-
     args = list(config.invocation_params.args)
 
     def given(option: str) -> bool:
@@ -528,7 +515,6 @@ def rerun_command(config: pytest.Config, smoke: SmokeConfig) -> str:
 def _masked_arguments(args: list[str]) -> list[str]:
     """An option whose name says it holds a credential (``--api-token=...``, ``-o slack_token=...``)
     is shown masked: the re-run line reaches reports, Slack and incident tickets."""
-    from ..redact import MASK, is_secret_name
 
     def holds_credential(name: str) -> bool:
         # A duration is a setting, whatever its name: --session-timeout must paste back as given.

@@ -7,6 +7,11 @@ from typing import TYPE_CHECKING, Any, Generator
 
 import pytest
 
+from ..checks import CheckFailed, CheckNotEvaluated, allowed_seconds, is_service_failure, safe_to_retry, target_host
+from ..checks.base import HELPERS
+from ..checks.critical_path import cleanup_seconds
+from ..checks.http import printable
+from ..checks.scheduler import CheckScheduler
 from ..model import PREFIX, decode, encode
 from ..redact import Redactor, escape_controls, shorten
 from .collection import SKIP_MARKS, backstop_mark, check_of, generated_items, is_required
@@ -42,9 +47,6 @@ class CheckExecution:
         if run.concurrency <= 1 or len(items) <= 1:
             _add_backstops(session.config, items)
             return
-        from ..checks import allowed_seconds, safe_to_retry, target_host
-        from ..checks.scheduler import CheckScheduler
-
         run.scheduler = CheckScheduler(min(run.concurrency, len(items)), per_host=run.per_host)
         for item in items:  # in config order: health, then dependencies, then critical paths
             check = check_of(item)
@@ -151,8 +153,6 @@ class CheckExecution:
     ) -> list[tuple[str, Any]]:
         """Narrowly: an assertion or a network error is a verdict on the service; any other
         exception in a developer's test (a KeyError, a TypeError) is a problem of the runner."""
-        from ..checks import CheckFailed, CheckNotEvaluated, is_service_failure
-
         if report.skipped and report.when in ("setup", "call"):
             if any(k == "smoke_outcome" for k, _ in report.user_properties):
                 return []  # "not started": already said
@@ -272,8 +272,6 @@ class CheckExecution:
             workeroutput["smoke_deselected"] = list(self.run.deselected)
 
     def pytest_unconfigure(self) -> None:
-        from ..checks.base import HELPERS
-
         if self.run.scheduler is not None:
             self.run.scheduler.shutdown()
         HELPERS.close_idle()
@@ -318,8 +316,6 @@ def _add_backstops(config: pytest.Config, items: list[pytest.Item], queueing: fl
     ours: the check normally ends first, cleanly."""
     if not _timeout_plugin_loaded(config):  # the mark is unknown under -p no:timeout
         return
-    from ..checks.critical_path import cleanup_seconds
-
     for item in items:
         check = check_of(item)
         assert check is not None
@@ -338,8 +334,6 @@ def _service_failure(failure: Any) -> list[tuple[str, Any]]:
 
 def _fixture_service_failure(call: pytest.CallInfo[None], report: pytest.TestReport) -> list[tuple[str, Any]]:
     """A CheckFailed that a fixture raised during setup (through smoke_http): the service failed."""
-    from ..checks import CheckFailed
-
     if (
         report.when == "setup"
         and report.failed
@@ -353,9 +347,6 @@ def _fixture_service_failure(call: pytest.CallInfo[None], report: pytest.TestRep
 def describe_failure(exc: BaseException, check: Check, redactor: Redactor, full_trace: bool) -> tuple[str, str]:
     """The one-line reason and the full text of a generated check's failure, redacted. Only the
     check runner's own words: never a traceback of ours, never local variables."""
-    from ..checks import CheckFailed, CheckNotEvaluated
-    from ..checks.http import printable
-
     if isinstance(exc, CheckFailed):
         severity = "critical (required check)" if check.required else "warning (optional check)"
         details = f"\n{exc.details}" if exc.details else ""

@@ -9,7 +9,11 @@ from typing import Any, Generator, Mapping
 
 import pytest
 
+from ..model import default_timeout
 from .run import SmokeRun, get_run
+
+# checks.client is imported in the fixtures that use it, once a smoke config is found: every pytest
+# run imports this module (plugin.main), and checks.client with requests adds ~110 ms.
 
 
 def _smoke_run(config: pytest.Config) -> SmokeRun:
@@ -38,8 +42,7 @@ def smoke_http(pytestconfig: pytest.Config) -> Generator[Any, None, None]:
     config's headers with its TLS settings and a default timeout. A request that cannot reach the
     service fails like a generated check (reason, redacted curl line), in a test or in a fixture;
     ``smoke_http.expect(response, status=200, json=...)`` judges a response the same way."""
-    from ..checks.client import BoundSession
-    from ..model import default_timeout
+    from ..checks.client import BoundSession  # lazy: see the top
 
     run = _smoke_run(pytestconfig)
     session = BoundSession(run.context, timeout=default_timeout("health"))
@@ -50,7 +53,7 @@ def smoke_http(pytestconfig: pytest.Config) -> Generator[Any, None, None]:
 @pytest.fixture(scope="session")
 def smoke_config(pytestconfig: pytest.Config) -> Mapping[str, Any]:
     """The resolved config (environment and ``${VAR}`` applied), read-only and redacted."""
-    from ..checks.client import read_only
+    from ..checks.client import read_only  # lazy: see the top
 
     run = _smoke_run(pytestconfig)
     return read_only(run.redactor.value(run.config.data))  # type: ignore[no-any-return]
@@ -60,7 +63,7 @@ def smoke_config(pytestconfig: pytest.Config) -> Mapping[str, Any]:
 def smoke_dependencies(pytestconfig: pytest.Config) -> Mapping[str, Mapping[str, Any]]:
     """Each dependency check's resolved entry by name (``url``, ``host``, ``port``...), read-only.
     Credentials are left in, so a test can connect: outputs redact them, as everywhere."""
-    from ..checks.client import read_only
+    from ..checks.client import read_only  # lazy: see the top
 
     run = _smoke_run(pytestconfig)
     return read_only({check.name: check.spec for check in run.config.checks if check.kind == "dependency"})  # type: ignore[no-any-return]

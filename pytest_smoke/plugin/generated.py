@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from ..checks import CheckFailed, CheckNotEvaluated, CheckResult
+from ..checks.scheduler import NotStarted
 from ..model import FACT_KEYS, PREFIX, encode
 from ..redact import Redactor
 from .run import SmokeRun, get_run
@@ -25,9 +27,6 @@ def run_generated_check(request: pytest.FixtureRequest, check: Check) -> None:
     """The body of every generated test: run one check (or take its result from the pool) and
     record its outcome and facts on the item, passed or not, for every report and the controller.
     Whatever escapes the check runner is ours, never the service's: it is not evaluated."""
-    from ..checks import CheckFailed, CheckNotEvaluated, CheckResult
-    from ..checks.scheduler import NotStarted
-
     item = request.node
     run = get_run(item.config)
     assert run is not None
@@ -70,8 +69,6 @@ def run_generated_check(request: pytest.FixtureRequest, check: Check) -> None:
 
 
 def _result_of(run: SmokeRun, check: Check) -> Any:
-    from ..checks.scheduler import NotStarted
-
     key = check.node_name
     if run.scheduler is not None and key in run.scheduler and key not in run.consumed:
         run.consumed.add(key)  # a rerun (pytest-rerunfailures) sends the request again

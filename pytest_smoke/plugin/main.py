@@ -14,15 +14,22 @@ per-process state the roles share.
 from __future__ import annotations
 
 import os
+import tempfile
+from importlib import metadata
 from pathlib import Path
 
 import pytest
 
-from ..checks.scheduler import DEFAULT_CONCURRENCY, DEFAULT_PER_HOST_ACROSS_WORKERS
+from ..checks.scheduler import DEFAULT_CONCURRENCY, DEFAULT_PER_HOST_ACROSS_WORKERS, HostSlots
+from ..redact import RedactingLogRecords
+from . import fixtures, hooks
+from .builtins import BuiltinExtensions
 from .run import CONTROLLER_NAME, OPTIONAL_MARKER, REQUIRED_MARKER, SmokeRun, get_run, smoke_run_key
 
-# Every pytest run loads this module through the entry point, smoke config or not: everything
-# else (YAML, JSON Schema, the checks, the controller) is imported only once a config is found.
+# Every pytest run loads this module through the entry point, smoke config or not: what it imports
+# above is kept light (~40 ms: the model, the redactor and the check scheduler). Everything else
+# (the config with YAML and JSON Schema, the checks with requests, the controller with the cluster,
+# decision and report code) is imported in pytest_configure, only once a config is found.
 
 # The distribution of this plugin, and the unrelated one that holds the same import package
 # (``pytest_smoke``) and the entry point name ``smoke``: they cannot be installed together.
@@ -33,8 +40,6 @@ CONFLICTING_DISTRIBUTION = "pytest-smoke"
 def conflicting_distribution() -> str | None:
     """``pytest-smoke X.Y`` when that distribution is installed too (or an older install of this
     plugin under that name): its files and ours overwrite each other."""
-    from importlib import metadata
-
     try:
         return f"{CONFLICTING_DISTRIBUTION} {metadata.version(CONFLICTING_DISTRIBUTION)}"
     except metadata.PackageNotFoundError:
@@ -143,9 +148,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
-    from . import hooks
-    from .builtins import BuiltinExtensions
-
     pluginmanager.add_hookspecs(hooks)
     pluginmanager.register(BuiltinExtensions(), "smoke-builtin-extensions")
 
@@ -178,13 +180,12 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", f"{OPTIONAL_MARKER}: a smoke check whose failure is a warning; the deployment continues."
     )
-    from . import fixtures
-
     if not config.pluginmanager.is_registered(fixtures):
         config.pluginmanager.register(fixtures, "smoke-fixtures")
     path = find_config_path(config)
     if path is None:
         return
+    # The lazy boundary (see the top): ~170 ms that a run without a smoke config never pays.
     from ..config import ConfigError, load_config
     from . import preflight, reporters
     from .collection import SmokeCollection
@@ -238,16 +239,10 @@ def pytest_configure(config: pytest.Config) -> None:
         identity=identity,
     )
     if workerinput is not None:
-        import tempfile
-
-        from ..checks.scheduler import HostSlots
-
         run.host_slots = HostSlots(
             os.path.join(tempfile.gettempdir(), f"pytest-smoke-{workerinput['testrunuid']}"),
             per_host or DEFAULT_PER_HOST_ACROSS_WORKERS,
         )
-    from ..redact import RedactingLogRecords
-
     run.log_records = RedactingLogRecords(run.redactor)
     run.log_records.install()
     config.pluginmanager.register(SmokeCollection(run), "smoke-collection")

@@ -12,8 +12,14 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from typing import Any, Callable
+from urllib.parse import urlsplit
 
+from ..checks import BUILTIN_TYPES
+from ..cluster.kube import Kube, KubeError, KubeUsageError
+from ..cluster.rollback import BUILTIN_HANDLERS
+from ..cluster.rollout_wait import target_for
 from ..config import ConfigError, SmokeConfig
+from ..model import Target
 
 # Built-in dependency types and the library each needs: (import name, what to install).
 TYPE_LIBRARIES = {
@@ -50,9 +56,6 @@ def check(
 ) -> Extensions:
     """Raise ConfigError for the first thing the run needs and cannot have; return the check types
     and the rollback handler the config names, as the ``pytest_smoke_*`` hooks resolve them."""
-    from ..checks import BUILTIN_TYPES
-    from ..cluster.rollback import BUILTIN_HANDLERS
-
     found = Extensions()
     for item in smoke.checks:
         if item.kind != "dependency":
@@ -87,9 +90,6 @@ def check(
         # The rollback and the verified-revision mark both talk to the Kubernetes API.
         _need_library(smoke, "rollback_strategy.deployment", "a Kubernetes rollback", KUBERNETES)
     if wait_rollout:
-        from ..cluster.kube import KubeUsageError
-        from ..cluster.rollout_wait import target_for
-
         try:
             target_for(smoke.data, wait_rollout)
         except KubeUsageError as exc:
@@ -128,9 +128,6 @@ def check(
 
 def _check_kube_credentials(smoke: SmokeConfig, strategy: dict[str, Any]) -> None:
     """The kubeconfig (or the service account) loads, with the context named: no request is sent."""
-    from ..cluster.kube import Kube, KubeError
-    from ..model import Target
-
     target = Target.from_settings(strategy)
     if target is None:
         return
@@ -143,8 +140,6 @@ def _check_kube_credentials(smoke: SmokeConfig, strategy: dict[str, Any]) -> Non
 
 def _check_monitoring(smoke: SmokeConfig, options: dict[str, str]) -> None:
     """The metrics outputs: the client library, and a Pushgateway URL that can be sent to."""
-    from urllib.parse import urlsplit
-
     monitoring = smoke.section("monitoring")
     wanted = [(option, value) for option, value in options.items()]
     if (monitoring.get("pushgateway") or {}).get("url"):

@@ -12,6 +12,12 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
+from ..checks.base import CheckTimeout, Deadline, run_with_deadline
+from ..notify import dispatch, pushgateway
+from ..notify.pushgateway import timeout_of  # prometheus-client itself is imported only to push
+from ..report import allure, json_report, junit, markdown, metrics
+from ..report import document as report_document
+
 if TYPE_CHECKING:
     from ..config import SmokeConfig
     from ..model import RunSummary
@@ -46,11 +52,6 @@ class Published:
 
 
 def publish(summary: RunSummary, smoke: SmokeConfig, redactor: Redactor, to: Destinations) -> Published:
-    from ..notify import dispatch
-    from ..notify.pushgateway import timeout_of  # prometheus-client itself is imported only to push
-    from ..report import allure, json_report, junit, markdown
-    from ..report import document as report_document
-
     document = report_document.build(summary, smoke, redactor, finished_at=time.time(), rerun=to.rerun_command)
     published = Published(document)
 
@@ -138,13 +139,8 @@ def _feed_monitoring(
     """The metrics file and the Pushgateway push, each a record in ``out`` (what, where, status,
     detail) as soon as it is done; a failure is a warning like a dead notification channel, never
     an error of the run."""
-    from ..checks.base import CheckTimeout, Deadline, run_with_deadline
-
     if not settings.get("url") and not path:
         return
-    from ..notify import pushgateway
-    from ..report import metrics
-
     labels = metrics.run_labels(document)
 
     def record(target: str, where: str, status: str, detail: str) -> None:

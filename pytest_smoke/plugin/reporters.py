@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import pytest
 
+from ..report.document import build, headline
 from .collection import is_required
 
 if TYPE_CHECKING:
@@ -61,8 +62,6 @@ class VerdictElsewhere:
         self.html_report: Any = None
 
     def _headline(self) -> tuple[str, str] | None:
-        from ..report.document import build, headline
-
         summary = self.summary()
         if summary is None:
             return None

@@ -8,11 +8,17 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from ..checks import CheckContext, CheckFailed, CheckResult, Deadline, run_check, target_host
+from ..checks.base import new_run_id
+from ..redact import Redactor
+
 if TYPE_CHECKING:
-    from ..checks import CheckResult, Deadline
     from ..checks.scheduler import CheckScheduler
     from ..config import SmokeConfig
     from ..model import Check
+
+# Every pytest run imports this module (plugin.main): .critical_path and .http are imported where
+# used, once a smoke config is found (with requests, ~110 ms).
 
 REQUIRED_MARKER = "smoke_required"
 OPTIONAL_MARKER = "smoke_optional"
@@ -39,10 +45,6 @@ class SmokeRun:
         dry_run: bool = False,
         identity: tuple[str, int] | None = None,
     ):
-        from ..checks import CheckContext
-        from ..checks.base import new_run_id
-        from ..redact import Redactor
-
         self.config = config
         self.rollback_handler = getattr(extensions, "rollback_handler", None)
         self.expected_images: dict[str, str] = dict(getattr(extensions, "expected_images", None) or {})
@@ -63,7 +65,7 @@ class SmokeRun:
             run_started=identity[1] if identity else int(time.time()),
         )
         self._budget: Deadline | None = None
-        from ..checks.critical_path import CLEANUP_SECONDS, cleanup_seconds
+        from ..checks.critical_path import CLEANUP_SECONDS, cleanup_seconds  # lazy: see the top
 
         paths = [c.spec for c in config.checks if c.kind == "critical_path"]
         self._longest_cleanup = max([CLEANUP_SECONDS, *(cleanup_seconds(spec) for spec in paths)])
@@ -83,8 +85,6 @@ class SmokeRun:
         """The config's timeout_seconds bounds every check of the run, started or not. It starts
         with the first check (after any rollout wait), in whichever process runs checks."""
         if self._budget is None:
-            from ..checks import Deadline
-
             self._budget = Deadline(self.config.timeout)
         return self._budget
 
@@ -94,8 +94,6 @@ class SmokeRun:
         return self.budget.remaining() + TIMEOUT_BACKSTOP_SECONDS + self._longest_cleanup
 
     def run_one(self, check: Check) -> CheckResult:
-        from ..checks import run_check, target_host
-
         host = target_host(check, self.config.base_url) if self.host_slots else None
         if host is None or self.host_slots is None:
             return run_check(check, self.context, budget=self.budget)
@@ -107,8 +105,6 @@ class SmokeRun:
         makes a rollback certain stops the generated checks not yet started when the rollback needs
         no one's confirmation (they cannot change it, and the broken deploy serves traffic
         meanwhile); with fail_fast it also abandons the checks in flight."""
-        from ..checks import CheckFailed
-
         if not (
             isinstance(error, CheckFailed) and check.required and check.rollback and self.rollback_certain_after_one
         ):
@@ -151,7 +147,7 @@ class SmokeRun:
 
 
 def _connection_pool(size: int) -> Any:
-    from ..checks.http import connection_pool
+    from ..checks.http import connection_pool  # lazy: see the top
 
     return connection_pool(size)
 

@@ -6,11 +6,14 @@ path, name from its last part), so two custom tests of one name in two files sta
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
 
 def write(document: dict[str, Any], path: str | Path) -> None:
+    # Lazy (~8 ms): publish imports this module on every smoke run, and only --smoke-junit needs
+    # junit-xml (preflight names it when missing).
     from junit_xml import TestCase, TestSuite, to_xml_report_string
 
     suites = []
@@ -69,8 +72,6 @@ def junit_names(nodeid: str) -> tuple[str, str]:
 def _surefire(xml: str) -> str:
     """What junit-xml writes beyond the Surefire schema: a ``disabled`` count, which the schema
     does not know, and float sums such as ``0.22419999999999998`` where it allows three decimals."""
-    import xml.etree.ElementTree as ET
-
     root = ET.fromstring(xml)
     for element in root.iter():
         element.attrib.pop("disabled", None)
@@ -92,8 +93,6 @@ def hoist_testcase_properties(path: str | Path) -> None:
     inside each ``<testcase>``, which the xunit2 schema forbids. Move them to the suite's
     ``<properties>``, named ``<testcase name>.<property>``, keeping every value.
     """
-    import xml.etree.ElementTree as ET
-
     target = Path(path)
     tree = ET.parse(target)
     root = tree.getroot()

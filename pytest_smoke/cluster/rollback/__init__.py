@@ -10,6 +10,7 @@ and passes the handler to :func:`carry_out`.
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import socket
 import time
@@ -18,15 +19,20 @@ from typing import Any, Callable, Mapping, Protocol
 
 from ...model import Plan, RollbackResult, RollbackStatus, Target
 from ..kube import (
+    CHANGE_CAUSE,
     READ_BACK_SECONDS,
     REJECTED,
     ROLLED_BACK_FROM,
+    ROLLED_BACK_FROM_KEPT,
     DeploymentState,
     Kube,
     KubeError,
     LeaseHeld,
+    _annotation_ops,
     allow_read_back,
+    rolled_back_from,
 )
+from ..marks import reject as mark_rejected
 
 BUILTIN_HANDLERS = {
     "previous-image": "pytest_smoke.cluster.rollback.previous_image:PreviousImage",
@@ -282,14 +288,12 @@ def our_change_cause(plan: Plan) -> str:
 
 def _reject(result: RollbackResult, reason: str, tested: DeploymentState | None) -> None:
     """Mark the revision rolled away from, so no later run rolls forward (or back) to it."""
-    from ..marks import reject
-
     plan = result.plan
     if plan is None or plan.target is None or not plan.details.get("written"):
         return
     if tested is None:
         return _unmarked(result, "the tested revision was not recorded", tested)
-    result.notes.append(reject(Kube(plan.target), tested, reason))
+    result.notes.append(mark_rejected(Kube(plan.target), tested, reason))
 
 
 def _unmarked(result: RollbackResult, why: str, tested: DeploymentState | None) -> None:
@@ -449,10 +453,6 @@ def restore_template(kube: Kube, plan: Plan) -> None:
     annotations in the same patch: the change-cause (``kubectl rollout history`` shows it; it names
     this run, so that only this run recognises the write) and the record of the template rolled
     away from (the rejection that no failed ReplicaSet mark can lose)."""
-    import json
-
-    from ..kube import CHANGE_CAUSE, ROLLED_BACK_FROM, ROLLED_BACK_FROM_KEPT, _annotation_ops, rolled_back_from
-
     deployment = kube.deployment()
     record = rolled_back_from(deployment)
     rejected_hash = plan.details.get("from_hash")

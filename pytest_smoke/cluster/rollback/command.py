@@ -7,6 +7,7 @@ in per argument. There is no shell: a templated value can never become shell syn
 from __future__ import annotations
 
 import re
+import shlex
 import subprocess
 from typing import Any, Callable, Mapping
 
@@ -14,6 +15,7 @@ from ...config import COMMAND_PLACEHOLDERS as PLACEHOLDERS
 from ...config import COMMAND_TOKEN as TOKEN
 from ...model import Plan, Target
 from . import RollbackError, RollbackRefused
+from .previous_image import PreviousImage
 
 OUTPUT_EXCERPT = 400
 
@@ -56,8 +58,6 @@ class Command:
         if "previous_image" in _fields(argv):
             if target is None:
                 raise RollbackRefused("{previous_image} needs rollback_strategy.deployment")
-            from .previous_image import PreviousImage
-
             image_plan = PreviousImage().plan(target, strategy)
             container = target.container or next(iter(image_plan.target_images))
             values["container"] = container
@@ -87,6 +87,4 @@ class Command:
 
 
 def _quote(arg: str) -> str:
-    import shlex
-
     return shlex.quote(arg)

@@ -8,12 +8,15 @@ interactive prompt when a terminal is attached (default no). Every wait is bound
 
 from __future__ import annotations
 
+import json
 import os
 import select
 import time
 from typing import Any, Literal, Mapping
 
-from ...checks.base import CheckTimeout
+import requests
+
+from ...checks.base import CheckTimeout, Deadline, run_with_deadline
 
 APPROVAL_POLL_SECONDS = 1.0
 APPROVAL_BYTES = 8192  # an approval is a small JSON object; the rest of a larger answer is not read
@@ -31,8 +34,6 @@ def poll_approval_url(
     ``{"approved": true}`` approves (with ``"revision": N``, only a rollback away from revision N);
     ``403``/``410`` or ``{"approved": false, "denied": true}`` deny at once; a redirect or an HTML
     page is "not approved" at once (a login page); anything else is "not yet"."""
-    import requests
-
     end = time.monotonic() + timeout
     last = "no answer"
     with requests.Session() as session:
@@ -70,8 +71,6 @@ FINAL = "final:"  # an answer that ends the wait at once
 
 def approval_of(content_type: str, body: bytes, revision: int | None) -> "Literal[True] | str":
     """True for an approval; otherwise what came back, in words (prefixed FINAL when it is final)."""
-    import json
-
     text = body.decode("utf-8", "replace").lstrip("\ufeff \t\r\n")
     lowered = text[:2048].lower()
     if "html" in content_type.lower() or lowered.startswith("<") or "<html" in lowered or "<body" in lowered:
@@ -112,7 +111,6 @@ def _excerpt(text: str) -> str:
 def _ask(session: Any, url: str, seconds: float, verify: bool | str) -> tuple[int, str, bytes]:
     """One poll within one total deadline (a server that trickles its body cannot hold the run).
     Never follows a redirect: an SSO or oauth2-proxy login page answers 200 too."""
-    from ...checks.base import Deadline, run_with_deadline
 
     def get() -> tuple[int, str, bytes]:
         with session.get(url, timeout=seconds, verify=verify, allow_redirects=False, stream=True) as response:
