@@ -11,6 +11,7 @@ where the format allows, the line. Nothing here sends a request.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import copy
 import difflib
@@ -18,17 +19,23 @@ import hashlib
 import json
 import os
 import re
+import stat
 import string
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, NoReturn, cast
+from urllib.parse import urlsplit
+
+import yaml
 
 from .model import SECTIONS, Check, Fleet, FleetTarget, FleetWave
-from .redact import MIN_SECRET_LENGTH, is_secret_name, password_pieces, shorten
+from .redact import MIN_SECRET_LENGTH, Redactor, is_secret_name, password_pieces, shorten
+from .schema.quick import Unsure, compile_schema
 from .selector import SelectorError
 from .selector import parse as parse_selector
+from .specs import parse_condition
 
 SCHEMA_RESOURCE = "smoke-config.schema.json"
 
@@ -161,7 +168,6 @@ MAX_CONFIG_BYTES = 1024 * 1024
 
 def _read_text(file: Path) -> str:
     """The file's text: only a regular file, only up to MAX_CONFIG_BYTES, UTF-8 with or without a BOM."""
-    import stat
 
     try:
         info = file.stat()
@@ -318,8 +324,6 @@ def _check_rollback_command(config: SmokeConfig, lines: _LineFinder) -> None:
 
 def _parse(file: Path, text: str) -> Any:
     if file.suffix.lower() in (".yaml", ".yml"):
-        import yaml  # a JSON config does without it
-
         loader = _yaml_loader()
         try:
             root = yaml.compose(text, Loader=loader)
@@ -360,7 +364,6 @@ MAX_ENVIRONMENTS = 100
 
 def _refuse_alias_bombs(file: Path, root: Any) -> None:
     """Count the values the document expands to, aliases included, without expanding it."""
-    import yaml
 
     sizes: dict[int, int] = {}
     aliases = 0
@@ -392,7 +395,6 @@ def _refuse_alias_bombs(file: Path, root: Any) -> None:
 def _yaml_loader() -> Any:
     """PyYAML's own safe loader, never libyaml's: its composer recurses in C, so a deeply nested
     document crashes the process (a segfault) where Python's raises a RecursionError we report."""
-    import yaml
 
     return yaml.SafeLoader
 
@@ -400,7 +402,6 @@ def _yaml_loader() -> Any:
 def _refuse_duplicate_yaml_keys(file: Path, root: Any) -> None:
     """YAML keeps the last of two equal keys without a word; JSON here refuses them, and so does YAML.
     (A ``<<`` merge key overriding what it merges is YAML's own rule and stays allowed.)"""
-    import yaml
 
     seen_nodes: set[int] = set()
     pending = [] if root is None else [root]
@@ -444,7 +445,6 @@ class _LineFinder:
         self._root: Any = False  # a yaml.Node once composed, None if the text does not compose
 
     def line(self, path: Iterable[Any]) -> int | None:
-        import yaml
 
         if self._root is False:
             try:
@@ -532,15 +532,12 @@ def _validate(file: Path, data: Any, lines: _LineFinder, context: str = "", reda
     if context:
         message += f" ({context})"
     if redact:
-        from .redact import Redactor
-
         message = Redactor(redact).text(message)
     raise ConfigError(file, message, location=format_path(path), line=lines.line(path))
 
 
 def _fits_schema(data: Any) -> bool:
     """True only when the document is certainly valid; jsonschema decides (and explains) the rest."""
-    from .schema.quick import Unsure
 
     check = _quick_check()
     if check is None:
@@ -553,7 +550,6 @@ def _fits_schema(data: Any) -> bool:
 
 @lru_cache(maxsize=1)
 def _quick_check() -> Callable[[Any], bool] | None:
-    from .schema.quick import Unsure, compile_schema
 
     try:
         return compile_schema(schema())
@@ -563,6 +559,8 @@ def _quick_check() -> Callable[[Any], bool] | None:
 
 @lru_cache(maxsize=1)
 def _validator() -> Any:
+    # Lazy: a valid config never needs jsonschema (the quick validator proves it), and importing
+    # it costs about 100 ms per run.
     import jsonschema
 
     return jsonschema.Draft202012Validator(_inlined(schema()))
@@ -591,7 +589,7 @@ def _error_rank(error: Any) -> tuple[int, ...]:
 
 def _deepest(error: Any) -> Any:
     """For oneOf/anyOf failures, descend to the most relevant sub-error."""
-    from jsonschema.exceptions import best_match
+    from jsonschema.exceptions import best_match  # lazy, as in _validator: only a bad config gets here
 
     while error.context:
         candidate = best_match(error.context)
@@ -873,7 +871,6 @@ def _refuse_variables_in_names(file: Path, data: Mapping[str, Any], lines: _Line
     """A check's name becomes its pytest node id: the -v lines, the FAILED summary, --junitxml,
     .pytest_cache and every report show it before any redaction can act. So a name is written out,
     never filled from ``${VAR}`` (which may hold a secret)."""
-    from .model import SECTIONS
 
     for section in SECTIONS:
         for index, entry in enumerate(data.get(section) or []):
@@ -970,7 +967,6 @@ DEPENDENCY_SCHEMES = {"redis": {"redis", "rediss", "unix"}, "amqp": {"amqp", "am
 
 
 def _has_user_info(url: Any) -> bool:
-    from urllib.parse import urlsplit
 
     try:
         return isinstance(url, str) and bool(urlsplit(url).username)
@@ -1089,7 +1085,6 @@ def _basic_auth_to_headers(
     and removed as any header is. It is encoded here, once: a step's ``{saved}`` templates cannot
     reach it, so one written there (``written``: the config before ``${VAR}``) is a config error.
     Returns the secrets it makes: the password and the encoded credentials."""
-    import base64
 
     blocks: list[tuple[tuple[Any, ...], dict[str, Any]]] = [((), data)]
     blocks += [(("health_checks", i), spec) for i, spec in enumerate(data.get("health_checks") or [])]
@@ -1140,7 +1135,6 @@ def _value_at(document: Any, path: tuple[Any, ...]) -> Any:
 
 def url_password(url: Any) -> str | None:
     """The password of a ``user:password@`` URL, or None."""
-    from urllib.parse import urlsplit
 
     try:
         return urlsplit(url).password if isinstance(url, str) else None
@@ -1164,7 +1158,6 @@ def _check_certificate_expectation(
 def url_problem(url: str, schemes: set[str]) -> str | None:
     """Why ``url`` cannot be used (no scheme, no host, a bad port), or None. Never shows the URL,
     which may carry a credential."""
-    from urllib.parse import urlsplit
 
     try:
         parts = urlsplit(url)
@@ -1196,7 +1189,6 @@ def url_problem(url: str, schemes: set[str]) -> str | None:
 def _query_or_fragment(url: str) -> str | None:
     """An endpoint is joined to the base URL's path: a query or fragment there would be dropped
     silently (and a fragment would drop the path too), so it is refused."""
-    from urllib.parse import urlsplit
 
     parts = urlsplit(url)
     if parts.query or parts.fragment or url.rstrip().endswith(("?", "#")):
@@ -1273,7 +1265,6 @@ def _build_checks(config: SmokeConfig, lines: _LineFinder) -> list[Check]:
 
 def _check_metric(config: SmokeConfig, spec: Mapping[str, Any], path: tuple[Any, ...], lines: _LineFinder) -> None:
     """A metric check's condition parses and its URL can be sent to, before any request."""
-    from .specs import parse_condition
 
     try:
         parse_condition(spec["condition"])

@@ -8,6 +8,8 @@ afterwards whether the path passed or failed. One deadline covers all steps.
 from __future__ import annotations
 
 import json
+import re
+import string
 import uuid
 from typing import Any, Mapping
 
@@ -102,7 +104,6 @@ def _learn_secrets(ctx: CheckContext, steps: list[StepSpec]) -> None:
 
 
 def _format_parts(text: str) -> list[tuple[str, Any, Any, Any]]:
-    import string
 
     try:
         return list(string.Formatter().parse(text))
@@ -286,7 +287,6 @@ def _save(ctx: CheckContext, reply: Reply, rules: Mapping[str, str], saved: dict
 
 
 def _save_match(reply: Reply, name: str, source: str) -> str:
-    import re
 
     match = re.search(source[len("body~") :], reply.text)
     if match is None:

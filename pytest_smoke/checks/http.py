@@ -6,6 +6,7 @@ lets a requests exception escape: every failure becomes a :class:`CheckFailed` i
 
 from __future__ import annotations
 
+import html
 import http.client
 import json
 import re
@@ -111,7 +112,6 @@ class Reply:
 def html_gist(page: str) -> str:
     """What a person reads on an HTML page: its title and its text, without markup, styles and
     scripts (a Django CSRF or DEBUG page starts with kilobytes of <head>)."""
-    import html
 
     title = re.search(r"<title[^>]*>(.*?)</title>", page, re.IGNORECASE | re.DOTALL)
     body = re.sub(r"<(script|style|head)\b.*?</\1\s*>", " ", page, flags=re.IGNORECASE | re.DOTALL)

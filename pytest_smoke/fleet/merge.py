@@ -16,8 +16,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable
 
+import jsonschema
+
 from ..model import Fleet, FleetTarget
 from ..redact import escape_controls, shorten
+from ..report.document import headline
 
 # A target's report is a few hundred kilobytes at most; a larger file is not one.
 MAX_REPORT_BYTES = 32 * 1024 * 1024
@@ -88,7 +91,6 @@ class FleetResult:
 
 @lru_cache(maxsize=1)
 def _report_validator() -> Any:
-    import jsonschema
 
     text = resources.files("pytest_smoke.schema").joinpath("smoke-report.schema.json").read_text("utf-8")
     schema = json.loads(text)
@@ -207,7 +209,6 @@ def _refusal(fleet: Fleet, document: dict[str, Any] | None, run_id: str | None) 
 def _from_report(
     name: str, labels: dict[str, str], wave: int | None, document: dict[str, Any], path: str
 ) -> TargetResult:
-    from ..report.document import headline
 
     exit_status = int(document["exit_status"])
     state = document["verdict"]["state"]

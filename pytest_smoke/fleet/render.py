@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from junit_xml import TestCase, TestSuite, to_xml_report_string
+
 from .. import __version__
 from ..redact import escape_controls
 from ..report import json_report
@@ -127,7 +129,6 @@ def write_json(result: FleetResult, path: str | Path) -> None:
 def write_junit(result: FleetResult, path: str | Path) -> None:
     """A ``<testsuite>`` per target, named by it; test cases are named from node ids, which carry
     the target, so no two targets' cases collide."""
-    from junit_xml import TestCase, TestSuite, to_xml_report_string
 
     suites = []
     for target in result.targets:
