@@ -638,47 +638,74 @@ def _show(value: Any) -> str:
 
 
 def _describe(error: Any) -> tuple[list[Any], str]:
+    """The path to the bad value and what was expected, in the words of the config's reader."""
     path = list(error.absolute_path)
-    got = f"got {_json_type(error.instance)} {_show(error.instance)}"
-    kind = error.validator
-    if kind == "additionalProperties":
-        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
-        allowed = ", ".join(sorted(error.schema.get("properties", {})))
-        key = extra[0] if extra else "?"
-        close = difflib.get_close_matches(str(key), list(error.schema.get("properties", {})), n=1, cutoff=0.75)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        return path + [key], f"unknown key {key!r}{hint} (allowed here: {allowed})"
-    if kind == "required":
-        missing = error.validator_value
-        absent = [k for k in missing if k not in error.instance]
-        return path, f"missing required key {absent[0]!r}" if absent else error.message
-    if kind == "type":
-        expected = error.validator_value
-        expected = [expected] if isinstance(expected, str) else expected
-        return path, f"expected {' or '.join(_TYPE_NAMES.get(t, t) for t in expected)}, {got}"
-    if kind in ("oneOf", "anyOf"):
-        if path and path[-1] in ("expected_status", "required_status"):
-            return path, f"expected an HTTP status (100-599) or a list of them, {got}"
-        return path, f"value does not match any allowed form, {got}"
-    if kind == "enum":
-        options = ", ".join(_show(v) for v in error.validator_value)
-        return path, f"expected one of {options}, {got}"
-    if kind == "const":
-        return path, f"expected {_show(error.validator_value)}, {got}"
-    if kind in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
-        op = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}[kind]
-        return path, f"expected a number {op} {error.validator_value}, {got}"
-    if kind == "minItems":
-        return path, f"expected at least {error.validator_value} item(s), got an empty list"
-    if kind == "minLength":
-        return path, f"expected a non-empty string, {got}"
-    if kind == "pattern":
-        if path and path[-1] == "name":
-            return path, f"check names cannot contain '[', ']' or ':' or start with a space, {got}"
-        return path, f"expected a string matching {error.validator_value!r}, {got}"
-    if kind == "propertyNames":
-        return path, f"invalid key {_show(error.instance)}: {error.message}"
-    return path, error.message
+    describe = _DESCRIPTIONS.get(error.validator)
+    if describe is None:
+        return path, error.message
+    return describe(error, path, f"got {_json_type(error.instance)} {_show(error.instance)}")
+
+
+def _unknown_key(error: Any, path: list[Any], got: str) -> tuple[list[Any], str]:
+    known = error.schema.get("properties", {})
+    extra = sorted(set(error.instance) - set(known))
+    key = extra[0] if extra else "?"
+    close = difflib.get_close_matches(str(key), list(known), n=1, cutoff=0.75)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return path + [key], f"unknown key {key!r}{hint} (allowed here: {', '.join(sorted(known))})"
+
+
+def _missing_key(error: Any, path: list[Any], got: str) -> tuple[list[Any], str]:
+    absent = [key for key in error.validator_value if key not in error.instance]
+    return path, f"missing required key {absent[0]!r}" if absent else error.message
+
+
+def _wrong_type(error: Any, path: list[Any], got: str) -> tuple[list[Any], str]:
+    expected = error.validator_value
+    expected = [expected] if isinstance(expected, str) else expected
+    return path, f"expected {' or '.join(_TYPE_NAMES.get(t, t) for t in expected)}, {got}"
+
+
+def _no_form(error: Any, path: list[Any], got: str) -> tuple[list[Any], str]:
+    if path and path[-1] in ("expected_status", "required_status"):
+        return path, f"expected an HTTP status (100-599) or a list of them, {got}"
+    return path, f"value does not match any allowed form, {got}"
+
+
+def _out_of_range(error: Any, path: list[Any], got: str) -> tuple[list[Any], str]:
+    op = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}[error.validator]
+    return path, f"expected a number {op} {error.validator_value}, {got}"
+
+
+def _no_match(error: Any, path: list[Any], got: str) -> tuple[list[Any], str]:
+    if path and path[-1] == "name":
+        return path, f"check names cannot contain '[', ']' or ':' or start with a space, {got}"
+    return path, f"expected a string matching {error.validator_value!r}, {got}"
+
+
+_DESCRIPTIONS: dict[str, Callable[[Any, list[Any], str], tuple[list[Any], str]]] = {
+    "additionalProperties": _unknown_key,
+    "required": _missing_key,
+    "type": _wrong_type,
+    "oneOf": _no_form,
+    "anyOf": _no_form,
+    "enum": lambda error, path, got: (
+        path,
+        f"expected one of {', '.join(_show(v) for v in error.validator_value)}, {got}",
+    ),
+    "const": lambda error, path, got: (path, f"expected {_show(error.validator_value)}, {got}"),
+    "minimum": _out_of_range,
+    "exclusiveMinimum": _out_of_range,
+    "maximum": _out_of_range,
+    "exclusiveMaximum": _out_of_range,
+    "minItems": lambda error, path, got: (
+        path,
+        f"expected at least {error.validator_value} item(s), got an empty list",
+    ),
+    "minLength": lambda error, path, got: (path, f"expected a non-empty string, {got}"),
+    "pattern": _no_match,
+    "propertyNames": lambda error, path, got: (path, f"invalid key {_show(error.instance)}: {error.message}"),
+}
 
 
 # -- environments ----------------------------------------------------------------------------------
@@ -974,6 +1001,9 @@ def _has_user_info(url: Any) -> bool:
         return False
 
 
+Fail = Callable[[tuple[Any, ...], str], None]
+
+
 def _check_sendable(config: SmokeConfig, lines: _LineFinder, base_url_source: str = "") -> None:
     """Every URL needs a scheme and a host, every header must be sendable: a config that would
     make the runner fail (and blame the service) stops here, before any request."""
@@ -982,10 +1012,36 @@ def _check_sendable(config: SmokeConfig, lines: _LineFinder, base_url_source: st
     def fail(path: tuple[Any, ...], message: str) -> None:
         error_at(config, lines, path, message)
 
+    _check_base_url(fail, data, base_url_source)
+    verify = data.get("verify_tls", True)
+    for index, spec in enumerate(data.get("health_checks") or []):
+        _check_endpoint(fail, ("health_checks", index, "endpoint"), spec["endpoint"])
+        _check_headers(fail, ("health_checks", index, "headers"), spec.get("headers"))
+        url = spec["endpoint"] if "://" in spec["endpoint"] else data.get("base_url")
+        _check_certificate_expectation(fail, ("health_checks", index), spec, url, verify)
+    for index, spec in enumerate(data.get("dependency_checks") or []):
+        _check_dependency_url(fail, ("dependency_checks", index), spec)
+        _check_certificate_expectation(fail, ("dependency_checks", index), spec, spec.get("url"), verify)
+        _check_headers(fail, ("dependency_checks", index, "headers"), spec.get("headers"))
+    for index, spec in enumerate(data.get("critical_paths") or []):
+        for group in ("steps", "cleanup"):
+            for step_index, step in enumerate(spec.get(group) or []):
+                base = ("critical_paths", index, group, step_index)
+                _check_endpoint(fail, base + ("endpoint",), step["endpoint"])
+                _check_headers(fail, base + ("headers",), step.get("headers"))
+    _check_url(fail, ("auto_rollback", "approval_url"), (data.get("auto_rollback") or {}).get("approval_url"))
+    for name, channel in (data.get("notifications") or {}).items():
+        if isinstance(channel, dict):
+            for key in ("url", "webhook_url", "events_url", "api_url"):
+                _check_url(fail, ("notifications", name, key), channel.get(key))
+            _check_headers(fail, ("notifications", name, "headers"), channel.get("headers"))
+
+
+def _check_base_url(fail: Fail, data: Mapping[str, Any], source: str) -> None:
     if data.get("base_url"):
         problem = url_problem(data["base_url"], URL_SCHEMES) or _query_or_fragment(data["base_url"])
         if problem:
-            where = f" (from {base_url_source})" if base_url_source else ""
+            where = f" (from {source})" if source else ""
             fail(("base_url",), f"base URL {problem}{where}")
     _check_headers(fail, ("headers",), data.get("headers"))
     if _has_user_info(data.get("base_url")) and any(
@@ -997,40 +1053,22 @@ def _check_sendable(config: SmokeConfig, lines: _LineFinder, base_url_source: st
             "base_url carries credentials (user:password@) and headers sets Authorization: "
             "only the URL's would be sent; keep one of them",
         )
-    for index, spec in enumerate(data.get("health_checks") or []):
-        _check_endpoint(fail, ("health_checks", index, "endpoint"), spec["endpoint"])
-        _check_headers(fail, ("health_checks", index, "headers"), spec.get("headers"))
-        url = spec["endpoint"] if "://" in spec["endpoint"] else data.get("base_url")
-        _check_certificate_expectation(fail, ("health_checks", index), spec, url, data.get("verify_tls", True))
-    for index, spec in enumerate(data.get("dependency_checks") or []):
-        schemes = DEPENDENCY_SCHEMES.get(spec.get("type", ""))
-        if schemes and spec.get("url"):
-            problem = url_problem(spec["url"], schemes)
-            if problem:
-                fail(("dependency_checks", index, "url"), f"URL {problem}")
-        _check_certificate_expectation(
-            fail, ("dependency_checks", index), spec, spec.get("url"), data.get("verify_tls", True)
-        )
-        _check_headers(fail, ("dependency_checks", index, "headers"), spec.get("headers"))
-    for index, spec in enumerate(data.get("critical_paths") or []):
-        for group in ("steps", "cleanup"):
-            for step_index, step in enumerate(spec.get(group) or []):
-                base = ("critical_paths", index, group, step_index)
-                _check_endpoint(fail, base + ("endpoint",), step["endpoint"])
-                _check_headers(fail, base + ("headers",), step.get("headers"))
-    approval = (data.get("auto_rollback") or {}).get("approval_url")
-    if approval:
-        problem = url_problem(approval, URL_SCHEMES)
+
+
+def _check_dependency_url(fail: Fail, path: tuple[Any, ...], spec: Mapping[str, Any]) -> None:
+    schemes = DEPENDENCY_SCHEMES.get(spec.get("type", ""))
+    if schemes and spec.get("url"):
+        problem = url_problem(spec["url"], schemes)
         if problem:
-            fail(("auto_rollback", "approval_url"), f"URL {problem}")
-    for name, channel in (data.get("notifications") or {}).items():
-        for key in ("url", "webhook_url", "events_url", "api_url"):
-            if isinstance(channel, dict) and channel.get(key):
-                problem = url_problem(channel[key], URL_SCHEMES)
-                if problem:
-                    fail(("notifications", name, key), f"URL {problem}")
-        if isinstance(channel, dict):
-            _check_headers(fail, ("notifications", name, "headers"), channel.get("headers"))
+            fail(path + ("url",), f"URL {problem}")
+
+
+def _check_url(fail: Fail, path: tuple[Any, ...], url: Any) -> None:
+    """An http(s) URL the run will call (an approval service, a channel), when one is written."""
+    if url:
+        problem = url_problem(url, URL_SCHEMES)
+        if problem:
+            fail(path, f"URL {problem}")
 
 
 def _check_published_labels(config: SmokeConfig, lines: _LineFinder) -> None:
@@ -1059,22 +1097,27 @@ CHANNEL_CREDENTIALS = ("routing_key", "api_key", "password", "webhook_url", "url
 def _written_credentials(data: Mapping[str, Any]) -> set[str]:
     """Credentials written as literals (not ``${VAR}``) where the output may echo them: channel
     keys, and the credential headers (Authorization, X-Api-Key...) of the channels and the Pushgateway."""
-    found: set[str] = set()
     channels = [(c, CHANNEL_CREDENTIALS) for c in (data.get("notifications") or {}).values() if isinstance(c, dict)]
     # The Pushgateway's URL is an address (shown in the verdict); only its password would be a secret.
     pushgateway = ((data.get("monitoring") or {}).get("pushgateway")) or {}
+    found: set[str] = set()
     for block, keys in [*channels, (pushgateway, ())]:
-        headers = block.get("headers") or {}
-        values = [block.get(key) for key in keys] + [v for k, v in headers.items() if is_secret_name(str(k))]
-        values += [url_password(block.get(key)) for key in ("url", "events_url", "api_url")]
-        found |= {value for value in values if isinstance(value, str) and len(value) >= MIN_SECRET_LENGTH}
+        found |= _block_credentials(block, keys)
     # The password of any URL written with one (a DSN, base_url): a client library may print it
     # without the URL around it (libpq reads "app:Pa55@W0rd@host" as host "W0rd@host").
-    passwords = [url_password(text) for _, text in strings_in(data, ()) if "://" in text and "@" in text]
-    for password in passwords:
+    for _, text in strings_in(data, ()):
+        password = url_password(text) if "://" in text and "@" in text else None
         if password and len(password) >= MIN_SECRET_LENGTH:
             found |= {password, *password_pieces(password)}
     return found
+
+
+def _block_credentials(block: Mapping[str, Any], keys: Iterable[str]) -> set[str]:
+    """A channel's (or the Pushgateway's) credential keys, credential headers and URL passwords."""
+    headers = block.get("headers") or {}
+    values = [block.get(key) for key in keys] + [v for k, v in headers.items() if is_secret_name(str(k))]
+    values += [url_password(block.get(key)) for key in ("url", "events_url", "api_url")]
+    return {value for value in values if isinstance(value, str) and len(value) >= MIN_SECRET_LENGTH}
 
 
 def _basic_auth_to_headers(

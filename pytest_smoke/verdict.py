@@ -101,26 +101,12 @@ def _one_per_cause(failures: list[Outcome]) -> list[Outcome]:
 def decide(verdict: Verdict, auto_rollback: Mapping[str, Any], *, dry_run: bool = False, held: str = "") -> Decision:
     """What the verdict calls for. ``held``: why a rollback that is due must wait for a human
     (a fleet run's max_rollbacks was reached); it is planned by nobody and written by nobody."""
-    critical = verdict.critical
-    counted = verdict.rollback_failures
-    count = len(counted)
-    causes = len(verdict.independent_causes)
     threshold = int(auto_rollback.get("critical_failure_threshold", 1))
-    if verdict.attribution_problem:
-        return Decision("inconclusive", f"{verdict.attribution_problem}: no rollback, nothing marked", 0, threshold)
-    if not critical:
-        if verdict.state == INCONCLUSIVE:
-            names = ", ".join(o.name for o in verdict.unverified_required)
-            return Decision("inconclusive", f"required checks not evaluated ({names}): no rollback", 0, threshold)
-        return Decision("none", "no critical failures", 0, threshold)
-    explained = _attribution(critical, counted)
-    if count == 0:
-        names = ", ".join(o.name for o in critical if not o.rollback) or ", ".join(o.name for o in critical)
-        attributed = [o.name for o in critical if o.attributed_to]
-        because = f", which explains {', '.join(attributed)}" if attributed else ""
-        return Decision(
-            "no_rollback_helps", f"rolling back does not fix {names} (rollback: false){because}", 0, threshold
-        )
+    nothing_to_roll_back = _without_rollback(verdict, threshold)
+    if nothing_to_roll_back is not None:
+        return nothing_to_roll_back
+    count = len(verdict.rollback_failures)
+    explained = _attribution(verdict.critical, verdict.rollback_failures)
     if not auto_rollback.get("enabled", False):
         return Decision("disabled", "auto_rollback is not enabled", count, threshold)
     if count < threshold:
@@ -134,6 +120,7 @@ def decide(verdict: Verdict, auto_rollback: Mapping[str, Any], *, dry_run: bool 
         return Decision("dry_run", "--smoke-no-rollback: dry run, nothing is changed", count, threshold)
     if held:
         return Decision("held", f"rollback held: {held}", count, threshold)
+    causes = len(verdict.independent_causes)
     if auto_rollback.get("requires_ops_confirmation", True) and causes == 1:
         failures = "1 critical failure" if count == 1 else f"{count} critical failures, one cause"
         return Decision("confirm", f"{failures}{explained}: rollback needs ops confirmation", count, threshold)
@@ -145,6 +132,25 @@ def decide(verdict: Verdict, auto_rollback: Mapping[str, Any], *, dry_run: bool 
             threshold,
         )
     return Decision("rollback", f"critical failure detected{explained}: automatic rollback", count, threshold)
+
+
+def _without_rollback(verdict: Verdict, threshold: int) -> Decision | None:
+    """The decision when no rollback can be due: results not attributable to the deploy, nothing
+    critical, or only failures that rolling back does not fix. None: a rollback may be due."""
+    critical = verdict.critical
+    if verdict.attribution_problem:
+        return Decision("inconclusive", f"{verdict.attribution_problem}: no rollback, nothing marked", 0, threshold)
+    if not critical:
+        if verdict.state == INCONCLUSIVE:
+            names = ", ".join(o.name for o in verdict.unverified_required)
+            return Decision("inconclusive", f"required checks not evaluated ({names}): no rollback", 0, threshold)
+        return Decision("none", "no critical failures", 0, threshold)
+    if verdict.rollback_failures:
+        return None
+    names = ", ".join(o.name for o in critical if not o.rollback) or ", ".join(o.name for o in critical)
+    attributed = [o.name for o in critical if o.attributed_to]
+    because = f", which explains {', '.join(attributed)}" if attributed else ""
+    return Decision("no_rollback_helps", f"rolling back does not fix {names} (rollback: false){because}", 0, threshold)
 
 
 def _attribution(critical: list[Outcome], counted: list[Outcome]) -> str:

@@ -251,39 +251,48 @@ def _save(ctx: CheckContext, reply: Reply, rules: Mapping[str, str], saved: dict
                 ctx.redactor.add(saved[name])
             continue
         root, _, rest = source.partition(".")
-        if root == "body":
-            try:
-                value: Any = reply.json()
-            except ValueError:
-                raise CheckFailed(
-                    f"cannot save {name!r} from {source}: the response body is not JSON", kind="save_missing"
-                ) from None
-        elif root == "headers":
-            value = {k.lower(): v for k, v in reply.headers.items()}
+        if root == "headers":
             rest = rest.lower()
-        else:
-            value = reply.cookies
-        walked = root
-        for part in rest.split(".") if rest else []:
-            if isinstance(value, dict) and part in value:
-                value = value[part]
-            elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
-                value = value[int(part)]
-            else:
-                there = (
-                    f"keys: {', '.join(map(str, value)) or 'none'}"
-                    if isinstance(value, dict)
-                    else f"a list of {len(value)}"
-                    if isinstance(value, list)
-                    else f"a {type(value).__name__}"
-                )
-                raise CheckFailed(
-                    f"cannot save {name!r}: {source} not found ({walked} has {there})", kind="save_missing"
-                )
-            walked += "." + part
-        saved[name] = value
+        saved[name] = _walk(_save_root(reply, root, name, source), root, rest, name, source)
         if is_secret_name(name) or root == "cookies" or is_secret_name(rest):
-            ctx.redactor.add(value)
+            ctx.redactor.add(saved[name])
+
+
+def _save_root(reply: Reply, root: str, name: str, source: str) -> Any:
+    """What a ``save`` path starts from: the JSON body, the headers (lower-cased) or the cookies."""
+    if root == "body":
+        try:
+            return reply.json()
+        except ValueError:
+            raise CheckFailed(
+                f"cannot save {name!r} from {source}: the response body is not JSON", kind="save_missing"
+            ) from None
+    if root == "headers":
+        return {k.lower(): v for k, v in reply.headers.items()}
+    return reply.cookies
+
+
+def _walk(value: Any, walked: str, rest: str, name: str, source: str) -> Any:
+    """Follow the dotted path ``rest`` (keys, list indexes) down from ``value``."""
+    for part in rest.split(".") if rest else []:
+        if isinstance(value, dict) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            raise CheckFailed(
+                f"cannot save {name!r}: {source} not found ({walked} has {_shape(value)})", kind="save_missing"
+            )
+        walked += "." + part
+    return value
+
+
+def _shape(value: Any) -> str:
+    if isinstance(value, dict):
+        return f"keys: {', '.join(map(str, value)) or 'none'}"
+    if isinstance(value, list):
+        return f"a list of {len(value)}"
+    return f"a {type(value).__name__}"
 
 
 def _save_match(reply: Reply, name: str, source: str) -> str:

@@ -458,25 +458,31 @@ def describe_error(exc: requests.RequestException, url: str, deadline: Deadline,
     if isinstance(exc, requests.TooManyRedirects):
         return CheckFailed(f"redirect loop: more than {MAX_REDIRECTS} redirects from {url}", kind="redirect_loop")
     if isinstance(exc, requests.exceptions.SSLError) or any(isinstance(e, ssl.SSLError) for e in chain):
-        detail = next((getattr(e, "verify_message", None) for e in chain if getattr(e, "verify_message", None)), None)
-        if detail:
-            detail = f"certificate verify failed: {detail}"
-        else:
-            detail = next((str(e) for e in chain if isinstance(e, ssl.SSLError)), str(exc))
-        return CheckFailed(f"TLS error at {where}: {_short(detail)}", kind="tls_error")
+        return CheckFailed(f"TLS error at {where}: {_short(_tls_detail(exc, chain))}", kind="tls_error")
+    return _connection_failure(exc, chain, text, url, where)
+
+
+def _tls_detail(exc: BaseException, chain: list[BaseException]) -> str:
+    """Why the handshake failed: the verification message when there is one (expired, wrong host)."""
+    verify = next((getattr(e, "verify_message", None) for e in chain if getattr(e, "verify_message", None)), None)
+    if verify:
+        return f"certificate verify failed: {verify}"
+    return next((str(e) for e in chain if isinstance(e, ssl.SSLError)), str(exc))
+
+
+def _connection_failure(exc: BaseException, chain: list[BaseException], text: str, url: str, where: str) -> CheckFailed:
+    """What went wrong below HTTP: refused, unresolved, reset, cut short, or not HTTP at all."""
     if any(isinstance(e, ConnectionRefusedError) for e in chain) or "Connection refused" in text:
         return CheckFailed(f"connection refused at {where}", kind="connection_refused")
-    if (
-        any(isinstance(e, socket.gaierror) for e in chain)
-        or "NameResolutionError" in text
-        or "Name or service not known" in text
+    if any(isinstance(e, socket.gaierror) for e in chain) or any(
+        marker in text for marker in ("NameResolutionError", "Name or service not known")
     ):
         return CheckFailed(f"DNS lookup failed for {urlsplit(url).hostname}", kind="dns_failure")
     if any(isinstance(e, ConnectionResetError) for e in chain) or "reset" in text.lower():
         return CheckFailed(f"connection reset by {where}", kind="connection_reset")
     if isinstance(exc, requests.exceptions.ContentDecodingError):
         return CheckFailed(f"response from {where} could not be decoded: {_short(text)}", kind="bad_response")
-    if isinstance(exc, (requests.exceptions.ChunkedEncodingError,)) or "IncompleteRead" in text:
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError) or "IncompleteRead" in text:
         return CheckFailed(f"connection to {where} closed mid-response", kind="connection_reset")
     bad = next((e for e in chain if isinstance(e, http.client.HTTPException)), None)
     if bad is not None:  # it answered, with something that is not HTTP (a garbage status line)
@@ -541,10 +547,9 @@ def json_subset_mismatch(expected: Any, actual: Any, path: str = "body") -> str 
 
 def unmet_expectations(reply: Reply, expect: Mapping[str, Any] | None) -> list[str]:
     """Every ``expect`` condition the reply does not meet, in operator words."""
-
-    problems: list[str] = []
     if not expect:
-        return problems
+        return []
+    problems: list[str] = []
     if "max_response_time_ms" in expect and reply.elapsed_ms > expect["max_response_time_ms"]:
         problems.append(f"responded in {reply.elapsed_ms:.0f} ms (limit {expect['max_response_time_ms']:g} ms)")
     if "body_contains" in expect and expect["body_contains"] not in reply.text:
@@ -553,18 +558,25 @@ def unmet_expectations(reply: Reply, expect: Mapping[str, Any] | None) -> list[s
         problems.append(f"body contains {expect['body_not_contains']!r}")
     if "body_matches" in expect and not re.search(expect["body_matches"], reply.text):
         problems.append(f"body does not match {expect['body_matches']!r}")
-    for name, wanted in (expect.get("headers") or {}).items():
-        got = reply.headers.get(name)
-        if got is None and wanted is not False:
-            problems.append(f"header {name} is missing")
-        elif wanted is False and got is not None:
-            problems.append(f"header {name} is present (expected absent)")
-        elif isinstance(wanted, str) and got != wanted:
-            problems.append(f"header {name} is {got!r}, expected {wanted!r}")
-        elif isinstance(wanted, dict) and got is not None and not re.search(wanted["matches"], got):
-            problems.append(f"header {name} is {got!r}, which does not match {wanted['matches']!r}")
-    problems += _json_problems(reply, expect)
-    return problems
+    problems += [
+        problem
+        for name, wanted in (expect.get("headers") or {}).items()
+        if (problem := _header_problem(name, wanted, reply.headers.get(name)))
+    ]
+    return problems + _json_problems(reply, expect)
+
+
+def _header_problem(name: str, wanted: Any, got: str | None) -> str:
+    """How header ``name`` misses ``wanted`` (a value, true, false, or {"matches": regex}), or ""."""
+    if got is None and wanted is not False:
+        return f"header {name} is missing"
+    if wanted is False and got is not None:
+        return f"header {name} is present (expected absent)"
+    if isinstance(wanted, str) and got != wanted:
+        return f"header {name} is {got!r}, expected {wanted!r}"
+    if isinstance(wanted, dict) and got is not None and not re.search(wanted["matches"], got):
+        return f"header {name} is {got!r}, which does not match {wanted['matches']!r}"
+    return ""
 
 
 def _json_problems(reply: Reply, expect: Mapping[str, Any] | None) -> list[str]:
@@ -629,29 +641,40 @@ def failing_components(reply: Reply) -> list[str]:
         return []
     if not isinstance(body, dict):
         return []
+    found = [
+        f"{name}: {_short(status, 80)}" if status else str(name)
+        for name, value in _component_entries(body)
+        if (status := _component_status(value)) is not None
+    ]
+    return found[:MAX_COMPONENTS] + ([f"{len(found) - MAX_COMPONENTS} more"] if len(found) > MAX_COMPONENTS else [])
+
+
+def _component_entries(body: dict[str, Any]) -> list[tuple[str, Any]]:
+    """(name, value) for each component a health body lists, nested or at the top level."""
     nested = next(
         (body[key] for key in ("components", "checks", "details") if isinstance(body.get(key), (dict, list))), None
     )
-    found: list[str] = []
     if isinstance(nested, dict):
-        entries = list(nested.items())
-    elif isinstance(nested, list):
-        entries = [
+        return list(nested.items())
+    if isinstance(nested, list):
+        return [
             (str(item.get("name") or item.get("component") or index), item)
             for index, item in enumerate(nested)
             if isinstance(item, dict)
         ]
-    elif any(str(key).lower() in _ERROR_ENVELOPE_KEYS for key in body):
+    if any(str(key).lower() in _ERROR_ENVELOPE_KEYS for key in body):
         return []  # an error's description, not a list of components
-    else:
-        entries = [(key, value) for key, value in body.items() if key.lower() not in _NOT_COMPONENTS]
-    for name, value in entries:
-        status = next((value[key] for key in _STATUS_KEYS if isinstance(value, dict) and key in value), value)
-        if isinstance(status, bool):
-            status = "true" if status else "false"
-        if isinstance(status, str) and status.strip().lower() not in _HEALTHY:
-            found.append(f"{name}: {_short(status, 80)}" if status else str(name))
-    return found[:MAX_COMPONENTS] + ([f"{len(found) - MAX_COMPONENTS} more"] if len(found) > MAX_COMPONENTS else [])
+    return [(key, value) for key, value in body.items() if key.lower() not in _NOT_COMPONENTS]
+
+
+def _component_status(value: Any) -> str | None:
+    """A component's status when it is not healthy ("" for a false flag's empty text), else None."""
+    status = next((value[key] for key in _STATUS_KEYS if isinstance(value, dict) and key in value), value)
+    if isinstance(status, bool):
+        status = "true" if status else "false"
+    if isinstance(status, str) and status.strip().lower() not in _HEALTHY:
+        return status
+    return None
 
 
 def failure_kind(status: int, endpoint: str, reply: Reply | None = None) -> str:
@@ -796,21 +819,9 @@ def curl_command(
     merged.update(headers or {})
     for name in [name for name, value in merged.items() if value is None]:  # removed: as requests sends it
         del merged[name]
-    if payload is not None:
-        body_args = ["--data-raw", json.dumps(redactor.value(payload))]
-        merged.setdefault("Content-Type", "application/json")
-    elif form is not None:
-        body_args = [
-            arg
-            for key, value in form.items()
-            for arg in ("--data-urlencode", f"{key}={MASK if is_secret_name(str(key)) else value}")
-        ]
-        merged.setdefault("Content-Type", "application/x-www-form-urlencoded")
-    elif body is not None:
-        body_args = ["--data-raw", _masked_body(redactor, body)]
-        merged.setdefault("Content-Type", content_type or "text/plain; charset=utf-8")
-    else:
-        body_args = []
+    body_args, content = _curl_body(redactor, payload, form, body, content_type)
+    if content:
+        merged.setdefault("Content-Type", content)
     for key, value in merged.items():
         parts += ["-H", f"{key}: {MASK if is_secret_name(key) else value}"]
     cookies = session.cookies.get_dict()
@@ -818,6 +829,22 @@ def curl_command(
         parts += ["-b", "; ".join(f"{k}={MASK}" for k in cookies)]
     parts += body_args
     return redactor.text(" ".join(shlex.quote(str(p)) for p in parts))
+
+
+def _curl_body(
+    redactor: Redactor, payload: Any, form: Mapping[str, Any] | None, body: str | None, content_type: str | None
+) -> tuple[list[str], str]:
+    """curl's arguments for the request body (masked) and the Content-Type it implies."""
+    if payload is not None:
+        return ["--data-raw", json.dumps(redactor.value(payload))], "application/json"
+    if form is not None:
+        masked = [
+            ("--data-urlencode", f"{key}={MASK if is_secret_name(str(key)) else value}") for key, value in form.items()
+        ]
+        return [arg for pair in masked for arg in pair], "application/x-www-form-urlencoded"
+    if body is not None:
+        return ["--data-raw", _masked_body(redactor, body)], content_type or "text/plain; charset=utf-8"
+    return [], ""
 
 
 def _masked_body(redactor: Redactor, body: str) -> str:

@@ -48,23 +48,29 @@ def headline(result: FleetResult) -> str:
     total = len(result.targets)
     failed = [target for target in result.targets if target.failed]
     unknown = [target for target in result.targets if not target.failed and target.exit_status != 0]
-    waiting = sorted({target.wave for target in unknown if target.status == "not_started" and target.wave})
-    parts = [f"{target.name} {VERBS.get(target.status, target.status)}" for target in failed]
-    parts += [f"wave {number} not started" for number in waiting]
-    parts += [
-        f"{target.name} {VERBS.get(target.status, target.status)}"
-        for target in unknown
-        if target.status != "not_started"
-    ]
     if failed:
-        return f"✗ {len(failed)} of {total} targets failed: " + "; ".join(parts)
+        return f"✗ {len(failed)} of {total} targets failed: " + "; ".join(_what_happened(failed, unknown))
     if unknown:
-        return f"? {len(unknown)} of {total} targets not verified: " + "; ".join(parts)
+        return f"? {len(unknown)} of {total} targets not verified: " + "; ".join(_what_happened([], unknown))
     partial = [target.name for target in result.targets if target.status in ("partial", "not_selected")]
     if partial:
         return f"◐ {len(partial)} of {total} targets not verified (partial or not selected): " + ", ".join(partial)
     warned = sum(1 for target in result.targets if target.status == "warning")
     return f"✓ all {total} targets passed" + (f" ({warned} with warnings)" if warned else "")
+
+
+def _what_happened(failed: list[TargetResult], unknown: list[TargetResult]) -> list[str]:
+    """Each failed target, then the waves not started, then each target without a verdict."""
+    waiting = sorted({target.wave for target in unknown if target.status == "not_started" and target.wave})
+    return (
+        [f"{target.name} {VERBS.get(target.status, target.status)}" for target in failed]
+        + [f"wave {number} not started" for number in waiting]
+        + [
+            f"{target.name} {VERBS.get(target.status, target.status)}"
+            for target in unknown
+            if target.status != "not_started"
+        ]
+    )
 
 
 def terminal_lines(result: FleetResult) -> list[str]:
