@@ -354,6 +354,7 @@ class Target:
     container: str | None = None
     context: str | None = None
     kubeconfig: str | None = None
+    cluster_uid: str | None = None  # the kube-system namespace's uid: checked before the first write
     request_timeout: float = 10.0  # the most one API call may take
     deadline: float | None = None  # time.monotonic() by which every API call must be over (the rollback's)
 
@@ -374,6 +375,7 @@ class Target:
             container=settings.get("container"),
             context=settings.get("context") or defaults.get("context"),
             kubeconfig=settings.get("kubeconfig") or defaults.get("kubeconfig"),
+            cluster_uid=settings.get("cluster_uid") or defaults.get("cluster_uid"),
         )
 
     def kubectl(self, *args: str) -> str:

@@ -80,8 +80,16 @@ class KubeUsageError(KubeError):
 LEASE = "pytest-smoke.dev/rollback-lease"
 
 
+KUBE_SYSTEM = "/api/v1/namespaces/kube-system"
+
+
 class LeaseHeld(KubeError):
     """Another smoke run is rolling this Deployment back right now."""
+
+
+class WrongCluster(KubeUsageError):
+    """The credentials reach another cluster than the target's ``cluster_uid``: nothing is read
+    from it as the target's state, nothing is written to it."""
 
 
 class Kube:
@@ -127,6 +135,7 @@ class Kube:
         # exchange itself is ours, so that every answer is read within one deadline and a byte cap
         # (the generated API reads an error answer whole, at any size and speed).
         self._pool = client.ApiClient(configuration).rest_client.pool_manager
+        self._cluster_checked = not target.cluster_uid
 
     def allow_read_back(self) -> None:
         allow_read_back(self.target)
@@ -152,6 +161,8 @@ class Kube:
         content_type: str | None = None,
         query: Mapping[str, str] | None = None,
     ) -> Any:
+        if not self._cluster_checked and path != KUBE_SYSTEM:
+            self._check_cluster(what)
         seconds = self._seconds(what)
         url = self.server.rstrip("/") + path + (f"?{urlencode(query)}" if query else "")
         headers = {"Accept": "application/json", "User-Agent": "pytest-deploy-smoke"}
@@ -215,6 +226,20 @@ class Kube:
             raise KubeError(
                 f"{what}: {self.server} answered {received_type or 'unknown'}, not JSON: is it the Kubernetes API (or a proxy's login page)?"
             ) from None
+
+    def _check_cluster(self, what: str) -> None:
+        """Before the first call (so before the first write, a dry run included): the credentials
+        must reach the cluster the target names by its kube-system uid. A wrong context or a reused
+        kubeconfig is refused: its Deployment is not the target's, its revision attributes nothing."""
+        found = self._call(f"{what}: read namespace kube-system", "GET", KUBE_SYSTEM)
+        uid = str((found.get("metadata") or {}).get("uid") or "")
+        if uid.lower() != str(self.target.cluster_uid).lower():
+            raise WrongCluster(
+                f"{what}: refused: {self.server} is the cluster whose kube-system uid is {uid or 'unknown'},"
+                f" not rollback_strategy.cluster_uid {self.target.cluster_uid} (a wrong context or kubeconfig?):"
+                " nothing is read from it or written to it"
+            )
+        self._cluster_checked = True
 
     # -- reads and writes --------------------------------------------------------------------------
 
