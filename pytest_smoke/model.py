@@ -426,6 +426,7 @@ FACT_KEYS = (
     "attempts",
     "redirects",
     "summary",
+    "address",  # a dependency's, without credentials: a fleet counts an outage of it once
     # repeat: N (checks/repeat.py): the counts, the share that failed, the spread of the passing runs
     "repetitions",
     "repetitions_failed",

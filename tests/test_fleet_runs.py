@@ -264,3 +264,23 @@ def test_the_gate_opens_only_for_a_wave_that_passed(tmp_path, clusters, capsys):
         in capsys.readouterr().out
     )
     assert main(["gate", "--config", str(config), "--wave", "3", *reports]) == 4
+
+
+def test_a_dependency_down_behind_several_targets_counts_once_across_the_fleet(tmp_path, clusters, capsys):
+    names = ["a", "b", "c"]
+    started = {name: clusters(name) for name in names}
+    targets = {name: started[name].target() for name in names}
+    for name in names:  # one database behind every target, down
+        targets[name]["dependency_checks"] = [{"name": "orders-db", "type": "tcp", "host": "127.0.0.1", "port": 9}]
+    config = fleet_config(tmp_path, targets, max_rollbacks=3)  # the cap is not what holds them
+    assert run_fleet(config) == 10
+    out = capsys.readouterr().out
+    assert "✗ 3 of 3 targets failed: a rolled back; b rollback held; c rollback held" in out
+    assert (
+        "rollback held: orders-db (tcp://127.0.0.1:9) failed in another target of the fleet too:"
+        " one outage, counted once across the fleet"
+    ) in out
+    assert [name for name in names if deployment_patches(started[name].api)] == ["a"]
+    report = by_target(fleet_report(tmp_path))
+    dependency = next(check for check in report["b"]["report"]["checks"] if check["kind"] == "dependency")
+    assert dependency["facts"]["address"] == "tcp://127.0.0.1:9"

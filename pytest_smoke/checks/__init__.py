@@ -17,6 +17,7 @@ from typing import Any, Callable, Mapping, Union, cast
 from urllib.parse import urlsplit
 
 from ..model import Check, default_timeout
+from .address import dependency_address
 from .base import CheckContext, CheckFailed, CheckNotEvaluated, CheckResult, CheckTimeout, Deadline, run_with_deadline
 from .repeat import run_repeated
 
@@ -191,6 +192,8 @@ def _run_check(check: Check, ctx: CheckContext, budget: Deadline | None) -> Chec
         failure.facts.setdefault("elapsed_ms", round((time.monotonic() - started) * 1000, 1))
         if spec.get("endpoint") or spec.get("url"):
             failure.facts.setdefault("endpoint", spec.get("endpoint") or spec.get("url"))
+        if check.kind == "dependency":
+            failure.facts.setdefault("address", dependency_address(spec, ctx.environ))
         # A deadline the budget cut short says nothing about the service: it was not given its time.
         if failure.kind == "timeout" and budget is not None and (budget.expired or cut_by_budget):
             raise CheckNotEvaluated(
@@ -203,6 +206,8 @@ def _run_check(check: Check, ctx: CheckContext, budget: Deadline | None) -> Chec
         result.facts["attempts"] = attempts
         result.warnings.insert(0, f"flaky: passed on attempt {attempts} of {int(spec.get('retries', 0)) + 1}")
     result.facts.setdefault("elapsed_ms", round((time.monotonic() - started) * 1000, 1))
+    if check.kind == "dependency":
+        result.facts.setdefault("address", dependency_address(spec, ctx.environ))
     return result
 
 

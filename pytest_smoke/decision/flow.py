@@ -52,6 +52,8 @@ class DecisionInputs:
     # --smoke-hold-rollback: why a due rollback waits for a human (python -m pytest_smoke.fleet run
     # sets it once the fleet's max_rollbacks targets were rolled back)
     held: str = ""
+    # --smoke-shared-outage: dependency addresses that already failed in another target of the fleet
+    shared_outages: frozenset[str] = frozenset()
 
 
 def run(inputs: DecisionInputs, verdict: Verdict, timeline: Timeline) -> RunSummary:
@@ -59,7 +61,9 @@ def run(inputs: DecisionInputs, verdict: Verdict, timeline: Timeline) -> RunSumm
     auto_rollback = smoke.section("auto_rollback")
     strategy = smoke.section("rollback_strategy")
     verdict.unattributed = _unattributed(inputs.tested, strategy, inputs.expected_images)
-    decision = decide(verdict, auto_rollback, dry_run=inputs.dry_run, held=inputs.held)
+    decision = decide(
+        verdict, auto_rollback, dry_run=inputs.dry_run, held=inputs.held, shared_outages=inputs.shared_outages
+    )
     override = inputs.override(verdict, decision)
     if isinstance(override, Decision):
         decision = override

@@ -9,6 +9,8 @@ verdict, decision, rollback and lease. What this adds is the fleet's order and i
   wave and config order: once that many targets were rolled back, every later target's rollback
   is held for a human (``--smoke-hold-rollback``), because when every target fails at once the
   cause is likely shared (the runner's network, a shared database), not each deploy;
+- a dependency that failed in one target (by its address, ``postgres://db:5432/orders``) counts
+  once: a later target whose rollback is due only to it holds it (``--smoke-shared-outage``);
 - targets left out by ``--smoke-target``/``--smoke-target-selector`` receive no request and are
   reported as not selected (the fleet is PARTIAL, never verified).
 """
@@ -70,15 +72,17 @@ def run_fleet(fleet: Fleet, selected: Sequence[str], run: FleetRun) -> FleetResu
     rolled_back = 0
     stopped = ""
     written: list[Path] = []
+    outages: set[str] = set()  # dependency addresses that failed in a target so far
     for number, members in _waves(fleet, selected):
         if stopped:
             break
         for name in members:
             held = HELD_REASON.format(limit=fleet.max_rollbacks) if rolled_back >= fleet.max_rollbacks else ""
-            report = _run_target(run, name, number, held)
+            report = _run_target(run, name, number, held, sorted(outages))
             rolled_back += _wrote(report)
             if report is not None:
                 written.append(report)
+                outages |= _failed_dependencies(report)
         result = merge(fleet, str(run.config), read_reports(written), run.run_id, selected=set(selected))
         failing = next((t.name for t in result.targets if t.name in members and not t.green), None)
         if failing is not None and number is not None:
@@ -97,7 +101,7 @@ def _waves(fleet: Fleet, selected: Sequence[str]) -> list[tuple[int | None, list
     return [(wave.number, [name for name in wave.targets if name in selected]) for wave in fleet.waves]
 
 
-def _run_target(run: FleetRun, name: str, wave: int | None, held: str) -> Path | None:
+def _run_target(run: FleetRun, name: str, wave: int | None, held: str, outages: Sequence[str]) -> Path | None:
     report = run.out / f"{name}.json"
     report.unlink(missing_ok=True)  # a stale report must never stand for this run
     command = [run.python, "-m", "pytest", "--smoke-config", str(run.config), "--smoke-target", name]
@@ -106,12 +110,25 @@ def _run_target(run: FleetRun, name: str, wave: int | None, held: str) -> Path |
         command += ["--smoke-env", run.environment]
     if held:
         command += ["--smoke-hold-rollback", held]
+    for address in outages:
+        command += ["--smoke-shared-outage", address]
     command += list(run.pytest_args)
     run.say(f"fleet: target {name}" + (f" (wave {wave})" if wave else "") + (" - rollback held" if held else ""))
     environ = {**os.environ, "SMOKE_FLEET_RUN_ID": run.run_id, "SMOKE_TARGET": name}
     # The child's output goes to ours as it comes: its verdict, its rollback progress.
     subprocess.run(command, env=environ, check=False)
     return report if report.exists() else None
+
+
+def _failed_dependencies(report: Path) -> set[str]:
+    """The addresses of the dependencies that failed in a target's run."""
+    document = read_reports([report])[0][1]
+    checks = document["checks"] if document is not None else []
+    return {
+        str(check["facts"]["address"])
+        for check in checks
+        if check["kind"] == "dependency" and check["status"] == "failed" and check["facts"].get("address")
+    }
 
 
 def _wrote(report: Path | None) -> int:

@@ -79,6 +79,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         " written. python -m pytest_smoke.fleet run sets it once max_rollbacks targets were rolled back.",
     )
     group.addoption(
+        "--smoke-shared-outage",
+        action="append",
+        metavar="ADDRESS",
+        help="A dependency address (postgres://db:5432/orders) that already failed in another target of the"
+        " fleet: a rollback due only to it is held (one outage counts once). Set by python -m pytest_smoke.fleet run.",
+    )
+    group.addoption(
         "--smoke-no-rollback",
         action="store_true",
         help="Dry run: report the verdict and what the rollback would do, change nothing.",
