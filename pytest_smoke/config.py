@@ -15,6 +15,7 @@ import base64
 import contextlib
 import copy
 import difflib
+import functools
 import hashlib
 import json
 import os
@@ -23,21 +24,20 @@ import stat
 import string
 from dataclasses import dataclass, field
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, NoReturn, cast
+from typing import Any, Callable, Iterable, Iterator, Mapping, NoReturn
 from urllib.parse import urlsplit
 
 import yaml
 
 from .model import SECTIONS, Check, Fleet, FleetTarget, FleetWave
 from .redact import MIN_SECRET_LENGTH, Redactor, is_secret_name, password_pieces, shorten
+from .schema import load as load_schema
 from .schema.quick import Unsure, compile_schema
 from .selector import SelectorError
 from .selector import parse as parse_selector
+from .settings import AutoRollback, RollbackStrategy
 from .specs import parse_condition
-
-SCHEMA_RESOURCE = "smoke-config.schema.json"
 
 # Values interpolated under these keys are addresses, not credentials, so they stay readable.
 # A password inside a URL is still masked by the redactor's URL rule.
@@ -132,12 +132,18 @@ class SmokeConfig:
     def section(self, key: str) -> dict[str, Any]:
         return dict(self.data.get(key) or {})
 
+    @functools.cached_property
+    def auto_rollback(self) -> AutoRollback:
+        return AutoRollback.of(self.data.get("auto_rollback"))
 
-@lru_cache(maxsize=1)
+    @functools.cached_property
+    def rollback_strategy(self) -> RollbackStrategy:
+        return RollbackStrategy.of(self.data.get("rollback_strategy"))
+
+
 def schema() -> dict[str, Any]:
-    """The JSON Schema shipped inside the package (also usable by editors and CI)."""
-    text = resources.files("pytest_smoke.schema").joinpath(SCHEMA_RESOURCE).read_text("utf-8")
-    return cast("dict[str, Any]", json.loads(text))
+    """The config's JSON Schema shipped inside the package (also usable by editors and CI)."""
+    return load_schema()
 
 
 def load_config(

@@ -20,9 +20,10 @@ budget). Only a failure counts toward a rollback. The seed's failure-handling ta
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Iterable, Mapping
+from typing import Iterable
 
 from .model import CRITICAL, INCONCLUSIVE, ROLLBACK_NEEDS_A_HUMAN, Decision, Outcome, Verdict
+from .settings import AutoRollback
 
 # Process exit codes. 0 to 5 keep pytest's meaning.
 EXIT_OK = 0  # everything passed, or only warnings: the deployment continues
@@ -100,7 +101,7 @@ def _one_per_cause(failures: list[Outcome]) -> list[Outcome]:
 
 def decide(
     verdict: Verdict,
-    auto_rollback: Mapping[str, Any],
+    auto_rollback: AutoRollback,
     *,
     dry_run: bool = False,
     held: str = "",
@@ -110,13 +111,13 @@ def decide(
     (a fleet run's max_rollbacks was reached); it is planned by nobody and written by nobody.
     ``shared_outages``: addresses of dependencies that already failed in another target of the
     fleet; a rollback due only to them is held too (one outage counts once across the fleet)."""
-    threshold = int(auto_rollback.get("critical_failure_threshold", 1))
+    threshold = auto_rollback.critical_failure_threshold
     nothing_to_roll_back = _without_rollback(verdict, threshold)
     if nothing_to_roll_back is not None:
         return nothing_to_roll_back
     count = len(verdict.rollback_failures)
     explained = _attribution(verdict.critical, verdict.rollback_failures)
-    if not auto_rollback.get("enabled", False):
+    if not auto_rollback.enabled:
         return Decision("disabled", "auto_rollback is not enabled", count, threshold)
     if count < threshold:
         return Decision(
@@ -133,7 +134,7 @@ def decide(
     if shared:
         return Decision("held", f"rollback held: {shared}", count, threshold)
     causes = len(verdict.independent_causes)
-    if auto_rollback.get("requires_ops_confirmation", True) and causes == 1:
+    if auto_rollback.requires_ops_confirmation and causes == 1:
         failures = "1 critical failure" if count == 1 else f"{count} critical failures, one cause"
         return Decision("confirm", f"{failures}{explained}: rollback needs ops confirmation", count, threshold)
     if causes > 1:

@@ -273,6 +273,7 @@ def test_a_precondition_that_fails_by_the_services_fault_counts_like_any_failure
 
 def test_shared_credentials_are_one_cause_but_never_hold_back_a_crashloop():
     from pytest_smoke.model import Outcome
+    from pytest_smoke.settings import AutoRollback
     from pytest_smoke.verdict import classify, decide
 
     def failed(name, kind, reason):
@@ -281,9 +282,12 @@ def test_shared_credentials_are_one_cause_but_never_hold_back_a_crashloop():
         )
 
     refused = [failed(f"c{i}", "connection_refused", "connection refused at web:80") for i in range(3)]
-    assert decide(classify(refused), {"enabled": True, "critical_failure_threshold": 2}).action == "rollback"
+    assert (
+        decide(classify(refused), AutoRollback.of({"enabled": True, "critical_failure_threshold": 2})).action
+        == "rollback"
+    )
     denied = [failed(f"a{i}", "http_auth", "returned 401") for i in range(3)]
-    decision = decide(classify(denied), {"enabled": True, "critical_failure_threshold": 2})
+    decision = decide(classify(denied), AutoRollback.of({"enabled": True, "critical_failure_threshold": 2}))
     assert decision.action == "confirm"  # past the threshold, but one cause: a human confirms
     assert "2 other failure(s) share one cause (credentials refused (401/403)) and count once" in decision.reason
     optional = failed("login", "http_auth", "returned 401")

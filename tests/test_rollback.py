@@ -11,6 +11,7 @@ import pytest
 from pytest_smoke.cluster.kube import VERIFIED
 from pytest_smoke.cluster.rollback import plan_rollback
 from pytest_smoke.model import Outcome
+from pytest_smoke.settings import AutoRollback
 from pytest_smoke.verdict import EXIT_ROLLBACK_FAILED, classify, decide
 
 from helpers import BAD_IMAGE as BAD
@@ -56,7 +57,7 @@ def test_classification_rules():
 def test_three_outcomes_and_the_floor_under_them(outcomes, state, verified):
     verdict = classify([outcome(status, required, f"c{i}") for i, (status, required) in enumerate(outcomes)])
     assert (verdict.state, verdict.verified) == (state, verified)
-    assert decide(verdict, {"enabled": True}).wants_rollback is (state == "critical")
+    assert decide(verdict, AutoRollback.of({"enabled": True})).wants_rollback is (state == "critical")
 
 
 @pytest.mark.parametrize(
@@ -73,7 +74,7 @@ def test_three_outcomes_and_the_floor_under_them(outcomes, state, verified):
 )
 def test_decision_table(critical, auto, dry_run, action):
     verdict = classify([outcome("failed", True, str(i)) for i in range(critical)] + [outcome("passed", True, "ok")])
-    assert decide(verdict, auto, dry_run=dry_run).action == action
+    assert decide(verdict, AutoRollback.of(auto), dry_run=dry_run).action == action
 
 
 # -- handlers through the real kubernetes client ---------------------------------------------------

@@ -58,11 +58,10 @@ class DecisionInputs:
 
 def run(inputs: DecisionInputs, verdict: Verdict, timeline: Timeline) -> RunSummary:
     smoke = inputs.smoke
-    auto_rollback = smoke.section("auto_rollback")
     strategy = smoke.section("rollback_strategy")
     verdict.unattributed = _unattributed(inputs.tested, strategy, inputs.expected_images)
     decision = decide(
-        verdict, auto_rollback, dry_run=inputs.dry_run, held=inputs.held, shared_outages=inputs.shared_outages
+        verdict, smoke.auto_rollback, dry_run=inputs.dry_run, held=inputs.held, shared_outages=inputs.shared_outages
     )
     override = inputs.override(verdict, decision)
     if isinstance(override, Decision):
@@ -73,11 +72,11 @@ def run(inputs: DecisionInputs, verdict: Verdict, timeline: Timeline) -> RunSumm
     if decision.action == "held":  # nothing is planned or written: a human decides
         summary.rollback = RollbackResult("held", f"ROLLBACK HELD: {decision.reason}: alert ops team")
     elif decision.wants_rollback:
-        summary.rollback = _roll_back(inputs, summary, strategy, auto_rollback)
+        summary.rollback = _roll_back(inputs, summary, strategy)
         summary.notes.extend(summary.rollback.notes)
-        if summary.rollback.status == "completed" and strategy.get("verify_after_rollback"):
-            _verify(inputs, summary.rollback, float(strategy.get("verify_timeout_seconds", 60)))
-    elif verdict.verified and strategy.get("deployment") and not inputs.dry_run:
+        if summary.rollback.status == "completed" and smoke.rollback_strategy.verify_after_rollback:
+            _verify(inputs, summary.rollback, smoke.rollback_strategy.verify_timeout_seconds)
+    elif verdict.verified and smoke.rollback_strategy.deployment and not inputs.dry_run:
         # Only a complete green run (every required check selected, run and passed) vouches for it.
         try:
             summary.notes.append(_mark_verified(inputs.tested, strategy))
@@ -88,18 +87,17 @@ def run(inputs: DecisionInputs, verdict: Verdict, timeline: Timeline) -> RunSumm
     return summary
 
 
-def _roll_back(
-    inputs: DecisionInputs, summary: RunSummary, strategy: dict[str, Any], auto_rollback: dict[str, Any]
-) -> Any:
+def _roll_back(inputs: DecisionInputs, summary: RunSummary, strategy: dict[str, Any]) -> Any:
     decision, verdict, timeline = summary.decision, summary.verdict, summary.timeline
+    auto_rollback = inputs.smoke.auto_rollback
 
     def ask(plan):  # type: ignore[no-untyped-def]
         inputs.say(f"smoke: {decision.reason}; rollback plan: {plan.manual_command}")
         return confirm(
             flag=inputs.confirmed,
             environ=os.environ,
-            approval_url=auto_rollback.get("approval_url"),
-            timeout=float(auto_rollback.get("confirmation_timeout_seconds", 60)),
+            approval_url=auto_rollback.approval_url,
+            timeout=auto_rollback.confirmation_timeout_seconds,
             question=f"Roll back now? {plan.manual_command}",
             verify=inputs.smoke.verify,
             revision=plan.from_revision,
@@ -112,7 +110,7 @@ def _roll_back(
         result = carry_out(
             decision.action,
             strategy,
-            auto_rollback,
+            inputs.smoke.section("auto_rollback"),
             confirm=ask,
             progress=lambda message: inputs.say(f"smoke: {message}"),
             tested=inputs.tested,
