@@ -53,7 +53,9 @@ SLOWED_RATIO = 1.5
 UNSLOWED_RATIO = 1.1
 
 
-HUNG_AFTER = 2  # silent timeouts (one sent after the other had gone unanswered, or any before a first answer) before a host counts as hung
+# Silent timeouts (one sent after the other had gone unanswered, or any before a first answer)
+# before a host counts as hung.
+HUNG_AFTER = 2
 
 # Failures that carry no answer from the host: the connection failed or nothing came back.
 SILENT_KINDS = frozenset(
@@ -174,8 +176,9 @@ class HostGate:
         # HUNG_AFTER checks timed out with no answer at all from the host, each sent after the
         # previous one had already gone unanswered (or before the host ever answered), each given as
         # long as any check still to end there, none sent within its own timeout after we abandoned a
-        # request there (the host may have been busy with that): the host hangs, whatever our load. An adaptive gate no longer holds anyone back, and a
-        # timeout is not retried once the checks in flight ended unanswered too. An answer ends it.
+        # request there (the host may have been busy with that): the host hangs, whatever our load.
+        # An adaptive gate no longer holds anyone back, and a timeout is not retried once the checks
+        # in flight ended unanswered too. An answer ends it.
         self.hung = False
         self._silent_timeouts = 0
         self._silent_since = float("inf")  # when the last counted silent timeout happened
@@ -249,7 +252,8 @@ class HostGate:
                     if self._closed:
                         return None
                     self._exclusive = True
-                    # An opened gate lets its queued checks in whatever the exclusive claim: they are the round to wait for.
+                    # An opened gate lets its queued checks in whatever the exclusive claim: they are
+                    # the round to wait for.
                     self._condition.wait_for(
                         lambda: self._closed or not (self._in_flight or (self.opened and self._waiting))
                     )
@@ -537,7 +541,8 @@ class CheckScheduler:
                     )
                     raise
                 raise CheckNotEvaluated(
-                    f"not evaluated: {failure.reason} while {crowd}, with no answer from {host} meanwhile; not retried, "
+                    f"not evaluated: {failure.reason} while {crowd}, with no answer from {host} meanwhile; "
+                    "not retried, "
                     "because it sends a request body and its first attempt may still be applied",
                     kind="timeout_in_crowd",
                 ) from None
@@ -588,7 +593,8 @@ class CheckScheduler:
             if again.kind == "timeout" and lingering and not gate.still_hung(settled=True):
                 # Still behind requests we had abandoned: neither attempt was judged on its own.
                 raise CheckNotEvaluated(
-                    f"not evaluated: {failure.reason} while {crowd}, and again when retried, while {_requests(lingering)} "
+                    f"not evaluated: {failure.reason} while {crowd}, and again when retried, "
+                    f"while {_requests(lingering)} "
                     f"we had stopped waiting for may still have kept {host} busy",
                     kind="timeout_in_crowd",
                 ) from None
@@ -613,7 +619,8 @@ class CheckScheduler:
                     0,
                     (
                         f"timed out while {crowd}, then passed when retried alone: either {host} could not take "
-                        f"{first.others + 1} requests at once (its limit is now {gate.limit}), or one of its backends hangs "
+                        f"{first.others + 1} requests at once (its limit is now {gate.limit}), "
+                        "or one of its backends hangs "
                         f"({gate.timeouts} of {gate.requests} requests to it timed out){gate.likelier()}"
                     ),
                 )
@@ -652,7 +659,8 @@ class CheckScheduler:
             if not future.done():
                 if not self._abandoned.done():
                     raise NotFinished(
-                        f"no result within {round(timeout or 0, 1):g} s (the run budget and a backstop): the check overran its own deadline"
+                        f"no result within {round(timeout or 0, 1):g} s (the run budget and a backstop): "
+                        "the check overran its own deadline"
                     )
                 raise NotFinished(self._abandon_reason)
         # A finished future (its lock, condition and result) would otherwise live until the run

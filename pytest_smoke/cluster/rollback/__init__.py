@@ -289,8 +289,9 @@ def _mark_and_release(
                 _unmarked(result, why, tested)
             elif step.startswith("marking"):
                 result.notes.append(
-                    f"the ReplicaSet of revision {written_plan.from_revision} was not marked rejected ({why}); the rejection holds "
-                    f"all the same: the rollback's own write recorded it on the Deployment ({ROLLED_BACK_FROM})"
+                    f"the ReplicaSet of revision {written_plan.from_revision} was not marked rejected ({why}); "
+                    "the rejection holds all the same: the rollback's own write recorded it on the Deployment "
+                    f"({ROLLED_BACK_FROM})"
                 )
             else:
                 result.notes.append(f"could not finish {step}: {exc.__class__.__name__}: {exc}")
