@@ -146,7 +146,8 @@ def main() -> None:
             rows += hung_checks_and_start_up(work, empty, service, args.repeat)
 
     print(
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, median of {args.repeat}\n"
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"median of {args.repeat}\n"
     )
     print("| Scenario | Measured | Comparison |")
     print("| --- | --- | --- |")
@@ -277,7 +278,8 @@ def failing_against_passing(work: Path, empty, base: str, repeat: int) -> tuple[
     return (
         "1000 checks failing at once (connection refused)",
         f"{fail_s:.2f} s wall, {fail_s - empty_s:.2f} s over empty pytest",
-        f"1000 passing: {pass_s:.2f} s wall; failing costs {(fail_s - empty_s) / (pass_s - empty_s):.1f}x passing over empty pytest",
+        f"1000 passing: {pass_s:.2f} s wall; "
+        f"failing costs {(fail_s - empty_s) / (pass_s - empty_s):.1f}x passing over empty pytest",
     )
 
 
@@ -342,7 +344,8 @@ def two_worker_service(work: Path, root: Path, empty, repeat: int) -> tuple[str,
     return (
         "30 checks at 300 ms, gunicorn with 2 sync workers, 2 s timeouts",
         f"{run_s:.2f} s wall, {run_s - empty_s:.2f} s over empty pytest",
-        f"{verdict['passed']} of 30 passed, {verdict['warnings']} warnings; {(run_s - empty_s) / 4.5:.2f}x the service's own minimum (4.5 s)",
+        f"{verdict['passed']} of 30 passed, {verdict['warnings']} warnings; "
+        f"{(run_s - empty_s) / 4.5:.2f}x the service's own minimum (4.5 s)",
     )
 
 

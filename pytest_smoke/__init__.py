@@ -1,4 +1,5 @@
-"""pytest-deploy-smoke (import package ``pytest_smoke``): post-deploy smoke checks as pytest items, with a safe Kubernetes rollback.
+"""pytest-deploy-smoke (import package ``pytest_smoke``): post-deploy smoke checks as pytest items,
+with a safe Kubernetes rollback.
 
 The public surface is small on purpose:
 

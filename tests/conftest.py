@@ -258,51 +258,73 @@ class FaultServer:
             request = conn.recv(65536).decode("latin-1")
             # The first path segment names the mode: /gzip-bomb/api/v1/query?query=up is /gzip-bomb.
             path = "/" + (request.split(" ", 2)[1] if " " in request else "/").split("?")[0].split("/")[1]
-            if path == "/hang":
-                while time.monotonic() < end and not self._stop.is_set():
-                    time.sleep(0.1)
-            elif path == "/trickle":
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nContent-Type: text/plain\r\n\r\n")
-                while time.monotonic() < end and not self._stop.is_set():
-                    conn.sendall(b"x")
-                    time.sleep(1)
-            elif path == "/trickle-headers":
-                for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"y" * 100:
-                    if time.monotonic() > end or self._stop.is_set():
-                        break
-                    conn.sendall(bytes([byte]))
-                    time.sleep(0.5)
-            elif path == "/redirect-loop":
-                conn.sendall(
-                    b"HTTP/1.1 302 Found\r\nLocation: /redirect-loop\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                )
-            elif path == "/big":
-                size = 50 * 1024 * 1024
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % size)
-                chunk = b" " * 65536
-                sent = 0
-                while sent < size and time.monotonic() < end and not self._stop.is_set():
-                    conn.sendall(chunk)
-                    sent += len(chunk)
-            elif path == "/badjson":
-                body = b'{"status": "ok",'
-                conn.sendall(
-                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
-                    % (len(body), body)
-                )
-            elif path == "/gzip-bomb":
-                body = gzip_bomb()
-                conn.sendall(
-                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\n"
-                    b"Content-Length: %d\r\n\r\n" % len(body) + body
-                )
-            elif path == "/reset":
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\npartial")
-                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            modes = {
+                "/hang": self._hang,
+                "/trickle": self._trickle,
+                "/trickle-headers": self._trickle_headers,
+                "/redirect-loop": self._redirect_loop,
+                "/big": self._big,
+                "/badjson": self._badjson,
+                "/gzip-bomb": self._gzip_bomb,
+                "/reset": self._reset,
+            }
+            if path in modes:
+                modes[path](conn, end)
         except OSError:
             pass
         finally:
             conn.close()
+
+    def _going_on(self, end: float) -> bool:
+        return time.monotonic() < end and not self._stop.is_set()
+
+    def _hang(self, conn: socket.socket, end: float) -> None:
+        while self._going_on(end):
+            time.sleep(0.1)
+
+    def _trickle(self, conn: socket.socket, end: float) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nContent-Type: text/plain\r\n\r\n")
+        while self._going_on(end):
+            conn.sendall(b"x")
+            time.sleep(1)
+
+    def _trickle_headers(self, conn: socket.socket, end: float) -> None:
+        for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"y" * 100:
+            if time.monotonic() > end or self._stop.is_set():
+                break
+            conn.sendall(bytes([byte]))
+            time.sleep(0.5)
+
+    def _redirect_loop(self, conn: socket.socket, end: float) -> None:
+        conn.sendall(
+            b"HTTP/1.1 302 Found\r\nLocation: /redirect-loop\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+
+    def _big(self, conn: socket.socket, end: float) -> None:
+        size = 50 * 1024 * 1024
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % size)
+        chunk = b" " * 65536
+        sent = 0
+        while sent < size and self._going_on(end):
+            conn.sendall(chunk)
+            sent += len(chunk)
+
+    def _badjson(self, conn: socket.socket, end: float) -> None:
+        body = b'{"status": "ok",'
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
+
+    def _gzip_bomb(self, conn: socket.socket, end: float) -> None:
+        body = gzip_bomb()
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(body) + body
+        )
+
+    def _reset(self, conn: socket.socket, end: float) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\npartial")
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
 
     def stop(self) -> None:
         self._stop.set()

@@ -419,223 +419,251 @@ def _resource(
     }
 
 
-def _handler(api: KubeDouble) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+class _Handler(BaseHTTPRequestHandler):
+    """The API server's side of one connection; :func:`_handler` binds it to a KubeDouble."""
 
-        def log_message(self, format: str, *args: Any) -> None:
+    api: KubeDouble
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def send(self, code: int, body: Any) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def trickle(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", "100000")
+        self.end_headers()
+        try:
+            for _ in range(120):  # bounded: one minute at most
+                self.wfile.write(b" ")
+                self.wfile.flush()
+                time.sleep(0.5)
+        except OSError:
             pass
 
-        def send(self, code: int, body: Any) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+    def endless(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()  # no length: the body ends when the connection does
+        try:
+            self.wfile.write(b'{"kind": "ReplicaSetList", "items": [')
+            chunk = b'{"metadata": {"name": "x"}},' * 4096
+            for _ in range(100_000):  # bounded, but far past any cap
+                self.wfile.write(chunk)
+        except OSError:
+            pass
+        self.close_connection = True
 
-        def trickle(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", "100000")
-            self.end_headers()
-            try:
-                for _ in range(120):  # bounded: one minute at most
-                    self.wfile.write(b" ")
-                    self.wfile.flush()
-                    time.sleep(0.5)
-            except OSError:
-                pass
+    def do_GET(self) -> None:
+        self.handle_request("GET")
 
-        def endless(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()  # no length: the body ends when the connection does
-            try:
-                self.wfile.write(b'{"kind": "ReplicaSetList", "items": [')
-                chunk = b'{"metadata": {"name": "x"}},' * 4096
-                for _ in range(100_000):  # bounded, but far past any cap
-                    self.wfile.write(chunk)
-            except OSError:
-                pass
-            self.close_connection = True
+    def do_PATCH(self) -> None:
+        self.handle_request("PATCH")
 
-        def do_GET(self) -> None:
-            self.handle_request("GET")
+    def do_PUT(self) -> None:
+        self.handle_request("PUT")
 
-        def do_PATCH(self) -> None:
-            self.handle_request("PATCH")
+    def handle_request(self, method: str) -> None:
+        parts = urlsplit(self.path)
+        path, query = parts.path.rstrip("/"), parse_qs(parts.query)
+        with self.api.lock:
+            self.api.requests.append((method, path))
+        if self.api.slow_seconds:
+            time.sleep(self.api.slow_seconds)
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0)) if method == "PATCH" else b""
+        rule = self.api._rule_for(method, path, raw)
+        self._rule = rule
+        if self.answer_rule(rule):
+            return
+        self._dry_run = "dryRun" in query
+        kind = self.headers.get("Content-Type", "").split(";")[0]
+        if method == "PATCH":
+            self._body = json.loads(raw or b"null")
+            if "/spec/template" in json.dumps(self._body) or '"template"' in json.dumps(self._body):
+                kind = self.api.fail_patches.get("template") and "template" or kind  # a write to the pod template
+        if self.answer_injected_error(method, kind):
+            return
+        discovery = _discovery(path)
+        if discovery is not None:
+            return self.send(200, discovery)
+        self.answer_resource(method, path, query)
 
-        def do_PUT(self) -> None:
-            self.handle_request("PUT")
+    def answer_rule(self, rule: dict[str, Any] | None) -> bool:
+        """An injected fault of a rule for this request (a delay alone answers nothing): whether it answered."""
+        if rule and rule["delay"] and not rule["apply"]:
+            time.sleep(rule["delay"])
+        if rule and rule["trickle"]:
+            self.trickle()
+            return True
+        if rule and rule["endless"]:
+            self.endless()
+            return True
+        if rule and rule["status"] and not rule["apply"]:
+            self.send(rule["status"], _status(rule["status"], "InternalError", f"injected {rule['status']}"))
+            return True
+        return False
 
-        def handle_request(self, method: str) -> None:
-            parts = urlsplit(self.path)
-            path, query = parts.path.rstrip("/"), parse_qs(parts.query)
-            with api.lock:
-                api.requests.append((method, path))
-            if api.slow_seconds:
-                time.sleep(api.slow_seconds)
-            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0)) if method == "PATCH" else b""
-            rule = api._rule_for(method, path, raw)
-            self._rule = rule
-            if rule and rule["delay"] and not rule["apply"]:
-                time.sleep(rule["delay"])
-            if rule and rule["trickle"]:
-                return self.trickle()
-            if rule and rule["endless"]:
-                return self.endless()
-            if rule and rule["status"] and not rule["apply"]:
-                return self.send(rule["status"], _status(rule["status"], "InternalError", f"injected {rule['status']}"))
-            self._dry_run = "dryRun" in query
-            kind = self.headers.get("Content-Type", "").split(";")[0]
-            if method == "PATCH":
-                self._body = json.loads(raw or b"null")
-                if "/spec/template" in json.dumps(self._body) or '"template"' in json.dumps(self._body):
-                    kind = api.fail_patches.get("template") and "template" or kind  # a write to the pod template
-            if method == "PATCH" and api.fail_next_patch and not self._dry_run:
-                code, api.fail_next_patch = api.fail_next_patch, None
-                return self.send(
+    def answer_injected_error(self, method: str, kind: str) -> bool:
+        """A failed patch or a forbidden write, as set on the double: whether it answered."""
+        if method == "PATCH" and self.api.fail_next_patch and not self._dry_run:
+            code, self.api.fail_next_patch = self.api.fail_next_patch, None
+            self.send(
+                code,
+                _status(
                     code,
-                    _status(
-                        code,
-                        "Conflict",
-                        "the object has been modified; please apply your changes to the latest version",
-                    ),
-                )
-            if method == "PATCH" and kind in api.fail_patches and not self._dry_run:
-                code = api.fail_patches[kind]
-                reason = {409: "Conflict", 404: "NotFound", 500: "InternalError"}.get(code, "Error")
-                return self.send(code, _status(code, reason, f"injected {code} for {kind}"))
-            if method != "GET" and api.forbidden:
-                return self.send(
+                    "Conflict",
+                    "the object has been modified; please apply your changes to the latest version",
+                ),
+            )
+            return True
+        if method == "PATCH" and kind in self.api.fail_patches and not self._dry_run:
+            code = self.api.fail_patches[kind]
+            reason = {409: "Conflict", 404: "NotFound", 500: "InternalError"}.get(code, "Error")
+            self.send(code, _status(code, reason, f"injected {code} for {kind}"))
+            return True
+        if method != "GET" and self.api.forbidden:
+            self.send(
+                403,
+                _status(
                     403,
+                    "Forbidden",
+                    'deployments.apps is forbidden: User "system:serviceaccount:prod:smoke" cannot patch resource in API group "apps"',
+                ),
+            )
+            return True
+        return False
+
+    def answer_resource(self, method: str, path: str, query: dict[str, list[str]]) -> None:
+        api = self.api
+        match = re.fullmatch(r"/apis/apps/v1/namespaces/([^/]+)/(deployments|replicasets)(?:/([^/]+))?", path)
+        if not match:
+            return self.send(
+                404, _status(404, "NotFound", f"the server could not find the requested resource ({path})")
+            )
+        namespace, resource, name = match.groups()
+        store = api.deployments if resource == "deployments" else api.replicasets
+        with api.lock:
+            if name is None and method == "GET":
+                items = [
+                    api.public(o)
+                    for (ns, _), o in store.items()
+                    if ns == namespace and _selected(o, query.get("labelSelector", [""])[0])
+                ]
+                kind = "DeploymentList" if resource == "deployments" else "ReplicaSetList"
+                return self.send(
+                    200,
+                    {
+                        "kind": kind,
+                        "apiVersion": "apps/v1",
+                        "metadata": {"resourceVersion": str(api._rv)},
+                        "items": items,
+                    },
+                )
+            obj = store.get((namespace, name or ""))
+            if obj is None:
+                return self.send(404, _status(404, "NotFound", f'{resource}.apps "{name}" not found'))
+            if method == "GET":
+                if resource == "deployments":
+                    api.poll(obj)
+                    if api.status_churn:
+                        obj["metadata"]["resourceVersion"] = api._next_rv()
+                return self.send(200, api.public(obj))
+            if method == "PATCH":
+                late = self.patch(resource, obj)
+                if late is None:
+                    return
+        if method == "PATCH" and late is not None:  # applied; answered late, outside the lock
+            time.sleep(late[0])
+            return self.send(*late[1:]) if late[1] else self.send(200, api.public(obj))
+        return self.send(405, _status(405, "MethodNotAllowed", "method not allowed"))
+
+    def patch(self, resource: str, obj: dict[str, Any]) -> tuple[float, int | None, Any] | None:
+        body = self._body
+        kind = self.headers.get("Content-Type", "").split(";")[0]
+        if not self._dry_run:
+            self.api.patches.append((resource, kind, body))
+        try:
+            if kind == "application/strategic-merge-patch+json":
+                updated = strategic_merge(self.api.public(obj), body)
+            elif kind == "application/merge-patch+json":
+                updated = merge_patch(self.api.public(obj), body)
+            elif kind == "application/json-patch+json":
+                updated = json_patch(self.api.public(obj), body)
+            else:
+                return self.send(
+                    415,
                     _status(
-                        403,
-                        "Forbidden",
-                        'deployments.apps is forbidden: User "system:serviceaccount:prod:smoke" cannot patch resource in API group "apps"',
+                        415,
+                        "UnsupportedMediaType",
+                        f"the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {kind})",
                     ),
                 )
-            if path == "/version":
-                return self.send(200, {"major": "1", "minor": "30", "gitVersion": "v1.30.0", "platform": "linux/amd64"})
-            if path == "/api":
-                return self.send(200, {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []})
-            if path == "/apis":
-                group = {
-                    "name": "apps",
-                    "versions": [{"groupVersion": "apps/v1", "version": "v1"}],
-                    "preferredVersion": {"groupVersion": "apps/v1", "version": "v1"},
-                }
-                return self.send(200, {"kind": "APIGroupList", "apiVersion": "v1", "groups": [group]})
-            if path == "/api/v1":
-                return self.send(
-                    200,
-                    {
-                        "kind": "APIResourceList",
-                        "groupVersion": "v1",
-                        "resources": [
-                            _resource("pods", "Pod", verbs=("get", "list", "watch")),
-                            _resource("namespaces", "Namespace", False, ("get", "list")),
-                        ],
-                    },
-                )
-            if path == "/apis/apps/v1":
-                return self.send(
-                    200,
-                    {
-                        "kind": "APIResourceList",
-                        "apiVersion": "v1",
-                        "groupVersion": "apps/v1",
-                        "resources": [_resource("deployments", "Deployment"), _resource("replicasets", "ReplicaSet")],
-                    },
-                )
-            match = re.fullmatch(r"/apis/apps/v1/namespaces/([^/]+)/(deployments|replicasets)(?:/([^/]+))?", path)
-            if not match:
-                return self.send(
-                    404, _status(404, "NotFound", f"the server could not find the requested resource ({path})")
-                )
-            namespace, resource, name = match.groups()
-            store = api.deployments if resource == "deployments" else api.replicasets
-            with api.lock:
-                if name is None and method == "GET":
-                    items = [
-                        api.public(o)
-                        for (ns, _), o in store.items()
-                        if ns == namespace and _selected(o, query.get("labelSelector", [""])[0])
-                    ]
-                    kind = "DeploymentList" if resource == "deployments" else "ReplicaSetList"
-                    return self.send(
-                        200,
-                        {
-                            "kind": kind,
-                            "apiVersion": "apps/v1",
-                            "metadata": {"resourceVersion": str(api._rv)},
-                            "items": items,
-                        },
-                    )
-                obj = store.get((namespace, name or ""))
-                if obj is None:
-                    return self.send(404, _status(404, "NotFound", f'{resource}.apps "{name}" not found'))
-                if method == "GET":
-                    if resource == "deployments":
-                        api.poll(obj)
-                        if api.status_churn:
-                            obj["metadata"]["resourceVersion"] = api._next_rv()
-                    return self.send(200, api.public(obj))
-                if method == "PATCH":
-                    late = self.patch(resource, obj)
-                    if late is None:
-                        return
-            if method == "PATCH" and late is not None:  # applied; answered late, outside the lock
-                time.sleep(late[0])
-                return self.send(*late[1:]) if late[1] else self.send(200, api.public(obj))
-            return self.send(405, _status(405, "MethodNotAllowed", "method not allowed"))
+        except PatchConflict as exc:
+            return self.send(422, _status(422, "Invalid", str(exc)))
+        except (KeyError, IndexError, ValueError, TypeError) as exc:
+            return self.send(422, _status(422, "Invalid", f"invalid patch: {exc}"))
+        if self._dry_run:
+            return self.send(200, updated)
+        template_before = json.dumps(obj.get("spec", {}).get("template"), sort_keys=True)
+        for key in ("metadata", "spec"):
+            obj[key] = updated.get(key, obj[key])
+        obj["metadata"]["resourceVersion"] = self.api._next_rv()
+        if resource == "deployments" and json.dumps(obj["spec"]["template"], sort_keys=True) != template_before:
+            if not obj["spec"].get("paused"):
+                self.api._roll(obj)
+        rule = self._rule
+        if rule and rule["apply"]:  # applied; the answer comes late (after the client gave up) or lost
+            status = rule["status"]
+            return rule["delay"], status, _status(status, "Timeout", "the gateway timed out") if status else None
+        if self.api.lose_template_answer and "/spec/template" in json.dumps(body):
+            # Applied, but the answer is lost (a gateway timeout): the client cannot tell.
+            code, self.api.lose_template_answer = self.api.lose_template_answer, None
+            return self.send(code, _status(code, "Timeout", "the gateway timed out"))
+        self.send(200, self.api.public(obj))
 
-        def patch(self, resource: str, obj: dict[str, Any]) -> tuple[float, int | None, Any] | None:
-            body = self._body
-            kind = self.headers.get("Content-Type", "").split(";")[0]
-            if not self._dry_run:
-                api.patches.append((resource, kind, body))
-            try:
-                if kind == "application/strategic-merge-patch+json":
-                    updated = strategic_merge(api.public(obj), body)
-                elif kind == "application/merge-patch+json":
-                    updated = merge_patch(api.public(obj), body)
-                elif kind == "application/json-patch+json":
-                    updated = json_patch(api.public(obj), body)
-                else:
-                    return self.send(
-                        415,
-                        _status(
-                            415,
-                            "UnsupportedMediaType",
-                            f"the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {kind})",
-                        ),
-                    )
-            except PatchConflict as exc:
-                return self.send(422, _status(422, "Invalid", str(exc)))
-            except (KeyError, IndexError, ValueError, TypeError) as exc:
-                return self.send(422, _status(422, "Invalid", f"invalid patch: {exc}"))
-            if self._dry_run:
-                return self.send(200, updated)
-            template_before = json.dumps(obj.get("spec", {}).get("template"), sort_keys=True)
-            for key in ("metadata", "spec"):
-                obj[key] = updated.get(key, obj[key])
-            obj["metadata"]["resourceVersion"] = api._next_rv()
-            if resource == "deployments" and json.dumps(obj["spec"]["template"], sort_keys=True) != template_before:
-                if not obj["spec"].get("paused"):
-                    api._roll(obj)
-            rule = self._rule
-            if rule and rule["apply"]:  # applied; the answer comes late (after the client gave up) or lost
-                status = rule["status"]
-                return rule["delay"], status, _status(status, "Timeout", "the gateway timed out") if status else None
-            if api.lose_template_answer and "/spec/template" in json.dumps(body):
-                # Applied, but the answer is lost (a gateway timeout): the client cannot tell.
-                code, api.lose_template_answer = api.lose_template_answer, None
-                return self.send(code, _status(code, "Timeout", "the gateway timed out"))
-            self.send(200, api.public(obj))
 
-    return Handler
+def _discovery(path: str) -> dict[str, Any] | None:
+    """The discovery documents kubectl and the client read first."""
+    if path == "/version":
+        return {"major": "1", "minor": "30", "gitVersion": "v1.30.0", "platform": "linux/amd64"}
+    if path == "/api":
+        return {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}
+    if path == "/apis":
+        group = {
+            "name": "apps",
+            "versions": [{"groupVersion": "apps/v1", "version": "v1"}],
+            "preferredVersion": {"groupVersion": "apps/v1", "version": "v1"},
+        }
+        return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [group]}
+    if path == "/api/v1":
+        return {
+            "kind": "APIResourceList",
+            "groupVersion": "v1",
+            "resources": [
+                _resource("pods", "Pod", verbs=("get", "list", "watch")),
+                _resource("namespaces", "Namespace", False, ("get", "list")),
+            ],
+        }
+    if path == "/apis/apps/v1":
+        return {
+            "kind": "APIResourceList",
+            "apiVersion": "v1",
+            "groupVersion": "apps/v1",
+            "resources": [_resource("deployments", "Deployment"), _resource("replicasets", "ReplicaSet")],
+        }
+    return None
+
+
+def _handler(api: KubeDouble) -> type[BaseHTTPRequestHandler]:
+    return type("Handler", (_Handler,), {"api": api})
 
 
 def _selected(obj: dict[str, Any], selector: str) -> bool:

@@ -203,9 +203,10 @@ def test_a_failed_precondition_is_inconclusive_never_a_rollback(pytester, write_
     assert result.ret == 12
     result.stdout.fnmatch_lines(
         [
-            "? INCONCLUSIVE: the results cannot be attributed to the deploy - no rollback, nothing marked, deployment NOT verified",
-            "Reason: precondition smoke-user-can-log-in failed (step 1/1 (POST /api/auth/login) returned 401*): the runner's own "
-            "setup (credentials, network, a test account) is at fault, not the deploy",
+            "? INCONCLUSIVE: the results cannot be attributed to the deploy - no rollback, nothing marked, "
+            "deployment NOT verified",
+            "Reason: precondition smoke-user-can-log-in failed (step 1/1 (POST /api/auth/login) returned 401*): "
+            "the runner's own setup (credentials, network, a test account) is at fault, not the deploy",
             "Next: fix the runner's setup the precondition names*",
         ]
     )

@@ -379,8 +379,8 @@ def test_a_huge_variable_value_is_refused_with_its_name(pytester, monkeypatch):
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     message = result.stderr.str()
     assert (
-        "headers.X-Token: environment variable BIG_TOKEN holds 2000000 characters: a ${VAR} value may have at most 65536"
-        in message
+        "headers.X-Token: environment variable BIG_TOKEN holds 2000000 characters: "
+        "a ${VAR} value may have at most 65536" in message
     )
 
 
@@ -404,7 +404,8 @@ def test_a_merge_key_override_is_still_yaml(pytester):
     server = Recorder(lambda r: (200, [("Content-Type", "application/json")], b'{"status": "ok"}'))
     try:
         (pytester.path / "smoke.yaml").write_text(
-            f"base_url: {server.url}\nhealth_checks:\n- &base {{name: a, endpoint: /health, timeout_seconds: 3}}\n- <<: *base\n  name: b\n"
+            f"base_url: {server.url}\nhealth_checks:\n- &base {{name: a, endpoint: /health, timeout_seconds: 3}}\n"
+            "- <<: *base\n  name: b\n"
         )
         result = pytester.runpytest("--smoke-config", "smoke.yaml", "-p", "no:cacheprovider", "-v")
     finally:

@@ -92,9 +92,10 @@ def test_a_deployment_still_rolling_out_is_inconclusive_never_rolled_back_or_mar
     assert result.ret == 12
     result.stdout.fnmatch_lines(
         [
-            "? INCONCLUSIVE: the results cannot be attributed to the deploy - no rollback, nothing marked, deployment NOT verified",
-            "Reason: a rollout was in progress as the checks started (deployment/django is rolling out: 0/3 pods run the latest "
-            "template): the checks cannot be attributed to one revision*",
+            "? INCONCLUSIVE: the results cannot be attributed to the deploy - no rollback, nothing marked, "
+            "deployment NOT verified",
+            "Reason: a rollout was in progress as the checks started (deployment/django is rolling out: "
+            "0/3 pods run the latest template): the checks cannot be attributed to one revision*",
             "- Health Check readiness: /health/ready returned 503*",
         ]
     )
@@ -427,8 +428,8 @@ def test_failures_a_rollback_false_dependency_explains_never_roll_back(pytester,
     assert result.ret == 1
     result.stdout.fnmatch_lines(
         [
-            "✗ CRITICAL: Smoke tests failed - No automatic rollback (rolling back does not fix postgres-backend (rollback: false), "
-            "which explains readiness, login-page)",
+            "✗ CRITICAL: Smoke tests failed - No automatic rollback (rolling back does not fix postgres-backend "
+            "(rollback: false), which explains readiness, login-page)",
         ]
     )
     assert deployment_patches(kube) == [] and not any(m.get("rejected") for m in marks(kube).values())
@@ -460,7 +461,8 @@ def test_verification_re_runs_the_required_custom_test_that_caused_the_rollback(
     result.stdout.fnmatch_lines(
         [
             "✗ CRITICAL: Smoke tests failed - ROLLED BACK, STILL FAILING",
-            "Verification: after rollback 1/3 required checks and failed custom tests still fail: test_profile_has_an_email: *",
+            "Verification: after rollback 1/3 required checks and failed custom tests still fail: "
+            "test_profile_has_an_email: *",
         ]
     )
     assert [p for _, p in demo.requests].count("/health/ready") == 2
@@ -552,7 +554,8 @@ def test_a_redeploy_of_the_tested_template_during_the_checks_is_a_change(pyteste
     assert result.ret == 12
     result.stdout.fnmatch_lines(
         [
-            f"Reason: deployment/django -n prod changed while the checks ran (revision 2 ({BAD}) -> revision 4 ({BAD})): *"
+            "Reason: deployment/django -n prod changed while the checks ran "
+            f"(revision 2 ({BAD}) -> revision 4 ({BAD})): *"
         ]
     )
     assert deployment_patches(kube) == []

@@ -309,6 +309,9 @@ def test_a_misspelt_key_gets_a_did_you_mean(tmp_path):
     path.write_text(
         json.dumps({"base_url": "http://x", "health_checks": [{"name": "h", "endpoint": "/h", "expected_stauts": 200}]})
     )
-    message = r"health_checks\[0\]\.expected_stauts: unknown key 'expected_stauts'; did you mean 'expected_status'\? \(allowed here: "
+    message = (
+        r"health_checks\[0\]\.expected_stauts: unknown key 'expected_stauts'; "
+        r"did you mean 'expected_status'\? \(allowed here: "
+    )
     with pytest.raises(ConfigError, match=message):
         load_config(path)

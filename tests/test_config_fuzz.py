@@ -171,7 +171,8 @@ def test_the_quick_check_and_jsonschema_agree_on_numbers_and_booleans(value, val
     [
         (
             "smoke.json",
-            '{"base_url": "http://127.0.0.1:9",\n "health_checks": [{"name": "a", "endpoint": "/a", "timeout_seconds": NaN}]}',
+            '{"base_url": "http://127.0.0.1:9",\n '
+            '"health_checks": [{"name": "a", "endpoint": "/a", "timeout_seconds": NaN}]}',
         ),
         (
             "smoke.yaml",
@@ -185,8 +186,8 @@ def test_nan_is_rejected_with_its_path_and_line(tmp_path, no_network, name, text
     with pytest.raises(ConfigError) as error:
         load_config(path)
     assert (
-        str(error.value)
-        == f"smoke config error: {path}:{error.value.line}: health_checks[0].timeout_seconds: NaN is not allowed here: give a number"
+        str(error.value) == f"smoke config error: {path}:{error.value.line}: "
+        "health_checks[0].timeout_seconds: NaN is not allowed here: give a number"
     )
     assert error.value.line in (2, 5)
 
@@ -274,7 +275,8 @@ def test_arbitrary_text_never_crashes_the_loader(tmp_path, no_network, text):
 @pytest.mark.parametrize(
     "text",
     [
-        "enabled: &flag true\nhealth_checks:\n  - &check {name: a, endpoint: /a}\n  - {<<: *check, name: b}\nbase_url: http://x\n",
+        "enabled: &flag true\nhealth_checks:\n  - &check {name: a, endpoint: /a}\n  - {<<: *check, name: b}\n"
+        "base_url: http://x\n",
         "enabled: !!python/object/apply:os.system ['echo pwned']\n",
         "enabled: !custom tag\n",
         "health_checks: " + "[" * 3000 + "]" * 3000 + "\n",

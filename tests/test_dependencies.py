@@ -335,8 +335,8 @@ def test_unknown_type_is_a_config_error_listing_known_types(pytester, write_conf
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
         [
-            "*dependency_checks[[]0[]].type: unknown dependency type 'mongo' (built in: postgres, redis, http, amqp, tcp, grpc; "
-            "a plugin adds one by implementing pytest_smoke_check_type)*"
+            "*dependency_checks[[]0[]].type: unknown dependency type 'mongo' (built in: postgres, redis, http, amqp, "
+            "tcp, grpc; a plugin adds one by implementing pytest_smoke_check_type)*"
         ]
     )
 
@@ -399,8 +399,8 @@ def test_an_unknown_rollback_handler_is_a_usage_error(pytester, write_config, de
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
         [
-            "*rollback_strategy.type: unknown rollback handler 'argo-undo' (built in: previous-image, rollout-undo, command; "
-            "a plugin adds one by implementing pytest_smoke_rollback_handler)*"
+            "*rollback_strategy.type: unknown rollback handler 'argo-undo' (built in: previous-image, rollout-undo, "
+            "command; a plugin adds one by implementing pytest_smoke_rollback_handler)*"
         ]
     )
     assert demo.requests == []

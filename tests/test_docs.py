@@ -23,16 +23,21 @@ VERIFIED_COMMANDS = {
     "pytest --smoke-config example_suites/demo/smoke-test-hook.json example_suites/demo": (
         ".ci/run: the built wheel, no extras, is installed in a fresh venv and runs this demo (exit 0)"
     ),
-    "DEMO_FAULTS=ready-503,login-500 pytest --smoke-config example_suites/demo/smoke-test-hook.json example_suites/demo": "test_the_failing_demo_command_fails",
-    "apt-get update && apt-get install -y postgresql redis-server rabbitmq-server prometheus prometheus-pushgateway make && "
-    'pip install -e ".[test]" && python3 -m pytest -n auto': ".ci/run: these packages, then exactly `python3 -m pytest -n auto`",
-    'python3 -m venv .venv && . .venv/bin/activate && pip install "pytest-deploy-smoke[all]"': ".ci/run: the built wheel with [all] in a fresh venv",
+    "DEMO_FAULTS=ready-503,login-500 pytest --smoke-config example_suites/demo/smoke-test-hook.json "
+    "example_suites/demo": "test_the_failing_demo_command_fails",
+    (
+        "apt-get update && apt-get install -y postgresql redis-server rabbitmq-server prometheus "
+        'prometheus-pushgateway make && pip install -e ".[test]" && python3 -m pytest -n auto'
+    ): ".ci/run: these packages, then exactly `python3 -m pytest -n auto`",
+    "python3 -m venv .venv && . .venv/bin/activate && pip install "
+    '"pytest-deploy-smoke[all]"': ".ci/run: the built wheel with [all] in a fresh venv",
     'pip install "pytest-deploy-smoke[all]"': ".ci/run: the built wheel with [all] in a fresh venv",
     "pytest --smoke-config smoke.yaml": "test_the_first_configs_run_green",
     "pytest --smoke-config smoke.yaml --smoke-report smoke-report.json": "test_the_first_configs_run_green",
     # Needs a cluster, which these machines cannot run; the manifests are parsed and their RBAC
     # verbs checked against the code by tests/test_deploy_integration.py.
-    "kubectl apply -f example_suites/kubernetes/rbac.yaml -f example_suites/kubernetes/configmap.yaml": "not run: needs a cluster",
+    "kubectl apply -f example_suites/kubernetes/rbac.yaml -f "
+    "example_suites/kubernetes/configmap.yaml": "not run: needs a cluster",
     "kubectl create -f example_suites/kubernetes/job.yaml": "not run: needs a cluster",
     "kubectl logs -f job/<name> -n prod": "not run: needs a cluster",
 }

@@ -51,7 +51,8 @@ def fails_on_time(spec, ctx, limit=None):
         (
             "/badjson",
             {"json": {"status": "ok"}},
-            "/badjson: body is not valid JSON (Expecting property name enclosed in double quotes: line 1 column 17 (char 16))",
+            "/badjson: body is not valid JSON (Expecting property name enclosed in double quotes: line 1 column 17 "
+            "(char 16))",
             "expectation",
         ),
         (
@@ -385,8 +386,8 @@ def test_a_signal_during_the_rollback_reports_the_state_and_alerts(pytester, wri
     report = json.loads((pytester.path / "report.json").read_text())
     assert report["rollback"]["status"] == "failed"
     assert (
-        f"interrupted by {signame} during the rollback: the rollout state is unknown; check deployment/django -n prod now"
-        in report["rollback"]["message"]
+        f"interrupted by {signame} during the rollback: the rollout state is unknown; "
+        "check deployment/django -n prod now" in report["rollback"]["message"]
     )
     assert [p["body"]["event"] for p in receiver.posts] == ["rollback_failed"]
     assert "Traceback" not in out

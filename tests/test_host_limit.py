@@ -148,7 +148,8 @@ def test_a_hung_host_ends_as_failures_and_the_verdict_says_it_stopped_answering(
     result.stdout.fnmatch_lines(
         [
             "✗ CRITICAL: Smoke tests failed*",
-            f"Note: checks in flight to 127.0.0.1:{fault_server.port}: up to 2 at once*(stopped answering: the rest started at once)",
+            f"Note: checks in flight to 127.0.0.1:{fault_server.port}: up to 2 at once*(stopped answering: "
+            "the rest started at once)",
         ]
     )
     import json

@@ -139,7 +139,8 @@ def test_no_data_nan_a_bad_query_and_a_dead_prometheus_are_never_a_pass(pytester
         "not evaluated: bad-query: query failed: Prometheus answered 400 bad_data: "
     )
     assert report["prometheus-down"]["reason"] == (
-        f"not evaluated: prometheus-down: Prometheus at {dead}/api/v1/query is unreachable (connection refused at {dead.split('//')[1]})"
+        f"not evaluated: prometheus-down: Prometheus at {dead}/api/v1/query is unreachable "
+        f"(connection refused at {dead.split('//')[1]})"
     )
     result.stdout.fnmatch_lines(
         ["? INCONCLUSIVE: required checks could not be evaluated - no rollback, deployment NOT verified"]
@@ -184,7 +185,8 @@ def test_a_condition_that_is_not_a_comparison_is_a_config_error(pytester, write_
     assert result.ret == 4
     result.stderr.fnmatch_lines(
         [
-            "*metric_checks?0?.condition: condition \"__import__('os').system('x')\" is not a comparison of result with a number*"
+            "*metric_checks?0?.condition: condition \"__import__('os').system('x')\" is not a comparison of result "
+            "with a number*"
         ]
     )
 

@@ -111,7 +111,9 @@ def test_github_actions_gets_an_annotation_per_critical_failure_and_warning(pyte
         )
     )
     pytester.makepyfile(
-        test_custom="import pytest\n\n@pytest.mark.smoke_optional\ndef test_orders():\n    assert 1 == 2, 'orders: 1 of 2'\n"
+        test_custom=(
+            "import pytest\n\n@pytest.mark.smoke_optional\ndef test_orders():\n    assert 1 == 2, 'orders: 1 of 2'\n"
+        )
     )
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
     result = pytester.runpytest("--smoke-config", "smoke.json")
@@ -120,7 +122,8 @@ def test_github_actions_gets_an_annotation_per_critical_failure_and_warning(pyte
     assert commands == [
         f"::error file=smoke.json,line={entry_line(path, 'readiness')},title=Smoke health readiness%3A critical::"
         "/health/ready returned 503 (expected 200); failing: database: connection failed",
-        f"::warning file=smoke.json,line={entry_line(path, 'extra')},title=Smoke health extra%3A warning::/nope returned 404 (expected 200)",
+        f"::warning file=smoke.json,line={entry_line(path, 'extra')},title=Smoke health extra%3A warning::/nope "
+        "returned 404 (expected 200)",
         "::warning file=test_custom.py,title=Smoke custom test_orders%3A warning::AssertionError: orders: 1 of 2",
     ], commands
     monkeypatch.delenv("GITHUB_ACTIONS")

@@ -184,7 +184,8 @@ def test_unknown_template_variable_is_a_config_error_before_any_request(pytester
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
         [
-            "*critical_paths[[]0[]].steps[[]1[]].endpoint: unknown template variable {rid} (saved so far: nothing is saved before this step*"
+            "*critical_paths[[]0[]].steps[[]1[]].endpoint: unknown template variable {rid} (saved so far: "
+            "nothing is saved before this step*"
         ]
     )
     assert demo.requests == []

@@ -383,7 +383,10 @@ def test_tb_line_gives_the_whole_reason(pytester, write_config, failing_demo, wo
     doc["health_checks"][1]["endpoint"] = "/health/ready?probe=a-long-query-string-that-goes-on"
     write_config(doc)
     result = run(pytester, "--tb=line", *workers)
-    reason = "/health/ready?probe=a-long-query-string-that-goes-on returned 503 (expected 200); failing: database: connection failed"
+    reason = (
+        "/health/ready?probe=a-long-query-string-that-goes-on returned 503 (expected 200); "
+        "failing: database: connection failed"
+    )
     assert any(line.endswith(reason) and "smoke.json:" in line for line in result.outlines), result.stdout.str()
 
 
@@ -548,7 +551,10 @@ def test_a_partial_run_lists_every_item_left_out_and_why(pytester, write_config,
     by_lf = "not selected: not collected: --lf runs only what failed last time"
     # --lf skips test_custom.py before collection: what it never collected is unknown, and may hold
     # required tests, so the run is partial and never verified.
-    unknown = "not selected: --lf ran only what failed last time; the tests it did not collect (required ones among them) are unknown"
+    unknown = (
+        "not selected: --lf ran only what failed last time; "
+        "the tests it did not collect (required ones among them) are unknown"
+    )
     assert left_out("--lf") == {
         "basic-health": by_lf,
         "liveness": by_lf,

@@ -84,16 +84,18 @@ def test_terminal_shape_warnings_only(pytester, write_config, demo):
     assert result.ret == 0
     assert verdict_section(result) == [
         "⚠ WARNING: Non-critical test failed (deployment continues)",
-        "- Health Check liveness: GET http://127.0.0.1:PORT/health/live: timed out after 1 s (no response) (non-critical)",
-        "- Critical Path rate-limiting: step 1/1 (GET /api/limited) rate limiting not enforced after 12 requests (no 429; got 12x 200) (non-critical)",
+        "- Health Check liveness: GET http://127.0.0.1:PORT/health/live: timed out after 1 s (no response) "
+        "(non-critical)",
+        "- Critical Path rate-limiting: step 1/1 (GET /api/limited) rate limiting not enforced after 12 requests "
+        "(no 429; got 12x 200) (non-critical)",
         "",
         "Impact: Minor feature degradation",
         "Monitoring: Alert if pattern persists",
         "Action: Check liveness, rate-limiting status in next 30min",
         # No Deployment in the config: no kubectl step with a placeholder for one; where every step
         # needed one, a step that says how to get them.
-        "  liveness: Read the new version's logs and restarts, and compare with the previous version (name the Deployment in "
-        "rollback_strategy and the advice gives the exact kubectl commands)",
+        "  liveness: Read the new version's logs and restarts, and compare with the previous version "
+        "(name the Deployment in rollback_strategy and the advice gives the exact kubectl commands)",
         "  rate-limiting: Check the rate-limit middleware or gateway policy shipped with this release",
         "Re-run: pytest --smoke-config smoke.json -q --smoke-concurrency 1",
     ]
@@ -270,8 +272,8 @@ def test_json_report_matches_its_schema_and_markdown_goes_to_the_step_summary(
     markdown = (pytester.path / "out" / "report.md").read_text()
     assert markdown.startswith("## ✗ CRITICAL: Smoke tests failed")
     assert (
-        "| ❌ | `readiness` | health | yes | /health/ready returned 503 (expected 200); failing: database: connection failed |"
-        in markdown
+        "| ❌ | `readiness` | health | yes | /health/ready returned 503 (expected 200); failing: database: "
+        "connection failed |" in markdown
     )
     assert summary.read_text() == "earlier step\n" + markdown
 

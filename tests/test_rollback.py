@@ -134,7 +134,8 @@ def test_paused_deployment_is_refused(kube):
     result = roll_back("rollback", strategy_for(kube), {}, confirm=None)
     assert result.status == "refused"
     assert result.message == (
-        "ROLLBACK REFUSED: a rollback was due and did not happen: deployment/django is paused; resume it or roll back by hand"
+        "ROLLBACK REFUSED: a rollback was due and did not happen: deployment/django is paused; "
+        "resume it or roll back by hand"
     )
     assert deployment_patches(kube) == []
 
@@ -274,7 +275,8 @@ def test_single_critical_failure_waits_for_confirmation(pytester, write_config, 
     result.stdout.fnmatch_lines(
         [
             "✗ CRITICAL: Smoke tests failed - Rollback awaiting ops confirmation",
-            "1. Health Check: readiness: /health/ready returned 503 (expected 200); failing: database: connection failed",
+            "1. Health Check: readiness: /health/ready returned 503 (expected 200); failing: database: "
+            "connection failed",
             "Issue: The service reports it is not ready*",
             "Rollback awaiting ops confirmation:",
             f"Current: {BAD}",

@@ -92,7 +92,8 @@ def test_re_runs_never_roll_forward_or_ping_pong(pytester, write_config, demo, k
     result.stdout.fnmatch_lines(
         [
             "✗ CRITICAL: Smoke tests failed - ROLLBACK REFUSED*",
-            "Status: ROLLBACK REFUSED: a rollback was due and did not happen: deployment/django has no safe earlier revision: every one was rolled away "
+            "Status: ROLLBACK REFUSED: a rollback was due and did not happen: "
+            "deployment/django has no safe earlier revision: every one was rolled away "
             "from by a smoke run (revision 2 (rejected *: *readiness*)*",
         ]
     )
@@ -227,7 +228,8 @@ def test_a_proxy_login_page_instead_of_the_api_is_rollback_failed_never_a_traceb
     assert green.ret == 0  # a green run stays green: the verified mark is only a note
     green.stdout.fnmatch_lines(
         [
-            "Note: could not record the tested revision (*not JSON*): a rollback that is due is refused, and nothing is marked"
+            "Note: could not record the tested revision (*not JSON*): a rollback that is due is refused, "
+            "and nothing is marked"
         ]
     )
     assert "Traceback" not in result.stdout.str() + green.stdout.str()
@@ -432,8 +434,10 @@ def test_a_green_run_never_verifies_a_revision_it_did_not_test(pytester, write_c
     assert result.ret == 12  # a change while the checks ran: they cannot be attributed to one revision
     result.stdout.fnmatch_lines(
         [
-            "? INCONCLUSIVE: the results cannot be attributed to the deploy - no rollback, nothing marked, deployment NOT verified",
-            f"Reason: deployment/django -n prod changed while the checks ran (revision 2 ({BAD}) -> revision 3 ({HOTFIX})): *",
+            "? INCONCLUSIVE: the results cannot be attributed to the deploy - no rollback, nothing marked, "
+            "deployment NOT verified",
+            "Reason: deployment/django -n prod changed while the checks ran "
+            f"(revision 2 ({BAD}) -> revision 3 ({HOTFIX})): *",
         ]
     )
     assert not any(

@@ -27,7 +27,8 @@ def test_the_plain_layers_run_without_pytest():
         "import sys; sys.modules['pytest'] = None; sys.modules['_pytest'] = None\n"
         "import pytest_smoke.model, pytest_smoke.config, pytest_smoke.checks, pytest_smoke.checks.critical_path\n"
         "import pytest_smoke.verdict, pytest_smoke.cluster.rollback, pytest_smoke.cluster.rollout_wait\n"
-        "import pytest_smoke.report.document, pytest_smoke.report.markdown, pytest_smoke.report.junit, pytest_smoke.notify\n"
+        "import pytest_smoke.report.document, pytest_smoke.report.markdown, pytest_smoke.report.junit, "
+        "pytest_smoke.notify\n"
         "print('ok')\n"
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)

@@ -127,7 +127,8 @@ def test_a_timeout_among_as_many_as_the_host_answered_is_retried_alone_and_says_
     # alone is a warning, naming both explanations and the likelier one.
     result, _ = retried_alone(slow_first=True)
     assert result.warnings[0].startswith(
-        "timed out while 1 other request of ours to h:80 was in flight or unanswered, then passed when retried alone: either h:80 could not take "
+        "timed out while 1 other request of ours to h:80 was in flight or unanswered, then passed when retried alone: "
+        "either h:80 could not take "
         "2 requests at once (its limit is now 2), or one of its backends hangs (1 of 3 requests to it timed out)"
     )
 
@@ -142,7 +143,8 @@ def test_a_timeout_among_more_than_the_host_answered_is_retried_quietly():
         "to h:80, more than it had answered in time at once)"
     )
     assert scheduler.host_limits(notable_only=True) == {
-        "h:80": "2 at once (max_concurrency_per_host); 1 timed out among more checks than it had answered in time at once and passed when retried alone"
+        "h:80": "2 at once (max_concurrency_per_host); "
+        "1 timed out among more checks than it had answered in time at once and passed when retried alone"
     }
 
 
@@ -289,7 +291,10 @@ def test_a_secret_cut_in_the_middle_is_masked_on_both_sides_of_the_cut():
 
 def test_a_secret_with_spaces_that_pprint_split_over_lines_is_masked():
     phrase = "correct horse battery staple orbit velvet quantum marmalade zebra lantern"
-    locals_shown = "data = {'X-Pass': 'correct horse battery staple orbit velvet quantum marmalade zebra '\n           'lantern', 'Host': 'a'}"
+    locals_shown = (
+        "data = {'X-Pass': 'correct horse battery staple orbit velvet quantum marmalade zebra '\n"
+        "           'lantern', 'Host': 'a'}"
+    )
     assert Redactor([phrase]).text(locals_shown) == "data = {'X-Pass': '***', 'Host': 'a'}"
     assert Redactor([phrase]).text("a = 'one two'\nb = 'three'") == "a = 'one two'\nb = 'three'"
 

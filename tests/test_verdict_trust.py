@@ -43,7 +43,8 @@ def test_a_base_url_without_a_scheme_is_a_usage_error_not_a_rollback(pytester, w
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
         [
-            "ERROR: smoke config error: smoke.json:*: base_url: base URL has no scheme (expected http://HOST or https://HOST)"
+            "ERROR: smoke config error: smoke.json:*: base_url: base URL has no scheme "
+            "(expected http://HOST or https://HOST)"
         ]
     )
     assert demo.requests == [] and deployment_patches(kube) == []
@@ -60,8 +61,8 @@ def test_a_header_value_requests_refuses_is_a_usage_error_naming_its_path(
     result = run(pytester)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert (
-        "health_checks[0].headers.X-Api-Token: header value cannot be sent (it starts with whitespace or contains a line break)"
-        in result.stderr.str()
+        "health_checks[0].headers.X-Api-Token: header value cannot be sent "
+        "(it starts with whitespace or contains a line break)" in result.stderr.str()
     )
     assert "X-Injected" not in result.stderr.str()  # the (secret) value is never shown
     assert demo.requests == [] and deployment_patches(kube) == []
@@ -115,13 +116,14 @@ def bare_venv(tmp_path_factory):
         (
             {"dependency_checks": [{"name": "db", "type": "postgres", "dsn": "postgresql://u@127.0.0.1:1/db"}]},
             [],
-            "dependency_checks[0].type: dependency type 'postgres' needs the Python package 'psycopg', which cannot be imported: pip install 'psycopg[binary]'",
+            "dependency_checks[0].type: dependency type 'postgres' needs the Python package 'psycopg', "
+            "which cannot be imported: pip install 'psycopg[binary]'",
         ),
         (
             {"dependency_checks": [{"name": "queue", "type": "amqp", "url": "amqp://127.0.0.1:1/"}]},
             [],
-            "dependency_checks[0].type: dependency type 'amqp' needs the Python package 'pika', which cannot be imported: "
-            "pip install 'pytest-deploy-smoke[amqp]'",
+            "dependency_checks[0].type: dependency type 'amqp' needs the Python package 'pika', "
+            "which cannot be imported: pip install 'pytest-deploy-smoke[amqp]'",
         ),
         (
             {"rollback_strategy": {"deployment": "web"}},
@@ -137,7 +139,8 @@ def bare_venv(tmp_path_factory):
         (
             {"dependency_checks": [{"name": "api", "type": "grpc", "host": "127.0.0.1", "port": 1}]},
             [],
-            "dependency_checks[0].type: dependency type 'grpc' needs the Python package 'grpc_health.v1.health_pb2_grpc'*",
+            "dependency_checks[0].type: dependency type 'grpc' needs the Python package "
+            "'grpc_health.v1.health_pb2_grpc'*",
         ),
         (
             {},
@@ -394,7 +397,8 @@ def test_a_pass_on_a_rerunfailures_rerun_is_flaky_with_and_without_xdist(
     result.stdout.fnmatch_lines(
         [
             "⚠ WARNING: Non-critical test failed (deployment continues)",
-            "- Health Check warming: flaky: passed on rerun 1 (pytest-rerunfailures); first failure: /flaky* returned 503 (expected 200) (non-critical)",
+            "- Health Check warming: flaky: passed on rerun 1 (pytest-rerunfailures); first failure: "
+            "/flaky* returned 503 (expected 200) (non-critical)",
         ]
     )
     # A rerun sends the request again: two requests, not one result read twice.
@@ -489,7 +493,8 @@ def test_a_crowded_timeout_is_retried_alone_before_it_counts(pytester, write_con
     # gets depends on when the host answered the others: the note or the warning says it.
     out = result.stdout.str()
     quiet = re.search(
-        r"Note: checks in flight to 127\.0\.0\.1:\d+: 12 at once \(max_concurrency_per_host\).*passed when retried alone",
+        r"Note: checks in flight to 127\.0\.0\.1:\d+: 12 at once \(max_concurrency_per_host\)"
+        r".*passed when retried alone",
         out,
     )
     assert quiet or re.search(
@@ -527,14 +532,16 @@ def test_failures_a_dependency_explains_count_once_and_it_is_listed_first(pytest
             "✗ CRITICAL: Smoke tests failed - Rollback awaiting ops confirmation",
             "CRITICAL FAILURES:",
             "1. Dependency: database: Database connection failed*",
-            "2. Health Check: readiness: /health/ready returned 503 (expected 200); failing: database: connection failed",
+            "2. Health Check: readiness: /health/ready returned 503 (expected 200); failing: database: "
+            "connection failed",
             "Likely cause: dependency database failed (counts with it toward a rollback)",
             "3. Critical Path: user-login: *",
         ]
     )
     result.stdout.fnmatch_lines(
         [
-            "smoke: 1 critical failure; 2 other failure(s) attributed to database count with it: rollback needs ops confirmation*"
+            "smoke: 1 critical failure; 2 other failure(s) attributed to database count with it: "
+            "rollback needs ops confirmation*"
         ]
     )
     assert deployment_patches(kube) == []
@@ -546,7 +553,8 @@ def test_rollback_false_alerts_but_never_rolls_back(pytester, write_config, demo
     assert result.ret == 1
     result.stdout.fnmatch_lines(
         [
-            "✗ CRITICAL: Smoke tests failed - No automatic rollback (rolling back does not fix database (rollback: false))",
+            "✗ CRITICAL: Smoke tests failed - No automatic rollback "
+            "(rolling back does not fix database (rollback: false))",
             "1. Dependency: database: Database connection failed*",
             "Rollback: false for this check: it alerts, but rolling back does not fix it",
         ]
@@ -628,7 +636,8 @@ def test_a_bug_in_a_required_custom_test_is_not_a_verdict_on_the_service(
     result.stdout.fnmatch_lines(
         [
             INCONCLUSIVE,
-            "1. Smoke Test: test_profile: not evaluated: KeyError: 'API_TOKEN' (an error in the test code, not a verdict on the service)",
+            "1. Smoke Test: test_profile: not evaluated: KeyError: 'API_TOKEN' (an error in the test code, "
+            "not a verdict on the service)",
         ]
     )
     assert deployment_patches(kube) == [] and verified_revisions(kube) == []

@@ -96,7 +96,8 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def allowed_seconds(check: Check) -> float:
-    """The check's own timeout: ``timeout_seconds``, else its kind's default (30 s for a critical path, 5 s otherwise)."""
+    """The check's own timeout: ``timeout_seconds``, else its kind's default (30 s for a critical
+    path, 5 s otherwise)."""
     return float(check.spec.get("timeout_seconds", 30 if check.kind == "critical_path" else 5))
 
 

@@ -51,8 +51,8 @@ class BoundSession(SmokeSession):
     config's ``headers`` are sent; ``verify_tls``/``ca_bundle`` apply; every request gets
     ``timeout`` unless it passes its own, and that timeout bounds the whole exchange, body
     included. A body is read up to ``max_body_bytes`` after decompression (1 MiB; more is not
-    evaluated, never memory growth and never a verdict on the service), unless the request asks for ``stream=True`` and reads it
-    itself. Proxies from the environment are ignored, as for checks.
+    evaluated, never memory growth and never a verdict on the service), unless the request asks for
+    ``stream=True`` and reads it itself. Proxies from the environment are ignored, as for checks.
     """
 
     max_body_bytes = MAX_BODY_BYTES

@@ -23,7 +23,7 @@ from typing import Any, Mapping
 
 from ..specs import Condition, MetricCheckSpec, parse_condition
 from .base import CheckContext, CheckFailed, CheckNotEvaluated, CheckResult, CheckTimeout, Deadline
-from .http import MAX_BODY_BYTES, SmokeSession, exchange
+from .http import MAX_BODY_BYTES, Reply, SmokeSession, exchange
 
 DEFAULT_WINDOW = "5m"
 MIN_WINDOW_SECONDS = 30  # shorter than two scrapes gives rate() nothing to work with
@@ -85,12 +85,29 @@ def _query(
     spec: Mapping[str, Any], ctx: CheckContext, query: str, deadline: Deadline
 ) -> list[tuple[dict[str, str], float]]:
     """The instant vector (or scalar) the query returns, as (labels, value) pairs."""
+    response = _ask_prometheus(spec, ctx, query, deadline)
+    if response.truncated:
+        raise CheckNotEvaluated(
+            f"Prometheus answered more than {MAX_BODY_BYTES // 1024} KiB (after decompression): not read further; "
+            "aggregate the query (sum by, topk) so it returns a few series",
+            kind="metric_inconclusive",
+        )
+    return _series(_successful_answer(response))
+
+
+def _auth_headers(spec: Mapping[str, Any]) -> dict[str, str]:
     headers = {str(k): str(v) for k, v in (spec.get("headers") or {}).items()}
     if spec.get("bearer_token"):
         headers["Authorization"] = f"Bearer {spec['bearer_token']}"
     elif spec.get("username"):
         pair = f"{spec['username']}:{spec.get('password', '')}".encode()
         headers["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
+    return headers
+
+
+def _ask_prometheus(spec: Mapping[str, Any], ctx: CheckContext, query: str, deadline: Deadline) -> Reply:
+    """The answer to the query; Prometheus silent or unreachable is not evaluated."""
+    headers = _auth_headers(spec)
     url = _api(spec)
     # The checks' own exchange: one total deadline, the body capped after decompression (an endless
     # or bombed answer stops there), credentials dropped on a redirect to another origin.
@@ -99,7 +116,7 @@ def _query(
     session.verify = ctx.verify
     session.redactor = ctx.redactor
     try:
-        response = exchange(
+        return exchange(
             session, "GET", url, deadline, headers=headers, params={"query": query}, label=f"Prometheus query at {url}"
         )
     except CheckTimeout:  # Prometheus did not answer, which says nothing about the service
@@ -114,12 +131,10 @@ def _query(
         ) from None
     finally:
         session.close()
-    if response.truncated:
-        raise CheckNotEvaluated(
-            f"Prometheus answered more than {MAX_BODY_BYTES // 1024} KiB (after decompression): not read further; "
-            "aggregate the query (sum by, topk) so it returns a few series",
-            kind="metric_inconclusive",
-        )
+
+
+def _successful_answer(response: Reply) -> dict[str, Any]:
+    """The API's envelope of a successful query; any other answer is not evaluated."""
     try:
         answer = response.json()
     except (ValueError, RecursionError):
@@ -132,6 +147,11 @@ def _query(
         raise CheckNotEvaluated(
             f"query failed: Prometheus answered {response.status}{kind}: {error}", kind="metric_inconclusive"
         )
+    return answer
+
+
+def _series(answer: dict[str, Any]) -> list[tuple[dict[str, str], float]]:
+    """(labels, value) pairs of a scalar or an instant vector; no data, or only NaN, is not evaluated."""
     data = answer.get("data") or {}
     if data.get("resultType") == "scalar":
         return [({}, _number(data["result"][1]))]

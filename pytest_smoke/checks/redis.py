@@ -113,7 +113,8 @@ def check(spec: RedisSpec, ctx: CheckContext) -> CheckResult:
         return run_with_deadline(probe, deadline, what=f"Redis {where}", abort=client.close)
     except ReplyTooLarge:  # our limit, not the service's fault: never counts toward a rollback
         raise CheckNotEvaluated(
-            f"not evaluated: Redis at {where} answered {' '.join(command[:1])} with more than {MAX_REPLY_BYTES // 1024} KiB: "
+            f"not evaluated: Redis at {where} answered {' '.join(command[:1])} "
+            f"with more than {MAX_REPLY_BYTES // 1024} KiB: "
             "not read further (a smoke check reads a small reply: PING, or GET of a small key)",
             kind="redis_command",
         ) from None
@@ -137,7 +138,8 @@ def check(spec: RedisSpec, ctx: CheckContext) -> CheckResult:
             raise  # ours: not evaluated
         # redis-py choked on what the server sent (a plain string to HELLO): the server's answer.
         raise CheckFailed(
-            f"Redis at {where} answered something that is not the Redis protocol ({exc.__class__.__name__}: {str(exc)[:120]})",
+            f"Redis at {where} answered something that is not the Redis protocol "
+            f"({exc.__class__.__name__}: {str(exc)[:120]})",
             kind="redis_down",
         ) from None
     finally:

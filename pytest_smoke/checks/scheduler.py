@@ -53,7 +53,9 @@ SLOWED_RATIO = 1.5
 UNSLOWED_RATIO = 1.1
 
 
-HUNG_AFTER = 2  # silent timeouts (one sent after the other had gone unanswered, or any before a first answer) before a host counts as hung
+# Silent timeouts (one sent after the other had gone unanswered, or any before a first answer)
+# before a host counts as hung.
+HUNG_AFTER = 2
 
 # Failures that carry no answer from the host: the connection failed or nothing came back.
 SILENT_KINDS = frozenset(
@@ -174,8 +176,9 @@ class HostGate:
         # HUNG_AFTER checks timed out with no answer at all from the host, each sent after the
         # previous one had already gone unanswered (or before the host ever answered), each given as
         # long as any check still to end there, none sent within its own timeout after we abandoned a
-        # request there (the host may have been busy with that): the host hangs, whatever our load. An adaptive gate no longer holds anyone back, and a
-        # timeout is not retried once the checks in flight ended unanswered too. An answer ends it.
+        # request there (the host may have been busy with that): the host hangs, whatever our load.
+        # An adaptive gate no longer holds anyone back, and a timeout is not retried once the checks
+        # in flight ended unanswered too. An answer ends it.
         self.hung = False
         self._silent_timeouts = 0
         self._silent_since = float("inf")  # when the last counted silent timeout happened
@@ -244,23 +247,17 @@ class HostGate:
             self._retries_waiting += 1
             try:
                 while True:
-                    while not (self._closed or self.hung or not self._abandoned):
-                        idle = not (self._in_flight or self._waiting)
-                        left = max(self._abandoned) + patience - time.monotonic()
-                        if idle and left <= 0:
-                            break
-                        self._condition.wait(timeout=left if idle else None)
+                    self._wait_out_abandoned(patience)
                     self._condition.wait_for(lambda: self._closed or not self._exclusive)
                     if self._closed:
                         return None
                     self._exclusive = True
-                    # An opened gate lets its queued checks in whatever the exclusive claim: they are the round to wait for.
+                    # An opened gate lets its queued checks in whatever the exclusive claim: they are
+                    # the round to wait for.
                     self._condition.wait_for(
                         lambda: self._closed or not (self._in_flight or (self.opened and self._waiting))
                     )
-                    lingering = len(self._abandoned)
-                    if own in self._abandoned and time.monotonic() - own >= patience:
-                        lingering -= 1
+                    lingering = self._lingering(own, patience)
                     if self._closed or (lingering and self._waiting and not self.hung):
                         # Closed, or the checks that just ended left requests behind at the host: let
                         # the waiting checks run (and clear them) before going alone.
@@ -274,6 +271,24 @@ class HostGate:
             finally:
                 self._other_waiting -= 1
                 self._retries_waiting -= 1
+
+    def _wait_out_abandoned(self, patience: float) -> None:
+        """Under the lock: wait until no request we abandoned is still served, as far as the host
+        shows; with no check left to run, the host gets ``patience`` from the latest abandonment."""
+        while not (self._closed or self.hung or not self._abandoned):
+            idle = not (self._in_flight or self._waiting)
+            left = max(self._abandoned) + patience - time.monotonic()
+            if idle and left <= 0:
+                return
+            self._condition.wait(timeout=left if idle else None)
+
+    def _lingering(self, own: float | None, patience: float) -> int:
+        """How many abandoned requests may still be served: a check's own first attempt (abandoned
+        at ``own``) not, once it is ``patience`` old."""
+        lingering = len(self._abandoned)
+        if own in self._abandoned and time.monotonic() - own >= patience:
+            lingering -= 1
+        return lingering
 
     def _claim(self, token: int) -> None:
         self._in_flight.add(token)
@@ -386,43 +401,55 @@ class HostGate:
         now = time.monotonic()
         self.requests += 1
         kind = getattr(outcome, "kind", None)
-        facts = getattr(outcome, "facts", None) or {}
         if outcome is None or (isinstance(outcome, CheckFailed) and kind not in SILENT_KINDS):
-            self.last_answer = now
-            self._silent_timeouts, self._silent_since = 0, float("inf")
-            self.hung = False  # it answers: slow to start, perhaps, but not hung
-            if self._abandoned:  # it answered a request sent after these: it is through them
-                self._abandoned = [when for when in self._abandoned if when >= started]
-            status = facts.get("status")
-            if outcome is None:
-                self.proven = max(self.proven, crowded)
-                total, count = self._latency[crowded > 1]
-                self._latency[crowded > 1] = (total + now - started, count + 1)
-            if status == 429 or (status == 503 and facts.get("retry_after")):
-                self.limiter.overloaded(f"{status} answers", epoch)
-            elif outcome is None:
-                self.limiter.answered(
-                    now - started, self._waiting > 0 or crowded >= self.limiter.current, self.shortest_allowed
-                )
+            self._learn_from_answer(outcome, started, crowded, epoch, now)
         elif kind == "timeout":
-            self.timeouts += 1
-            others += len(self._abandoned)
-            self._abandoned.append(now)
-            after_silence = (
-                self._silent_timeouts == 0 or started >= self._silent_since or self.last_answer == float("-inf")
-            )
-            # Given less time than another check still to end at the host (a latency budget on a slow report), or
-            # sent sooner after we abandoned a request there than its own timeout (the host may still
-            # be busy with our work): its silence proves nothing.
-            allowed = float(getattr(outcome, "seconds", 0) or 0)
-            if not answered and after_silence and since_abandoned >= allowed and allowed >= self._longest_pending():
-                self._silent_timeouts += 1
-                self._silent_since = now
-                self.hung = self.hung or self._silent_timeouts >= HUNG_AFTER
-            if others and not self.hung:
-                self.limiter.overloaded("timeouts", epoch)
-            return Left(others, answered, crowded, now)
+            return self._learn_from_timeout(outcome, entered, others, answered, now)
         return Left(others, answered, crowded)
+
+    def _learn_from_answer(
+        self, outcome: BaseException | None, started: float, crowded: int, epoch: int, now: float
+    ) -> None:
+        """The host answered (a pass, or a failure that is an answer): it is not hung; a 429 or a
+        503 with Retry-After lowers the limit, a pass may raise it."""
+        facts = getattr(outcome, "facts", None) or {}
+        self.last_answer = now
+        self._silent_timeouts, self._silent_since = 0, float("inf")
+        self.hung = False  # it answers: slow to start, perhaps, but not hung
+        if self._abandoned:  # it answered a request sent after these: it is through them
+            self._abandoned = [when for when in self._abandoned if when >= started]
+        status = facts.get("status")
+        if outcome is None:
+            self.proven = max(self.proven, crowded)
+            total, count = self._latency[crowded > 1]
+            self._latency[crowded > 1] = (total + now - started, count + 1)
+        if status == 429 or (status == 503 and facts.get("retry_after")):
+            self.limiter.overloaded(f"{status} answers", epoch)
+        elif outcome is None:
+            self.limiter.answered(
+                now - started, self._waiting > 0 or crowded >= self.limiter.current, self.shortest_allowed
+            )
+
+    def _learn_from_timeout(
+        self, outcome: BaseException, entered: tuple[float, int, int, float], others: int, answered: bool, now: float
+    ) -> Left:
+        """The check timed out: our load on the host, or its silence (a hang, once repeated)."""
+        started, crowded, epoch, since_abandoned = entered
+        self.timeouts += 1
+        others += len(self._abandoned)
+        self._abandoned.append(now)
+        after_silence = self._silent_timeouts == 0 or started >= self._silent_since or self.last_answer == float("-inf")
+        # Given less time than another check still to end at the host (a latency budget on a slow report), or
+        # sent sooner after we abandoned a request there than its own timeout (the host may still
+        # be busy with our work): its silence proves nothing.
+        allowed = float(getattr(outcome, "seconds", 0) or 0)
+        if not answered and after_silence and since_abandoned >= allowed and allowed >= self._longest_pending():
+            self._silent_timeouts += 1
+            self._silent_since = now
+            self.hung = self.hung or self._silent_timeouts >= HUNG_AFTER
+        if others and not self.hung:
+            self.limiter.overloaded("timeouts", epoch)
+        return Left(others, answered, crowded, now)
 
 
 class CheckScheduler:
@@ -514,7 +541,8 @@ class CheckScheduler:
                     )
                     raise
                 raise CheckNotEvaluated(
-                    f"not evaluated: {failure.reason} while {crowd}, with no answer from {host} meanwhile; not retried, "
+                    f"not evaluated: {failure.reason} while {crowd}, with no answer from {host} meanwhile; "
+                    "not retried, "
                     "because it sends a request body and its first attempt may still be applied",
                     kind="timeout_in_crowd",
                 ) from None
@@ -565,7 +593,8 @@ class CheckScheduler:
             if again.kind == "timeout" and lingering and not gate.still_hung(settled=True):
                 # Still behind requests we had abandoned: neither attempt was judged on its own.
                 raise CheckNotEvaluated(
-                    f"not evaluated: {failure.reason} while {crowd}, and again when retried, while {_requests(lingering)} "
+                    f"not evaluated: {failure.reason} while {crowd}, and again when retried, "
+                    f"while {_requests(lingering)} "
                     f"we had stopped waiting for may still have kept {host} busy",
                     kind="timeout_in_crowd",
                 ) from None
@@ -590,7 +619,8 @@ class CheckScheduler:
                     0,
                     (
                         f"timed out while {crowd}, then passed when retried alone: either {host} could not take "
-                        f"{first.others + 1} requests at once (its limit is now {gate.limit}), or one of its backends hangs "
+                        f"{first.others + 1} requests at once (its limit is now {gate.limit}), "
+                        "or one of its backends hangs "
                         f"({gate.timeouts} of {gate.requests} requests to it timed out){gate.likelier()}"
                     ),
                 )
@@ -629,7 +659,8 @@ class CheckScheduler:
             if not future.done():
                 if not self._abandoned.done():
                     raise NotFinished(
-                        f"no result within {round(timeout or 0, 1):g} s (the run budget and a backstop): the check overran its own deadline"
+                        f"no result within {round(timeout or 0, 1):g} s (the run budget and a backstop): "
+                        "the check overran its own deadline"
                     )
                 raise NotFinished(self._abandon_reason)
         # A finished future (its lock, condition and result) would otherwise live until the run

@@ -118,7 +118,8 @@ class Kube:
             run_with_deadline(load, Deadline(seconds), what="loading Kubernetes credentials")
         except CheckTimeout:
             raise KubeCredentialsError(
-                f"loading Kubernetes credentials did not finish within {_seconds_text(seconds)} s (an exec credential plugin?)"
+                f"loading Kubernetes credentials did not finish within {_seconds_text(seconds)} s "
+                "(an exec credential plugin?)"
             ) from None
         except KubeError:
             raise
@@ -224,7 +225,8 @@ class Kube:
             return json.loads(raw)
         except ValueError:  # a proxy's login page, an HTML error page: not the Kubernetes API
             raise KubeError(
-                f"{what}: {self.server} answered {received_type or 'unknown'}, not JSON: is it the Kubernetes API (or a proxy's login page)?"
+                f"{what}: {self.server} answered {received_type or 'unknown'}, not JSON: "
+                "is it the Kubernetes API (or a proxy's login page)?"
             ) from None
 
     def _check_cluster(self, what: str) -> None:
@@ -308,7 +310,8 @@ class Kube:
             if current and current.get("holder") != holder and expires > now:
                 until = time.strftime("%H:%M:%S", time.localtime(min(expires, now + 86400)))
                 raise LeaseHeld(
-                    f"another smoke run ({str(current.get('holder'))[:80]}) holds the rollback lease on {self.target.ref} (until {until})"
+                    f"another smoke run ({str(current.get('holder'))[:80]}) holds the rollback lease "
+                    f"on {self.target.ref} (until {until})"
                 )
             value = json.dumps({"holder": holder, "expires": round(now + ttl, 3)})
             ops = [_test_version(meta), *_annotation_ops(meta, {LEASE: value})]
@@ -598,7 +601,8 @@ def _read_capped(response: Any, deadline: Any, what: str) -> bytes:
         size += len(chunk)
         if size > MAX_ANSWER_BYTES:
             raise KubeError(
-                f"{what}: the answer is over {MAX_ANSWER_BYTES // (1024 * 1024)} MiB: not the Kubernetes API (a broken proxy?)"
+                f"{what}: the answer is over {MAX_ANSWER_BYTES // (1024 * 1024)} MiB: "
+                "not the Kubernetes API (a broken proxy?)"
             )
         chunks.append(chunk)
 

@@ -99,7 +99,10 @@ def reject(kube: Kube, tested: DeploymentState, reason: str) -> str:
         VERIFIED: None,
     }
     _write(kube, find, marks)
-    return f"marked revision {tested.revision} as rejected: it is never a rollback target again unless a green run verifies it"
+    return (
+        f"marked revision {tested.revision} as rejected: "
+        "it is never a rollback target again unless a green run verifies it"
+    )
 
 
 def verify(kube: Kube, tested: DeploymentState) -> str:

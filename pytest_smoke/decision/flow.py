@@ -193,7 +193,10 @@ def _unattributed(tested: DeploymentState | None, strategy: dict[str, Any], expe
     if tested is None:
         return ""  # not recorded: a rollback refuses on its own, and nothing is marked
     if tested.unsettled:
-        return f"a rollout was in progress as the checks started ({tested.unsettled}): the checks cannot be attributed to one revision"
+        return (
+            f"a rollout was in progress as the checks started ({tested.unsettled}): "
+            "the checks cannot be attributed to one revision"
+        )
     target = target_from(strategy)
     if target is None:
         return ""

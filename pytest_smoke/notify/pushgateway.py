@@ -54,7 +54,8 @@ def push(
         for key, value in [("job", job), *grouping.items()]:
             if redactor.text(value) != value:
                 raise SecretInLabel(
-                    f"not pushed: the value of {'the job' if key == 'job' else f'label {key!r}'} is a secret the run masks "
+                    f"not pushed: the value of {'the job' if key == 'job' else f'label {key!r}'} "
+                    "is a secret the run masks "
                     "(a ${VAR} value), and label values travel in the clear in the Pushgateway's URL path and on every "
                     "dashboard; list the variable under public_variables, or write the value out"
                 )

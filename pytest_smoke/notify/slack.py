@@ -23,7 +23,8 @@ def payload(document: Mapping[str, Any], event: str) -> dict[str, Any]:
                 {"type": "mrkdwn", "text": f"*Config*\n`{escape(document['config'])}`"},
                 {
                     "type": "mrkdwn",
-                    "text": f"*Verdict*\n{document['verdict']['critical']} critical, {document['verdict']['warnings']} warning(s)",
+                    "text": f"*Verdict*\n{document['verdict']['critical']} critical, "
+                    f"{document['verdict']['warnings']} warning(s)",
                 },
             ],
         },
@@ -35,7 +36,8 @@ def payload(document: Mapping[str, Any], event: str) -> dict[str, Any]:
                 "type": "section",
                 "text": {
                     "type": "mrkdwn",
-                    "text": f"*{escape(check['name'])}* ({check['severity']}): {escape(check['reason'])}\n_Issue:_ {escape(fix.get('issue', ''))}",
+                    "text": f"*{escape(check['name'])}* ({check['severity']}): {escape(check['reason'])}\n"
+                    f"_Issue:_ {escape(fix.get('issue', ''))}",
                 },
             }
         )

@@ -75,7 +75,10 @@ class SmokeController:
             checks=tuple(smoke.checks),
             enabled=smoke.enabled,
             never_collected=why_never_collected(config),
-            unknown_left_out="--lf ran only what failed last time; the tests it did not collect (required ones among them) are unknown"
+            unknown_left_out=(
+                "--lf ran only what failed last time; "
+                "the tests it did not collect (required ones among them) are unknown"
+            )
             if lf_filtered(config)
             else "",
         )
@@ -480,7 +483,8 @@ class SmokeController:
             head = (
                 words[fed["target"]]
                 if ok
-                else f"Warning: metrics not {'pushed to the Pushgateway' if fed['target'] == 'pushgateway' else 'written'}"
+                else "Warning: metrics not "
+                f"{'pushed to the Pushgateway' if fed['target'] == 'pushgateway' else 'written'}"
             )
             detail = f" ({fed['detail']})" if fed["detail"] and ok else (f": {fed['detail']}" if fed["detail"] else "")
             line = self.redactor.text(f"{head}: {fed['where']}{detail}")

@@ -159,47 +159,19 @@ class CheckExecution:
             if any(item.get_closest_marker(name) for name in SKIP_MARKS):
                 return [encode("outcome", "skipped")]
             return [encode("outcome", "not_run")]  # pytest.skip() at run time: it did not judge
-        if (
-            report.failed
-            and call.excinfo is not None
-            and isinstance(call.excinfo.value, CheckFailed)
-            and report.when in ("setup", "call")
-        ):
+        if not report.failed or call.excinfo is None:
+            return []
+        exc = call.excinfo.value
+        if isinstance(exc, CheckFailed) and report.when in ("setup", "call"):
             # Raised through the smoke fixtures (smoke_http), in the test or in one of its fixtures
             # (a login, a readiness wait): a verdict on the service, as a generated check's failure.
-            return _service_failure(call.excinfo.value)
-        if (
-            report.failed
-            and call.excinfo is not None
-            and isinstance(call.excinfo.value, CheckNotEvaluated)
-            and report.when in ("setup", "call")
-        ):
+            return _service_failure(exc)
+        if isinstance(exc, CheckNotEvaluated) and report.when in ("setup", "call"):
             # Raised through the smoke fixtures for a limit of ours (a body over smoke_http's cap):
             # it says why, and it is never a verdict on the service.
-            return [encode("outcome", "not_evaluated"), encode("reason", call.excinfo.value.reason)]
-        if report.failed and report.when == "call" and call.excinfo is not None:
-            exc = call.excinfo.value
-            if not _test_function_ran(item, call.excinfo):
-                # pytest failed it without calling it (an async def with no async plugin, on pytest 9):
-                # pytest could not run it, whatever the exception says.
-                message = shorten(str(exc), 200)
-                return [
-                    encode("outcome", "not_evaluated"),
-                    encode(
-                        "reason",
-                        f"not evaluated: pytest could not run it ({message}); a problem of the runner, not of the service",
-                    ),
-                ]
-            if isinstance(exc, pytest.fail.Exception) or is_service_failure(exc):
-                return [encode("outcome", "failed")]
-            message = shorten(str(exc), 200)
-            return [
-                encode("outcome", "not_evaluated"),
-                encode(
-                    "reason",
-                    f"not evaluated: {call.excinfo.typename}: {message} (an error in the test code, not a verdict on the service)",
-                ),
-            ]
+            return [encode("outcome", "not_evaluated"), encode("reason", exc.reason)]
+        if report.when == "call":
+            return _custom_test_failure(item, call.excinfo)
         return []
 
     def _redact(self, report: pytest.TestReport) -> None:
@@ -342,6 +314,33 @@ def _fixture_service_failure(call: pytest.CallInfo[None], report: pytest.TestRep
     ):
         return _service_failure(call.excinfo.value)
     return []
+
+
+def _custom_test_failure(item: pytest.Item, excinfo: pytest.ExceptionInfo[BaseException]) -> list[tuple[str, Any]]:
+    """A developer's test failed in its call: a verdict on the service only for an assertion
+    (pytest.fail included) or a network error."""
+    exc = excinfo.value
+    if not _test_function_ran(item, excinfo):
+        # pytest failed it without calling it (an async def with no async plugin, on pytest 9):
+        # pytest could not run it, whatever the exception says.
+        message = shorten(str(exc), 200)
+        return [
+            encode("outcome", "not_evaluated"),
+            encode(
+                "reason",
+                f"not evaluated: pytest could not run it ({message}); a problem of the runner, not of the service",
+            ),
+        ]
+    if isinstance(exc, pytest.fail.Exception) or is_service_failure(exc):
+        return [encode("outcome", "failed")]
+    message = shorten(str(exc), 200)
+    return [
+        encode("outcome", "not_evaluated"),
+        encode(
+            "reason",
+            f"not evaluated: {excinfo.typename}: {message} (an error in the test code, not a verdict on the service)",
+        ),
+    ]
 
 
 def describe_failure(exc: BaseException, check: Check, redactor: Redactor, full_trace: bool) -> tuple[str, str]:

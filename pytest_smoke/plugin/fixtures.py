@@ -66,4 +66,5 @@ def smoke_dependencies(pytestconfig: pytest.Config) -> Mapping[str, Mapping[str,
     from ..checks.client import read_only  # lazy: see the top
 
     run = _smoke_run(pytestconfig)
-    return read_only({check.name: check.spec for check in run.config.checks if check.kind == "dependency"})  # type: ignore[no-any-return]
+    dependencies = {check.name: check.spec for check in run.config.checks if check.kind == "dependency"}
+    return read_only(dependencies)  # type: ignore[no-any-return]

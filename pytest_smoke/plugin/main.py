@@ -179,7 +179,8 @@ def pytest_configure(config: pytest.Config) -> None:
         # Either package may have overwritten the other's files: no run is trustworthy.
         raise pytest.UsageError(
             f"{other} is installed next to {DISTRIBUTION}: both install the Python package pytest_smoke, so "
-            f"neither works. Run: pip uninstall -y {CONFLICTING_DISTRIBUTION} {DISTRIBUTION} && pip install '{DISTRIBUTION}[all]'"
+            f"neither works. Run: pip uninstall -y {CONFLICTING_DISTRIBUTION} {DISTRIBUTION} "
+            f"&& pip install '{DISTRIBUTION}[all]'"
         )
     config.addinivalue_line(
         "markers", f"{REQUIRED_MARKER}: a smoke check whose failure is critical and can trigger a rollback."

@@ -57,11 +57,32 @@ def check(
     """Raise ConfigError for the first thing the run needs and cannot have; return the check types
     and the rollback handler the config names, as the ``pytest_smoke_*`` hooks resolve them."""
     found = Extensions()
+    _resolve_check_types(smoke, found.check_types, resolve_type)
+    strategy = smoke.section("rollback_strategy")
+    handler = strategy.get("type", "previous-image")
+    if strategy:
+        found.rollback_handler = _resolve_rollback_handler(smoke, handler, resolve_handler)
+    _check_cluster_access(smoke, strategy, wait_rollout, dry_run)
+    found.expected_images = _expected_images(smoke, strategy, expect_images)
+    if handler == "command" and strategy.get("command"):
+        program = strategy["command"][0]
+        if not (os.path.isfile(program) if os.sep in program else shutil.which(program)):
+            _fail(smoke, "rollback_strategy.command[0]", f"rollback command {program!r} is not on the PATH")
+    if smoke.data.get("ca_bundle") and not os.path.isfile(smoke.data["ca_bundle"]):
+        _fail(smoke, "ca_bundle", f"CA bundle {smoke.data['ca_bundle']} does not exist")
+    if junit_path:
+        _need_library(smoke, "--smoke-junit", "--smoke-junit", JUNIT)
+    _check_monitoring(smoke, metrics_options or {})
+    return found
+
+
+def _resolve_check_types(smoke: SmokeConfig, check_types: dict[str, Any], resolve_type: Callable[[str], Any]) -> None:
+    """Each dependency type the config uses, resolved into ``check_types``, with its client library."""
     for item in smoke.checks:
         if item.kind != "dependency":
             continue
         kind = item.spec["type"]
-        if kind not in found.check_types:
+        if kind not in check_types:
             func = resolve_type(kind)
             if func is None:
                 _fail(
@@ -70,22 +91,28 @@ def check(
                     f"unknown dependency type {kind!r} (built in: {', '.join(BUILTIN_TYPES)}; "
                     "a plugin adds one by implementing pytest_smoke_check_type)",
                 )
-            found.check_types[kind] = func
+            check_types[kind] = func
         if kind in TYPE_LIBRARIES:
             _need_library(smoke, f"{item.location}.type", f"dependency type {kind!r}", TYPE_LIBRARIES[kind])
 
-    strategy = smoke.section("rollback_strategy")
+
+def _resolve_rollback_handler(smoke: SmokeConfig, handler: str, resolve_handler: Callable[[str], Any]) -> Any:
+    found = resolve_handler(handler)
+    if found is None:
+        _fail(
+            smoke,
+            "rollback_strategy.type",
+            f"unknown rollback handler {handler!r} (built in: {', '.join(BUILTIN_HANDLERS)}; "
+            "a plugin adds one by implementing pytest_smoke_rollback_handler)",
+        )
+    return found
+
+
+def _check_cluster_access(
+    smoke: SmokeConfig, strategy: dict[str, Any], wait_rollout: str | None, dry_run: bool
+) -> None:
+    """What the rollback and the rollout wait need to reach the Kubernetes API."""
     wait = smoke.section("wait_for_rollout")
-    handler = strategy.get("type", "previous-image")
-    if strategy:
-        found.rollback_handler = resolve_handler(handler)
-        if found.rollback_handler is None:
-            _fail(
-                smoke,
-                "rollback_strategy.type",
-                f"unknown rollback handler {handler!r} (built in: {', '.join(BUILTIN_HANDLERS)}; "
-                "a plugin adds one by implementing pytest_smoke_rollback_handler)",
-            )
     if strategy.get("deployment"):
         # The rollback and the verified-revision mark both talk to the Kubernetes API.
         _need_library(smoke, "rollback_strategy.deployment", "a Kubernetes rollback", KUBERNETES)
@@ -105,25 +132,20 @@ def check(
         # Only a rollback that can happen needs the cluster up front; the tested revision and the
         # verified mark are notes when it cannot be reached.
         _check_kube_credentials(smoke, strategy)
-    found.expected_images = dict(strategy.get("expect_images") or {})
+
+
+def _expected_images(smoke: SmokeConfig, strategy: dict[str, Any], expect_images: list[str] | None) -> dict[str, str]:
+    """What the pipeline deployed: rollback_strategy.expect_images, then --smoke-expect-image."""
+    expected = dict(strategy.get("expect_images") or {})
     for value in expect_images or []:
         container, _, image = value.partition("=")
         if not container.strip() or not image.strip():
             _fail(smoke, "--smoke-expect-image", f"takes CONTAINER=IMAGE, got {value!r}")
-        found.expected_images[container.strip()] = image.strip()
-    if found.expected_images and not strategy.get("deployment"):
+        expected[container.strip()] = image.strip()
+    if expected and not strategy.get("deployment"):
         where = "--smoke-expect-image" if expect_images else "rollback_strategy.expect_images"
         _fail(smoke, where, "needs rollback_strategy.deployment: the Deployment whose images are compared")
-    if handler == "command" and strategy.get("command"):
-        program = strategy["command"][0]
-        if not (os.path.isfile(program) if os.sep in program else shutil.which(program)):
-            _fail(smoke, "rollback_strategy.command[0]", f"rollback command {program!r} is not on the PATH")
-    if smoke.data.get("ca_bundle") and not os.path.isfile(smoke.data["ca_bundle"]):
-        _fail(smoke, "ca_bundle", f"CA bundle {smoke.data['ca_bundle']} does not exist")
-    if junit_path:
-        _need_library(smoke, "--smoke-junit", "--smoke-junit", JUNIT)
-    _check_monitoring(smoke, metrics_options or {})
-    return found
+    return expected
 
 
 def _check_kube_credentials(smoke: SmokeConfig, strategy: dict[str, Any]) -> None:

@@ -72,6 +72,21 @@ def publish(summary: RunSummary, smoke: SmokeConfig, redactor: Redactor, to: Des
         if names:
             published.notifications = dispatch(document, smoke.section("notifications"), names, redactor)
             document["notifications"] = redactor.value(published.notifications)
+    _await_monitoring(feeder, records, settings, redactor, published)
+    _write_outputs(document, to, redactor, published)
+    document["notes"] = [*document["notes"], *published.problems]
+    return published
+
+
+def _await_monitoring(
+    feeder: threading.Thread,
+    records: list[dict[str, Any]],
+    settings: dict[str, Any],
+    redactor: Redactor,
+    published: Published,
+) -> None:
+    """Wait for the metrics (bounded), and record a push that never ended as failed."""
+    document = published.document
     seconds = timeout_of(settings)
     feeder.join(seconds + MONITORING_SLACK_SECONDS)  # the push keeps its own deadline; this only bounds a stuck feeder
     published.monitoring = list(records)
@@ -90,6 +105,10 @@ def publish(summary: RunSummary, smoke: SmokeConfig, redactor: Redactor, to: Des
         )
     if published.monitoring:
         document["monitoring"] = published.monitoring
+
+
+def _write_outputs(document: dict[str, Any], to: Destinations, redactor: Redactor, published: Published) -> None:
+    """The files: JSON, Markdown (and the step summary), JUnit, Allure's environment."""
 
     def guarded(what: str, action: Callable[[], None]) -> None:
         try:
@@ -122,8 +141,6 @@ def publish(summary: RunSummary, smoke: SmokeConfig, redactor: Redactor, to: Des
     allure_dir = to.allure_dir
     if allure_dir:
         guarded("Allure's environment.properties", lambda: allure.write_environment(document, allure_dir))
-    document["notes"] = [*document["notes"], *published.problems]
-    return published
 
 
 def _pushgateway_settings(smoke: SmokeConfig, to: Destinations) -> dict[str, Any]:

@@ -62,7 +62,8 @@ def _gantt(document: Mapping[str, Any]) -> str:
         }[check["status"]]
         end = max(end, start + timedelta(milliseconds=1))  # a zero-length bar would not be drawn
         lines.append(
-            f"    {MARKS[check['status']]} {_name(check['name'])}{word} :{TAGS[check['status']]}, c{index}, {_format(start)}, {_format(end)}"
+            f"    {MARKS[check['status']]} {_name(check['name'])}{word} :{TAGS[check['status']]}, "
+            f"c{index}, {_format(start)}, {_format(end)}"
         )
     rollback = document.get("rollback") or {}
     if rollback.get("started_at"):

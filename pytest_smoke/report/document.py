@@ -59,7 +59,9 @@ def remediation_values(smoke: SmokeConfig, summary: RunSummary) -> dict[str, str
     return {
         "deployment": deployment,
         "namespace": namespace,
-        "manual_command": f"kubectl rollout undo deployment/{deployment} -n {namespace} --to-revision=<a known-good revision>",
+        "manual_command": (
+            f"kubectl rollout undo deployment/{deployment} -n {namespace} --to-revision=<a known-good revision>"
+        ),
         **values,
     }
 
@@ -249,7 +251,10 @@ def headline(document: Mapping[str, Any]) -> str:
         tail = CRITICAL_TAILS.get(rollback.get("status", ""), "")
         return f"✗ CRITICAL: Smoke tests failed{tail}"
     if state == "inconclusive" and document["verdict"].get("unattributed"):
-        return "? INCONCLUSIVE: the results cannot be attributed to the deploy - no rollback, nothing marked, deployment NOT verified"
+        return (
+            "? INCONCLUSIVE: the results cannot be attributed to the deploy - "
+            "no rollback, nothing marked, deployment NOT verified"
+        )
     if state == "inconclusive":
         return "? INCONCLUSIVE: required checks could not be evaluated - no rollback, deployment NOT verified"
     if state == "partial":

@@ -27,25 +27,7 @@ def write(document: dict[str, Any], path: str | Path) -> None:
                 elapsed_sec=round(check["duration_seconds"], 3),
                 stdout=(check.get("facts") or {}).get("summary"),
             )
-            text = "\n".join(filter(None, [check["reason"], check.get("details") or ""]))
-            fix = check.get("remediation")
-            if fix:
-                text += "\n\nIssue: " + fix["issue"] + "\n" + "\n".join(f"Next: {s}" for s in fix["steps"])
-            if severity == "critical":
-                case.add_failure_info(
-                    message=check["reason"], output=text, failure_type=check["failure_kind"] or "failed"
-                )
-            elif severity == "warning" and check["status"] == "not_evaluated":
-                case.add_error_info(message=check["reason"], output=text, error_type="not_evaluated")
-            elif severity == "warning":
-                case.add_failure_info(
-                    message=check["reason"], output=text, failure_type=check["failure_kind"] or "warning"
-                )
-            elif severity == "skipped" and check["required"] and check["status"] == "not_run":
-                # A required check cut off (-x, budget, crash): CI must not read it as a harmless skip.
-                case.add_error_info(message=check["reason"], output=text, error_type="not_run")
-            elif severity == "skipped":
-                case.add_skipped_info(message=check["reason"] or "skipped")
+            _add_result(case, check, severity)
             cases.append(case)
         if cases or severity != "skipped":
             properties = {
@@ -57,6 +39,25 @@ def write(document: dict[str, Any], path: str | Path) -> None:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(_surefire(to_xml_report_string(suites, prettyprint=True, encoding="utf-8")), encoding="utf-8")
+
+
+def _add_result(case: Any, check: dict[str, Any], severity: str) -> None:
+    """The check's failure, error or skip on its test case, with the reason and remediation (a pass has none)."""
+    text = "\n".join(filter(None, [check["reason"], check.get("details") or ""]))
+    fix = check.get("remediation")
+    if fix:
+        text += "\n\nIssue: " + fix["issue"] + "\n" + "\n".join(f"Next: {s}" for s in fix["steps"])
+    if severity == "critical":
+        case.add_failure_info(message=check["reason"], output=text, failure_type=check["failure_kind"] or "failed")
+    elif severity == "warning" and check["status"] == "not_evaluated":
+        case.add_error_info(message=check["reason"], output=text, error_type="not_evaluated")
+    elif severity == "warning":
+        case.add_failure_info(message=check["reason"], output=text, failure_type=check["failure_kind"] or "warning")
+    elif severity == "skipped" and check["required"] and check["status"] == "not_run":
+        # A required check cut off (-x, budget, crash): CI must not read it as a harmless skip.
+        case.add_error_info(message=check["reason"], output=text, error_type="not_run")
+    elif severity == "skipped":
+        case.add_skipped_info(message=check["reason"] or "skipped")
 
 
 def junit_names(nodeid: str) -> tuple[str, str]:

@@ -20,6 +20,22 @@ def _cell(text: Any) -> str:
 
 
 def render(document: dict[str, Any]) -> str:
+    lines = [
+        *_summary(document),
+        *_checks_table(document),
+        *_remediation(document),
+        *_rollback(document),
+        *_notifications(document),
+        *_notes_and_timeline(document),
+    ]
+    chart = gantt(document)
+    if chart:  # GitHub renders it; elsewhere it reads as text
+        lines += ["", "```mermaid", chart.rstrip("\n"), "```"]
+    lines += ["", f"Re-run: `{document['rerun_command']}`", ""]
+    return "\n".join(lines)
+
+
+def _summary(document: dict[str, Any]) -> list[str]:
     lines = [f"## {headline(document)}", ""]
     v = document["verdict"]
     lines.append(
@@ -39,50 +55,69 @@ def render(document: dict[str, Any]) -> str:
             "**Not verified:** required checks not selected: "
             + ", ".join(f"`{_cell(n)}`" for n in v["not_selected_required"]),
         ]
-    lines += ["", "| | Check | Kind | Required | Result | Time |", "|---|---|---|---|---|---|"]
+    return lines
+
+
+def _checks_table(document: dict[str, Any]) -> list[str]:
+    lines = ["", "| | Check | Kind | Required | Result | Time |", "|---|---|---|---|---|---|"]
     for check in document["checks"]:
         result = check["reason"] or check.get("facts", {}).get("summary") or check["status"]
         lines.append(
             f"| {ICONS.get(check['severity'], '')} | `{_cell(check['name'])}` | {check['kind']} | "
             f"{'yes' if check['required'] else 'no'} | {_cell(result)} | {check['duration_seconds']:.2f} s |"
         )
+    return lines
+
+
+def _remediation(document: dict[str, Any]) -> list[str]:
     problems = [c for c in document["checks"] if "remediation" in c]
-    if problems:
-        lines += ["", "### Remediation", ""]
-        for number, check in enumerate(problems, 1):
-            fix = check["remediation"]
-            # Four spaces: CommonMark and Python-Markdown (mkdocs) both nest the steps under the item.
-            lines.append(f"{number}. **{_cell(check['name'])}** ({check['severity']}): {_cell(check['reason'])}  ")
-            lines.append(f"    Issue: {fix['issue']}  ")
-            lines.append(f"    Impact: {fix['impact']}")
-            for step in fix["steps"]:
-                lines.append(f"    - {step}")
+    if not problems:
+        return []
+    lines = ["", "### Remediation", ""]
+    for number, check in enumerate(problems, 1):
+        fix = check["remediation"]
+        # Four spaces: CommonMark and Python-Markdown (mkdocs) both nest the steps under the item.
+        lines.append(f"{number}. **{_cell(check['name'])}** ({check['severity']}): {_cell(check['reason'])}  ")
+        lines.append(f"    Issue: {fix['issue']}  ")
+        lines.append(f"    Impact: {fix['impact']}")
+        for step in fix["steps"]:
+            lines.append(f"    - {step}")
+    return lines
+
+
+def _rollback(document: dict[str, Any]) -> list[str]:
     rollback = document.get("rollback")
-    lines += ["", "### Rollback", ""]
+    lines = ["", "### Rollback", ""]
     if rollback is None:
         lines.append(f"Not triggered: {document['decision']['reason']}.")
-    else:
-        lines.append(f"**{rollback['status'].replace('_', ' ')}**: {rollback['message']}")
-        for name, image in (rollback.get("current_images") or {}).items():
-            lines.append(f"- `{name}`: `{image}` → `{rollback['target_images'].get(name, '?')}`")
-        if rollback.get("manual_command"):
-            lines += ["", "```bash", rollback["manual_command"], "```"]
+        return lines
+    lines.append(f"**{rollback['status'].replace('_', ' ')}**: {rollback['message']}")
+    for name, image in (rollback.get("current_images") or {}).items():
+        lines.append(f"- `{name}`: `{image}` → `{rollback['target_images'].get(name, '?')}`")
+    if rollback.get("manual_command"):
+        lines += ["", "```bash", rollback["manual_command"], "```"]
+    return lines
+
+
+def _notifications(document: dict[str, Any]) -> list[str]:
     told = list(document.get("notifications") or [])
-    if told:
-        lines += ["", "### Incidents and notifications", ""]
-        for sent in told:
-            ticket = f" · incident ticket {_cell(sent['ticket'])}" if sent.get("ticket") else ""
-            lines.append(f"- {_cell(sent['channel'])} ({_cell(sent.get('type'))}): {sent['status']}{ticket}")
+    if not told:
+        return []
+    lines = ["", "### Incidents and notifications", ""]
+    for sent in told:
+        ticket = f" · incident ticket {_cell(sent['ticket'])}" if sent.get("ticket") else ""
+        lines.append(f"- {_cell(sent['channel'])} ({_cell(sent.get('type'))}): {sent['status']}{ticket}")
+    return lines
+
+
+def _notes_and_timeline(document: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
     if document.get("notes"):
         lines += ["", "### Notes", ""] + [f"- {_cell(note)}" for note in document["notes"]]
     if document["timeline"]:
         lines += ["", "### Timeline", ""]
         lines += [f"- `{event['at']}` {event['event'].replace('_', ' ')}" for event in document["timeline"]]
-    chart = gantt(document)
-    if chart:  # GitHub renders it; elsewhere it reads as text
-        lines += ["", "```mermaid", chart.rstrip("\n"), "```"]
-    lines += ["", f"Re-run: `{document['rerun_command']}`", ""]
-    return "\n".join(lines)
+    return lines
 
 
 def write(text: str, path: str | Path, append: bool = False) -> None:

@@ -155,7 +155,10 @@ def _inconclusive(document: Document) -> Iterator[Line]:
 
 def _unattributed(document: Document) -> Iterator[Line]:
     yield (
-        "? INCONCLUSIVE: the results cannot be attributed to the deploy - no rollback, nothing marked, deployment NOT verified",
+        (
+            "? INCONCLUSIVE: the results cannot be attributed to the deploy - "
+            "no rollback, nothing marked, deployment NOT verified"
+        ),
         {"yellow": True, "bold": True},
     )
     yield f"Reason: {document['verdict']['unattributed']}", {"yellow": True}
@@ -228,7 +231,10 @@ def _critical(document: Document) -> Iterator[Line]:
         yield f"{number}. {KIND_TITLES.get(check['kind'], 'Check')}: {check['name']}: {check['reason']}", {"red": True}
         if check["attributed_to"] and decision["action"] == "no_rollback_helps":
             yield (
-                f"Likely cause: dependency {check['attributed_to']} failed (rollback: false: a rollback does not fix it)",
+                (
+                    f"Likely cause: dependency {check['attributed_to']} failed "
+                    "(rollback: false: a rollback does not fix it)"
+                ),
                 {},
             )
         elif check["attributed_to"]:

@@ -103,11 +103,18 @@ class _Compiler:
 
         return all_hold
 
-    def keyword(self, key: str, arg: Any, schema: Mapping[str, Any]) -> Check | None:  # noqa: C901 - one branch per keyword
-        if key == "$defs":
+    def keyword(self, key: str, arg: Any, schema: Mapping[str, Any]) -> Check | None:
+        if key in ("$defs", "then", "else"):  # "then" and "else" are checked with "if"
             return None
         if key == "$ref":
             return self.ref(arg)
+        family = _KEYWORD_FAMILIES.get(key)
+        if family is None:
+            raise Unsure(f"the keyword {key}")
+        return family(self, key, arg, schema)
+
+    def value_keyword(self, key: str, arg: Any, schema: Mapping[str, Any]) -> Check | None:
+        """type, const, enum, and the string keywords."""
         if key == "type":
             names = [arg] if isinstance(arg, str) else list(arg)
             return lambda value: any(_has_type(value, name) for name in names)
@@ -118,18 +125,20 @@ class _Compiler:
         if key in ("minLength", "maxLength"):
             at_least = key == "minLength"
             return lambda value: not isinstance(value, str) or (len(value) >= arg if at_least else len(value) <= arg)
-        if key == "pattern":
-            search = re.compile(arg).search
-            return lambda value: not isinstance(value, str) or search(value) is not None
-        if key in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
-            # Written as jsonschema tests for an error, so NaN compares the same way.
-            breaks: Check = {
-                "minimum": lambda number: bool(number < arg),
-                "maximum": lambda number: bool(number > arg),
-                "exclusiveMinimum": lambda number: bool(number <= arg),
-                "exclusiveMaximum": lambda number: bool(number >= arg),
-            }[key]
-            return lambda value: not _has_type(value, "number") or not breaks(value)
+        search = re.compile(arg).search  # pattern
+        return lambda value: not isinstance(value, str) or search(value) is not None
+
+    def number_keyword(self, key: str, arg: Any, schema: Mapping[str, Any]) -> Check | None:
+        # Written as jsonschema tests for an error, so NaN compares the same way.
+        breaks: Check = {
+            "minimum": lambda number: bool(number < arg),
+            "maximum": lambda number: bool(number > arg),
+            "exclusiveMinimum": lambda number: bool(number <= arg),
+            "exclusiveMaximum": lambda number: bool(number >= arg),
+        }[key]
+        return lambda value: not _has_type(value, "number") or not breaks(value)
+
+    def object_keyword(self, key: str, arg: Any, schema: Mapping[str, Any]) -> Check | None:
         if key == "properties":
             return self.properties(arg, schema.get("additionalProperties", True))
         if key == "additionalProperties":
@@ -138,9 +147,10 @@ class _Compiler:
             return None if "properties" in schema else self.properties({}, arg)
         if key == "required":
             return lambda value: not isinstance(value, dict) or all(name in value for name in arg)
-        if key == "propertyNames":
-            names_hold = self.node(arg)
-            return lambda value: not isinstance(value, dict) or all(names_hold(_string_key(name)) for name in value)
+        names_hold = self.node(arg)  # propertyNames
+        return lambda value: not isinstance(value, dict) or all(names_hold(_string_key(name)) for name in value)
+
+    def array_keyword(self, key: str, arg: Any, schema: Mapping[str, Any]) -> Check | None:
         if key == "items":
             if "prefixItems" in schema:
                 raise Unsure("prefixItems")
@@ -148,8 +158,10 @@ class _Compiler:
             return lambda value: not isinstance(value, list) or all(item_holds(item) for item in value)
         if key == "minItems":
             return lambda value: not isinstance(value, list) or len(value) >= arg
-        if key == "uniqueItems":
-            return None if not arg else _unique
+        return None if not arg else _unique  # uniqueItems
+
+    def logic_keyword(self, key: str, arg: Any, schema: Mapping[str, Any]) -> Check | None:
+        """allOf, anyOf, oneOf, not, and if (with its then and else)."""
         if key in ("allOf", "anyOf", "oneOf"):
             branches = [self.node(branch) for branch in arg]
             if key == "allOf":
@@ -160,14 +172,10 @@ class _Compiler:
         if key == "not":
             negated = self.node(arg)
             return lambda value: not negated(value)
-        if key == "if":
-            condition = self.node(arg)
-            then = self.node(schema.get("then", True))
-            otherwise = self.node(schema.get("else", True))
-            return lambda value: then(value) if condition(value) else otherwise(value)
-        if key in ("then", "else"):
-            return None  # checked with "if"
-        raise Unsure(f"the keyword {key}")
+        condition = self.node(arg)  # if
+        then = self.node(schema.get("then", True))
+        otherwise = self.node(schema.get("else", True))
+        return lambda value: then(value) if condition(value) else otherwise(value)
 
     def properties(self, declared: Mapping[str, Any], additional: Any) -> Check:
         holds = {name: self.node(sub) for name, sub in declared.items()}
@@ -183,6 +191,16 @@ class _Compiler:
             return True
 
         return check
+
+
+# The keywords this module knows, by the method that compiles them.
+_KEYWORD_FAMILIES: dict[str, Callable[[_Compiler, str, Any, Mapping[str, Any]], Check | None]] = {
+    **dict.fromkeys(("type", "const", "enum", "minLength", "maxLength", "pattern"), _Compiler.value_keyword),
+    **dict.fromkeys(("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"), _Compiler.number_keyword),
+    **dict.fromkeys(("properties", "additionalProperties", "required", "propertyNames"), _Compiler.object_keyword),
+    **dict.fromkeys(("items", "minItems", "uniqueItems"), _Compiler.array_keyword),
+    **dict.fromkeys(("allOf", "anyOf", "oneOf", "not", "if"), _Compiler.logic_keyword),
+}
 
 
 def _string_key(name: Any) -> str:

@@ -134,10 +134,55 @@ def carry_out(
     if target is not None:
         target.request_timeout = min(target.request_timeout, timeout)
         target.deadline = time.monotonic() + timeout
+    planned = _plan_while_tested(action, handler, handler_name, target, strategy, tested, tested_error)
+    if isinstance(planned, RollbackResult):
+        return planned
+    handler, plan = planned
+    holder = plan.details["holder"]
+
+    if action == "dry_run":
+        return RollbackResult("dry_run", "dry run (--smoke-no-rollback): nothing was changed", plan)
+    confirmation = ""
+    if action == "confirm":
+        approved, confirmation = _ops_approval(confirm, plan)
+        if not approved:
+            return RollbackResult(
+                "awaiting_confirmation",
+                f"rollback awaiting ops confirmation ({confirmation})",
+                plan,
+                confirmation=confirmation,
+            )
+        if target is not None:  # the wait for ops is not the rollback's time
+            target.deadline = time.monotonic() + timeout
+
+    lease = _take_lease(target, holder, timeout, plan, confirmation)
+    if isinstance(lease, RollbackResult):
+        return lease
+    result = RollbackResult("failed", "", plan, started_at=time.time(), confirmation=confirmation)
+    try:
+        _execute(handler, result, strategy, timeout, progress, target, tested)
+    finally:
+        # From the first write on, nothing may lose what was done: a signal or an error here only
+        # changes what is reported, never what was written.
+        _mark_and_release(result, plan, target, tested, reason, lease, holder)
+    return result
+
+
+def _plan_while_tested(
+    action: str,
+    handler: Handler | None,
+    handler_name: str,
+    target: Target | None,
+    strategy: Mapping[str, Any],
+    tested: DeploymentState | None,
+    tested_error: str,
+) -> tuple[Handler, Plan] | RollbackResult:
+    """The handler and its plan, made only while the Deployment runs what the checks tested; or
+    the result that ends the rollback here (refused, failed to plan, superseded)."""
     try:
         handler = handler or get_handler(handler_name)
         plan = handler.plan(target, strategy)
-        holder = plan.details["holder"] = new_holder()
+        plan.details["holder"] = new_holder()
         if target is not None and tested is None:
             raise RollbackRefused(
                 f"the revision the checks tested was not recorded ({tested_error or 'no answer'}): "
@@ -158,25 +203,22 @@ def carry_out(
         return RollbackResult("failed", f"{FAILED_PREFIX} (cannot plan the rollback: {exc})")
     if moved_on:
         return RollbackResult("superseded", moved_on, plan)
+    return handler, plan
 
-    if action == "dry_run":
-        return RollbackResult("dry_run", "dry run (--smoke-no-rollback): nothing was changed", plan)
-    confirmation = ""
-    if action == "confirm":
-        try:
-            approved, confirmation = confirm(plan)
-        except RollbackInterrupted as exc:
-            approved, confirmation = False, f"{exc} while waiting for confirmation; nothing was rolled back"
-        if not approved:
-            return RollbackResult(
-                "awaiting_confirmation",
-                f"rollback awaiting ops confirmation ({confirmation})",
-                plan,
-                confirmation=confirmation,
-            )
-        if target is not None:  # the wait for ops is not the rollback's time
-            target.deadline = time.monotonic() + timeout
 
+def _ops_approval(confirm: Callable[[Plan], tuple[bool, str]], plan: Plan) -> tuple[bool, str]:
+    """Whether ops approved the plan, and what they (or the wait) said."""
+    try:
+        return confirm(plan)
+    except RollbackInterrupted as exc:
+        return False, f"{exc} while waiting for confirmation; nothing was rolled back"
+
+
+def _take_lease(
+    target: Target | None, holder: str, timeout: float, plan: Plan, confirmation: str
+) -> Kube | None | RollbackResult:
+    """The lease on the Deployment (None without a target), so that no other run rolls it back at
+    the same time; or the result that ends the rollback here, with nothing changed."""
     lease = None
     try:
         if target is not None:
@@ -206,45 +248,53 @@ def carry_out(
             finished_at=now,
             confirmation=confirmation,
         )
-    result = RollbackResult("failed", "", plan, started_at=time.time(), confirmation=confirmation)
-    try:
-        _execute(handler, result, strategy, timeout, progress, target, tested)
-    finally:
-        # From the first write on, nothing may lose what was done: a signal or an error here only
-        # changes what is reported, never what was written.
-        if target is not None:  # the marks and the release get time of their own past the rollout wait
-            target.deadline = max(target.deadline or 0.0, time.monotonic() + MARK_SECONDS)
+    return lease
 
-        def release_lease() -> None:
-            if lease is not None:
-                lease.release_lease(holder)
 
-        def reject() -> None:
-            _reject(result, reason, tested)
+def _mark_and_release(
+    result: RollbackResult,
+    plan: Plan,
+    target: Target | None,
+    tested: DeploymentState | None,
+    reason: str,
+    lease: Kube | None,
+    holder: str,
+) -> None:
+    """After the write (or the attempt): mark the revision rolled away from, release the lease.
+    A failure of either is reported, never raised."""
+    if target is not None:  # the marks and the release get time of their own past the rollout wait
+        target.deadline = max(target.deadline or 0.0, time.monotonic() + MARK_SECONDS)
 
-        for step, finish in (
-            ("marking the rejected revision", reject),
-            ("releasing the rollback lease", release_lease),
-        ):
-            try:
-                finish()
-            except RollbackInterrupted as exc:
-                result.notes.append(f"{exc} while {step}")
-            except Exception as exc:  # noqa: BLE001 - the lease expires on its own; the mark is reported below
-                why = str(exc) if isinstance(exc, KubeError) else f"{exc.__class__.__name__}: {exc}"
-                written_plan = result.plan or plan
-                if step.startswith("marking") and not (
-                    written_plan.details.get("from_hash") and written_plan.details.get("template")
-                ):
-                    _unmarked(result, why, tested)
-                elif step.startswith("marking"):
-                    result.notes.append(
-                        f"the ReplicaSet of revision {written_plan.from_revision} was not marked rejected ({why}); the rejection holds "
-                        f"all the same: the rollback's own write recorded it on the Deployment ({ROLLED_BACK_FROM})"
-                    )
-                else:
-                    result.notes.append(f"could not finish {step}: {exc.__class__.__name__}: {exc}")
-    return result
+    def release_lease() -> None:
+        if lease is not None:
+            lease.release_lease(holder)
+
+    def reject() -> None:
+        _reject(result, reason, tested)
+
+    for step, finish in (
+        ("marking the rejected revision", reject),
+        ("releasing the rollback lease", release_lease),
+    ):
+        try:
+            finish()
+        except RollbackInterrupted as exc:
+            result.notes.append(f"{exc} while {step}")
+        except Exception as exc:  # noqa: BLE001 - the lease expires on its own; the mark is reported below
+            why = str(exc) if isinstance(exc, KubeError) else f"{exc.__class__.__name__}: {exc}"
+            written_plan = result.plan or plan
+            if step.startswith("marking") and not (
+                written_plan.details.get("from_hash") and written_plan.details.get("template")
+            ):
+                _unmarked(result, why, tested)
+            elif step.startswith("marking"):
+                result.notes.append(
+                    f"the ReplicaSet of revision {written_plan.from_revision} was not marked rejected ({why}); "
+                    "the rejection holds all the same: the rollback's own write recorded it on the Deployment "
+                    f"({ROLLED_BACK_FROM})"
+                )
+            else:
+                result.notes.append(f"could not finish {step}: {exc.__class__.__name__}: {exc}")
 
 
 def _moved_on(target: Target | None, tested: DeploymentState | None, plan: Plan | None = None) -> str:
@@ -352,66 +402,114 @@ def _execute(
                     return
                 if plan.details.get("written"):
                     break
-                holder = plan.details.get("holder")
-                result.plan = plan = handler.plan(target, strategy)
-                plan.details["holder"] = holder
-                live = plan.details.get("live_template")
-                if tested is not None and live is not None and live != tested.template:
-                    # Changed between the read above and the plan's own read: never write over it.
-                    _finish(
-                        result,
-                        "superseded",
-                        _moved_on(target, tested, plan)
-                        or (
-                            f"standing down: {target.ref if target else 'the deployment'} changed while the rollback was planned"
-                        ),
-                    )
+                plan = _plan_again(handler, result, plan, strategy, target)
+                if _changed_while_planning(result, plan, target, tested):
                     return
-            handler.execute(plan, strategy, remaining, record)
-            if plan.handler == "command" and target is not None and tested is not None:
-                now = Kube(target).state()  # its exit code says it ran, not what it changed
-                if now.template == tested.template and now.revision == tested.revision:
-                    raise RollbackError(
-                        f"{plan.details['argv'][0]} exited 0, but {target.ref} still runs the tested {tested.describe()}"
-                    )
-            plan.details["written"] = True
+            _write(handler, plan, strategy, remaining, record, target, tested)
         except RollbackInterrupted as exc:
-            error = (
-                f"{exc}: the rollout state is unknown; check {plan.target.ref if plan.target else 'the deployment'} now"
-            )
+            where = plan.target.ref if plan.target else "the deployment"
+            error = f"{exc}: the rollout state is unknown; check {where} now"
             _finish(result, "failed", f"{FAILED_PREFIX} ({error})")
             return
         except Exception as exc:  # noqa: BLE001 - API errors, malformed API data, our own bugs: never lose the plan
-            error = (
-                str(exc)
-                if isinstance(exc, (KubeError, RollbackError, RollbackRefused))
-                else (f"internal error: {exc.__class__.__name__}: {exc}")
-            )
+            error = _attempt_error(exc)
             record(f"attempt {attempt}/{attempts} failed: {error}")
             # What happened in the cluster, not what the client saw: read it back (with time to do
             # so even when the write used up the rollback's).
             if target is not None:
                 allow_read_back(target)
                 deadline = max(deadline, time.monotonic() + READ_BACK_SECONDS)
-            try:
-                moved_on = _moved_on(target, tested, plan)
-            except Exception as read_error:  # noqa: BLE001
-                moved_on, error = "", f"{error}; reading it back failed too: {read_error}"
-            if moved_on and plan.handler == "command":
-                # Its program may have changed it before failing: report what runs, retry nothing.
-                runs = moved_on.partition(" -> ")[2].partition("; the checks")[0]
-                _finish(
-                    result,
-                    "failed",
-                    f"{FAILED_PREFIX} ({error}; {target.ref if target else 'the deployment'} now runs {runs})",
-                )
-                return
-            if moved_on:
-                _finish(result, "superseded", moved_on)
+            error, ended = _read_back_after_failure(result, plan, target, tested, error)
+            if ended:
                 return
     if not plan.details.get("written"):
         _finish(result, "failed", f"{FAILED_PREFIX} ({error})")
         return
+    _wait_for_rollout(result, target, deadline, record)
+
+
+def _plan_again(
+    handler: Handler, result: RollbackResult, plan: Plan, strategy: Mapping[str, Any], target: Target | None
+) -> Plan:
+    """A new plan from what runs now, for the same lease holder; the result reports it."""
+    holder = plan.details.get("holder")
+    result.plan = new_plan = handler.plan(target, strategy)
+    new_plan.details["holder"] = holder
+    return new_plan
+
+
+def _changed_while_planning(
+    result: RollbackResult, plan: Plan, target: Target | None, tested: DeploymentState | None
+) -> bool:
+    """Whether the Deployment changed between the read before the plan and the plan's own read:
+    then the rollback stands down (superseded) and never writes over it."""
+    live = plan.details.get("live_template")
+    if tested is not None and live is not None and live != tested.template:
+        _finish(
+            result,
+            "superseded",
+            _moved_on(target, tested, plan)
+            or (f"standing down: {target.ref if target else 'the deployment'} changed while the rollback was planned"),
+        )
+        return True
+    return False
+
+
+def _write(
+    handler: Handler,
+    plan: Plan,
+    strategy: Mapping[str, Any],
+    remaining: float,
+    record: Callable[[str], None],
+    target: Target | None,
+    tested: DeploymentState | None,
+) -> None:
+    """One attempt at the write. A command's exit code says it ran, not what it changed: the
+    Deployment must show the change."""
+    handler.execute(plan, strategy, remaining, record)
+    if plan.handler == "command" and target is not None and tested is not None:
+        now = Kube(target).state()  # its exit code says it ran, not what it changed
+        if now.template == tested.template and now.revision == tested.revision:
+            raise RollbackError(
+                f"{plan.details['argv'][0]} exited 0, but {target.ref} still runs the tested {tested.describe()}"
+            )
+    plan.details["written"] = True
+
+
+def _attempt_error(exc: Exception) -> str:
+    if isinstance(exc, (KubeError, RollbackError, RollbackRefused)):
+        return str(exc)
+    return f"internal error: {exc.__class__.__name__}: {exc}"
+
+
+def _read_back_after_failure(
+    result: RollbackResult, plan: Plan, target: Target | None, tested: DeploymentState | None, error: str
+) -> tuple[str, bool]:
+    """After a failed attempt, what runs now: the error (with a read-back that failed too), and
+    whether the rollback ends here (the Deployment moved on)."""
+    try:
+        moved_on = _moved_on(target, tested, plan)
+    except Exception as read_error:  # noqa: BLE001
+        moved_on, error = "", f"{error}; reading it back failed too: {read_error}"
+    if moved_on and plan.handler == "command":
+        # Its program may have changed it before failing: report what runs, retry nothing.
+        runs = moved_on.partition(" -> ")[2].partition("; the checks")[0]
+        _finish(
+            result,
+            "failed",
+            f"{FAILED_PREFIX} ({error}; {target.ref if target else 'the deployment'} now runs {runs})",
+        )
+        return error, True
+    if moved_on:
+        _finish(result, "superseded", moved_on)
+        return error, True
+    return error, False
+
+
+def _wait_for_rollout(
+    result: RollbackResult, target: Target | None, deadline: float, record: Callable[[str], None]
+) -> None:
+    """Written: wait for the rollout within what is left of the deadline, and report how it ended."""
     if target is not None:
         try:
             Kube(target).wait_for_rollout(max(deadline - time.monotonic(), 0.0), record)

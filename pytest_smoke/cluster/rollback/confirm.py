@@ -88,7 +88,8 @@ def approval_of(content_type: str, body: bytes, revision: int | None) -> "Litera
     named = data.get("revision")
     if named is not None and revision is not None and str(named) != str(revision):
         return FINAL + (
-            f"not approved: the approval names revision {_excerpt(str(named))}, this rollback moves away from revision {revision}"
+            f"not approved: the approval names revision {_excerpt(str(named))}, "
+            f"this rollback moves away from revision {revision}"
         )
     return True
 

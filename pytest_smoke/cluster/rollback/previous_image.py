@@ -60,7 +60,10 @@ def choose_target(deployment: dict[str, Any], replicasets: list[dict[str, Any]])
 
     def describe(rs: dict[str, Any]) -> str:
         if marks(rs).get(REJECTED) == "true":
-            return f"revision {revision_of(rs)} (rejected {marks(rs).get(REJECTED_AT, '')}: {marks(rs).get(REJECTED_REASON, '')})"
+            return (
+                f"revision {revision_of(rs)} "
+                f"(rejected {marks(rs).get(REJECTED_AT, '')}: {marks(rs).get(REJECTED_REASON, '')})"
+            )
         if rejected(rs):
             return f"revision {revision_of(rs)} (rolled away from {record[template_hash_of(rs)].get('at', '')})"
         return f"revision {revision_of(rs)} (never verified)"
@@ -107,7 +110,8 @@ class PreviousImage:
         if target.container:
             if target.container not in current:
                 raise RollbackRefused(
-                    f"container {target.container!r} is not in deployment/{target.deployment} (containers: {', '.join(current)})"
+                    f"container {target.container!r} is not in deployment/{target.deployment} "
+                    f"(containers: {', '.join(current)})"
                 )
             restored = _with_image(live, target.container, wanted.get(target.container, current[target.container]))
             wanted = images_of(restored)
@@ -115,7 +119,8 @@ class PreviousImage:
         changed = {name: wanted.get(name, "(removed)") for name in names if current.get(name) != wanted.get(name)}
         if without_hash(live) == restored:
             raise RollbackRefused(
-                f"revision {revision_of(chosen)} runs the same pod template as revision {current_revision}; nothing to roll back"
+                f"revision {revision_of(chosen)} runs the same pod template as revision {current_revision}; "
+                "nothing to roll back"
             )
         only_images = _with_images(live, wanted) == restored
         manual = (
