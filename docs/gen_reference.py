@@ -20,7 +20,7 @@ INTRO = """# Configuration reference
 Generated from the JSON Schema the package ships
 (`pytest_smoke/schema/smoke-config.schema.json`, also usable by editors: add
 `"$schema"` set to that file's path in your environment, printed by
-`python3 -c "import pytest_smoke.schema as s, pathlib; print(pathlib.Path(s.__file__).with_name('smoke-config.schema.json'))"`).
+`python3 -c "import pytest_smoke.schema as s; print(s.path())"`).
 The same schema validates every config before the first request, so what is written here is what
 the plugin accepts. `${VAR}` and `${VAR:-default}` are replaced from the environment before
 validation; `$$` is a literal `$`.

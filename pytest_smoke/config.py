@@ -516,7 +516,8 @@ def _reject_what_json_cannot_say(file: Path, node: Any, lines: _LineFinder, path
                 )
                 raise ConfigError(
                     file,
-                    f"the key {shown} is not a string (YAML reads an unquoted number, true/false, yes/no, on/off or a date as one): quote it",
+                    f"the key {shown} is not a string (YAML reads an unquoted number, true/false, "
+                    "yes/no, on/off or a date as one): quote it",
                     location=format_path(path),
                     line=lines.line(list(path)),
                 )
@@ -951,7 +952,8 @@ def _interpolate(
             if len(resolved) > MAX_VARIABLE_CHARS:
                 raise ConfigError(
                     file,
-                    f"environment variable {name} holds {len(resolved)} characters: a ${{VAR}} value may have at most {MAX_VARIABLE_CHARS}",
+                    f"environment variable {name} holds {len(resolved)} characters: a ${{VAR}} "
+                    f"value may have at most {MAX_VARIABLE_CHARS}",
                     location=format_path(path),
                     line=lines.line(path),
                 )
@@ -1091,7 +1093,8 @@ def _check_published_labels(config: SmokeConfig, lines: _LineFinder) -> None:
                 lines,
                 ("monitoring", "pushgateway", *where),
                 "a Pushgateway label is sent in the clear (the push URL's path, every dashboard), and this value "
-                "comes from a ${VAR} the run treats as a secret: list the variable under public_variables, or write the value out",
+                "comes from a ${VAR} the run treats as a secret: list the variable under "
+                "public_variables, or write the value out",
             )
 
 
@@ -1241,7 +1244,10 @@ def _query_or_fragment(url: str) -> str | None:
 
     parts = urlsplit(url)
     if parts.query or parts.fragment or url.rstrip().endswith(("?", "#")):
-        return "has a query or fragment (?... or #...): endpoints are joined to its path and would lose it; put the query in each endpoint"
+        return (
+            "has a query or fragment (?... or #...): endpoints are joined to its path and "
+            "would lose it; put the query in each endpoint"
+        )
     return None
 
 

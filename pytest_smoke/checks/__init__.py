@@ -189,12 +189,7 @@ def _run_check(check: Check, ctx: CheckContext, budget: Deadline | None) -> Chec
     try:
         result, attempts = _with_retries(spec, deadline, attempt)
     except CheckFailed as failure:
-        # A failure keeps the facts a dashboard reads for a pass: where, and how long it took.
-        failure.facts.setdefault("elapsed_ms", round((time.monotonic() - started) * 1000, 1))
-        if spec.get("endpoint") or spec.get("url"):
-            failure.facts.setdefault("endpoint", spec.get("endpoint") or spec.get("url"))
-        if check.kind == "dependency":
-            failure.facts.setdefault("address", dependency_address(spec, ctx.environ))
+        _add_facts(failure.facts, check, ctx, started)
         # A deadline the budget cut short says nothing about the service: it was not given its time.
         if failure.kind == "timeout" and budget is not None and (budget.expired or cut_by_budget):
             raise CheckNotEvaluated(
@@ -206,10 +201,18 @@ def _run_check(check: Check, ctx: CheckContext, budget: Deadline | None) -> Chec
     if attempts > 1:
         result.facts["attempts"] = attempts
         result.warnings.insert(0, f"flaky: passed on attempt {attempts} of {int(spec.get('retries', 0)) + 1}")
-    result.facts.setdefault("elapsed_ms", round((time.monotonic() - started) * 1000, 1))
-    if check.kind == "dependency":
-        result.facts.setdefault("address", dependency_address(spec, ctx.environ))
+    _add_facts(result.facts, check, ctx, started, where=False)
     return result
+
+
+def _add_facts(facts: dict[str, Any], check: Check, ctx: CheckContext, started: float, where: bool = True) -> None:
+    """What a dashboard reads, passed or failed: how long it took, where (a failure), and a
+    dependency's address (a fleet counts an outage of it once)."""
+    facts.setdefault("elapsed_ms", round((time.monotonic() - started) * 1000, 1))
+    if where and (check.spec.get("endpoint") or check.spec.get("url")):
+        facts.setdefault("endpoint", check.spec.get("endpoint") or check.spec.get("url"))
+    if check.kind == "dependency":
+        facts.setdefault("address", dependency_address(check.spec, ctx.environ))
 
 
 def _repeated(

@@ -883,7 +883,8 @@ def check_certificate(url: str, ctx: CheckContext, min_days: int, deadline: Dead
     who = f"subject {_dn(certificate.get('subject'))}, issuer {_dn(certificate.get('issuer'))}"
     if days < min_days:
         raise CheckFailed(
-            f"certificate of {host} expires in {max(days, 0):.1f} days, on {when} ({who}): fewer than the {min_days} days required",
+            f"certificate of {host} expires in {max(days, 0):.1f} days, on {when} ({who}): "
+            f"fewer than the {min_days} days required",
             kind="certificate_expiring",
             endpoint=f"{host}:{port}",
         )

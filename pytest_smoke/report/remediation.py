@@ -49,8 +49,10 @@ CATALOGUE: dict[str, Remedy] = {
         "The served TLS certificate expires soon (the reason names the date, subject and issuer)",
         (
             "Check the renewal: kubectl get certificate -n {namespace} (cert-manager) or the issuer's dashboard",
-            "Inspect what is served: openssl s_client -connect HOST:443 -servername HOST | openssl x509 -noout -dates -subject -issuer",
-            "A rollback does not renew a certificate: set rollback: false on this check so it alerts without rolling back",
+            "Inspect what is served: openssl s_client -connect HOST:443 -servername HOST | "
+            "openssl x509 -noout -dates -subject -issuer",
+            "A rollback does not renew a certificate: set rollback: false on this "
+            "check so it alerts without rolling back",
         ),
     ),
     "grpc_not_serving": Remedy(
@@ -72,7 +74,8 @@ CATALOGUE: dict[str, Remedy] = {
         ("Register the standard health servicer (grpcio-health-checking) in the new version, as the previous one did",),
     ),
     "latency": Remedy(
-        "Repeated requests answered, but too slowly at the measured percentile (one slow pod, a cold cache, a slow query)",
+        "Repeated requests answered, but too slowly at the measured percentile (one "
+        "slow pod, a cold cache, a slow query)",
         (
             "Find the slow pod: kubectl top pods -l app={deployment} -n {namespace}, then read its logs",
             "Compare with the previous version over the same repeat: N (check the percentile's limit fits the service)",
@@ -106,8 +109,10 @@ CATALOGUE: dict[str, Remedy] = {
     "component_down": Remedy(
         "The health endpoint names failing components (listed in the reason)",
         (
-            "Check each failing component from the new pods first (its Service, credentials, network policy in {namespace})",
-            "Read the logs of the new version for that component: kubectl logs deploy/{deployment} -n {namespace} --since=10m",
+            "Check each failing component from the new pods first (its Service, "
+            "credentials, network policy in {namespace})",
+            "Read the logs of the new version for that component: kubectl logs "
+            "deploy/{deployment} -n {namespace} --since=10m",
         ),
     ),
     "csrf_rejected": Remedy(
@@ -154,7 +159,8 @@ CATALOGUE: dict[str, Remedy] = {
         "The service answered with a database error: the request was likely fine, the database was not",
         (
             "Check that the release's migrations ran against this database (its schema version, missing tables)",
-            "Read the logs of the new version for the failing query: kubectl logs deploy/{deployment} -n {namespace} --since=10m",
+            "Read the logs of the new version for the failing query: kubectl logs "
+            "deploy/{deployment} -n {namespace} --since=10m",
             "Check the database itself: connections, locks, disk (a dependency check on it tells the two apart)",
         ),
     ),
@@ -238,8 +244,8 @@ CATALOGUE: dict[str, Remedy] = {
     "rollback_unmarked": Remedy(
         "Rolled back, but the revision rolled away from is not marked rejected",
         (
-            "Mark it by hand so no later run rolls forward onto it: kubectl annotate rs <its ReplicaSet> -n {namespace} "
-            "pytest-smoke.dev/rejected=true --overwrite",
+            "Mark it by hand so no later run rolls forward onto it: "
+            "kubectl annotate rs <its ReplicaSet> -n {namespace} pytest-smoke.dev/rejected=true --overwrite",
             "Review history: kubectl rollout history deployment/{deployment} -n {namespace}",
         ),
     ),

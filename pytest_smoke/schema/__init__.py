@@ -14,6 +14,11 @@ from typing import Any, cast
 CONFIG_SCHEMA = "smoke-config.schema.json"
 
 
+def path(name: str = CONFIG_SCHEMA) -> str:
+    """Where a shipped schema is on disk: for an editor's ``"$schema"``, for CI."""
+    return str(resources.files(__name__).joinpath(name))
+
+
 @lru_cache(maxsize=4)
 def load(name: str = CONFIG_SCHEMA) -> dict[str, Any]:
     """A schema shipped inside the package (also usable by editors and CI)."""
