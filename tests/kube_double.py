@@ -117,6 +117,7 @@ class KubeDouble:
         self.requests: list[tuple[str, str]] = []
         self.patches: list[tuple[str, str, Any]] = []
         self.forbidden = False
+        self.kube_system = {"name": "kube-system", "uid": str(uuid.uuid4()), "resourceVersion": "1"}
         # content type (or "template": any write to the pod template) -> HTTP status to answer instead
         self.fail_patches: dict[str, int] = {}
         self.fail_next_patch: int | None = None  # answer the next PATCH with this status, once
@@ -494,6 +495,9 @@ class _Handler(BaseHTTPRequestHandler):
         discovery = _discovery(path)
         if discovery is not None:
             return self.send(200, discovery)
+        if path == "/api/v1/namespaces/kube-system" and method == "GET":
+            # What identifies a cluster: kube-system's uid (kubectl get ns kube-system -o jsonpath=...).
+            return self.send(200, {"kind": "Namespace", "apiVersion": "v1", "metadata": self.api.kube_system})
         self.answer_resource(method, path, query)
 
     def answer_rule(self, rule: dict[str, Any] | None) -> bool:

@@ -482,3 +482,28 @@ def test_a_command_reports_only_the_container_it_rolls_back(tmp_path):
         api.stop()
     assert plan.details["argv"][-1] == "web=web:1"
     assert plan.target_images == {"web": "web:1"} and plan.current_images == {"web": "web:2"}
+
+
+def test_credentials_for_another_cluster_are_refused_before_any_request(pytester, write_config, demo, kube):
+    """rollback_strategy.cluster_uid names the cluster by its kube-system uid: a kubeconfig whose
+    context reaches another one (a reused file, a wrong context) stops the run before any check,
+    and nothing is read from it as the target's state or written to it."""
+    demo.faults.add("ready-503")
+    write_config(smoke_doc(demo, kube, confirm=False, strategy={"cluster_uid": "0a1b2c3d-0000-4000-8000-000000000000"}))
+    result = run(pytester)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert (
+        f"refused: {kube.url} is the cluster whose kube-system uid is {kube.kube_system['uid']}, not"
+        " rollback_strategy.cluster_uid 0a1b2c3d-0000-4000-8000-000000000000 (a wrong context or kubeconfig?)"
+    ) in result.stderr.str() + result.stdout.str()
+    assert demo.requests == [] and kube.patches == []
+    assert [path for _, path in kube.requests] == ["/api/v1/namespaces/kube-system"]
+
+
+def test_the_right_cluster_uid_lets_the_rollback_through(pytester, write_config, demo, kube):
+    demo.faults.add("ready-503")
+    write_config(smoke_doc(demo, kube, confirm=False, strategy={"cluster_uid": kube.kube_system["uid"].upper()}))
+    result = run(pytester)
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["✗ CRITICAL: Smoke tests failed - Rollback completed"])
+    assert deployment_patches(kube)
