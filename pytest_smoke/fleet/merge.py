@@ -14,13 +14,14 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, cast
 
 import jsonschema
 
 from ..model import Fleet, FleetTarget
 from ..redact import escape_controls, shorten
 from ..report.document import headline
+from ..report.shape import ReportDocument
 
 # A target's report is a few hundred kilobytes at most; a larger file is not one.
 MAX_REPORT_BYTES = 32 * 1024 * 1024
@@ -41,7 +42,7 @@ class TargetResult:
     status: str  # passed, warning, partial, critical, rolled_back, rollback_failed, inconclusive, ...
     exit_status: int
     summary: str  # one line: the target's headline, or why it has none
-    report: dict[str, Any] | None = None
+    report: ReportDocument | None = None
     source: str = ""  # the report file it came from
 
     @property
@@ -97,9 +98,9 @@ def _report_validator() -> Any:
     return jsonschema.validators.validator_for(schema)(schema)
 
 
-def read_reports(paths: Iterable[str | Path]) -> list[tuple[str, dict[str, Any] | None, str]]:
+def read_reports(paths: Iterable[str | Path]) -> list[tuple[str, ReportDocument | None, str]]:
     """Each file as ``(path, document, "")``, or ``(path, None, why it is not a smoke report)``."""
-    read: list[tuple[str, dict[str, Any] | None, str]] = []
+    read: list[tuple[str, ReportDocument | None, str]] = []
     for path in paths:
         shown = str(path)
         try:
@@ -122,28 +123,28 @@ def read_reports(paths: Iterable[str | Path]) -> list[tuple[str, dict[str, Any] 
             what = shorten(getattr(error, "message", "not an object"), 120)
             read.append((shown, None, f"is not a smoke report ({where}: {what})"))
             continue
-        read.append((shown, document, ""))
+        read.append((shown, cast("ReportDocument", document), ""))  # its shape is the schema's, checked above
     return read
 
 
 def merge(
     fleet: Fleet,
     config: str,
-    reports: Iterable[tuple[str, dict[str, Any] | None, str]],
+    reports: Iterable[tuple[str, ReportDocument | None, str]],
     run_id: str | None = None,
     selected: set[str] | None = None,
 ) -> FleetResult:
     """The fleet's result from its targets' reports (see :func:`read_reports`). ``selected``:
     the targets this run checked (None: all); the others are not selected, never verified."""
     result = FleetResult(config=config, digest=fleet.digest, run_id=run_id or "", targets=[])
-    newest: dict[str, tuple[str, dict[str, Any]]] = {}
+    newest: dict[str, tuple[str, ReportDocument]] = {}
     for path, document, problem in reports:
         why = problem or _refusal(fleet, document, run_id)
-        if why:
+        entry = document["fleet"] if document is not None else None
+        if why or document is None or entry is None:
             result.refused.append((path, why))
             continue
-        assert document is not None
-        name = document["fleet"]["target"]
+        name = entry["target"]
         if name not in newest or document["finished_at"] > newest[name][1]["finished_at"]:
             newest[name] = (path, document)
     stopped = ""  # why later waves did not start: "wave 1 failed at eu-canary"
@@ -178,7 +179,7 @@ def _in_wave_order(fleet: Fleet) -> list[tuple[int | None, list[FleetTarget]]]:
 
 
 def _entry(
-    target: FleetTarget, newest: dict[str, tuple[str, dict[str, Any]]], stopped: str, notes: list[str]
+    target: FleetTarget, newest: dict[str, tuple[str, ReportDocument]], stopped: str, notes: list[str]
 ) -> TargetResult:
     labels = dict(target.labels)
     if target.name in newest:
@@ -193,8 +194,8 @@ def _entry(
     return TargetResult(target.name, labels, target.wave, "never_reported", EXIT_INCONCLUSIVE, "never reported")
 
 
-def _refusal(fleet: Fleet, document: dict[str, Any] | None, run_id: str | None) -> str:
-    entry = (document or {}).get("fleet")
+def _refusal(fleet: Fleet, document: ReportDocument | None, run_id: str | None) -> str:
+    entry = document["fleet"] if document is not None else None
     if not entry:
         return "not a fleet target's report (it was not run with --smoke-target)"
     if entry["config_digest"] != fleet.digest:
@@ -207,12 +208,12 @@ def _refusal(fleet: Fleet, document: dict[str, Any] | None, run_id: str | None) 
 
 
 def _from_report(
-    name: str, labels: dict[str, str], wave: int | None, document: dict[str, Any], path: str
+    name: str, labels: dict[str, str], wave: int | None, document: ReportDocument, path: str
 ) -> TargetResult:
 
     exit_status = int(document["exit_status"])
     state = document["verdict"]["state"]
-    rollback = (document.get("rollback") or {}).get("status")
+    rollback = document["rollback"]["status"] if document["rollback"] else None
     if exit_status == 10:
         status = "rollback_failed" if rollback != "held" else "rollback_held"
     elif exit_status == 1:

@@ -137,4 +137,4 @@ def _wrote(report: Path | None) -> int:
     document = read_reports([report])[0][1] if report is not None else None
     if document is None:
         return 1
-    return int((document.get("rollback") or {}).get("status") in WROTE)
+    return int(document["rollback"] is not None and document["rollback"]["status"] in WROTE)

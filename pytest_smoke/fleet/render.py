@@ -81,8 +81,9 @@ def terminal_lines(result: FleetResult) -> list[str]:
         lines.append(f"  {mark} {escape_controls(target.name)}{wave}: {escape_controls(target.summary)}")
         if target.status not in ("passed",):
             lines += [f"      {line}" for line in critical_lines(target)]
-            if target.report and (target.report.get("rollback") or {}).get("message"):
-                lines.append(f"      Rollback: {escape_controls(target.report['rollback']['message'])}")
+            rollback = target.report["rollback"] if target.report else None
+            if rollback and rollback["message"]:
+                lines.append(f"      Rollback: {escape_controls(rollback['message'])}")
     lines += [f"Refused: {escape_controls(path)}: {escape_controls(why)}" for path, why in result.refused]
     lines += [f"Note: {escape_controls(note)}" for note in result.notes]
     lines.append(f"Exit status: {result.exit_status}")

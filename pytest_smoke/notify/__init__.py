@@ -16,6 +16,7 @@ from typing import Any, Mapping
 
 from ..checks.base import CheckTimeout, Deadline, run_with_deadline
 from ..redact import Redactor
+from ..report.shape import ReportDocument
 from .http_post import ChannelError
 from .incident import DEFAULT_NOTIFY_ON as INCIDENT_NOTIFY_ON
 
@@ -43,7 +44,7 @@ ROLLBACK_EVENTS = {
 }
 
 
-def event_of(document: Mapping[str, Any]) -> str:
+def event_of(document: ReportDocument) -> str:
     rollback = document.get("rollback")
     if rollback and rollback["status"] in ROLLBACK_EVENTS:
         return ROLLBACK_EVENTS[rollback["status"]]
@@ -61,7 +62,7 @@ SECOND_WAVE_SECONDS = 5.0  # the least the other channels get after the incident
 
 
 def dispatch(
-    document: Mapping[str, Any],
+    document: ReportDocument,
     channels: Mapping[str, Mapping[str, Any]],
     names: list[str],
     redactor: Redactor,
@@ -112,7 +113,7 @@ def dispatch(
 
 def _send_wave(
     pending: list[tuple[int, str, Mapping[str, Any]]],
-    document: Mapping[str, Any],
+    document: ReportDocument,
     event: str,
     results: list[dict[str, Any] | None],
     redactor: Redactor,

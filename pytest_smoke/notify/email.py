@@ -10,6 +10,7 @@ from typing import Any, Mapping
 
 from ..report.document import headline
 from ..report.markdown import render
+from ..report.shape import ReportDocument
 
 TIMEOUT_SECONDS = 10
 MAX_REPLY_BYTES = 64 * 1024  # an SMTP reply is a few lines; smtplib reads continuation lines without end
@@ -44,12 +45,12 @@ class BoundedSMTP(smtplib.SMTP):
         return super().getreply()
 
 
-def message(document: Mapping[str, Any], channel: Mapping[str, Any], event: str) -> EmailMessage:
+def message(document: ReportDocument, channel: Mapping[str, Any], event: str) -> EmailMessage:
     mail = EmailMessage()
     mail["Subject"] = f"{channel.get('subject_prefix', '[smoke]')} {headline(document)}"
     mail["From"] = channel["from"]
     mail["To"] = ", ".join(channel["to"])
-    text = render(dict(document))
+    text = render(document)
     mail.set_content(text)
     mail.add_alternative(
         f"<html><body><h2>{html.escape(headline(document))}</h2><pre>{html.escape(text)}</pre></body></html>",
@@ -58,7 +59,7 @@ def message(document: Mapping[str, Any], channel: Mapping[str, Any], event: str)
     return mail
 
 
-def send(document: Mapping[str, Any], channel: Mapping[str, Any], event: str) -> str:
+def send(document: ReportDocument, channel: Mapping[str, Any], event: str) -> str:
     port = int(channel.get("smtp_port", 587))
     with BoundedSMTP(channel["smtp_host"], port, timeout=TIMEOUT_SECONDS) as smtp:
         if channel.get("starttls", True):

@@ -15,6 +15,7 @@ from typing import Any, Mapping
 
 from ..checks.http import Reply
 from ..report.document import headline
+from ..report.shape import ReportDocument
 from .http_post import ChannelError, post_json
 
 MAX_RETRY_AFTER_SECONDS = 5.0  # a longer wait is the answer itself: rate limited
@@ -37,30 +38,29 @@ def action(event: str) -> tuple[str, str]:
     return "trigger", "warning" if event == "warning" else "critical"
 
 
-def dedup_key(document: Mapping[str, Any]) -> str:
+def dedup_key(document: ReportDocument) -> str:
     """One incident per Deployment and revision: ``pytest-smoke/production/shop/web/rev-7``. Without
     a Deployment, per service address (two services whose configs share a file name never share an
     incident). A fleet target has its own (``pytest-smoke/production/eu-west-1/shop/web/rev-7``):
     the same Deployment in two clusters is two incidents."""
-    deployment = document.get("deployment") or {}
+    deployment, fleet = document["deployment"], document.get("fleet")
     parts = ["pytest-smoke", document.get("environment") or "default"]
-    target = (document.get("fleet") or {}).get("target")
-    if target:
-        parts.append(str(target))
+    if fleet:
+        parts.append(fleet["target"])
     if deployment:
         parts += [deployment["namespace"], deployment["name"]]
-        if deployment.get("revision") is not None:
+        if deployment["revision"] is not None:
             parts.append(f"rev-{deployment['revision']}")
     else:
         parts.append(str(document.get("base_url") or document.get("config", "")))
     return "/".join(parts)
 
 
-def summary_line(document: Mapping[str, Any]) -> str:
+def summary_line(document: ReportDocument) -> str:
     """The incident's title: what failed, where."""
-    deployment = document.get("deployment") or {}
+    deployment = document["deployment"]
     where = f" on {deployment['namespace']}/{deployment['name']}" if deployment else ""
-    if deployment.get("revision") is not None:
+    if deployment and deployment["revision"] is not None:
         where += f" (revision {deployment['revision']})"
     failed = [check["name"] for check in document["checks"] if check["severity"] == "critical"]
     tail = f": {', '.join(failed)}" if failed else ""

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from ..report.shape import ReportDocument
 from .incident import Delivery, action, lookup, post
 
 
-def send(document: Mapping[str, Any], channel: Mapping[str, Any], event: str) -> Delivery:
+def send(document: ReportDocument, channel: Mapping[str, Any], event: str) -> Delivery:
     event_action, severity = action(event)
     body = {"event": event, "action": event_action, "severity": severity or "info", **document}
     response = post(channel["url"], body, channel.get("headers") or {}, "the incident webhook")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 from urllib.parse import quote
 
+from ..report.shape import ReportDocument
 from .incident import Delivery, action, dedup_key, post, summary_line
 
 API_URL = "https://api.opsgenie.com"
@@ -13,7 +14,7 @@ MESSAGE_LIMIT = 130  # the API's limit on message
 ALIAS_LIMIT = 512
 
 
-def send(document: Mapping[str, Any], channel: Mapping[str, Any], event: str) -> Delivery:
+def send(document: ReportDocument, channel: Mapping[str, Any], event: str) -> Delivery:
     event_action, severity = action(event)
     alias = dedup_key(document)[:ALIAS_LIMIT]
     base = str(channel.get("api_url") or API_URL).rstrip("/")
@@ -27,7 +28,7 @@ def send(document: Mapping[str, Any], channel: Mapping[str, Any], event: str) ->
             "Opsgenie",
         )
         return Delivery(f"alert closed: {alias}")
-    deployment = document.get("deployment") or {}
+    deployment = document["deployment"]
     body = {
         "message": summary_line(document)[:MESSAGE_LIMIT],
         "alias": alias,
@@ -40,7 +41,7 @@ def send(document: Mapping[str, Any], channel: Mapping[str, Any], event: str) ->
         "tags": ["smoke", document["verdict"]["state"]],
         "details": {
             "verdict": str(document["verdict"]["state"]),
-            "rollback": str((document.get("rollback") or {}).get("status")),
+            "rollback": str(document["rollback"]["status"] if document["rollback"] else None),
             "manual_rollback_command": str(document["manual_rollback_command"]),
         },
     }

@@ -6,32 +6,31 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from ..report.shape import ReportDocument
 from .incident import Delivery, action, dedup_key, post, summary_line
 
 EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 SUMMARY_LIMIT = 1024  # the Events API's limit on payload.summary
 
 
-def send(document: Mapping[str, Any], channel: Mapping[str, Any], event: str) -> Delivery:
+def send(document: ReportDocument, channel: Mapping[str, Any], event: str) -> Delivery:
     event_action, severity = action(event)
     key = dedup_key(document)
     body: dict[str, Any] = {"routing_key": channel["routing_key"], "event_action": event_action, "dedup_key": key}
     if event_action == "trigger":
-        deployment = document.get("deployment") or {}
+        deployment = document["deployment"]
         body["payload"] = {
             "summary": summary_line(document)[:SUMMARY_LIMIT],
-            "source": f"{deployment.get('namespace', '')}/{deployment.get('name', '')}"
-            if deployment
-            else str(document["config"]),
+            "source": f"{deployment['namespace']}/{deployment['name']}" if deployment else str(document["config"]),
             "severity": severity,
             "timestamp": document["finished_at"],
-            "component": deployment.get("name") or "smoke",
+            "component": deployment["name"] if deployment else "smoke",
             "group": document.get("environment") or "default",
             "class": "post-deploy smoke test",
             "custom_details": {
                 "verdict": document["verdict"]["state"],
                 "decision": document["decision"]["reason"],
-                "rollback": (document.get("rollback") or {}).get("status"),
+                "rollback": document["rollback"]["status"] if document["rollback"] else None,
                 "failed": {c["name"]: c["reason"] for c in document["checks"] if c["severity"] == "critical"},
                 "manual_rollback_command": document["manual_rollback_command"],
                 "rerun_command": document["rerun_command"],

@@ -15,6 +15,7 @@ from typing import Any, Mapping
 
 from ..redact import Redactor
 from ..report import metrics
+from ..report.shape import ReportDocument
 
 DEFAULT_JOB = "pytest_smoke"
 DEFAULT_TIMEOUT_SECONDS = 10.0
@@ -30,7 +31,7 @@ class SecretInLabel(ValueError):
 
 
 def push(
-    document: Mapping[str, Any],
+    document: ReportDocument,
     settings: Mapping[str, Any],
     labels: Mapping[str, str],
     redactor: Redactor | None = None,

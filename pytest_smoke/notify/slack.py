@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from ..report.document import headline
+from ..report.shape import ReportDocument
 from .http_post import ChannelError, post_json
 
 
@@ -13,7 +14,7 @@ def escape(text: Any) -> str:
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def payload(document: Mapping[str, Any], event: str) -> dict[str, Any]:
+def payload(document: ReportDocument, event: str) -> dict[str, Any]:
     title = headline(document)
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": title[:150]}},
@@ -30,14 +31,14 @@ def payload(document: Mapping[str, Any], event: str) -> dict[str, Any]:
         },
     ]
     for check in [c for c in document["checks"] if c["severity"] in ("critical", "warning")][:10]:
-        fix = check.get("remediation") or {}
+        issue = check["remediation"]["issue"] if "remediation" in check else ""
         blocks.append(
             {
                 "type": "section",
                 "text": {
                     "type": "mrkdwn",
                     "text": f"*{escape(check['name'])}* ({check['severity']}): {escape(check['reason'])}\n"
-                    f"_Issue:_ {escape(fix.get('issue', ''))}",
+                    f"_Issue:_ {escape(issue)}",
                 },
             }
         )
@@ -62,7 +63,7 @@ def payload(document: Mapping[str, Any], event: str) -> dict[str, Any]:
     return {"text": title, "blocks": blocks}
 
 
-def send(document: Mapping[str, Any], channel: Mapping[str, Any], event: str) -> str:
+def send(document: ReportDocument, channel: Mapping[str, Any], event: str) -> str:
     response = post_json(channel["webhook_url"], payload(document, event), {}, "Slack")
     if response.status >= 300:
         raise ChannelError(f"Slack answered {response.status}")

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from ..report.shape import ReportDocument
 from .http_post import ChannelError, post_json
 from .incident import Delivery
 
 REFERENCE_KEYS = ("incident", "ticket", "id", "key", "number")
 
 
-def send(document: Mapping[str, Any], channel: Mapping[str, Any], event: str) -> Delivery | str:
+def send(document: ReportDocument, channel: Mapping[str, Any], event: str) -> Delivery | str:
     body = {"event": event, **document}
     response = post_json(channel["url"], body, channel.get("headers") or {}, "the webhook")
     if response.status >= 300:

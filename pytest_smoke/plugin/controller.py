@@ -37,6 +37,7 @@ from ..model import (
     decode,
 )
 from ..redact import MASK, Redactor, is_secret_name, shorten
+from ..report.shape import ReportDocument
 from ..report.terminal import render
 from ..verdict import EXIT_INCONCLUSIVE, EXIT_ROLLOUT_NOT_READY, EXIT_USAGE, classify, exit_code
 from . import publish
@@ -86,7 +87,7 @@ class SmokeController:
         self.interrupt_message = ""
         self.collection_errors = 0
         self.summary: RunSummary | None = None
-        self.document: dict[str, Any] | None = None  # the report document, once published
+        self.document: ReportDocument | None = None  # the report document, once published
         self.monitoring: list[dict[str, Any]] = []  # the metrics file and push, once published
         self.rollout_failure: str | None = None
         self.tested: Any = None  # DeploymentState when the checks started: a rollback acts only on it

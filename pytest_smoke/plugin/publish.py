@@ -17,6 +17,7 @@ from ..notify import dispatch, pushgateway
 from ..notify.pushgateway import timeout_of  # prometheus-client itself is imported only to push
 from ..report import allure, json_report, junit, markdown, metrics
 from ..report import document as report_document
+from ..report.shape import ReportDocument
 
 if TYPE_CHECKING:
     from ..config import SmokeConfig
@@ -45,7 +46,7 @@ class Destinations:
 
 @dataclass
 class Published:
-    document: dict[str, Any]  # what every output was rendered from; the terminal renders it too
+    document: ReportDocument  # what every output was rendered from; the terminal renders it too
     notifications: list[dict[str, Any]] = field(default_factory=list)
     monitoring: list[dict[str, Any]] = field(default_factory=list)  # the metrics push and file: what happened
     problems: list[str] = field(default_factory=list)  # outputs that could not be written
@@ -107,7 +108,7 @@ def _await_monitoring(
         document["monitoring"] = published.monitoring
 
 
-def _write_outputs(document: dict[str, Any], to: Destinations, redactor: Redactor, published: Published) -> None:
+def _write_outputs(document: ReportDocument, to: Destinations, redactor: Redactor, published: Published) -> None:
     """The files: JSON, Markdown (and the step summary), JUnit, Allure's environment."""
 
     def guarded(what: str, action: Callable[[], None]) -> None:
@@ -151,7 +152,7 @@ def _pushgateway_settings(smoke: SmokeConfig, to: Destinations) -> dict[str, Any
 
 
 def _feed_monitoring(
-    document: dict[str, Any], settings: dict[str, Any], path: str | None, redactor: Redactor, out: list[dict[str, Any]]
+    document: ReportDocument, settings: dict[str, Any], path: str | None, redactor: Redactor, out: list[dict[str, Any]]
 ) -> None:
     """The metrics file and the Pushgateway push, each a record in ``out`` (what, where, status,
     detail) as soon as it is done; a failure is a warning like a dead notification channel, never

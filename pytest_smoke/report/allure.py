@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping
 
 from .document import headline
+from .shape import ReportDocument
 
 
-def write_environment(document: Mapping[str, Any], directory: str | Path) -> None:
+def write_environment(document: ReportDocument, directory: str | Path) -> None:
     """The smoke entries replace their own earlier values and keep everyone else's."""
     directory = Path(directory)
     entries = {

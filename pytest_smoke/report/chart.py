@@ -8,6 +8,8 @@ import re
 from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 
+from .shape import ReportDocument
+
 DATE_FORMAT = "YYYY-MM-DDTHH:mm:ss.SSS"  # dayjs, as Mermaid parses it
 # Mermaid's task syntax gives ':' ';' '#' and quotes a meaning; a name keeps the rest.
 _NOT_IN_NAME = re.compile(r"[^\w .,()\[\]/+@=-]+", re.UNICODE)
@@ -18,7 +20,7 @@ TAGS = {"passed": "done", "failed": "crit", "not_evaluated": "active"}
 MARKS = {"passed": "✓", "failed": "✗", "not_evaluated": "?"}
 
 
-def gantt(document: Mapping[str, Any]) -> str:
+def gantt(document: ReportDocument) -> str:
     """The chart's Mermaid source, or "" when no check has a time to show or a time cannot be read
     (a hand-edited document): no chart beats a crash."""
     try:
@@ -27,7 +29,7 @@ def gantt(document: Mapping[str, Any]) -> str:
         return ""
 
 
-def _gantt(document: Mapping[str, Any]) -> str:
+def _gantt(document: ReportDocument) -> str:
     bars = [check for check in document["checks"] if check["status"] in TAGS and check.get("finished_at")]
     if not bars:
         return ""
@@ -51,10 +53,12 @@ def _gantt(document: Mapping[str, Any]) -> str:
     lines.append("    section Checks")
 
     def start_of(check: Mapping[str, Any]) -> datetime:
-        return _time(check["finished_at"]) - timedelta(seconds=max(float(check["duration_seconds"]), 0.001))
+        return _time(check["finished_at"] or document["finished_at"]) - timedelta(
+            seconds=max(float(check["duration_seconds"]), 0.001)
+        )
 
     for index, check in enumerate(sorted(bars, key=start_of)[:MAX_BARS]):
-        end, start = _time(check["finished_at"]), start_of(check)
+        end, start = _time(check["finished_at"] or document["finished_at"]), start_of(check)
         word = {
             "passed": "",
             "failed": " failed" if check["required"] else " failed (optional)",
@@ -65,14 +69,14 @@ def _gantt(document: Mapping[str, Any]) -> str:
             f"    {MARKS[check['status']]} {_name(check['name'])}{word} :{TAGS[check['status']]}, "
             f"c{index}, {_format(start)}, {_format(end)}"
         )
-    rollback = document.get("rollback") or {}
-    if rollback.get("started_at"):
-        finished = rollback.get("finished_at") or document["finished_at"]
-        tag = "done" if rollback.get("status") == "completed" else "crit"
+    rollback = document["rollback"]
+    if rollback and rollback["started_at"]:
+        finished = rollback["finished_at"] or document["finished_at"]
+        tag = "done" if rollback["status"] == "completed" else "crit"
         start = _time(rollback["started_at"])
         lines.append("    section Rollback")
         lines.append(
-            f"    Rollback {_name(str(rollback.get('status', '')).replace('_', ' '))} :{tag}, r0, {_format(start)}, "
+            f"    Rollback {_name(rollback['status'].replace('_', ' '))} :{tag}, r0, {_format(start)}, "
             f"{_format(max(_time(finished), start + timedelta(milliseconds=1)))}"
         )
     return "\n".join(lines) + "\n"

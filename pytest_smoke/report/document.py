@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import shlex
 import time
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping, cast
 
 from .. import __version__
 from .remediation import IMPACT, fill_steps, remedy, remedy_kind
+from .shape import FleetEntry, ReportDocument
 
 if TYPE_CHECKING:
     from ..config import SmokeConfig
@@ -40,10 +41,13 @@ def rerun_command(smoke: SmokeConfig) -> str:
 SCHEMA_VERSION = "2"  # 2: three outcomes (not_evaluated, not_run, not_selected), inconclusive and partial runs
 
 
-def iso(stamp: float | None) -> str | None:
-    if stamp is None:
-        return None
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(stamp)) + f".{int(stamp * 1000) % 1000:03d}Z"
+def iso(moment: float | None) -> str | None:
+    return stamp(moment) if moment is not None else None
+
+
+def stamp(moment: float) -> str:
+    """ISO 8601 in UTC with milliseconds: ``2026-12-07T15:20:54.123Z``."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(moment)) + f".{int(moment * 1000) % 1000:03d}Z"
 
 
 def remediation_values(smoke: SmokeConfig, summary: RunSummary) -> dict[str, str]:
@@ -100,7 +104,7 @@ def build(
     redactor: Redactor,
     finished_at: float | None = None,
     rerun: str | None = None,
-) -> dict[str, Any]:
+) -> ReportDocument:
     verdict, decision, rollback, timeline = summary.verdict, summary.decision, summary.rollback, summary.timeline
     values = remediation_values(smoke, summary)
     overrides = smoke.data.get("remediation")
@@ -149,8 +153,8 @@ def build(
         "config": str(smoke.path),
         "environment": smoke.environment,
         "base_url": smoke.base_url,
-        "started_at": iso(timeline.checks_started),
-        "finished_at": iso(finished_at),
+        "started_at": stamp(timeline.checks_started),
+        "finished_at": stamp(finished_at),
         "duration_seconds": round(finished_at - timeline.checks_started, 3),
         "verdict": {
             "state": verdict.state if decision.action != "not_evaluated" else "not_evaluated",
@@ -182,10 +186,10 @@ def build(
     }
     redacted: dict[str, Any] = redactor.value(document)
     _keep_timestamps(redacted, document)
-    return redacted
+    return cast("ReportDocument", redacted)
 
 
-def fleet_entry(smoke: SmokeConfig) -> dict[str, Any] | None:
+def fleet_entry(smoke: SmokeConfig) -> FleetEntry | None:
     """Which fleet target this report is, for ``python -m pytest_smoke.fleet merge``: the target,
     its labels and wave, the config's digest and the fleet run's id (SMOKE_FLEET_RUN_ID)."""
     if smoke.target is None or smoke.fleet is None:
@@ -240,15 +244,15 @@ def _rollback(rollback: Any, overrides: Any, values: dict[str, str]) -> dict[str
     }
 
 
-def headline(document: Mapping[str, Any]) -> str:
+def headline(document: ReportDocument) -> str:
     state = document["verdict"]["state"]
-    rollback = document.get("rollback") or {}
+    rollback = document["rollback"]
     if state == "passed":
         return "✓ Smoke tests passed"
     if state == "warning":
         return "⚠ WARNING: Non-critical test failed (deployment continues)"
     if state == "critical":
-        tail = CRITICAL_TAILS.get(rollback.get("status", ""), "")
+        tail = CRITICAL_TAILS.get(rollback["status"], "") if rollback else ""
         return f"✗ CRITICAL: Smoke tests failed{tail}"
     if state == "inconclusive" and document["verdict"].get("unattributed"):
         return (

@@ -10,8 +10,10 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+from .shape import CheckEntry, ReportDocument
 
-def write(document: dict[str, Any], path: str | Path) -> None:
+
+def write(document: ReportDocument, path: str | Path) -> None:
     # Lazy (~8 ms): publish imports this module on every smoke run, and only --smoke-junit needs
     # junit-xml (preflight names it when missing).
     from junit_xml import TestCase, TestSuite, to_xml_report_string
@@ -41,7 +43,7 @@ def write(document: dict[str, Any], path: str | Path) -> None:
     target.write_text(_surefire(to_xml_report_string(suites, prettyprint=True, encoding="utf-8")), encoding="utf-8")
 
 
-def _add_result(case: Any, check: dict[str, Any], severity: str) -> None:
+def _add_result(case: Any, check: CheckEntry, severity: str) -> None:
     """The check's failure, error or skip on its test case, with the reason and remediation (a pass has none)."""
     text = "\n".join(filter(None, [check["reason"], check.get("details") or ""]))
     fix = check.get("remediation")
@@ -82,7 +84,7 @@ def _surefire(xml: str) -> str:
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
-def _suite_of(check: dict[str, Any]) -> str:
+def _suite_of(check: CheckEntry) -> str:
     """Checks that did not run (not run, not selected) go to the skipped suite."""
     return "skipped" if check["severity"] in ("not_run", "not_selected") else check["severity"]
 

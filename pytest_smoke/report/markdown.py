@@ -7,6 +7,7 @@ from typing import Any
 
 from .chart import gantt
 from .document import headline
+from .shape import ReportDocument
 
 ICONS = {"passed": "✅", "critical": "❌", "warning": "⚠️", "skipped": "⏭️", "not_run": "⛔", "not_selected": "➖"}
 
@@ -19,7 +20,7 @@ def _cell(text: Any) -> str:
     return line.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;").replace("`", "'")
 
 
-def render(document: dict[str, Any]) -> str:
+def render(document: ReportDocument) -> str:
     lines = [
         *_summary(document),
         *_checks_table(document),
@@ -35,7 +36,7 @@ def render(document: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _summary(document: dict[str, Any]) -> list[str]:
+def _summary(document: ReportDocument) -> list[str]:
     lines = [f"## {headline(document)}", ""]
     v = document["verdict"]
     lines.append(
@@ -58,7 +59,7 @@ def _summary(document: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _checks_table(document: dict[str, Any]) -> list[str]:
+def _checks_table(document: ReportDocument) -> list[str]:
     lines = ["", "| | Check | Kind | Required | Result | Time |", "|---|---|---|---|---|---|"]
     for check in document["checks"]:
         result = check["reason"] or check.get("facts", {}).get("summary") or check["status"]
@@ -69,7 +70,7 @@ def _checks_table(document: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _remediation(document: dict[str, Any]) -> list[str]:
+def _remediation(document: ReportDocument) -> list[str]:
     problems = [c for c in document["checks"] if "remediation" in c]
     if not problems:
         return []
@@ -85,7 +86,7 @@ def _remediation(document: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _rollback(document: dict[str, Any]) -> list[str]:
+def _rollback(document: ReportDocument) -> list[str]:
     rollback = document.get("rollback")
     lines = ["", "### Rollback", ""]
     if rollback is None:
@@ -94,12 +95,12 @@ def _rollback(document: dict[str, Any]) -> list[str]:
     lines.append(f"**{rollback['status'].replace('_', ' ')}**: {rollback['message']}")
     for name, image in (rollback.get("current_images") or {}).items():
         lines.append(f"- `{name}`: `{image}` → `{rollback['target_images'].get(name, '?')}`")
-    if rollback.get("manual_command"):
+    if rollback["manual_command"]:
         lines += ["", "```bash", rollback["manual_command"], "```"]
     return lines
 
 
-def _notifications(document: dict[str, Any]) -> list[str]:
+def _notifications(document: ReportDocument) -> list[str]:
     told = list(document.get("notifications") or [])
     if not told:
         return []
@@ -110,7 +111,7 @@ def _notifications(document: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _notes_and_timeline(document: dict[str, Any]) -> list[str]:
+def _notes_and_timeline(document: ReportDocument) -> list[str]:
     lines: list[str] = []
     if document.get("notes"):
         lines += ["", "### Notes", ""] + [f"- {_cell(note)}" for note in document["notes"]]

@@ -17,6 +17,8 @@ from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Mapping
 
+from .shape import ReportDocument
+
 # prometheus_client is imported in the functions that use it: an optional extra (~25 ms) that a
 # run without metrics need not have, and publish imports this module on every smoke run.
 
@@ -55,20 +57,20 @@ LAST_SUCCESS = "smoke_last_success_timestamp_seconds"
 OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text"
 
 
-def run_labels(document: Mapping[str, Any]) -> dict[str, str]:
+def run_labels(document: ReportDocument) -> dict[str, str]:
     """The deployment, namespace, environment and fleet target the run verified ("" where the config
     names none): the targets of a fleet are series of their own, and Pushgateway groups of their own."""
-    deployment = document.get("deployment") or {}
+    deployment, fleet = document["deployment"], document.get("fleet")
     return {
-        "deployment": deployment.get("name") or "",
-        "namespace": deployment.get("namespace") or "",
+        "deployment": deployment["name"] if deployment else "",
+        "namespace": deployment["namespace"] if deployment else "",
         "environment": document.get("environment") or "",
-        "target": (document.get("fleet") or {}).get("target") or "",
+        "target": fleet["target"] if fleet else "",
     }
 
 
 def registry(
-    document: Mapping[str, Any],
+    document: ReportDocument,
     labels: Mapping[str, str],
     last_success: float | None = None,
     with_last_success: bool = True,
@@ -128,8 +130,8 @@ def registry(
     Enum("smoke_decision", "What the verdict called for", run_names, states=DECISION_STATES, registry=reg).labels(
         **run
     ).state(action if action in DECISION_STATES else "none")
-    rollback = document.get("rollback") or {}
-    rollback_state = rollback.get("status") or "none"
+    rollback = document["rollback"]
+    rollback_state = rollback["status"] if rollback else "none"
     Enum(
         "smoke_rollback",
         "How the rollback ended (none: no rollback was due)",
@@ -137,17 +139,19 @@ def registry(
         states=ROLLBACK_STATES,
         registry=reg,
     ).labels(**run).state(rollback_state if rollback_state in ROLLBACK_STATES else "none")
-    rollback_seconds = _seconds_between(rollback.get("started_at"), rollback.get("finished_at"))
+    rollback_seconds = _seconds_between(rollback["started_at"], rollback["finished_at"]) if rollback else None
     if rollback_seconds is not None:
         Gauge("smoke_rollback_duration_seconds", "How long the rollback took", run_names, registry=reg).labels(
             **run
         ).set(rollback_seconds)
 
     counts = Gauge("smoke_checks", "Checks of the run by severity", [*run_names, "severity"], registry=reg)
-    for severity in ("critical", "warning", "passed"):
-        counts.labels(**run, severity=severity).set(
-            int(verdict.get({"critical": "critical", "warning": "warnings"}.get(severity, severity), 0))
-        )
+    for severity, count in (
+        ("critical", verdict["critical"]),
+        ("warning", verdict["warnings"]),
+        ("passed", verdict["passed"]),
+    ):
+        counts.labels(**run, severity=severity).set(count)
     Gauge("smoke_run_duration_seconds", "How long the run took", run_names, registry=reg).labels(**run).set(
         float(document["duration_seconds"])
     )
@@ -172,7 +176,7 @@ def add_last_success(reg: Any, labels: Mapping[str, str], stamp: float) -> None:
     ).set(stamp)
 
 
-def verified_at(document: Mapping[str, Any]) -> float | None:
+def verified_at(document: ReportDocument) -> float | None:
     """When this run verified the deployment, or None (not verified)."""
     return _timestamp(document.get("finished_at")) if document["verdict"].get("verified") else None
 
@@ -187,7 +191,7 @@ def exposition(reg: Any, openmetrics: bool) -> bytes:
     return bytes(generate_latest(reg))
 
 
-def write_file(document: Mapping[str, Any], labels: Mapping[str, str], path: str) -> None:
+def write_file(document: ReportDocument, labels: Mapping[str, str], path: str) -> None:
     """Write the metrics to ``path`` atomically (a scraper never reads half a file), keeping the
     last verified run's timestamp from the file this one replaces."""
     openmetrics = not path.endswith(".prom")

@@ -104,8 +104,8 @@ class _DocumentRequired(TypedDict):
     config: str
     environment: Optional[str]
     base_url: Optional[str]
-    started_at: Optional[str]
-    finished_at: Optional[str]
+    started_at: str
+    finished_at: str
     duration_seconds: float
     verdict: VerdictEntry
     decision: DecisionEntry
@@ -123,3 +123,4 @@ class _DocumentRequired(TypedDict):
 
 class ReportDocument(_DocumentRequired, total=False):
     monitoring: List[Dict[str, Any]]  # added by publish once the metrics outputs were written
+    incidents: List[str]  # the tickets incident channels opened, for the channels told after them

@@ -10,9 +10,10 @@ from typing import Any, Iterator, Mapping
 
 from ..model import KIND_RANK, RAN, ROLLBACK_NEEDS_A_HUMAN
 from .document import CRITICAL_TAILS
+from .shape import ReportDocument
 
 Line = tuple[str, dict[str, bool]]
-Document = Mapping[str, Any]
+Document = ReportDocument
 
 KIND_TITLES = {
     "health": "Health Check",
@@ -306,7 +307,7 @@ def _rollback_lines(document: Document) -> Iterator[Line]:
 
 def _timeline(document: Document) -> Iterator[Line]:
     yield "Timeline:", {}
-    rollback_status = (document["rollback"] or {}).get("status", "")
+    rollback_status = document["rollback"]["status"] if document["rollback"] else ""
     labels = {
         "deployment_completed": "Deployment completed",
         "checks_started": "Smoke checks started",
