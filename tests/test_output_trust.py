@@ -518,3 +518,39 @@ def test_log_arguments_that_do_not_format_are_shown_redacted_not_raw(capsys):
     err = capsys.readouterr().err
     assert "calling with %s %d [arguments that do not format: ('***',)]" in err
     assert API_KEY not in err and "Logging error" not in err
+
+
+def test_a_report_read_back_from_disk_cannot_inject_markup_in_any_field(pytester, write_config, demo, kube):
+    """``python -m pytest_smoke.fleet merge`` renders reports other processes wrote: every string of
+    a report, not only the service's answers, must stay text in the Markdown (GitHub's renderer:
+    markdown-it; no HTML, no link, no fence it can close)."""
+    from markdown_it import MarkdownIt
+
+    from pytest_smoke.report.markdown import render
+
+    from helpers import smoke_doc
+
+    demo.faults.add("ready-503")
+    write_config(smoke_doc(demo, kube, confirm=False))
+    assert pytester.runpytest("--smoke-config", "smoke.json", "--smoke-report", "r.json").ret == 1
+    document = json.loads((pytester.path / "r.json").read_text())
+    hostile = "x</td><img src=x onerror=alert(1)>[click](https://evil.example)```\n# heading\x1b[2J"
+    enums = {"state", "status", "severity", "action", "event", "kind", "failure_kind"}
+
+    def poison(value, key=""):
+        if isinstance(value, dict):
+            return {k: poison(v, k) for k, v in value.items()}
+        if isinstance(value, list):
+            return [poison(v, key) for v in value]
+        if isinstance(value, str) and key not in enums and key != "at" and not key.endswith("_at"):
+            return value + hostile
+        return value
+
+    markdown = render(poison(document))
+    tokens = MarkdownIt("commonmark").parse(markdown)
+    inline = [child for token in tokens for child in (token.children or [])]
+    assert not [t for t in tokens + inline if t.type in ("html_block", "html_inline", "link_open", "image")]
+    assert "\x1b" not in markdown
+    fences = [t for t in tokens if t.type == "fence"]
+    assert [t.info for t in fences] == ["bash", "mermaid"]  # the hostile command stayed inside its fence
+    assert "# heading" not in [t.content for t in tokens if t.type == "inline" and t.map and t.level == 1]

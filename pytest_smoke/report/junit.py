@@ -40,7 +40,7 @@ def write(document: ReportDocument, path: str | Path) -> None:
             suites.append(TestSuite(severity, cases, properties=properties, timestamp=document["started_at"]))
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(_surefire(to_xml_report_string(suites, prettyprint=True, encoding="utf-8")), encoding="utf-8")
+    target.write_text(surefire(to_xml_report_string(suites, prettyprint=True, encoding="utf-8")), encoding="utf-8")
 
 
 def _add_result(case: Any, check: CheckEntry, severity: str) -> None:
@@ -72,7 +72,7 @@ def junit_names(nodeid: str) -> tuple[str, str]:
     return ".".join(names[:-1]), names[-1]
 
 
-def _surefire(xml: str) -> str:
+def surefire(xml: str) -> str:
     """What junit-xml writes beyond the Surefire schema: a ``disabled`` count, which the schema
     does not know, and float sums such as ``0.22419999999999998`` where it allows three decimals."""
     root = ET.fromstring(xml)
@@ -118,7 +118,3 @@ def hoist_testcase_properties(path: str | Path) -> None:
                 ET.SubElement(suite_props, "property", name=name, value=value)
     if changed:
         tree.write(target, encoding="utf-8", xml_declaration=True)
-
-
-# Public for the fleet report, which writes its own suites.
-surefire = _surefire

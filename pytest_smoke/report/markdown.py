@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -12,12 +13,23 @@ from .shape import ReportDocument
 ICONS = {"passed": "✅", "critical": "❌", "warning": "⚠️", "skipped": "⏭️", "not_run": "⛔", "not_selected": "➖"}
 
 
-def _cell(text: Any) -> str:
-    """One table cell or list item: a service's bytes never become markup, a link or a control
-    sequence in the PR comment or the terminal that shows the file."""
+def cell(text: Any) -> str:
+    """One table cell, list item or inline code: a service's bytes (and a report read back from
+    disk, every field of it) never become markup, a link or a control sequence in the PR comment
+    or the terminal that shows the file."""
     line = " ".join(str(text if text is not None else "").splitlines())
     line = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in line)
-    return line.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;").replace("`", "'")
+    for raw, safe in (
+        ("\\", "\\\\"),
+        ("|", "\\|"),
+        ("<", "&lt;"),
+        (">", "&gt;"),
+        ("`", "'"),
+        ("[", "\\["),
+        ("]", "\\]"),
+    ):
+        line = line.replace(raw, safe)
+    return line
 
 
 def render(document: ReportDocument) -> str:
@@ -32,29 +44,29 @@ def render(document: ReportDocument) -> str:
     chart = gantt(document)
     if chart:  # GitHub renders it; elsewhere it reads as text
         lines += ["", "```mermaid", chart.rstrip("\n"), "```"]
-    lines += ["", f"Re-run: `{document['rerun_command']}`", ""]
+    lines += ["", f"Re-run: `{cell(document['rerun_command'])}`", ""]
     return "\n".join(lines)
 
 
 def _summary(document: ReportDocument) -> list[str]:
-    lines = [f"## {headline(document)}", ""]
+    lines = [f"## {cell(headline(document))}", ""]
     v = document["verdict"]
     lines.append(
         f"**{v['critical']} critical, {v['warnings']} warning(s), {v['passed']} passed** "
-        f"in {document['duration_seconds']:.1f} s · config `{document['config']}`"
-        + (f" · environment `{document['environment']}`" if document.get("environment") else "")
+        f"in {document['duration_seconds']:.1f} s · config `{cell(document['config'])}`"
+        + (f" · environment `{cell(document['environment'])}`" if document.get("environment") else "")
     )
     if v.get("not_evaluated_required"):
         lines += [
             "",
             "**Not verified:** required checks not evaluated: "
-            + ", ".join(f"`{_cell(n)}`" for n in v["not_evaluated_required"]),
+            + ", ".join(f"`{cell(n)}`" for n in v["not_evaluated_required"]),
         ]
     if v.get("not_selected_required"):
         lines += [
             "",
             "**Not verified:** required checks not selected: "
-            + ", ".join(f"`{_cell(n)}`" for n in v["not_selected_required"]),
+            + ", ".join(f"`{cell(n)}`" for n in v["not_selected_required"]),
         ]
     return lines
 
@@ -64,8 +76,8 @@ def _checks_table(document: ReportDocument) -> list[str]:
     for check in document["checks"]:
         result = check["reason"] or check.get("facts", {}).get("summary") or check["status"]
         lines.append(
-            f"| {ICONS.get(check['severity'], '')} | `{_cell(check['name'])}` | {check['kind']} | "
-            f"{'yes' if check['required'] else 'no'} | {_cell(result)} | {check['duration_seconds']:.2f} s |"
+            f"| {ICONS.get(check['severity'], '')} | `{cell(check['name'])}` | {cell(check['kind'])} | "
+            f"{'yes' if check['required'] else 'no'} | {cell(result)} | {check['duration_seconds']:.2f} s |"
         )
     return lines
 
@@ -78,11 +90,10 @@ def _remediation(document: ReportDocument) -> list[str]:
     for number, check in enumerate(problems, 1):
         fix = check["remediation"]
         # Four spaces: CommonMark and Python-Markdown (mkdocs) both nest the steps under the item.
-        lines.append(f"{number}. **{_cell(check['name'])}** ({check['severity']}): {_cell(check['reason'])}  ")
-        lines.append(f"    Issue: {fix['issue']}  ")
-        lines.append(f"    Impact: {fix['impact']}")
-        for step in fix["steps"]:
-            lines.append(f"    - {step}")
+        lines.append(f"{number}. **{cell(check['name'])}** ({cell(check['severity'])}): {cell(check['reason'])}  ")
+        lines.append(f"    Issue: {cell(fix['issue'])}  ")
+        lines.append(f"    Impact: {cell(fix['impact'])}")
+        lines += [f"    - {cell(step)}" for step in fix["steps"]]
     return lines
 
 
@@ -90,13 +101,13 @@ def _rollback(document: ReportDocument) -> list[str]:
     rollback = document.get("rollback")
     lines = ["", "### Rollback", ""]
     if rollback is None:
-        lines.append(f"Not triggered: {document['decision']['reason']}.")
+        lines.append(f"Not triggered: {cell(document['decision']['reason'])}.")
         return lines
-    lines.append(f"**{rollback['status'].replace('_', ' ')}**: {rollback['message']}")
+    lines.append(f"**{cell(rollback['status'].replace('_', ' '))}**: {cell(rollback['message'])}")
     for name, image in (rollback.get("current_images") or {}).items():
-        lines.append(f"- `{name}`: `{image}` → `{rollback['target_images'].get(name, '?')}`")
+        lines.append(f"- `{cell(name)}`: `{cell(image)}` → `{cell(rollback['target_images'].get(name, '?'))}`")
     if rollback["manual_command"]:
-        lines += ["", "```bash", rollback["manual_command"], "```"]
+        lines += ["", *code_block(rollback["manual_command"], "bash")]
     return lines
 
 
@@ -106,19 +117,28 @@ def _notifications(document: ReportDocument) -> list[str]:
         return []
     lines = ["", "### Incidents and notifications", ""]
     for sent in told:
-        ticket = f" · incident ticket {_cell(sent['ticket'])}" if sent.get("ticket") else ""
-        lines.append(f"- {_cell(sent['channel'])} ({_cell(sent.get('type'))}): {sent['status']}{ticket}")
+        ticket = f" · incident ticket {cell(sent['ticket'])}" if sent.get("ticket") else ""
+        lines.append(f"- {cell(sent['channel'])} ({cell(sent.get('type'))}): {cell(sent['status'])}{ticket}")
     return lines
 
 
 def _notes_and_timeline(document: ReportDocument) -> list[str]:
     lines: list[str] = []
     if document.get("notes"):
-        lines += ["", "### Notes", ""] + [f"- {_cell(note)}" for note in document["notes"]]
+        lines += ["", "### Notes", ""] + [f"- {cell(note)}" for note in document["notes"]]
     if document["timeline"]:
         lines += ["", "### Timeline", ""]
-        lines += [f"- `{event['at']}` {event['event'].replace('_', ' ')}" for event in document["timeline"]]
+        lines += [f"- `{cell(event['at'])}` {cell(event['event'].replace('_', ' '))}" for event in document["timeline"]]
     return lines
+
+
+def code_block(text: str, language: str = "") -> list[str]:
+    """A fenced block that ``text`` cannot close: the fence is longer than any run of backticks in
+    it (CommonMark), and its lines are printable."""
+    body = ["".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in line) for line in str(text).splitlines()]
+    longest = max((len(run) for line in body for run in re.findall(r"`+", line)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return [fence + language, *body, fence]
 
 
 def write(text: str, path: str | Path, append: bool = False) -> None:
@@ -126,7 +146,3 @@ def write(text: str, path: str | Path, append: bool = False) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     with target.open("a" if append else "w", encoding="utf-8") as handle:
         handle.write(text)
-
-
-# Public for the fleet report, which escapes its own table the same way.
-cell = _cell
