@@ -8,7 +8,7 @@
   engine (Argo Workflows, a CI needs: chain) to order the next wave on.
 
 Exit status: the most urgent target's (10 a rollback needs a human, 1 critical, 12 inconclusive or
-never reported, 11 not ready, 0 passed); 4 for a bad config or bad arguments.
+never reported, 11 not ready, 0 passed); 4 for a bad config or bad arguments; 2 interrupted.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from .merge import FleetResult, merge, read_reports
 from .orchestrate import FleetRun, run_fleet, selected_targets
 from .render import markdown, terminal_lines, write_json, write_junit
 
+EXIT_INTERRUPTED = 2
 EXIT_USAGE = 4
 
 
@@ -44,6 +45,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, SelectorError, ValueError) as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:
+        # The target running got the signal too and ended on its own terms (its report says how).
+        print("fleet: interrupted: no further target was started; no fleet verdict", file=sys.stderr)
+        return EXIT_INTERRUPTED
     if args.command == "gate":
         return _gate(result, args.wave)
     _publish(result, args)
