@@ -284,3 +284,55 @@ def test_a_dependency_down_behind_several_targets_counts_once_across_the_fleet(t
     report = by_target(fleet_report(tmp_path))
     dependency = next(check for check in report["b"]["report"]["checks"] if check["kind"] == "dependency")
     assert dependency["facts"]["address"] == "tcp://127.0.0.1:9"
+
+
+def test_one_targets_secret_never_reaches_another_targets_output(tmp_path, clusters, capsys, monkeypatch):
+    eu, us = clusters("eu-west-1", "ready-503"), clusters("us-east-1", "ready-503")
+    monkeypatch.setenv("EU_TOKEN", "eu-secret-token-4417")
+    monkeypatch.setenv("US_TOKEN", "us-secret-token-9923")
+    targets = {"eu-west-1": eu.target(), "us-east-1": us.target()}
+    targets["eu-west-1"]["headers"] = {"X-Token": "${EU_TOKEN}"}
+    targets["us-east-1"]["headers"] = {"X-Token": "${US_TOKEN}"}
+    config = fleet_config(tmp_path, targets, max_rollbacks=2)
+    assert run_fleet(config, "--markdown", "out/fleet.md", "--junit", "out/fleet.xml") == 1
+    shown = capsys.readouterr().out
+    outputs = {path.name: path.read_text() for path in (tmp_path / "out").iterdir()}
+    for text in [shown, *outputs.values()]:
+        assert "eu-secret-token-4417" not in text and "us-secret-token-9923" not in text
+
+
+def test_xdist_inside_each_target_gives_the_same_verdicts(tmp_path, clusters, capsys):
+    eu, us = clusters("eu-west-1", "ready-503"), clusters("us-east-1")
+    config = fleet_config(tmp_path, {"eu-west-1": eu.target(), "us-east-1": us.target()})
+    assert run_fleet(config, "--", "-p", "xdist", "-n", "2") == 1
+    statuses = {name: entry["status"] for name, entry in by_target(fleet_report(tmp_path)).items()}
+    assert statuses == {"eu-west-1": "rolled_back", "us-east-1": "passed"}
+    assert "✗ 1 of 2 targets failed: eu-west-1 rolled back" in capsys.readouterr().out
+
+
+def test_two_fleet_runs_at_once_roll_each_deployment_back_at_most_once(tmp_path, clusters):
+    import threading
+
+    from pytest_smoke.config import load_fleet
+    from pytest_smoke.fleet.orchestrate import FleetRun
+    from pytest_smoke.fleet.orchestrate import run_fleet as run_targets
+
+    eu, us = clusters("eu-west-1", "ready-503"), clusters("us-east-1", "ready-503")
+    config = fleet_config(tmp_path, {"eu-west-1": eu.target(), "us-east-1": us.target()}, max_rollbacks=2)
+    fleet = load_fleet(config)
+    results = []
+
+    def one(out: str) -> None:
+        run = FleetRun(config=config, out=tmp_path / out, say=lambda line: None)
+        results.append(run_targets(fleet, ["eu-west-1", "us-east-1"], run))
+
+    runs = [threading.Thread(target=one, args=(f"out{i}",)) for i in (1, 2)]
+    for thread in runs:
+        thread.start()
+    for thread in runs:
+        thread.join(timeout=120)
+    assert len(results) == 2
+    for cluster in (eu, us):
+        rollbacks = [p for p in deployment_patches(cluster.api) if "rejected" not in json.dumps(p[2])]
+        assert len(rollbacks) == 1, rollbacks  # the lease: one run rolls back, the other stands down
+        assert cluster.api.images("prod", "django") == {"django": GOOD_IMAGE}
