@@ -105,12 +105,9 @@ def decide(
     *,
     dry_run: bool = False,
     held: str = "",
-    shared_outages: frozenset[str] = frozenset(),
 ) -> Decision:
     """What the verdict calls for. ``held``: why a rollback that is due must wait for a human
-    (a fleet run's max_rollbacks was reached); it is planned by nobody and written by nobody.
-    ``shared_outages``: addresses of dependencies that already failed in another target of the
-    fleet; a rollback due only to them is held too (one outage counts once across the fleet)."""
+    (--smoke-hold-rollback); it is planned by nobody and written by nobody."""
     threshold = auto_rollback.critical_failure_threshold
     nothing_to_roll_back = _without_rollback(verdict, threshold)
     if nothing_to_roll_back is not None:
@@ -130,9 +127,6 @@ def decide(
         return Decision("dry_run", "--smoke-no-rollback: dry run, nothing is changed", count, threshold)
     if held:
         return Decision("held", f"rollback held: {held}", count, threshold)
-    shared = _shared_outage(verdict.rollback_failures, shared_outages)
-    if shared:
-        return Decision("held", f"rollback held: {shared}", count, threshold)
     causes = len(verdict.independent_causes)
     if auto_rollback.requires_ops_confirmation and causes == 1:
         failures = "1 critical failure" if count == 1 else f"{count} critical failures, one cause"
@@ -145,17 +139,6 @@ def decide(
             threshold,
         )
     return Decision("rollback", f"critical failure detected{explained}: automatic rollback", count, threshold)
-
-
-def _shared_outage(counted: list[Outcome], shared_outages: frozenset[str]) -> str:
-    """Why every failure that counts is a dependency that failed in another target too, or ""."""
-    addresses = [str(o.facts.get("address") or "") for o in counted]
-    if not counted or not all(
-        o.kind == "dependency" and address in shared_outages for o, address in zip(counted, addresses)
-    ):
-        return ""
-    names = ", ".join(f"{o.name} ({address})" for o, address in zip(counted, addresses))
-    return f"{names} failed in another target of the fleet too: one outage, counted once across the fleet"
 
 
 def _without_rollback(verdict: Verdict, threshold: int) -> Decision | None:

@@ -144,22 +144,32 @@ def test_a_failing_canary_wave_stops_the_fleet_before_any_request_to_later_waves
     assert [wave["status"] for wave in report["waves"]] == ["failed", "not_started"]
 
 
-def test_a_shared_outage_rolls_back_at_most_max_rollbacks_targets_and_holds_the_rest(tmp_path, clusters, capsys):
+def test_failures_everywhere_roll_back_at_most_max_rollbacks_targets_and_hold_the_rest(tmp_path, clusters, capsys):
     names = ["a", "b", "c", "d"]
-    started = {name: clusters(name) for name in names}
-    targets = {name: started[name].target() for name in names}
-    for name in names[:3]:  # the same database, down for three targets
-        targets[name]["dependency_checks"] = [{"name": "orders-db", "type": "tcp", "host": "127.0.0.1", "port": 9}]
-    config = fleet_config(tmp_path, targets, max_rollbacks=1)
+    # Three of four fail at once (the runner's network, say): the cap, not each verdict, decides.
+    started = {name: clusters(name, *(["ready-503"] if name != "d" else [])) for name in names}
+    config = fleet_config(tmp_path, {name: started[name].target() for name in names}, max_rollbacks=1)
     assert run_fleet(config) == 10
     out = capsys.readouterr().out
     assert "✗ 3 of 4 targets failed: a rolled back; b rollback held; c rollback held" in out
     assert (
         "ROLLBACK HELD: rollback held: more targets failed than max_rollbacks (1) allows; a shared cause is likely"
-        in out
-    )
+        " (a rolled back already)"
+    ) in out
     written = [name for name in names if deployment_patches(started[name].api)]
     assert written == ["a"]
+
+
+def test_parallel_targets_share_the_cap(tmp_path, clusters, capsys):
+    names = ["a", "b", "c"]
+    started = {name: clusters(name, "ready-503") for name in names}
+    config = fleet_config(tmp_path, {name: started[name].target() for name in names}, max_rollbacks=1)
+    assert run_fleet(config, "--parallel", "3") == 10
+    written = [name for name in names if deployment_patches(started[name].api)]
+    assert len(written) == 1  # whichever came due first; the other two are held
+    statuses = sorted(entry["status"] for entry in fleet_report(tmp_path)["targets"])
+    assert statuses == ["rollback_held", "rollback_held", "rolled_back"]
+    assert all((tmp_path / "out" / f"{name}.log").exists() for name in names)
 
 
 def test_a_cluster_that_forbids_writes_does_not_stop_another_targets_rollback(tmp_path, clusters, capsys):
@@ -277,7 +287,7 @@ def test_a_dependency_down_behind_several_targets_counts_once_across_the_fleet(t
     out = capsys.readouterr().out
     assert "✗ 3 of 3 targets failed: a rolled back; b rollback held; c rollback held" in out
     assert (
-        "rollback held: orders-db (tcp://127.0.0.1:9) failed in another target of the fleet too:"
+        "rollback held: tcp://127.0.0.1:9 failed in another target of the fleet too:"
         " one outage, counted once across the fleet"
     ) in out
     assert [name for name in names if deployment_patches(started[name].api)] == ["a"]

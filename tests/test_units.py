@@ -439,3 +439,19 @@ def test_a_failed_subtest_fails_its_passing_test_and_a_dependency_explains_the_r
     assert fields.attributed_to == "db"  # the failed dependency is the likely cause
     assert [o.name for o in verdict.rollback_failures] == ["db"]
     assert all(not o.attributed_to for o in tally.outcomes.values())  # set on the verdict's copies only
+
+
+def test_the_fleet_ledger_caps_rollbacks_and_counts_a_shared_outage_once(tmp_path):
+    from pytest_smoke.decision import ledger
+
+    path = tmp_path / "ledger.json"
+    ledger.create(path, max_rollbacks=1, run_id="r1")
+    db = "postgres://db:5432/orders"
+    assert ledger.settle(path, "a", [db], True, [db]) == ""  # first: rolls back
+    assert "failed in another target of the fleet too" in ledger.settle(path, "b", [db], True, [db])
+    assert "max_rollbacks (1)" in ledger.settle(path, "c", [], True, [None])  # its own cause, over the cap
+    assert ledger.settle(path, "d", [db], False, []) == ""  # nothing due: only recorded
+    assert ledger.settle(path, "a", [db], True, [db]) == ""  # a target's own claim is not a second one
+    path.write_text('{"version": 99}')
+    with pytest.raises(ValueError):
+        ledger.settle(path, "e", [], True, [None])

@@ -24,6 +24,7 @@ from ..cluster.rollback.confirm import confirm
 from ..model import Decision, RollbackResult, RunSummary, Status, Timeline, Verdict
 from ..redact import shorten
 from ..verdict import decide
+from . import ledger
 
 if TYPE_CHECKING:
     from ..config import SmokeConfig
@@ -49,23 +50,22 @@ class DecisionInputs:
     started: Callable[[RunSummary], None]  # the summary exists: an interrupt from here on reports it
     # Re-run the required custom tests that failed (after a rollback): (name, status, reason) each
     rerun_custom: Callable[[Any], list[tuple[str, Status, str]]] = lambda budget: []
-    # --smoke-hold-rollback: why a due rollback waits for a human (python -m pytest_smoke.fleet run
-    # sets it once the fleet's max_rollbacks targets were rolled back)
+    # --smoke-hold-rollback: why a due rollback waits for a human (nothing is planned or written)
     held: str = ""
-    # --smoke-shared-outage: dependency addresses that already failed in another target of the fleet
-    shared_outages: frozenset[str] = frozenset()
+    # --smoke-fleet-ledger: the fleet run's rollback ledger (max_rollbacks, outages counted once)
+    ledger: str = ""
 
 
 def run(inputs: DecisionInputs, verdict: Verdict, timeline: Timeline) -> RunSummary:
     smoke = inputs.smoke
     strategy = smoke.section("rollback_strategy")
     verdict.unattributed = _unattributed(inputs.tested, strategy, inputs.expected_images)
-    decision = decide(
-        verdict, smoke.auto_rollback, dry_run=inputs.dry_run, held=inputs.held, shared_outages=inputs.shared_outages
-    )
+    decision = decide(verdict, smoke.auto_rollback, dry_run=inputs.dry_run, held=inputs.held)
     override = inputs.override(verdict, decision)
     if isinstance(override, Decision):
         decision = override
+    if inputs.ledger:
+        decision = _with_ledger(inputs.ledger, smoke, verdict, decision)
     summary = RunSummary(verdict, decision, timeline=timeline)
     inputs.started(summary)
 
@@ -85,6 +85,28 @@ def run(inputs: DecisionInputs, verdict: Verdict, timeline: Timeline) -> RunSumm
 
     inputs.finished(verdict, decision, summary.rollback)
     return summary
+
+
+def _with_ledger(path: str, smoke: SmokeConfig, verdict: Verdict, decision: Decision) -> Decision:
+    """Settle with the fleet's other targets (see decision/ledger.py): a rollback that is due may
+    be held. A ledger that cannot be read holds it too: a human decides, nothing is written."""
+    wants = decision.action in ("rollback", "confirm")
+    failed = [
+        str(o.facts["address"])
+        for o in verdict.outcomes
+        if o.kind == "dependency" and o.status == "failed" and o.facts.get("address")
+    ]
+    counted = [
+        str(o.facts.get("address") or "") or None if o.kind == "dependency" else None for o in verdict.rollback_failures
+    ]
+    name = smoke.target.name if smoke.target is not None else str(smoke.path)
+    try:
+        reason = ledger.settle(path, name, failed, wants, counted)
+    except (OSError, ValueError) as exc:
+        reason = f"the fleet's rollback ledger {path} could not be used ({exc.__class__.__name__})" if wants else ""
+    if not reason:
+        return decision
+    return Decision("held", f"rollback held: {reason}", decision.critical_count, decision.threshold)
 
 
 def _roll_back(inputs: DecisionInputs, summary: RunSummary, strategy: dict[str, Any]) -> Any:

@@ -58,7 +58,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _fleet_run(args: argparse.Namespace) -> FleetRun:
     run_id = args.run_id or os.environ.get("SMOKE_FLEET_RUN_ID") or None
     extra = [arg for arg in args.pytest_args if arg != "--"]
-    run = FleetRun(config=Path(args.config), out=Path(args.out), environment=args.smoke_env, pytest_args=extra)
+    run = FleetRun(
+        config=Path(args.config),
+        out=Path(args.out),
+        environment=args.smoke_env,
+        pytest_args=extra,
+        parallel=max(1, args.parallel),
+    )
     if run_id:
         run.run_id = run_id
     return run
@@ -112,6 +118,9 @@ def _parser() -> argparse.ArgumentParser:
         if name == "run":
             command.add_argument("--smoke-env", metavar="NAME", help="apply environments.NAME in every target")
             command.add_argument("--out", default="smoke-fleet", help="where each target writes TARGET.json")
+            command.add_argument(
+                "--parallel", type=int, default=1, metavar="K", help="targets of a wave running at once (default 1)"
+            )
             command.add_argument("pytest_args", nargs=argparse.REMAINDER, help="-- then arguments for every pytest")
         else:
             command.add_argument("reports", nargs="*", help="the targets' --smoke-report files")

@@ -348,7 +348,7 @@ class SmokeController:
             started=started,
             rerun_custom=self.rerun_failed_custom,
             held=self.config.getoption("smoke_hold_rollback") or "",
-            shared_outages=frozenset(self.config.getoption("smoke_shared_outage") or ()),
+            ledger=self.config.getoption("smoke_fleet_ledger") or "",
         )
 
     def rerun_failed_custom(self, budget: Any) -> list[tuple[str, Status, str]]:

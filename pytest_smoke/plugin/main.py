@@ -76,14 +76,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--smoke-hold-rollback",
         metavar="REASON",
         help="A rollback that is due is held for a human (exit 10, alerted) with REASON, not planned or"
-        " written. python -m pytest_smoke.fleet run sets it once max_rollbacks targets were rolled back.",
+        " written: a lever to freeze every rollback of this run.",
     )
     group.addoption(
-        "--smoke-shared-outage",
-        action="append",
-        metavar="ADDRESS",
-        help="A dependency address (postgres://db:5432/orders) that already failed in another target of the"
-        " fleet: a rollback due only to it is held (one outage counts once). Set by python -m pytest_smoke.fleet run.",
+        "--smoke-fleet-ledger",
+        metavar="PATH",
+        help="The fleet run's rollback ledger, shared by its targets (set by python -m pytest_smoke.fleet run):"
+        " a rollback beyond fleet.max_rollbacks, or due only to a dependency another target saw fail, is held.",
     )
     group.addoption(
         "--smoke-no-rollback",

@@ -25,7 +25,7 @@ CRITICAL_TAILS = {
     "still_failing": " - ROLLED BACK, STILL FAILING",
     "superseded": " - Rollback stood down (the Deployment changed since the checks)",
     "dry_run": " - Rollback dry run",
-    "held": " - ROLLBACK HELD (fleet max_rollbacks)",
+    "held": " - ROLLBACK HELD",
     "refused": " - ROLLBACK REFUSED",
     "not_configured": " - ROLLBACK NOT POSSIBLE (no Deployment configured)",
     "awaiting_confirmation": " - Rollback awaiting ops confirmation",

@@ -226,8 +226,8 @@ CATALOGUE: dict[str, Remedy] = {
         ),
     ),
     "rollback_held": Remedy(
-        "A rollback was due and is held: more targets of the fleet failed than max_rollbacks allows,"
-        " so a shared cause (the runner's network, a shared dependency) is likely",
+        "A rollback was due and is held: more targets of the fleet failed than max_rollbacks allows, or"
+        " a dependency failed behind other targets too, so a shared cause is likely",
         (
             "Compare with the fleet's other targets: the same failure everywhere points at a shared cause",
             "If this target's deploy is at fault, roll back by hand: {manual_command}",

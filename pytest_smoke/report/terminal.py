@@ -30,7 +30,7 @@ ROLLBACK_HEADLINES = {
     "superseded": "Rollback stood down: the Deployment changed since the checks started",
     "refused": "ROLLBACK REFUSED: the rollback that was due did not happen: alert ops team",
     "dry_run": "Dry run (--smoke-no-rollback): rollback NOT performed",
-    "held": "ROLLBACK HELD: more targets failed than max_rollbacks allows: alert ops team",
+    "held": "ROLLBACK HELD for a human to decide (the status says why): alert ops team",
     "awaiting_confirmation": "Rollback awaiting ops confirmation",
     "not_configured": "ROLLBACK NOT POSSIBLE: no Deployment to roll back is configured: alert ops team",
 }

@@ -1,0 +1,82 @@
+"""The fleet's rollback ledger: one small JSON file every target run of a fleet run shares.
+
+``python -m pytest_smoke.fleet run`` writes it before the first target starts and hands its path to
+every target (``--smoke-fleet-ledger``). A target decides under the file's lock, in one step:
+
+- it records the addresses of its failed dependencies (``postgres://db:5432/orders``);
+- a rollback due only to dependencies another target already recorded is held: one outage of a
+  shared database counts once across the fleet;
+- a rollback beyond ``max_rollbacks`` targets is held: when every target fails at once the cause is
+  likely shared (the runner's network), and rolling them all back fixes nothing.
+
+Targets that run one after the other take their turn in wave and config order; targets running at
+once take it in the order their rollbacks come due. A target that claimed a rollback stays counted
+whatever happens next (a crash, a refused write): the cap errs toward a human.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterable
+
+VERSION = 1
+
+
+def create(path: Path, max_rollbacks: int, run_id: str) -> None:
+    """A fresh ledger for one fleet run (an old one at ``path`` is replaced)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {"version": VERSION, "run_id": run_id, "max_rollbacks": max_rollbacks, "rolled_back": [], "outages": {}}
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(data), encoding="utf-8")
+    temporary.replace(path)
+
+
+def settle(
+    path: str | os.PathLike[str],
+    target: str,
+    failed_addresses: Iterable[str],
+    wants_rollback: bool,
+    counted_addresses: list[str | None],
+) -> str:
+    """Record ``target``'s failed dependencies and, if it wants a rollback, claim one: "" when it
+    may go ahead, else why it is held. ``counted_addresses``: for each failure that counts toward
+    the rollback, its dependency address (None for a failure that is not a dependency's)."""
+    with open(path, "r+", encoding="utf-8") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
+        data = _read(handle.read())
+        others = {address for name, found in data["outages"].items() if name != target for address in found}
+        reason = _hold_reason(data, target, wants_rollback, counted_addresses, others)
+        data["outages"][target] = sorted(set(failed_addresses))
+        if wants_rollback and not reason and target not in data["rolled_back"]:
+            data["rolled_back"].append(target)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(json.dumps(data))
+        handle.flush()
+        os.fsync(handle.fileno())
+    return reason
+
+
+def _hold_reason(data: dict[str, Any], target: str, wants: bool, counted: list[str | None], others: set[str]) -> str:
+    if not wants or target in data["rolled_back"]:
+        return ""  # nothing due, or this target's claim stands (its own retry is not a second one)
+    if counted and all(address and address in others for address in counted):
+        shared = ", ".join(sorted({str(address) for address in counted}))
+        return f"{shared} failed in another target of the fleet too: one outage, counted once across the fleet"
+    earlier = [name for name in data["rolled_back"] if name != target]
+    if len(earlier) >= int(data["max_rollbacks"]):
+        return (
+            f"more targets failed than max_rollbacks ({data['max_rollbacks']}) allows; a shared cause is likely"
+            f" ({', '.join(earlier)} rolled back already)"
+        )
+    return ""
+
+
+def _read(text: str) -> dict[str, Any]:
+    data = json.loads(text)
+    if not isinstance(data, dict) or data.get("version") != VERSION:
+        raise ValueError("not a fleet rollback ledger of this version")
+    return data
