@@ -279,7 +279,7 @@ def _load(
 # The ``rollback_strategy.command`` template language. One pass: "{{" and "}}" are literal braces
 # (environment values arrive escaped this way), a known {placeholder} is filled in, and any other
 # brace (helm's --set-json '{"a":1}') stays as written.
-COMMAND_PLACEHOLDERS = frozenset({"deployment", "namespace", "container", "previous_image"})
+COMMAND_PLACEHOLDERS = frozenset({"deployment", "namespace", "container", "previous_image", "context", "kubeconfig"})
 COMMAND_TOKEN = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -313,7 +313,26 @@ def _check_repeat_thresholds(config: SmokeConfig, lines: _LineFinder) -> None:
 
 
 def _check_rollback_command(config: SmokeConfig, lines: _LineFinder) -> None:
-    for index, arg in enumerate((config.data.get("rollback_strategy") or {}).get("command") or []):
+    strategy = config.data.get("rollback_strategy") or {}
+    if strategy.get("cluster_uid") and not strategy.get("deployment"):
+        error_at(
+            config,
+            lines,
+            ("rollback_strategy", "cluster_uid"),
+            "needs rollback_strategy.deployment: the cluster is checked through the Deployment's API client",
+        )
+    command = strategy.get("command") or []
+    if strategy.get("type") == "command" and strategy.get("context") and not any("{context}" in a for a in command):
+        # kubectl and helm act on the kubeconfig's current context unless told: maybe another cluster.
+        error_at(
+            config,
+            lines,
+            ("rollback_strategy", "command"),
+            "rollback_strategy.context is set, and the command does not name it: pass {context} "
+            "(kubectl --context {context}, helm --kube-context {context}), or the command acts on the "
+            "kubeconfig's current context, which may be another cluster",
+        )
+    for index, arg in enumerate(command):
         for match in COMMAND_TOKEN.finditer(arg):
             if match.group(1) and match.group(1) not in COMMAND_PLACEHOLDERS:
                 error_at(

@@ -507,3 +507,75 @@ def test_the_right_cluster_uid_lets_the_rollback_through(pytester, write_config,
     assert result.ret == 1
     result.stdout.fnmatch_lines(["✗ CRITICAL: Smoke tests failed - Rollback completed"])
     assert deployment_patches(kube)
+
+
+def _two_clusters(tmp_path, a, b):
+    kubeconfig = tmp_path / "kubeconfig-ab"
+    kubeconfig.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "a", "cluster": {"server": a.url}}, {"name": "b", "cluster": {"server": b.url}}],
+                "users": [{"name": "smoke", "user": {"token": "t"}}],
+                "contexts": [
+                    {"name": name, "context": {"cluster": name, "user": "smoke", "namespace": "prod"}}
+                    for name in ("a", "b")
+                ],
+                "current-context": "b",  # the other cluster: what kubectl uses unless told
+            }
+        )
+    )
+    return kubeconfig
+
+
+@pytest.mark.parametrize("names_the_context", [True, False])
+def test_a_command_rollback_acts_on_the_targets_context_or_the_config_is_refused(
+    pytester, write_config, demo, tmp_path, names_the_context
+):
+    from kube_double import KubeDouble
+
+    a, b = KubeDouble(polls_to_complete=1).start(), KubeDouble(polls_to_complete=1).start()
+    try:
+        for api in (a, b):
+            api.add_deployment("django", {"django": GOOD})
+            api.deploy("prod", "django", {"django": BAD})
+        a.kubeconfig = _two_clusters(tmp_path, a, b)
+        command = [
+            "kubectl",
+            "set",
+            "image",
+            "deployment/{deployment}",
+            "{container}={previous_image}",
+            "-n",
+            "{namespace}",
+        ]
+        if names_the_context:
+            command += ["--context", "{context}"]
+        demo.faults.add("ready-503")
+        doc = smoke_doc(
+            demo,
+            a,
+            confirm=False,
+            strategy={
+                "type": "command",
+                "command": command,
+                "context": "a",
+                "cluster_uid": a.kube_system["uid"],
+            },
+        )
+        write_config(doc)
+        result = run(pytester)
+    finally:
+        a.stop()
+        b.stop()
+    assert b.images("prod", "django") == {"django": BAD}  # never the other cluster
+    if names_the_context:
+        assert result.ret == 1
+        assert a.images("prod", "django") == {"django": GOOD}
+    else:
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        assert "rollback_strategy.context is set, and the command does not name it: pass {context}" in (
+            result.stderr.str()
+        )
+        assert a.patches == []

@@ -1,11 +1,15 @@
 """``command``: run a user-given argv (``helm rollback``, ``kubectl argo rollouts undo`` ...).
 
-Placeholders ``{deployment}``, ``{namespace}``, ``{container}`` and ``{previous_image}`` are filled
-in per argument. There is no shell: a templated value can never become shell syntax.
+Placeholders ``{deployment}``, ``{namespace}``, ``{container}``, ``{previous_image}``,
+``{context}`` and ``{kubeconfig}`` are filled in per argument. There is no shell: a templated value
+can never become shell syntax. The command runs with ``KUBECONFIG`` set to the target's kubeconfig
+(when the config names one), so it reaches the cluster the plugin itself checked; a target with a
+``context`` must pass ``{context}`` to the command (a config error otherwise).
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import subprocess
@@ -49,6 +53,8 @@ class Command:
                 f"rollback_strategy.command uses unknown placeholder(s): {', '.join(sorted(unknown))}"
             )
         values = {
+            "context": (target.context if target else None) or strategy.get("context") or "",
+            "kubeconfig": (target.kubeconfig if target else None) or strategy.get("kubeconfig") or "",
             "deployment": target.deployment if target else "",
             "namespace": target.namespace if target else strategy.get("namespace", "default"),
             "container": (target.container if target else None) or (target.deployment if target else ""),
@@ -75,7 +81,14 @@ class Command:
         # Written only once it exits 0 (carry_out then waits for the rollout); a failure reads the
         # Deployment back and reports what runs, and nothing is marked.
         try:
-            completed = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+            completed = subprocess.run(
+                argv,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                stdin=subprocess.DEVNULL,
+                env=_environment(plan, strategy),
+            )
         except FileNotFoundError:
             raise RollbackError(f"command not found: {argv[0]}") from None
         except subprocess.TimeoutExpired:
@@ -84,6 +97,12 @@ class Command:
         if completed.returncode != 0:
             raise RollbackError(f"{argv[0]} exited with {completed.returncode}: {output[-OUTPUT_EXCERPT:]}")
         progress(f"{argv[0]}: {output[-OUTPUT_EXCERPT:] or 'done'}")
+
+
+def _environment(plan: Plan, strategy: Mapping[str, Any]) -> dict[str, str]:
+    """The command's environment: ours, with KUBECONFIG the target's when the config names one."""
+    kubeconfig = (plan.target.kubeconfig if plan.target else None) or strategy.get("kubeconfig")
+    return {**os.environ, **({"KUBECONFIG": str(kubeconfig)} if kubeconfig else {})}
 
 
 def _quote(arg: str) -> str:
