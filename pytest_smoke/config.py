@@ -292,6 +292,15 @@ def _check_repeat_thresholds(config: SmokeConfig, lines: _LineFinder) -> None:
     for section in ("health_checks", "dependency_checks", "critical_paths"):
         for index, spec in enumerate(config.data.get(section) or []):
             written = [key for key in SPREAD_THRESHOLDS if key in (spec.get("expect") or {})]
+            if spec.get("repeat") and spec.get("retries"):
+                # A retry would send the whole series again and judge only the last one.
+                error_at(
+                    config,
+                    lines,
+                    (section, index, "retries"),
+                    "retries and repeat: a repeated check tolerates failures with expect.max_failure_ratio; "
+                    "retries would hide the failed repetitions",
+                )
             if written and not spec.get("repeat"):
                 error_at(
                     config,

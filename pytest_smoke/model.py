@@ -112,6 +112,15 @@ class Fleet:
         return next((target for target in self.targets if target.name == name), None)
 
 
+def _timeout_of(kind: CheckKind, spec: Mapping[str, Any]) -> float:
+    """The check's one deadline. With repeat: N, each of the N runs is owed its whole
+    timeout_seconds, after the warm-up delay."""
+    timeout = float(spec.get("timeout_seconds", default_timeout(kind)))
+    if not spec.get("repeat"):
+        return timeout
+    return timeout * int(spec["repeat"]) + float(spec.get("initial_delay_seconds", 0))
+
+
 # Printable ASCII that pytest keeps as is in an id ('%' is encoded, so the encoding is reversible).
 _ID_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) not in "%\\")
 
@@ -154,8 +163,7 @@ class Check:
             kind=kind,
             name=str(spec.get("name", kind)),
             required=bool(spec.get("required", True)),
-            # repeat: N bounds each of the N runs by timeout_seconds.
-            timeout=float(spec.get("timeout_seconds", default_timeout(kind))) * int(spec.get("repeat") or 1),
+            timeout=_timeout_of(kind, spec),
             spec=spec,
             location=location,
             rollback=bool(spec.get("rollback", True)),

@@ -346,3 +346,35 @@ def test_two_fleet_runs_at_once_roll_each_deployment_back_at_most_once(tmp_path,
         rollbacks = [p for p in deployment_patches(cluster.api) if "rejected" not in json.dumps(p[2])]
         assert len(rollbacks) == 1, rollbacks  # the lease: one run rolls back, the other stands down
         assert cluster.api.images("prod", "django") == {"django": GOOD_IMAGE}
+
+
+def test_merge_keeps_a_rollback_decisive_and_refuses_what_does_not_belong(tmp_path, clusters, capsys, monkeypatch):
+    eu, us = clusters("eu-west-1", "ready-503"), clusters("us-east-1")
+    config = fleet_config(tmp_path, {"eu-west-1": eu.target(), "us-east-1": us.target()})
+    assert run_fleet(config, "--run-id", "r1") == 1
+    out = tmp_path / "out"
+    rolled_back = json.loads((out / "eu-west-1.json").read_text())
+    # A retried Job tests the rolled-back version and passes: it cannot make the target green.
+    retry = {**rolled_back, "exit_status": 0, "rollback": None, "finished_at": "2999-01-01T00:00:00.000Z"}
+    retry["verdict"] = {**rolled_back["verdict"], "state": "passed", "critical": 0, "verified": True}
+    (tmp_path / "retry.json").write_text(json.dumps(retry))
+    passed = json.loads((out / "us-east-1.json").read_text())
+    (tmp_path / "staging.json").write_text(json.dumps({**passed, "environment": "staging"}))
+    (tmp_path / "odd-exit.json").write_text(
+        json.dumps({**passed, "exit_status": 7, "finished_at": "2999-01-01T00:00:00.000Z"})
+    )
+    (tmp_path / "old.json").write_text(json.dumps({k: v for k, v in passed.items() if k != "fleet"}))
+    files = [str(out / "eu-west-1.json"), str(out / "us-east-1.json")]
+    files += [str(tmp_path / name) for name in ("retry.json", "staging.json", "odd-exit.json", "old.json")]
+    capsys.readouterr()
+    monkeypatch.setenv("SMOKE_FLEET_RUN_ID", "r1")  # merge and gate read it, as run does
+    assert main(["merge", "--config", str(config), "--json", "merged.json", *files]) == 1  # eu: critical
+    text = capsys.readouterr().out
+    report = by_target(json.loads((tmp_path / "merged.json").read_text()))
+    assert report["eu-west-1"]["status"] == "rolled_back"  # not the later green attempt
+    assert report["us-east-1"]["exit_status"] == 12  # an exit status merge does not know: no verdict
+    assert "eu-west-1: 2 reports; the one that recorded a rollback" in text
+    assert "staging.json: for environment 'staging', and this merge has no --smoke-env" in text
+    assert "old.json: not a fleet target's report" in text
+    monkeypatch.setenv("SMOKE_FLEET_RUN_ID", "another-run")
+    assert main(["merge", "--config", str(config), *files[:2]]) == 12  # every report refused: never reported

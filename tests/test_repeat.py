@@ -192,6 +192,16 @@ def test_a_repeated_http_dependency_and_a_repeated_critical_path(pytester, write
             "repeat",
         ),
         ({"health_checks": [health("h", "/h", repeat=1)]}, "health_checks[0].repeat", "expected a number >= 2"),
+        (
+            {"health_checks": [health("h", "/h", repeat=5, expect={"max_failure_ratio": 1})]},
+            "health_checks[0].expect.max_failure_ratio",
+            "expected a number < 1",
+        ),
+        (
+            {"health_checks": [health("h", "/h", repeat=5, retries=1)]},
+            "health_checks[0].retries",
+            "retries and repeat: a repeated check tolerates failures with expect.max_failure_ratio",
+        ),
     ],
 )
 def test_thresholds_without_repetitions_are_config_errors_before_any_request(
@@ -239,7 +249,7 @@ def test_failures_that_already_decide_the_check_outweigh_a_later_problem_of_ours
 
 def test_the_deadline_ending_before_every_repetition_ran_is_not_a_verdict():
     clock = iter([5.0, 3.0, 0.0])
-    with pytest.raises(CheckNotEvaluated, match="only 2 of 4 repetitions ran before the check's deadline"):
+    with pytest.raises(CheckNotEvaluated, match="only 2 of 4 repetitions could run with their whole timeout_seconds"):
         run_repeated(4, {}, lambda: next(clock), lambda seconds: CheckResult(), 2.0)
 
 
@@ -255,7 +265,22 @@ def test_each_repetition_is_bounded_by_the_timeout_and_the_check_by_n_of_them(po
     started = time.monotonic()
     with pytest.raises(CheckFailed) as failure:
         run_check(check, CheckContext(base_url=pods.url))
-    # Every repetition timed out on its own 0.5 s: the percentiles have nothing to measure.
-    assert failure.value.reason == "no repetition of 4 passed, so no percentile can be measured"
+    # Every repetition timed out on its own 0.5 s: whatever the ratio allows, nothing passed.
+    assert failure.value.reason.startswith("no repetition of 4 passed; first: GET http://127.0.0.1:")
+    assert failure.value.kind == "timeout"
     assert failure.value.facts["repetitions_failed"] == 4
     assert time.monotonic() - started < pods.max_seconds
+
+
+def test_a_warm_up_delay_never_shortens_a_repetition(pods_factory):
+    """Each repetition is owed its whole timeout_seconds, after initial_delay_seconds: a slow but
+    healthy service is never failed by our own scheduling."""
+    from pytest_smoke.checks import run_check
+    from pytest_smoke.model import Check
+
+    pods = pods_factory("slow:300")
+    spec = health("h", "/h", timeout_seconds=1, repeat=3, initial_delay_seconds=1.5)
+    check = Check.of("health", spec)
+    assert check.timeout == 4.5
+    result = run_check(check, CheckContext(base_url=pods.url))
+    assert result.facts["repetitions"] == 3 and result.facts["repetitions_failed"] == 0

@@ -83,16 +83,16 @@ def run_repeated(
     spread = Spread(planned)
     tolerated = allowed_failures(planned, expect)
     for number in range(1, planned + 1):
-        left = time_left()
-        if left <= 0.01:
+        if time_left() < per_repetition_seconds - 0.05:
+            # Each repetition is owed its whole timeout: a shortened one could fail a healthy service.
             raise CheckNotEvaluated(
-                f"not evaluated: only {spread.ran} of {planned} repetitions ran before the check's deadline"
-                f" ({len(spread.failures)} failed)",
+                f"not evaluated: only {spread.ran} of {planned} repetitions could run with their whole"
+                f" timeout_seconds before the check's deadline ({len(spread.failures)} failed)",
                 kind="budget",
             )
         started = time.monotonic()
         try:
-            result = once(min(per_repetition_seconds, left))
+            result = once(per_repetition_seconds)
         except CheckNotEvaluated as problem:
             problem.reason = f"{problem.reason} (repetition {number} of {planned})"
             raise
@@ -128,11 +128,13 @@ def _judged(spread: Spread, expect: Mapping[str, Any]) -> CheckResult:
         for key, _ in PERCENTILES
         if key in expect and figures and figures[key] > float(expect[key])
     ]
-    if any(key in expect for key, _ in PERCENTILES) and not figures:
+    if not figures:  # every repetition failed: whatever the ratio allows, nothing passed
+        first = spread.failures[0]
         raise CheckFailed(
-            f"no repetition of {spread.planned} passed, so no percentile can be measured",
-            kind="latency",
-            **_facts(spread),
+            f"no repetition of {spread.planned} passed; first: {first.reason}",
+            first.details,
+            kind=first.kind,
+            **{**first.facts, **_facts(spread)},
         )
     if over:
         key, value, limit = over[0]

@@ -41,7 +41,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 load_config(args.config, environment=args.smoke_env, target=name)
             result = run_fleet(fleet, selected, _fleet_run(args))
         else:
-            result = merge(fleet, str(args.config), read_reports(args.reports), args.run_id, selected=set(selected))
+            run_id = args.run_id or os.environ.get("SMOKE_FLEET_RUN_ID") or None
+            reports = read_reports(args.reports)
+            result = merge(fleet, str(args.config), reports, run_id, selected=set(selected), environment=args.smoke_env)
     except (ConfigError, SelectorError, ValueError) as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -115,8 +117,10 @@ def _parser() -> argparse.ArgumentParser:
             command.add_argument("--json", metavar="PATH", help="write the fleet's JSON report")
             command.add_argument("--junit", metavar="PATH", help="write a JUnit file, a suite per target")
             command.add_argument("--markdown", metavar="PATH", help="write the fleet's Markdown report")
+        command.add_argument(
+            "--smoke-env", metavar="NAME", help="environments.NAME: what every target runs (run) or ran with"
+        )
         if name == "run":
-            command.add_argument("--smoke-env", metavar="NAME", help="apply environments.NAME in every target")
             command.add_argument("--out", default="smoke-fleet", help="where each target writes TARGET.json")
             command.add_argument(
                 "--parallel", type=int, default=1, metavar="K", help="targets of a wave running at once (default 1)"

@@ -68,7 +68,7 @@ class FleetResult:
     @property
     def exit_status(self) -> int:
         codes = [target.exit_status for target in self.targets]
-        return min(codes, key=lambda code: URGENCY.index(code) if code in URGENCY else len(URGENCY)) if codes else 5
+        return min(codes, key=URGENCY.index) if codes else 5
 
     @property
     def state(self) -> str:
@@ -133,20 +133,23 @@ def merge(
     reports: Iterable[tuple[str, ReportDocument | None, str]],
     run_id: str | None = None,
     selected: set[str] | None = None,
+    environment: str | None = None,
 ) -> FleetResult:
     """The fleet's result from its targets' reports (see :func:`read_reports`). ``selected``:
-    the targets this run checked (None: all); the others are not selected, never verified."""
+    the targets this run checked (None: all); the others are not selected, never verified.
+    ``environment``: the ``--smoke-env`` the targets ran with; a report of another is refused."""
     result = FleetResult(config=config, digest=fleet.digest, run_id=run_id or "", targets=[])
-    newest: dict[str, tuple[str, ReportDocument]] = {}
+    if run_id is None:
+        result.notes.append("no run id (--run-id, SMOKE_FLEET_RUN_ID): reports of any fleet run were accepted")
+    accepted: dict[str, list[tuple[str, ReportDocument]]] = {}
     for path, document, problem in reports:
-        why = problem or _refusal(fleet, document, run_id)
-        entry = document["fleet"] if document is not None else None
+        why = problem or _refusal(fleet, document, run_id, environment)
+        entry = document.get("fleet") if document is not None else None
         if why or document is None or entry is None:
             result.refused.append((path, why))
             continue
-        name = entry["target"]
-        if name not in newest or document["finished_at"] > newest[name][1]["finished_at"]:
-            newest[name] = (path, document)
+        accepted.setdefault(entry["target"], []).append((path, document))
+    newest = {name: _deciding(name, found, result.notes) for name, found in accepted.items()}
     stopped = ""  # why later waves did not start: "wave 1 failed at eu-canary"
     for number, members in _in_wave_order(fleet):
         entries = [
@@ -194,10 +197,32 @@ def _entry(
     return TargetResult(target.name, labels, target.wave, "never_reported", EXIT_INCONCLUSIVE, "never reported")
 
 
-def _refusal(fleet: Fleet, document: ReportDocument | None, run_id: str | None) -> str:
-    entry = document["fleet"] if document is not None else None
-    if not entry:
+def _deciding(name: str, found: list[tuple[str, ReportDocument]], notes: list[str]) -> tuple[str, ReportDocument]:
+    """Which of a target's reports stands for it: the newest, unless one recorded a rollback (done,
+    failed, refused or held). Then that one decides: a later attempt tested the rolled-back version
+    or ran after a human was called, and cannot make the target green."""
+    ordered = sorted(found, key=lambda item: item[1]["finished_at"])
+    decisive = [item for item in ordered if _recorded_rollback(item[1])]
+    if decisive and decisive[-1] is not ordered[-1]:
+        notes.append(
+            f"{name}: {len(found)} reports; the one that recorded a rollback ({decisive[-1][0]}) decides,"
+            " not a later attempt"
+        )
+    return (decisive or ordered)[-1]
+
+
+def _recorded_rollback(document: ReportDocument) -> bool:
+    rollback = document["rollback"]
+    return rollback is not None and rollback["status"] != "dry_run"
+
+
+def _refusal(fleet: Fleet, document: ReportDocument | None, run_id: str | None, environment: str | None) -> str:
+    entry = document.get("fleet") if document is not None else None
+    if document is None or not entry:
         return "not a fleet target's report (it was not run with --smoke-target)"
+    if document.get("environment") != environment:
+        wanted = f"--smoke-env {environment}" if environment else "no --smoke-env"
+        return f"for environment {shorten(str(document.get('environment')), 40)!r}, and this merge has {wanted}"
     if entry["config_digest"] != fleet.digest:
         return f"from another config (digest {entry['config_digest'][:19]}..., expected {fleet.digest[:19]}...)"
     if run_id is not None and entry["run_id"] != run_id:
@@ -226,6 +251,8 @@ def _from_report(
         status = state if state in ("passed", "warning", "partial") else "passed"
     else:
         status = "error"
+    if exit_status not in URGENCY:  # an exit status this merge does not know: no verdict
+        exit_status = EXIT_INCONCLUSIVE
     return TargetResult(name, labels, wave, status, exit_status, escape_controls(headline(document)), document, path)
 
 

@@ -85,7 +85,14 @@ def run_fleet(fleet: Fleet, selected: Sequence[str], run: FleetRun) -> FleetResu
                 )
             )
         written += [report for report in reports if report is not None]
-        result = merge(fleet, str(run.config), read_reports(written), run.run_id, selected=set(selected))
+        result = merge(
+            fleet,
+            str(run.config),
+            read_reports(written),
+            run.run_id,
+            selected=set(selected),
+            environment=run.environment,
+        )
         failing = next((t.name for t in result.targets if t.name in members and not t.green), None)
         if failing is not None and number is not None:
             stopped = f"wave {number} failed at {failing}"
@@ -94,7 +101,9 @@ def run_fleet(fleet: Fleet, selected: Sequence[str], run: FleetRun) -> FleetResu
             if bake:
                 run.say(f"fleet: wave {number} passed; baking {bake:g} s before wave {number + 1}")
                 run.sleep(bake)
-    return merge(fleet, str(run.config), read_reports(written), run.run_id, selected=set(selected))
+    return merge(
+        fleet, str(run.config), read_reports(written), run.run_id, selected=set(selected), environment=run.environment
+    )
 
 
 def _waves(fleet: Fleet, selected: Sequence[str]) -> list[tuple[int | None, list[str]]]:

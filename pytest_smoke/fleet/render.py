@@ -21,6 +21,14 @@ from ..report.markdown import cell, render
 from .merge import FleetResult, TargetResult, critical_lines
 
 FLEET_SCHEMA_VERSION = 1
+
+
+def one_line(text: str) -> str:
+    """Report text on one terminal line: control characters escaped, line breaks shown as ``\\n``,
+    so no report can print a line of its own (a forged verdict)."""
+    return escape_controls(str(text)).replace("\r", "\\r").replace("\n", "\\n")
+
+
 MARKS = {
     "passed": "✓",
     "warning": "⚠",
@@ -74,18 +82,18 @@ def _what_happened(failed: list[TargetResult], unknown: list[TargetResult]) -> l
 
 
 def terminal_lines(result: FleetResult) -> list[str]:
-    lines = [escape_controls(headline(result))]
+    lines = [one_line(headline(result))]
     for target in result.targets:
         wave = f" (wave {target.wave})" if target.wave else ""
         mark = MARKS.get(target.status, "?")
-        lines.append(f"  {mark} {escape_controls(target.name)}{wave}: {escape_controls(target.summary)}")
+        lines.append(f"  {mark} {one_line(target.name)}{wave}: {one_line(target.summary)}")
         if target.status not in ("passed",):
-            lines += [f"      {line}" for line in critical_lines(target)]
+            lines += [f"      {one_line(line)}" for line in critical_lines(target)]
             rollback = target.report["rollback"] if target.report else None
             if rollback and rollback["message"]:
-                lines.append(f"      Rollback: {escape_controls(rollback['message'])}")
-    lines += [f"Refused: {escape_controls(path)}: {escape_controls(why)}" for path, why in result.refused]
-    lines += [f"Note: {escape_controls(note)}" for note in result.notes]
+                lines.append(f"      Rollback: {one_line(rollback['message'])}")
+    lines += [f"Refused: {one_line(path)}: {one_line(why)}" for path, why in result.refused]
+    lines += [f"Note: {one_line(note)}" for note in result.notes]
     lines.append(f"Exit status: {result.exit_status}")
     return lines
 
@@ -148,17 +156,17 @@ def write_junit(result: FleetResult, path: str | Path) -> None:
             continue
         cases = []
         for check in target.report["checks"]:
-            classname, name = junit_names(check["nodeid"])
+            classname, name = (escape_controls(part) for part in junit_names(check["nodeid"]))
             case = TestCase(name=name, classname=classname, elapsed_sec=round(float(check["duration_seconds"]), 3))
-            text = "\n".join(filter(None, [check["reason"], check.get("details") or ""]))
+            text = escape_controls("\n".join(filter(None, [check["reason"], check.get("details") or ""])))
             if check["severity"] == "critical":
                 case.add_failure_info(
                     message=check["reason"], output=text, failure_type=check["failure_kind"] or "failed"
                 )
             elif check["severity"] == "warning":
-                case.add_failure_info(message=check["reason"], output=text, failure_type="warning")
+                case.add_failure_info(message=one_line(check["reason"]), output=text, failure_type="warning")
             elif check["status"] in ("not_run", "not_selected", "skipped"):
-                case.add_skipped_info(message=check["reason"] or check["status"])
+                case.add_skipped_info(message=one_line(check["reason"] or check["status"]))
             cases.append(case)
         suites.append(TestSuite(target.name, cases, properties=properties, timestamp=target.report["started_at"]))
     out = Path(path)
@@ -181,8 +189,23 @@ def markdown(result: FleetResult) -> str:
         lines += ["", "### Notes", ""] + [f"- {cell(note)}" for note in result.notes]
     for target in result.targets:
         if target.report is not None and target.status != "passed":
-            body = render(target.report).replace("\n## ", "\n#### ").replace("\n### ", "\n##### ")
-            if body.startswith("## "):
-                body = "#### " + body[3:]
-            lines += ["", f"### Target `{cell(target.name)}`", "", body]
+            lines += ["", f"### Target `{cell(target.name)}`", "", _demoted(render(target.report))]
     return "\n".join(lines) + "\n"
+
+
+def _demoted(markdown_text: str) -> str:
+    """A target's own report under the fleet's headings: ## becomes ####, ### becomes #####, except
+    inside fenced code (a command, the chart), which stays as written."""
+    lines, fence = [], ""
+    for line in markdown_text.split("\n"):
+        stripped = line.lstrip()
+        if fence and stripped.startswith(fence):
+            fence = ""
+        elif not fence and stripped.startswith(("```", "~~~")):
+            fence = stripped[: len(stripped) - len(stripped.lstrip(stripped[0]))]
+        elif not fence and line.startswith("## "):
+            line = "####" + line[2:]
+        elif not fence and line.startswith("### "):
+            line = "#####" + line[3:]
+        lines.append(line)
+    return "\n".join(lines)
