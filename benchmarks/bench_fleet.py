@@ -73,6 +73,7 @@ def main() -> None:
     service = DemoService(faults=set()).start()
     try:
         with tempfile.TemporaryDirectory() as tmp:
+            os.chdir(tmp)  # the targets' pytest collects from here: only the config's checks
             fleet_config = config(Path(tmp) / "fleet.yaml", service, args.targets, args.latency_ms)
             names = [target.name for target in load_fleet(fleet_config).targets]
             alone = statistics.median(one_run(fleet_config, names[:1], 1, Path(tmp) / "alone") for _ in range(3))
@@ -82,6 +83,7 @@ def main() -> None:
                     out = Path(tmp) / f"out-{parallel}-{round_number}"
                     times[parallel].append(one_run(fleet_config, names, parallel, out))
     finally:
+        os.chdir(ROOT)
         service.stop()
     children_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     own_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
