@@ -146,3 +146,15 @@ def session_seconds(result: Any) -> float:
     found = re.findall(r" in ([\d.]+)s\b", result.stdout.str())
     assert found, result.stdout.str()[-2000:]
     return float(found[-1])
+
+
+# The command handler's usual command: kubectl sets the previous image, no shell in between.
+KUBECTL_SET_IMAGE = [
+    "kubectl",
+    "set",
+    "image",
+    "deployment/{deployment}",
+    "{container}={previous_image}",
+    "-n",
+    "{namespace}",
+]

@@ -16,7 +16,7 @@ from pytest_smoke.verdict import EXIT_ROLLBACK_FAILED, classify, decide
 
 from helpers import BAD_IMAGE as BAD
 from helpers import GOOD_IMAGE as GOOD
-from helpers import assert_cut_short, deployment_patches, roll_back, smoke_doc
+from helpers import KUBECTL_SET_IMAGE, assert_cut_short, deployment_patches, roll_back, smoke_doc
 from kube_double import KubeDouble
 from servers import LocalHTTPServer
 
@@ -227,15 +227,7 @@ def test_command_handler_runs_real_kubectl_without_a_shell(kube, monkeypatch):
     strategy = strategy_for(
         kube,
         type="command",
-        command=[
-            "kubectl",
-            "set",
-            "image",
-            "deployment/{deployment}",
-            "{container}={previous_image}",
-            "-n",
-            "{namespace}",
-        ],
+        command=KUBECTL_SET_IMAGE,
     )
     result = roll_back("rollback", strategy, {"rollback_timeout_seconds": 30}, confirm=None)
     assert result.status == "completed", result.message

@@ -15,7 +15,15 @@ from pytest_smoke.cluster.kube import LEASE, REJECTED
 
 from helpers import BAD_IMAGE as BAD
 from helpers import GOOD_IMAGE as GOOD
-from helpers import Receiver, assert_cut_short, deployment_patches, health, run_in_background, smoke_doc
+from helpers import (
+    KUBECTL_SET_IMAGE,
+    Receiver,
+    assert_cut_short,
+    deployment_patches,
+    health,
+    run_in_background,
+    smoke_doc,
+)
 from servers import LocalHTTPServer
 
 HOTFIX = "django:v1.24.0-hotfix"
@@ -358,15 +366,7 @@ def test_the_command_handler_marks_the_rejected_revision_too(pytester, write_con
         confirm=False,
         strategy={
             "type": "command",
-            "command": [
-                "kubectl",
-                "set",
-                "image",
-                "deployment/{deployment}",
-                "{container}={previous_image}",
-                "-n",
-                "{namespace}",
-            ],
+            "command": KUBECTL_SET_IMAGE,
         },
     )
     write_config(doc)
@@ -541,15 +541,7 @@ def test_a_command_rollback_acts_on_the_targets_context_or_the_config_is_refused
             api.add_deployment("django", {"django": GOOD})
             api.deploy("prod", "django", {"django": BAD})
         a.kubeconfig = _two_clusters(tmp_path, a, b)
-        command = [
-            "kubectl",
-            "set",
-            "image",
-            "deployment/{deployment}",
-            "{container}={previous_image}",
-            "-n",
-            "{namespace}",
-        ]
+        command = list(KUBECTL_SET_IMAGE)
         if names_the_context:
             command += ["--context", "{context}"]
         demo.faults.add("ready-503")

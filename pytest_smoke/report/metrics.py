@@ -15,8 +15,9 @@ import platform
 import tempfile
 from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any, Mapping
+from typing import Any, Mapping, get_args
 
+from ..model import Action, RollbackStatus
 from .shape import ReportDocument
 
 # prometheus_client is imported in the functions that use it: an optional extra (~25 ms) that a
@@ -25,32 +26,9 @@ from .shape import ReportDocument
 # Enum states, so every series exists in every run (a dashboard's "absent" never lies).
 CHECK_STATES = ["passed", "failed", "not_evaluated", "not_run", "skipped", "not_selected"]
 VERDICT_STATES = ["passed", "warning", "critical", "inconclusive", "partial", "no_checks", "not_evaluated"]
-DECISION_STATES = [
-    "none",
-    "rollback",
-    "confirm",
-    "disabled",
-    "below_threshold",
-    "no_rollback_helps",
-    "dry_run",
-    "held",
-    "vetoed",
-    "inconclusive",
-    "not_evaluated",
-]
-ROLLBACK_STATES = [
-    "none",
-    "completed",
-    "unmarked",
-    "still_failing",
-    "failed",
-    "superseded",
-    "refused",
-    "dry_run",
-    "held",
-    "awaiting_confirmation",
-    "not_configured",
-]
+# Every state the model can write, so a new one can never be missing from the Enum metrics.
+DECISION_STATES = list(get_args(Action))
+ROLLBACK_STATES = ["none", *get_args(RollbackStatus)]
 RUN_LABELS = ("deployment", "namespace", "environment", "target")
 CHECK_LABELS = (*RUN_LABELS, "check", "kind", "required", "severity")
 LAST_SUCCESS = "smoke_last_success_timestamp_seconds"
