@@ -378,3 +378,26 @@ def test_merge_keeps_a_rollback_decisive_and_refuses_what_does_not_belong(tmp_pa
     assert "old.json: not a fleet target's report" in text
     monkeypatch.setenv("SMOKE_FLEET_RUN_ID", "another-run")
     assert main(["merge", "--config", str(config), *files[:2]]) == 12  # every report refused: never reported
+
+
+def test_two_runs_sharing_an_output_directory_keep_their_own_caps(tmp_path, clusters):
+    import threading
+
+    from pytest_smoke.config import load_fleet
+    from pytest_smoke.fleet.orchestrate import FleetRun
+    from pytest_smoke.fleet.orchestrate import run_fleet as run_targets
+
+    a, b, c = clusters("a", "ready-503"), clusters("b", "ready-503"), clusters("c")
+    config = fleet_config(tmp_path, {name: cl.target() for name, cl in zip("abc", (a, b, c))}, max_rollbacks=1)
+    fleet = load_fleet(config)
+
+    def one(names: list[str]) -> None:
+        run_targets(fleet, names, FleetRun(config=config, out=tmp_path / "shared", say=lambda line: None))
+
+    runs = [threading.Thread(target=one, args=(names,)) for names in (["a", "b"], ["c"])]
+    for thread in runs:
+        thread.start()
+    for thread in runs:
+        thread.join(timeout=120)
+    assert len([cl for cl in (a, b) if deployment_patches(cl.api)]) == 1  # the first run's cap held
+    assert len(list((tmp_path / "shared").glob("rollback-ledger-*.json"))) == 2

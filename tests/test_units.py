@@ -444,14 +444,41 @@ def test_a_failed_subtest_fails_its_passing_test_and_a_dependency_explains_the_r
 def test_the_fleet_ledger_caps_rollbacks_and_counts_a_shared_outage_once(tmp_path):
     from pytest_smoke.decision import ledger
 
-    path = tmp_path / "ledger.json"
+    path = ledger.path_for(tmp_path, "r1")
     ledger.create(path, max_rollbacks=1, run_id="r1")
     db = "postgres://db:5432/orders"
-    assert ledger.settle(path, "a", [db], True, [db]) == ""  # first: rolls back
-    assert "failed in another target of the fleet too" in ledger.settle(path, "b", [db], True, [db])
-    assert "max_rollbacks (1)" in ledger.settle(path, "c", [], True, [None])  # its own cause, over the cap
-    assert ledger.settle(path, "d", [db], False, []) == ""  # nothing due: only recorded
-    assert ledger.settle(path, "a", [db], True, [db]) == ""  # a target's own claim is not a second one
-    path.write_text('{"version": 99}')
-    with pytest.raises(ValueError):
-        ledger.settle(path, "e", [], True, [None])
+    assert ledger.settle(path, "r1", "a", [db], True, [db]) == ""  # first: rolls back
+    assert "failed in another target of the fleet too" in ledger.settle(path, "r1", "b", [db], True, [db])
+    assert "max_rollbacks (1)" in ledger.settle(path, "r1", "c", [], True, [None])  # its own cause, over the cap
+    assert ledger.settle(path, "r1", "d", [db], False, []) == ""  # nothing due: only recorded
+    assert ledger.settle(path, "r1", "a", [db], True, [db]) == ""  # a target's own claim is not a second one
+    with pytest.raises(ValueError, match="fleet run 'r1'"):  # another run's ledger
+        ledger.settle(path, "r2", "e", [], True, [None])
+    with pytest.raises(FileExistsError):  # a run id is used once: a second run cannot reset the cap
+        ledger.create(path, max_rollbacks=5, run_id="r1")
+    for planted in ('{"version": 99}', '{"version": 1}', '{"version": 1, "run_id": "r1", "max_rollbacks": null}'):
+        path.write_text(planted)
+        with pytest.raises(ValueError):
+            ledger.settle(path, "r1", "e", [], True, [None])
+    assert ledger.path_for(tmp_path, "../../etc/x").parent == tmp_path
+
+
+def test_a_command_rollback_reads_the_kubeconfig_the_plugins_own_client_read(tmp_path, monkeypatch):
+    from pytest_smoke.cluster.kube import kubeconfig_path
+    from pytest_smoke.cluster.rollback.command import _environment
+    from pytest_smoke.model import Plan, Target
+
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.kube/config
+    monkeypatch.setenv("KUBECONFIG", "/elsewhere/kubeconfig")
+    written = Target(deployment="web", kubeconfig=str(tmp_path / "target-kubeconfig"))
+    assert _environment(Plan(handler="command", target=written, manual_command=""), {})["KUBECONFIG"] == str(
+        tmp_path / "target-kubeconfig"
+    )
+    unnamed = Target(deployment="web")
+    assert kubeconfig_path(unnamed) == "/elsewhere/kubeconfig"  # kubectl's order: $KUBECONFIG next
+    monkeypatch.delenv("KUBECONFIG")
+    assert kubeconfig_path(unnamed) is None  # in cluster: the service account, for both
+    assert "KUBECONFIG" not in _environment(Plan(handler="command", target=unnamed, manual_command=""), {})
+    (tmp_path / ".kube").mkdir()
+    (tmp_path / ".kube" / "config").write_text("{}")
+    assert kubeconfig_path(unnamed) == str(tmp_path / ".kube" / "config")

@@ -92,6 +92,20 @@ class WrongCluster(KubeUsageError):
     from it as the target's state, nothing is written to it."""
 
 
+def kubeconfig_path(target: Target) -> str | None:
+    """The kubeconfig file the target's credentials come from, in kubectl's and helm's order: the
+    config's ``kubeconfig``, else ``$KUBECONFIG``, else ``~/.kube/config`` if it exists; None: the
+    in-cluster service account. A ``command`` rollback gets the same file, so it reaches the cluster
+    this client checked. KUBECONFIG is read now, not when the client library was imported (it
+    keeps the value it saw then): a conftest or a wrapper may set it after the import."""
+    if target.kubeconfig:
+        return target.kubeconfig
+    if os.environ.get("KUBECONFIG"):
+        return os.environ["KUBECONFIG"]
+    default = os.path.expanduser("~/.kube/config")
+    return default if os.path.isfile(default) else None
+
+
 class Kube:
     def __init__(self, target: Target):
         # Lazy (~250 ms): only runs that talk to a cluster load it, and preflight names it when missing.
@@ -100,14 +114,12 @@ class Kube:
         self.target = target
         configuration = client.Configuration()
 
+        source = kubeconfig_path(target)
+
         def load() -> None:
-            if target.kubeconfig or not os.environ.get("KUBERNETES_SERVICE_HOST"):
-                # KUBECONFIG read now, not when the client library was imported (it keeps the value
-                # it saw then): a conftest or a wrapper may set it after the import.
+            if source is not None or not os.environ.get("KUBERNETES_SERVICE_HOST"):
                 config.load_kube_config(  # type: ignore[no-untyped-call]
-                    config_file=target.kubeconfig or os.environ.get("KUBECONFIG") or None,
-                    context=target.context,
-                    client_configuration=configuration,
+                    config_file=source, context=target.context, client_configuration=configuration
                 )
             else:
                 config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
@@ -124,12 +136,12 @@ class Kube:
         except KubeError:
             raise
         except Exception as exc:  # the client raises ConfigException, TypeError, OSError...
-            if target.kubeconfig or not os.environ.get("KUBERNETES_SERVICE_HOST"):
-                source = f"kubeconfig {target.kubeconfig or os.environ.get('KUBECONFIG') or '~/.kube/config'}"
-                source += f", context {target.context}" if target.context else ""
+            if source is not None or not os.environ.get("KUBERNETES_SERVICE_HOST"):
+                where = f"kubeconfig {source or '~/.kube/config'}"
+                where += f", context {target.context}" if target.context else ""
             else:
-                source = "the in-cluster service account"
-            raise KubeCredentialsError(f"cannot load Kubernetes credentials from {source}: {exc}") from None
+                where = "the in-cluster service account"
+            raise KubeCredentialsError(f"cannot load Kubernetes credentials from {where}: {exc}") from None
         self.server = configuration.host
         self._configuration = configuration
         # The client's connection pool carries its TLS settings, client certificates and proxy; the

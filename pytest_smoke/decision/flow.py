@@ -101,7 +101,7 @@ def _with_ledger(path: str, smoke: SmokeConfig, verdict: Verdict, decision: Deci
     ]
     name = smoke.target.name if smoke.target is not None else str(smoke.path)
     try:
-        reason = ledger.settle(path, name, failed, wants, counted)
+        reason = ledger.settle(path, smoke.fleet_run_id, name, failed, wants, counted)
     except (OSError, ValueError) as exc:
         reason = f"the fleet's rollback ledger {path} could not be used ({exc.__class__.__name__})" if wants else ""
     if not reason:

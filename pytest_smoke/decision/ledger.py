@@ -17,25 +17,38 @@ whatever happens next (a crash, a refused write): the cap errs toward a human.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
+import re
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, cast
 
 VERSION = 1
 
 
+def path_for(directory: Path, run_id: str) -> Path:
+    """One ledger per fleet run: two runs sharing an output directory never share a cap. The run id
+    is the user's: only letters, digits, dot, dash and underscore reach the file name."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", run_id)[:64].lstrip(".")
+    if safe != run_id:
+        safe += "-" + hashlib.sha256(run_id.encode()).hexdigest()[:12]
+    return directory / f"rollback-ledger-{safe}.json"
+
+
 def create(path: Path, max_rollbacks: int, run_id: str) -> None:
-    """A fresh ledger for one fleet run (an old one at ``path`` is replaced)."""
+    """A new ledger for one fleet run. FileExistsError if one is there: a run id is used once
+    (a second run with it, or a file planted there, would otherwise reset the cap)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     data = {"version": VERSION, "run_id": run_id, "max_rollbacks": max_rollbacks, "rolled_back": [], "outages": {}}
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(data), encoding="utf-8")
-    temporary.replace(path)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(json.dumps(data))
 
 
 def settle(
     path: str | os.PathLike[str],
+    run_id: str,
     target: str,
     failed_addresses: Iterable[str],
     wants_rollback: bool,
@@ -47,6 +60,8 @@ def settle(
     with open(path, "r+", encoding="utf-8") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
         data = _read(handle.read())
+        if data["run_id"] != run_id:
+            raise ValueError(f"the ledger is fleet run {data['run_id']!r}'s, not {run_id!r}'s")
         others = {address for name, found in data["outages"].items() if name != target for address in found}
         reason = _hold_reason(data, target, wants_rollback, counted_addresses, others)
         data["outages"][target] = sorted(set(failed_addresses))
@@ -76,7 +91,18 @@ def _hold_reason(data: dict[str, Any], target: str, wants: bool, counted: list[s
 
 
 def _read(text: str) -> dict[str, Any]:
+    """The ledger, or ValueError for anything that is not one written by :func:`create` and settle."""
     data = json.loads(text)
-    if not isinstance(data, dict) or data.get("version") != VERSION:
+    valid = (
+        isinstance(data, dict)
+        and data.get("version") == VERSION
+        and isinstance(data.get("run_id"), str)
+        and type(data.get("max_rollbacks")) is int
+        and isinstance(data.get("rolled_back"), list)
+        and all(isinstance(name, str) for name in data["rolled_back"])
+        and isinstance(data.get("outages"), dict)
+        and all(isinstance(found, list) for found in data["outages"].values())
+    )
+    if not valid:
         raise ValueError("not a fleet rollback ledger of this version")
-    return data
+    return cast("dict[str, Any]", data)

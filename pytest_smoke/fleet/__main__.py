@@ -44,6 +44,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_id = args.run_id or os.environ.get("SMOKE_FLEET_RUN_ID") or None
             reports = read_reports(args.reports)
             result = merge(fleet, str(args.config), reports, run_id, selected=set(selected), environment=args.smoke_env)
+    except FileExistsError as exc:
+        print(
+            f"ERROR: {exc.filename} exists: a fleet run id is used once (--run-id, SMOKE_FLEET_RUN_ID)", file=sys.stderr
+        )
+        return EXIT_USAGE
     except (ConfigError, SelectorError, ValueError) as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
         return EXIT_USAGE

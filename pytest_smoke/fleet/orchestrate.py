@@ -34,8 +34,6 @@ from ..model import Fleet
 from ..selector import parse as parse_selector
 from .merge import FleetResult, merge, read_reports
 
-LEDGER = "rollback-ledger.json"  # in --out, shared by the targets of one fleet run
-
 
 @dataclass
 class FleetRun:
@@ -71,7 +69,7 @@ def selected_targets(fleet: Fleet, names: Sequence[str], selector: str | None) -
 def run_fleet(fleet: Fleet, selected: Sequence[str], run: FleetRun) -> FleetResult:
     """Run the selected targets wave by wave and merge what they reported."""
     run.out.mkdir(parents=True, exist_ok=True)
-    ledger_path = run.out / LEDGER
+    ledger_path = ledger.path_for(run.out, run.run_id)
     ledger.create(ledger_path, fleet.max_rollbacks, run.run_id)
     stopped = ""
     written: list[Path] = []

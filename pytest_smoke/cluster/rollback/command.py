@@ -18,6 +18,7 @@ from typing import Any, Callable, Mapping
 from ...config import COMMAND_PLACEHOLDERS as PLACEHOLDERS
 from ...config import COMMAND_TOKEN as TOKEN
 from ...model import Plan, Target
+from ..kube import kubeconfig_path
 from . import RollbackError, RollbackRefused
 from .previous_image import PreviousImage
 
@@ -100,9 +101,12 @@ class Command:
 
 
 def _environment(plan: Plan, strategy: Mapping[str, Any]) -> dict[str, str]:
-    """The command's environment: ours, with KUBECONFIG the target's when the config names one."""
-    kubeconfig = (plan.target.kubeconfig if plan.target else None) or strategy.get("kubeconfig")
-    return {**os.environ, **({"KUBECONFIG": str(kubeconfig)} if kubeconfig else {})}
+    """The command's environment: ours, with KUBECONFIG the very file the plugin's own client read
+    (kubectl's order: the config's kubeconfig, $KUBECONFIG, ~/.kube/config); without one both use
+    the in-cluster service account."""
+    environ = {key: value for key, value in os.environ.items() if key != "KUBECONFIG"}
+    path = kubeconfig_path(plan.target) if plan.target else strategy.get("kubeconfig") or os.environ.get("KUBECONFIG")
+    return {**environ, **({"KUBECONFIG": str(path)} if path else {})}
 
 
 def _quote(arg: str) -> str:
