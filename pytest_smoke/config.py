@@ -331,7 +331,8 @@ def _check_rollback_command(config: SmokeConfig, lines: _LineFinder) -> None:
             "needs rollback_strategy.deployment: the cluster is checked through the Deployment's API client",
         )
     command = strategy.get("command") or []
-    if strategy.get("type") == "command" and strategy.get("context") and not any("{context}" in a for a in command):
+    named = {match.group(1) for arg in command for match in COMMAND_TOKEN.finditer(str(arg)) if match.group(1)}
+    if strategy.get("type") == "command" and strategy.get("context") and "context" not in named:
         # kubectl and helm act on the kubeconfig's current context unless told: maybe another cluster.
         error_at(
             config,

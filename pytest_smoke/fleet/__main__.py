@@ -84,6 +84,10 @@ def _gate(result: FleetResult, wave: int) -> int:
         return EXIT_USAGE
     for line in terminal_lines(result)[1:-1]:
         print(line)
+    earlier = next((number for number in range(1, wave) if not result.wave_passed(number)), None)
+    if earlier is not None:  # a wave that ran although an earlier one failed opens nothing
+        print(f"gate: wave {wave} is closed: wave {earlier} did not pass")
+        return 1
     if result.wave_passed(wave):
         print(f"gate: wave {wave} passed ({len(members)} target(s) verified)")
         return 0
