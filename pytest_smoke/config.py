@@ -32,6 +32,7 @@ import yaml
 
 from .model import SECTIONS, Check, Fleet, FleetTarget, FleetWave
 from .redact import MIN_SECRET_LENGTH, Redactor, is_secret_name, password_pieces, shorten
+from .schema import defaults
 from .schema import load as load_schema
 from .schema.quick import Unsure, compile_schema
 from .selector import SelectorError
@@ -97,9 +98,13 @@ class SmokeConfig:
             return None
         return self.lines.line([section, int(index)])
 
+    def setting(self, key: str) -> Any:
+        """A top-level setting as written, else the schema's default (None without one)."""
+        return self.data[key] if key in self.data else defaults("").get(key)
+
     @property
     def enabled(self) -> bool:
-        return bool(self.data.get("enabled", True))
+        return bool(self.setting("enabled"))
 
     @property
     def only_health_gets(self) -> bool:
@@ -116,14 +121,14 @@ class SmokeConfig:
 
     @property
     def timeout(self) -> float:
-        return float(self.data.get("timeout_seconds", 300))
+        return float(self.setting("timeout_seconds"))
 
     @property
     def verify(self) -> bool | str:
         """The ``verify`` argument for requests: False, True or a CA bundle path."""
         if self.data.get("ca_bundle"):
             return str(self.data["ca_bundle"])
-        return bool(self.data.get("verify_tls", True))
+        return bool(self.setting("verify_tls"))
 
     @property
     def headers(self) -> dict[str, str]:

@@ -224,10 +224,10 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     concurrency = config.getoption("smoke_concurrency")
     if concurrency is None:
-        concurrency = int(smoke_config.data.get("max_concurrency", DEFAULT_CONCURRENCY))  # the schema admits 2.0
+        concurrency = int(smoke_config.setting("max_concurrency"))  # the schema admits 2.0
     if concurrency < 1:
         raise pytest.UsageError(f"--smoke-concurrency must be 1 or more, got {concurrency}")
-    fail_fast = bool(config.getoption("smoke_fail_fast") or smoke_config.data.get("fail_fast", False))
+    fail_fast = bool(config.getoption("smoke_fail_fast") or smoke_config.setting("fail_fast"))
     written = smoke_config.data.get("max_concurrency_per_host")
     per_host = None if written is None else int(written)  # None: adaptive
     workerinput = getattr(config, "workerinput", None)

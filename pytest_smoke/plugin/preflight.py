@@ -59,7 +59,7 @@ def check(
     found = Extensions()
     _resolve_check_types(smoke, found.check_types, resolve_type)
     strategy = smoke.section("rollback_strategy")
-    handler = strategy.get("type", "previous-image")
+    handler = smoke.rollback_strategy.type
     if strategy:
         found.rollback_handler = _resolve_rollback_handler(smoke, handler, resolve_handler)
     _check_cluster_access(smoke, strategy, wait_rollout, dry_run)

@@ -58,8 +58,8 @@ class SmokeRun:
             environ={name: os.environ[name] for name in CHECK_ENVIRONMENT if name in os.environ},
             check_types=dict(getattr(extensions, "check_types", None) or {}),
             connections=_connection_pool(concurrency),
-            follow_redirects=bool(config.data.get("follow_redirects", True)),
-            max_redirects=int(config.data.get("max_redirects", 10)),
+            follow_redirects=bool(config.setting("follow_redirects")),
+            max_redirects=int(config.setting("max_redirects")),
             # One id and start per run: the controller's, handed to every xdist worker.
             run_id=identity[0] if identity else new_run_id(),
             run_started=identity[1] if identity else int(time.time()),
@@ -127,17 +127,16 @@ class SmokeRun:
         ``rollback: false`` check (its failure may explain the others: then no rollback helps).
         (With a higher threshold, failures a dependency explains count once: only the verdict
         can tell, so the checks in flight are awaited.)"""
-        auto = self.config.section("auto_rollback")
+        auto = self.config.auto_rollback
         if any(check.precondition or not check.rollback for check in self.config.checks):
             return False
-        return bool(auto.get("enabled")) and int(auto.get("critical_failure_threshold", 1)) <= 1
+        return auto.enabled and auto.critical_failure_threshold <= 1
 
     @property
     def rollback_needs_no_one(self) -> bool:
         """The rollback will be written without a person's confirmation (not a dry run either):
         a person deciding is better served by every result."""
-        auto = self.config.section("auto_rollback")
-        return not auto.get("requires_ops_confirmation", True) and not self.dry_run
+        return not self.config.auto_rollback.requires_ops_confirmation and not self.dry_run
 
     def stop_starting_checks(self, reason: str) -> None:
         if self.stop_reason is None:

@@ -18,6 +18,7 @@ import uuid
 from typing import Any, Callable, Mapping, Protocol
 
 from ...model import Plan, RollbackResult, RollbackStatus, Target
+from ...settings import AutoRollback, RollbackStrategy
 from ..kube import (
     CHANGE_CAUSE,
     READ_BACK_SECONDS,
@@ -97,7 +98,7 @@ def target_from(strategy: Mapping[str, Any]) -> Target | None:
 
 def plan_rollback(strategy: Mapping[str, Any], handler: Handler | None = None) -> Plan:
     """Read-only: raises RollbackRefused or KubeError when no safe plan exists."""
-    handler = handler or get_handler(strategy.get("type", "previous-image"))
+    handler = handler or get_handler(RollbackStrategy.of(strategy).type)
     return handler.plan(target_from(strategy), strategy)
 
 
@@ -123,13 +124,13 @@ def carry_out(
     rejected (``reason``), so no later run rolls forward to it. ``handler`` is the one a plugin
     provided for ``strategy["type"]``; None means the built-in of that name.
     """
-    handler_name = strategy.get("type", "previous-image")
+    handler_name = RollbackStrategy.of(strategy).type
     if handler_name in ("previous-image", "rollout-undo") and not strategy.get("deployment"):
         missing = "rollback_strategy.deployment is not set: nothing can be rolled back automatically"
         if action == "dry_run":
             return RollbackResult("dry_run", f"dry run (--smoke-no-rollback): {missing}")
         return RollbackResult("not_configured", f"ROLLBACK NOT POSSIBLE: {missing}")
-    timeout = float(auto_rollback.get("rollback_timeout_seconds", 60))
+    timeout = float(AutoRollback.of(auto_rollback).rollback_timeout_seconds)
     target = target_from(strategy)
     if target is not None:
         target.request_timeout = min(target.request_timeout, timeout)
@@ -381,7 +382,7 @@ def _execute(
 
     plan = result.plan
     assert plan is not None
-    attempts = int(strategy.get("max_rollback_attempts", 1))
+    attempts = int(RollbackStrategy.of(strategy).max_rollback_attempts)
     deadline = time.monotonic() + timeout
     error = ""
     for attempt in range(1, attempts + 1):
