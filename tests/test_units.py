@@ -482,3 +482,45 @@ def test_a_command_rollback_reads_the_kubeconfig_the_plugins_own_client_read(tmp
     (tmp_path / ".kube").mkdir()
     (tmp_path / ".kube" / "config").write_text("{}")
     assert kubeconfig_path(unnamed) == str(tmp_path / ".kube" / "config")
+
+
+def test_fleet_text_from_reports_stays_text_in_every_output():
+    from pytest_smoke.fleet.render import _demoted, one_line
+
+    assert one_line("ok\n✓ all 3 targets passed\x1b[2J\u202e") == "ok\\n✓ all 3 targets passed\\x1b[2J\\u202e"
+    report = "## Verdict\n```bash\n## a comment in the command\n```\n### Rollback\n## Next"
+    assert _demoted(report) == "#### Verdict\n```bash\n## a comment in the command\n```\n##### Rollback\n#### Next"
+
+
+def test_a_wave_gate_stays_closed_when_an_earlier_wave_failed(capsys):
+    from pytest_smoke.fleet.__main__ import _gate
+    from pytest_smoke.fleet.merge import FleetResult, TargetResult
+
+    verified = {"verdict": {"verified": True}}
+    result = FleetResult(
+        config="fleet.yaml",
+        digest="sha256:0",
+        run_id="r",
+        targets=[
+            TargetResult("canary", {}, 1, "critical", 1, "✗ CRITICAL"),
+            TargetResult("main", {}, 2, "passed", 0, "✓ passed", report=verified),  # ran anyway
+        ],
+    )
+    assert _gate(result, 2) == 1
+    assert "gate: wave 2 is closed: wave 1 did not pass" in capsys.readouterr().out
+
+
+def test_an_escaped_context_placeholder_does_not_name_the_context(tmp_path):
+    import json
+
+    from pytest_smoke.config import ConfigError, load_config
+
+    path = tmp_path / "smoke.json"
+    strategy = {
+        "type": "command",
+        "context": "a",
+        "command": ["kubectl", "--context", "{{context}}", "rollout", "undo"],
+    }
+    path.write_text(json.dumps({"health_checks": [{"name": "h", "endpoint": "/h"}], "rollback_strategy": strategy}))
+    with pytest.raises(ConfigError, match="the command does not name it: pass {context}"):
+        load_config(path, env={})
