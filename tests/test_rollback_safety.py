@@ -571,3 +571,12 @@ def test_a_command_rollback_acts_on_the_targets_context_or_the_config_is_refused
             result.stderr.str()
         )
         assert a.patches == []
+
+
+def test_credentials_that_may_not_read_kube_system_stop_a_run_with_cluster_uid(pytester, write_config, demo, kube):
+    kube.fault("GET", r"/api/v1/namespaces/kube-system", status=403, times=100)
+    demo.faults.add("ready-503")
+    write_config(smoke_doc(demo, kube, confirm=False, strategy={"cluster_uid": kube.kube_system["uid"]}))
+    result = run(pytester)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert demo.requests == [] and deployment_patches(kube) == []

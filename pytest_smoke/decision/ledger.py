@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any, Iterable, cast
 
 VERSION = 1
+# A ledger holds a few names and addresses per target: anything larger is not one (bound the read).
+MAX_LEDGER_CHARS = 1024 * 1024
 
 
 def path_for(directory: Path, run_id: str) -> Path:
@@ -59,7 +61,7 @@ def settle(
     the rollback, its dependency address (None for a failure that is not a dependency's)."""
     with open(path, "r+", encoding="utf-8") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
-        data = _read(handle.read())
+        data = _read(handle.read(MAX_LEDGER_CHARS + 1))
         if data["run_id"] != run_id:
             raise ValueError(f"the ledger is fleet run {data['run_id']!r}'s, not {run_id!r}'s")
         others = {address for name, found in data["outages"].items() if name != target for address in found}
@@ -92,6 +94,8 @@ def _hold_reason(data: dict[str, Any], target: str, wants: bool, counted: list[s
 
 def _read(text: str) -> dict[str, Any]:
     """The ledger, or ValueError for anything that is not one written by :func:`create` and settle."""
+    if len(text) > MAX_LEDGER_CHARS:
+        raise ValueError("the ledger is larger than a fleet run writes")
     data = json.loads(text)
     valid = (
         isinstance(data, dict)

@@ -23,7 +23,7 @@ from ..config import ConfigError, load_config, load_fleet
 from ..selector import SelectorError
 from .merge import FleetResult, merge, read_reports
 from .orchestrate import FleetRun, run_fleet, selected_targets
-from .render import markdown, terminal_lines, write_json, write_junit
+from .render import markdown, one_line, terminal_lines, write_json, write_junit
 
 EXIT_INTERRUPTED = 2
 EXIT_USAGE = 4
@@ -92,7 +92,7 @@ def _gate(result: FleetResult, wave: int) -> int:
         print(f"gate: wave {wave} passed ({len(members)} target(s) verified)")
         return 0
     blocking = next(target for target in members if not target.green)
-    print(f"gate: wave {wave} did not pass: {blocking.name}: {blocking.summary}")
+    print(f"gate: wave {wave} did not pass: {blocking.name}: {one_line(blocking.summary)}")
     return 1
 
 
