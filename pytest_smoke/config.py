@@ -15,6 +15,7 @@ import base64
 import contextlib
 import copy
 import difflib
+import fnmatch
 import functools
 import hashlib
 import json
@@ -25,7 +26,7 @@ import string
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, NoReturn
+from typing import Any, Callable, Iterable, Iterator, Mapping, NoReturn, Sequence
 from urllib.parse import urlsplit
 
 import yaml
@@ -777,16 +778,69 @@ def load_fleet(path: str | os.PathLike[str]) -> Fleet:
     """The fleet a config declares (targets, labels, waves, the digest), read without the
     environment: what ``python -m pytest_smoke.fleet`` needs to merge reports or order waves, with
     every target validated as a whole config. ConfigError if the file has no ``fleet:``."""
-    file = Path(path)
+    fleet = _declared_fleet(Path(path))
+    if fleet is None:
+        raise ConfigError(Path(path), "no fleet: section: this config checks one target", location="fleet")
+    return fleet
+
+
+def _declared_fleet(file: Path) -> Fleet | None:
     text = _read_text(file)
     raw = _parse(file, text)
     lines = _LineFinder(text)
     _reject_what_json_cannot_say(file, raw, lines)
     _validate(file, raw, lines)
-    fleet = _fleet_of(file, raw, lines, text)
+    return _fleet_of(file, raw, lines, text)
+
+
+# A top-level fleet key, in any JSON or YAML spelling; a match elsewhere only costs a second parse.
+_MAY_DECLARE_FLEET = re.compile(r"""(^|[\s{,])["']?fleet["']?\s*:""", re.MULTILINE)
+
+
+def chosen_targets(
+    path: str | os.PathLike[str], names: Sequence[str], selector: str | None
+) -> tuple[str | None, list[str]]:
+    """Which targets a pytest run checks: ``(NAME, [])`` for one (exactly today's run, also for a
+    config without ``fleet:``, NAME None), ``(None, [A, B...])`` for a fleet session of several.
+    ``names`` are ``--smoke-target`` globs; ConfigError when they or the selector choose nothing."""
+    file = Path(path)
+    if len(names) == 1 and not _is_glob(names[0]) and not selector:
+        return names[0], []  # the exact name is checked where the target is loaded
+    if not names and not selector and not _MAY_DECLARE_FLEET.search(_read_text(file)):
+        return None, []
+    fleet = _declared_fleet(file)
     if fleet is None:
-        raise ConfigError(file, "no fleet: section: this config checks one target", location="fleet")
-    return fleet
+        if names or selector:
+            given = f"--smoke-target {names[0]}" if names else f"--smoke-target-selector {selector}"
+            raise ConfigError(file, f"{given}: this config has no fleet: section", location="fleet")
+        return None, []
+    try:
+        chosen = selected_targets(fleet, names, selector)
+    except (ValueError, SelectorError) as error:
+        raise ConfigError(file, str(error), location="fleet.targets") from None
+    return (chosen[0], []) if len(chosen) == 1 else (None, chosen)
+
+
+def _is_glob(name: str) -> bool:
+    return any(character in name for character in "*?[")
+
+
+def selected_targets(fleet: Fleet, names: Sequence[str], selector: str | None) -> list[str]:
+    """The targets a run checks, in config order: those matching any ``names`` glob (all without
+    one) and the ``selector``. ValueError when a glob or the selector selects nothing."""
+    chosen = [target.name for target in fleet.targets]
+    if names:
+        for pattern in names:
+            if not any(fnmatch.fnmatchcase(name, pattern) for name in chosen):
+                known = ", ".join(target.name for target in fleet.targets)
+                raise ValueError(f"--smoke-target {pattern}: no target matches (targets: {known})")
+        chosen = [name for name in chosen if any(fnmatch.fnmatchcase(name, pattern) for pattern in names)]
+    if selector:
+        wanted = parse_selector(selector)
+        chosen = [name for name in chosen if wanted.matches(fleet.target(name).labels)]  # type: ignore[union-attr]
+        if not chosen:
+            raise ValueError(f"--smoke-target-selector {selector!r} selects no target")
+    return chosen
 
 
 def config_digest(text: str) -> str:

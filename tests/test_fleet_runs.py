@@ -44,8 +44,9 @@ class Cluster:
 
 
 @pytest.fixture
-def clusters(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
+def clusters(request, tmp_path, monkeypatch):
+    # A fleet session runs in pytester's directory; fleet run and merge in tmp_path.
+    monkeypatch.chdir(request.getfixturevalue("pytester").path if "pytester" in request.fixturenames else tmp_path)
     started: dict[str, Cluster] = {}
 
     def start(name: str, *faults: str) -> Cluster:
@@ -401,3 +402,180 @@ def test_two_runs_sharing_an_output_directory_keep_their_own_caps(tmp_path, clus
         thread.join(timeout=120)
     assert len([cl for cl in (a, b) if deployment_patches(cl.api)]) == 1  # the first run's cap held
     assert len(list((tmp_path / "shared").glob("rollback-ledger-*.json"))) == 2
+
+
+# -- a fleet session: one pytest command, every target's items, a process per target ------------------
+
+CUSTOM_TESTS = """
+import pytest
+
+@pytest.mark.smoke_required
+def test_home(smoke_http):
+    smoke_http.expect(smoke_http.get("/health/ready"), status=200)
+
+def test_no_fixture():
+    assert True
+"""
+
+
+def session_outcomes(result) -> dict[str, str]:
+    """Node id -> outcome of every test the session replayed, from its own terminal lines (-rA)."""
+    found = {}
+    for line in result.outlines:
+        for word in ("PASSED", "FAILED", "ERROR", "SKIPPED"):
+            if line.startswith(word + " "):
+                found[line.split(" ")[1]] = word
+    return found
+
+
+def test_a_fleet_session_collects_every_target_and_gives_the_fleet_verdict(clusters, pytester):
+    eu, us, ap = clusters("eu-west-1"), clusters("us-east-1", "ready-503"), clusters("ap-south-1")
+    config = fleet_config(
+        pytester.path, {"eu-west-1": eu.target(), "us-east-1": us.target(), "ap-south-1": ap.target()}, max_rollbacks=1
+    )
+    pytester.makepyfile(test_mine=CUSTOM_TESTS)
+    result = pytester.runpytest(
+        "--smoke-config",
+        str(config),
+        "--smoke-report",
+        "fleet.json",
+        "--junitxml",
+        "pytest.xml",
+        "-rA",
+        "-p",
+        "no:randomly",
+    )
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["*smoke fleet verdict*", "✗ 1 of 3 targets failed: us-east-1 rolled back"])
+    outcomes = session_outcomes(result)
+    assert outcomes["fleet.yaml::us-east-1::health[readiness]"] == "FAILED"
+    assert outcomes["test_mine.py::test_home[us-east-1]"] == "FAILED"
+    assert (
+        outcomes["fleet.yaml::eu-west-1::health[readiness]"]
+        == outcomes["test_mine.py::test_home[ap-south-1]"]
+        == "PASSED"
+    )
+    # Each target is exactly its own run: only the failing one's Deployment is written.
+    assert deployment_patches(us.api) and not deployment_patches(eu.api) and not deployment_patches(ap.api)
+    report = json.loads((pytester.path / "fleet.json").read_text())
+    validate_fleet_report(report)
+    assert {t["target"]: t["status"] for t in report["targets"]} == {
+        "eu-west-1": "passed",
+        "us-east-1": "rolled_back",
+        "ap-south-1": "passed",
+    }
+    # pytest's own JUnit file saw every target's items, replayed as they ran.
+    import junitparser
+
+    cases = {case.name for suite in junitparser.JUnitXml.fromfile(str(pytester.path / "pytest.xml")) for case in suite}
+    assert {"health[readiness]", "test_home[eu-west-1]", "test_home[us-east-1]", "test_home[ap-south-1]"} <= cases
+
+
+def test_k_and_node_ids_select_across_the_fleet_and_the_rest_get_no_request(clusters, pytester):
+    eu, us = clusters("eu-west-1"), clusters("us-east-1")
+    config = fleet_config(pytester.path, {"eu-west-1": eu.target(), "us-east-1": us.target()})
+    pytester.makepyfile(test_mine=CUSTOM_TESTS)
+    result = pytester.runpytest("--smoke-config", str(config), "-k", "eu-west-1", "--smoke-report", "fleet.json")
+    assert result.ret == 0
+    assert us.service.requests == [] and eu.service.requests
+    report = json.loads((pytester.path / "fleet.json").read_text())
+    assert report["verdict"]["state"] == "partial"  # us-east-1 was not selected: the fleet is not verified
+    assert {t["target"]: t["status"] for t in report["targets"]} == {"eu-west-1": "passed", "us-east-1": "not_selected"}
+    eu.service.requests.clear()
+    # Node ids name checks of targets: each target runs only what was named, in its own process.
+    eu.service.requests.clear()
+    result = pytester.runpytest(
+        "--smoke-config",
+        str(config),
+        f"{config}::eu-west-1::health[readiness]",
+        f"{config}::us-east-1",
+        "-rA",
+    )
+    assert result.ret == 0
+    assert eu.service.requests == [("GET", "/health/ready")] and us.service.requests == [("GET", "/health/ready")]
+    assert set(session_outcomes(result)) == {
+        "fleet.yaml::eu-west-1::health[readiness]",
+        "fleet.yaml::us-east-1::health[readiness]",
+    }
+
+
+def test_lf_reruns_what_failed_anywhere_in_the_fleet_and_only_that(clusters, pytester):
+    eu, us = clusters("eu-west-1"), clusters("us-east-1", "ready-503")
+    config = fleet_config(pytester.path, {"eu-west-1": eu.target(), "us-east-1": us.target()})
+    config.write_text(config.read_text().replace("enabled: true", "enabled: false"))  # no rollback: rerun the same
+    pytester.makepyfile(test_mine=CUSTOM_TESTS)
+    assert pytester.runpytest("--smoke-config", str(config)).ret == 1
+    eu.service.requests.clear()
+    us.service.requests.clear()
+    result = pytester.runpytest("--smoke-config", str(config), "--lf", "-rA", "--smoke-report", "fleet.json")
+    assert result.ret == 1
+    assert eu.service.requests == []  # nothing failed there
+    assert set(session_outcomes(result)) == {
+        "fleet.yaml::us-east-1::health[readiness]",
+        "test_mine.py::test_home[us-east-1]",
+    }
+    entries = {t["target"]: t for t in json.loads((pytester.path / "fleet.json").read_text())["targets"]}
+    assert entries["eu-west-1"]["status"] == "not_selected"
+
+
+def test_a_session_with_waves_stops_at_a_failing_canary(clusters, pytester):
+    canary, eu = clusters("canary", "ready-503"), clusters("eu-west-1")
+    config = fleet_config(
+        pytester.path,
+        {"canary": canary.target(tier="canary"), "eu-west-1": eu.target(tier="main")},
+        waves=[{"select": "tier=canary"}, {"select": "tier=main"}],
+    )
+    result = pytester.runpytest("--smoke-config", str(config))
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["✗ 1 of 2 targets failed: canary rolled back; wave 2 not started"])
+    assert eu.service.requests == []
+    assert deployment_patches(canary.api) and not deployment_patches(eu.api)
+
+
+def test_a_session_passes_n_to_each_target_and_keeps_secrets_per_target(clusters, pytester, monkeypatch):
+    eu, us = clusters("eu-west-1", "ready-503"), clusters("us-east-1")
+    monkeypatch.setenv("EU_TOKEN", "eu-secret-token-4417")
+    monkeypatch.setenv("US_TOKEN", "us-secret-token-9923")
+    targets = {"eu-west-1": eu.target(), "us-east-1": us.target()}
+    targets["eu-west-1"]["headers"] = {"X-Token": "${EU_TOKEN}"}
+    targets["us-east-1"]["headers"] = {"X-Token": "${US_TOKEN}"}
+    config = fleet_config(pytester.path, targets)
+    # A failing test whose locals (-l) and assertion show the target's config, headers included.
+    pytester.makepyfile(
+        test_mine=CUSTOM_TESTS + "\n\ndef test_headers(smoke_config):\n    assert smoke_config['headers'] == {}\n"
+    )
+    result = pytester.runpytest(
+        "--smoke-config",
+        str(config),
+        "-p",
+        "xdist",
+        "-n",
+        "2",
+        "-vv",
+        "-l",
+        "--smoke-report",
+        "fleet.json",
+        "--smoke-markdown",
+        "fleet.md",
+        "--smoke-junit",
+        "fleet.xml",
+    )
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["✗ 1 of 2 targets failed: eu-west-1 rolled back"])
+    assert "created: 2/2 workers" in (pytester.path / "smoke-fleet" / "eu-west-1.log").read_text()
+    written = [pytester.path / name for name in ("fleet.json", "fleet.md", "fleet.xml")]
+    written += list((pytester.path / "smoke-fleet").iterdir())
+    for text in [result.stdout.str(), result.stderr.str(), *(path.read_text() for path in written)]:
+        assert "eu-secret-token-4417" not in text and "us-secret-token-9923" not in text
+    validate_junit(pytester.path / "fleet.xml", suites=["eu-west-1", "us-east-1"])
+
+
+def test_a_bad_target_stops_the_session_before_any_request(clusters, pytester, monkeypatch):
+    eu, us = clusters("eu-west-1"), clusters("us-east-1")
+    monkeypatch.delenv("US_TOKEN", raising=False)
+    targets = {"eu-west-1": eu.target(), "us-east-1": {**us.target(), "headers": {"X-Token": "${US_TOKEN}"}}}
+    config = fleet_config(pytester.path, targets)
+    result = pytester.runpytest("--smoke-config", str(config))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*fleet.yaml*fleet.targets.us-east-1.headers*US_TOKEN*"])
+    assert eu.service.requests == [] and us.service.requests == []

@@ -19,10 +19,10 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from ..config import ConfigError, load_config, load_fleet
+from ..config import ConfigError, load_config, load_fleet, selected_targets
 from ..selector import SelectorError
 from .merge import FleetResult, merge, read_reports
-from .orchestrate import FleetRun, run_fleet, selected_targets
+from .orchestrate import FleetRun, run_fleet
 from .render import markdown, one_line, terminal_lines, write_json, write_junit
 
 EXIT_INTERRUPTED = 2

@@ -18,7 +18,8 @@ verdict, decision, rollback and lease. What this adds is the fleet's order and i
 
 from __future__ import annotations
 
-import fnmatch
+import functools
+import itertools
 import os
 import subprocess
 import sys
@@ -31,7 +32,6 @@ from typing import Callable, Sequence
 
 from ..decision import ledger
 from ..model import Fleet
-from ..selector import parse as parse_selector
 from .merge import FleetResult, merge, read_reports
 
 
@@ -48,26 +48,14 @@ class FleetRun:
     sleep: Callable[[float], None] = time.sleep
 
 
-def selected_targets(fleet: Fleet, names: Sequence[str], selector: str | None) -> list[str]:
-    """The targets a run checks, in config order: those matching any ``names`` glob (all without
-    one) and the ``selector``. ValueError when a glob or the selector selects nothing."""
-    chosen = [target.name for target in fleet.targets]
-    if names:
-        for pattern in names:
-            if not any(fnmatch.fnmatchcase(name, pattern) for name in chosen):
-                known = ", ".join(target.name for target in fleet.targets)
-                raise ValueError(f"--smoke-target {pattern}: no target matches (targets: {known})")
-        chosen = [name for name in chosen if any(fnmatch.fnmatchcase(name, pattern) for pattern in names)]
-    if selector:
-        wanted = parse_selector(selector)
-        chosen = [name for name in chosen if wanted.matches(fleet.target(name).labels)]  # type: ignore[union-attr]
-        if not chosen:
-            raise ValueError(f"--smoke-target-selector {selector!r} selects no target")
-    return chosen
+# Runs one target to its end: (target, wave, ledger) -> its report, or None when it wrote none.
+Launch = Callable[[str, "int | None", Path], "Path | None"]
 
 
-def run_fleet(fleet: Fleet, selected: Sequence[str], run: FleetRun) -> FleetResult:
-    """Run the selected targets wave by wave and merge what they reported."""
+def run_fleet(fleet: Fleet, selected: Sequence[str], run: FleetRun, launch: Launch | None = None) -> FleetResult:
+    """Run the selected targets wave by wave and merge what they reported. ``launch`` runs one
+    target (default: a pytest process with its output on ours, see :func:`target_command`)."""
+    start = launch or functools.partial(_run_target, run)
     run.out.mkdir(parents=True, exist_ok=True)
     ledger_path = ledger.path_for(run.out, run.run_id)
     ledger.create(ledger_path, fleet.max_rollbacks, run.run_id)
@@ -76,12 +64,10 @@ def run_fleet(fleet: Fleet, selected: Sequence[str], run: FleetRun) -> FleetResu
     for number, members in _waves(fleet, selected):
         if stopped:
             break
+        if not members:  # a wave whose targets were all left out: nothing to run, nothing to bake
+            continue
         with ThreadPoolExecutor(max_workers=max(1, run.parallel)) as pool:
-            reports = list(
-                pool.map(
-                    _run_target, [run] * len(members), members, [number] * len(members), [ledger_path] * len(members)
-                )
-            )
+            reports = list(pool.map(start, members, itertools.repeat(number), itertools.repeat(ledger_path)))
         written += [report for report in reports if report is not None]
         result = merge(
             fleet,
@@ -110,16 +96,27 @@ def _waves(fleet: Fleet, selected: Sequence[str]) -> list[tuple[int | None, list
     return [(wave.number, [name for name in wave.targets if name in selected]) for wave in fleet.waves]
 
 
-def _run_target(run: FleetRun, name: str, wave: int | None, ledger_path: Path) -> Path | None:
+def report_path(run: FleetRun, name: str) -> Path:
+    """Where a target writes its report; a stale one is removed first, so it never stands for this run."""
     report = run.out / f"{name}.json"
-    report.unlink(missing_ok=True)  # a stale report must never stand for this run
+    report.unlink(missing_ok=True)
+    return report
+
+
+def target_command(run: FleetRun, name: str, report: Path, ledger_path: Path) -> tuple[list[str], dict[str, str]]:
+    """The pytest command line and environment that check one target: exactly a plugin run."""
     command = [run.python, "-m", "pytest", "--smoke-config", str(run.config), "--smoke-target", name]
     command += ["--smoke-report", str(report), "--smoke-fleet-ledger", str(ledger_path)]
     if run.environment:
         command += ["--smoke-env", run.environment]
     command += list(run.pytest_args)
+    return command, {**os.environ, "SMOKE_FLEET_RUN_ID": run.run_id, "SMOKE_TARGET": name}
+
+
+def _run_target(run: FleetRun, name: str, wave: int | None, ledger_path: Path) -> Path | None:
+    report = report_path(run, name)
+    command, environ = target_command(run, name, report, ledger_path)
     run.say(f"fleet: target {name}" + (f" (wave {wave})" if wave else ""))
-    environ = {**os.environ, "SMOKE_FLEET_RUN_ID": run.run_id, "SMOKE_TARGET": name}
     if run.parallel <= 1:
         # One at a time: the child's output goes to ours as it comes (its verdict, its rollback).
         subprocess.run(command, env=environ, check=False)

@@ -156,7 +156,7 @@ def write_junit(result: FleetResult, path: str | Path) -> None:
             continue
         cases = []
         for check in target.report["checks"]:
-            classname, name = (escape_controls(part) for part in junit_names(check["nodeid"]))
+            classname, name = (escape_controls(part) for part in _target_junit_names(check["nodeid"], target.name))
             case = TestCase(name=name, classname=classname, elapsed_sec=round(float(check["duration_seconds"]), 3))
             text = escape_controls("\n".join(filter(None, [check["reason"], check.get("details") or ""])))
             if check["severity"] == "critical":
@@ -172,6 +172,17 @@ def write_junit(result: FleetResult, path: str | Path) -> None:
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(surefire(to_xml_report_string(suites, prettyprint=True, encoding="utf-8")), encoding="utf-8")
+
+
+def _target_junit_names(nodeid: str, target: str) -> tuple[str, str]:
+    """``junit_names``, with the target put in the class name of a test whose node id does not
+    carry it (a developer's test that asked for no smoke fixture runs in every target)."""
+    classname, name = junit_names(nodeid)
+    address, _, params = nodeid.partition("[")
+    ids = params.removesuffix("]")
+    if f"::{target}::" in address or ids == target or ids.startswith(f"{target}-") or ids.endswith(f"-{target}"):
+        return classname, name
+    return f"{target}.{classname}", name
 
 
 def markdown(result: FleetResult) -> str:

@@ -30,8 +30,12 @@ if TYPE_CHECKING:
 
 # The check a generated item runs; custom tests have none.
 check_key = pytest.StashKey["Check"]()
+# The fleet target of a generated check (the name of its SmokeTarget).
+target_key = pytest.StashKey[str]()
 # The argument of the generated test functions that receives the check.
 CHECK_ARGUMENT = "smoke_check"
+# The fixture that names the fleet target; a developer's test that needs it runs once per target.
+TARGET_ARGUMENT = "smoke_target"
 # One test function per config section, in config order.
 SECTION_FUNCTIONS = ("health", "dependency", "critical_path", "metric")
 
@@ -79,7 +83,16 @@ class SmokeCollection:
         return report
 
     def _has_checks(self) -> bool:
-        return bool(self.run.config.enabled and self.run.config.checks)
+        return any(target.enabled and target.checks for target in self.run.targets)
+
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        """With a fleet, a developer's test that asks for ``smoke_target`` (every smoke fixture
+        does) runs once per target, the target in its id: ``test_login[eu-west-1]``."""
+        if TARGET_ARGUMENT not in metafunc.fixturenames or CHECK_ARGUMENT in metafunc.fixturenames:
+            return
+        names = [target.target.name for target in self.run.targets if target.target is not None]
+        if names:
+            metafunc.parametrize(TARGET_ARGUMENT, names, ids=names, scope="session")
 
     def _adds_every_check(self, session: pytest.Session) -> bool:
         """A plain run (no arguments, or folders and files) gets every check. One that names the
@@ -97,7 +110,8 @@ class SmokeCollection:
         tests carry their marker as properties, so the controller (which never collects under
         xdist) can classify them. Unmarked custom tests count as optional."""
         checks = {item: check for item in items if (check := check_of(item)) is not None}
-        generated = sorted(checks, key=lambda item: checks[item].order)
+        position = {target.target.name: index for index, target in enumerate(self.run.targets) if target.target}
+        generated = sorted(checks, key=lambda item: (position.get(target_of(item) or "", 0), checks[item].order))
         custom = [item for item in items if check_of(item) is None]
         items[:] = [*generated, *custom]
         for item in custom:
@@ -130,8 +144,11 @@ class SmokeFile(pytest.Module):
         assert run is not None
         if run.config.target is not None:
             # A fleet target's checks sit under its name: fleet.yaml::eu-west-1::health[readiness].
-            name = run.config.target.name
-            return [SmokeTarget.from_parent(self, name=name)]
+            return [
+                SmokeTarget.from_parent(self, name=target.target.name)
+                for target in run.targets
+                if target.target is not None and target.enabled and target.checks
+            ]
         return _generated_items(super().collect())
 
 
@@ -142,7 +159,20 @@ class SmokeTarget(pytest.Class):
         return name in SECTION_FUNCTIONS and callable(obj)
 
     def collect(self) -> list[pytest.Item | pytest.Collector]:
-        return _generated_items(super().collect())
+        items = _generated_items(super().collect())
+        for item in items:
+            item.stash[target_key] = self.name
+        return items
+
+
+def target_of(item: pytest.Item) -> str | None:
+    """The fleet target an item checks: a generated check's, or the one a developer's test was
+    parametrized with (it asked for ``smoke_target`` or a smoke fixture). None: every target's."""
+    name = item.stash.get(target_key, None)
+    if name is None and isinstance(item, pytest.Function) and hasattr(item, "callspec"):
+        param = item.callspec.params.get(TARGET_ARGUMENT)
+        name = param if isinstance(param, str) else None
+    return name
 
 
 def _generated_items(collected: Iterable[pytest.Item | pytest.Collector]) -> list[pytest.Item | pytest.Collector]:
@@ -179,27 +209,30 @@ def _checks_module(run: SmokeRun) -> types.ModuleType:
     """A module object with one test function per section and a ``pytest_generate_tests`` that
     parametrizes each by its checks: ids are the check names, marks say required or optional."""
     module = types.ModuleType(run.config.path.name)
-    by_kind: dict[str, list[Any]] = {kind: [] for kind in SECTION_FUNCTIONS}
-    for check in run.config.checks:
-        by_kind[check.kind].append(
-            pytest.param(
-                check, id=check.param_id, marks=[_marker(REQUIRED_MARKER if check.required else OPTIONAL_MARKER)]
-            )
-        )
+    # A fleet's targets are classes of the module, named after them; a plain config is the module.
+    sections: dict[str | None, dict[str, list[Any]]] = {}
+    for target in run.targets:
+        name = target.target.name if target.target is not None else None
+        by_kind: dict[str, list[Any]] = {kind: [] for kind in SECTION_FUNCTIONS}
+        sections[name] = by_kind
+        for check in target.checks:
+            marks = [_marker(REQUIRED_MARKER if check.required else OPTIONAL_MARKER)]
+            by_kind[check.kind].append(pytest.param(check, id=check.param_id, marks=marks))
+        holder: Any = module
+        if name is not None:
+            holder = type(name, (), {"__module__": module.__name__})
+            setattr(module, name, holder)  # pytest.Class finds its object by its name
+        for kind, params in by_kind.items():
+            if params:
+                function = _section_function(kind, run_generated_check)
+                setattr(holder, kind, staticmethod(function) if holder is not module else function)
 
     def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         # Read, not taken: pytest collects the module twice under --keep-duplicates.
-        metafunc.parametrize(CHECK_ARGUMENT, by_kind[metafunc.function.__name__])
+        target = metafunc.cls.__name__ if metafunc.cls is not None else None
+        metafunc.parametrize(CHECK_ARGUMENT, sections[target][metafunc.function.__name__])
 
     module.pytest_generate_tests = pytest_generate_tests  # type: ignore[attr-defined]
-    holder: Any = module
-    if run.config.target is not None:
-        holder = type(run.config.target.name, (), {"__module__": module.__name__})
-        setattr(module, run.config.target.name, holder)  # pytest.Class finds its object by its name
-    for kind, params in by_kind.items():
-        if params:
-            function = _section_function(kind, run_generated_check)
-            setattr(holder, kind, staticmethod(function) if holder is not module else function)
     return module
 
 

@@ -75,13 +75,15 @@ class SmokeController:
             shown_path=str(path) + under,
             checks=tuple(smoke.checks),
             enabled=smoke.enabled,
-            never_collected=why_never_collected(config),
-            unknown_left_out=(
+            # In a fleet session's target process, the session selected: it says why.
+            never_collected=config.getoption("smoke_left_out") or why_never_collected(config),
+            unknown_left_out=config.getoption("smoke_left_out_unknown")
+            or (
                 "--lf ran only what failed last time; "
                 "the tests it did not collect (required ones among them) are unknown"
-            )
-            if lf_filtered(config)
-            else "",
+                if lf_filtered(config)
+                else ""
+            ),
         )
         self.tally = Tally(selection, redactor, self.timeline)
         self.interrupt_message = ""

@@ -24,7 +24,16 @@ def _smoke_run(config: pytest.Config) -> SmokeRun:
 
 
 @pytest.fixture(scope="session")
-def smoke_base_url(pytestconfig: pytest.Config) -> str:
+def smoke_target(pytestconfig: pytest.Config) -> str | None:
+    """The fleet target this run checks (``fleet.targets.NAME``), or None for a config without
+    ``fleet:``. With a fleet, a test that asks for it, or for any fixture here, runs once per
+    target with the target in its id (``test_login[eu-west-1]``), so ``-k eu-west-1`` selects it."""
+    run = _smoke_run(pytestconfig)
+    return run.config.target.name if run.config.target is not None else None
+
+
+@pytest.fixture(scope="session")
+def smoke_base_url(pytestconfig: pytest.Config, smoke_target: str | None) -> str:
     """The base URL the generated checks use: ``--smoke-base-url``, the selected environment's
     ``base_url``, the config's, or ``SMOKE_BASE_URL``, in that order."""
     run = _smoke_run(pytestconfig)
@@ -37,7 +46,7 @@ def smoke_base_url(pytestconfig: pytest.Config) -> str:
 
 
 @pytest.fixture
-def smoke_http(pytestconfig: pytest.Config) -> Generator[Any, None, None]:
+def smoke_http(pytestconfig: pytest.Config, smoke_target: str | None) -> Generator[Any, None, None]:
     """A ``requests.Session`` bound to the base URL (relative paths are joined to it), sending the
     config's headers with its TLS settings and a default timeout. A request that cannot reach the
     service fails like a generated check (reason, redacted curl line), in a test or in a fixture;
@@ -51,7 +60,7 @@ def smoke_http(pytestconfig: pytest.Config) -> Generator[Any, None, None]:
 
 
 @pytest.fixture(scope="session")
-def smoke_config(pytestconfig: pytest.Config) -> Mapping[str, Any]:
+def smoke_config(pytestconfig: pytest.Config, smoke_target: str | None) -> Mapping[str, Any]:
     """The resolved config (environment and ``${VAR}`` applied), read-only and redacted."""
     from ..checks.client import read_only  # lazy: see the top
 
@@ -60,7 +69,7 @@ def smoke_config(pytestconfig: pytest.Config) -> Mapping[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def smoke_dependencies(pytestconfig: pytest.Config) -> Mapping[str, Mapping[str, Any]]:
+def smoke_dependencies(pytestconfig: pytest.Config, smoke_target: str | None) -> Mapping[str, Mapping[str, Any]]:
     """Each dependency check's resolved entry by name (``url``, ``host``, ``port``...), read-only.
     Credentials are left in, so a test can connect: outputs redact them, as everywhere."""
     from ..checks.client import read_only  # lazy: see the top

@@ -17,6 +17,7 @@ import os
 import tempfile
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -24,7 +25,10 @@ from ..checks.scheduler import DEFAULT_CONCURRENCY, DEFAULT_PER_HOST_ACROSS_WORK
 from ..redact import RedactingLogRecords
 from . import fixtures, hooks
 from .builtins import BuiltinExtensions
-from .run import CONTROLLER_NAME, OPTIONAL_MARKER, REQUIRED_MARKER, SmokeRun, get_run, smoke_run_key
+from .run import CONTROLLER_NAME, OPTIONAL_MARKER, REQUIRED_MARKER, SmokeRun, get_run, smoke_run_key, target_workers_key
+
+if TYPE_CHECKING:
+    from ..config import SmokeConfig
 
 # Every pytest run loads this module through the entry point, smoke config or not: what it imports
 # above is kept light (~40 ms: the model, the redactor and the check scheduler). Everything else
@@ -67,10 +71,43 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--smoke-target",
+        action="append",
         metavar="NAME",
-        default=os.environ.get("SMOKE_TARGET") or None,
-        help="With a fleet config: the one target this run checks (its fleet.targets.NAME overrides, after"
-        " --smoke-env). Default: SMOKE_TARGET. python -m pytest_smoke.fleet run checks every target.",
+        help="With a fleet config: check this target (its fleet.targets.NAME overrides, after --smoke-env). "
+        "Repeatable; globs (eu-*). Default: SMOKE_TARGET, else every target. One target is today's run; "
+        "several are a fleet session: one process per target, wave by wave, -k and --lf across them.",
+    )
+    group.addoption(
+        "--smoke-target-selector",
+        metavar="SELECTOR",
+        help="With a fleet config: only the targets whose labels match this Kubernetes label selector "
+        "(region=eu,tier!=canary).",
+    )
+    group.addoption(
+        "--smoke-fleet-out",
+        metavar="DIR",
+        default="smoke-fleet",
+        help="A fleet session's directory for each target's report (TARGET.json), output (TARGET.log) and "
+        "rollback ledger (default: smoke-fleet).",
+    )
+    group.addoption(
+        "--smoke-fleet-parallel",
+        type=int,
+        default=1,
+        metavar="K",
+        help="A fleet session runs up to K targets of a wave at once (default 1: one after the other, in "
+        "config order, so fleet.max_rollbacks holds back the later ones).",
+    )
+    group.addoption("--smoke-report-stream", metavar="PATH", help="(set by a fleet session) stream reports to PATH.")
+    group.addoption(
+        "--smoke-left-out",
+        metavar="REASON",
+        help="(set by a fleet session) why the checks this process was not given were left out.",
+    )
+    group.addoption(
+        "--smoke-left-out-unknown",
+        metavar="REASON",
+        help="(set by a fleet session) tests were left out before collection: the run cannot vouch for them.",
     )
     group.addoption(
         "--smoke-hold-rollback",
@@ -156,6 +193,31 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     pluginmanager.add_hookspecs(hooks)
     pluginmanager.register(BuiltinExtensions(), "smoke-builtin-extensions")
+    pluginmanager.register(WorkersForTargets(), "smoke-workers-for-targets")
+
+
+class WorkersForTargets:
+    """A fleet session runs no item itself: ``-n`` is for each target's process, which runs its
+    checks with xdist. Before xdist sets up its controller here (its own configure is trylast),
+    the session takes the distribution over for its targets."""
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_configure(self, config: pytest.Config) -> None:
+        dist = config.getoption("dist", "no")
+        if dist == "no" or config.getoption("collectonly") or hasattr(config, "workerinput"):
+            return
+        path = find_config_path(config)
+        if path is None:
+            return
+        from ..config import ConfigError, chosen_targets  # lazy: see the top
+
+        try:
+            several = chosen_targets(path, _target_names(config), config.getoption("smoke_target_selector"))[1]
+        except ConfigError:
+            return  # pytest_configure says so, as a usage error
+        if several:
+            config.stash[target_workers_key] = ("-n", str(config.getoption("numprocesses")), "--dist", str(dist))
+            config.option.dist = "no"
 
 
 def find_config_path(config: pytest.Config) -> Path | None:
@@ -193,35 +255,84 @@ def pytest_configure(config: pytest.Config) -> None:
     if path is None:
         return
     # The lazy boundary (see the top): ~170 ms that a run without a smoke config never pays.
-    from ..config import ConfigError, load_config
-    from . import preflight, reporters
+    from ..config import ConfigError, chosen_targets, load_config
+    from . import reporters
     from .collection import SmokeCollection
     from .controller import SmokeController
     from .execution import CheckExecution
+    from .stream import ReportStream
 
     try:
-        smoke_config = load_config(
-            path,
-            environment=config.getoption("smoke_env"),
-            base_url=config.getoption("smoke_base_url"),
-            target=config.getoption("smoke_target"),
-        )
-        extensions = preflight.check(
-            smoke_config,
-            resolve_type=lambda name: config.hook.pytest_smoke_check_type(name=name),
-            resolve_handler=lambda name: config.hook.pytest_smoke_rollback_handler(name=name),
-            junit_path=config.getoption("smoke_junit"),
-            wait_rollout=config.getoption("smoke_wait_rollout"),
-            expect_images=config.getoption("smoke_expect_image") or [],
-            dry_run=bool(config.getoption("smoke_no_rollback")),
-            metrics_options={
-                option: config.getoption(name)
-                for option, name in (("--smoke-metrics", "smoke_metrics"), ("--smoke-pushgateway", "smoke_pushgateway"))
-                if config.getoption(name)
-            },
-        )
+        target, session_targets = chosen_targets(path, _target_names(config), config.getoption("smoke_target_selector"))
+        if session_targets and config.getoption("smoke_base_url"):
+            raise ConfigError(
+                path,
+                "--smoke-base-url would send every target's checks to one URL: set base_url per target"
+                " under fleet.targets",
+                location="fleet.targets",
+            )
+        names: list[str | None] = [*session_targets] or [target]
+        targets = [
+            load_config(
+                path,
+                environment=config.getoption("smoke_env"),
+                base_url=config.getoption("smoke_base_url"),
+                target=name,
+            )
+            for name in names
+        ]
+        # Every target is checked before any target receives a request.
+        extensions = [_preflight(config, smoke_config) for smoke_config in targets][0]
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
+    smoke_config = targets[0]
+    run = _start_run(config, smoke_config, extensions)
+    run.targets = targets
+    if session_targets:
+        _start_fleet_session(config, path, run)
+        return
+    config.pluginmanager.register(SmokeCollection(run), "smoke-collection")
+    config.pluginmanager.register(CheckExecution(run), "smoke-check-execution")
+    if config.getoption("smoke_report_stream") and not hasattr(config, "workerinput"):  # xdist: its controller
+        config.pluginmanager.register(
+            ReportStream(config, Path(config.getoption("smoke_report_stream"))), "smoke-stream"
+        )
+    if reporters.allure_loaded(config):
+        config.pluginmanager.register(reporters.AllureSeverity(), "smoke-allure-severity")
+    if not hasattr(config, "workerinput") and not config.getoption("collectonly"):
+        controller = SmokeController(config, smoke_config, run.redactor)
+        controller.elsewhere = reporters.VerdictElsewhere(lambda: controller.summary, smoke_config, run.redactor)
+        config.pluginmanager.register(controller, CONTROLLER_NAME)
+        config.pluginmanager.register(controller.elsewhere, "smoke-verdict-elsewhere")
+
+
+def _preflight(config: pytest.Config, smoke_config: SmokeConfig) -> Any:
+    from . import preflight  # lazy: see the top
+
+    return preflight.check(
+        smoke_config,
+        resolve_type=lambda name: config.hook.pytest_smoke_check_type(name=name),
+        resolve_handler=lambda name: config.hook.pytest_smoke_rollback_handler(name=name),
+        junit_path=config.getoption("smoke_junit"),
+        wait_rollout=config.getoption("smoke_wait_rollout"),
+        expect_images=config.getoption("smoke_expect_image") or [],
+        dry_run=bool(config.getoption("smoke_no_rollback")),
+        metrics_options={
+            option: config.getoption(name)
+            for option, name in (("--smoke-metrics", "smoke_metrics"), ("--smoke-pushgateway", "smoke_pushgateway"))
+            if config.getoption(name)
+        },
+    )
+
+
+def _target_names(config: pytest.Config) -> list[str]:
+    names: list[str] = config.getoption("smoke_target") or []
+    if not names and os.environ.get("SMOKE_TARGET"):
+        names = [os.environ["SMOKE_TARGET"]]
+    return names
+
+
+def _start_run(config: pytest.Config, smoke_config: SmokeConfig, extensions: Any) -> SmokeRun:
     concurrency = config.getoption("smoke_concurrency")
     if concurrency is None:
         concurrency = int(smoke_config.setting("max_concurrency"))  # the schema admits 2.0
@@ -252,15 +363,20 @@ def pytest_configure(config: pytest.Config) -> None:
         )
     run.log_records = RedactingLogRecords(run.redactor)
     run.log_records.install()
+    return run
+
+
+def _start_fleet_session(config: pytest.Config, path: Path, run: SmokeRun) -> None:
+    """Several targets: this session collects them all and runs each in a process of its own."""
+    from ..config import load_fleet  # lazy: see the top
+    from .collection import SmokeCollection
+    from .fleet_session import FleetSession
+
     config.pluginmanager.register(SmokeCollection(run), "smoke-collection")
-    config.pluginmanager.register(CheckExecution(run), "smoke-check-execution")
-    if reporters.allure_loaded(config):
-        config.pluginmanager.register(reporters.AllureSeverity(), "smoke-allure-severity")
-    if not hasattr(config, "workerinput") and not config.getoption("collectonly"):
-        controller = SmokeController(config, smoke_config, run.redactor)
-        controller.elsewhere = reporters.VerdictElsewhere(lambda: controller.summary, smoke_config, run.redactor)
-        config.pluginmanager.register(controller, CONTROLLER_NAME)
-        config.pluginmanager.register(controller.elsewhere, "smoke-verdict-elsewhere")
+    if config.getoption("collectonly"):
+        return
+    session = FleetSession(config, load_fleet(path), run.targets)
+    config.pluginmanager.register(session, CONTROLLER_NAME)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -268,6 +384,10 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     if run is None:
         return []
     sc = run.config
+    if len(run.targets) > 1:
+        names = ", ".join(target.target.name for target in run.targets if target.target is not None)
+        env = f", environment {sc.environment}" if sc.environment else ""
+        return [f"smoke: {sc.path}{env}: a fleet session of {len(run.targets)} targets ({names}), a process each"]
     if not sc.enabled:
         return [f"smoke: disabled (enabled: false in {sc.path}); no smoke checks generated"]
     counts = {

@@ -29,6 +29,8 @@ TIMEOUT_BACKSTOP_SECONDS = 10.0
 CHECK_ENVIRONMENT = ("DATABASE_URL", "PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE", "REDIS_URL", "AMQP_URL")
 
 smoke_run_key = pytest.StashKey["SmokeRun"]()
+# A fleet session's xdist arguments (-n N --dist MODE), for its targets' processes.
+target_workers_key = pytest.StashKey[tuple[str, ...]]()
 CONTROLLER_NAME = "smoke-controller"
 
 
@@ -46,6 +48,8 @@ class SmokeRun:
         identity: tuple[str, int] | None = None,
     ):
         self.config = config
+        # The targets this session collects: the config alone, or a fleet session's every target.
+        self.targets: list[SmokeConfig] = [config]
         self.rollback_handler = getattr(extensions, "rollback_handler", None)
         self.expected_images: dict[str, str] = dict(getattr(extensions, "expected_images", None) or {})
         self.redactor = Redactor(config.secrets)
