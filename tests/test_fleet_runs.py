@@ -44,9 +44,8 @@ class Cluster:
 
 
 @pytest.fixture
-def clusters(request, tmp_path, monkeypatch):
-    # A fleet session runs in pytester's directory; fleet run and merge in tmp_path.
-    monkeypatch.chdir(request.getfixturevalue("pytester").path if "pytester" in request.fixturenames else tmp_path)
+def clusters(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     started: dict[str, Cluster] = {}
 
     def start(name: str, *faults: str) -> Cluster:
@@ -406,6 +405,13 @@ def test_two_runs_sharing_an_output_directory_keep_their_own_caps(tmp_path, clus
 
 # -- a fleet session: one pytest command, every target's items, a process per target ------------------
 
+
+@pytest.fixture
+def in_pytester_dir(clusters, pytester, monkeypatch):
+    """A fleet session runs where pytester writes its files (clusters moved to tmp_path)."""
+    monkeypatch.chdir(pytester.path)
+
+
 CUSTOM_TESTS = """
 import pytest
 
@@ -428,7 +434,7 @@ def session_outcomes(result) -> dict[str, str]:
     return found
 
 
-def test_a_fleet_session_collects_every_target_and_gives_the_fleet_verdict(clusters, pytester):
+def test_a_fleet_session_collects_every_target_and_gives_the_fleet_verdict(clusters, pytester, in_pytester_dir):
     eu, us, ap = clusters("eu-west-1"), clusters("us-east-1", "ready-503"), clusters("ap-south-1")
     config = fleet_config(
         pytester.path, {"eu-west-1": eu.target(), "us-east-1": us.target(), "ap-south-1": ap.target()}, max_rollbacks=1
@@ -471,7 +477,7 @@ def test_a_fleet_session_collects_every_target_and_gives_the_fleet_verdict(clust
     assert {"health[readiness]", "test_home[eu-west-1]", "test_home[us-east-1]", "test_home[ap-south-1]"} <= cases
 
 
-def test_k_and_node_ids_select_across_the_fleet_and_the_rest_get_no_request(clusters, pytester):
+def test_k_and_node_ids_select_across_the_fleet_and_the_rest_get_no_request(clusters, pytester, in_pytester_dir):
     eu, us = clusters("eu-west-1"), clusters("us-east-1")
     config = fleet_config(pytester.path, {"eu-west-1": eu.target(), "us-east-1": us.target()})
     pytester.makepyfile(test_mine=CUSTOM_TESTS)
@@ -499,7 +505,7 @@ def test_k_and_node_ids_select_across_the_fleet_and_the_rest_get_no_request(clus
     }
 
 
-def test_lf_reruns_what_failed_anywhere_in_the_fleet_and_only_that(clusters, pytester):
+def test_lf_reruns_what_failed_anywhere_in_the_fleet_and_only_that(clusters, pytester, in_pytester_dir):
     eu, us = clusters("eu-west-1"), clusters("us-east-1", "ready-503")
     config = fleet_config(pytester.path, {"eu-west-1": eu.target(), "us-east-1": us.target()})
     config.write_text(config.read_text().replace("enabled: true", "enabled: false"))  # no rollback: rerun the same
@@ -518,7 +524,7 @@ def test_lf_reruns_what_failed_anywhere_in_the_fleet_and_only_that(clusters, pyt
     assert entries["eu-west-1"]["status"] == "not_selected"
 
 
-def test_a_session_with_waves_stops_at_a_failing_canary(clusters, pytester):
+def test_a_session_with_waves_stops_at_a_failing_canary(clusters, pytester, in_pytester_dir):
     canary, eu = clusters("canary", "ready-503"), clusters("eu-west-1")
     config = fleet_config(
         pytester.path,
@@ -532,7 +538,9 @@ def test_a_session_with_waves_stops_at_a_failing_canary(clusters, pytester):
     assert deployment_patches(canary.api) and not deployment_patches(eu.api)
 
 
-def test_a_session_passes_n_to_each_target_and_keeps_secrets_per_target(clusters, pytester, monkeypatch):
+def test_a_session_passes_n_to_each_target_and_keeps_secrets_per_target(
+    clusters, pytester, monkeypatch, in_pytester_dir
+):
     eu, us = clusters("eu-west-1", "ready-503"), clusters("us-east-1")
     monkeypatch.setenv("EU_TOKEN", "eu-secret-token-4417")
     monkeypatch.setenv("US_TOKEN", "us-secret-token-9923")
@@ -570,7 +578,7 @@ def test_a_session_passes_n_to_each_target_and_keeps_secrets_per_target(clusters
     validate_junit(pytester.path / "fleet.xml", suites=["eu-west-1", "us-east-1"])
 
 
-def test_a_bad_target_stops_the_session_before_any_request(clusters, pytester, monkeypatch):
+def test_a_bad_target_stops_the_session_before_any_request(clusters, pytester, monkeypatch, in_pytester_dir):
     eu, us = clusters("eu-west-1"), clusters("us-east-1")
     monkeypatch.delenv("US_TOKEN", raising=False)
     targets = {"eu-west-1": eu.target(), "us-east-1": {**us.target(), "headers": {"X-Token": "${US_TOKEN}"}}}
