@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from .model import SECTIONS, Check, Fleet, FleetTarget, FleetWave
+from .model import SECTIONS, Check, Fleet, FleetLedger, FleetTarget, FleetWave
 from .redact import MIN_SECRET_LENGTH, Redactor, is_secret_name, password_pieces, shorten
 from .schema import defaults
 from .schema import load as load_schema
@@ -880,6 +880,7 @@ def _fleet_of(file: Path, raw: Mapping[str, Any], lines: _LineFinder, text: str)
         waves=tuple(waves),
         max_rollbacks=int(section.get("max_rollbacks", 1)),
         digest=config_digest(text),
+        ledger=FleetLedger(**section["ledger"]) if section.get("ledger") else None,
     )
 
 

@@ -100,6 +100,17 @@ class FleetWave:
 
 
 @dataclass(frozen=True)
+class FleetLedger:
+    """Where target runs that do not share a machine (a Job per cluster, a CI matrix) keep the
+    fleet's rollback ledger: a ConfigMap in a cluster every run reaches (``fleet.ledger``)."""
+
+    namespace: str
+    context: str | None = None
+    kubeconfig: str | None = None
+    cluster_uid: str | None = None
+
+
+@dataclass(frozen=True)
 class Fleet:
     """A config's ``fleet:`` section, read once: who is expected to report, in which order."""
 
@@ -107,6 +118,7 @@ class Fleet:
     waves: tuple[FleetWave, ...]
     max_rollbacks: int
     digest: str  # config_digest() of the file: a report from another config is refused
+    ledger: FleetLedger | None = None  # None: runs share a ledger only under one machine's fleet run
 
     def target(self, name: str) -> FleetTarget | None:
         return next((target for target in self.targets if target.name == name), None)

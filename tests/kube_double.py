@@ -10,6 +10,10 @@ Modes: ``paused`` (a Deployment field), ``stuck`` (a rollout that never complete
 ``deadline`` (ProgressDeadlineExceeded), ``forbidden`` (403 on every write). Fault rules
 (:meth:`KubeDouble.fault`) answer a chosen call with a status, late, trickled, or applied with the
 answer lost, a given number of times. ``?dryRun=All`` is honoured: checked, never stored.
+
+Besides apps/v1, core/v1 ConfigMaps (get, create, replace) with the API server's optimistic
+concurrency: a replace whose ``metadata.resourceVersion`` is not the stored one is 409 Conflict, a
+create of an existing name 409 AlreadyExists. The fleet's shared rollback ledger lives in one.
 """
 
 from __future__ import annotations
@@ -114,6 +118,7 @@ class KubeDouble:
         self.polls_to_complete = polls_to_complete
         self.deployments: dict[tuple[str, str], dict[str, Any]] = {}
         self.replicasets: dict[tuple[str, str], dict[str, Any]] = {}
+        self.config_maps: dict[tuple[str, str], dict[str, Any]] = {}
         self.requests: list[tuple[str, str]] = []
         self.patches: list[tuple[str, str, Any]] = []
         self.forbidden = False
@@ -472,6 +477,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_PUT(self) -> None:
         self.handle_request("PUT")
 
+    def do_POST(self) -> None:
+        self.handle_request("POST")
+
     def handle_request(self, method: str) -> None:
         parts = urlsplit(self.path)
         path, query = parts.path.rstrip("/"), parse_qs(parts.query)
@@ -479,7 +487,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.api.requests.append((method, path))
         if self.api.slow_seconds:
             time.sleep(self.api.slow_seconds)
-        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0)) if method == "PATCH" else b""
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0)) if method != "GET" else b""
         rule = self.api._rule_for(method, path, raw)
         self._rule = rule
         if self.answer_rule(rule):
@@ -498,7 +506,45 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/api/v1/namespaces/kube-system" and method == "GET":
             # What identifies a cluster: kube-system's uid (kubectl get ns kube-system -o jsonpath=...).
             return self.send(200, {"kind": "Namespace", "apiVersion": "v1", "metadata": self.api.kube_system})
+        config_map = re.fullmatch(r"/api/v1/namespaces/([^/]+)/configmaps(?:/([^/]+))?", path)
+        if config_map:
+            return self.answer_config_map(method, *config_map.groups(), json.loads(raw or b"null"))
         self.answer_resource(method, path, query)
+
+    def answer_config_map(self, method: str, namespace: str, name: str | None, body: Any) -> None:
+        api = self.api
+        with api.lock:
+            if method == "POST" and name is None:
+                name = str(((body or {}).get("metadata") or {}).get("name") or "")
+                if (namespace, name) in api.config_maps:
+                    return self.send(409, _status(409, "AlreadyExists", f'configmaps "{name}" already exists'))
+                stored = {**body, "metadata": {**body["metadata"], "namespace": namespace, "uid": str(uuid.uuid4())}}
+                stored["metadata"]["resourceVersion"] = api._next_rv()
+                if not self._dry_run:
+                    api.config_maps[(namespace, name)] = stored
+                return self.send(201, stored)
+            found = api.config_maps.get((namespace, name or ""))
+            if found is None:
+                return self.send(404, _status(404, "NotFound", f'configmaps "{name}" not found'))
+            if method == "GET":
+                return self.send(200, found)
+            if method == "PUT":
+                given = str(((body or {}).get("metadata") or {}).get("resourceVersion") or "")
+                if given != found["metadata"]["resourceVersion"]:
+                    return self.send(
+                        409,
+                        _status(
+                            409,
+                            "Conflict",
+                            f'Operation cannot be fulfilled on configmaps "{name}": the object has been modified;'
+                            " please apply your changes to the latest version and try again",
+                        ),
+                    )
+                replaced = {**body, "metadata": {**found["metadata"], "resourceVersion": api._next_rv()}}
+                if not self._dry_run:
+                    api.config_maps[(namespace, name or "")] = replaced
+                return self.send(200, replaced)
+        return self.send(405, _status(405, "MethodNotAllowed", "method not allowed"))
 
     def answer_rule(self, rule: dict[str, Any] | None) -> bool:
         """An injected fault of a rule for this request (a delay alone answers nothing): whether it answered."""
@@ -654,6 +700,7 @@ def _discovery(path: str) -> dict[str, Any] | None:
             "resources": [
                 _resource("pods", "Pod", verbs=("get", "list", "watch")),
                 _resource("namespaces", "Namespace", False, ("get", "list")),
+                _resource("configmaps", "ConfigMap", verbs=("get", "create", "update")),
             ],
         }
     if path == "/apis/apps/v1":

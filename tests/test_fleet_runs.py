@@ -587,3 +587,77 @@ def test_a_bad_target_stops_the_session_before_any_request(clusters, pytester, m
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*fleet.yaml*fleet.targets.us-east-1.headers*US_TOKEN*"])
     assert eu.service.requests == [] and us.service.requests == []
+
+
+# -- runs on different machines share the cap through a ConfigMap ledger ------------------------------
+
+
+@pytest.fixture
+def ledger_cluster(tmp_path):
+    """The cluster every target run reaches (a management cluster), holding the fleet's ledger."""
+    api = KubeDouble().start()
+    yield api, api.write_kubeconfig(tmp_path / "kubeconfig-ledger")
+    api.stop()
+
+
+def run_jobs(config: Path, names: list[str], run_id: str | None) -> dict[str, int]:
+    """One pytest process per target, all at once, as Jobs in their own clusters would run."""
+    import os
+    import subprocess
+    import sys
+
+    environ = {key: value for key, value in os.environ.items() if key != "SMOKE_FLEET_RUN_ID"}
+    if run_id:
+        environ["SMOKE_FLEET_RUN_ID"] = run_id
+    jobs = {
+        name: subprocess.Popen(
+            [sys.executable, "-m", "pytest", "--smoke-config", str(config), "--smoke-target", name]
+            + ["--smoke-report", f"jobs/{name}.json", "-p", "no:cacheprovider"],
+            env=environ,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for name in names
+    }
+    codes = {}
+    for name, job in jobs.items():
+        output, _ = job.communicate(timeout=120)
+        codes[name] = job.returncode
+        (config.parent / f"{name}.out").write_bytes(output)
+    return codes
+
+
+def test_jobs_on_different_machines_share_the_cap_through_a_configmap_ledger(tmp_path, clusters, ledger_cluster):
+    api, kubeconfig = ledger_cluster
+    names = ["a", "b", "c"]
+    started = {name: clusters(name, "ready-503") for name in names}  # every target fails at once
+    config = fleet_config(
+        tmp_path,
+        {name: started[name].target() for name in names},
+        max_rollbacks=1,
+        ledger={"kubeconfig": str(kubeconfig), "namespace": "smoke-fleet"},
+    )
+    codes = run_jobs(config, names, "deploy-42")
+    written = [name for name in names if deployment_patches(started[name].api)]
+    assert len(written) == 1, codes  # three processes raced for one slot: the API server's concurrency held
+    assert sorted(codes.values()) == [1, 10, 10]
+    held = [name for name in names if codes[name] == 10]
+    assert "more targets failed than max_rollbacks (1) allows" in (tmp_path / f"{held[0]}.out").read_text()
+    stored = api.config_maps[("smoke-fleet", "smoke-fleet-ledger-deploy-42")]
+    assert json.loads(stored["data"]["ledger.json"])["rolled_back"] == written
+    reports = [str(tmp_path / "jobs" / f"{name}.json") for name in names]
+    assert main(["merge", "--config", str(config), "--run-id", "deploy-42", *reports]) == 10
+
+
+def test_a_ledger_the_run_cannot_use_stops_it_before_any_request(tmp_path, clusters, ledger_cluster):
+    api, kubeconfig = ledger_cluster
+    eu = clusters("eu-west-1", "ready-503")
+    config = fleet_config(
+        tmp_path, {"eu-west-1": eu.target()}, ledger={"kubeconfig": str(kubeconfig), "namespace": "smoke-fleet"}
+    )
+    assert run_jobs(config, ["eu-west-1"], None) == {"eu-west-1": 4}  # no run id: which ledger?
+    assert "fleet.ledger: SMOKE_FLEET_RUN_ID is not set" in (tmp_path / "eu-west-1.out").read_text()
+    api.forbidden = True  # RBAC lets the run read the ledger, not write it
+    assert run_jobs(config, ["eu-west-1"], "deploy-43") == {"eu-west-1": 4}
+    assert "fleet.ledger (namespace smoke-fleet):" in (tmp_path / "eu-west-1.out").read_text()
+    assert eu.service.requests == [] and not deployment_patches(eu.api)

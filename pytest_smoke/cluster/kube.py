@@ -78,6 +78,7 @@ class KubeUsageError(KubeError):
 
 
 LEASE = "pytest-smoke.dev/rollback-lease"
+MANAGED_BY = {"app.kubernetes.io/managed-by": "pytest-deploy-smoke"}
 
 
 KUBE_SYSTEM = "/api/v1/namespaces/kube-system"
@@ -362,6 +363,38 @@ class Kube:
                 if not exc.conflict or attempt == LEASE_ATTEMPTS:
                     raise
             time.sleep(0.1 * attempt)  # the controller wrote status meanwhile: read again
+
+    # -- a ConfigMap (the fleet's shared rollback ledger) -----------------------------------------
+
+    def _config_map_path(self, name: str | None = None) -> str:
+        path = f"/api/v1/namespaces/{quote(self.target.namespace, safe='')}/configmaps"
+        return path + (f"/{quote(name, safe='')}" if name else "")
+
+    def config_map(self, name: str) -> dict[str, Any] | None:
+        """The ConfigMap, or None when there is none."""
+        try:
+            found: dict[str, Any] = self._call(f"read configmap {name}", "GET", self._config_map_path(name))
+        except KubeError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return found
+
+    def create_config_map(self, name: str, data: Mapping[str, str], dry_run: bool = False) -> None:
+        """Create it; a KubeError with status 409 when it exists (another run created it first)."""
+        body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "labels": MANAGED_BY}}
+        body["data"] = dict(data)
+        query = {"dryRun": "All"} if dry_run else None
+        self._call(f"create configmap {name}", "POST", self._config_map_path(), body, query=query)
+
+    def replace_config_map(self, found: Mapping[str, Any], data: Mapping[str, str], dry_run: bool = False) -> None:
+        """Replace ``found`` with ``data``, guarded by its resourceVersion: a KubeError with status
+        409 when another run wrote it since it was read."""
+        meta = found["metadata"]
+        body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": dict(meta), "data": dict(data)}
+        query = {"dryRun": "All"} if dry_run else None
+        path = self._config_map_path(str(meta["name"]))
+        self._call(f"replace configmap {meta['name']}", "PUT", path, body, query=query)
 
     def patch_replicaset(self, replicaset: dict[str, Any], annotations: Mapping[str, str | None]) -> None:
         """Set (or, with None, remove) annotations on a ReplicaSet, only if it is still exactly what

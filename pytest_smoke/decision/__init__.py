@@ -4,7 +4,8 @@ Plain Python below the pytest glue: :mod:`.tally` turns each test report into ou
 :mod:`.flow` takes the verdict to a decision, a rollback and its verification.
 """
 
-from .flow import DecisionInputs, run
+from . import ledger
+from .flow import DecisionInputs, run, shared_ledger
 from .tally import PhaseReport, Selection, Tally
 
-__all__ = ["DecisionInputs", "PhaseReport", "Selection", "Tally", "run"]
+__all__ = ["DecisionInputs", "PhaseReport", "Selection", "Tally", "ledger", "run", "shared_ledger"]

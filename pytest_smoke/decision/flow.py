@@ -21,7 +21,7 @@ from ..cluster.kube import DeploymentState, Kube, KubeError, image_mismatch
 from ..cluster.marks import verify as mark_verified
 from ..cluster.rollback import FAILED_PREFIX, RollbackInterrupted, carry_out, target_from
 from ..cluster.rollback.confirm import confirm
-from ..model import Decision, RollbackResult, RunSummary, Status, Timeline, Verdict
+from ..model import Decision, RollbackResult, RunSummary, Status, Target, Timeline, Verdict
 from ..redact import shorten
 from ..verdict import decide
 from . import ledger
@@ -64,7 +64,7 @@ def run(inputs: DecisionInputs, verdict: Verdict, timeline: Timeline) -> RunSumm
     override = inputs.override(verdict, decision)
     if isinstance(override, Decision):
         decision = override
-    if inputs.ledger:
+    if inputs.ledger or shared_ledger(smoke) is not None:
         decision = _with_ledger(inputs.ledger, smoke, verdict, decision)
     summary = RunSummary(verdict, decision, timeline=timeline)
     inputs.started(summary)
@@ -87,6 +87,21 @@ def run(inputs: DecisionInputs, verdict: Verdict, timeline: Timeline) -> RunSumm
     return summary
 
 
+def shared_ledger(smoke: SmokeConfig) -> Target | None:
+    """Where a target run keeps the fleet's ledger in a cluster (``fleet.ledger``), as a Kubernetes
+    target; None without one, or outside a fleet target run."""
+    where = smoke.fleet.ledger if smoke.fleet is not None and smoke.target is not None else None
+    if where is None:
+        return None
+    return Target(
+        deployment="",
+        namespace=where.namespace,
+        context=where.context,
+        kubeconfig=where.kubeconfig,
+        cluster_uid=where.cluster_uid,
+    )
+
+
 def _with_ledger(path: str, smoke: SmokeConfig, verdict: Verdict, decision: Decision) -> Decision:
     """Settle with the fleet's other targets (see decision/ledger.py): a rollback that is due may
     be held. A ledger that cannot be read holds it too: a human decides, nothing is written."""
@@ -100,10 +115,18 @@ def _with_ledger(path: str, smoke: SmokeConfig, verdict: Verdict, decision: Deci
         str(o.facts.get("address") or "") or None if o.kind == "dependency" else None for o in verdict.rollback_failures
     ]
     name = smoke.target.name if smoke.target is not None else str(smoke.path)
+    shared = shared_ledger(smoke)
     try:
-        reason = ledger.settle(path, smoke.fleet_run_id, name, failed, wants, counted)
+        if shared is not None and smoke.fleet is not None:  # fleet.ledger: shared by runs anywhere
+            reason = ledger.settle_in_cluster(
+                Kube(shared), smoke.fleet.max_rollbacks, smoke.fleet_run_id, name, failed, wants, counted
+            )
+        else:  # this machine's fleet run handed its file over
+            reason = ledger.settle(path, smoke.fleet_run_id, name, failed, wants, counted)
     except (OSError, ValueError) as exc:
         reason = f"the fleet's rollback ledger {path} could not be used ({exc.__class__.__name__})" if wants else ""
+    except KubeError as exc:
+        reason = f"the fleet's rollback ledger could not be used ({exc})" if wants else ""
     if not reason:
         return decision
     return Decision("held", f"rollback held: {reason}", decision.critical_count, decision.threshold)

@@ -1,7 +1,10 @@
-"""The fleet's rollback ledger: one small JSON file every target run of a fleet run shares.
+"""The fleet's rollback ledger: one small JSON document every target run of a fleet run shares.
 
-``python -m pytest_smoke.fleet run`` writes it before the first target starts and hands its path to
-every target (``--smoke-fleet-ledger``). A target decides under the file's lock, in one step:
+``python -m pytest_smoke.fleet run`` (and a fleet session) writes it as a file before the first
+target starts and hands its path to every target (``--smoke-fleet-ledger``); a target settles under
+the file's lock. With ``fleet.ledger``, it is a ConfigMap in a cluster every run reaches instead,
+for runs on different machines; a target settles with a write guarded by its resourceVersion
+(:func:`settle_in_cluster`). Either way, in one step:
 
 - it records the addresses of its failed dependencies (``postgres://db:5432/orders``);
 - a rollback due only to dependencies another target already recorded is held: one outage of a
@@ -24,7 +27,13 @@ import re
 from pathlib import Path
 from typing import Any, Iterable, cast
 
+from ..cluster.kube import Kube, KubeError
+
 VERSION = 1
+# The key of the ConfigMap's data that holds the ledger, and how often a settlement that lost a race
+# reads it again: each loss means another target settled, so a fleet of N needs at most N.
+LEDGER_KEY = "ledger.json"
+CONFLICT_ATTEMPTS = 50
 # A ledger holds a few names and addresses per target: anything larger is not one (bound the read).
 MAX_LEDGER_CHARS = 1024 * 1024
 
@@ -42,7 +51,7 @@ def create(path: Path, max_rollbacks: int, run_id: str) -> None:
     """A new ledger for one fleet run. FileExistsError if one is there: a run id is used once
     (a second run with it, or a file planted there, would otherwise reset the cap)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = {"version": VERSION, "run_id": run_id, "max_rollbacks": max_rollbacks, "rolled_back": [], "outages": {}}
+    data = _new(max_rollbacks, run_id)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
     with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
         handle.write(json.dumps(data))
@@ -62,19 +71,81 @@ def settle(
     with open(path, "r+", encoding="utf-8") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
         data = _read(handle.read(MAX_LEDGER_CHARS + 1))
-        if data["run_id"] != run_id:
-            raise ValueError(f"the ledger is fleet run {data['run_id']!r}'s, not {run_id!r}'s")
-        others = {address for name, found in data["outages"].items() if name != target for address in found}
-        reason = _hold_reason(data, target, wants_rollback, counted_addresses, others)
-        data["outages"][target] = sorted(set(failed_addresses))
-        if wants_rollback and not reason and target not in data["rolled_back"]:
-            data["rolled_back"].append(target)
+        reason = _settle_in(data, run_id, target, failed_addresses, wants_rollback, counted_addresses)
         handle.seek(0)
         handle.truncate()
         handle.write(json.dumps(data))
         handle.flush()
         os.fsync(handle.fileno())
     return reason
+
+
+def _new(max_rollbacks: int, run_id: str) -> dict[str, Any]:
+    return {"version": VERSION, "run_id": run_id, "max_rollbacks": max_rollbacks, "rolled_back": [], "outages": {}}
+
+
+def _settle_in(
+    data: dict[str, Any],
+    run_id: str,
+    target: str,
+    failed_addresses: Iterable[str],
+    wants_rollback: bool,
+    counted_addresses: list[str | None],
+) -> str:
+    """One target's settlement, applied to the ledger's ``data``: why its rollback is held, or ""."""
+    if data["run_id"] != run_id:
+        raise ValueError(f"the ledger is fleet run {data['run_id']!r}'s, not {run_id!r}'s")
+    others = {address for name, found in data["outages"].items() if name != target for address in found}
+    reason = _hold_reason(data, target, wants_rollback, counted_addresses, others)
+    data["outages"][target] = sorted(set(failed_addresses))
+    if wants_rollback and not reason and target not in data["rolled_back"]:
+        data["rolled_back"].append(target)
+    return reason
+
+
+# -- the ledger in a ConfigMap: runs on different machines (a Job per cluster, a CI matrix) --------
+
+
+def config_map_name(run_id: str) -> str:
+    """``smoke-fleet-ledger-RUN_ID``, a valid object name whatever the run id (else a hash of it)."""
+    safe = re.sub(r"[^a-z0-9-]", "-", run_id.lower()).strip("-")[:40]
+    if safe != run_id:
+        safe = (safe + "-" if safe else "") + hashlib.sha256(run_id.encode()).hexdigest()[:12]
+    return f"smoke-fleet-ledger-{safe}"
+
+
+def settle_in_cluster(
+    kube: Kube,
+    max_rollbacks: int,
+    run_id: str,
+    target: str,
+    failed_addresses: Iterable[str],
+    wants_rollback: bool,
+    counted_addresses: list[str | None],
+) -> str:
+    """As :func:`settle`, with the ledger in a ConfigMap that every run of the fleet reaches. Each
+    settlement is read, applied and written back guarded by the ConfigMap's resourceVersion (the
+    API server's optimistic concurrency): two runs settling at once cannot both take the last slot;
+    the one that lost reads again (bounded). The first run to settle creates it. KubeError when the
+    ledger cannot be used, ValueError when what is there is not a ledger of this run."""
+    name = config_map_name(run_id)
+    failed = list(failed_addresses)
+    for _ in range(CONFLICT_ATTEMPTS):
+        found = kube.config_map(name)
+        text = str(((found or {}).get("data") or {}).get(LEDGER_KEY, ""))
+        data = _read(text) if found is not None else _new(max_rollbacks, run_id)
+        reason = _settle_in(data, run_id, target, failed, wants_rollback, counted_addresses)
+        try:
+            if found is None:
+                kube.create_config_map(name, {LEDGER_KEY: json.dumps(data)})
+            else:
+                kube.replace_config_map(found, {LEDGER_KEY: json.dumps(data)})
+        except KubeError as exc:
+            if exc.status == 409:  # another run settled (or created it) meanwhile: read again
+                continue
+            raise
+        return reason
+    raise KubeError(f"the fleet ledger configmap {name} kept changing under {CONFLICT_ATTEMPTS} attempts")
 
 
 def _hold_reason(data: dict[str, Any], target: str, wants: bool, counted: list[str | None], others: set[str]) -> str:

@@ -23,7 +23,7 @@ from ..cluster import rollout_wait
 from ..cluster.kube import Kube, KubeCredentialsError, KubeError, KubeUsageError, check_rollback_access, image_mismatch
 from ..cluster.rollback import RollbackInterrupted
 from ..config import SmokeConfig
-from ..decision import DecisionInputs, PhaseReport, Selection, Tally
+from ..decision import DecisionInputs, PhaseReport, Selection, Tally, ledger, shared_ledger
 from ..decision import run as run_decision
 from ..model import (
     STATUS_FAILED,
@@ -126,7 +126,31 @@ class SmokeController:
         then record what is deployed. The checks (and the run budget) start when this returns."""
         self._wait_for_rollout()
         self.record_tested_revision()
+        self._check_shared_ledger()
         return (yield)
+
+    def _check_shared_ledger(self) -> None:
+        """``fleet.ledger``: a rollback that comes due settles there first, so it must be usable
+        (reachable, the right cluster, allowed to write) before the first check, or the run stops
+        as a config error: otherwise every due rollback would be held for a reason known now."""
+        target = shared_ledger(self.smoke)
+        if target is None or not self.smoke.auto_rollback.enabled or self.config.getoption("smoke_no_rollback"):
+            return
+        if not self.smoke.fleet_run_id:
+            self._stop_before_checks(
+                "fleet.ledger: SMOKE_FLEET_RUN_ID is not set: the shared ledger is kept per fleet run", EXIT_USAGE
+            )
+        name = ledger.config_map_name(self.smoke.fleet_run_id)
+        try:
+            kube = Kube(target)
+            found = kube.config_map(name)
+            if found is None:
+                kube.create_config_map(name, {}, dry_run=True)
+            else:
+                kube.replace_config_map(found, found.get("data") or {}, dry_run=True)
+        except KubeError as exc:
+            if exc.status != 409:  # 409: another run wrote it meanwhile; it is usable
+                self._stop_before_checks(f"fleet.ledger (namespace {target.namespace}): {exc}", EXIT_USAGE)
 
     def _wait_for_rollout(self) -> None:
         run = self.config.stash[smoke_run_key]
