@@ -169,3 +169,14 @@ def test_the_example_fleet_and_its_manifests_name_the_same_targets_in_wave_order
     workflow = yaml.safe_load((root / "github-actions-fleet.yml").read_text())
     matrices = [job["strategy"]["matrix"]["target"] for job in workflow["jobs"].values() if "strategy" in job]
     assert matrices == [list(wave.targets) for wave in fleet.waves]
+    # The Helm hook, rendered for one cluster's release: it runs that target of this fleet.
+    values = {"{{ .Values.smoke.target }}": "eu-west-1", "{{ .Values.smoke.fleetRunId }}": "shop-1"}
+    text = (root / "helm-hook-job.yaml").read_text()
+    for placeholder, value in values.items():
+        text = text.replace(placeholder, value)
+    hook = yaml.safe_load(text)
+    container = hook["spec"]["template"]["spec"]["containers"][0]
+    env = {entry["name"]: entry["value"] for entry in container["env"]}
+    assert env["SMOKE_TARGET"] == "eu-west-1" and env["SMOKE_FLEET_RUN_ID"] == "shop-1"
+    assert "--smoke-config=/etc/smoke/fleet.yaml" in container["args"] and hook["spec"]["backoffLimit"] == 0
+    assert "for target in " + " ".join(in_order) + "; do" in text  # the pipeline deploys in wave order
