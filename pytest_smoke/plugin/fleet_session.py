@@ -142,6 +142,7 @@ class FleetSession:
         stream = self.run.out / f"{name}.stream.jsonl"
         stream.unlink(missing_ok=True)
         command, environ = target_command(self.run, name, report, ledger_path)
+        environ.pop("GITHUB_STEP_SUMMARY", None)  # the session writes the fleet's, with each target that is not green
         command += ["--smoke-report-stream", str(stream)]
         metrics = self.config.getoption("smoke_metrics")
         if metrics:  # one file per target, side by side: a textfile collector reads them all
