@@ -1,5 +1,5 @@
-"""Fleet runs side by side: 20 targets x 5 checks, one at a time against 4 at once. A script, not a
-test: run it by hand.
+"""Fleet runs side by side: 20 targets x 5 checks, one at a time against 4 at once, and a fleet
+session (one ``pytest`` command, 4 at once). A script, not a test: run it by hand.
 
     python benchmarks/bench_fleet.py [--repeat 2] [--targets 20] [--latency-ms 200]
 
@@ -19,6 +19,7 @@ import os
 import platform
 import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -62,6 +63,18 @@ def one_run(fleet_config: Path, names: list[str], parallel: int, out: Path) -> f
     return elapsed
 
 
+def session_run(fleet_config: Path, parallel: int, out: Path) -> float:
+    """The same fleet as one pytest command: the session collects every target and replays each
+    target process's reports through its own hooks."""
+    command = [sys.executable, "-m", "pytest", "--smoke-config", str(fleet_config), "-p", "no:cacheprovider", "-q"]
+    command += ["--smoke-fleet-out", str(out), "--smoke-fleet-parallel", str(parallel)]
+    started = time.perf_counter()
+    finished = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    elapsed = time.perf_counter() - started
+    assert finished.returncode == 0, finished.returncode
+    return elapsed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=2)
@@ -77,11 +90,14 @@ def main() -> None:
             fleet_config = config(Path(tmp) / "fleet.yaml", service, args.targets, args.latency_ms)
             names = [target.name for target in load_fleet(fleet_config).targets]
             alone = statistics.median(one_run(fleet_config, names[:1], 1, Path(tmp) / "alone") for _ in range(3))
-            times: dict[int, list[float]] = {1: [], 4: []}
+            times: dict[str, list[float]] = {"1": [], "4": [], "4, fleet session": []}
             for round_number in range(args.repeat):
-                for parallel in times:  # interleaved: both variants see the same machine
-                    out = Path(tmp) / f"out-{parallel}-{round_number}"
-                    times[parallel].append(one_run(fleet_config, names, parallel, out))
+                for variant in times:  # interleaved: every variant sees the same machine
+                    out = Path(tmp) / f"out-{variant[:1]}-{len(variant)}-{round_number}"
+                    if variant.endswith("session"):
+                        times[variant].append(session_run(fleet_config, 4, out))
+                    else:
+                        times[variant].append(one_run(fleet_config, names, int(variant), out))
     finally:
         os.chdir(ROOT)
         service.stop()
@@ -91,9 +107,9 @@ def main() -> None:
     print(f"One target alone (5 checks at {args.latency_ms} ms, process start included): {alone:.2f} s\n")
     print("| Targets at once | Wall (median) | Batches x one target | Ratio to 1 at a time |")
     print("| --- | --- | --- | --- |")
-    base = statistics.median(times[1])
+    base = statistics.median(times["1"])
     for parallel, samples in times.items():
-        batches = math.ceil(args.targets / parallel)
+        batches = math.ceil(args.targets / int(parallel[:1]))
         median = statistics.median(samples)
         print(
             f"| {parallel} | {median:.1f} s | {batches} x {alone:.2f} = {batches * alone:.1f} s | {median / base:.2f} |"

@@ -180,3 +180,17 @@ def test_the_example_fleet_and_its_manifests_name_the_same_targets_in_wave_order
     assert env["SMOKE_TARGET"] == "eu-west-1" and env["SMOKE_FLEET_RUN_ID"] == "shop-1"
     assert "--smoke-config=/etc/smoke/fleet.yaml" in container["args"] and hook["spec"]["backoffLimit"] == 0
     assert "for target in " + " ".join(in_order) + "; do" in text  # the pipeline deploys in wave order
+
+
+def test_a_fleet_sessions_report_stream_is_read_a_whole_line_at_a_time(tmp_path):
+    from pytest_smoke.plugin.stream import StreamReader
+
+    path = tmp_path / "target.stream.jsonl"
+    reader = StreamReader(path)
+    assert list(reader.events()) == []  # the target has not started writing
+    path.write_text('{"event": "logstart", "nodeid": "a"}\n{"event": "logfin')
+    assert list(reader.events()) == [{"event": "logstart", "nodeid": "a"}]  # the half line waits
+    with open(path, "a") as handle:
+        handle.write('ish", "nodeid": "a"}\n')
+    assert list(reader.events()) == [{"event": "logfinish", "nodeid": "a"}]
+    assert list(reader.events()) == []

@@ -163,9 +163,15 @@ class FleetSession:
         return report if report.exists() else None
 
     def _replay(self, reader: StreamReader) -> None:
+        if reader.broken:
+            return
         with self.replaying:
-            for event in reader.events():
-                replay(self.config, event, rebuild_failure_text)
+            try:
+                for event in reader.events():
+                    replay(self.config, event, rebuild_failure_text)
+            except (ValueError, KeyError, TypeError) as exc:  # the verdict is the target's report, not this
+                reader.broken = True
+                self.say(f"fleet: {reader.path}: could not be replayed ({exc.__class__.__name__}); see its log")
 
     # -- verdict -----------------------------------------------------------------------------------
 

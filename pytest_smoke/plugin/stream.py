@@ -66,6 +66,7 @@ class StreamReader:
     def __init__(self, path: Path):
         self.path = path
         self.offset = 0
+        self.broken = False  # a line that is not a report: the rest is not replayed
 
     def events(self) -> Iterator[dict[str, Any]]:
         try:
