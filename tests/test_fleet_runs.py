@@ -661,3 +661,15 @@ def test_a_ledger_the_run_cannot_use_stops_it_before_any_request(tmp_path, clust
     assert run_jobs(config, ["eu-west-1"], "deploy-43") == {"eu-west-1": 4}
     assert "fleet.ledger (namespace smoke-fleet):" in (tmp_path / "eu-west-1.out").read_text()
     assert eu.service.requests == [] and not deployment_patches(eu.api)
+
+
+def test_a_session_refuses_a_fleet_run_id_used_before(clusters, pytester, in_pytester_dir, monkeypatch):
+    eu, us = clusters("eu-west-1"), clusters("us-east-1")
+    config = fleet_config(pytester.path, {"eu-west-1": eu.target(), "us-east-1": us.target()})
+    monkeypatch.setenv("SMOKE_FLEET_RUN_ID", "deploy-7")
+    assert pytester.runpytest("--smoke-config", str(config)).ret == 0
+    eu.service.requests.clear()
+    result = pytester.runpytest("--smoke-config", str(config))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR  # a second run would start with a fresh cap
+    result.stderr.fnmatch_lines(["*a fleet run id is used once (SMOKE_FLEET_RUN_ID); no target was started*"])
+    assert eu.service.requests == []

@@ -91,7 +91,12 @@ class FleetSession:
             self.reason = "no item of any target was selected: no target was started"
             return True
         self.run.pytest_args = self._forwarded_arguments()
-        self.result = run_fleet(self.fleet, selected, self.run, launch=self._run_target)
+        try:
+            self.result = run_fleet(self.fleet, selected, self.run, launch=self._run_target)
+        except FileExistsError as exc:  # the ledger is written before the first target starts
+            raise pytest.UsageError(
+                f"{exc.filename} exists: a fleet run id is used once (SMOKE_FLEET_RUN_ID); no target was started"
+            ) from None
         return True
 
     def _items_by_target(self, items: list[pytest.Item]) -> dict[str, list[str]]:
