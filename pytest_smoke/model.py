@@ -377,6 +377,7 @@ class Target:
     cluster_uid: str | None = None  # the kube-system namespace's uid: checked before the first write
     request_timeout: float = 10.0  # the most one API call may take
     deadline: float | None = None  # time.monotonic() by which every API call must be over (the rollback's)
+    setting: str = "rollback_strategy"  # where the config names it, for messages
 
     @property
     def ref(self) -> str:

@@ -5,6 +5,7 @@ Each target is a real pytest process, as in production."""
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
 import pytest
@@ -572,7 +573,7 @@ def test_a_session_passes_n_to_each_target_and_keeps_secrets_per_target(
     result.stdout.fnmatch_lines(["✗ 1 of 2 targets failed: eu-west-1 rolled back"])
     assert "created: 2/2 workers" in (pytester.path / "smoke-fleet" / "eu-west-1.log").read_text()
     written = [pytester.path / name for name in ("fleet.json", "fleet.md", "fleet.xml")]
-    written += list((pytester.path / "smoke-fleet").iterdir())
+    written += [path for path in (pytester.path / "smoke-fleet").rglob("*") if path.is_file()]
     for text in [result.stdout.str(), result.stderr.str(), *(path.read_text() for path in written)]:
         assert "eu-secret-token-4417" not in text and "us-secret-token-9923" not in text
     validate_junit(pytester.path / "fleet.xml", suites=["eu-west-1", "us-east-1"])
@@ -600,7 +601,7 @@ def ledger_cluster(tmp_path):
     api.stop()
 
 
-def run_jobs(config: Path, names: list[str], run_id: str | None) -> dict[str, int]:
+def run_jobs(config: Path, names: list[str], run_id: str | None, *args: str) -> dict[str, int]:
     """One pytest process per target, all at once, as Jobs in their own clusters would run."""
     import os
     import subprocess
@@ -612,7 +613,7 @@ def run_jobs(config: Path, names: list[str], run_id: str | None) -> dict[str, in
     jobs = {
         name: subprocess.Popen(
             [sys.executable, "-m", "pytest", "--smoke-config", str(config), "--smoke-target", name]
-            + ["--smoke-report", f"jobs/{name}.json", "-p", "no:cacheprovider"],
+            + ["--smoke-report", f"jobs/{name}.json", "-p", "no:cacheprovider", *args],
             env=environ,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -635,7 +636,7 @@ def test_jobs_on_different_machines_share_the_cap_through_a_configmap_ledger(tmp
         tmp_path,
         {name: started[name].target() for name in names},
         max_rollbacks=1,
-        ledger={"kubeconfig": str(kubeconfig), "namespace": "smoke-fleet"},
+        ledger={"kubeconfig": str(kubeconfig), "namespace": "smoke-fleet", "cluster_uid": api.kube_system["uid"]},
     )
     codes = run_jobs(config, names, "deploy-42")
     written = [name for name in names if deployment_patches(started[name].api)]
@@ -652,11 +653,19 @@ def test_jobs_on_different_machines_share_the_cap_through_a_configmap_ledger(tmp
 def test_a_ledger_the_run_cannot_use_stops_it_before_any_request(tmp_path, clusters, ledger_cluster):
     api, kubeconfig = ledger_cluster
     eu = clusters("eu-west-1", "ready-503")
-    config = fleet_config(
-        tmp_path, {"eu-west-1": eu.target()}, ledger={"kubeconfig": str(kubeconfig), "namespace": "smoke-fleet"}
-    )
+    ledger = {"kubeconfig": str(kubeconfig), "namespace": "smoke-fleet", "cluster_uid": api.kube_system["uid"]}
+    config = fleet_config(tmp_path, {"eu-west-1": eu.target()}, ledger=ledger)
     assert run_jobs(config, ["eu-west-1"], None) == {"eu-west-1": 4}  # no run id: which ledger?
     assert "fleet.ledger: SMOKE_FLEET_RUN_ID is not set" in (tmp_path / "eu-west-1.out").read_text()
+    # A dry run, or a run with the rollback off, changes nothing anywhere: the ledger included.
+    assert run_jobs(config, ["eu-west-1"], None, "--smoke-no-rollback") == {"eu-west-1": 1}
+    assert api.config_maps == {} and not deployment_patches(eu.api)
+    eu.service.requests.clear()
+    # Credentials that reach another cluster than the ledger's: refused before any request.
+    config = fleet_config(tmp_path, {"eu-west-1": eu.target()}, ledger={**ledger, "cluster_uid": str(uuid.uuid4())})
+    assert run_jobs(config, ["eu-west-1"], "deploy-43") == {"eu-west-1": 4}
+    assert "not fleet.ledger.cluster_uid" in (tmp_path / "eu-west-1.out").read_text()
+    config = fleet_config(tmp_path, {"eu-west-1": eu.target()}, ledger=ledger)
     api.forbidden = True  # RBAC lets the run read the ledger, not write it
     assert run_jobs(config, ["eu-west-1"], "deploy-43") == {"eu-west-1": 4}
     assert "fleet.ledger (namespace smoke-fleet):" in (tmp_path / "eu-west-1.out").read_text()
@@ -673,3 +682,44 @@ def test_a_session_refuses_a_fleet_run_id_used_before(clusters, pytester, in_pyt
     assert result.ret == pytest.ExitCode.USAGE_ERROR  # a second run would start with a fresh cap
     result.stderr.fnmatch_lines(["*a fleet run id is used once (SMOKE_FLEET_RUN_ID); no target was started*"])
     assert eu.service.requests == []
+
+
+def test_what_a_session_leaves_out_keeps_each_target_partial(clusters, pytester, in_pytester_dir):
+    eu, us = clusters("eu-west-1"), clusters("us-east-1")
+    config = fleet_config(pytester.path, {"eu-west-1": eu.target(), "us-east-1": us.target()})
+    pytester.makepyfile(test_mine=CUSTOM_TESTS)
+    result = pytester.runpytest("--smoke-config", str(config), "-k", "not test_home", "--smoke-report", "fleet.json")
+    assert result.ret == 0
+    report = json.loads((pytester.path / "fleet.json").read_text())
+    assert report["verdict"]["state"] == "partial"  # a required test of each target was deselected
+    for entry in report["targets"]:
+        assert entry["report"]["verdict"]["verified"] is False
+        left_out = [c for c in entry["report"]["checks"] if c["status"] == "not_selected"]
+        assert [c["name"] for c in left_out] == [f"test_home[{entry['target']}]"]
+    assert not any(p[0] == "deployments" and "verified" in json.dumps(p[2]) for p in eu.api.patches)
+    # A collection error starts no target, --continue-on-collection-errors or not: no verdict.
+    pytester.makepyfile(test_broken="import no_such_module\n")
+    eu.service.requests.clear()
+    result = pytester.runpytest("--smoke-config", str(config), "--continue-on-collection-errors")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    assert eu.service.requests == []
+
+
+def test_a_session_that_ends_early_or_cannot_write_still_says_so(clusters, pytester, in_pytester_dir):
+    eu, us = clusters("eu-west-1"), clusters("us-east-1")
+    config = fleet_config(pytester.path, {"eu-west-1": eu.target(), "us-east-1": us.target()})
+    (pytester.path / "a-file").write_text("")
+    # An output that cannot be written: the verdict and its exit status stand. (--dist without -n
+    # distributes nothing, here as in each target.)
+    result = pytester.runpytest("--smoke-config", str(config), "--smoke-junit", "a-file/fleet.xml", "--dist", "load")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["✓ all 2 targets passed", "Warning: could not write a-file/fleet.xml*"])
+    # A green report, then a run that ends before any target: the report says so, never the old verdict.
+    assert pytester.runpytest("--smoke-config", str(config), "--smoke-report", "fleet.json").ret == 0
+    pytester.makepyfile(test_broken="import no_such_module\n")
+    result = pytester.runpytest("--smoke-config", str(config), "--smoke-report", "fleet.json")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    report = json.loads((pytester.path / "fleet.json").read_text())
+    validate_fleet_report(report)
+    assert report["exit_status"] == 2 and report["verdict"]["state"] == "inconclusive"
+    assert "no fleet verdict: 1 error(s) during collection: no target was started" in report["notes"]

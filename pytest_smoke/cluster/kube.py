@@ -251,7 +251,7 @@ class Kube:
         if uid.lower() != str(self.target.cluster_uid).lower():
             raise WrongCluster(
                 f"{what}: refused: {self.server} is the cluster whose kube-system uid is {uid or 'unknown'},"
-                f" not rollback_strategy.cluster_uid {self.target.cluster_uid} (a wrong context or kubeconfig?):"
+                f" not {self.target.setting}.cluster_uid {self.target.cluster_uid} (a wrong context or kubeconfig?):"
                 " nothing is read from it or written to it"
             )
         self._cluster_checked = True

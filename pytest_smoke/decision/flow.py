@@ -64,7 +64,10 @@ def run(inputs: DecisionInputs, verdict: Verdict, timeline: Timeline) -> RunSumm
     override = inputs.override(verdict, decision)
     if isinstance(override, Decision):
         decision = override
-    if inputs.ledger or shared_ledger(smoke) is not None:
+    # Only a run that can roll back settles with the fleet: a dry run or a run with the rollback off
+    # writes nothing anywhere, the shared ledger included.
+    can_roll_back = smoke.auto_rollback.enabled and not inputs.dry_run
+    if can_roll_back and (inputs.ledger or shared_ledger(smoke) is not None):
         decision = _with_ledger(inputs.ledger, smoke, verdict, decision)
     summary = RunSummary(verdict, decision, timeline=timeline)
     inputs.started(summary)
@@ -99,6 +102,7 @@ def shared_ledger(smoke: SmokeConfig) -> Target | None:
         context=where.context,
         kubeconfig=where.kubeconfig,
         cluster_uid=where.cluster_uid,
+        setting="fleet.ledger",
     )
 
 
@@ -116,17 +120,20 @@ def _with_ledger(path: str, smoke: SmokeConfig, verdict: Verdict, decision: Deci
     ]
     name = smoke.target.name if smoke.target is not None else str(smoke.path)
     shared = shared_ledger(smoke)
+    where = path
     try:
         if shared is not None and smoke.fleet is not None:  # fleet.ledger: shared by runs anywhere
+            where = f"configmap {shared.namespace}/{ledger.config_map_name(smoke.fleet_run_id)}"
+            if not smoke.fleet_run_id:
+                raise ValueError("SMOKE_FLEET_RUN_ID is not set")
             reason = ledger.settle_in_cluster(
                 Kube(shared), smoke.fleet.max_rollbacks, smoke.fleet_run_id, name, failed, wants, counted
             )
         else:  # this machine's fleet run handed its file over
             reason = ledger.settle(path, smoke.fleet_run_id, name, failed, wants, counted)
-    except (OSError, ValueError) as exc:
-        reason = f"the fleet's rollback ledger {path} could not be used ({exc.__class__.__name__})" if wants else ""
-    except KubeError as exc:
-        reason = f"the fleet's rollback ledger could not be used ({exc})" if wants else ""
+    except (OSError, ValueError, KubeError) as exc:
+        why = str(exc) if isinstance(exc, (ValueError, KubeError)) else exc.__class__.__name__
+        reason = f"the fleet's rollback ledger {where} could not be used ({shorten(why, 200)})" if wants else ""
     if not reason:
         return decision
     return Decision("held", f"rollback held: {reason}", decision.critical_count, decision.threshold)

@@ -64,14 +64,24 @@ class FleetResult:
     waves: list[dict[str, Any]] = field(default_factory=list)  # number, select, targets, status
     refused: list[tuple[str, str]] = field(default_factory=list)  # (report file, why)
     notes: list[str] = field(default_factory=list)
+    # The run ended before it reached a fleet verdict (a collection error, Ctrl-C): its exit status.
+    ended_early: int | None = None
 
     @property
     def exit_status(self) -> int:
+        if self.ended_early is not None:
+            return self.ended_early
         codes = [target.exit_status for target in self.targets]
         return min(codes, key=URGENCY.index) if codes else 5
 
     @property
     def state(self) -> str:
+        state = self._state_of_targets()
+        if self.ended_early is not None and state in ("passed", "warning", "partial"):
+            return "inconclusive"  # what reported is no fleet verdict
+        return state
+
+    def _state_of_targets(self) -> str:
         statuses = {target.status for target in self.targets}
         if any(target.exit_status == 10 for target in self.targets):
             return "rollback_failed"

@@ -105,7 +105,7 @@ def report_path(run: FleetRun, name: str) -> Path:
 
 def target_command(run: FleetRun, name: str, report: Path, ledger_path: Path) -> tuple[list[str], dict[str, str]]:
     """The pytest command line and environment that check one target: exactly a plugin run."""
-    command = [run.python, "-m", "pytest", "--smoke-config", str(run.config), "--smoke-target", name]
+    command = [run.python, "-m", "pytest", "--smoke-config", str(run.config), "--smoke-fleet-target", name]
     command += ["--smoke-report", str(report), "--smoke-fleet-ledger", str(ledger_path)]
     if run.environment:
         command += ["--smoke-env", run.environment]

@@ -15,20 +15,22 @@ in every target that runs.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generator
+from typing import TYPE_CHECKING, Any, Callable, Generator
 
 import pytest
 
-from ..fleet.merge import FleetResult
+from ..decision.ledger import path_for as ledger_path_for
+from ..fleet.merge import FleetResult, merge, read_reports
 from ..fleet.orchestrate import FleetRun, report_path, run_fleet, target_command
 from ..fleet.render import markdown, one_line, terminal_lines, write_json, write_junit
-from .collection import target_of
-from .execution import lf_filtered, rebuild_failure_text, why_never_collected
+from .collection import check_of, is_required, target_of
+from .execution import lf_filtered, rebuild_failure_text, why_deselected, why_never_collected
 from .run import target_workers_key
 from .stream import StreamReader, replay
 
@@ -75,18 +77,39 @@ class FleetSession:
         )
         if run_id:
             self.run.run_id = run_id
+        self.ledger_path = ledger_path_for(out, self.run.run_id)
         self.items: dict[str, list[str]] = {}  # target -> the node ids its process runs
+        # target -> [node id, name, required, why] of each of its items this session deselected
+        self.deselected: dict[str, list[list[Any]]] = {}
         self.session: pytest.Session | None = None
+        self.selected: list[str] = []  # the targets with items to run
+        self.started: list[Path] = []  # the report of each target started
+        self.problems: list[str] = []  # outputs that could not be written
+
+    def pytest_deselected(self, items: list[pytest.Item]) -> None:
+        """What -k, -m, --deselect or --lf left out reaches each target's run as left out: a
+        required test among it makes that target PARTIAL, never verified, as in a one-target run."""
+        why = why_deselected(self.config) if items else ""
+        every = [target.target.name for target in self.targets if target.target is not None]
+        for item in items:
+            check = check_of(item)
+            required = check.required if check is not None else is_required(item)
+            name = target_of(item)
+            for target in [name] if name else every:
+                self.deselected.setdefault(target, []).append([item.nodeid, item.name, required, why])
 
     # -- run ---------------------------------------------------------------------------------------
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtestloop(self, session: pytest.Session) -> bool:
-        if session.testsfailed and not session.config.option.continue_on_collection_errors:
-            raise session.Interrupted(f"{session.testsfailed} error(s) during collection: no target was started")
+        if session.testsfailed:  # --continue-on-collection-errors too: a target would not know what is missing
+            self.reason = f"{session.testsfailed} error(s) during collection: no target was started"
+            raise session.Interrupted(self.reason)
         self.session = session
         self.items = self._items_by_target(session.items)
-        selected = [target.target.name for target in self.targets if target.target and target.target.name in self.items]
+        self.selected = selected = [
+            target.target.name for target in self.targets if target.target and target.target.name in self.items
+        ]
         if not selected:
             self.reason = "no item of any target was selected: no target was started"
             return True
@@ -116,7 +139,7 @@ class FleetSession:
 
     def _forwarded_arguments(self) -> list[str]:
         config = self.config
-        arguments = ["-p", "no:cacheprovider", "--rootdir", str(config.rootpath)]  # --lf is this session's
+        arguments = ["--rootdir", str(config.rootpath)]
         if config.inipath is not None:
             arguments += ["-c", str(config.inipath)]
         arguments += [flag for name, flag in FORWARDED_FLAGS if config.getoption(name, False)]
@@ -130,6 +153,9 @@ class FleetSession:
         arguments += workers
         for override in config.getoption("override_ini", None) or []:
             arguments += ["-o", override]
+        # --lf and --sw are this session's: a target keeps a cache of its own (an ini's addopts may
+        # still name them), never this session's.
+        arguments += ["-o", f"cache_dir={(self.run.out / '.cache').resolve()}"]
         arguments += _plugin_arguments(config.invocation_params.args)
         # What this session left out, and why: the target's run is PARTIAL for it, never verified.
         arguments += ["--smoke-left-out", why_never_collected(config)]
@@ -144,6 +170,7 @@ class FleetSession:
             self.say(f"fleet: target {name} not started: {session.shouldfail or session.shouldstop}")
             return None
         report = report_path(self.run, name)
+        self.started.append(report)
         stream = self.run.out / f"{name}.stream.jsonl"
         stream.unlink(missing_ok=True)
         command, environ = target_command(self.run, name, report, ledger_path)
@@ -152,7 +179,9 @@ class FleetSession:
         metrics = self.config.getoption("smoke_metrics")
         if metrics:  # one file per target, side by side: a textfile collector reads them all
             command += ["--smoke-metrics", str(_per_target(Path(metrics), name))]
-        command += self.items[name]
+        left_out = self.run.out / f"{name}.deselected.json"
+        left_out.write_text(json.dumps(self.deselected.get(name, [])), encoding="utf-8")
+        command += ["--smoke-deselected", str(left_out), *self.items[name]]
         log = self.run.out / f"{name}.log"
         self.say(f"fleet: target {name}" + (f" (wave {wave})" if wave else "") + f": its output: {log}")
         reader = StreamReader(stream)
@@ -184,42 +213,70 @@ class FleetSession:
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> Generator[None, None, None]:
         if self.result is not None:
             session.exitstatus = self.result.exit_status
+        else:
+            self.result = self._no_verdict(int(session.exitstatus))
         try:
             return (yield)
         finally:
             self._publish()
 
+    def _no_verdict(self, exit_status: int) -> FleetResult:
+        """The run ended before a fleet verdict: what the targets that ended reported, no more. The
+        outputs say so (a report of an earlier run must never stand for this one)."""
+        written = [path for path in self.started if path.exists()]
+        result = merge(
+            self.fleet,
+            str(self.run.config),
+            read_reports(written),
+            self.run.run_id,
+            selected=set(self.selected),
+            environment=self.run.environment,
+        )
+        result.ended_early = exit_status
+        result.notes.append(f"no fleet verdict: {self.reason or 'the run ended early'}")
+        return result
+
     def _publish(self) -> None:
         result = self.result
-        if result is None:
-            return
+        assert result is not None
         config = self.config
-        if config.getoption("smoke_report"):
-            write_json(result, config.getoption("smoke_report"))
-        if config.getoption("smoke_junit"):
-            write_junit(result, config.getoption("smoke_junit"))
-        text = markdown(result)
-        for path in (config.getoption("smoke_markdown"), os.environ.get("GITHUB_STEP_SUMMARY")):
-            if path:
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
-                with open(path, "a" if path == os.environ.get("GITHUB_STEP_SUMMARY") else "w", encoding="utf-8") as f:
-                    f.write(text)
+        writes: list[tuple[str | None, Callable[[str], None]]] = [
+            (config.getoption("smoke_report"), lambda path: write_json(result, path)),
+            (config.getoption("smoke_junit"), lambda path: write_junit(result, path)),
+            (config.getoption("smoke_markdown"), lambda path: _write_text(path, markdown(result), "w")),
+            (os.environ.get("GITHUB_STEP_SUMMARY"), lambda path: _write_text(path, markdown(result), "a")),
+        ]
+        for path, write in writes:
+            if not path:
+                continue
+            try:
+                write(path)
+            except OSError as exc:  # the verdict and the exit status stand; the output is missing
+                self.problems.append(f"could not write {path} ({exc.strerror or exc.__class__.__name__})")
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         terminalreporter.section("smoke fleet verdict", sep="=")
-        if self.result is None:
+        result = self.result
+        if result is None or result.ended_early is not None:
             terminalreporter.write_line(f"smoke: no fleet verdict: {self.reason or 'the run ended early'}")
-            return
-        for line in terminal_lines(self.result):
-            terminalreporter.write_line(line)
-        terminalreporter.write_line(
-            f"Each target's report and output: {one_line(str(self.run.out))}/TARGET.{{json,log}}"
-        )
+        if result is not None and (result.ended_early is None or self.started):
+            for line in terminal_lines(result):
+                terminalreporter.write_line(line)
+        for problem in self.problems:
+            terminalreporter.write_line(f"Warning: {one_line(problem)}", yellow=True)
+        where = one_line(str(self.run.out))
+        terminalreporter.write_line(f"Each target's report and output: {where}/TARGET.{{json,log}}")
 
     def say(self, message: str) -> None:
         terminal = self.config.pluginmanager.get_plugin("terminalreporter")
         if terminal is not None:
             terminal.write_line(one_line(message))
+
+
+def _write_text(path: str, text: str, mode: str) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, mode, encoding="utf-8") as handle:
+        handle.write(text)
 
 
 def _argument(config: pytest.Config, nodeid: str) -> str:

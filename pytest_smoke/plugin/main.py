@@ -13,6 +13,7 @@ per-process state the roles share.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from importlib import metadata
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
 # The distribution of this plugin, and the unrelated one that holds the same import package
 # (``pytest_smoke``) and the entry point name ``smoke``: they cannot be installed together.
 DISTRIBUTION = "pytest-deploy-smoke"
+# A fleet session's list of what it deselected for one target: a few hundred bytes per item.
+MAX_DESELECTED_CHARS = 64 * 1024 * 1024
 CONFLICTING_DISTRIBUTION = "pytest-smoke"
 
 
@@ -98,11 +101,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="A fleet session runs up to K targets of a wave at once (default 1: one after the other, in "
         "config order, so fleet.max_rollbacks holds back the later ones).",
     )
+    group.addoption(
+        "--smoke-fleet-target",
+        metavar="NAME",
+        help="(set by a fleet run or session) the one target this process checks, whatever --smoke-target says.",
+    )
     group.addoption("--smoke-report-stream", metavar="PATH", help="(set by a fleet session) stream reports to PATH.")
     group.addoption(
         "--smoke-left-out",
         metavar="REASON",
         help="(set by a fleet session) why the checks this process was not given were left out.",
+    )
+    group.addoption(
+        "--smoke-deselected",
+        metavar="PATH",
+        help="(set by a fleet session) the items of this target the session deselected, and why.",
     )
     group.addoption(
         "--smoke-left-out-unknown",
@@ -212,11 +225,16 @@ class WorkersForTargets:
         from ..config import ConfigError, chosen_targets  # lazy: see the top
 
         try:
-            several = chosen_targets(path, _target_names(config), config.getoption("smoke_target_selector"))[1]
+            several = chosen_targets(path, _target_names(config), _target_selector(config))[1]
         except ConfigError:
             return  # pytest_configure says so, as a usage error
         if several:
-            config.stash[target_workers_key] = ("-n", str(config.getoption("numprocesses")), "--dist", str(dist))
+            workers = config.getoption("numprocesses", None)
+            specs = () if workers else tuple(f"--tx={spec}" for spec in config.getoption("tx", None) or ())
+            distribution = (
+                ("-n", str(workers), f"--dist={dist}") if workers else specs + (f"--dist={dist}",) * bool(specs)
+            )
+            config.stash[target_workers_key] = distribution
             config.option.dist = "no"
 
 
@@ -263,7 +281,7 @@ def pytest_configure(config: pytest.Config) -> None:
     from .stream import ReportStream
 
     try:
-        target, session_targets = chosen_targets(path, _target_names(config), config.getoption("smoke_target_selector"))
+        target, session_targets = chosen_targets(path, _target_names(config), _target_selector(config))
         if session_targets and config.getoption("smoke_base_url"):
             raise ConfigError(
                 path,
@@ -288,6 +306,10 @@ def pytest_configure(config: pytest.Config) -> None:
     smoke_config = targets[0]
     run = _start_run(config, smoke_config, extensions)
     run.targets = targets
+    if config.getoption("smoke_deselected"):
+        run.deselected.extend(_deselected_by_session(Path(config.getoption("smoke_deselected"))))
+    if smoke_config.target is not None:
+        config.pluginmanager.register(fixtures.EveryTestPerTarget(), "smoke-every-test-per-target")
     if session_targets:
         _start_fleet_session(config, path, run)
         return
@@ -325,7 +347,23 @@ def _preflight(config: pytest.Config, smoke_config: SmokeConfig) -> Any:
     )
 
 
+def _deselected_by_session(path: Path) -> list[list[Any]]:
+    """What a fleet session deselected of this target: ``[node id, name, required, why]`` each."""
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read(MAX_DESELECTED_CHARS + 1)
+    entries = json.loads(text) if len(text) <= MAX_DESELECTED_CHARS else None
+    if not isinstance(entries, list) or not all(isinstance(entry, list) and len(entry) == 4 for entry in entries):
+        raise pytest.UsageError(f"--smoke-deselected {path}: not a list of deselected items")
+    return entries
+
+
+def _target_selector(config: pytest.Config) -> str | None:
+    return None if config.getoption("smoke_fleet_target") else config.getoption("smoke_target_selector")
+
+
 def _target_names(config: pytest.Config) -> list[str]:
+    if config.getoption("smoke_fleet_target"):  # a target process of a fleet run: this one, whatever else says
+        return [config.getoption("smoke_fleet_target")]
     names: list[str] = config.getoption("smoke_target") or []
     if not names and os.environ.get("SMOKE_TARGET"):
         names = [os.environ["SMOKE_TARGET"]]
@@ -375,7 +413,14 @@ def _start_fleet_session(config: pytest.Config, path: Path, run: SmokeRun) -> No
     config.pluginmanager.register(SmokeCollection(run), "smoke-collection")
     if config.getoption("collectonly"):
         return
+    out = Path(config.getoption("smoke_fleet_out"))
+    if out.exists() and not out.is_dir():
+        raise pytest.UsageError(f"--smoke-fleet-out {out}: not a directory")
     session = FleetSession(config, load_fleet(path), run.targets)
+    if session.ledger_path.exists():
+        raise pytest.UsageError(
+            f"{session.ledger_path} exists: a fleet run id is used once (SMOKE_FLEET_RUN_ID); no target was started"
+        )
     config.pluginmanager.register(session, CONTROLLER_NAME)
 
 
