@@ -41,10 +41,16 @@ if TYPE_CHECKING:
 # How often the session reads what a running target has streamed.
 POLL_SECONDS = 0.1
 # Options of this session a target's process receives as they are: (option name, flag).
+# Selection (-k, -m, --lf, node ids) and the outputs are this session's; collection and run
+# settings are each target's as they are here.
 FORWARDED_FLAGS = (
     ("smoke_no_rollback", "--smoke-no-rollback"),
     ("smoke_confirm_rollback", "--smoke-confirm-rollback"),
     ("smoke_fail_fast", "--smoke-fail-fast"),
+    ("noconftest", "--noconftest"),
+    ("runxfail", "--runxfail"),
+    ("strict_markers", "--strict-markers"),
+    ("doctestmodules", "--doctest-modules"),
 )
 FORWARDED_VALUES = (
     ("smoke_hold_rollback", "--smoke-hold-rollback"),
@@ -53,6 +59,8 @@ FORWARDED_VALUES = (
     ("smoke_pushgateway", "--smoke-pushgateway"),
     ("maxfail", "--maxfail"),
     ("timeout", "--timeout"),
+    ("importmode", "--import-mode"),
+    ("confcutdir", "--confcutdir"),
 )
 
 
@@ -153,6 +161,8 @@ class FleetSession:
         arguments += workers
         for override in config.getoption("override_ini", None) or []:
             arguments += ["-o", override]
+        for warning in config.getoption("pythonwarnings", None) or []:
+            arguments += ["-W", warning]
         # --lf and --sw are this session's: a target keeps a cache of its own (an ini's addopts may
         # still name them), never this session's.
         arguments += ["-o", f"cache_dir={(self.run.out / '.cache').resolve()}"]
