@@ -478,10 +478,15 @@ def test_a_fleet_session_collects_every_target_and_gives_the_fleet_verdict(clust
     assert {"health[readiness]", "test_home[eu-west-1]", "test_home[us-east-1]", "test_home[ap-south-1]"} <= cases
 
 
-def test_k_and_node_ids_select_across_the_fleet_and_the_rest_get_no_request(clusters, pytester, in_pytester_dir):
+def two_targets_with_custom_tests(clusters, pytester) -> tuple[Cluster, Cluster, Path]:
     eu, us = clusters("eu-west-1"), clusters("us-east-1")
     config = fleet_config(pytester.path, {"eu-west-1": eu.target(), "us-east-1": us.target()})
     pytester.makepyfile(test_mine=CUSTOM_TESTS)
+    return eu, us, config
+
+
+def test_k_and_node_ids_select_across_the_fleet_and_the_rest_get_no_request(clusters, pytester, in_pytester_dir):
+    eu, us, config = two_targets_with_custom_tests(clusters, pytester)
     result = pytester.runpytest("--smoke-config", str(config), "-k", "eu-west-1", "--smoke-report", "fleet.json")
     assert result.ret == 0
     assert us.service.requests == [] and eu.service.requests
@@ -685,9 +690,7 @@ def test_a_session_refuses_a_fleet_run_id_used_before(clusters, pytester, in_pyt
 
 
 def test_what_a_session_leaves_out_keeps_each_target_partial(clusters, pytester, in_pytester_dir):
-    eu, us = clusters("eu-west-1"), clusters("us-east-1")
-    config = fleet_config(pytester.path, {"eu-west-1": eu.target(), "us-east-1": us.target()})
-    pytester.makepyfile(test_mine=CUSTOM_TESTS)
+    eu, us, config = two_targets_with_custom_tests(clusters, pytester)
     result = pytester.runpytest("--smoke-config", str(config), "-k", "not test_home", "--smoke-report", "fleet.json")
     assert result.ret == 0
     report = json.loads((pytester.path / "fleet.json").read_text())

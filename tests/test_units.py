@@ -447,19 +447,22 @@ def test_the_fleet_ledger_caps_rollbacks_and_counts_a_shared_outage_once(tmp_pat
     path = ledger.path_for(tmp_path, "r1")
     ledger.create(path, max_rollbacks=1, run_id="r1")
     db = "postgres://db:5432/orders"
-    assert ledger.settle(path, "r1", "a", [db], True, [db]) == ""  # first: rolls back
-    assert "failed in another target of the fleet too" in ledger.settle(path, "r1", "b", [db], True, [db])
-    assert "max_rollbacks (1)" in ledger.settle(path, "r1", "c", [], True, [None])  # its own cause, over the cap
-    assert ledger.settle(path, "r1", "d", [db], False, []) == ""  # nothing due: only recorded
-    assert ledger.settle(path, "r1", "a", [db], True, [db]) == ""  # a target's own claim is not a second one
+    claim = ledger.Claim
+    assert ledger.settle(path, claim("r1", "a", (db,), True, (db,))) == ""  # first: rolls back
+    assert "failed in another target of the fleet too" in ledger.settle(path, claim("r1", "b", (db,), True, (db,)))
+    assert "max_rollbacks (1)" in ledger.settle(
+        path, claim("r1", "c", (), True, (None,))
+    )  # its own cause, over the cap
+    assert ledger.settle(path, claim("r1", "d", (db,), False, ())) == ""  # nothing due: only recorded
+    assert ledger.settle(path, claim("r1", "a", (db,), True, (db,))) == ""  # a target's own claim is not a second one
     with pytest.raises(ValueError, match="fleet run 'r1'"):  # another run's ledger
-        ledger.settle(path, "r2", "e", [], True, [None])
+        ledger.settle(path, claim("r2", "e", (), True, (None,)))
     with pytest.raises(FileExistsError):  # a run id is used once: a second run cannot reset the cap
         ledger.create(path, max_rollbacks=5, run_id="r1")
     for planted in ('{"version": 99}', '{"version": 1}', '{"version": 1, "run_id": "r1", "max_rollbacks": null}'):
         path.write_text(planted)
         with pytest.raises(ValueError):
-            ledger.settle(path, "r1", "e", [], True, [None])
+            ledger.settle(path, claim("r1", "e", (), True, (None,)))
     assert ledger.path_for(tmp_path, "../../etc/x").parent == tmp_path
 
 

@@ -119,6 +119,7 @@ def _with_ledger(path: str, smoke: SmokeConfig, verdict: Verdict, decision: Deci
         str(o.facts.get("address") or "") or None if o.kind == "dependency" else None for o in verdict.rollback_failures
     ]
     name = smoke.target.name if smoke.target is not None else str(smoke.path)
+    claim = ledger.Claim(smoke.fleet_run_id, name, tuple(failed), wants, tuple(counted))
     shared = shared_ledger(smoke)
     where = path
     try:
@@ -126,11 +127,9 @@ def _with_ledger(path: str, smoke: SmokeConfig, verdict: Verdict, decision: Deci
             where = f"configmap {shared.namespace}/{ledger.config_map_name(smoke.fleet_run_id)}"
             if not smoke.fleet_run_id:
                 raise ValueError("SMOKE_FLEET_RUN_ID is not set")
-            reason = ledger.settle_in_cluster(
-                Kube(shared), smoke.fleet.max_rollbacks, smoke.fleet_run_id, name, failed, wants, counted
-            )
+            reason = ledger.settle_in_cluster(Kube(shared), smoke.fleet.max_rollbacks, claim)
         else:  # this machine's fleet run handed its file over
-            reason = ledger.settle(path, smoke.fleet_run_id, name, failed, wants, counted)
+            reason = ledger.settle(path, claim)
     except (OSError, ValueError, KubeError) as exc:
         why = str(exc) if isinstance(exc, (ValueError, KubeError)) else exc.__class__.__name__
         reason = f"the fleet's rollback ledger {where} could not be used ({shorten(why, 200)})" if wants else ""

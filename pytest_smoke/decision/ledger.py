@@ -24,8 +24,9 @@ import hashlib
 import json
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, cast
+from typing import Any, cast
 
 from ..cluster.kube import Kube, KubeError
 
@@ -57,21 +58,25 @@ def create(path: Path, max_rollbacks: int, run_id: str) -> None:
         handle.write(json.dumps(data))
 
 
-def settle(
-    path: str | os.PathLike[str],
-    run_id: str,
-    target: str,
-    failed_addresses: Iterable[str],
-    wants_rollback: bool,
-    counted_addresses: list[str | None],
-) -> str:
-    """Record ``target``'s failed dependencies and, if it wants a rollback, claim one: "" when it
-    may go ahead, else why it is held. ``counted_addresses``: for each failure that counts toward
-    the rollback, its dependency address (None for a failure that is not a dependency's)."""
+@dataclass(frozen=True)
+class Claim:
+    """What one target brings to the ledger once its decision is made."""
+
+    run_id: str
+    target: str
+    failed_addresses: tuple[str, ...]  # the addresses of its failed dependencies
+    wants_rollback: bool
+    # For each failure that counts toward the rollback, its dependency's address (None: not a dependency's).
+    counted_addresses: tuple[str | None, ...]
+
+
+def settle(path: str | os.PathLike[str], claim: Claim) -> str:
+    """Record the target's failed dependencies and, if it wants a rollback, claim one: "" when it
+    may go ahead, else why it is held."""
     with open(path, "r+", encoding="utf-8") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
         data = _read(handle.read(MAX_LEDGER_CHARS + 1))
-        reason = _settle_in(data, run_id, target, failed_addresses, wants_rollback, counted_addresses)
+        reason = _settle_in(data, claim)
         handle.seek(0)
         handle.truncate()
         handle.write(json.dumps(data))
@@ -84,21 +89,15 @@ def _new(max_rollbacks: int, run_id: str) -> dict[str, Any]:
     return {"version": VERSION, "run_id": run_id, "max_rollbacks": max_rollbacks, "rolled_back": [], "outages": {}}
 
 
-def _settle_in(
-    data: dict[str, Any],
-    run_id: str,
-    target: str,
-    failed_addresses: Iterable[str],
-    wants_rollback: bool,
-    counted_addresses: list[str | None],
-) -> str:
+def _settle_in(data: dict[str, Any], claim: Claim) -> str:
     """One target's settlement, applied to the ledger's ``data``: why its rollback is held, or ""."""
-    if data["run_id"] != run_id:
-        raise ValueError(f"the ledger is fleet run {data['run_id']!r}'s, not {run_id!r}'s")
+    if data["run_id"] != claim.run_id:
+        raise ValueError(f"the ledger is fleet run {data['run_id']!r}'s, not {claim.run_id!r}'s")
+    target = claim.target
     others = {address for name, found in data["outages"].items() if name != target for address in found}
-    reason = _hold_reason(data, target, wants_rollback, counted_addresses, others)
-    data["outages"][target] = sorted(set(failed_addresses))
-    if wants_rollback and not reason and target not in data["rolled_back"]:
+    reason = _hold_reason(data, target, claim.wants_rollback, list(claim.counted_addresses), others)
+    data["outages"][target] = sorted(set(claim.failed_addresses))
+    if claim.wants_rollback and not reason and target not in data["rolled_back"]:
         data["rolled_back"].append(target)
     return reason
 
@@ -114,27 +113,18 @@ def config_map_name(run_id: str) -> str:
     return f"smoke-fleet-ledger-{safe}"
 
 
-def settle_in_cluster(
-    kube: Kube,
-    max_rollbacks: int,
-    run_id: str,
-    target: str,
-    failed_addresses: Iterable[str],
-    wants_rollback: bool,
-    counted_addresses: list[str | None],
-) -> str:
+def settle_in_cluster(kube: Kube, max_rollbacks: int, claim: Claim) -> str:
     """As :func:`settle`, with the ledger in a ConfigMap that every run of the fleet reaches. Each
     settlement is read, applied and written back guarded by the ConfigMap's resourceVersion (the
     API server's optimistic concurrency): two runs settling at once cannot both take the last slot;
     the one that lost reads again (bounded). The first run to settle creates it. KubeError when the
     ledger cannot be used, ValueError when what is there is not a ledger of this run."""
-    name = config_map_name(run_id)
-    failed = list(failed_addresses)
+    name = config_map_name(claim.run_id)
     for _ in range(CONFLICT_ATTEMPTS):
         found = kube.config_map(name)
         text = str(((found or {}).get("data") or {}).get(LEDGER_KEY, ""))
-        data = _read(text) if found is not None else _new(max_rollbacks, run_id)
-        reason = _settle_in(data, run_id, target, failed, wants_rollback, counted_addresses)
+        data = _read(text) if found is not None else _new(max_rollbacks, claim.run_id)
+        reason = _settle_in(data, claim)
         try:
             if found is None:
                 kube.create_config_map(name, {LEDGER_KEY: json.dumps(data)})
