@@ -5,6 +5,8 @@ Each target is a real pytest process, as in production."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -726,3 +728,56 @@ def test_a_session_that_ends_early_or_cannot_write_still_says_so(clusters, pytes
     validate_fleet_report(report)
     assert report["exit_status"] == 2 and report["verdict"]["state"] == "inconclusive"
     assert "no fleet verdict: 1 error(s) during collection: no target was started" in report["notes"]
+
+
+def test_a_session_replays_skips_and_honours_run_modes(clusters, pytester, in_pytester_dir):
+    eu, us = clusters("eu-west-1", "ready-503"), clusters("us-east-1")
+    config = fleet_config(pytester.path, {"eu-west-1": eu.target(), "us-east-1": us.target()})
+    pytester.makepyfile(test_mine="import pytest\n\n@pytest.mark.skip(reason='later')\ndef test_later():\n    pass\n")
+    # A skip crosses from a target as pytest's own (path, line, reason), for -v and --junitxml alike.
+    result = pytester.runpytest("--smoke-config", str(config), "-v", "--junitxml", "pytest.xml", "-W", "error")
+    assert result.ret == 1  # eu-west-1 is critical: the fleet's verdict, no INTERNALERROR
+    result.stdout.fnmatch_lines(["*test_mine.py::test_later[[]us-east-1[]] SKIPPED (later)*"])
+    assert "INTERNALERROR" not in result.stdout.str()
+    eu.service.requests.clear()
+    rolled_back = len(deployment_patches(eu.api))
+    # --setup-plan runs nothing, in each target as in a one-target run: no request, no rollback.
+    pytester.runpytest("--smoke-config", str(config), "--setup-plan")
+    assert eu.service.requests == [] and len(deployment_patches(eu.api)) == rolled_back
+    (pytester.path / "a-file").write_text("")
+    result = pytester.runpytest("--smoke-config", str(config), "--smoke-fleet-out", "a-file/sub")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR and eu.service.requests == []
+
+
+def test_sigterm_to_a_session_reaches_its_targets_before_any_rollback(clusters, pytester, in_pytester_dir):
+    import signal
+    import time
+
+    a, b = clusters("a", "ready-503"), clusters("b", "ready-503")
+    config = fleet_config(pytester.path, {"a": a.target(), "b": b.target()})
+    pytester.makepyfile(test_slow="import time\n\ndef test_slow():\n    time.sleep(6)\n")
+    session = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "--smoke-config", str(config), "--smoke-report", "fleet.json"],
+        cwd=pytester.path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 30
+    while not a.service.requests and time.monotonic() < deadline:  # target a is checking
+        time.sleep(0.1)
+    time.sleep(0.5)
+    session.send_signal(signal.SIGTERM)
+    output, _ = session.communicate(timeout=60)
+    assert session.returncode == pytest.ExitCode.INTERRUPTED, output.decode()
+    assert not deployment_patches(a.api) and b.service.requests == []  # a stood down, b never started
+    report = json.loads((pytester.path / "fleet.json").read_text())
+    assert report["exit_status"] == 2 and any(note.startswith("no fleet verdict") for note in report["notes"])
+
+
+def test_a_one_target_run_of_a_fleet_config_stays_green_under_warnings_as_errors(clusters, pytester, in_pytester_dir):
+    eu = clusters("eu-west-1")
+    config = fleet_config(pytester.path, {"eu-west-1": eu.target(), "us-east-1": eu.target()})
+    pytester.makepyfile(test_mine="class TestShop:\n    def test_home(self, smoke_http):\n        pass\n")
+    result = pytester.runpytest("--smoke-config", str(config), "--smoke-target", "eu-west-1", "-W", "error", "-rA")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["PASSED test_mine.py::TestShop::test_home[[]eu-west-1[]]"])

@@ -64,9 +64,9 @@ def run(inputs: DecisionInputs, verdict: Verdict, timeline: Timeline) -> RunSumm
     override = inputs.override(verdict, decision)
     if isinstance(override, Decision):
         decision = override
-    # Only a run that can roll back settles with the fleet: a dry run or a run with the rollback off
-    # writes nothing anywhere, the shared ledger included.
-    can_roll_back = smoke.auto_rollback.enabled and not inputs.dry_run
+    # Only a run that can roll back settles with the fleet: a dry run, a run with the rollback off or
+    # held by hand (--smoke-hold-rollback) writes nothing anywhere, the shared ledger included.
+    can_roll_back = smoke.auto_rollback.enabled and not inputs.dry_run and not inputs.held
     if can_roll_back and (inputs.ledger or shared_ledger(smoke) is not None):
         decision = _with_ledger(inputs.ledger, smoke, verdict, decision)
     summary = RunSummary(verdict, decision, timeline=timeline)

@@ -87,7 +87,7 @@ class SmokeCollection:
 
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
         """With a fleet, a developer's test (every one asks for ``smoke_target``: see
-        fixtures.EveryTestPerTarget) runs once per target, the target in its id: ``test_login[eu-west-1]``."""
+        plugin/per_target.py) runs once per target, the target in its id: ``test_login[eu-west-1]``."""
         if TARGET_ARGUMENT not in metafunc.fixturenames or CHECK_ARGUMENT in metafunc.fixturenames:
             return
         names = [target.target.name for target in self.run.targets if target.target is not None]

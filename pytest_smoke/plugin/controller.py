@@ -134,7 +134,9 @@ class SmokeController:
         (reachable, the right cluster, allowed to write) before the first check, or the run stops
         as a config error: otherwise every due rollback would be held for a reason known now."""
         target = shared_ledger(self.smoke)
-        if target is None or not self.smoke.auto_rollback.enabled or self.config.getoption("smoke_no_rollback"):
+        config = self.config
+        no_rollback = config.getoption("smoke_no_rollback") or config.getoption("smoke_hold_rollback")
+        if target is None or not self.smoke.auto_rollback.enabled or no_rollback:
             return
         if not self.smoke.fleet_run_id:
             self._stop_before_checks(

@@ -77,14 +77,3 @@ def smoke_dependencies(pytestconfig: pytest.Config, smoke_target: str | None) ->
     run = _smoke_run(pytestconfig)
     dependencies = {check.name: check.spec for check in run.config.checks if check.kind == "dependency"}
     return read_only(dependencies)  # type: ignore[no-any-return]
-
-
-class EveryTestPerTarget:
-    """Registered when the config has a ``fleet:``: every developer's test asks for
-    ``smoke_target``, so each runs once per target with the target in its id, whether it asks for a
-    smoke fixture or not. A test that ran in every target under one id would mix their outcomes
-    (``--lf``, JUnit) and could not be selected per target."""
-
-    @pytest.fixture(autouse=True, scope="session")
-    def _smoke_fleet_target(self, smoke_target: str | None) -> str | None:
-        return smoke_target

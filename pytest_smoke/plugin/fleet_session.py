@@ -15,8 +15,10 @@ in every target that runs.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -51,6 +53,9 @@ FORWARDED_FLAGS = (
     ("runxfail", "--runxfail"),
     ("strict_markers", "--strict-markers"),
     ("doctestmodules", "--doctest-modules"),
+    ("setupplan", "--setup-plan"),
+    ("setuponly", "--setup-only"),
+    ("setupshow", "--setup-show"),
 )
 FORWARDED_VALUES = (
     ("smoke_hold_rollback", "--smoke-hold-rollback"),
@@ -61,6 +66,16 @@ FORWARDED_VALUES = (
     ("timeout", "--timeout"),
     ("importmode", "--import-mode"),
     ("confcutdir", "--confcutdir"),
+    ("timeout_method", "--timeout-method"),
+    ("reruns", "--reruns"),
+    ("reruns_delay", "--reruns-delay"),
+)
+FORWARDED_LISTS = (
+    ("smoke_expect_image", "--smoke-expect-image"),
+    ("override_ini", "-o"),
+    ("pythonwarnings", "-W"),
+    ("only_rerun", "--only-rerun"),
+    ("rerun_except", "--rerun-except"),
 )
 
 
@@ -93,6 +108,8 @@ class FleetSession:
         self.selected: list[str] = []  # the targets with items to run
         self.started: list[Path] = []  # the report of each target started
         self.problems: list[str] = []  # outputs that could not be written
+        self.children: set[subprocess.Popen[bytes]] = set()  # the target processes running now
+        self.stopping = ""  # a signal ended the session: no further target starts
 
     def pytest_deselected(self, items: list[pytest.Item]) -> None:
         """What -k, -m, --deselect or --lf left out reaches each target's run as left out: a
@@ -122,13 +139,28 @@ class FleetSession:
             self.reason = "no item of any target was selected: no target was started"
             return True
         self.run.pytest_args = self._forwarded_arguments()
+        previous = None
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGTERM, self._on_sigterm)
         try:
             self.result = run_fleet(self.fleet, selected, self.run, launch=self._run_target)
         except FileExistsError as exc:  # the ledger is written before the first target starts
             raise pytest.UsageError(
                 f"{exc.filename} exists: a fleet run id is used once (SMOKE_FLEET_RUN_ID); no target was started"
             ) from None
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
         return True
+
+    def _on_sigterm(self, signum: int, frame: Any) -> None:
+        """As Ctrl-C: the running targets get the signal and end on their own terms (before a
+        rollback: none), no further target starts, and the fleet report says there is no verdict."""
+        self.stopping = signal.Signals(signum).name
+        for child in list(self.children):
+            with contextlib.suppress(OSError):
+                child.send_signal(signum)
+        raise KeyboardInterrupt(self.stopping)
 
     def _items_by_target(self, items: list[pytest.Item]) -> dict[str, list[str]]:
         names = [target.target.name for target in self.targets if target.target is not None]
@@ -155,14 +187,11 @@ class FleetSession:
             value = config.getoption(name, None)
             if value not in (None, 0, False, ""):
                 arguments += [flag, str(value)]
-        for image in config.getoption("smoke_expect_image") or []:
-            arguments += ["--smoke-expect-image", image]
+        for name, flag in FORWARDED_LISTS:
+            for value in config.getoption(name, None) or []:
+                arguments += [flag, str(value)]
         workers: tuple[str, ...] = config.stash.get(target_workers_key, ())
         arguments += workers
-        for override in config.getoption("override_ini", None) or []:
-            arguments += ["-o", override]
-        for warning in config.getoption("pythonwarnings", None) or []:
-            arguments += ["-W", warning]
         # --lf and --sw are this session's: a target keeps a cache of its own (an ini's addopts may
         # still name them), never this session's.
         arguments += ["-o", f"cache_dir={(self.run.out / '.cache').resolve()}"]
@@ -176,8 +205,9 @@ class FleetSession:
     def _run_target(self, name: str, wave: int | None, ledger_path: Path) -> Path | None:
         session = self.session
         assert session is not None
-        if session.shouldfail or session.shouldstop:
-            self.say(f"fleet: target {name} not started: {session.shouldfail or session.shouldstop}")
+        stop = self.stopping or session.shouldfail or session.shouldstop
+        if stop:
+            self.say(f"fleet: target {name} not started: {stop}")
             return None
         report = report_path(self.run, name)
         self.started.append(report)
@@ -197,12 +227,14 @@ class FleetSession:
         reader = StreamReader(stream)
         with open(log, "wb") as handle:
             child = subprocess.Popen(command, env=environ, stdout=handle, stderr=subprocess.STDOUT)
+            self.children.add(child)
             try:
                 while child.poll() is None:
                     self._replay(reader)
                     time.sleep(POLL_SECONDS)
             finally:
                 child.wait()  # Ctrl-C reached it too: it ends on its own terms, its report says how
+                self.children.discard(child)
         self._replay(reader)
         return report if report.exists() else None
 
@@ -213,7 +245,7 @@ class FleetSession:
             try:
                 for event in reader.events():
                     replay(self.config, event, rebuild_failure_text)
-            except (ValueError, KeyError, TypeError) as exc:  # the verdict is the target's report, not this
+            except Exception as exc:  # a bad line, a plugin's hook: the verdict is the target's report, not this
                 reader.broken = True
                 self.say(f"fleet: {reader.path}: could not be replayed ({exc.__class__.__name__}); see its log")
 

@@ -274,7 +274,7 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     # The lazy boundary (see the top): ~170 ms that a run without a smoke config never pays.
     from ..config import ConfigError, chosen_targets, load_config
-    from . import reporters
+    from . import per_target, reporters
     from .collection import SmokeCollection
     from .controller import SmokeController
     from .execution import CheckExecution
@@ -309,7 +309,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("smoke_deselected"):
         run.deselected.extend(_deselected_by_session(Path(config.getoption("smoke_deselected"))))
     if smoke_config.target is not None:
-        config.pluginmanager.register(fixtures.EveryTestPerTarget(), "smoke-every-test-per-target")
+        config.pluginmanager.register(per_target, "smoke-every-test-per-target")
     if session_targets:
         _start_fleet_session(config, path, run)
         return
@@ -414,8 +414,10 @@ def _start_fleet_session(config: pytest.Config, path: Path, run: SmokeRun) -> No
     if config.getoption("collectonly"):
         return
     out = Path(config.getoption("smoke_fleet_out"))
-    if out.exists() and not out.is_dir():
-        raise pytest.UsageError(f"--smoke-fleet-out {out}: not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise pytest.UsageError(f"--smoke-fleet-out {out}: {exc.strerror or exc.__class__.__name__}") from None
     session = FleetSession(config, load_fleet(path), run.targets)
     if session.ledger_path.exists():
         raise pytest.UsageError(

@@ -93,7 +93,10 @@ def replay(config: pytest.Config, event: dict[str, Any], rebuild: Callable[[pyte
         location = tuple(event["location"])
         getattr(hook, f"pytest_runtest_{event['event']}")(nodeid=event["nodeid"], location=location)
         return
-    report = hook.pytest_report_from_serializable(config=config, data=event["data"])
+    data = event["data"]
+    if isinstance(data.get("longrepr"), list):  # a skip's (path, line, reason): JSON made it a list
+        data["longrepr"] = tuple(data["longrepr"])
+    report = hook.pytest_report_from_serializable(config=config, data=data)
     if event["event"] == "collectreport":
         hook.pytest_collectreport(report=report)
     else:
