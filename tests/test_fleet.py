@@ -194,3 +194,15 @@ def test_a_fleet_sessions_report_stream_is_read_a_whole_line_at_a_time(tmp_path)
         handle.write('ish", "nodeid": "a"}\n')
     assert list(reader.events()) == [{"event": "logfinish", "nodeid": "a"}]
     assert list(reader.events()) == []
+
+
+def test_an_interrupted_fleet_still_exits_with_what_its_targets_did():
+    from pytest_smoke.fleet.merge import FleetResult, TargetResult
+
+    def fleet(*codes: int) -> FleetResult:
+        targets = [TargetResult(f"t{i}", {}, None, "x", code, "") for i, code in enumerate(codes)]
+        return FleetResult(config="f.yaml", digest="sha256:0", run_id="r", targets=targets, ended_early=2)
+
+    assert fleet(0, 12).exit_status == 2  # nothing worse than the interruption: no verdict
+    assert fleet(1, 12).exit_status == 1  # a target failed critically (and may have rolled back)
+    assert fleet(1, 10).exit_status == 10  # a rollback needs a human: never hidden behind "interrupted"

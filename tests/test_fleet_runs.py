@@ -747,6 +747,10 @@ def test_a_session_replays_skips_and_honours_run_modes(clusters, pytester, in_py
     (pytester.path / "a-file").write_text("")
     result = pytester.runpytest("--smoke-config", str(config), "--smoke-fleet-out", "a-file/sub")
     assert result.ret == pytest.ExitCode.USAGE_ERROR and eu.service.requests == []
+    # A value that starts with "-" reaches each target whole: eu-west-1's due rollback is held.
+    result = pytester.runpytest("--smoke-config", str(config), "--smoke-hold-rollback=-frozen by ops", "-n", "0")
+    assert result.ret == 10
+    result.stdout.fnmatch_lines(["*eu-west-1*rollback held*"])
 
 
 def test_sigterm_to_a_session_reaches_its_targets_before_any_rollback(clusters, pytester, in_pytester_dir):

@@ -32,6 +32,11 @@ EXIT_INCONCLUSIVE = 12
 GREEN = ("passed", "warning")
 
 
+def _urgency(code: int) -> int:
+    """Its place in URGENCY; a code not in it (a crash's) sorts with the no-verdict ones."""
+    return URGENCY.index(code) if code in URGENCY else URGENCY.index(EXIT_INCONCLUSIVE)
+
+
 @dataclass
 class TargetResult:
     """One target as the fleet sees it."""
@@ -69,10 +74,12 @@ class FleetResult:
 
     @property
     def exit_status(self) -> int:
-        if self.ended_early is not None:
-            return self.ended_early
         codes = [target.exit_status for target in self.targets]
-        return min(codes, key=URGENCY.index) if codes else 5
+        if self.ended_early is not None:
+            # Interrupted: still a rollback that needs a human, or a critical failure, where a
+            # target that ended reported one; else the interruption's own status.
+            codes = [code for code in codes if code in (10, 1)] + [self.ended_early]
+        return min(codes, key=_urgency) if codes else 5
 
     @property
     def state(self) -> str:

@@ -109,6 +109,7 @@ class FleetSession:
         self.started: list[Path] = []  # the report of each target started
         self.problems: list[str] = []  # outputs that could not be written
         self.children: set[subprocess.Popen[bytes]] = set()  # the target processes running now
+        self.children_lock = threading.Lock()
         self.stopping = ""  # a signal ended the session: no further target starts
 
     def pytest_deselected(self, items: list[pytest.Item]) -> None:
@@ -154,13 +155,19 @@ class FleetSession:
         return True
 
     def _on_sigterm(self, signum: int, frame: Any) -> None:
-        """As Ctrl-C: the running targets get the signal and end on their own terms (before a
-        rollback: none), no further target starts, and the fleet report says there is no verdict."""
+        """As Ctrl-C: the running targets get the signal and end on their own terms (one checking
+        stands down before any rollback; one rolling back reports what its rollback did), no
+        further target starts, and the fleet report says there is no fleet verdict. A second
+        signal is passed on only: the session still waits for its targets' reports."""
+        first = not self.stopping
         self.stopping = signal.Signals(signum).name
-        for child in list(self.children):
+        with self.children_lock:
+            running = list(self.children)
+        for child in running:
             with contextlib.suppress(OSError):
                 child.send_signal(signum)
-        raise KeyboardInterrupt(self.stopping)
+        if first:
+            raise KeyboardInterrupt(self.stopping)
 
     def _items_by_target(self, items: list[pytest.Item]) -> dict[str, list[str]]:
         names = [target.target.name for target in self.targets if target.target is not None]
@@ -183,23 +190,26 @@ class FleetSession:
         if config.inipath is not None:
             arguments += ["-c", str(config.inipath)]
         arguments += [flag for name, flag in FORWARDED_FLAGS if config.getoption(name, False)]
+        # The value this session runs with, 0 included (--timeout 0 over an ini's timeout); None
+        # leaves the target to the same ini. Attached (--flag=value): a value may start with "-".
         for name, flag in FORWARDED_VALUES:
             value = config.getoption(name, None)
-            if value not in (None, 0, False, ""):
-                arguments += [flag, str(value)]
+            if value is not None and value != "":
+                arguments.append(_option(flag, value))
         for name, flag in FORWARDED_LISTS:
-            for value in config.getoption(name, None) or []:
-                arguments += [flag, str(value)]
+            arguments += [_option(flag, value) for value in config.getoption(name, None) or []]
         workers: tuple[str, ...] = config.stash.get(target_workers_key, ())
         arguments += workers
         # --lf and --sw are this session's: a target keeps a cache of its own (an ini's addopts may
         # still name them), never this session's.
-        arguments += ["-o", f"cache_dir={(self.run.out / '.cache').resolve()}"]
+        arguments.append(_option("-o", f"cache_dir={(self.run.out / '.cache').resolve()}"))
         arguments += _plugin_arguments(config.invocation_params.args)
         # What this session left out, and why: the target's run is PARTIAL for it, never verified.
-        arguments += ["--smoke-left-out", why_never_collected(config)]
+        arguments.append(_option("--smoke-left-out", why_never_collected(config)))
         if lf_filtered(config):
-            arguments += ["--smoke-left-out-unknown", "--lf ran only what failed last time (in the fleet session)"]
+            arguments.append(
+                _option("--smoke-left-out-unknown", "--lf ran only what failed last time (in the session)")
+            )
         return arguments
 
     def _run_target(self, name: str, wave: int | None, ledger_path: Path) -> Path | None:
@@ -227,14 +237,19 @@ class FleetSession:
         reader = StreamReader(stream)
         with open(log, "wb") as handle:
             child = subprocess.Popen(command, env=environ, stdout=handle, stderr=subprocess.STDOUT)
-            self.children.add(child)
+            with self.children_lock:
+                self.children.add(child)
+            if self.stopping:  # the signal came as it started: it gets it too
+                with contextlib.suppress(OSError):
+                    child.send_signal(signal.SIGTERM)
             try:
                 while child.poll() is None:
                     self._replay(reader)
                     time.sleep(POLL_SECONDS)
             finally:
                 child.wait()  # Ctrl-C reached it too: it ends on its own terms, its report says how
-                self.children.discard(child)
+                with self.children_lock:
+                    self.children.discard(child)
         self._replay(reader)
         return report if report.exists() else None
 
@@ -313,6 +328,11 @@ class FleetSession:
         terminal = self.config.pluginmanager.get_plugin("terminalreporter")
         if terminal is not None:
             terminal.write_line(one_line(message))
+
+
+def _option(flag: str, value: object) -> str:
+    """One argument, whatever the value starts with: ``--flag=value``, ``-oVALUE``."""
+    return f"{flag}={value}" if flag.startswith("--") else f"{flag}{value}"
 
 
 def _write_text(path: str, text: str, mode: str) -> None:
