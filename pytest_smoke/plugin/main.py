@@ -203,6 +203,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("smoke_config", "Smoke config path, relative to the ini file's directory.", type="string")
 
 
+# The targets a run checks, when chosen before pytest_configure (see WorkersForTargets).
+chosen_targets_key = pytest.StashKey["tuple[str | None, list[str]]"]()
+
+
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     pluginmanager.add_hookspecs(hooks)
     pluginmanager.register(BuiltinExtensions(), "smoke-builtin-extensions")
@@ -225,10 +229,12 @@ class WorkersForTargets:
         from ..config import ConfigError, chosen_targets  # lazy: see the top
 
         try:
-            several = chosen_targets(path, _target_names(config), _target_selector(config))[1]
+            chosen = config.stash[chosen_targets_key] = chosen_targets(
+                path, _target_names(config), _target_selector(config)
+            )
         except ConfigError:
             return  # pytest_configure says so, as a usage error
-        if several:
+        if chosen[1]:
             workers = config.getoption("numprocesses", None)
             specs = () if workers else tuple(f"--tx={spec}" for spec in config.getoption("tx", None) or ())
             distribution = (
@@ -281,7 +287,9 @@ def pytest_configure(config: pytest.Config) -> None:
     from .stream import ReportStream
 
     try:
-        target, session_targets = chosen_targets(path, _target_names(config), _target_selector(config))
+        # Read once: WorkersForTargets may have chosen already (a -n run).
+        chosen = config.stash.get(chosen_targets_key, None)
+        target, session_targets = chosen or chosen_targets(path, _target_names(config), _target_selector(config))
         if session_targets and config.getoption("smoke_base_url"):
             raise ConfigError(
                 path,
@@ -311,7 +319,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if smoke_config.target is not None:
         config.pluginmanager.register(per_target, "smoke-every-test-per-target")
     if session_targets:
-        _start_fleet_session(config, path, run)
+        _start_fleet_session(config, run)
         return
     config.pluginmanager.register(SmokeCollection(run), "smoke-collection")
     config.pluginmanager.register(CheckExecution(run), "smoke-check-execution")
@@ -404,9 +412,8 @@ def _start_run(config: pytest.Config, smoke_config: SmokeConfig, extensions: Any
     return run
 
 
-def _start_fleet_session(config: pytest.Config, path: Path, run: SmokeRun) -> None:
+def _start_fleet_session(config: pytest.Config, run: SmokeRun) -> None:
     """Several targets: this session collects them all and runs each in a process of its own."""
-    from ..config import load_fleet  # lazy: see the top
     from .collection import SmokeCollection
     from .fleet_session import FleetSession
 
@@ -418,7 +425,8 @@ def _start_fleet_session(config: pytest.Config, path: Path, run: SmokeRun) -> No
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise pytest.UsageError(f"--smoke-fleet-out {out}: {exc.strerror or exc.__class__.__name__}") from None
-    session = FleetSession(config, load_fleet(path), run.targets)
+    assert run.config.fleet is not None  # every target of a session was loaded with its fleet
+    session = FleetSession(config, run.config.fleet, run.targets)
     if session.ledger_path.exists():
         raise pytest.UsageError(
             f"{session.ledger_path} exists: a fleet run id is used once (SMOKE_FLEET_RUN_ID); no target was started"
